@@ -1,0 +1,57 @@
+"""The Falcon app: ``/unit_api`` on every unit, ``/api`` on the leader.
+
+``create_app`` builds it from a plugin :class:`Registry`; ``get_app`` is what
+gunicorn loads (``gunicorn 'reactorkit.api.app:get_app()'``, or ``pio serve``).
+Plugins add routes through the ``register_routes`` hook.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import falcon
+
+from reactorkit.api import errors
+from reactorkit.api.resources.system import AppVersion, Health
+from reactorkit.core.config import Config, get_config, get_unit_name, is_leader
+from reactorkit.core.descriptors import resolve
+from reactorkit.core.plugins import Registry, make_plugin_manager
+
+logger = logging.getLogger("reactorkit.api")
+
+
+def create_app(registry: Registry, *, config: Config | None = None, unit: str | None = None,
+               leader: bool | None = None) -> falcon.App:
+    """Build the WSGI app.
+
+    Args:
+        registry: What the installed plugins contribute.
+        config: Merged config (default: this unit's).
+        unit: This unit's name (default ``$HOSTNAME``).
+        leader: Mount ``/api`` (default: this unit is ``[cluster.topology] leader_hostname``).
+    """
+    config = config or get_config()
+    unit = unit or get_unit_name()
+    leader = is_leader(config) if leader is None else leader
+    app = falcon.App(cors_enable=True)
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app)
+    app.add_route("/unit_api/health", Health(unit))
+    app.add_route("/unit_api/versions/app", AppVersion())
+    for route in registry.routes.values():
+        if route.leader_only and not leader:
+            continue
+        try:
+            resource = resolve(route.resource)
+            app.add_route(route.path, resource() if isinstance(resource, type) else resource)
+        except Exception as exc:  # a plugin's broken route never takes the API down
+            logger.error("route %s from %s not mounted: %s", route.path, route.source, exc)
+    app.context.registry = registry
+    app.context.unit = unit
+    app.context.leader = leader
+    return app
+
+
+def get_app() -> falcon.App:
+    """For gunicorn: ``gunicorn 'reactorkit.api.app:get_app()'``."""
+    return create_app(Registry.from_plugins(*make_plugin_manager()))

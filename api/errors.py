@@ -1,0 +1,71 @@
+"""The contract's error shape for every 4xx/5xx: ``{error, cause, remediation?, status}``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import falcon
+
+from reactorkit.core.paths import UnsafePath
+
+
+class ApiError(falcon.HTTPError):
+    """An HTTP error with the contract's ``remediation``; ``title`` is its ``error``.
+
+    Args:
+        status: Falcon status, e.g. ``falcon.HTTP_400``.
+        error: What went wrong, one sentence.
+        cause: Why (defaults to ``error``), e.g. which field and what was expected.
+        remediation: What the caller should do.
+    """
+
+    def __init__(self, status: str, error: str, *, cause: str | None = None, remediation: str | None = None) -> None:
+        super().__init__(status, title=error, description=cause)
+        self.remediation = remediation
+
+
+def status_code(status: Any) -> int:
+    return int(str(status).split()[0])
+
+
+def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
+    """Render any ``HTTPError`` (ours or Falcon's) in the contract's shape."""
+    body: dict[str, Any] = {"error": exc.title or "Error", "cause": exc.description or exc.title or "Error"}
+    remediation = getattr(exc, "remediation", None)
+    if remediation:
+        body["remediation"] = remediation
+    body["status"] = status_code(exc.status)
+    resp.status = exc.status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = json.dumps(body)
+    if exc.headers:
+        resp.set_headers(exc.headers)
+
+
+def _not_found(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+    raise ApiError(
+        falcon.HTTP_404,
+        "Not found.",
+        cause=f"No route for {req.method} {req.path}.",
+        remediation="Check the path against /unit_api/openapi.json (or /api on the leader).",
+    )
+
+
+def _unsafe_path(req: falcon.Request, resp: falcon.Response, ex: UnsafePath, params: Any) -> None:
+    raise ApiError(falcon.HTTP_400, "Unsafe path.", cause=str(ex), remediation="Give a relative path inside $DOT_PIOREACTOR.")
+
+
+def _unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+    if isinstance(ex, falcon.HTTPError):
+        raise ex
+    raise ApiError(falcon.HTTP_500, "Internal server error.", cause=f"{type(ex).__name__}: {ex}",
+                   remediation="See the unit's log file; report it if it persists.")
+
+
+def install(app: falcon.App) -> None:
+    """Register the serializer and the domain-exception handlers on ``app``."""
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(falcon.HTTPRouteNotFound, _not_found)
+    app.add_error_handler(UnsafePath, _unsafe_path)

@@ -1,0 +1,274 @@
+"""``pio``: the command line of a unit.
+
+Start-up is kept light: ``pio --help`` imports click and nothing else of
+weight; ``pio run --help`` additionally loads the plugin entry points (whose
+``__init__`` modules hold only descriptors). Job modules, falcon, paho, scipy
+and rq are imported only by the command that needs them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _registry() -> Any:
+    from reactorkit.core.plugins import Registry
+
+    return Registry.installed()
+
+
+class PluginCommands(click.Group):
+    """A group that adds the ``pio`` subcommands plugins register (loaded on demand)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        own = super().list_commands(ctx)
+        if os.environ.get("REACTORKIT_FAST_HELP"):
+            return own
+        try:
+            extra = [name for name in _registry().cli_commands if name not in own]
+        except Exception:  # plugin trouble must not break the CLI
+            extra = []
+        return own + sorted(extra)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        descriptor = _registry().cli_commands.get(name)
+        if descriptor is None:
+            return None
+        from reactorkit.core.descriptors import resolve
+
+        return resolve(descriptor.command)
+
+
+@click.group(cls=PluginCommands, context_settings=CONTEXT)
+def pio() -> None:
+    """reactorkit: control a bioreactor unit (jobs, plugins, API server, task worker).
+
+    Run a job with `pio run <job>`; list what runs with `pio jobs list`.
+    The unit's state lives in $DOT_PIOREACTOR (default ~/.pioreactor).
+    """
+
+
+# ---------------------------------------------------------------------- run
+_CLICK_TYPES = {"string": str, "float": float, "integer": int, "boolean": bool}
+
+
+class JobCommands(click.Group):
+    """``pio run <job>``: one subcommand per registered job, built from its descriptor."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_registry().jobs)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        descriptor = _registry().jobs.get(name)
+        return None if descriptor is None else _job_command(descriptor)
+
+
+def _job_command(descriptor: Any) -> click.Command:
+    params: list[click.Parameter] = []
+    for option in descriptor.cli_options:
+        flag = "--" + option.name.replace("_", "-")
+        if option.type == "flag":
+            params.append(click.Option([flag], is_flag=True, default=False, help=option.help))
+            continue
+        kind: Any = click.Choice(option.choices) if option.choices else _CLICK_TYPES[option.type]
+        params.append(
+            click.Option([flag], type=kind, default=option.default, required=option.required,
+                         help=option.help, show_default=option.default is not None)
+        )
+    params.append(
+        click.Option(["--config-override"], type=(str, str, str), multiple=True, metavar="SECTION KEY VALUE",
+                     help="Override a config value for this run only.")
+    )
+    extra = bool(getattr(descriptor, "accepts_extra_options", False))
+
+    def callback(config_override: tuple[tuple[str, str, str], ...], **kwargs: Any) -> None:
+        ctx = click.get_current_context()
+        if extra:
+            kwargs.update(_parse_extra(ctx.args))
+        code = run_job(descriptor, {k: v for k, v in kwargs.items() if v is not None}, config_override)
+        ctx.exit(code or 0)
+
+    return click.Command(
+        descriptor.job_name,
+        params=params,
+        callback=callback,
+        help=(descriptor.description or descriptor.display_name),
+        short_help=descriptor.display_name,
+        context_settings={**CONTEXT, **({"ignore_unknown_options": True, "allow_extra_args": True} if extra else {})},
+    )
+
+
+def _parse_extra(args: list[str]) -> dict[str, str]:
+    """``--key value`` pairs after the known options, as strings (automation parameters)."""
+    out: dict[str, str] = {}
+    key: str | None = None
+    for arg in args:
+        if arg.startswith("--"):
+            if key is not None:
+                out[key] = ""
+            name, eq, value = arg[2:].partition("=")
+            key = name.replace("-", "_")
+            if eq:
+                out[key], key = value, None
+        elif key is not None:
+            out[key], key = arg, None
+        else:
+            raise click.UsageError(f"unexpected argument {arg!r}; give options as --name value")
+    if key is not None:
+        out[key] = ""
+    return out
+
+
+def run_job(descriptor: Any, kwargs: dict[str, Any], overrides: tuple[tuple[str, str, str], ...] = ()) -> int:
+    """Run a job in this process until it disconnects; returns the exit code.
+
+    The unit comes from ``$HOSTNAME`` (else the hostname), the experiment from
+    ``$EXPERIMENT`` (else the unit's assignment, else ``$experiment``).
+    """
+    from reactorkit.core.config import get_experiment, get_unit_name, load_config, set_config
+    from reactorkit.core.descriptors import resolve
+
+    config = load_config(overrides)
+    set_config(config)
+    unit, experiment = get_unit_name(), get_experiment()
+    if descriptor.runner is not None:
+        result = resolve(descriptor.runner)(unit=unit, experiment=experiment, config=config, **kwargs)
+        return int(result or 0)
+    from reactorkit.core.job_registry import JobAlreadyRunning
+
+    job_class = resolve(descriptor.job_class)
+    try:
+        job = job_class(unit=unit, experiment=experiment, config=config, source=descriptor.source, **kwargs)
+    except JobAlreadyRunning as exc:
+        click.echo(f"Error: {exc}. Stop it first with: pio kill --job-name {descriptor.job_name}", err=True)
+        return 1
+    except ConnectionError as exc:
+        click.echo(f"Error: {exc}. Is mosquitto running? Check [mqtt] in config.ini.", err=True)
+        return 1
+    job.block_until_disconnected()
+    return 0
+
+
+pio.add_command(JobCommands("run", help="Run a job or action on this unit (see the list below).",
+                            context_settings=CONTEXT))
+
+
+# --------------------------------------------------------------------- kill
+@pio.command(context_settings=CONTEXT)
+@click.option("--job-name", help="Stop jobs with this name, e.g. stirring.")
+@click.option("--experiment", help="Stop jobs of this experiment.")
+@click.option("--job-id", type=int, help="Stop the job with this registry id.")
+@click.option("--job-source", help="Stop jobs started by this source, e.g. user or experiment_profile/3.")
+@click.option("--all-jobs", is_flag=True, help="Stop every job except long-running ones (monitor, mqtt_to_db_streaming …).")
+def kill(job_name: str | None, experiment: str | None, job_id: int | None, job_source: str | None, all_jobs: bool) -> None:
+    """Stop running jobs cleanly (SIGINT); give at least one filter or --all-jobs."""
+    from reactorkit.core.jobs_control import stop_jobs
+
+    if not any((job_name, experiment, job_id, job_source, all_jobs)):
+        raise click.UsageError("give --job-name, --experiment, --job-id, --job-source or --all-jobs")
+    stopped = stop_jobs(job_name=job_name, experiment=experiment, job_id=job_id, job_source=job_source, all_jobs=all_jobs)
+    click.echo(f"Stopped {len(stopped)} job(s)" + (": " + ", ".join(r.job_name for r in stopped) if stopped else "."))
+
+
+# --------------------------------------------------------------------- jobs
+@pio.group(context_settings=CONTEXT)
+def jobs() -> None:
+    """Inspect the jobs running on this unit."""
+
+
+@jobs.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def jobs_list(as_json: bool) -> None:
+    """List running jobs (stale rows of dead processes are removed first)."""
+    import json
+
+    from reactorkit.core.job_registry import JobRegistry
+
+    registry = JobRegistry()
+    rows = registry.running()
+    if as_json:
+        click.echo(json.dumps([dict(r.to_dict(), settings=registry.settings(r.job_id)) for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo("No jobs running.")
+        return
+    header = f"{'job_id':>6}  {'job_name':<26} {'experiment':<20} {'source':<14} {'pid':>7}  started_at"
+    click.echo(header)
+    for r in rows:
+        click.echo(f"{r.job_id:>6}  {r.job_name:<26} {r.experiment:<20} {str(r.job_source):<14} {r.pid:>7}  {r.started_at}")
+
+
+# ------------------------------------------------------------------ plugins
+@pio.group(context_settings=CONTEXT)
+def plugins() -> None:
+    """Inspect installed plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_list(as_json: bool) -> None:
+    """List plugins with version, source and any load error."""
+    import json
+
+    registry = _registry().collect_all()
+    infos = list(registry.plugins.values())
+    if as_json:
+        click.echo(json.dumps([i.to_dict() for i in infos], indent=2))
+        return
+    click.echo(f"{'name':<24} {'version':<10} {'source':<22} status")
+    for info in infos:
+        status = "ok" if not info.errors else "FAILED: " + "; ".join(info.errors)
+        click.echo(f"{info.name:<24} {info.version:<10} {info.source:<22} {status}")
+
+
+# ------------------------------------------------------------------ version
+@pio.command(context_settings=CONTEXT)
+def version() -> None:
+    """Print the reactorkit version."""
+    from reactorkit import __version__
+
+    click.echo(__version__)
+
+
+# -------------------------------------------------------------------- serve
+@pio.command(context_settings=CONTEXT)
+@click.option("--port", type=int, default=None, help="TCP port (default [ui] port, 4999).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--workers", type=int, default=2, show_default=True, help="gunicorn worker processes.")
+def serve(port: int | None, host: str, workers: int) -> None:
+    """Serve /unit_api (and /api on the leader) with gunicorn."""
+    from reactorkit.core.config import get_config
+
+    port = port or get_config().getint("ui", "port", fallback=4999)
+    args = [sys.executable, "-m", "gunicorn", "reactorkit.api.app:get_app()", "--bind", f"{host}:{port}",
+            "--workers", str(workers), "--threads", "4", "--timeout", "120", "--graceful-timeout", "5",
+            "--access-logfile", "-", "--log-level", "warning"]
+    os.execv(sys.executable, args)
+
+
+# ------------------------------------------------------------------- worker
+@pio.command(context_settings=CONTEXT)
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+def worker(burst: bool) -> None:
+    """Run the rq task worker of this unit (queue named after the unit)."""
+    from reactorkit.core.tasks import run_worker
+
+    run_worker(burst=burst)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    pio(prog_name="pio")
+
+
+if __name__ == "__main__":
+    main()

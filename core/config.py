@@ -1,0 +1,206 @@
+"""Configuration: shared ``config.ini`` merged with the unit's ``unit_config.ini``.
+
+Order (later wins): built-in defaults (:data:`DEFAULTS`), ``$GLOBAL_CONFIG`` or
+``$DOT_PIOREACTOR/config.ini``, ``$LOCAL_CONFIG`` or
+``$DOT_PIOREACTOR/unit_config.ini``, then one-run overrides
+(``pio run --config-override SECTION KEY VALUE``). Keys are case-sensitive and
+may have no value, as in the Pioreactor software.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+from reactorkit.core.paths import dot_pioreactor
+
+DEFAULTS = """
+[cluster.topology]
+leader_hostname = localhost
+leader_address = 127.0.0.1
+
+[cluster.addresses]
+
+[ui]
+proto = http
+port = 4999
+
+[mqtt]
+broker_address = 127.0.0.1
+broker_port = 1883
+username =
+password =
+topic_prefix =
+
+[redis]
+url = redis://127.0.0.1:6379/0
+
+[hardware]
+backend = auto
+
+[simulation]
+speedup = 1.0
+seed = 0
+mu_max_per_hour = 0.6
+monod_ks = 0.3
+substrate_in = 2.0
+initial_od = 0.05
+initial_volume_ml = 14
+ambient_temperature_c = 22.0
+pump_ml_per_second = 0.5
+noise_fraction = 0.01
+
+[PWM]
+1 = stirring
+2 = media
+3 = alt_media
+4 = waste
+5 = heating
+
+[leds]
+A = IR
+
+[od_config.photodiode_channel]
+1 = REF
+2 = 90
+
+[bioreactor]
+initial_volume_ml = 14
+efflux_tube_volume_ml = 14
+max_volume_to_warn = 17
+max_volume_to_stop = 18
+initial_alt_media_fraction = 0
+
+[storage]
+database = storage/pioreactor.sqlite
+temporary_cache = storage/local_intermittent_pioreactor_metadata.sqlite
+persistent_cache = storage/local_persistent_pioreactor_metadata.sqlite
+
+[logging]
+log_file = logs/pioreactor.log
+console_log_level = INFO
+ui_log_level = INFO
+"""
+
+
+class Config(configparser.ConfigParser):
+    """A case-sensitive, non-strict ConfigParser with path helpers."""
+
+    def __init__(self) -> None:
+        super().__init__(strict=False, allow_no_value=True, interpolation=None)
+
+    def optionxform(self, optionstr: str) -> str:  # keys are case-sensitive
+        return optionstr
+
+    def path(self, section: str, key: str) -> Path:
+        """A path from the config, relative paths taken under ``$DOT_PIOREACTOR``."""
+        value = Path(self.get(section, key))
+        return value if value.is_absolute() else dot_pioreactor() / value
+
+    def getboolean_loose(self, section: str, key: str, fallback: bool = False) -> bool:
+        """Booleans as the Pioreactor reads them: 1/yes/true/on vs 0/no/false/off."""
+        raw = self.get(section, key, fallback=None)
+        if raw is None or raw == "":
+            return fallback
+        return raw.strip().lower() in ("1", "yes", "true", "on", "y", "t")
+
+
+def shared_config_path() -> Path:
+    return Path(os.environ.get("GLOBAL_CONFIG") or dot_pioreactor() / "config.ini")
+
+
+def unit_config_path() -> Path:
+    return Path(os.environ.get("LOCAL_CONFIG") or dot_pioreactor() / "unit_config.ini")
+
+
+def load_config(overrides: Iterable[tuple[str, str, str]] = ()) -> Config:
+    """Read defaults, shared and unit-specific files, then ``overrides``.
+
+    Args:
+        overrides: ``(section, key, value)`` triples applied last.
+
+    Returns:
+        A fresh :class:`Config`. Unreadable files raise
+        ``configparser.Error`` naming the file and line.
+    """
+    config = Config()
+    config.read_string(DEFAULTS, source="<defaults>")
+    config.read([shared_config_path(), unit_config_path()], encoding="utf-8")
+    for section, key, value in overrides:
+        if not config.has_section(section):
+            config.add_section(section)
+        config.set(section, key, value)
+    # empty photodiode entries are dropped, as in the Pioreactor software
+    if config.has_section("od_config.photodiode_channel"):
+        for key, value in list(config.items("od_config.photodiode_channel")):
+            if not value:
+                config.remove_option("od_config.photodiode_channel", key)
+    return config
+
+
+@lru_cache(maxsize=1)
+def _cached_config() -> Config:
+    return load_config()
+
+
+def get_config() -> Config:
+    """The process-wide config (read once). Use :func:`load_config` for a fresh read."""
+    return _override if _override is not None else _cached_config()
+
+
+def get_unit_name() -> str:
+    """This unit's name: ``$HOSTNAME`` when set, else the machine's hostname."""
+    return os.environ.get("HOSTNAME") or socket.gethostname()
+
+
+def get_leader_hostname(config: Config | None = None) -> str:
+    config = config or get_config()
+    return config.get("cluster.topology", "leader_hostname", fallback="localhost")
+
+
+def is_leader(config: Config | None = None) -> bool:
+    """True when this unit's name is ``[cluster.topology] leader_hostname``."""
+    return get_unit_name() == get_leader_hostname(config)
+
+
+def pwm_channel_of(config: Config, device: str) -> int | None:
+    """The ``[PWM]`` channel number driving ``device`` (e.g. ``"media"``), or None."""
+    for channel, name in config.items("PWM") if config.has_section("PWM") else ():
+        if name == device:
+            return int(channel)
+    return None
+
+
+def led_channel_of(config: Config, device: str) -> str | None:
+    """The ``[leds]`` channel (``"A"``–``"D"``) labelled ``device`` (e.g. ``"IR"``), or None."""
+    for channel, name in config.items("leds") if config.has_section("leds") else ():
+        if name == device:
+            return channel
+    return None
+
+
+def set_config(config: Config | None) -> None:
+    """Replace the process-wide config (``pio run --config-override`` and tests); None re-reads files."""
+    global _override
+    _cached_config.cache_clear()
+    _override = config
+
+
+_override: Config | None = None
+
+
+def get_experiment(default: str = "$experiment") -> str:
+    """The experiment of this process: ``$EXPERIMENT``, else the unit's cached
+    assignment (``$DOT_PIOREACTOR/storage/assigned_experiment``), else ``default``."""
+    env = os.environ.get("EXPERIMENT")
+    if env:
+        return env
+    try:
+        cached = (dot_pioreactor() / "storage" / "assigned_experiment").read_text().strip()
+    except OSError:
+        cached = ""
+    return cached or default

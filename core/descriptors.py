@@ -1,0 +1,507 @@
+"""Typed records that plugins return from hooks.
+
+Every hook in :mod:`reactorkit.core.hooks.specs` returns instances of the frozen
+dataclasses below. Field names follow the Pioreactor contract (the JSON that
+``/api/jobs/descriptors`` and friends serve), and ``to_dict()`` produces that
+JSON. Validation happens in ``__post_init__``: a record that is not valid raises
+``ValueError`` with the offending field, and the plugin manager reports that
+error together with the plugin's name.
+
+This module is imported by every plugin's ``__init__`` and therefore imports
+nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Literal
+
+SNAKE_CASE = re.compile(r"[a-z][a-z0-9_]*")
+SETTING_TYPES = ("numeric", "boolean", "string", "json")
+DATATYPES = ("string", "float", "integer", "json", "boolean")
+AUTOMATION_TYPES = ("dosing", "led", "temperature")
+AUTOMATION_FIELD_TYPES = ("numeric", "string", "select", "boolean")
+CLI_OPTION_TYPES = ("string", "float", "integer", "boolean", "flag")
+RESERVED_JOB_NAMES = frozenset(
+    {"run", "dosing_events", "leds", "led_change_events", "unit_label", "pwm", "assignment"}
+)
+
+
+def _check_snake(kind: str, value: str) -> None:
+    if not isinstance(value, str) or not SNAKE_CASE.fullmatch(value):
+        raise ValueError(f"{kind} must be snake_case (lowercase letters, digits, _), got {value!r}")
+
+
+def _check_choice(kind: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{kind} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def resolve(target: Any) -> Any:
+    """Import ``"package.module:attribute"`` lazily; anything else is returned as is.
+
+    Descriptors may name their class by import path so that registering a
+    plugin never imports its heavy job module (``pio --help`` stays fast).
+
+    Raises:
+        ImportError / AttributeError: the path does not lead to an object.
+    """
+    if isinstance(target, str):
+        module_name, _, attribute = target.partition(":")
+        obj: Any = importlib.import_module(module_name)
+        for part in attribute.split(".") if attribute else ():
+            obj = getattr(obj, part)
+        return obj
+    return target
+
+
+class _Record:
+    """Shared ``to_dict``: contract fields only (``repr=False`` fields are internal)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = [v.to_dict() if isinstance(v, _Record) else v for v in value]
+            elif isinstance(value, _Record):
+                value = value.to_dict()
+            out[f.name] = value
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishedSetting(_Record):
+    """One setting a running job publishes on ``pioreactor/{unit}/{experiment}/{job}/{key}``.
+
+    Attributes:
+        key: The setting's topic segment, e.g. ``"target_rpm"``.
+        type: UI type: ``numeric | boolean | string | json``.
+        datatype: Wire type used to cast ``/set`` payloads: ``string | float |
+            integer | json | boolean``. Defaults from ``type``.
+        unit: Physical unit shown next to the value, e.g. ``"RPM"``, ``"°C"``, ``"h⁻¹"``.
+        label: Human label; required when ``display`` is true.
+        editable: Settable through ``…/{key}/set`` and the UI.
+        display: Shown in the UI's job card.
+        persist: Kept (not emptied) when the job disconnects.
+        min, max: Optional bounds for editable numeric settings.
+    """
+
+    key: str
+    type: str = "numeric"
+    datatype: str = ""
+    unit: str | None = None
+    label: str | None = None
+    description: str = ""
+    editable: bool = False
+    display: bool = True
+    persist: bool = field(default=False, repr=False)
+    min: float | None = None
+    max: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.key.startswith("$"):
+            _check_snake("published setting key", self.key)
+        _check_choice(f"setting {self.key!r} type", self.type, SETTING_TYPES)
+        if not self.datatype:
+            default = {"numeric": "float", "boolean": "boolean", "string": "string", "json": "json"}[self.type]
+            object.__setattr__(self, "datatype", default)
+        _check_choice(f"setting {self.key!r} datatype", self.datatype, DATATYPES)
+        if self.display and not self.label:
+            object.__setattr__(self, "label", self.key.replace("_", " ").capitalize())
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"setting {self.key!r}: min {self.min} is greater than max {self.max}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CliOption(_Record):
+    """A ``pio run <job>`` option, turned into a click option and a job keyword argument.
+
+    Attributes:
+        name: snake_case keyword argument; the flag is ``--name-with-dashes``.
+        type: ``string | float | integer | boolean | flag``.
+        default: Default value (None: not passed to the job).
+        help: One line for ``--help``; give the unit (mL, RPM, °C, seconds).
+        required: The job refuses to start without it.
+        choices: Allowed string values, if any.
+    """
+
+    name: str
+    type: str = "string"
+    default: Any = None
+    help: str = ""
+    required: bool = False
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_snake("CLI option name", self.name)
+        _check_choice(f"CLI option {self.name!r} type", self.type, CLI_OPTION_TYPES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobDescriptor(_Record):
+    """A background job or action, as ``/unit_api/jobs/descriptors`` lists it.
+
+    Attributes:
+        job_name: snake_case key used by ``pio run <job_name>`` and the MQTT topics,
+            e.g. ``"od_reading"``.
+        display_name: Title in the UI.
+        description: One paragraph for users.
+        published_settings: What the running job publishes/accepts, each with its unit.
+        subtext: Key of the setting shown as subtitle in the UI, if any.
+        display: Shown as a card in the UI.
+        job_class: The class (or ``"module:Class"`` path) that runs the job; never
+            serialized. Its constructor takes ``unit``, ``experiment`` and the CLI
+            options as keyword arguments.
+        cli_options: Options for ``pio run <job_name>``.
+        is_long_running: Survives ``stop all`` and runs outside experiments
+            (e.g. ``mqtt_to_db_streaming``, ``monitor``).
+        runner: Optional callable (or import path) ``runner(**kwargs) -> int``
+            for actions that are not background jobs (e.g. ``add_media``). When
+            set, ``pio run`` calls it instead of instantiating ``job_class``.
+        accepts_extra_options: ``pio run`` passes unknown ``--key value`` options
+            as string keyword arguments (automation parameters).
+        source: Set by the host: ``"app"`` for built-ins, else the plugin name.
+    """
+
+    job_name: str
+    display_name: str
+    description: str = ""
+    published_settings: tuple[PublishedSetting, ...] = ()
+    subtext: str | None = None
+    display: bool = True
+    job_class: Any = field(default=None, repr=False)
+    cli_options: tuple[CliOption, ...] = field(default=(), repr=False)
+    is_long_running: bool = field(default=False, repr=False)
+    runner: Any = field(default=None, repr=False)
+    accepts_extra_options: bool = field(default=False, repr=False)
+    source: str = "app"
+
+    def __post_init__(self) -> None:
+        _check_snake("job_name", self.job_name)
+        if self.job_name in RESERVED_JOB_NAMES:
+            raise ValueError(f"job_name {self.job_name!r} is reserved by the contract")
+        if not self.display_name:
+            raise ValueError(f"job {self.job_name!r}: display_name must not be empty")
+        if self.job_class is None and self.runner is None:
+            raise ValueError(f"job {self.job_name!r}: give job_class or runner")
+        _unique(f"job {self.job_name!r} published_settings", (s.key for s in self.published_settings))
+        _unique(f"job {self.job_name!r} cli_options", (o.name for o in self.cli_options))
+        _check_types(f"job {self.job_name!r} published_settings", self.published_settings, PublishedSetting)
+        _check_types(f"job {self.job_name!r} cli_options", self.cli_options, CliOption)
+
+    @property
+    def key(self) -> str:
+        return self.job_name
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutomationField(_Record):
+    """One parameter of an automation, as the UI form shows it.
+
+    Attributes:
+        key: snake_case keyword argument of the automation, e.g. ``"target_biomass"``.
+        label: Form label.
+        type: ``numeric | string | select | boolean``.
+        unit: Physical unit, e.g. ``"mL"``, ``"min"``, ``"°C"``.
+        default: Default value (None: required from the user when ``required``).
+        required, disabled: Form flags.
+        options: Choices for ``select`` fields.
+    """
+
+    key: str
+    label: str
+    type: str = "numeric"
+    unit: str | None = None
+    default: Any = None
+    required: bool = True
+    disabled: bool = False
+    options: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_snake("automation field key", self.key)
+        _check_choice(f"automation field {self.key!r} type", self.type, AUTOMATION_FIELD_TYPES)
+        if self.type == "select" and not self.options:
+            raise ValueError(f"automation field {self.key!r}: select fields need options")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutomationDescriptor(_Record):
+    """An automation that a host job (``dosing_automation`` …) can run.
+
+    Attributes:
+        automation_type: ``dosing | led | temperature``.
+        automation_name: snake_case key given as ``--automation-name``.
+        fields: Parameters, passed to the class as keyword arguments.
+        automation_class: Class or ``"module:Class"``; never serialized.
+    """
+
+    automation_type: str = field(repr=False)
+    automation_name: str
+    display_name: str
+    description: str = ""
+    fields: tuple[AutomationField, ...] = ()
+    automation_class: Any = field(default=None, repr=False)
+    source: str = "app"
+
+    def __post_init__(self) -> None:
+        _check_choice("automation_type", self.automation_type, AUTOMATION_TYPES)
+        _check_snake("automation_name", self.automation_name)
+        if self.automation_class is None:
+            raise ValueError(f"automation {self.automation_name!r}: automation_class is required")
+        _check_types(f"automation {self.automation_name!r} fields", self.fields, AutomationField)
+        _unique(f"automation {self.automation_name!r} fields", (f.key for f in self.fields))
+
+    @property
+    def key(self) -> str:
+        return f"{self.automation_type}/{self.automation_name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChartDescriptor(_Record):
+    """A chart of the UI's overview page.
+
+    Attributes:
+        chart_key: snake_case key, e.g. ``"implied_growth_rate"``.
+        data_source: Leader table the history comes from, e.g. ``"growth_rates"``.
+        title, y_axis_label: Labels (give the unit in the axis label).
+        mqtt_topic: Live topic(s) relative to ``pioreactor/{unit}/{experiment}/``.
+        payload_key: Key of the value inside the JSON payload, if any.
+        data_source_column: Column of ``data_source`` to plot, if not the default.
+        lookback: Hours shown (number or a JS expression string).
+        fixed_decimals: Decimals shown.
+        y_axis_domain: Optional ``(low, high)``.
+        interpolation: d3 curve name.
+    """
+
+    chart_key: str
+    data_source: str
+    title: str
+    y_axis_label: str = ""
+    mqtt_topic: str | tuple[str, ...] = ""
+    payload_key: str | None = None
+    data_source_column: str | None = None
+    lookback: float | str = 4.0
+    fixed_decimals: int = 2
+    down_sample: bool = True
+    y_transformation: str | None = None
+    y_axis_domain: tuple[float, float] | None = None
+    interpolation: str = "stepAfter"
+    source: str = "app"
+
+    def __post_init__(self) -> None:
+        _check_snake("chart_key", self.chart_key)
+        _check_snake(f"chart {self.chart_key!r} data_source", self.data_source)
+        if not self.title:
+            raise ValueError(f"chart {self.chart_key!r}: title must not be empty")
+
+    @property
+    def key(self) -> str:
+        return self.chart_key
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetDescriptor(_Record):
+    """An exportable dataset (``/api/datasets/exportable``).
+
+    Exactly one of ``table`` and ``query`` is given. ``default_order_by`` is the
+    timestamp column used for time windows and ordering.
+    """
+
+    dataset_name: str
+    display_name: str
+    description: str = ""
+    table: str | None = None
+    query: str | None = None
+    has_experiment: bool = True
+    has_unit: bool = True
+    default_order_by: str = "timestamp"
+    timestamp_columns: tuple[str, ...] = ("timestamp",)
+    always_partition_by_unit: bool = False
+    column_descriptions: dict[str, str] = field(default_factory=dict)
+    column_units: dict[str, str] = field(default_factory=dict)
+    source: str = "app"
+
+    def __post_init__(self) -> None:
+        _check_snake("dataset_name", self.dataset_name)
+        if (self.table is None) == (self.query is None):
+            raise ValueError(f"dataset {self.dataset_name!r}: give exactly one of table and query")
+
+    @property
+    def key(self) -> str:
+        return self.dataset_name
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrationProtocolDescriptor(_Record):
+    """A calibration protocol (``/unit_api/calibration_protocols``).
+
+    Attributes:
+        target_device: e.g. ``"media_pump"``, ``"od90"``, ``"stirring"``.
+        protocol_name: e.g. ``"duration_based"``.
+        priority: Lower is listed first (default 99).
+        requirements: Human-readable checklist.
+        session_class: Step machine class (or ``"module:Class"``); never serialized.
+    """
+
+    target_device: str
+    protocol_name: str
+    title: str
+    description: str = ""
+    priority: int = 99
+    requirements: tuple[str, ...] = ()
+    session_class: Any = field(default=None, repr=False)
+    source: str = "app"
+
+    def __post_init__(self) -> None:
+        _check_snake("target_device", self.target_device)
+        _check_snake("protocol_name", self.protocol_name)
+
+    @property
+    def id(self) -> str:
+        return f"{self.target_device}_{self.protocol_name}"
+
+    @property
+    def key(self) -> str:
+        return self.id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, **super().to_dict()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableDescriptor(_Record):
+    """A leader-database table a plugin needs (``register_storage``).
+
+    Attributes:
+        table: snake_case table name.
+        create_sql: ``CREATE TABLE IF NOT EXISTS …`` (and indexes), idempotent.
+        version: Bumped when ``migrations`` grows.
+        migrations: SQL statements applied in order when upgrading from an older version.
+    """
+
+    table: str
+    create_sql: str
+    version: int = 1
+    migrations: tuple[str, ...] = ()
+    source: str = "app"
+
+    def __post_init__(self) -> None:
+        _check_snake("table", self.table)
+        if "create" not in self.create_sql.lower():
+            raise ValueError(f"table {self.table!r}: create_sql must create the table")
+
+    @property
+    def key(self) -> str:
+        return self.table
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopicMapping(_Record):
+    """Stores messages of an MQTT topic into a leader table (``register_storage``).
+
+    Attributes:
+        topic: Pattern relative to the broker root, with MQTT wildcards, e.g.
+            ``"pioreactor/+/+/stirring/measured_rpm"``.
+        table: Destination table (declared by some plugin).
+        parse: Callable (or ``"module:function"``) ``parse(topic, payload: bytes)
+            -> dict | list[dict] | None`` returning the row(s) to insert; ``None`` skips.
+    """
+
+    topic: str
+    table: str
+    parse: Any = field(repr=False)
+    source: str = "app"
+
+    def __post_init__(self) -> None:
+        _check_snake(f"topic mapping {self.topic!r} table", self.table)
+        if not self.topic or self.topic.startswith("/"):
+            raise ValueError(f"topic mapping topic must be a relative MQTT topic, got {self.topic!r}")
+        if self.parse is None:
+            raise ValueError(f"topic mapping {self.topic!r}: parse is required")
+
+    @property
+    def key(self) -> str:
+        return f"{self.topic}->{self.table}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteDescriptor(_Record):
+    """An extra Falcon route (``register_routes``).
+
+    Attributes:
+        path: URI template, must start with ``/api/`` or ``/unit_api/``.
+        resource: Falcon resource instance or class (or ``"module:Class"``),
+            instantiated without arguments when it is a class.
+        leader_only: Mounted only on the leader.
+    """
+
+    path: str
+    resource: Any = field(repr=False)
+    leader_only: bool = False
+    source: str = "app"
+
+    def __post_init__(self) -> None:
+        if not (self.path.startswith("/api/") or self.path.startswith("/unit_api/")):
+            raise ValueError(f"route path must start with /api/ or /unit_api/, got {self.path!r}")
+
+    @property
+    def key(self) -> str:
+        return self.path
+
+
+@dataclass(frozen=True, kw_only=True)
+class CliCommandDescriptor(_Record):
+    """A ``pio`` subcommand (``register_cli_commands``).
+
+    Attributes:
+        name: Command name, e.g. ``"calibrations"``.
+        help: One line for ``pio --help``.
+        command: A ``click.Command`` (or ``"module:attr"``), loaded only when invoked.
+    """
+
+    name: str
+    help: str = ""
+    command: Any = field(repr=False)
+    source: str = "app"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", self.name or ""):
+            raise ValueError(f"CLI command name must be lowercase with dashes, got {self.name!r}")
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+def _unique(kind: str, keys: Any) -> None:
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            raise ValueError(f"{kind}: {key!r} is given twice")
+        seen.add(key)
+
+
+def _check_types(kind: str, values: tuple, cls: type) -> None:
+    for value in values:
+        if not isinstance(value, cls):
+            raise ValueError(f"{kind}: expected {cls.__name__}, got {type(value).__name__}")
+
+
+DESCRIPTOR_TYPES: dict[str, type] = {
+    "jobs": JobDescriptor,
+    "automations": AutomationDescriptor,
+    "charts": ChartDescriptor,
+    "datasets": DatasetDescriptor,
+    "calibration_protocols": CalibrationProtocolDescriptor,
+    "storage": (TableDescriptor, TopicMapping),  # type: ignore[dict-item]
+    "routes": RouteDescriptor,
+    "cli_commands": CliCommandDescriptor,
+}
+
+Loader = Callable[[], Any]
+Kind = Literal["jobs", "automations", "charts", "datasets", "calibration_protocols", "storage", "routes", "cli_commands"]

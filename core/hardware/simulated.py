@@ -1,0 +1,140 @@
+"""The simulated backend: every job process of a unit shares one vessel model.
+
+The model's state lives in ``$DOT_PIOREACTOR/storage/simulated_vessel_{unit}.json``;
+each operation takes a file lock, loads the state, integrates it up to the
+clock's "now", applies the operation and writes the state back atomically. So
+stirring, od_reading, pumps and the heater — separate processes — act on one
+physical culture, and simulated time may run faster than wall time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from filelock import FileLock
+
+from reactorkit.core.clock import Clock, get_clock
+from reactorkit.core.config import Config, led_channel_of
+from reactorkit.core.hardware.base import ADC_CHANNELS, LED_CHANNELS, PWM_CHANNELS, Hardware, HardwareError, check_duty_cycle
+from reactorkit.core.hardware.vessel import Vessel, VesselParameters, VesselState
+from reactorkit.core.paths import atomic_write, storage_dir
+
+
+def parameters_from_config(config: Config) -> VesselParameters:
+    """Read ``[simulation]``, ``[bioreactor]`` and ``[PWM]`` into :class:`VesselParameters`."""
+    sim = config["simulation"] if config.has_section("simulation") else {}
+    return VesselParameters(
+        mu_max_per_hour=float(sim.get("mu_max_per_hour", 0.6)),
+        ks=float(sim.get("monod_ks", 0.3)),
+        substrate_in=float(sim.get("substrate_in", 2.0)),
+        alt_media_inhibition=float(sim.get("alt_media_inhibition", 0.8)),
+        pump_ml_per_second=float(sim.get("pump_ml_per_second", 0.5)),
+        efflux_tube_volume_ml=config.getfloat("bioreactor", "efflux_tube_volume_ml", fallback=14.0),
+        ambient_temperature_c=float(sim.get("ambient_temperature_c", 22.0)),
+        noise_fraction=float(sim.get("noise_fraction", 0.01)),
+        seed=int(os.environ.get("REACTORKIT_SEED") or sim.get("seed", 0)),
+        pwm_devices=dict(config.items("PWM")) if config.has_section("PWM") else {},
+    )
+
+
+class SimulatedHardware(Hardware):
+    """Hardware backed by the shared :class:`Vessel` model of ``unit``.
+
+    Args:
+        config: Merged config (``[simulation]``, ``[PWM]``, ``[leds]``, ``[od_config.photodiode_channel]``).
+        unit: Unit name; each unit has its own vessel file.
+        clock: Time source (default: the process-wide clock).
+        path: State file (default under ``$DOT_PIOREACTOR/storage``).
+    """
+
+    def __init__(self, config: Config, unit: str, clock: Clock | None = None, path: Path | None = None) -> None:
+        self.config = config
+        self.unit = unit
+        self.clock = clock or get_clock(config)
+        self.params = parameters_from_config(config)
+        self.path = path or storage_dir() / f"simulated_vessel_{unit}.json"
+        self._lock = FileLock(str(self.path) + ".lock")
+
+    def _initial_state(self) -> VesselState:
+        sim = self.config["simulation"] if self.config.has_section("simulation") else {}
+        od = float(sim.get("initial_od", 0.05))
+        return VesselState(
+            t=self.clock.now(),
+            od=od,
+            substrate=max(self.params.substrate_in - od, 0.0),
+            volume_ml=self.config.getfloat("bioreactor", "initial_volume_ml", fallback=14.0),
+            temperature_c=self.params.ambient_temperature_c,
+        )
+
+    @contextmanager
+    def vessel(self, write: bool = True) -> Iterator[Vessel]:
+        """Lock, load, advance to now; yields the :class:`Vessel`; saves on exit."""
+        with self._lock:
+            try:
+                state = VesselState.from_dict(json.loads(self.path.read_text()))
+            except (FileNotFoundError, ValueError, TypeError):
+                state = self._initial_state()
+            vessel = Vessel(self.params, state)
+            vessel.advance(self.clock.now())
+            yield vessel
+            if write:
+                atomic_write(self.path, json.dumps(vessel.s.to_dict()))
+
+    def reset(self, **state: Any) -> None:
+        """Start a fresh culture (optionally overriding state fields such as ``od``)."""
+        with self._lock:
+            fresh = self._initial_state()
+            for key, value in state.items():
+                setattr(fresh, key, value)
+            atomic_write(self.path, json.dumps(fresh.to_dict()))
+
+    # ----------------------------------------------------------- actuators
+    def set_pwm(self, channel: int, duty_cycle: float) -> None:
+        if int(channel) not in PWM_CHANNELS:
+            raise HardwareError(f"PWM channel must be one of {PWM_CHANNELS}, got {channel}")
+        duty_cycle = check_duty_cycle(duty_cycle)
+        with self.vessel() as v:
+            v.s.pwm[str(int(channel))] = duty_cycle
+
+    def get_pwm(self, channel: int) -> float:
+        with self.vessel(write=False) as v:
+            return v.s.pwm.get(str(int(channel)), 0.0)
+
+    def set_led(self, channel: str, intensity: float) -> None:
+        if channel not in LED_CHANNELS:
+            raise HardwareError(f"LED channel must be one of {LED_CHANNELS}, got {channel!r}")
+        intensity = check_duty_cycle(intensity)
+        with self.vessel() as v:
+            v.s.leds[channel] = intensity
+
+    def get_leds(self) -> dict[str, float]:
+        with self.vessel(write=False) as v:
+            return dict(v.s.leds)
+
+    # -------------------------------------------------------------- sensors
+    def read_photodiodes(self, channels: tuple[int, ...] = ADC_CHANNELS) -> dict[int, float]:
+        angles = {
+            int(k): v for k, v in self.config.items("od_config.photodiode_channel") if v and int(k) in channels
+        } if self.config.has_section("od_config.photodiode_channel") else {}
+        ir = led_channel_of(self.config, "IR") or "A"
+        with self.vessel() as v:
+            intensity = v.s.leds.get(ir, 0.0)
+            voltages = v.photodiode_voltages(angles, intensity)
+        return {c: voltages.get(c, 0.0) for c in channels}
+
+    def read_temperature(self) -> float:
+        with self.vessel() as v:
+            return v.temperature_reading()
+
+    def measure_rpm(self, duration_s: float = 2.0) -> float:
+        self.clock.sleep(duration_s)
+        with self.vessel() as v:
+            return v.tachometer_rpm()
+
+    def ground_truth(self) -> dict[str, Any]:
+        with self.vessel(write=False) as v:
+            return v.ground_truth()

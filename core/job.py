@@ -1,0 +1,343 @@
+"""The background-job base class: lifecycle, published settings, ``/set``, signals.
+
+Lifecycle (``$state``): ``init → ready ⇄ sleeping → disconnected``, and ``lost``
+(published by the broker as the MQTT last will when the process dies without
+cleaning up). A subclass hooks transitions with ``on_<from>_to_<to>()`` and
+``on_<to>()`` (called in that order), e.g. ``on_sleeping`` turns the motor off
+and ``on_disconnected`` leaves the hardware safe.
+
+Published settings are declared in the class attribute ``published_settings``::
+
+    published_settings = {
+        "target_rpm": {"datatype": "float", "settable": True, "unit": "RPM"},
+        "measured_rpm": {"datatype": "json", "settable": False, "unit": "RPM"},
+    }
+
+Assigning ``self.target_rpm = 400`` publishes the value, retained (QoS 2), on
+``pioreactor/{unit}/{experiment}/{job_name}/target_rpm`` and stores it in the
+unit's job registry. A message on ``…/target_rpm/set`` (on the unit or on
+``$broadcast``; retained ``/set`` messages are ignored) is cast by datatype and
+applied through ``set_target_rpm(value)`` when the class defines it, else by
+assignment. A value that cannot be cast, or a setting that is unknown or not
+settable, is logged and ignored: a malformed message never stops a job.
+
+SIGTERM, SIGINT and SIGHUP stop the job cleanly: state ``disconnected``
+(``on_disconnected`` leaves the hardware safe), non-persistent settings emptied,
+registry row removed, MQTT closed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from typing import Any, ClassVar
+
+from reactorkit.core import mqtt as mq
+from reactorkit.core.clock import Clock, get_clock
+from reactorkit.core.config import Config, get_config, get_leader_hostname
+from reactorkit.core.job_registry import JobRegistry
+from reactorkit.core.logs import create_logger
+
+INIT, READY, SLEEPING, DISCONNECTED, LOST = "init", "ready", "sleeping", "disconnected", "lost"
+STATES = (INIT, READY, SLEEPING, DISCONNECTED, LOST)
+TRANSITIONS = {
+    INIT: {READY, DISCONNECTED, LOST},
+    READY: {SLEEPING, DISCONNECTED, LOST},
+    SLEEPING: {READY, DISCONNECTED, LOST},
+    DISCONNECTED: {LOST},
+    LOST: set(),
+}
+TRUE_WORDS = ("true", "1", "y", "on", "yes", "t")
+FALSE_WORDS = ("false", "0", "n", "off", "no", "f")
+
+
+class InvalidSettingValue(ValueError):
+    """A ``/set`` payload that cannot be cast to the setting's datatype."""
+
+
+def cast_setting(datatype: str, payload: str) -> Any:
+    """Cast a ``/set`` payload by datatype (``string|float|integer|json|boolean``).
+
+    Raises:
+        InvalidSettingValue: the payload is not a value of that type.
+    """
+    text = payload.strip()
+    try:
+        if datatype == "float":
+            value = float(text)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError("not finite")
+            return value
+        if datatype == "integer":
+            return int(float(text)) if float(text).is_integer() else int(text)
+        if datatype == "boolean":
+            if text.lower() in TRUE_WORDS:
+                return True
+            if text.lower() in FALSE_WORDS:
+                return False
+            raise ValueError("not a boolean word")
+        if datatype == "json":
+            return json.loads(text)
+        return payload
+    except (ValueError, TypeError) as exc:
+        raise InvalidSettingValue(f"{payload!r} is not a valid {datatype}") from exc
+
+
+def encode_setting(value: Any) -> str | bytes:
+    """Wire form of a setting: JSON for structs, ``True``/``False`` for booleans, ``""`` for None."""
+    if value is None:
+        return b""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    if hasattr(value, "to_dict"):
+        return json.dumps(value.to_dict())
+    return str(value)
+
+
+class _PostInit(type):
+    """Calls ``_post_init`` after the most-derived ``__init__`` has returned."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().__call__(*args, **kwargs)
+        obj._post_init()
+        return obj
+
+
+class BackgroundJob(metaclass=_PostInit):
+    """Base class of every long-lived job process (``pio run <job_name>``).
+
+    Args:
+        unit: This unit's name, e.g. ``"worker1"``.
+        experiment: The experiment the job's readings belong to.
+        config: Merged config (default: the process-wide one).
+        clock: Time source (default: the process-wide clock, which may be sped up).
+        job_source: Who started the job (``$JOB_SOURCE``, default ``"user"``).
+        source: Plugin that provides the job (``"app"`` for built-ins); used as the log source.
+
+    Raises:
+        JobAlreadyRunning: a job of this name is already running on this unit.
+        ConnectionError: the MQTT broker cannot be reached.
+
+    Class attributes:
+        job_name: snake_case key (topics, registry, ``pio run``).
+        published_settings: ``name -> {datatype, settable, unit?, persist?}``.
+        is_long_running: Survives "stop all".
+    """
+
+    job_name: ClassVar[str] = ""
+    published_settings: ClassVar[dict[str, dict[str, Any]]] = {}
+    is_long_running: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        unit: str,
+        experiment: str,
+        *,
+        config: Config | None = None,
+        clock: Clock | None = None,
+        job_source: str | None = None,
+        source: str = "app",
+    ) -> None:
+        if not self.job_name:
+            raise TypeError(f"{type(self).__name__} must set job_name")
+        object.__setattr__(self, "_publishing", False)
+        self.unit = unit
+        self.experiment = experiment
+        self.config = config or get_config()
+        self.clock = clock or get_clock(self.config)
+        self.job_source = job_source or os.environ.get("JOB_SOURCE", "user")
+        self.source = source
+        self.state = INIT
+        self.job_id: int | None = None
+        self._disconnected = threading.Event()
+        self._state_lock = threading.RLock()
+        self._settings: dict[str, dict[str, Any]] = {"state": {"datatype": "string", "settable": True, "persist": True}}
+        for cls in reversed(type(self).__mro__):
+            self._settings.update(getattr(cls, "published_settings", {}) or {})
+        self._topic_base = mq.job_topic(unit, experiment, self.job_name, config=self.config)
+        self.mqtt = mq.create_client(
+            client_id=f"{self.job_name}-{unit}-{experiment}-{os.getpid()}",
+            will=(f"{self._topic_base}/$state", LOST, mq.QOS_EXACTLY_ONCE, True),
+            on_connect=self._subscribe,
+            on_message=self._on_message,
+            config=self.config,
+        )
+        self.logger = create_logger(
+            self.job_name, unit=unit, experiment=experiment, mqtt_client=self.mqtt, source=source,
+            config=self.config, clock=self.clock,
+        )
+        self.registry = JobRegistry(config=self.config)
+        try:
+            self.job_id = self.registry.register(
+                unit=unit,
+                experiment=experiment,
+                job_name=self.job_name,
+                pid=os.getpid(),
+                job_source=self.job_source,
+                leader=get_leader_hostname(self.config),
+                is_long_running=self.is_long_running,
+                started_at=self.clock.utc_iso(),
+            )
+        except Exception:
+            self._close_mqtt()
+            raise
+        self._publishing = True
+        self._publish_setting("state", INIT)
+
+    # ------------------------------------------------------------------ settings
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if self.__dict__.get("_publishing") and name in self._settings:
+            self._publish_setting(name, value)
+
+    def _publish_setting(self, name: str, value: Any) -> Any:
+        topic_key = "$state" if name == "state" else name
+        info = self.mqtt.publish(
+            f"{self._topic_base}/{topic_key}", encode_setting(value), qos=mq.QOS_EXACTLY_ONCE, retain=True
+        )
+        if self.job_id is not None:
+            stored = value.to_dict() if hasattr(value, "to_dict") else value
+            try:
+                self.registry.set_setting(self.job_id, topic_key, stored)
+            except Exception as exc:  # the registry is a cache: never fatal
+                self.logger.debug("registry update of %s failed: %s", topic_key, exc)
+        return info
+
+    def _subscribe(self, client: Any) -> None:
+        root = mq.root_topic(self.config)
+        for unit in (self.unit, "$broadcast"):
+            client.subscribe(f"{root}/{unit}/{self.experiment}/{self.job_name}/+/set", qos=mq.QOS_AT_LEAST_ONCE)
+        self.on_mqtt_connect(client)
+
+    def on_mqtt_connect(self, client: Any) -> None:
+        """Override to add subscriptions; called on every (re)connect."""
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        try:
+            parts = message.topic.split("/")
+            if parts[-1] == "set" and parts[-3] == self.job_name:
+                if message.retain:
+                    return
+                self._apply_set(parts[-2], message.payload.decode("utf-8", errors="replace"))
+            else:
+                self.on_message(message)
+        except Exception as exc:  # a malformed message never kills the job
+            self.logger.error("ignored message on %s: %s", message.topic, exc)
+
+    def on_message(self, message: Any) -> None:
+        """Override to handle messages of extra subscriptions."""
+
+    def _apply_set(self, key: str, payload: str) -> None:
+        name = "state" if key == "$state" else key
+        spec = self._settings.get(name)
+        if spec is None or not spec.get("settable"):
+            self.logger.warning("%s is not a settable setting of %s; ignored", key, self.job_name)
+            return
+        try:
+            value = cast_setting(spec.get("datatype", "string"), payload)
+        except InvalidSettingValue as exc:
+            self.logger.error("bad value for %s: %s; ignored", key, exc)
+            return
+        if name == "state":
+            self.set_state(value)
+            return
+        old = getattr(self, name, None)
+        setter = getattr(self, f"set_{name}", None)
+        try:
+            if callable(setter):
+                setter(value)
+            else:
+                setattr(self, name, value)
+        except (ValueError, TypeError) as exc:
+            self.logger.error("could not set %s to %r: %s; ignored", key, value, exc)
+            return
+        self.logger.info("Updated %s from %s to %s.", name, old, getattr(self, name, value))
+
+    # --------------------------------------------------------------- lifecycle
+    def _post_init(self) -> None:
+        self.set_state(READY)
+        self._install_signal_handlers()
+
+    def set_state(self, new_state: str) -> None:
+        """Move to ``new_state`` if the lifecycle allows it; runs the transition hooks.
+
+        Invalid transitions are logged and ignored.
+        """
+        with self._state_lock:
+            current = self.state
+            if new_state == current:
+                return
+            if new_state not in STATES or new_state not in TRANSITIONS[current]:
+                self.logger.warning("cannot go from %s to %s; ignored", current, new_state)
+                return
+            if new_state == DISCONNECTED:
+                self.clean_up()
+                return
+            for hook in (f"on_{current}_to_{new_state}", f"on_{new_state}"):
+                method = getattr(self, hook, None)
+                if callable(method):
+                    method()
+            self.state = new_state
+            if new_state in (READY, SLEEPING) and current != INIT:
+                self.logger.info("%s → %s", current, new_state)
+
+    def clean_up(self) -> None:
+        """Disconnect: hooks, state ``disconnected``, settings emptied, registry row removed, MQTT closed."""
+        with self._state_lock:
+            if self._disconnected.is_set():
+                return
+            current = self.state
+            for hook in (f"on_{current}_to_{DISCONNECTED}", f"on_{DISCONNECTED}"):
+                method = getattr(self, hook, None)
+                if callable(method):
+                    try:
+                        method()
+                    except Exception as exc:
+                        self.logger.error("error while stopping: %s", exc)
+            for name, spec in self._settings.items():
+                if name != "state" and not spec.get("persist"):
+                    self.mqtt.publish(f"{self._topic_base}/{name}", b"", qos=mq.QOS_EXACTLY_ONCE, retain=True)
+            self._publishing = False
+            object.__setattr__(self, "state", DISCONNECTED)
+            info = self.mqtt.publish(f"{self._topic_base}/$state", DISCONNECTED, qos=mq.QOS_EXACTLY_ONCE, retain=True)
+            if self.job_id is not None:
+                try:
+                    self.registry.remove(self.job_id)
+                finally:
+                    self.registry.close()
+            self.logger.info("Disconnected.")
+            try:
+                info.wait_for_publish(2.0)
+            except (RuntimeError, ValueError):
+                pass
+            self._close_mqtt()
+            self._disconnected.set()
+
+    def _close_mqtt(self) -> None:
+        try:
+            self.mqtt.disconnect()  # a clean disconnect discards the last will
+        finally:
+            self.mqtt.loop_stop()
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def _stop(signum: int, frame: Any) -> None:
+            self.set_state(DISCONNECTED)
+
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, _stop)
+
+    def block_until_disconnected(self) -> None:
+        """Block the main thread until the job disconnects (signals are handled meanwhile)."""
+        while not self._disconnected.wait(1.0):
+            pass
+
+    @property
+    def is_disconnected(self) -> bool:
+        return self._disconnected.is_set()

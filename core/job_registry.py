@@ -1,0 +1,237 @@
+"""The unit-local job registry (SQLite under ``$DOT_PIOREACTOR/storage``).
+
+Tables follow the Pioreactor software's ``[storage] temporary_cache``:
+
+* ``pio_job_metadata``: ``job_id`` (autoincrement), ``unit``, ``experiment``,
+  ``job_name``, ``job_source``, ``started_at``, ``is_running``, ``leader``,
+  ``pid``, ``is_long_running_job``, ``ended_at``.
+* ``pio_job_published_settings``: ``setting``, ``value``, ``proposed_value``,
+  ``created_at``, ``updated_at``, ``job_id``; unique (``setting``, ``job_id``).
+
+A job's row is removed when it exits cleanly. Rows whose pid is no longer
+alive are "stale": :meth:`JobRegistry.clean_stale` removes them (called before
+every listing and before a job starts, so a crashed job never blocks a restart).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from reactorkit.core.config import Config, get_config
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pio_job_metadata (
+    job_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    unit TEXT NOT NULL,
+    experiment TEXT NOT NULL,
+    job_name TEXT NOT NULL,
+    job_source TEXT,
+    started_at TEXT NOT NULL,
+    is_running INTEGER NOT NULL DEFAULT 1,
+    leader TEXT,
+    pid INTEGER NOT NULL,
+    is_long_running_job INTEGER NOT NULL DEFAULT 0,
+    ended_at TEXT
+);
+CREATE TABLE IF NOT EXISTS pio_job_published_settings (
+    setting TEXT NOT NULL,
+    value BLOB,
+    proposed_value BLOB,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    job_id INTEGER NOT NULL REFERENCES pio_job_metadata(job_id) ON DELETE CASCADE,
+    UNIQUE (setting, job_id)
+);
+CREATE INDEX IF NOT EXISTS pio_job_metadata_name ON pio_job_metadata (job_name, is_running);
+"""
+
+
+class JobAlreadyRunning(RuntimeError):
+    """A job with this name is already running on this unit."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One registry row (``/unit_api/jobs/running`` serves these)."""
+
+    job_id: int
+    unit: str
+    experiment: str
+    job_name: str
+    job_source: str | None
+    started_at: str
+    is_running: bool
+    leader: str | None
+    pid: int
+    is_long_running_job: bool
+    ended_at: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().split(b") ", 1)[1][:1] != b"Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+class JobRegistry:
+    """Access to the registry database.
+
+    Args:
+        path: SQLite file; default ``[storage] temporary_cache`` under ``$DOT_PIOREACTOR``.
+    """
+
+    def __init__(self, path: Path | None = None, config: Config | None = None) -> None:
+        self.path = path or (config or get_config()).path("storage", "temporary_cache")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=15000")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def register(
+        self,
+        *,
+        unit: str,
+        experiment: str,
+        job_name: str,
+        pid: int,
+        job_source: str | None = None,
+        leader: str | None = None,
+        is_long_running: bool = False,
+        started_at: str,
+    ) -> int:
+        """Insert a running job; returns its ``job_id``.
+
+        Raises:
+            JobAlreadyRunning: a live job with ``job_name`` is already registered.
+        """
+        self.clean_stale()
+        with self._transaction():
+            row = self._conn.execute(
+                "SELECT pid FROM pio_job_metadata WHERE job_name = ? AND is_running = 1", (job_name,)
+            ).fetchone()
+            if row is not None:
+                raise JobAlreadyRunning(f"{job_name} is already running on {unit} (pid {row['pid']})")
+            cur = self._conn.execute(
+                "INSERT INTO pio_job_metadata (unit, experiment, job_name, job_source, started_at, is_running, leader,"
+                " pid, is_long_running_job) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
+                (unit, experiment, job_name, job_source, started_at, leader, pid, int(is_long_running)),
+            )
+            return int(cur.lastrowid)
+
+    def remove(self, job_id: int) -> None:
+        """Delete a job and its settings (clean exit)."""
+        with self._transaction():
+            self._conn.execute("DELETE FROM pio_job_published_settings WHERE job_id = ?", (job_id,))
+            self._conn.execute("DELETE FROM pio_job_metadata WHERE job_id = ?", (job_id,))
+
+    def set_setting(self, job_id: int, setting: str, value: Any) -> None:
+        """Upsert a published setting; ``None`` deletes it. Dicts/lists are stored as JSON."""
+        if value is None:
+            self._conn.execute(
+                "DELETE FROM pio_job_published_settings WHERE job_id = ? AND setting = ?", (job_id, setting)
+            )
+            return
+        stored = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
+        if isinstance(stored, bool):
+            stored = str(stored)
+        now = _now()
+        self._conn.execute(
+            "INSERT INTO pio_job_published_settings (setting, value, created_at, updated_at, job_id)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (setting, job_id) DO UPDATE SET value = excluded.value,"
+            " updated_at = excluded.updated_at",
+            (setting, stored, now, now, job_id),
+        )
+
+    def settings(self, job_id: int) -> dict[str, Any]:
+        """``setting -> value`` of a job."""
+        rows = self._conn.execute(
+            "SELECT setting, value FROM pio_job_published_settings WHERE job_id = ? ORDER BY setting", (job_id,)
+        )
+        return {r["setting"]: r["value"] for r in rows}
+
+    def running(self, **filters: Any) -> list[JobRecord]:
+        """Live jobs, optionally filtered by ``job_name``, ``experiment``, ``job_source``,
+        ``job_id``, ``unit`` (``None`` filters are ignored). Stale rows are removed first."""
+        self.clean_stale()
+        clauses, params = ["is_running = 1"], []
+        for key, value in filters.items():
+            if value is None:
+                continue
+            if key not in ("job_name", "experiment", "job_source", "job_id", "unit"):
+                raise ValueError(f"unknown filter {key!r}")
+            clauses.append(f"{key} = ?")
+            params.append(value)
+        rows = self._conn.execute(
+            f"SELECT * FROM pio_job_metadata WHERE {' AND '.join(clauses)} ORDER BY job_id", params
+        )
+        return [_record(r) for r in rows]
+
+    def get(self, job_id: int) -> JobRecord | None:
+        row = self._conn.execute("SELECT * FROM pio_job_metadata WHERE job_id = ?", (job_id,)).fetchone()
+        return _record(row) if row else None
+
+    def clean_stale(self) -> list[JobRecord]:
+        """Remove rows whose pid is dead; returns what was removed."""
+        rows = self._conn.execute("SELECT * FROM pio_job_metadata WHERE is_running = 1").fetchall()
+        stale = [_record(r) for r in rows if not pid_alive(r["pid"])]
+        for record in stale:
+            self.remove(record.job_id)
+        return stale
+
+    def _transaction(self) -> Iterator[None]:
+        return _Transaction(self._conn)
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        job_id=row["job_id"],
+        unit=row["unit"],
+        experiment=row["experiment"],
+        job_name=row["job_name"],
+        job_source=row["job_source"],
+        started_at=row["started_at"],
+        is_running=bool(row["is_running"]),
+        leader=row["leader"],
+        pid=row["pid"],
+        is_long_running_job=bool(row["is_long_running_job"]),
+        ended_at=row["ended_at"],
+    )
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"

@@ -1,0 +1,121 @@
+"""MQTT client and topic helpers (paho-mqtt 2.x).
+
+Topics follow the contract: ``pioreactor/{unit}/{experiment}/{job}/{setting}``.
+A deployment (or a test) may put every topic under a prefix with
+``$MQTT_TOPIC_PREFIX`` or ``[mqtt] topic_prefix`` (e.g. ``"test-1234/"``) so
+that several clusters can share one broker without seeing each other.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from typing import Any, Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from reactorkit.core.config import Config, get_config
+
+QOS_AT_MOST_ONCE, QOS_AT_LEAST_ONCE, QOS_EXACTLY_ONCE = 0, 1, 2
+
+
+def topic_prefix(config: Config | None = None) -> str:
+    """The prefix put before ``pioreactor/`` (empty by default)."""
+    env = os.environ.get("MQTT_TOPIC_PREFIX")
+    if env is not None:
+        return env
+    return (config or get_config()).get("mqtt", "topic_prefix", fallback="") or ""
+
+
+def root_topic(config: Config | None = None) -> str:
+    """``{prefix}pioreactor``: the root of every topic of this cluster."""
+    return f"{topic_prefix(config)}pioreactor"
+
+
+def job_topic(unit: str, experiment: str, job_name: str, *rest: str, config: Config | None = None) -> str:
+    """``{root}/{unit}/{experiment}/{job_name}/{rest…}``."""
+    return "/".join((root_topic(config), unit, experiment, job_name, *rest))
+
+
+def split_topic(topic: str, config: Config | None = None) -> list[str]:
+    """The segments after the root: ``[unit, experiment, job, …]``.
+
+    Raises:
+        ValueError: the topic is not under this cluster's root.
+    """
+    root = root_topic(config) + "/"
+    if not topic.startswith(root):
+        raise ValueError(f"topic {topic!r} is not under {root!r}")
+    return topic[len(root):].split("/")
+
+
+def create_client(
+    *,
+    client_id: str | None = None,
+    will: tuple[str, str | bytes, int, bool] | None = None,
+    on_connect: Callable[[mqtt.Client], Any] | None = None,
+    on_message: Callable[[mqtt.Client, Any, mqtt.MQTTMessage], Any] | None = None,
+    config: Config | None = None,
+    start_loop: bool = True,
+    timeout: float = 5.0,
+) -> mqtt.Client:
+    """Connect a paho client to the broker of ``[mqtt]``.
+
+    Args:
+        client_id: Defaults to a random id.
+        will: ``(topic, payload, qos, retain)`` last will.
+        on_connect: Called (with the client) on every (re)connect; subscribe there.
+        on_message: paho ``on_message`` callback.
+        start_loop: Start paho's network thread and wait until connected.
+        timeout: Seconds to wait for the connection.
+
+    Raises:
+        ConnectionError: the broker did not accept the connection in time.
+    """
+    config = config or get_config()
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id or f"reactorkit-{uuid.uuid4().hex[:12]}",
+        clean_session=True,
+    )
+    username = config.get("mqtt", "username", fallback="")
+    if username:
+        client.username_pw_set(username, config.get("mqtt", "password", fallback="") or None)
+    if will is not None:
+        client.will_set(*will)
+    connected = threading.Event()
+
+    def _on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code == 0 or getattr(reason_code, "value", 1) == 0:
+            if on_connect is not None:
+                on_connect(c)
+            connected.set()
+
+    client.on_connect = _on_connect
+    if on_message is not None:
+        client.on_message = on_message
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    host = config.get("mqtt", "broker_address", fallback="127.0.0.1")
+    port = config.getint("mqtt", "broker_port", fallback=1883)
+    try:
+        client.connect(host, port, keepalive=60)
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach the MQTT broker at {host}:{port}: {exc}") from exc
+    if start_loop:
+        client.loop_start()
+        if not connected.wait(timeout):
+            client.loop_stop()
+            raise ConnectionError(f"the MQTT broker at {host}:{port} did not accept the connection within {timeout} s")
+    return client
+
+
+def publish_once(topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False, config: Config | None = None) -> None:
+    """Connect, publish one message, wait until it is sent, disconnect."""
+    client = create_client(config=config)
+    try:
+        client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()

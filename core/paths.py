@@ -1,0 +1,69 @@
+"""Where a unit keeps its state, and safe joins inside it.
+
+``$DOT_PIOREACTOR`` (default ``~/.pioreactor``) holds ``config.ini``,
+``unit_config.ini``, ``storage/``, ``plugins/``, ``experiment_profiles/``,
+``logs/`` and the calibrations. Every path built from user input goes through
+:func:`safe_join`, so nothing escapes that folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+class UnsafePath(ValueError):
+    """A user-supplied path would leave ``$DOT_PIOREACTOR`` (absolute, ``..`` or a link)."""
+
+
+def dot_pioreactor() -> Path:
+    """The unit's state folder: ``$DOT_PIOREACTOR`` or ``~/.pioreactor``."""
+    return Path(os.environ.get("DOT_PIOREACTOR") or Path.home() / ".pioreactor")
+
+
+def storage_dir() -> Path:
+    """``$DOT_PIOREACTOR/storage``, created on demand."""
+    path = dot_pioreactor() / "storage"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def safe_join(root: Path, *parts: str) -> Path:
+    """Join ``parts`` under ``root`` and refuse anything that escapes it.
+
+    Raises:
+        UnsafePath: a part is absolute, contains ``..``, or the resolved path
+            (following symlinks) is outside ``root``.
+    """
+    for part in parts:
+        if not part or os.path.isabs(part) or ".." in Path(part).parts or "\x00" in part:
+            raise UnsafePath(f"{part!r} is not a relative path inside {root}")
+    candidate = root.joinpath(*parts)
+    resolved_root = root.resolve()
+    resolved = candidate.resolve()
+    if resolved != resolved_root and resolved_root not in resolved.parents:
+        raise UnsafePath(f"{'/'.join(parts)!r} resolves outside {root}")
+    return candidate
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    Readers see either the old or the new content, never a half-written file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,46 @@
+"""The unit's task queue: rq on the unit's Redis.
+
+Each unit has one queue named after it (``reactorkit:{unit}``) on the Redis of
+``[redis] url`` (``$REDIS_URL`` overrides). ``pio worker`` executes its tasks;
+the API enqueues long or side-effecting work there and answers
+``202 {unit, task_id, result_url_path}``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from reactorkit.core.config import Config, get_config, get_unit_name
+
+
+def redis_url(config: Config | None = None) -> str:
+    return os.environ.get("REDIS_URL") or (config or get_config()).get("redis", "url", fallback="redis://127.0.0.1:6379/0")
+
+
+def queue_name(unit: str | None = None) -> str:
+    return f"reactorkit:{unit or get_unit_name()}"
+
+
+def get_queue(unit: str | None = None, config: Config | None = None) -> Any:
+    """The rq ``Queue`` of ``unit`` (default: this unit)."""
+    from redis import Redis
+    from rq import Queue
+
+    return Queue(queue_name(unit), connection=Redis.from_url(redis_url(config)))
+
+
+def enqueue(func: Callable[..., Any] | str, *args: Any, unit: str | None = None, timeout_s: int = 600, **kwargs: Any) -> str:
+    """Queue ``func(*args, **kwargs)`` for this unit's worker; returns the task id."""
+    job = get_queue(unit).enqueue(func, *args, job_timeout=timeout_s, result_ttl=86_400, failure_ttl=86_400, kwargs=kwargs)
+    return job.id
+
+
+def run_worker(*, burst: bool = False, unit: str | None = None) -> None:
+    """Run an rq worker on this unit's queue (blocks)."""
+    from redis import Redis
+    from rq import Queue, Worker
+
+    connection = Redis.from_url(redis_url())
+    queue = Queue(queue_name(unit), connection=connection)
+    Worker([queue], connection=connection, name=f"{queue_name(unit)}:{os.getpid()}").work(burst=burst, with_scheduler=False)
