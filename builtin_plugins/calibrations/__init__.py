@@ -1,0 +1,1 @@
+"""Built-in plugin calibrations (being written)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin experiment_profiles (being written)."""

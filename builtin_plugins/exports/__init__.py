@@ -1,0 +1,1 @@
+"""Built-in plugin exports (being written)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin growth_rate (being written)."""

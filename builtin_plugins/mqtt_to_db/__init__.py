@@ -1,0 +1,1 @@
+"""Built-in plugin mqtt_to_db (being written)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin od_reading (being written)."""

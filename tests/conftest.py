@@ -1,0 +1,23 @@
+"""Shared fixtures: the reactorkit test kit plus a bare plugin manager and API client."""
+
+import falcon.testing
+import pytest
+
+from reactorkit.api.app import create_app
+from reactorkit.core.plugins import Registry, make_plugin_manager
+
+pytest_plugins = ["reactorkit.core.testing"]
+
+
+@pytest.fixture
+def plugin_manager():
+    """Our hookspecs and no installed plugins."""
+    pm, _ = make_plugin_manager(load_installed=False)
+    return pm
+
+
+@pytest.fixture
+def client(plugin_manager, tmp_path, monkeypatch):
+    """An in-process API client for a unit named ``testunit`` (not the leader)."""
+    monkeypatch.setenv("DOT_PIOREACTOR", str(tmp_path))
+    return falcon.testing.TestClient(create_app(Registry.from_plugins(plugin_manager), unit="testunit", leader=False))
