@@ -8,6 +8,7 @@ Plugins add routes through the ``register_routes`` hook.
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import falcon
 
@@ -18,6 +19,14 @@ from reactorkit.core.descriptors import resolve
 from reactorkit.core.plugins import Registry, make_plugin_manager
 
 logger = logging.getLogger("reactorkit.api")
+
+
+class App(falcon.App):
+    """``falcon.App`` with a ``context`` namespace: ``registry``, ``config``, ``unit``, ``leader``."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.context = SimpleNamespace()
 
 
 def create_app(registry: Registry, *, config: Config | None = None, unit: str | None = None,
@@ -33,7 +42,8 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
     config = config or get_config()
     unit = unit or get_unit_name()
     leader = is_leader(config) if leader is None else leader
-    app = falcon.App(cors_enable=True)
+    app = App(cors_enable=True)
+    app.context = SimpleNamespace(registry=registry, config=config, unit=unit, leader=leader)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
     app.add_route("/unit_api/health", Health(unit))
@@ -46,9 +56,6 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
             app.add_route(route.path, resource() if isinstance(resource, type) else resource)
         except Exception as exc:  # a plugin's broken route never takes the API down
             logger.error("route %s from %s not mounted: %s", route.path, route.source, exc)
-    app.context.registry = registry
-    app.context.unit = unit
-    app.context.leader = leader
     return app
 
 

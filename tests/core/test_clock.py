@@ -1,0 +1,70 @@
+"""The sped-up clock and its timer."""
+
+import threading
+import time
+
+import pytest
+
+from reactorkit.core.clock import Clock, RepeatedTimer, parse_iso, utc_iso_ms
+
+
+def test_simulated_time_runs_speedup_times_faster():
+    clock = Clock(speedup=100.0)
+    start = clock.now()
+    time.sleep(0.05)
+    elapsed = clock.now() - start
+    assert 4.0 < elapsed < 20.0
+
+
+def test_clocks_with_the_same_origin_agree_across_processes():
+    origin = time.time() - 10
+    a, b = Clock(60.0, origin), Clock(60.0, origin)
+    assert abs(a.now() - b.now()) < 1.0
+    assert a.now() - time.time() > 500  # 10 wall seconds since origin are 600 simulated
+
+
+def test_sleep_takes_simulated_seconds():
+    clock = Clock(speedup=1000.0)
+    t0 = time.monotonic()
+    clock.sleep(50)
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_speedup_must_be_positive():
+    with pytest.raises(ValueError):
+        Clock(0)
+
+
+def test_repeated_timer_fires_on_simulated_intervals():
+    clock = Clock(speedup=200.0)
+    calls = []
+    done = threading.Event()
+
+    def tick():
+        calls.append(clock.now())
+        if len(calls) == 3:
+            done.set()
+
+    timer = RepeatedTimer(20.0, tick, clock=clock).start()
+    assert done.wait(5)
+    timer.cancel()
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert all(15.0 < g < 30.0 for g in gaps)
+
+
+def test_paused_timer_does_not_call():
+    clock = Clock(speedup=500.0)
+    calls = []
+    timer = RepeatedTimer(5.0, lambda: calls.append(1), clock=clock)
+    timer.pause()
+    timer.start()
+    time.sleep(0.1)
+    timer.cancel()
+    assert calls == []
+
+
+def test_timestamps_round_trip():
+    ts = 1_700_000_000.123
+    assert utc_iso_ms(ts) == "2023-11-14T22:13:20.123Z"
+    assert abs(parse_iso(utc_iso_ms(ts)) - ts) < 1e-3
+    assert abs(parse_iso(Clock().utc_iso(ts)) - ts) < 1e-5

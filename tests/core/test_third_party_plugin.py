@@ -1,0 +1,55 @@
+"""A pip-installed third-party plugin appears next to the built-ins."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reactorkit.core.testing import pio_command
+
+PACKAGE = Path(__file__).parents[1] / "fixtures" / "hello_plugin"
+
+
+@pytest.fixture(scope="module")
+def hello_installed(tmp_path_factory):
+    build = tmp_path_factory.mktemp("hello_build")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-build-isolation", "--no-deps", str(PACKAGE)],
+        check=True, cwd=build,
+    )
+    yield
+    subprocess.run([sys.executable, "-m", "pip", "uninstall", "--quiet", "--yes", "reactorkit-hello-plugin"], check=False)
+
+
+def run_fresh(code):
+    """Run in a new interpreter: entry points are read at start-up."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+def test_installed_plugin_job_is_in_the_aggregated_descriptors(hello_installed):
+    out = run_fresh(
+        "import json; from reactorkit.core.plugins import Registry; r = Registry.installed();"
+        "print(json.dumps({'jobs': {k: v.source for k, v in r.jobs.items()}, 'charts': list(r.charts)}))"
+    )
+    found = json.loads(out)
+    assert found["jobs"]["hello_job"] == "hello"
+    assert found["jobs"]["stirring"] == "app"
+    assert "hello_chart" in found["charts"]
+
+
+def test_installed_plugin_is_listed_by_pio_plugins_list(hello_installed, tmp_path):
+    env = {**os.environ, "DOT_PIOREACTOR": str(tmp_path)}
+    out = subprocess.run(pio_command("plugins", "list", "--json"), capture_output=True, text=True, env=env, check=True).stdout
+    hello = next(p for p in json.loads(out) if p["name"] == "hello")
+    assert hello["version"] == "1.2.3"
+    assert hello["author"] == "Test Author"
+    assert hello["errors"] == []
+
+
+def test_installed_plugin_job_is_offered_by_pio_run(hello_installed, tmp_path):
+    env = {**os.environ, "DOT_PIOREACTOR": str(tmp_path)}
+    out = subprocess.run(pio_command("run", "--help"), capture_output=True, text=True, env=env, check=True).stdout
+    assert "hello_job" in out
