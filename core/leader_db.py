@@ -1,0 +1,567 @@
+"""The leader database: SQLite file ``[storage] database`` under ``$DOT_PIOREACTOR``.
+
+Only the leader has one. It holds the cluster inventory (``workers``), the
+experiments and who is assigned to which (with the history of assignments),
+unit labels, logs, config-file history, and every table that plugins declare
+through the ``register_storage`` hook (readings such as ``od_readings``).
+
+Connections (domain facts §4):
+
+* WAL journal, ``busy_timeout`` 15 s, ``synchronous = NORMAL`` (safe in WAL);
+* foreign keys **on** for web connections (deleting an experiment cascades to
+  its rows), **off** for the MQTT writer (rows of experiments that do not exist,
+  such as ``$experiment``, are accepted);
+* one connection per thread (gunicorn's threaded workers), re-opened after a fork.
+
+Schema versions live in ``schema_migrations`` (``component``, ``version``):
+component ``core`` for the tables below (:data:`CORE_MIGRATIONS`, applied in
+order), ``table:<name>`` for each plugin table (its ``create_sql`` first, then
+``TableDescriptor.migrations[v-1:]`` when its ``version`` grows). Migrating is
+idempotent and safe to run from several processes at once (``BEGIN IMMEDIATE``).
+
+Timestamps are UTC ISO-8601 with milliseconds and ``Z`` (``2026-01-31T12:00:00.000Z``),
+taken from the cluster clock (:func:`reactorkit.core.clock.get_clock`), so they
+agree with the readings of a sped-up simulation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from reactorkit.core.clock import get_clock, utc_iso_ms
+from reactorkit.core.config import Config, get_config, get_leader_hostname
+
+logger = logging.getLogger("reactorkit.leader_db")
+
+BUSY_TIMEOUT_MS = 15_000
+
+#: Core schema, one script per version. Never edit a released entry: append a new one.
+CORE_MIGRATIONS: tuple[str, ...] = (
+    # version 1
+    """
+    CREATE TABLE IF NOT EXISTS experiments (
+        experiment TEXT NOT NULL PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        media_used TEXT,
+        organism_used TEXT
+    );
+    CREATE INDEX IF NOT EXISTS experiments_created_at_ix ON experiments (created_at);
+    CREATE VIEW IF NOT EXISTS latest_experiment AS
+        SELECT experiment, created_at, description, media_used, organism_used,
+               round((julianday('now') - julianday(created_at)) * 24, 0) AS delta_hours
+        FROM experiments ORDER BY rowid DESC LIMIT 1;
+
+    CREATE TABLE IF NOT EXISTS experiment_tags (
+        experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
+        tag TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (experiment, tag)
+    );
+
+    CREATE TABLE IF NOT EXISTS workers (
+        pioreactor_unit TEXT NOT NULL PRIMARY KEY,
+        added_at TEXT NOT NULL,
+        model_name TEXT,
+        model_version TEXT,
+        is_active INTEGER NOT NULL DEFAULT 1
+    );
+
+    CREATE TABLE IF NOT EXISTS experiment_worker_assignments (
+        pioreactor_unit TEXT NOT NULL UNIQUE REFERENCES workers (pioreactor_unit) ON DELETE CASCADE,
+        experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
+        assigned_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS experiment_worker_assignments_ix ON experiment_worker_assignments (experiment);
+
+    CREATE TABLE IF NOT EXISTS experiment_worker_assignments_history (
+        pioreactor_unit TEXT NOT NULL,
+        experiment TEXT NOT NULL,
+        assigned_at TEXT NOT NULL,
+        unassigned_at TEXT
+    );
+    CREATE INDEX IF NOT EXISTS experiment_worker_assignments_history_ix
+        ON experiment_worker_assignments_history (experiment, pioreactor_unit);
+    CREATE INDEX IF NOT EXISTS experiment_worker_assignments_history_unit_ix
+        ON experiment_worker_assignments_history (pioreactor_unit, unassigned_at);
+
+    CREATE TABLE IF NOT EXISTS pioreactor_unit_labels (
+        experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
+        pioreactor_unit TEXT NOT NULL,
+        label TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (pioreactor_unit, experiment),
+        UNIQUE (label, experiment)
+    );
+
+    CREATE TABLE IF NOT EXISTS logs (
+        experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
+        pioreactor_unit TEXT NOT NULL,
+        timestamp TEXT NOT NULL,
+        message TEXT NOT NULL,
+        source TEXT NOT NULL,
+        level TEXT,
+        task TEXT
+    );
+    CREATE INDEX IF NOT EXISTS logs_ix ON logs (experiment, pioreactor_unit, timestamp);
+    CREATE INDEX IF NOT EXISTS logs_timestamp_ix ON logs (timestamp);
+    CREATE INDEX IF NOT EXISTS logs_unit_ix ON logs (pioreactor_unit, timestamp);
+
+    CREATE TABLE IF NOT EXISTS config_files_histories (
+        timestamp TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS config_files_histories_ix ON config_files_histories (filename, timestamp);
+    """,
+)
+
+#: Leader tables the time-series endpoints read, and the columns that identify a series.
+#: Their indexes are ensured at start-up when a plugin has declared the table.
+TIME_SERIES_INDEXES: dict[str, tuple[str, ...]] = {
+    "od_readings": ("experiment", "pioreactor_unit", "channel", "timestamp"),
+    "raw_od_readings": ("experiment", "pioreactor_unit", "channel", "timestamp"),
+    "od_readings_fused": ("experiment", "pioreactor_unit", "timestamp"),
+    "od_readings_filtered": ("experiment", "pioreactor_unit", "timestamp"),
+    "growth_rates": ("experiment", "pioreactor_unit", "timestamp"),
+    "temperature_readings": ("experiment", "pioreactor_unit", "timestamp"),
+}
+
+
+class LeaderDBError(RuntimeError):
+    """A leader-database operation could not be done (message says why)."""
+
+
+class UnknownWorker(LeaderDBError):
+    """The unit is not in the leader's ``workers`` inventory."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__(f"{unit!r} is not in the workers inventory")
+        self.unit = unit
+
+
+class UnknownExperiment(LeaderDBError):
+    """No experiment of that name exists."""
+
+    def __init__(self, experiment: str) -> None:
+        super().__init__(f"experiment {experiment!r} does not exist")
+        self.experiment = experiment
+
+
+def now_iso() -> str:
+    """Now on the cluster clock, in the database format (``…T12:00:00.000Z``)."""
+    return utc_iso_ms(get_clock().now())
+
+
+def database_path(config: Config | None = None) -> Path:
+    """``[storage] database`` (relative paths are under ``$DOT_PIOREACTOR``)."""
+    return (config or get_config()).path("storage", "database")
+
+
+def connect(path: Path | str, *, foreign_keys: bool = True, read_only: bool = False) -> sqlite3.Connection:
+    """Open a connection with the leader's pragmas.
+
+    Args:
+        path: The SQLite file (its folder is created).
+        foreign_keys: ``PRAGMA foreign_keys`` (on for web connections, off for the MQTT writer).
+        read_only: Open with ``mode=ro`` (no writes, no schema changes).
+
+    Returns:
+        A connection in autocommit mode (``isolation_level=None``; use
+        :meth:`LeaderDB.transaction` for multi-statement writes) whose rows are
+        :class:`sqlite3.Row`.
+    """
+    path = Path(path)
+    if read_only:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                               check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache per connection
+    conn.execute("PRAGMA mmap_size = 268435456")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    return conn
+
+
+class LeaderDB:
+    """Access to the leader database: connections, migrations and the cluster inventory.
+
+    Args:
+        path: The SQLite file; default ``[storage] database`` under ``$DOT_PIOREACTOR``.
+        config: Config used for the default path and the leader's name.
+        registry: Plugin registry whose ``tables`` are created by :meth:`migrate`
+            (default: none; pass ``Registry.installed()`` on the leader).
+        foreign_keys: Web connections enable them (default); the MQTT writer does not.
+        migrate: Run :meth:`migrate` now (default True).
+
+    Every method opens (or reuses) this thread's connection; instances are safe to
+    share between threads and survive ``fork`` (a child opens its own connection).
+    """
+
+    def __init__(self, path: Path | str | None = None, *, config: Config | None = None, registry: Any = None,
+                 foreign_keys: bool = True, migrate: bool = True) -> None:
+        self.config = config or get_config()
+        self.path = Path(path) if path is not None else database_path(self.config)
+        self.registry = registry
+        self.foreign_keys = foreign_keys
+        self._local = threading.local()
+        if migrate:
+            self.migrate()
+
+    # ------------------------------------------------------------ connections
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use, re-opened in a forked child)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = connect(self.path, foreign_keys=self.foreign_keys)
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local.conn = None
+
+    @contextmanager
+    def transaction(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE … COMMIT`` (rolled back if the block raises)."""
+        conn = self.conn
+        if conn.in_transaction:  # nested: join the outer transaction
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        """Rows of ``sql`` as dicts."""
+        return [dict(r) for r in self.conn.execute(sql, params)]
+
+    def query_one(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
+        """The first row of ``sql`` as a dict, or None."""
+        row = self.conn.execute(sql, params).fetchone()
+        return dict(row) if row is not None else None
+
+    def execute(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        """Run one statement (autocommit unless inside :meth:`transaction`)."""
+        return self.conn.execute(sql, params)
+
+    def table_exists(self, table: str) -> bool:
+        """True when ``table`` (or a view of that name) exists."""
+        row = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (table,)
+        ).fetchone()
+        return row is not None
+
+    def columns(self, table: str) -> list[str]:
+        """Column names of ``table`` (empty when it does not exist)."""
+        return [r["name"] for r in self.conn.execute("SELECT name FROM pragma_table_info(?)", (table,))]
+
+    # ------------------------------------------------------------- migrations
+    def schema_versions(self) -> dict[str, int]:
+        """``component -> version`` as recorded in ``schema_migrations``."""
+        self._ensure_migrations_table()
+        return {r["component"]: r["version"] for r in self.conn.execute("SELECT component, version FROM schema_migrations")}
+
+    def _ensure_migrations_table(self) -> None:
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " component TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL, applied_at TEXT NOT NULL)"
+        )
+
+    def _recorded_version(self, component: str) -> int:
+        row = self.conn.execute("SELECT version FROM schema_migrations WHERE component = ?", (component,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def migrate(self) -> None:
+        """Bring the core schema and every plugin table up to date; ensure time-series indexes.
+
+        A plugin table whose SQL fails is logged and skipped (the rest of the
+        database keeps working), as a broken plugin never takes the leader down.
+
+        Raises:
+            sqlite3.Error: a core migration failed (nothing of it is applied).
+        """
+        self._ensure_migrations_table()
+        current = self._recorded_version("core")
+        if current < len(CORE_MIGRATIONS):
+            self._apply_locked("core", len(CORE_MIGRATIONS), lambda v: list(CORE_MIGRATIONS[v:]))
+        tables = getattr(self.registry, "tables", {}) if self.registry is not None else {}
+        for descriptor in tables.values():
+            try:
+                self.ensure_table(descriptor)
+            except sqlite3.Error as exc:
+                logger.error("table %s from %s could not be created/migrated: %s", descriptor.table, descriptor.source, exc)
+        for table, columns in TIME_SERIES_INDEXES.items():
+            try:
+                self.ensure_index(table, columns)
+            except sqlite3.Error as exc:
+                logger.error("index on %s could not be created: %s", table, exc)
+
+    def _apply_locked(self, component: str, target: int, scripts_from: Any) -> None:
+        """Apply ``scripts_from(current_version)`` unless another process already did (checked under the lock)."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = self._recorded_version(component)
+            if current >= target:
+                conn.execute("COMMIT")
+                return
+            for script in scripts_from(current):
+                for statement in _split_sql(script):
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (component, version, applied_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (component) DO UPDATE SET version = excluded.version, applied_at = excluded.applied_at",
+                (component, target, now_iso()),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def ensure_table(self, descriptor: Any) -> None:
+        """Create a plugin's table (``TableDescriptor``) or migrate it to its ``version``.
+
+        New table: ``create_sql`` runs and ``version`` is recorded. Recorded
+        version ``v`` below ``descriptor.version``: ``migrations[v-1:version-1]``
+        run in order, then ``create_sql`` again (idempotent; picks up new indexes).
+
+        Raises:
+            sqlite3.Error: the SQL failed (nothing of it is applied).
+        """
+        component = f"table:{descriptor.table}"
+        target = int(descriptor.version)
+
+        def scripts(current: int) -> list[str]:
+            if current == 0:
+                return [descriptor.create_sql]
+            return [*descriptor.migrations[current - 1:target - 1], descriptor.create_sql]
+
+        if self._recorded_version(component) < target:
+            self._apply_locked(component, target, scripts)
+
+    def ensure_index(self, table: str, columns: tuple[str, ...]) -> bool:
+        """Create ``{table}_ts_ix`` on ``columns`` unless the table is missing or an
+        existing index already starts with these columns. Returns True if created."""
+        if not self.table_exists(table):
+            return False
+        present = set(self.columns(table))
+        if not set(columns) <= present:
+            return False
+        for index in self.conn.execute("SELECT name FROM pragma_index_list(?)", (table,)).fetchall():
+            cols = tuple(r["name"] for r in self.conn.execute("SELECT name FROM pragma_index_info(?) ORDER BY seqno", (index["name"],)))
+            if cols[: len(columns)] == columns:
+                return False
+        self.conn.execute(f'CREATE INDEX IF NOT EXISTS "{table}_ts_ix" ON "{table}" ({", ".join(columns)})')
+        return True
+
+    # ---------------------------------------------------------------- workers
+    def workers(self, active_only: bool = False) -> list[dict[str, Any]]:
+        """The inventory, sorted by unit name.
+
+        Returns:
+            ``[{pioreactor_unit, added_at, is_active (0/1), model_name, model_version}]``.
+        """
+        sql = "SELECT pioreactor_unit, added_at, is_active, model_name, model_version FROM workers"
+        if active_only:
+            sql += " WHERE is_active = 1"
+        return self.query(sql + " ORDER BY pioreactor_unit")
+
+    def worker(self, unit: str) -> dict[str, Any] | None:
+        """One inventory row (shape of :meth:`workers`) or None."""
+        return self.query_one(
+            "SELECT pioreactor_unit, added_at, is_active, model_name, model_version FROM workers WHERE pioreactor_unit = ?",
+            (unit,),
+        )
+
+    def add_worker(self, unit: str, model_name: str | None = None, model_version: str | None = None) -> bool:
+        """Add ``unit`` to the inventory, or update its model when it is already there.
+
+        Returns:
+            True when the unit was new.
+        """
+        with self.transaction() as conn:
+            existed = conn.execute("SELECT 1 FROM workers WHERE pioreactor_unit = ?", (unit,)).fetchone() is not None
+            if existed:
+                if model_name is not None or model_version is not None:
+                    conn.execute(
+                        "UPDATE workers SET model_name = coalesce(?, model_name), model_version = coalesce(?, model_version)"
+                        " WHERE pioreactor_unit = ?",
+                        (model_name, model_version, unit),
+                    )
+            else:
+                conn.execute(
+                    "INSERT INTO workers (pioreactor_unit, added_at, model_name, model_version, is_active) VALUES (?, ?, ?, ?, 1)",
+                    (unit, now_iso(), model_name, model_version),
+                )
+        return not existed
+
+    def remove_worker(self, unit: str) -> str | None:
+        """Remove ``unit`` from the inventory (its assignment ends, history kept).
+
+        Returns:
+            The experiment it was assigned to, or None.
+
+        Raises:
+            UnknownWorker: not in the inventory.
+        """
+        with self.transaction():
+            if self.worker(unit) is None:
+                raise UnknownWorker(unit)
+            previous = self.unassign(unit)
+            self.execute("DELETE FROM workers WHERE pioreactor_unit = ?", (unit,))
+        return previous
+
+    def set_worker_active(self, unit: str, is_active: bool) -> None:
+        """Raises: UnknownWorker."""
+        cursor = self.execute("UPDATE workers SET is_active = ? WHERE pioreactor_unit = ?", (int(bool(is_active)), unit))
+        if cursor.rowcount == 0:
+            raise UnknownWorker(unit)
+
+    def set_worker_model(self, unit: str, model_name: str, model_version: str) -> None:
+        """Raises: UnknownWorker."""
+        cursor = self.execute(
+            "UPDATE workers SET model_name = ?, model_version = ? WHERE pioreactor_unit = ?", (model_name, model_version, unit)
+        )
+        if cursor.rowcount == 0:
+            raise UnknownWorker(unit)
+
+    def leader_unit(self) -> str:
+        """``[cluster.topology] leader_hostname``."""
+        return get_leader_hostname(self.config)
+
+    def units(self) -> list[str]:
+        """Every unit of the cluster: the leader and the workers, sorted, without duplicates."""
+        names = {self.leader_unit(), *(w["pioreactor_unit"] for w in self.workers())}
+        return sorted(names)
+
+    # ------------------------------------------------------------ assignments
+    def assigned_workers(self, experiment: str, active_only: bool = True) -> list[str]:
+        """Units assigned to ``experiment`` (only active ones by default), sorted."""
+        sql = (
+            "SELECT a.pioreactor_unit FROM experiment_worker_assignments a"
+            " JOIN workers w ON w.pioreactor_unit = a.pioreactor_unit WHERE a.experiment = ?"
+        )
+        if active_only:
+            sql += " AND w.is_active = 1"
+        return [r[0] for r in self.conn.execute(sql + " ORDER BY a.pioreactor_unit", (experiment,))]
+
+    def assignment_of(self, unit: str) -> str | None:
+        """The experiment ``unit`` is assigned to, or None (unassigned)."""
+        row = self.conn.execute(
+            "SELECT experiment FROM experiment_worker_assignments WHERE pioreactor_unit = ?", (unit,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def assignments(self) -> list[dict[str, Any]]:
+        """Every worker with its assignment: ``[{pioreactor_unit, experiment|None, is_active, assigned_at|None}]``."""
+        return self.query(
+            "SELECT w.pioreactor_unit, a.experiment, w.is_active, a.assigned_at FROM workers w"
+            " LEFT JOIN experiment_worker_assignments a ON a.pioreactor_unit = w.pioreactor_unit"
+            " ORDER BY w.pioreactor_unit"
+        )
+
+    def assign(self, unit: str, experiment: str) -> str | None:
+        """Assign ``unit`` to ``experiment``, replacing any assignment it had.
+
+        The history gets the old assignment closed and a new open row.
+
+        Returns:
+            The experiment it was assigned to before (None if none; equal to
+            ``experiment`` when nothing changed).
+
+        Raises:
+            UnknownWorker, UnknownExperiment.
+        """
+        with self.transaction():
+            if self.worker(unit) is None:
+                raise UnknownWorker(unit)
+            if not self.experiment_exists(experiment):
+                raise UnknownExperiment(experiment)
+            previous = self.assignment_of(unit)
+            if previous == experiment:
+                return previous
+            if previous is not None:
+                self.unassign(unit)
+            now = now_iso()
+            self.execute(
+                "INSERT INTO experiment_worker_assignments (pioreactor_unit, experiment, assigned_at) VALUES (?, ?, ?)",
+                (unit, experiment, now),
+            )
+            self.execute(
+                "INSERT INTO experiment_worker_assignments_history (pioreactor_unit, experiment, assigned_at, unassigned_at)"
+                " VALUES (?, ?, ?, NULL)",
+                (unit, experiment, now),
+            )
+        return previous
+
+    def unassign(self, unit: str) -> str | None:
+        """End ``unit``'s assignment (history row closed). Returns the experiment it had, or None."""
+        with self.transaction():
+            previous = self.assignment_of(unit)
+            if previous is None:
+                return None
+            self.execute("DELETE FROM experiment_worker_assignments WHERE pioreactor_unit = ?", (unit,))
+            self.execute(
+                "UPDATE experiment_worker_assignments_history SET unassigned_at = ?"
+                " WHERE pioreactor_unit = ? AND experiment = ? AND unassigned_at IS NULL",
+                (now_iso(), unit, previous),
+            )
+        return previous
+
+    def unassign_experiment(self, experiment: str) -> list[str]:
+        """Unassign every worker of ``experiment``. Returns those units."""
+        with self.transaction():
+            units = self.assigned_workers(experiment, active_only=False)
+            for unit in units:
+                self.unassign(unit)
+        return units
+
+    def unassign_all(self) -> list[tuple[str, str]]:
+        """Unassign every worker. Returns ``[(unit, experiment)]`` that were assigned."""
+        with self.transaction():
+            pairs = [(r[0], r[1]) for r in self.conn.execute(
+                "SELECT pioreactor_unit, experiment FROM experiment_worker_assignments ORDER BY pioreactor_unit")]
+            for unit, _ in pairs:
+                self.unassign(unit)
+        return pairs
+
+    # ------------------------------------------------------------ experiments
+    def experiment_exists(self, name: str) -> bool:
+        """True when an experiment named ``name`` exists."""
+        return self.conn.execute("SELECT 1 FROM experiments WHERE experiment = ?", (name,)).fetchone() is not None
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a script into complete statements (``sqlite3.complete_statement`` aware of triggers and strings)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip().strip(";").strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

@@ -1,0 +1,156 @@
+"""The leader database: pragmas, migrations, plugin tables, inventory and assignments."""
+
+import sqlite3
+
+import pytest
+
+from reactorkit.core.descriptors import TableDescriptor
+from reactorkit.core.hooks import hookimpl
+from reactorkit.core.leader_db import CORE_MIGRATIONS, LeaderDB, UnknownExperiment, UnknownWorker, connect
+from reactorkit.core.plugins import Registry
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOT_PIOREACTOR", str(tmp_path))
+    database = LeaderDB(tmp_path / "storage" / "pioreactor.sqlite")
+    yield database
+    database.close()
+
+
+def _experiment(db, name):
+    db.execute("INSERT INTO experiments (experiment, created_at, description) VALUES (?, '2026-01-01T00:00:00.000Z', '')",
+               (name,))
+
+
+def test_connections_use_wal_busy_timeout_and_foreign_keys(db):
+    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 15000
+    assert db.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_writer_connections_accept_rows_of_unknown_experiments(db):
+    writer = connect(db.path, foreign_keys=False)
+    writer.execute("INSERT INTO logs (experiment, pioreactor_unit, timestamp, message, source, level, task)"
+                   " VALUES ('$experiment', 'w1', '2026-01-01T00:00:00.000Z', 'hi', 'app', 'INFO', 'monitor')")
+    assert db.query_one("SELECT count(*) AS n FROM logs")["n"] == 1
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO logs (experiment, pioreactor_unit, timestamp, message, source)"
+                   " VALUES ('nope', 'w1', '2026-01-01T00:00:00.000Z', 'hi', 'app')")
+
+
+def test_core_migrations_are_recorded_and_idempotent(db):
+    assert db.schema_versions()["core"] == len(CORE_MIGRATIONS)
+    again = LeaderDB(db.path)
+    assert again.schema_versions()["core"] == len(CORE_MIGRATIONS)
+    for table in ("experiments", "experiment_tags", "workers", "experiment_worker_assignments",
+                  "experiment_worker_assignments_history", "pioreactor_unit_labels", "logs", "config_files_histories"):
+        assert db.table_exists(table), table
+
+
+def _registry_with(plugin_manager, *tables):
+    class Storage:
+        @hookimpl
+        def register_storage(self):
+            yield from tables
+
+    plugin_manager.register(Storage(), name="storage_plugin")
+    return Registry.from_plugins(plugin_manager)
+
+
+def test_plugin_tables_are_created_and_migrated_when_their_version_grows(db, plugin_manager):
+    v1 = TableDescriptor(table="widgets", create_sql="CREATE TABLE IF NOT EXISTS widgets (experiment TEXT, a REAL)")
+    LeaderDB(db.path, registry=_registry_with(plugin_manager, v1))
+    assert db.columns("widgets") == ["experiment", "a"]
+
+    pm2 = type(plugin_manager)("reactorkit")
+    from reactorkit.core.hooks import specs
+    pm2.add_hookspecs(specs)
+    v2 = TableDescriptor(table="widgets", version=2, create_sql=v1.create_sql,
+                         migrations=("ALTER TABLE widgets ADD COLUMN b REAL",))
+    LeaderDB(db.path, registry=_registry_with(pm2, v2))
+    assert db.columns("widgets") == ["experiment", "a", "b"]
+    assert db.schema_versions()["table:widgets"] == 2
+
+
+def test_a_broken_plugin_table_is_skipped_not_fatal(db, plugin_manager):
+    bad = TableDescriptor(table="broken", create_sql="CREATE TABLE broken (")
+    good = TableDescriptor(table="fine", create_sql="CREATE TABLE IF NOT EXISTS fine (x)")
+    LeaderDB(db.path, registry=_registry_with(plugin_manager, bad, good))
+    assert db.table_exists("fine") and not db.table_exists("broken")
+
+
+def test_time_series_index_is_added_once_to_a_declared_reading_table(db, plugin_manager):
+    table = TableDescriptor(
+        table="od_readings",
+        create_sql="CREATE TABLE IF NOT EXISTS od_readings (experiment TEXT NOT NULL, pioreactor_unit TEXT NOT NULL,"
+                   " timestamp TEXT NOT NULL, od_reading REAL, angle INTEGER, channel INTEGER)",
+    )
+    LeaderDB(db.path, registry=_registry_with(plugin_manager, table))
+    indexes = [r["name"] for r in db.query("SELECT name FROM pragma_index_list('od_readings')")]
+    assert indexes == ["od_readings_ts_ix"]
+    assert db.ensure_index("od_readings", ("experiment", "pioreactor_unit", "channel", "timestamp")) is False
+
+
+def test_assigning_replaces_the_old_assignment_and_keeps_history(db):
+    _experiment(db, "exp1")
+    _experiment(db, "exp2")
+    assert db.add_worker("w1", "pioreactor_20ml", "1.5") is True
+    assert db.add_worker("w1") is False
+    assert db.assign("w1", "exp1") is None
+    assert db.assign("w1", "exp2") == "exp1"
+    assert db.assignment_of("w1") == "exp2"
+    assert db.assigned_workers("exp2") == ["w1"]
+    history = db.query("SELECT experiment, unassigned_at FROM experiment_worker_assignments_history ORDER BY rowid")
+    assert [h["experiment"] for h in history] == ["exp1", "exp2"]
+    assert history[0]["unassigned_at"] is not None and history[1]["unassigned_at"] is None
+
+
+def test_inactive_workers_are_not_assigned_targets_by_default(db):
+    _experiment(db, "exp1")
+    db.add_worker("w1")
+    db.add_worker("w2")
+    db.assign("w1", "exp1")
+    db.assign("w2", "exp1")
+    db.set_worker_active("w2", False)
+    assert db.assigned_workers("exp1") == ["w1"]
+    assert db.assigned_workers("exp1", active_only=False) == ["w1", "w2"]
+    assert [w["pioreactor_unit"] for w in db.workers(active_only=True)] == ["w1"]
+
+
+def test_unknown_worker_or_experiment_is_refused(db):
+    _experiment(db, "exp1")
+    with pytest.raises(UnknownWorker):
+        db.assign("ghost", "exp1")
+    db.add_worker("w1")
+    with pytest.raises(UnknownExperiment):
+        db.assign("w1", "nope")
+    with pytest.raises(UnknownWorker):
+        db.set_worker_active("ghost", True)
+
+
+def test_deleting_an_experiment_cascades_to_assignments_and_tags(db):
+    _experiment(db, "exp1")
+    db.add_worker("w1")
+    db.assign("w1", "exp1")
+    db.execute("INSERT INTO experiment_tags VALUES ('exp1', 'x', '2026-01-01T00:00:00.000Z')")
+    db.execute("DELETE FROM experiments WHERE experiment = 'exp1'")
+    assert db.assignment_of("w1") is None
+    assert db.query("SELECT * FROM experiment_tags") == []
+
+
+def test_units_are_the_leader_and_the_workers(db):
+    db.add_worker("w2")
+    db.add_worker("w1")
+    assert db.units() == sorted({db.leader_unit(), "w1", "w2"})
+
+
+def test_removing_a_worker_closes_its_assignment(db):
+    _experiment(db, "exp1")
+    db.add_worker("w1")
+    db.assign("w1", "exp1")
+    assert db.remove_worker("w1") == "exp1"
+    assert db.worker("w1") is None
+    assert db.query_one("SELECT unassigned_at FROM experiment_worker_assignments_history")["unassigned_at"] is not None
+    with pytest.raises(UnknownWorker):
+        db.remove_worker("w1")
