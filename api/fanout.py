@@ -321,19 +321,29 @@ def _is_active(row: Any) -> bool:
     return bool(getattr(row, "is_active", True))
 
 
-def leader_db() -> Any:
-    """This leader's ``LeaderDB`` (lazy import; raises ImportError when the module is missing)."""
-    from reactorkit.core.leader_db import LeaderDB
+_DBS: dict[str, Any] = {}
 
-    return LeaderDB()
+
+def leader_db() -> Any:
+    """This leader's ``LeaderDB``, one per process and database file (lazy import)."""
+    from reactorkit.core.leader_db import LeaderDB, database_path
+
+    key = str(database_path())
+    if key not in _DBS:
+        _DBS[key] = LeaderDB()
+    return _DBS[key]
 
 
 class UnknownUnit(LookupError):
-    """The named unit is not a worker (or unit) of this cluster."""
+    """The named unit is not a worker (or unit) of this cluster (routes answer 400, §1.1)."""
+
+
+class UnknownExperiment(LookupError):
+    """The experiment does not exist (routes answer 404)."""
 
 
 class NoTargets(LookupError):
-    """No active unit matches (e.g. nobody is assigned to the experiment)."""
+    """No active unit matches (e.g. nobody is assigned to the experiment; routes answer 404)."""
 
 
 def resolve_units(unit: str, *, family: str = "workers", experiment: str | None = None,
@@ -344,20 +354,21 @@ def resolve_units(unit: str, *, family: str = "workers", experiment: str | None 
         unit: A unit name or ``$broadcast``.
         family: ``"workers"`` (``/api/workers/…``: the ``workers`` table) or
             ``"units"`` (``/api/units/…``: the leader plus the workers).
-        experiment: For job runs: only active workers assigned to it (every
-            active worker for ``$experiment``).
-        active_only: ``$broadcast`` over workers targets active ones only.
+        experiment: Only workers assigned to it (every worker for
+            ``$experiment``); with ``active_only`` only active ones (job runs, §8).
+        active_only: Skip inactive workers (``$broadcast`` and experiment filters).
         db: A ``LeaderDB`` (default: this leader's).
 
+    Returns:
+        Sorted unit names (never empty when ``experiment`` is given).
+
     Raises:
-        UnknownUnit: ``unit`` is not in the family (routes answer 400).
-        NoTargets: ``experiment`` given and no active worker matches (routes answer 404).
+        UnknownUnit: ``unit`` is not in the family.
+        UnknownExperiment: ``experiment`` does not exist.
+        NoTargets: ``experiment`` given and no (active) worker matches.
     """
     db = db if db is not None else leader_db()
-    if family == "units":
-        known = _names(db.units())
-    else:
-        known = _names(db.workers(active_only=False))
+    known = _names(db.units()) if family == "units" else _names(db.workers(active_only=False))
     if unit != BROADCAST and unit not in known:
         raise UnknownUnit(f"{unit!r} is not one of this cluster's {family}: {', '.join(sorted(known)) or 'none'}")
     if experiment is None:
@@ -366,14 +377,19 @@ def resolve_units(unit: str, *, family: str = "workers", experiment: str | None 
         if family == "units":
             return sorted(known)
         return sorted(_names(db.workers(active_only=True)) if active_only else known)
-    active = set(_names(db.workers(active_only=True)))
-    if experiment == UNIVERSAL_EXPERIMENT:
-        pool = active
-    else:
-        pool = active & set(_names(db.assigned_workers(experiment)))
+    if experiment != UNIVERSAL_EXPERIMENT and hasattr(db, "experiment_exists") and not db.experiment_exists(experiment):
+        raise UnknownExperiment(f"experiment {experiment!r} does not exist")
+    pool = set(_names(db.workers(active_only=active_only)))
+    if experiment != UNIVERSAL_EXPERIMENT:
+        try:
+            assigned = db.assigned_workers(experiment, active_only=active_only)
+        except TypeError:  # an implementation without the keyword
+            assigned = db.assigned_workers(experiment)
+        pool &= set(_names(assigned))
     targets = sorted(pool if unit == BROADCAST else pool & {unit})
     if not targets:
-        raise NoTargets(
-            f"no active worker {'' if unit == BROADCAST else unit + ' '}is assigned to experiment {experiment!r}"
-        )
+        state = "active and " if active_only else ""
+        if unit == BROADCAST:
+            raise NoTargets(f"no worker is {state}assigned to experiment {experiment!r}")
+        raise NoTargets(f"{unit} is not {state}assigned to experiment {experiment!r}")
     return targets
