@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -23,15 +24,26 @@ def _registry() -> Any:
     return Registry.installed()
 
 
+def _index() -> dict[str, Any]:
+    from reactorkit.core.cli.index import get_index
+
+    return get_index()
+
+
+# built-in commands whose modules are imported only when invoked: name -> (import path, help)
+LAZY_COMMANDS = {
+    "demo": ("reactorkit.core.demo.single:demo", "Run a simulated experiment and show it live."),
+}
+
+
 class PluginCommands(click.Group):
-    """A group that adds the ``pio`` subcommands plugins register (loaded on demand)."""
+    """A group that adds lazily imported built-in commands and the ``pio`` subcommands plugins
+    register (both loaded only when invoked)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        own = super().list_commands(ctx)
-        if os.environ.get("REACTORKIT_FAST_HELP"):
-            return own
+        own = sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
         try:
-            extra = [name for name in _registry().cli_commands if name not in own]
+            extra = [name for name in _index()["cli_commands"] if name not in own]
         except Exception:  # plugin trouble must not break the CLI
             extra = []
         return own + sorted(extra)
@@ -40,12 +52,32 @@ class PluginCommands(click.Group):
         command = super().get_command(ctx, name)
         if command is not None:
             return command
-        descriptor = _registry().cli_commands.get(name)
-        if descriptor is None:
-            return None
         from reactorkit.core.descriptors import resolve
 
-        return resolve(descriptor.command)
+        if name in LAZY_COMMANDS:
+            return resolve(LAZY_COMMANDS[name][0])
+        entry = _index()["cli_commands"].get(name)
+        if entry is None:
+            return None
+        if entry["command"] is None:  # not importable by path: ask the plugins
+            return resolve(_registry().cli_commands[name].command)
+        return resolve(entry["command"])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Built-in commands, then plugin commands from the index (their modules are not imported)."""
+        rows = [(name, cmd.get_short_help_str(60)) for name, cmd in self.commands.items() if not cmd.hidden]
+        rows = sorted(rows + [(name, text) for name, (_, text) in LAZY_COMMANDS.items()])
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+        try:
+            extra = _index()["cli_commands"]
+        except Exception:
+            extra = {}
+        plugin_rows = [(name, entry["help"]) for name, entry in sorted(extra.items())
+                       if name not in self.commands and name not in LAZY_COMMANDS]
+        if plugin_rows:
+            with formatter.section("Plugin commands"):
+                formatter.write_dl(plugin_rows)
 
 
 @click.group(cls=PluginCommands, context_settings=CONTEXT)
@@ -65,24 +97,32 @@ class JobCommands(click.Group):
     """``pio run <job>``: one subcommand per registered job, built from its descriptor."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_registry().jobs)
+        return sorted(_index()["jobs"])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        descriptor = _registry().jobs.get(name)
-        return None if descriptor is None else _job_command(descriptor)
+        entry = _index()["jobs"].get(name)
+        return None if entry is None else _job_command(SimpleNamespace(**entry))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        jobs = _index()["jobs"]
+        rows = [(name, jobs[name]["display_name"]) for name in sorted(jobs)]
+        if rows:
+            with formatter.section("Jobs and actions"):
+                formatter.write_dl(rows)
 
 
 def _job_command(descriptor: Any) -> click.Command:
+    """A click command from a job's index entry (``job_name``, ``cli_options`` as dicts, …)."""
     params: list[click.Parameter] = []
     for option in descriptor.cli_options:
-        flag = "--" + option.name.replace("_", "-")
-        if option.type == "flag":
-            params.append(click.Option([flag], is_flag=True, default=False, help=option.help))
+        flag = "--" + option["name"].replace("_", "-")
+        if option["type"] == "flag":
+            params.append(click.Option([flag], is_flag=True, default=False, help=option["help"]))
             continue
-        kind: Any = click.Choice(option.choices) if option.choices else _CLICK_TYPES[option.type]
+        kind: Any = click.Choice(option["choices"]) if option["choices"] else _CLICK_TYPES[option["type"]]
         params.append(
-            click.Option([flag], type=kind, default=option.default, required=option.required,
-                         help=option.help, show_default=option.default is not None)
+            click.Option([flag], type=kind, default=option["default"], required=option["required"],
+                         help=option["help"], show_default=option["default"] is not None)
         )
     params.append(
         click.Option(["--config-override"], type=(str, str, str), multiple=True, metavar="SECTION KEY VALUE",
@@ -137,6 +177,8 @@ def run_job(descriptor: Any, kwargs: dict[str, Any], overrides: tuple[tuple[str,
     from reactorkit.core.config import get_experiment, get_unit_name, load_config, set_config
     from reactorkit.core.descriptors import resolve
 
+    if getattr(descriptor, "needs_registry", False):
+        descriptor = _registry().jobs[descriptor.job_name]
     config = load_config(overrides)
     set_config(config)
     unit, experiment = get_unit_name(), get_experiment()

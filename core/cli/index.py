@@ -1,0 +1,118 @@
+"""A cached index of what ``pio`` can run, so the CLI starts without loading plugins.
+
+Loading every plugin (entry points, descriptor modules) costs tens of
+milliseconds; ``pio --help``, ``pio run --help`` and even ``pio run stirring``
+need only names, help texts, CLI options and import paths. The index holds
+exactly that, as JSON in ``$DOT_PIOREACTOR/storage/cli_index.json``, and is
+rebuilt from the plugin registry whenever its fingerprint changes: the
+reactorkit version, ``SKIP_PLUGINS``, the modification times of the
+directories on ``sys.path`` (an install or uninstall touches site-packages),
+of the built-in plugins' source files and of ``$DOT_PIOREACTOR/plugins/*.py``.
+
+A job whose class or runner cannot be named by an import path (a lambda, a
+nested class) is marked ``needs_registry`` and loaded the slow way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+INDEX_VERSION = 1
+
+
+def _index_path() -> Path:
+    from reactorkit.core.paths import dot_pioreactor
+
+    return dot_pioreactor() / "storage" / "cli_index.json"
+
+
+def _builtin_plugins_dir() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("reactorkit.builtin_plugins")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]) if locations else None
+
+
+def fingerprint() -> str:
+    """A string that changes whenever installed plugins or their descriptors may have changed."""
+    from reactorkit import __version__
+    from reactorkit.core.paths import dot_pioreactor
+
+    parts: list[str] = [str(INDEX_VERSION), __version__, os.environ.get("SKIP_PLUGINS", "")]
+    for entry in sys.path:
+        try:
+            parts.append(f"{entry}:{os.stat(entry or '.').st_mtime_ns}")
+        except OSError:
+            continue
+    builtin = _builtin_plugins_dir()
+    if builtin is not None:
+        for plugin in sorted(os.scandir(builtin), key=lambda e: e.name):
+            if plugin.is_dir() and not plugin.name.startswith("__"):
+                for f in os.scandir(plugin.path):
+                    if f.name.endswith(".py"):
+                        parts.append(f"{plugin.name}/{f.name}:{f.stat().st_mtime_ns}")
+    plugins = dot_pioreactor() / "plugins"
+    if plugins.is_dir():
+        for f in sorted(plugins.glob("*.py")):
+            parts.append(f"{f.name}:{f.stat().st_mtime_ns}")
+    return "|".join(parts)
+
+
+def _import_path(obj: Any) -> str | None:
+    if obj is None:
+        return None
+    if isinstance(obj, str):
+        return obj
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
+    if not module or "<" in qualname or module.startswith("reactorkit_file_plugin_"):
+        return None
+    return f"{module}:{qualname}"
+
+
+def build(registry: Any) -> dict[str, Any]:
+    """The index of ``registry`` (jobs and CLI commands), as plain JSON-able data."""
+    jobs: dict[str, Any] = {}
+    for name, d in registry.jobs.items():
+        job_class, runner = _import_path(d.job_class), _import_path(d.runner)
+        jobs[name] = {
+            "job_name": d.job_name,
+            "display_name": d.display_name,
+            "description": d.description,
+            "source": d.source,
+            "cli_options": [dict(o.to_dict(), choices=list(o.choices)) for o in d.cli_options],
+            "accepts_extra_options": d.accepts_extra_options,
+            "job_class": job_class,
+            "runner": runner,
+            "needs_registry": (d.job_class is not None and job_class is None) or (d.runner is not None and runner is None),
+        }
+    commands = {
+        name: {"help": c.help, "command": _import_path(c.command), "source": c.source}
+        for name, c in registry.cli_commands.items()
+    }
+    return {"jobs": jobs, "cli_commands": commands}
+
+
+def get_index() -> dict[str, Any]:
+    """The current index: read from disk when its fingerprint matches, else rebuilt and saved."""
+    current = fingerprint()
+    path = _index_path()
+    try:
+        data = json.loads(path.read_text())
+        if data.get("fingerprint") == current:
+            return data
+    except (OSError, ValueError):
+        pass
+    from reactorkit.core.paths import atomic_write
+    from reactorkit.core.plugins import Registry
+
+    data = {"fingerprint": current, **build(Registry.installed())}
+    try:
+        atomic_write(path, json.dumps(data))
+    except OSError:  # read-only state folder: work without the cache
+        pass
+    return data

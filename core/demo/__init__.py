@@ -1,0 +1,1 @@
+"""The ``pio demo`` command: a simulated unit running a job, shown live in the terminal."""

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for reactorkit: virtualenv in .venv, the package with its test and demo
+# extras, and the services (Redis, mosquitto). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $($PYTHON --version)" >&2
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.reactorkit-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+  echo "[setup] installing reactorkit and its dependencies" >&2
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e '.[test,demo]'
+  touch "$stamp"
+fi
+bash scripts/ensure_services.sh
