@@ -102,7 +102,14 @@ class _PostInit(type):
     """Calls ``_post_init`` after the most-derived ``__init__`` has returned."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        obj = super().__call__(*args, **kwargs)
+        obj = cls.__new__(cls)
+        try:
+            obj.__init__(*args, **kwargs)
+        except BaseException:
+            # a subclass refused its arguments after the base registered and connected: undo that
+            if obj.__dict__.get("_publishing"):
+                obj.clean_up()
+            raise
         obj._post_init()
         return obj
 
@@ -315,6 +322,7 @@ class BackgroundJob(metaclass=_PostInit):
             except (RuntimeError, ValueError):
                 pass
             self._close_mqtt()
+            self._restore_signal_handlers()
             self._disconnected.set()
 
     def _close_mqtt(self) -> None:
@@ -330,8 +338,13 @@ class BackgroundJob(metaclass=_PostInit):
         def _stop(signum: int, frame: Any) -> None:
             self.set_state(DISCONNECTED)
 
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, _stop)
+        self._previous_handlers = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+
+    def _restore_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum, handler in getattr(self, "_previous_handlers", {}).items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
     def block_until_disconnected(self) -> None:
         """Block the main thread until the job disconnects (signals are handled meanwhile)."""
