@@ -1,0 +1,59 @@
+"""The `pio` command line, run as a user would run it."""
+
+import json
+import subprocess
+
+import pytest
+
+from reactorkit import __version__
+from reactorkit.core.testing import pio_command
+
+
+def pio(unit_env, *args, check=True):
+    return subprocess.run(pio_command(*args), env=unit_env.env(), capture_output=True, text=True, check=check, timeout=60)
+
+
+def test_help_lists_the_commands(unit_env):
+    out = pio(unit_env, "--help").stdout
+    for command in ("run", "kill", "jobs", "plugins", "version", "serve", "worker"):
+        assert f"  {command} " in out
+
+
+def test_run_help_lists_registered_jobs_and_job_help_lists_its_options(unit_env):
+    assert "stirring" in pio(unit_env, "run", "--help").stdout
+    out = pio(unit_env, "run", "stirring", "--help").stdout
+    assert "--target-rpm FLOAT" in out and "--config-override" in out
+
+
+def test_unknown_job_is_a_usage_error(unit_env):
+    result = pio(unit_env, "run", "no_such_job", check=False)
+    assert result.returncode == 2
+    assert "no_such_job" in result.stderr
+
+
+def test_version_prints_the_package_version(unit_env):
+    assert pio(unit_env, "version").stdout.strip() == __version__
+
+
+def test_kill_without_a_filter_is_refused(unit_env):
+    result = pio(unit_env, "kill", check=False)
+    assert result.returncode == 2
+    assert "--all-jobs" in result.stderr
+
+
+@pytest.mark.integration
+def test_jobs_list_and_kill_by_name(unit_env, mqtt_recorder, spawn_job):
+    proc = spawn_job("stirring")
+    mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready")
+    listed = json.loads(pio(unit_env, "jobs", "list", "--json").stdout)
+    assert [j["job_name"] for j in listed] == ["stirring"]
+    assert listed[0]["settings"]["$state"] == "ready"
+    assert "Stopped 1 job(s): stirring" in pio(unit_env, "kill", "--job-name", "stirring").stdout
+    assert proc.wait(10) == 0
+    assert "No jobs running." in pio(unit_env, "jobs", "list").stdout
+
+
+@pytest.mark.integration
+def test_config_override_applies_to_one_run(unit_env, mqtt_recorder, spawn_job):
+    spawn_job("stirring", "--config-override", "stirring.config", "initial_target_rpm", "321")
+    assert mqtt_recorder.wait_for(unit_env.topic("stirring", "target_rpm")) == b"321.0"
