@@ -14,6 +14,7 @@ import falcon
 
 from reactorkit.api import errors
 from reactorkit.api.resources.system import AppVersion, Health
+from reactorkit.api.unit import mount as mount_jobs_tasks_descriptors
 from reactorkit.core.config import Config, get_config, get_unit_name, is_leader
 from reactorkit.core.descriptors import resolve
 from reactorkit.core.plugins import Registry, make_plugin_manager
@@ -48,6 +49,7 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
     errors.install(app)
     app.add_route("/unit_api/health", Health(unit))
     app.add_route("/unit_api/versions/app", AppVersion())
+    mount_jobs_tasks_descriptors(app, registry, unit=unit, leader=leader)
     for route in registry.routes.values():
         if route.leader_only and not leader:
             continue

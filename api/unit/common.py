@@ -1,0 +1,168 @@
+"""Helpers shared by the ``/unit_api`` and leader job resources: bodies, tasks, MQTT."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import falcon
+
+from reactorkit.api.errors import ApiError
+
+_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
+               float: "a number"}
+
+
+def invalid(cause: str, remediation: str | None = None) -> ApiError:
+    """A 400 ``Invalid request body.`` naming what is wrong (§1.3)."""
+    return ApiError(falcon.HTTP_400, "Invalid request body.", cause=cause,
+                    remediation=remediation or "Fix the named field and send the request again.")
+
+
+def read_body(req: falcon.Request) -> dict[str, Any]:
+    """The JSON object of the request body; an empty body is ``{}``.
+
+    Raises:
+        ApiError: 400 when the body is not JSON or not an object.
+    """
+    try:
+        media = req.get_media(default_when_empty=None)
+    except falcon.MediaMalformedError as exc:
+        raise invalid(f"The body is not valid JSON: {exc.description or exc.title}.",
+                      "Send a JSON object with Content-Type: application/json.") from exc
+    except falcon.HTTPError:
+        raise
+    if media is None:
+        return {}
+    if not isinstance(media, dict):
+        raise invalid(f"The body must be a JSON object, got {_json_type(media)}.")
+    return media
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    for kind, name in _TYPE_NAMES.items():
+        if type(value) is kind:
+            return name
+    return type(value).__name__
+
+
+def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *, default: Any = None,
+          required: bool = False, allow_null: bool = True) -> Any:
+    """``body[name]`` checked against ``kind``.
+
+    Raises:
+        ApiError: 400 naming ``name`` when missing (and required) or of the wrong type.
+    """
+    if name not in body or (body[name] is None and allow_null and not required):
+        if required:
+            raise invalid(f"Field '{name}' is required.")
+        return default
+    value = body[name]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if not ok:
+        expected = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+        raise invalid(f"Field '{name}' must be {expected}, got {_json_type(value)}.")
+    return value
+
+
+def check_run_body(body: dict[str, Any]) -> dict[str, Any]:
+    """Validate a job-run body ``{options, env, args, config_overrides}`` (§8); returns it normalised.
+
+    Raises:
+        ApiError: 400 naming the offending field.
+    """
+    options = field(body, "options", dict, default={})
+    env = field(body, "env", dict, default={})
+    args = field(body, "args", list, default=[])
+    overrides = field(body, "config_overrides", list, default=[])
+    for key, value in options.items():
+        if isinstance(value, (dict, list)):
+            raise invalid(f"Field 'options.{key}' must be a string, number, boolean or null, got {_json_type(value)}.")
+    for key, value in env.items():
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise invalid(f"Field 'env.{key}' must be a string, got {_json_type(value)}.")
+    for i, arg in enumerate(args):
+        if not isinstance(arg, (str, int, float)) or isinstance(arg, bool):
+            raise invalid(f"Field 'args[{i}]' must be a string, got {_json_type(arg)}.")
+    for i, item in enumerate(overrides):
+        if not (isinstance(item, list) and len(item) == 3 and all(isinstance(v, (str, int, float)) for v in item)):
+            raise invalid(f"Field 'config_overrides[{i}]' must be [section, key, value], got {item!r}.",
+                          'Example: "config_overrides": [["stirring.config", "pwm_hz", "100"]].')
+    return {"options": options, "env": env, "args": [str(a) for a in args],
+            "config_overrides": [[str(v) for v in item] for item in overrides]}
+
+
+def unavailable_queue(exc: Exception) -> ApiError:
+    return ApiError(falcon.HTTP_503, "The task queue is unavailable.", cause=f"{type(exc).__name__}: {exc}",
+                    remediation="Check that Redis is running and reachable at $REDIS_URL / [redis] url.")
+
+
+def enqueue_task(resp: falcon.Response, unit: str, func: str, *args: Any, timeout_s: int = 600,
+                 **kwargs: Any) -> dict[str, Any]:
+    """Queue ``func`` on this unit's rq queue and answer ``202`` with the task envelope (§8).
+
+    Raises:
+        ApiError: 503 when Redis cannot be reached.
+    """
+    from reactorkit.api.fanout import task_envelope
+    from reactorkit.core.tasks import enqueue
+
+    try:
+        task_id = enqueue(func, *args, unit=unit, timeout_s=timeout_s, **kwargs)
+    except Exception as exc:
+        if _is_redis_error(exc):
+            raise unavailable_queue(exc) from exc
+        raise
+    resp.status = falcon.HTTP_202
+    resp.media = task_envelope(task_id, unit)
+    return resp.media
+
+
+def _is_redis_error(exc: Exception) -> bool:
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, RedisError)
+
+
+def setting_payload(value: Any) -> str:
+    """A ``…/set`` payload: strings as is, booleans ``True``/``False``, dicts/lists JSON (§2.4)."""
+    import json
+
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if value is None:
+        return ""
+    return str(value)
+
+
+def publish_messages(messages: Iterable[tuple[str, str]], *, qos: int = 1) -> None:
+    """Publish ``(topic, payload)`` pairs (not retained) on one connection and wait until sent.
+
+    Raises:
+        ApiError: 503 when the broker cannot be reached.
+    """
+    from reactorkit.core.mqtt import create_client
+
+    messages = list(messages)
+    if not messages:
+        return
+    try:
+        client = create_client()
+    except ConnectionError as exc:
+        raise ApiError(falcon.HTTP_503, "The MQTT broker is unavailable.", cause=str(exc),
+                       remediation="Check that mosquitto is running and [mqtt] in config.ini.") from exc
+    try:
+        infos = [client.publish(topic, payload, qos=qos, retain=False) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
