@@ -88,10 +88,13 @@ _clock: Clock | None = None
 _lock = threading.Lock()
 
 
-def _read_origin(speedup: float) -> float | None:
+def _read_origin(speedup: float, config: Any = None) -> float | None:
     env = os.environ.get("REACTORKIT_CLOCK_ORIGIN")
     if env:
         return float(env)
+    configured = config.get("simulation", "clock_origin", fallback="") if config is not None else ""
+    if configured:
+        return float(configured)
     if speedup == 1.0:
         return None
     path = storage_dir() / "clock_origin"
@@ -108,15 +111,13 @@ def get_clock(config: Any = None) -> Clock:
     global _clock
     with _lock:
         if _clock is None:
-            speedup_text = os.environ.get("REACTORKIT_SPEEDUP")
-            if speedup_text is None:
-                if config is None:
-                    from reactorkit.core.config import get_config
+            if config is None:
+                from reactorkit.core.config import get_config
 
-                    config = get_config()
-                speedup_text = config.get("simulation", "speedup", fallback="1.0")
+                config = get_config()
+            speedup_text = os.environ.get("REACTORKIT_SPEEDUP") or config.get("simulation", "speedup", fallback="1.0")
             speedup = float(speedup_text)
-            _clock = Clock(speedup, _read_origin(speedup))
+            _clock = Clock(speedup, _read_origin(speedup, config))
         return _clock
 
 

@@ -18,8 +18,10 @@ def redis_url(config: Config | None = None) -> str:
     return os.environ.get("REDIS_URL") or (config or get_config()).get("redis", "url", fallback="redis://127.0.0.1:6379/0")
 
 
-def queue_name(unit: str | None = None) -> str:
-    return f"reactorkit:{unit or get_unit_name()}"
+def queue_name(unit: str | None = None, config: Config | None = None) -> str:
+    """``reactorkit:{[redis] queue_prefix}{unit}``: the prefix lets several local clusters share one Redis."""
+    prefix = os.environ.get("REACTORKIT_QUEUE_PREFIX") or (config or get_config()).get("redis", "queue_prefix", fallback="")
+    return f"reactorkit:{prefix}{unit or get_unit_name()}"
 
 
 def get_queue(unit: str | None = None, config: Config | None = None) -> Any:
@@ -27,7 +29,7 @@ def get_queue(unit: str | None = None, config: Config | None = None) -> Any:
     from redis import Redis
     from rq import Queue
 
-    return Queue(queue_name(unit), connection=Redis.from_url(redis_url(config)))
+    return Queue(queue_name(unit, config), connection=Redis.from_url(redis_url(config)))
 
 
 def enqueue(func: Callable[..., Any] | str, *args: Any, unit: str | None = None, timeout_s: int = 600, **kwargs: Any) -> str:
