@@ -8,7 +8,7 @@ origin, so all processes of a cluster agree on "now"::
 With ``speedup = 1`` (the default, and always on real hardware) this is the
 wall clock. The factor comes from ``$REACTORKIT_SPEEDUP`` or ``[simulation]
 speedup``; the origin from ``$REACTORKIT_CLOCK_ORIGIN`` (epoch seconds), else
-the file ``$DOT_PIOREACTOR/storage/clock_origin`` (written on first use when
+``[simulation] clock_origin``, else the file ``$DOT_PIOREACTOR/storage/clock_origin`` (written on first use when
 the speed-up is not 1).
 """
 
