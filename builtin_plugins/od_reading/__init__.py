@@ -1,1 +1,25 @@
-"""Built-in plugin od_reading (being written)."""
+"""Optical density: reads the photodiodes with the IR LED on (built-in plugin)."""
+
+from reactorkit.core.hooks import hookimpl
+
+from .descriptors import CHARTS, DATASETS, OD_READING, STORAGE
+
+
+@hookimpl
+def register_jobs():
+    yield OD_READING
+
+
+@hookimpl
+def register_charts():
+    yield from CHARTS
+
+
+@hookimpl
+def register_datasets():
+    yield from DATASETS
+
+
+@hookimpl
+def register_storage():
+    yield from STORAGE

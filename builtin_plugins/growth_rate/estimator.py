@@ -1,0 +1,479 @@
+"""Growth rate from optical density: a robust, adaptive extended Kalman filter (pure; no I/O).
+
+The model
+---------
+State ``x = [ℓ, r, a]``:
+
+* ``ℓ = ln(nOD)``: log of the normalised optical density (nOD = OD / baseline);
+* ``r``: the instantaneous specific growth rate ``dℓ/dt`` in h⁻¹;
+* ``a``: its drift ``dr/dt`` in h⁻², so a culture slowing down (or speeding up)
+  is followed without the lag a constant-rate model has.
+
+Dynamics over ``Δt`` hours (a nearly-constant-acceleration kinematic model,
+driven by continuous white noise):
+
+    ℓ' = ℓ + r·Δt + a·Δt²/2,    r' = r + a·Δt,    a' = a
+
+with process noise ``Q = q_ℓ·Δt·e₁e₁ᵀ + q_r·Q₂(Δt) + q_a·Q₃(Δt)``, where
+``Q₂`` is the continuous white-noise acceleration block of (ℓ, r)
+(``[[Δt³/3, Δt²/2], [Δt²/2, Δt]]``) and ``Q₃`` the continuous white-noise jerk
+matrix of (ℓ, r, a) (entries ``Δt⁵/20, Δt⁴/8, Δt³/6, Δt³/3, Δt²/2, Δt``).
+Source: Y. Bar-Shalom, X. R. Li, T. Kirubarajan, *Estimation with Applications
+to Tracking and Navigation*, Wiley 2001, §6.2–6.3 (discretised continuous-time
+kinematic models).
+
+Each photodiode channel ``i`` observes ``yᵢ = exp(ℓ) + vᵢ`` with
+``vᵢ ~ N(0, σᵢ²·exp(2ℓ))``: noise proportional to the signal (real Pioreactor
+recordings show a roughly constant relative noise of 1–3 %). The observation is
+non-linear in ℓ, hence the *extended* Kalman filter: it is linearised at the
+prediction, ``H = [exp(ℓ⁻), 0, 0]`` (Jazwinski, *Stochastic Processes and
+Filtering Theory*, 1970, ch. 8). Channels are processed one after another
+(sequential scalar updates; their noises are independent). Covariance updates
+use the Joseph form for numerical symmetry.
+
+Robustness
+----------
+* **Outliers are down-weighted, not dropped** (Huber-type weighting of the
+  innovation, as in Masreliez & Martin, *IEEE TAC* 22(3):361, 1977): with the
+  standardised innovation ``z = e/√S`` above the threshold ``k``
+  (``ekf_outlier_std_threshold``, default 5), the reading's noise variance is
+  inflated by ``|z|/k``, which bounds its influence on the state.
+* **Adaptive observation noise** (covariance matching; Mehra, *IEEE TAC*
+  17(5):693, 1972): each channel's relative noise variance ``σᵢ²`` starts from
+  the warm-up readings and follows an exponentially weighted average of
+  ``e²/ŷ² − P_ℓℓ`` (innovations clipped at ``k`` standard deviations), so the
+  filter stays calibrated when noise grows with the signal — a fixed noise
+  level learnt at the start makes ordinary readings look like outliers later.
+* **Dilutions** (dosing events): the ``readings_after_dilution`` readings that
+  follow a dose get extra process noise on ℓ (``dilution_log_std``), so the
+  filter re-anchors the level to the diluted culture while leaving the growth
+  rate (whose correlation with ℓ is thereby removed) untouched.
+* **Level shifts** without a dosing event: ``level_shift_outliers`` consecutive
+  outliers of one sign are taken as a step in the signal and re-anchored the
+  same way.
+
+Normalisation and warm-up (:class:`GrowthRateCalculator`) follow the Pioreactor
+software's documented behaviour: the first ``skip_first`` OD messages are
+ignored, then ``samples_for_od_statistics`` readings are gathered (a dose
+restarts the gathering); each channel's baseline is the median of its readings,
+and its initial noise the robust (1.4826·MAD) residual SD of the log readings
+after a straight-line fit, floored at ``min_obs_rel_std``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+SECONDS_PER_HOUR = 3600.0
+MAD_TO_SD = 1.4826  # consistency constant of the MAD for a normal distribution
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    """Tuning of :class:`GrowthRateEKF`.
+
+    Attributes:
+        outlier_std_threshold: ``k``: standardised innovations above it are
+            down-weighted (``[growth_rate_calculating.config]
+            ekf_outlier_std_threshold``, default 5.0; must be > 2).
+        log_od_process_std: √q_ℓ, random walk of ℓ not explained by growth (h^-½).
+        rate_process_std: √q_r, random walk of the growth rate (h⁻¹·h^-½).
+        drift_process_std: √q_a, random walk of the rate's drift (h⁻²·h^-½).
+        initial_rate: Prior growth rate (h⁻¹) when nothing better is known.
+        initial_rate_std: Prior SD of the growth rate (h⁻¹).
+        initial_drift_std: Prior SD of the drift (h⁻²).
+        min_obs_rel_std: Floor of a channel's relative noise SD (5e-3 = 0.5 %).
+        noise_adaptation_readings: Memory (in readings) of the adaptive noise estimate.
+        dilution_log_std: Extra SD of ℓ given to each reading after a dose.
+        readings_after_dilution: How many readings after a dose get it (2).
+        level_shift_outliers: Consecutive one-signed outliers treated as a step (0: never).
+    """
+
+    outlier_std_threshold: float = 5.0
+    log_od_process_std: float = 1e-3
+    rate_process_std: float = 0.05
+    drift_process_std: float = 0.01
+    initial_rate: float = 0.0
+    initial_rate_std: float = 0.3
+    initial_drift_std: float = 0.05
+    min_obs_rel_std: float = 5e-3
+    noise_adaptation_readings: float = 240.0
+    dilution_log_std: float = 0.5
+    readings_after_dilution: int = 2
+    level_shift_outliers: int = 4
+
+    def __post_init__(self) -> None:
+        if not self.outlier_std_threshold > 2:
+            raise ValueError(f"ekf_outlier_std_threshold must be > 2, got {self.outlier_std_threshold}")
+        if self.min_obs_rel_std <= 0:
+            raise ValueError(f"min_obs_rel_std must be positive, got {self.min_obs_rel_std}")
+        if self.readings_after_dilution < 1:
+            raise ValueError(f"readings_after_dilution must be ≥ 1, got {self.readings_after_dilution}")
+
+
+@dataclass
+class Estimate:
+    """One filter output, for the OD reading at ``timestamp``.
+
+    Attributes:
+        timestamp: Epoch seconds of the OD reading.
+        growth_rate: h⁻¹. growth_rate_std: its posterior SD (h⁻¹).
+        od_filtered: Filtered normalised OD, ``exp(ℓ)`` (always > 0).
+        log_od_std: Posterior SD of ℓ.
+        state: ``[ℓ, r, a]``; covariance: 3×3 nested list.
+        outliers: Channels whose reading was down-weighted.
+        after_dilution: The reading was treated as following a dose.
+        level_shift: A level shift was detected (and re-anchored) at this reading.
+        observations: The normalised readings used, by channel.
+    """
+
+    timestamp: float
+    growth_rate: float
+    growth_rate_std: float
+    od_filtered: float
+    log_od_std: float
+    state: list[float]
+    covariance: list[list[float]]
+    outliers: tuple[str, ...] = ()
+    after_dilution: bool = False
+    level_shift: bool = False
+    observations: dict[str, float] = field(default_factory=dict)
+
+
+class GrowthRateEKF:
+    """The filter itself (see the module docstring for the model).
+
+    Args:
+        settings: :class:`FilterSettings`.
+        t0: Epoch seconds of the initial state.
+        log_od: Initial ℓ; log_od_var: its variance.
+        obs_rel_var: Relative noise variance σᵢ² per channel, e.g. ``{"2": 1e-4}``.
+        rate, rate_var: Prior growth rate (h⁻¹) and its variance (default from settings).
+
+    Raises:
+        ValueError: no channel, or a non-positive variance.
+    """
+
+    def __init__(
+        self,
+        settings: FilterSettings,
+        t0: float,
+        log_od: float,
+        log_od_var: float,
+        obs_rel_var: Mapping[str, float],
+        rate: float | None = None,
+        rate_var: float | None = None,
+    ) -> None:
+        if not obs_rel_var:
+            raise ValueError("the filter needs at least one channel")
+        if log_od_var <= 0 or any(v <= 0 for v in obs_rel_var.values()):
+            raise ValueError("variances must be positive")
+        self.s = settings
+        self.t = float(t0)
+        self.x = np.array([float(log_od), settings.initial_rate if rate is None else float(rate), 0.0])
+        self.P = np.diag([
+            float(log_od_var),
+            settings.initial_rate_std**2 if rate_var is None else float(rate_var),
+            settings.initial_drift_std**2,
+        ])
+        floor = settings.min_obs_rel_std**2
+        self.obs_rel_var = {str(k): max(float(v), floor) for k, v in obs_rel_var.items()}
+        self._dilution_readings_left = 0
+        self._outlier_run: dict[str, int] = {}
+
+    # ------------------------------------------------------------- model
+    def _transition(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        s = self.s
+        F = np.array([[1.0, dt, dt * dt / 2.0], [0.0, 1.0, dt], [0.0, 0.0, 1.0]])
+        q_l, q_r, q_a = s.log_od_process_std**2, s.rate_process_std**2, s.drift_process_std**2
+        dt2, dt3, dt4, dt5 = dt**2, dt**3, dt**4, dt**5
+        Q = np.array([
+            [q_l * dt + q_r * dt3 / 3.0 + q_a * dt5 / 20.0, q_r * dt2 / 2.0 + q_a * dt4 / 8.0, q_a * dt3 / 6.0],
+            [q_r * dt2 / 2.0 + q_a * dt4 / 8.0, q_r * dt + q_a * dt3 / 3.0, q_a * dt2 / 2.0],
+            [q_a * dt3 / 6.0, q_a * dt2 / 2.0, q_a * dt],
+        ])
+        return F, Q
+
+    def predict(self, t: float) -> None:
+        """Advance the state to epoch second ``t`` (no-op if ``t`` is not later)."""
+        dt = (float(t) - self.t) / SECONDS_PER_HOUR
+        if dt <= 0:
+            return
+        F, Q = self._transition(dt)
+        self.x = F @ self.x
+        self.P = F @ self.P @ F.T + Q
+        self.t = float(t)
+
+    def mark_dilution(self) -> None:
+        """A dose happened: the next ``readings_after_dilution`` readings re-anchor the level."""
+        self._dilution_readings_left = self.s.readings_after_dilution
+
+    def _inflate_level(self) -> None:
+        self.P[0, 0] += self.s.dilution_log_std**2
+
+    def _scalar_update(self, y: float, r_var: float) -> tuple[float, float]:
+        """One channel's EKF update with noise variance ``r_var``; returns (innovation, S)."""
+        y_hat = math.exp(self.x[0])
+        H = np.array([y_hat, 0.0, 0.0])
+        PHt = self.P @ H
+        S = float(H @ PHt) + r_var
+        K = PHt / S
+        e = y - y_hat
+        self.x = self.x + K * e
+        I_KH = np.eye(3) - np.outer(K, H)
+        self.P = I_KH @ self.P @ I_KH.T + np.outer(K, K) * r_var
+        return e, S
+
+    def update(self, t: float, observations: Mapping[str, float]) -> Estimate:
+        """Predict to ``t`` (epoch s) and assimilate normalised readings ``{channel: nOD}``.
+
+        Channels without a noise estimate are ignored. Returns the posterior
+        :class:`Estimate`.
+        """
+        self.predict(t)
+        after_dilution = self._dilution_readings_left > 0
+        if after_dilution:
+            self._inflate_level()
+            self._dilution_readings_left -= 1
+        k = self.s.outlier_std_threshold
+        outliers: list[str] = []
+        level_shift = False
+        used: dict[str, float] = {}
+        for channel, y in observations.items():
+            channel = str(channel)
+            if channel not in self.obs_rel_var or y is None or not math.isfinite(y):
+                continue
+            used[channel] = float(y)
+            y_hat = math.exp(self.x[0])
+            rel_var = self.obs_rel_var[channel]
+            r_var = rel_var * y_hat * y_hat
+            prior_l_var = float(self.P[0, 0])
+            S = y_hat * y_hat * prior_l_var + r_var
+            e = y - y_hat
+            z = e / math.sqrt(S)
+            weight = 1.0
+            if abs(z) > k and not after_dilution:
+                run = self._outlier_run.get(channel, 0)
+                run = (run + 1 if run > 0 else 1) if z > 0 else (run - 1 if run < 0 else -1)
+                self._outlier_run[channel] = run
+                if self.s.level_shift_outliers and abs(run) >= self.s.level_shift_outliers:
+                    # a sustained step, not isolated outliers: re-anchor the level
+                    self._inflate_level()
+                    self._outlier_run[channel] = 0
+                    level_shift = True
+                else:
+                    outliers.append(channel)
+                    weight = k / abs(z)
+            else:
+                self._outlier_run[channel] = 0
+            self._scalar_update(float(y), r_var / weight)
+            if not after_dilution and not level_shift:
+                # covariance matching on the (clipped) relative innovation
+                e_rel2 = min(z * z, k * k) * S / (y_hat * y_hat)
+                sample = max(e_rel2 - prior_l_var, 0.0)
+                beta = 1.0 / self.s.noise_adaptation_readings
+                floor = self.s.min_obs_rel_std**2
+                self.obs_rel_var[channel] = max((1.0 - beta) * rel_var + beta * sample, floor)
+        return self.estimate(outliers=tuple(outliers), after_dilution=after_dilution, level_shift=level_shift,
+                             observations=used)
+
+    def estimate(self, **extra: Any) -> Estimate:
+        """The current posterior as an :class:`Estimate`."""
+        return Estimate(
+            timestamp=self.t,
+            growth_rate=float(self.x[1]),
+            growth_rate_std=math.sqrt(max(float(self.P[1, 1]), 0.0)),
+            od_filtered=math.exp(float(self.x[0])),
+            log_od_std=math.sqrt(max(float(self.P[0, 0]), 0.0)),
+            state=[float(v) for v in self.x],
+            covariance=[[float(v) for v in row] for row in self.P],
+            **extra,
+        )
+
+
+@dataclass
+class Normalization:
+    """Per-channel baseline (median OD of the warm-up) and initial relative noise variance.
+
+    Cached per experiment by the job (``od_normalization_mean`` /
+    ``od_normalization_variance``) so that a restart reuses it.
+    """
+
+    factors: dict[str, float]
+    rel_variances: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"factors": dict(self.factors), "rel_variances": dict(self.rel_variances)}
+
+
+def robust_log_residual_var(times_s: list[float], values: list[float], floor_std: float) -> float:
+    """Relative noise variance of warm-up readings.
+
+    Fits a straight line to ``(t, ln y)`` (positive readings only) by least
+    squares and returns ``(1.4826·MAD(residuals))²``, at least ``floor_std²``.
+    """
+    pairs = [(t, math.log(v)) for t, v in zip(times_s, values) if v > 0]
+    if len(pairs) < 3:
+        return floor_std**2
+    t = np.array([p[0] for p in pairs])
+    y = np.array([p[1] for p in pairs])
+    t = t - t.mean()
+    denom = float(t @ t)
+    slope = float(t @ (y - y.mean())) / denom if denom > 0 else 0.0
+    residuals = y - y.mean() - slope * t
+    mad = float(np.median(np.abs(residuals - np.median(residuals))))
+    return max(MAD_TO_SD * mad, floor_std) ** 2
+
+
+def compute_normalization(readings: list[tuple[float, dict[str, float]]], floor_std: float) -> Normalization:
+    """Baselines and noise from warm-up ``readings`` ``[(t, {channel: od}), …]``.
+
+    Channels whose median is not positive are left out (they cannot be normalised).
+
+    Raises:
+        ValueError: no channel has a positive median.
+    """
+    channels: dict[str, list[tuple[float, float]]] = {}
+    for t, ods in readings:
+        for channel, od in ods.items():
+            if od is not None and math.isfinite(od):
+                channels.setdefault(str(channel), []).append((t, float(od)))
+    factors: dict[str, float] = {}
+    variances: dict[str, float] = {}
+    for channel, pairs in channels.items():
+        median = float(np.median([v for _, v in pairs]))
+        if median <= 0:
+            continue
+        factors[channel] = median
+        variances[channel] = robust_log_residual_var([t for t, _ in pairs], [v / median for _, v in pairs], floor_std)
+    if not factors:
+        raise ValueError("no channel has a positive median OD during the warm-up; is the culture (or blank) in place?")
+    return Normalization(factors, variances)
+
+
+class GrowthRateCalculator:
+    """Warm-up, normalisation and filtering of a stream of OD readings.
+
+    Feed it every OD message (``on_od``) and every dosing event (``on_dosing``);
+    it returns an :class:`Estimate` per reading once warmed up.
+
+    Args:
+        settings: Filter tuning.
+        samples_for_od_statistics: Warm-up readings (default 10).
+        skip_first: OD messages ignored at start (default 5).
+        normalization: A cached :class:`Normalization` (skips the warm-up).
+        initial_rate, initial_rate_std: Prior growth rate (h⁻¹) and SD, e.g. from a cache.
+
+    Attributes:
+        normalization: Set once the warm-up is done (the job caches it).
+        outlier_count, reading_count: Statistics since start.
+    """
+
+    def __init__(
+        self,
+        settings: FilterSettings | None = None,
+        *,
+        samples_for_od_statistics: int = 10,
+        skip_first: int = 5,
+        normalization: Normalization | None = None,
+        initial_rate: float | None = None,
+        initial_rate_std: float | None = None,
+    ) -> None:
+        if samples_for_od_statistics < 3:
+            raise ValueError(f"samples_for_od_statistics must be ≥ 3, got {samples_for_od_statistics}")
+        self.settings = settings or FilterSettings()
+        self.samples_for_od_statistics = int(samples_for_od_statistics)
+        self._to_skip = max(int(skip_first), 0)
+        self.normalization = normalization
+        self.initial_rate = initial_rate
+        self.initial_rate_std = initial_rate_std
+        self.ekf: GrowthRateEKF | None = None
+        self._warmup: list[tuple[float, dict[str, float]]] = []
+        self._pending_dilution = False
+        self.outlier_count = 0
+        self.reading_count = 0
+
+    @property
+    def warming_up(self) -> bool:
+        return self.ekf is None
+
+    def on_dosing(self, timestamp: float | None = None) -> None:
+        """A dose (media/alt media/waste) happened: restart the warm-up, or re-anchor the filter."""
+        if self.ekf is None:
+            if self.normalization is None:
+                self._warmup.clear()
+            else:
+                self._pending_dilution = True
+        else:
+            self.ekf.mark_dilution()
+
+    def normalize(self, ods: Mapping[str, float]) -> dict[str, float]:
+        """``{channel: od / baseline}`` for the channels with a baseline."""
+        assert self.normalization is not None
+        factors = self.normalization.factors
+        return {str(c): float(v) / factors[str(c)] for c, v in ods.items() if str(c) in factors and v is not None}
+
+    def _start_filter(self, t0: float, log_od: float, log_od_var: float) -> None:
+        assert self.normalization is not None
+        rate_var = None if self.initial_rate_std is None else self.initial_rate_std**2
+        self.ekf = GrowthRateEKF(self.settings, t0, log_od, log_od_var, self.normalization.rel_variances,
+                                 rate=self.initial_rate, rate_var=rate_var)
+
+    def on_od(self, timestamp: float, ods: Mapping[str, float]) -> Estimate | None:
+        """One OD reading ``{channel: od}`` at epoch second ``timestamp``; None while warming up.
+
+        Readings older than the filter's time are ignored (None).
+        """
+        if self._to_skip > 0:
+            self._to_skip -= 1
+            return None
+        clean = {str(c): float(v) for c, v in ods.items() if v is not None and math.isfinite(float(v))}
+        if not clean:
+            return None
+        if self.ekf is None:
+            if self.normalization is None:
+                self._warmup.append((timestamp, clean))
+                if len(self._warmup) < self.samples_for_od_statistics:
+                    return None
+                self.normalization = compute_normalization(self._warmup, self.settings.min_obs_rel_std)
+                return self._run_warmup_through_filter()
+            obs = self.normalize(clean)
+            if not obs:
+                return None
+            logs = [math.log(v) for v in obs.values() if v > 0]
+            log_od = sum(logs) / len(logs) if logs else 0.0
+            variance = max(self.normalization.rel_variances.values())
+            self._start_filter(timestamp, log_od, variance)
+            if self._pending_dilution:
+                self.ekf.mark_dilution()  # type: ignore[union-attr]
+                self._pending_dilution = False
+            return self._count(self.ekf.update(timestamp, obs))  # type: ignore[union-attr]
+        if timestamp < self.ekf.t:
+            return None
+        obs = self.normalize(clean)
+        if not obs:
+            return None
+        return self._count(self.ekf.update(timestamp, obs))
+
+    def _run_warmup_through_filter(self) -> Estimate:
+        """Start the filter at the first warm-up reading and assimilate the warm-up (faster convergence)."""
+        t0, first = self._warmup[0]
+        obs0 = self.normalize(first)
+        logs = [math.log(v) for v in obs0.values() if v > 0]
+        variance = max(self.normalization.rel_variances.values())  # type: ignore[union-attr]
+        self._start_filter(t0, sum(logs) / len(logs) if logs else 0.0, variance)
+        estimate: Estimate | None = None
+        for t, ods in self._warmup:
+            estimate = self._count(self.ekf.update(t, self.normalize(ods)))  # type: ignore[union-attr]
+        self._warmup.clear()
+        assert estimate is not None
+        return estimate
+
+    def _count(self, estimate: Estimate) -> Estimate:
+        self.reading_count += 1
+        self.outlier_count += len(estimate.outliers) > 0
+        return estimate

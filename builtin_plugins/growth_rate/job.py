@@ -1,0 +1,229 @@
+"""The ``growth_rate_calculating`` job: OD readings in, growth rate and filtered OD out."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from reactorkit.builtin_plugins.growth_rate.estimator import (
+    Estimate,
+    FilterSettings,
+    GrowthRateCalculator,
+    Normalization,
+)
+from reactorkit.core import mqtt as mq
+from reactorkit.core.clock import parse_iso
+from reactorkit.core.job import BackgroundJob
+
+SECTION = "growth_rate_calculating.config"
+MEAN_CACHE = "od_normalization_mean"
+VARIANCE_CACHE = "od_normalization_variance"
+STATE_CACHE = "growth_rate_filter_state"
+FUSED_CHANNEL = "fused"
+MIN_PRIOR_RATE_STD = 0.1  # h⁻¹
+
+
+class GrowthRateCalculating(BackgroundJob):
+    """Turn ``od_reading`` readings into a filtered normalised OD and a growth rate (h⁻¹).
+
+    Subscribes to ``od_reading/ods`` (or ``od_reading/od_fused`` on ``_XR``
+    models with an active ``od_fused`` estimator) and ``dosing_events`` of this
+    unit and experiment; retained messages are ignored. The estimator
+    (:mod:`.estimator`, an extended Kalman filter on ``[ln nOD, growth rate,
+    drift]``) skips the first 5 readings, gathers ``samples_for_od_statistics``
+    readings to set each channel's baseline (median) and noise, and from then
+    on publishes, for every reading and with the reading's timestamp:
+
+    * ``growth_rate``: ``{growth_rate, timestamp}`` in h⁻¹;
+    * ``od_filtered``: ``{od_filtered, timestamp}`` (normalised OD, > 0);
+    * ``kalman_filter_outputs``: ``{state, covariance_matrix, timestamp}``.
+
+    Baselines are cached per experiment (persistent caches
+    ``od_normalization_mean`` and ``od_normalization_variance``) so a restart
+    skips the warm-up; the last growth rate is kept (``growth_rate_filter_state``)
+    as the prior of the next start. A dosing event restarts the warm-up, or
+    makes the next readings re-anchor the level (dilution jump).
+
+    Config ``[growth_rate_calculating.config]``: ``samples_for_od_statistics``
+    (10), ``ekf_outlier_std_threshold`` (5.0, > 2); optional tuning
+    ``log_od_process_std``, ``rate_process_std``, ``drift_process_std``
+    (see :class:`FilterSettings`).
+
+    Args:
+        unit, experiment: Whose readings to follow.
+        ignore_cache: Recompute the baselines even if cached.
+
+    Raises:
+        ValueError: invalid config values (named in the message).
+    """
+
+    job_name = "growth_rate_calculating"
+    published_settings = {
+        "growth_rate": {"datatype": "json", "settable": False, "unit": "h⁻¹"},
+        "od_filtered": {"datatype": "json", "settable": False},
+        "kalman_filter_outputs": {"datatype": "json", "settable": False},
+    }
+
+    def __init__(self, unit: str, experiment: str, *, ignore_cache: bool = False, **kwargs: Any) -> None:
+        super().__init__(unit, experiment, **kwargs)
+        cfg = self.config
+        settings = FilterSettings(
+            outlier_std_threshold=cfg.getfloat(SECTION, "ekf_outlier_std_threshold", fallback=5.0),
+            **{key: cfg.getfloat(SECTION, key) for key in ("log_od_process_std", "rate_process_std", "drift_process_std")
+               if cfg.has_option(SECTION, key)},
+        )
+        samples = cfg.getint(SECTION, "samples_for_od_statistics", fallback=10)
+        self.use_fused = self._fused_signal()
+        normalization = None if ignore_cache else self._cached_normalization()
+        prior = None if ignore_cache else self._cached_state()
+        self.calculator = GrowthRateCalculator(
+            settings,
+            samples_for_od_statistics=samples,
+            normalization=normalization,
+            initial_rate=prior[0] if prior else None,
+            initial_rate_std=prior[1] if prior else None,
+        )
+        if normalization is not None:
+            self.logger.info("Using the cached OD baselines of %s: %s", self.experiment, normalization.factors)
+        else:
+            self.logger.info("Computing OD normalization metrics from %d readings. This may take a few minutes.", samples)
+        self._level_shift_logged_at: float | None = None
+        self.growth_rate = None
+        self.od_filtered = None
+        self.kalman_filter_outputs = None
+
+    # ----------------------------------------------------------------- caches
+    def _cache(self, name: str) -> Any:
+        try:
+            from reactorkit.core.calibration_store import PersistentCache
+
+            return PersistentCache(name)
+        except Exception as exc:
+            self.logger.debug("no persistent cache %s: %s", name, exc)
+            return None
+
+    def _cached_normalization(self) -> Normalization | None:
+        means, variances = self._cache(MEAN_CACHE), self._cache(VARIANCE_CACHE)
+        if means is None or variances is None:
+            return None
+        try:
+            factors = means.get(self.experiment)
+            rel = variances.get(self.experiment)
+            if not factors or not rel:
+                return None
+            factors = {str(k): float(v) for k, v in factors.items()}
+            rel = {str(k): float(v) for k, v in rel.items()}
+            if set(factors) != set(rel) or any(v <= 0 for v in (*factors.values(), *rel.values())):
+                return None
+            return Normalization(factors, rel)
+        except Exception as exc:
+            self.logger.warning("ignoring unreadable cached OD baselines: %s", exc)
+            return None
+
+    def _cached_state(self) -> tuple[float, float] | None:
+        """The last growth rate of this experiment as a prior (SD at least 0.1 h⁻¹: the culture may have changed)."""
+        cache = self._cache(STATE_CACHE)
+        try:
+            state = cache.get(self.experiment) if cache is not None else None
+            if not state:
+                return None
+            return float(state["growth_rate"]), max(float(state.get("growth_rate_std") or 0.0), MIN_PRIOR_RATE_STD)
+        except Exception as exc:
+            self.logger.debug("ignoring the cached filter state: %s", exc)
+            return None
+
+    def _store_normalization(self, normalization: Normalization) -> None:
+        means, variances = self._cache(MEAN_CACHE), self._cache(VARIANCE_CACHE)
+        try:
+            if means is not None and variances is not None:
+                means.set(self.experiment, normalization.factors)
+                variances.set(self.experiment, normalization.rel_variances)
+        except Exception as exc:
+            self.logger.warning("could not cache the OD baselines: %s", exc)
+
+    def _fused_signal(self) -> bool:
+        """``_XR`` model (``$MODEL_NAME``) with an active ``od_fused`` estimator → follow ``od_fused``."""
+        model = os.environ.get("MODEL_NAME", "") or self.config.get("hardware", "model_name", fallback="")
+        if not model.endswith("_XR"):
+            return False
+        try:
+            from reactorkit.core.calibration_store import active_estimator
+
+            return active_estimator("od_fused") is not None
+        except Exception:
+            return False
+
+    # ------------------------------------------------------------------ MQTT
+    def _topic(self, *parts: str) -> str:
+        return "/".join((mq.root_topic(self.config), self.unit, self.experiment, *parts))
+
+    def on_mqtt_connect(self, client: Any) -> None:
+        signal = ("od_reading", "od_fused") if self.use_fused else ("od_reading", "ods")
+        client.subscribe(self._topic(*signal), qos=mq.QOS_EXACTLY_ONCE)
+        client.subscribe(self._topic("dosing_events"), qos=mq.QOS_EXACTLY_ONCE)
+
+    def on_message(self, message: Any) -> None:
+        if message.retain or not message.payload:
+            return
+        topic = message.topic
+        try:
+            data = json.loads(message.payload)
+            if not isinstance(data, dict):
+                raise ValueError("expected a JSON object")
+            if topic.endswith("/dosing_events"):
+                self.handle_dosing_event(data)
+            elif topic.endswith("/od_reading/ods"):
+                ods = {str(c): float(r["od"]) for c, r in (data.get("ods") or {}).items()}
+                self.handle_reading(parse_iso(data["timestamp"]), data["timestamp"], ods)
+            elif topic.endswith("/od_reading/od_fused"):
+                self.handle_reading(parse_iso(data["timestamp"]), data["timestamp"], {FUSED_CHANNEL: float(data["od_fused"])})
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.logger.warning("ignored malformed message on %s: %s", topic, exc)
+
+    # ------------------------------------------------------------- handling
+    def handle_dosing_event(self, event: dict[str, Any]) -> None:
+        """A ``dosing_events`` payload ``{volume_change, event, source_of_event, timestamp}``."""
+        volume = float(event.get("volume_change", 0.0))
+        if volume == 0.0 or event.get("source_of_event") == "pump_calibration":
+            return
+        self.calculator.on_dosing(parse_iso(event["timestamp"]) if event.get("timestamp") else None)
+        self.logger.debug("dosing event %s %.3g mL: re-anchoring the OD level", event.get("event"), volume)
+
+    def handle_reading(self, t: float, timestamp: str, ods: dict[str, float]) -> Estimate | None:
+        """Feed one reading (epoch s, its ISO timestamp, ``{channel: od}``); publishes the outputs."""
+        if self.state != "ready":
+            return None
+        was_warming = self.calculator.normalization is None
+        estimate = self.calculator.on_od(t, ods)
+        if estimate is None:
+            return None
+        if was_warming and self.calculator.normalization is not None:
+            self._store_normalization(self.calculator.normalization)
+            self.logger.info("OD baselines: %s; relative noise: %s",
+                             {k: round(v, 6) for k, v in self.calculator.normalization.factors.items()},
+                             {k: round(v**0.5, 5) for k, v in self.calculator.normalization.rel_variances.items()})
+        if estimate.level_shift:
+            self.logger.info("A step in the OD signal without a dosing event at %s; re-anchored the level.", timestamp)
+        self.growth_rate = {"growth_rate": estimate.growth_rate, "timestamp": timestamp}
+        self.od_filtered = {"od_filtered": estimate.od_filtered, "timestamp": timestamp}
+        self.kalman_filter_outputs = {"state": estimate.state, "covariance_matrix": estimate.covariance,
+                                      "timestamp": timestamp}
+        if self.calculator.reading_count % 60 == 0:
+            self._store_state(estimate, timestamp)
+        return estimate
+
+    def _store_state(self, estimate: Estimate, timestamp: str) -> None:
+        cache = self._cache(STATE_CACHE)
+        if cache is None:
+            return
+        try:
+            cache.set(self.experiment, {"growth_rate": estimate.growth_rate, "growth_rate_std": estimate.growth_rate_std,
+                                        "timestamp": timestamp})
+        except Exception as exc:
+            self.logger.debug("could not cache the filter state: %s", exc)
+
+    def on_disconnected(self) -> None:
+        ekf = self.calculator.ekf
+        if ekf is not None:
+            self._store_state(ekf.estimate(), "")
