@@ -33,6 +33,7 @@ def _index() -> dict[str, Any]:
 # built-in commands whose modules are imported only when invoked: name -> (import path, help)
 LAZY_COMMANDS = {
     "demo": ("reactorkit.core.demo.single:demo", "Run a simulated experiment and show it live."),
+    "cluster": ("reactorkit.core.localcluster.commands:cluster", "A local simulated cluster: up, status, down."),
 }
 
 

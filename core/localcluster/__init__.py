@@ -1,0 +1,1 @@
+"""A local simulated cluster: several units on one machine, supervised by supervisord."""

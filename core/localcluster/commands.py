@@ -1,0 +1,165 @@
+"""``pio cluster up|status|down``: a local simulated cluster in the background."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import click
+
+from reactorkit.core.localcluster import supervisor
+from reactorkit.core.localcluster.layout import ClusterLayout
+from reactorkit.core.paths import dot_pioreactor
+
+REGISTRY_FILE = Path("storage") / "local_intermittent_pioreactor_metadata.sqlite"
+
+
+def default_root() -> Path:
+    """``$DOT_PIOREACTOR/localcluster`` (``~/.pioreactor/localcluster`` by default)."""
+    return dot_pioreactor() / "localcluster"
+
+
+root_option = click.option(
+    "--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Folder of the cluster's state (default $DOT_PIOREACTOR/localcluster).",
+)
+
+
+def wait_until_healthy(layout: ClusterLayout, timeout_s: float = 60.0) -> None:
+    """Block until every unit answers ``/unit_api/health``.
+
+    Raises:
+        TimeoutError: a unit did not answer in time (names it and its log).
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    for unit in layout.units:
+        while True:
+            try:
+                if httpx.get(f"{layout.url(unit)}/unit_api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{unit}'s API did not answer; see {layout.root / 'logs' / (unit + '-api.log')}")
+            time.sleep(0.2)
+
+
+def start_cluster(root: Path, *, workers: int = 2, speedup: float = 60.0, fresh: bool = True) -> ClusterLayout:
+    """Set up (or reuse) the cluster under ``root`` and start its processes; returns its layout.
+
+    Raises:
+        click.ClickException: it is already running.
+    """
+    root = root.resolve()
+    if (root / "cluster.json").exists():
+        old = ClusterLayout.load(root)
+        if supervisor.is_running(old):
+            raise click.ClickException(f"a cluster is already running under {root}; stop it with: pio cluster down --root {root}")
+    layout = ClusterLayout.new(root, workers=[f"worker{i + 1}" for i in range(workers)], speedup=speedup)
+    layout.write()
+    supervisor.start(layout)
+    try:
+        wait_until_healthy(layout)
+        _register_workers(layout)
+    except Exception:
+        stop_cluster(layout)
+        raise
+    return layout
+
+
+def _register_workers(layout: ClusterLayout) -> None:
+    """Put the simulated workers in the leader's inventory."""
+    import httpx
+
+    for worker in layout.workers:
+        response = httpx.put(f"{layout.url()}/api/workers", json={"pioreactor_unit": worker}, timeout=10)
+        if response.status_code >= 400 and response.status_code != 409:
+            raise click.ClickException(f"could not add {worker} to the inventory: {response.text}")
+
+
+def stop_jobs_of(layout: ClusterLayout, timeout_s: float = 20.0) -> int:
+    """SIGINT every job process registered on the cluster's units (long-running ones too); returns how many."""
+    import sqlite3
+
+    from reactorkit.core.job_registry import pid_alive
+
+    pids: list[int] = []
+    for unit in layout.units:
+        path = layout.unit_dir(unit) / REGISTRY_FILE
+        if not path.exists():
+            continue
+        with sqlite3.connect(path, timeout=15) as conn:
+            pids += [row[0] for row in conn.execute("SELECT pid FROM pio_job_metadata WHERE is_running = 1")]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGINT)
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout_s
+    for pid in pids:
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)
+
+
+def stop_cluster(layout: ClusterLayout) -> None:
+    """Stop the jobs, then every supervised process."""
+    stop_jobs_of(layout)
+    supervisor.stop(layout)
+
+
+@click.group("cluster", context_settings={"help_option_names": ["-h", "--help"]})
+def cluster() -> None:
+    """A local simulated cluster (a leader and workers on this machine)."""
+
+
+@cluster.command("up")
+@root_option
+@click.option("--workers", type=click.IntRange(1, 8), default=2, show_default=True, help="Number of simulated workers.")
+@click.option("--speedup", type=float, default=60.0, show_default=True, help="Simulated seconds per wall second.")
+def up(root: Path | None, workers: int, speedup: float) -> None:
+    """Start the cluster in the background and print the leader's API address."""
+    layout = start_cluster(root or default_root(), workers=workers, speedup=speedup)
+    click.echo(f"Cluster up under {layout.root}: leader {layout.leader}, workers {', '.join(layout.workers)}, "
+               f"{layout.speedup:g}× simulated time.")
+    click.echo(f"Leader API: {layout.url()}  (try {layout.url()}/api/workers)")
+
+
+@cluster.command("status")
+@root_option
+def status(root: Path | None) -> None:
+    """Show each unit, its address and each supervised process."""
+    root = (root or default_root()).resolve()
+    try:
+        layout = ClusterLayout.load(root)
+    except FileNotFoundError:
+        raise click.ClickException(f"no cluster under {root}; start one with: pio cluster up")
+    if not supervisor.is_running(layout):
+        click.echo(f"Cluster under {root} is stopped.")
+        return
+    click.echo(f"Cluster under {root} ({layout.speedup:g}× simulated time, MQTT prefix {layout.prefix})")
+    for unit in layout.units:
+        role = "leader" if unit == layout.leader else "worker"
+        click.echo(f"  {unit:<10} {role:<7} {layout.url(unit)}")
+    for name, state in sorted(supervisor.status(layout).items()):
+        click.echo(f"  {name:<24} {state}")
+
+
+@cluster.command("down")
+@root_option
+def down(root: Path | None) -> None:
+    """Stop every job and process of the cluster."""
+    root = (root or default_root()).resolve()
+    try:
+        layout = ClusterLayout.load(root)
+    except FileNotFoundError:
+        raise click.ClickException(f"no cluster under {root}")
+    stopped = stop_jobs_of(layout)
+    supervisor.stop(layout)
+    click.echo(f"Cluster under {root} stopped ({stopped} job(s) stopped).")

@@ -1,0 +1,128 @@
+"""The layout of a local simulated cluster: units, ports, state folders and their config.
+
+A cluster lives under one root folder::
+
+    <root>/cluster.json             names, ports, MQTT prefix, clock origin, speed-up
+    <root>/supervisord.conf         the process manager's configuration
+    <root>/units/<unit>/            each unit's $DOT_PIOREACTOR (config.ini, storage/, logs/)
+    <root>/logs/                    one log per supervised process
+
+Every unit's ``config.ini`` names the leader (``[cluster.topology]``), every
+unit's address (``[cluster.addresses] unit = 127.0.0.1:port``), a topic prefix
+and queue prefix unique to this cluster (so several clusters can share one
+mosquitto and one Redis), the simulation speed-up and a common clock origin.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from reactorkit.core.paths import atomic_write
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ClusterLayout:
+    """What ``pio cluster up`` set up.
+
+    Attributes:
+        root: The cluster's folder.
+        leader: Name of the leader unit (serves ``/api``; runs no vessel jobs by default).
+        workers: Names of the simulated workers.
+        ports: ``unit -> HTTP port``.
+        prefix: MQTT topic prefix of this cluster (ends with ``/``).
+        speedup: Simulated seconds per wall second.
+        clock_origin: Epoch second where simulated and wall time coincide.
+        redis_url: Redis of the task queues.
+    """
+
+    root: Path
+    leader: str = "leader"
+    workers: list[str] = field(default_factory=lambda: ["worker1", "worker2"])
+    ports: dict[str, int] = field(default_factory=dict)
+    prefix: str = field(default_factory=lambda: f"rk{uuid.uuid4().hex[:8]}/")
+    speedup: float = 1.0
+    clock_origin: float = field(default_factory=time.time)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    @property
+    def units(self) -> list[str]:
+        return [self.leader, *[w for w in self.workers if w != self.leader]]
+
+    def unit_dir(self, unit: str) -> Path:
+        return self.root / "units" / unit
+
+    def url(self, unit: str | None = None) -> str:
+        """``http://127.0.0.1:<port>`` of ``unit`` (default the leader)."""
+        return f"http://127.0.0.1:{self.ports[unit or self.leader]}"
+
+    def env(self, unit: str) -> dict[str, str]:
+        """Environment of every process of ``unit``."""
+        return {
+            "DOT_PIOREACTOR": str(self.unit_dir(unit)),
+            "HOSTNAME": unit,
+            "HARDWARE": "simulated",
+            "MQTT_TOPIC_PREFIX": self.prefix,
+            "REACTORKIT_SPEEDUP": repr(self.speedup),
+            "REACTORKIT_CLOCK_ORIGIN": repr(self.clock_origin),
+            "REACTORKIT_QUEUE_PREFIX": self.prefix.rstrip("/") + ":",
+            "REDIS_URL": self.redis_url,
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def config_ini(self, unit: str) -> str:
+        """The ``config.ini`` of ``unit``."""
+        addresses = "\n".join(f"{u} = 127.0.0.1:{self.ports[u]}" for u in self.units)
+        return (
+            "[cluster.topology]\n"
+            f"leader_hostname = {self.leader}\n"
+            "leader_address = 127.0.0.1\n\n"
+            f"[cluster.addresses]\n{addresses}\n\n"
+            f"[ui]\nport = {self.ports[unit]}\n\n"
+            f"[mqtt]\ntopic_prefix = {self.prefix}\n\n"
+            f"[redis]\nurl = {self.redis_url}\nqueue_prefix = {self.prefix.rstrip('/')}:\n\n"
+            f"[hardware]\nbackend = simulated\n\n"
+            f"[simulation]\nspeedup = {self.speedup!r}\nclock_origin = {self.clock_origin!r}\n"
+            f"seed = {abs(hash(unit)) % 10_000}\n"
+        )
+
+    def write(self) -> None:
+        """Create the folders and write ``cluster.json`` and every unit's ``config.ini``."""
+        for unit in self.units:
+            folder = self.unit_dir(unit)
+            (folder / "storage").mkdir(parents=True, exist_ok=True)
+            atomic_write(folder / "config.ini", self.config_ini(unit))
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        data = asdict(self)
+        data["root"] = str(self.root)
+        atomic_write(self.root / "cluster.json", json.dumps(data, indent=2))
+
+    @classmethod
+    def load(cls, root: Path) -> "ClusterLayout":
+        """Read ``<root>/cluster.json``.
+
+        Raises:
+            FileNotFoundError: no cluster was set up under ``root``.
+        """
+        data = json.loads((root / "cluster.json").read_text())
+        data["root"] = Path(data["root"])
+        return cls(**data)
+
+    @classmethod
+    def new(cls, root: Path, *, workers: list[str], speedup: float, leader: str = "leader",
+            redis_url: str = "redis://127.0.0.1:6379/0") -> "ClusterLayout":
+        """A fresh layout with a free port per unit."""
+        layout = cls(root=root, leader=leader, workers=workers, speedup=speedup, redis_url=redis_url)
+        layout.ports = {unit: free_port() for unit in layout.units}
+        return layout
