@@ -1,1 +1,35 @@
-"""Built-in plugin dosing (being written)."""
+"""Dosing: pumps (add_media, add_alt_media, remove_waste), vial bookkeeping and dosing automations (built-in plugin)."""
+
+from reactorkit.core.hooks import hookimpl
+
+from .descriptors import AUTOMATIONS, CHARTS, DATASETS, JOBS, ROUTES, STORAGE
+
+
+@hookimpl
+def register_jobs():
+    yield from JOBS
+
+
+@hookimpl
+def register_automations():
+    yield from AUTOMATIONS
+
+
+@hookimpl
+def register_charts():
+    yield from CHARTS
+
+
+@hookimpl
+def register_datasets():
+    yield from DATASETS
+
+
+@hookimpl
+def register_storage():
+    yield from STORAGE
+
+
+@hookimpl
+def register_routes():
+    yield from ROUTES

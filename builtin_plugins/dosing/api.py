@@ -1,0 +1,75 @@
+"""``/unit_api/bioreactor/experiments/{experiment}``: read and correct the vial bookkeeping."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import falcon
+
+from reactorkit.api.errors import ApiError
+from reactorkit.builtin_plugins.dosing.bioreactor import (
+    VARIABLES,
+    BioreactorStore,
+    InvalidBioreactorValue,
+    publish_values,
+)
+
+logger = logging.getLogger("reactorkit.dosing.api")
+
+
+def _publish(unit: str, experiment: str, values: dict[str, float], keys: list[str], config: Any) -> None:
+    """Publish the changed variables retained; a broker that is down only logs a warning."""
+    from reactorkit.core import mqtt as mq
+
+    try:
+        client = mq.create_client(config=config)
+    except ConnectionError as exc:
+        logger.warning("bioreactor values of %s saved but not published: %s", experiment, exc)
+        return
+    try:
+        for info in publish_values(client, unit, experiment, values, keys, config):
+            info.wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+class BioreactorValues:
+    """GET and PATCH the six bioreactor variables of an experiment on this unit.
+
+    * ``GET`` → 200 ``{"values": {current_volume_ml, efflux_tube_volume_ml,
+      alt_media_fraction, cumulative_media_added_ml, cumulative_alt_media_added_ml,
+      cumulative_waste_removed_ml}}`` (config defaults for a new experiment).
+    * ``PATCH {"values": {variable: number, …}}`` → 200 ``{"status": "success"}``;
+      the values are stored and published retained on ``bioreactor/<var>``.
+      400 (``Invalid request body.``) for a body without a ``values`` object, an
+      unknown variable, a non-number, a negative number, a fraction above 1 or a
+      volume above the vial capacity; nothing is written then.
+    """
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, experiment: str) -> None:
+        from reactorkit.core.config import get_config
+
+        resp.media = {"values": BioreactorStore(get_config()).get(experiment)}
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, experiment: str) -> None:
+        from reactorkit.core.config import get_config, get_unit_name
+
+        try:
+            body = req.get_media(default_when_empty=None)
+        except falcon.MediaMalformedError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("values"), dict):
+            raise ApiError(falcon.HTTP_400, "Invalid request body.",
+                           cause='Expected a JSON object {"values": {variable: number, …}}.',
+                           remediation=f"Give some of: {', '.join(VARIABLES)}.")
+        config = get_config()
+        try:
+            values = BioreactorStore(config).update(experiment, body["values"])
+        except InvalidBioreactorValue as exc:
+            raise ApiError(falcon.HTTP_400, "Invalid request body.", cause=f"values.{exc.field}: {exc}",
+                           remediation=f"Give numbers ≥ 0 for some of: {', '.join(VARIABLES)} "
+                                       "(alt_media_fraction within 0–1).") from None
+        _publish(get_unit_name(), experiment, values, list(body["values"]), config)
+        resp.media = {"status": "success"}

@@ -1,0 +1,287 @@
+"""The dosing-automation family: the base class every dosing automation extends.
+
+``pio run dosing_automation --automation-name <name> [--<field> value …]``
+hosts one automation (built-in or from a plugin's ``register_automations``).
+A dosing automation subclasses :class:`DosingAutomationJob`, sets
+``automation_name`` and ``pumps`` (the pump actions it needs), declares its
+settable parameters in ``published_settings`` and implements ``execute()``,
+calling :meth:`DosingAutomationJob.execute_io_action` to dose.
+
+Dose helper (domain facts §3.5, ``[dosing_automation.config]``):
+
+* ``waste_ml`` must be at least ``media_ml + alt_media_ml`` (the volume comes
+  back to the efflux level), unless ``keep_volume=False`` (fed batch);
+* a dose whose added volume or waste exceeds ``max_subdose`` (1.0 mL) is
+  halved recursively (:func:`plan_subdoses`);
+* each sub-dose adds alt media then media (``pause_between_subdoses_seconds``,
+  5 s, after each), removes ``waste_ml`` and then an extra
+  ``waste_removal_multiplier`` (2) × ``waste_ml`` of waste that is not counted
+  in the returned volumes (the efflux tube stops it at the efflux level);
+* before each sub-dose the projected volume is checked: reaching
+  ``[bioreactor] max_volume_to_stop`` logs an error, puts the automation to
+  ``sleeping`` and aborts the dose.
+
+Pumps run in this process (:func:`.pumps.pump_action`, each with its own
+``$state`` lifecycle). Sleeping or disconnecting stops a running pump at once
+and no further sub-dose starts. The automation also follows the retained
+``bioreactor/current_volume_ml``: a volume at or above ``max_volume_to_stop``
+(from a manual pump or a correction through the API) puts it to sleep.
+
+Start-up fails with a clear error (logged, job disconnected) when a pump it
+needs has no ``[PWM]`` channel or no active calibration.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+from reactorkit.builtin_plugins.dosing.bioreactor import BioreactorStore
+from reactorkit.builtin_plugins.dosing.calibration import MissingCalibration, missing_calibration_message, pump_rate
+from reactorkit.builtin_plugins.dosing.pumps import OverVolume, PumpError, _pwm_channel, pump_action, volume_limits
+from reactorkit.core.config import get_config
+from reactorkit.core.automation import AutomationEvent, AutomationJob, ErrorOccurred
+from reactorkit.core.mqtt import QOS_AT_LEAST_ONCE, job_topic
+
+CONFIG_SECTION = "dosing_automation.config"
+SUBDOSE_EPSILON_ML = 1e-9
+STOP_JOIN_TIMEOUT_S = 15.0  # wall seconds to wait for a running pump to stop at disconnect
+
+
+def plan_subdoses(media_ml: float, alt_media_ml: float, waste_ml: float,
+                  max_subdose: float) -> list[tuple[float, float, float]]:
+    """Split a dose into equal halves until every part is small enough.
+
+    A part is small enough when ``media_ml + alt_media_ml ≤ max_subdose`` and
+    ``waste_ml ≤ max_subdose``.
+
+    Returns:
+        ``[(media_ml, alt_media_ml, waste_ml), …]`` summing to the request.
+
+    Raises:
+        ValueError: a negative volume or ``max_subdose`` ≤ 0.
+    """
+    if min(media_ml, alt_media_ml, waste_ml) < 0:
+        raise ValueError("volumes must be ≥ 0 mL")
+    if not max_subdose > 0:
+        raise ValueError(f"max_subdose must be > 0 mL, got {max_subdose}")
+    if media_ml + alt_media_ml > max_subdose + SUBDOSE_EPSILON_ML or waste_ml > max_subdose + SUBDOSE_EPSILON_ML:
+        half = plan_subdoses(media_ml / 2, alt_media_ml / 2, waste_ml / 2, max_subdose)
+        return half + half
+    return [(media_ml, alt_media_ml, waste_ml)]
+
+
+class DosingAutomationJob(AutomationJob):
+    """Base class of dosing automations (job ``dosing_automation``).
+
+    Class attributes:
+        automation_name: snake_case name given as ``--automation-name``.
+        pumps: Pump actions the automation uses, checked at start
+            (``add_media``, ``add_alt_media``, ``remove_waste``).
+
+    Args:
+        unit, experiment, duration, skip_first_run: As :class:`AutomationJob`
+            (``duration`` in minutes; None/0 for event-driven automations).
+
+    Raises:
+        PumpError: a pump in ``pumps`` has no ``[PWM]`` channel.
+        MissingCalibration: a pump in ``pumps`` has no active calibration.
+    """
+
+    job_name = "dosing_automation"
+    automation_type = "dosing"
+    pumps: ClassVar[tuple[str, ...]] = ()
+    published_settings: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, unit: str, experiment: str, **kwargs: Any) -> None:
+        # everything MQTT callbacks use is set before the client connects (in super().__init__)
+        cfg = kwargs.get("config") or get_config()
+        self._run_lock = threading.Lock()
+        self._stop_dosing = threading.Event()
+        self._active_stops: set[threading.Event] = set()
+        self._stops_lock = threading.Lock()
+        self.max_volume_to_warn, self.max_volume_to_stop = volume_limits(cfg)
+        self.pause_between_subdoses_s = cfg.getfloat(CONFIG_SECTION, "pause_between_subdoses_seconds", fallback=5.0)
+        self.waste_removal_multiplier = cfg.getfloat(CONFIG_SECTION, "waste_removal_multiplier", fallback=2.0)
+        self.max_subdose = cfg.getfloat(CONFIG_SECTION, "max_subdose", fallback=1.0)
+        self.bioreactor = BioreactorStore(cfg)
+        self._volume_topic = job_topic(unit, experiment, "bioreactor", "current_volume_ml", config=cfg)
+        super().__init__(unit, experiment, **kwargs)
+        self.source_of_event = f"dosing_automation:{self.automation_name}"
+        try:
+            self._check_pumps()
+        except (PumpError, MissingCalibration) as exc:
+            self.logger.error("%s cannot start: %s", self.automation_name, exc)
+            self.clean_up()
+            raise
+
+    def _check_pumps(self) -> None:
+        for action in self.pumps:
+            _pwm_channel(self.config, action)
+            rate = pump_rate(action)
+            if not rate.is_calibrated:
+                raise MissingCalibration(missing_calibration_message(rate.device))
+
+    # ------------------------------------------------------------ MQTT input
+    def on_mqtt_connect(self, client: Any) -> None:
+        client.subscribe(self._volume_topic, qos=QOS_AT_LEAST_ONCE)
+        self.subscribe_inputs(client)
+
+    def subscribe_inputs(self, client: Any) -> None:
+        """Override to subscribe to the automation's inputs (called on every (re)connect)."""
+
+    def on_message(self, message: Any) -> None:
+        if message.topic == self._volume_topic:
+            self._check_volume_message(message.payload)
+            return
+        self.on_input(message)
+
+    def on_input(self, message: Any) -> None:
+        """Override to handle messages of :meth:`subscribe_inputs`."""
+
+    def _check_volume_message(self, payload: bytes) -> None:
+        try:
+            volume = float(payload)
+        except ValueError:
+            return
+        if volume >= self.max_volume_to_stop and self.state == "ready":
+            self.logger.error(
+                "The vial holds %.2f mL, at or above [bioreactor] max_volume_to_stop = %g mL; pausing %s.",
+                volume, self.max_volume_to_stop, self.automation_name,
+            )
+            self.set_state("sleeping")
+
+    # ------------------------------------------------------------ running
+    def run(self) -> AutomationEvent | None:
+        """Run :meth:`execute` once (one dose at a time); pump refusals become ``ErrorOccurred``."""
+        with self._run_lock:
+            if self.state != "ready":
+                return None
+            try:
+                return super().run()
+            except (PumpError, MissingCalibration) as exc:
+                self.logger.error("%s could not dose: %s", self.automation_name, exc)
+                event = ErrorOccurred(message=str(exc))
+                self.latest_event = event.to_dict()
+                return event
+
+    def run_in_background(self) -> bool:
+        """Start :meth:`run` in a worker thread unless a run is under way; True if started.
+
+        Event-driven automations call this from :meth:`on_input` so that the
+        MQTT network thread is never blocked by a dose.
+        """
+        if self._run_lock.locked() or self.state != "ready":
+            return False
+
+        def target() -> None:
+            try:
+                self.run()
+            except Exception as exc:  # never kill the job from a worker thread
+                self._on_execute_error(exc)
+
+        threading.Thread(target=target, name=f"{self.automation_name}-dose", daemon=True).start()
+        return True
+
+    def current_volume_ml(self) -> float:
+        """The bookkept liquid volume (mL) of this experiment."""
+        return self.bioreactor.get(self.experiment)["current_volume_ml"]
+
+    def execute_io_action(self, media_ml: float = 0.0, alt_media_ml: float = 0.0, waste_ml: float = 0.0,
+                          keep_volume: bool = True) -> dict[str, float]:
+        """Dose (see the module docstring); blocks until done or stopped.
+
+        Args:
+            media_ml, alt_media_ml: mL to add. waste_ml: mL to remove (counted).
+            keep_volume: Require ``waste_ml ≥ media_ml + alt_media_ml``.
+
+        Returns:
+            ``{"media_ml", "alt_media_ml", "waste_ml"}`` actually moved (extra waste not counted).
+
+        Raises:
+            ValueError: negative volumes, or too little waste with ``keep_volume``.
+            OverVolume: the projected volume reached ``max_volume_to_stop``
+                (the automation is put to sleep first).
+        """
+        media_ml, alt_media_ml, waste_ml = float(media_ml), float(alt_media_ml), float(waste_ml)
+        if keep_volume and waste_ml + SUBDOSE_EPSILON_ML < media_ml + alt_media_ml:
+            raise ValueError(f"waste_ml ({waste_ml}) must be ≥ media_ml + alt_media_ml ({media_ml + alt_media_ml})")
+        moved = {"media_ml": 0.0, "alt_media_ml": 0.0, "waste_ml": 0.0}
+        for media, alt, waste in plan_subdoses(media_ml, alt_media_ml, waste_ml, self.max_subdose):
+            if not not self._stop_dosing.is_set():
+                break
+            volume = self.current_volume_ml()
+            if media + alt > 0 and volume + media + alt >= self.max_volume_to_stop:
+                self.logger.error(
+                    "Dose aborted: %.2f mL + %.2f mL would reach [bioreactor] max_volume_to_stop = %g mL; "
+                    "pausing %s.", volume, media + alt, self.max_volume_to_stop, self.automation_name,
+                )
+                self._pause_after_error()
+                raise OverVolume(volume, media + alt, self.max_volume_to_stop)
+            if alt > 0:
+                moved["alt_media_ml"] += self._pump("add_alt_media", alt)
+                self._pause()
+            if media > 0 and not self._stop_dosing.is_set():
+                moved["media_ml"] += self._pump("add_media", media)
+                self._pause()
+            if waste > 0 and not self._stop_dosing.is_set():
+                moved["waste_ml"] += self._pump("remove_waste", waste)
+                extra = waste * self.waste_removal_multiplier
+                if extra > 0 and not self._stop_dosing.is_set():
+                    self._pump("remove_waste", extra)
+                self._pause()
+        return moved
+
+    def _pause(self) -> None:
+        if self.pause_between_subdoses_s > 0:
+            self.clock.wait(self._stop_dosing, self.pause_between_subdoses_s)
+
+    def _pause_after_error(self) -> None:
+        self._stop_dosing.set()
+        self.set_state("sleeping")
+
+    def _pump(self, action: str, ml: float) -> float:
+        """Run one pump action for ``ml`` mL in this process; returns mL moved."""
+        stop = threading.Event()
+        with self._stops_lock:
+            self._active_stops.add(stop)
+        try:
+            if not not self._stop_dosing.is_set():
+                return 0.0
+            return pump_action(action, ml=ml, source_of_event=self.source_of_event, unit=self.unit,
+                               experiment=self.experiment, config=self.config, clock=self.clock, stop_event=stop,
+                               job_source=self.job_source)
+        finally:
+            with self._stops_lock:
+                self._active_stops.discard(stop)
+
+    def _stop_pumps(self) -> None:
+        self._stop_dosing.set()
+        with self._stops_lock:
+            for stop in self._active_stops:
+                stop.set()
+
+    # ------------------------------------------------------------ lifecycle
+    def _post_init(self) -> None:
+        super()._post_init()
+        try:
+            if self.current_volume_ml() >= self.max_volume_to_stop:
+                self.logger.error("The vial already holds %.2f mL (≥ max_volume_to_stop = %g mL); pausing.",
+                                  self.current_volume_ml(), self.max_volume_to_stop)
+                self.set_state("sleeping")
+        except Exception as exc:
+            self.logger.debug("volume check at start failed: %s", exc)
+
+    def on_ready_to_sleeping(self) -> None:
+        self._stop_pumps()
+        super().on_ready_to_sleeping()
+
+    def on_sleeping_to_ready(self) -> None:
+        self._stop_dosing.clear()
+        super().on_sleeping_to_ready()
+
+    def on_disconnected(self) -> None:
+        self._stop_pumps()
+        if self._run_lock.acquire(timeout=STOP_JOIN_TIMEOUT_S):  # the running dose has turned its pump off
+            self._run_lock.release()
+        super().on_disconnected()

@@ -1,0 +1,1 @@
+"""The built-in dosing automations: silent, turbidostat, chemostat, pid_morbidostat, fed_batch."""

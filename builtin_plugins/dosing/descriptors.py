@@ -1,0 +1,242 @@
+"""Descriptors of the dosing plugin: plain data, nothing heavy imported."""
+
+from reactorkit.core.descriptors import (
+    AutomationDescriptor,
+    AutomationField,
+    ChartDescriptor,
+    CliOption,
+    DatasetDescriptor,
+    JobDescriptor,
+    PublishedSetting,
+    RouteDescriptor,
+    TableDescriptor,
+    TopicMapping,
+)
+
+_PKG = "reactorkit.builtin_plugins.dosing"
+
+
+def _pump_job(action: str, display_name: str, liquid: str, device: str) -> JobDescriptor:
+    return JobDescriptor(
+        job_name=action,
+        display_name=display_name,
+        description=(
+            f"Runs the {liquid} pump for a volume (needs an active {device} calibration), a duration, or "
+            f"continuously until stopped; publishes dosing events and updates the vial bookkeeping."
+        ),
+        display=False,
+        cli_options=(
+            CliOption(name="ml", type="float", help=f"Volume of {liquid} to move, in mL (needs a {device} calibration)."),
+            CliOption(name="duration", type="float", help="Run the pump for this many seconds."),
+            CliOption(name="continuously", type="flag", help="Run until stopped (pio kill, or $state/set disconnected)."),
+            CliOption(name="source_of_event", type="string", default="CLI",
+                      help="Recorded with each dosing event (CLI, UI, …)."),
+        ),
+        runner=f"{_PKG}.pumps:run_{action}",
+    )
+
+
+ADD_MEDIA = _pump_job("add_media", "Add media", "media", "media_pump")
+ADD_ALT_MEDIA = _pump_job("add_alt_media", "Add alternative media", "alt media", "alt_media_pump")
+REMOVE_WASTE = _pump_job("remove_waste", "Remove waste", "waste", "waste_pump")
+
+DOSING_AUTOMATION = JobDescriptor(
+    job_name="dosing_automation",
+    display_name="Dosing automation",
+    description="Doses media, alternative media and waste automatically, by the chosen automation "
+                "(turbidostat, chemostat, PID morbidostat, fed batch …).",
+    subtext="automation_name",
+    published_settings=(
+        PublishedSetting(key="automation_name", type="string", label="Automation", editable=False),
+        PublishedSetting(key="duration", type="numeric", unit="min", label="Time between dosing", editable=True,
+                         display=False, min=0),
+        PublishedSetting(key="latest_event", type="json", label="Latest event", editable=False, display=False),
+        PublishedSetting(key="target_biomass", type="numeric", label="Target biomass", editable=True, min=0),
+        PublishedSetting(key="exchange_volume_ml", type="numeric", unit="mL", label="Exchange volume",
+                         editable=True, min=0),
+        PublishedSetting(key="target_growth_rate", type="numeric", unit="h⁻¹", label="Target growth rate",
+                         editable=True, min=0),
+        PublishedSetting(key="target_normalized_od", type="numeric", label="Target normalized OD",
+                         editable=True, min=0),
+        PublishedSetting(key="dosing_volume_ml", type="numeric", unit="mL", label="Dosing volume", editable=True,
+                         min=0),
+    ),
+    cli_options=(
+        CliOption(name="automation_name", type="string", required=True,
+                  help="Which dosing automation: silent, turbidostat, chemostat, pid_morbidostat, fed_batch, or a plugin's."),
+    ),
+    runner=f"{_PKG}.runners:run_dosing_automation",
+    accepts_extra_options=True,
+)
+
+JOBS = (ADD_MEDIA, ADD_ALT_MEDIA, REMOVE_WASTE, DOSING_AUTOMATION)
+
+_EXCHANGE = AutomationField(key="exchange_volume_ml", label="Exchange volume", unit="mL", default=1.0)
+
+AUTOMATIONS = (
+    AutomationDescriptor(
+        automation_type="dosing",
+        automation_name="silent",
+        display_name="Silent",
+        description="Never doses. The vial bookkeeping stays available.",
+        automation_class=f"{_PKG}.automations.silent:Silent",
+    ),
+    AutomationDescriptor(
+        automation_type="dosing",
+        automation_name="turbidostat",
+        display_name="Turbidostat",
+        description="Exchanges media whenever the biomass signal reaches the target, holding the culture at a "
+                    "constant density. Waits 30 s after each dilution.",
+        fields=(
+            AutomationField(key="target_biomass", label="Target biomass", default=None),
+            _EXCHANGE,
+            AutomationField(key="biomass_signal", label="Biomass signal", type="select", default="auto",
+                            options=("auto", "normalized_od", "od", "od_fused")),
+        ),
+        automation_class=f"{_PKG}.automations.turbidostat:Turbidostat",
+    ),
+    AutomationDescriptor(
+        automation_type="dosing",
+        automation_name="chemostat",
+        display_name="Chemostat",
+        description="Exchanges a fixed volume every set number of minutes: a constant dilution rate "
+                    "(exchange volume / vial volume × 60 / minutes, per hour).",
+        fields=(
+            AutomationField(key="exchange_volume_ml", label="Exchange volume", unit="mL", default=0.5),
+            AutomationField(key="duration", label="Time between dosing", unit="min", default=20),
+        ),
+        automation_class=f"{_PKG}.automations.chemostat:Chemostat",
+    ),
+    AutomationDescriptor(
+        automation_type="dosing",
+        automation_name="pid_morbidostat",
+        display_name="PID morbidostat",
+        description="Holds the growth rate at a target by dosing an inhibitory alternative media, with the "
+                    "alt-media share of each dose set by a PID controller.",
+        fields=(
+            AutomationField(key="target_growth_rate", label="Target growth rate", unit="h⁻¹", default=0.1),
+            AutomationField(key="target_normalized_od", label="Target normalized OD", unit="AU", default=1.5),
+            AutomationField(key="duration", label="Time between dosing", unit="min", default=60),
+        ),
+        automation_class=f"{_PKG}.automations.pid_morbidostat:PIDMorbidostat",
+    ),
+    AutomationDescriptor(
+        automation_type="dosing",
+        automation_name="fed_batch",
+        display_name="Fed batch",
+        description="Adds media at regular intervals without removing any; pauses before the vial overflows.",
+        fields=(
+            AutomationField(key="dosing_volume_ml", label="Dosing volume", unit="mL", default=0.1),
+            AutomationField(key="duration", label="Time between dosing", unit="min", default=720),
+        ),
+        automation_class=f"{_PKG}.automations.fed_batch:FedBatch",
+    ),
+)
+
+CHARTS = (
+    ChartDescriptor(
+        chart_key="fraction_of_volume_that_is_alternative_media",
+        data_source="alt_media_fractions",
+        data_source_column="alt_media_fraction",
+        title="Fraction of volume that is alternative media",
+        y_axis_label="Fraction",
+        mqtt_topic="bioreactor/alt_media_fraction",
+        fixed_decimals=3,
+        down_sample=False,
+        lookback=100000,
+        y_transformation="(y) => y",
+        y_axis_domain=(0.0, 0.05),
+    ),
+    ChartDescriptor(
+        chart_key="liquid_volume",
+        data_source="liquid_volumes",
+        data_source_column="liquid_volume",
+        title="Liquid volume",
+        y_axis_label="Volume, mL",
+        mqtt_topic="bioreactor/current_volume_ml",
+        fixed_decimals=2,
+        down_sample=False,
+        lookback=100000,
+    ),
+)
+
+DATASETS = (
+    DatasetDescriptor(
+        dataset_name="dosing_events",
+        display_name="Dosing events",
+        description="Every pump action: media and alternative media added, waste removed, with its source.",
+        table="dosing_events",
+        column_descriptions={"event": "add_media, add_alt_media or remove_waste",
+                             "volume_change_ml": "Volume moved (positive for waste too)",
+                             "source_of_event": "Who started it (CLI, UI, dosing_automation:<name> …)"},
+        column_units={"volume_change_ml": "mL"},
+    ),
+    DatasetDescriptor(
+        dataset_name="liquid_volumes",
+        display_name="Liquid volumes",
+        description="The vial's bookkept liquid volume over time.",
+        table="liquid_volumes",
+        column_units={"liquid_volume": "mL"},
+    ),
+    DatasetDescriptor(
+        dataset_name="alt_media_fractions",
+        display_name="Alternative media fractions",
+        description="Fraction of the vial's volume that is alternative media, over time.",
+        table="alt_media_fractions",
+    ),
+    DatasetDescriptor(
+        dataset_name="dosing_automation_settings",
+        display_name="Dosing automation settings",
+        description="The settings of each dosing automation run (base64-encoded JSON), with start and end times.",
+        table="dosing_automation_settings",
+        default_order_by="started_at",
+        timestamp_columns=("started_at", "ended_at"),
+    ),
+    DatasetDescriptor(
+        dataset_name="dosing_automation_events",
+        display_name="Dosing automation events",
+        description="What dosing automations did (or decided not to do), with messages and data.",
+        table="dosing_automation_events",
+    ),
+)
+
+
+def _table(name: str, columns: str, index: str = "experiment, pioreactor_unit, timestamp") -> TableDescriptor:
+    return TableDescriptor(
+        table=name,
+        create_sql=f"""
+            CREATE TABLE IF NOT EXISTS {name} (
+                experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
+                pioreactor_unit TEXT NOT NULL,
+                {columns}
+            );
+            CREATE INDEX IF NOT EXISTS {name}_ix ON {name} ({index});
+        """,
+    )
+
+
+_P = f"{_PKG}.storage"
+
+STORAGE = (
+    _table("dosing_events", "timestamp TEXT NOT NULL, event TEXT NOT NULL, volume_change_ml REAL NOT NULL, "
+                            "source_of_event TEXT"),
+    _table("liquid_volumes", "timestamp TEXT NOT NULL, liquid_volume REAL NOT NULL"),
+    _table("alt_media_fractions", "timestamp TEXT NOT NULL, alt_media_fraction REAL NOT NULL"),
+    _table("dosing_automation_settings", "started_at TEXT NOT NULL, ended_at TEXT, automation_name TEXT NOT NULL, "
+                                         "settings BLOB NOT NULL",
+           index="experiment, pioreactor_unit, started_at"),
+    _table("dosing_automation_events", "timestamp TEXT NOT NULL, event_name TEXT NOT NULL, message TEXT, data TEXT"),
+    TopicMapping(topic="pioreactor/+/+/dosing_events", table="dosing_events", parse=f"{_P}:parse_dosing_event"),
+    TopicMapping(topic="pioreactor/+/+/bioreactor/current_volume_ml", table="liquid_volumes",
+                 parse=f"{_P}:parse_current_volume"),
+    TopicMapping(topic="pioreactor/+/+/bioreactor/alt_media_fraction", table="alt_media_fractions",
+                 parse=f"{_P}:parse_alt_media_fraction"),
+    TopicMapping(topic="pioreactor/+/+/dosing_automation/dosing_automation_settings",
+                 table="dosing_automation_settings", parse=f"{_P}:parse_automation_settings"),
+    TopicMapping(topic="pioreactor/+/+/dosing_automation/latest_event", table="dosing_automation_events",
+                 parse=f"{_P}:parse_automation_event"),
+)
+
+ROUTES = (
+    RouteDescriptor(path="/unit_api/bioreactor/experiments/{experiment}", resource=f"{_PKG}.api:BioreactorValues"),
+)

@@ -1,0 +1,361 @@
+"""Pump actions: ``add_media``, ``add_alt_media``, ``remove_waste``.
+
+Each action runs one peristaltic pump — the ``[PWM]`` channel named
+``media``, ``alt_media`` or ``waste`` — at the duty cycle of its active
+calibration, for one of:
+
+* ``ml``: a volume (mL), converted to a run time with the calibration's
+  y → x (a calibration is required);
+* ``duration``: a run time (s); the volume is booked with the calibration's
+  x → y, or the default 0.0911 mL/s at 100 % duty cycle without one;
+* ``continuously``: until stopped (``$state/set`` ``disconnected``, SIGINT,
+  ``pio kill``); an inflow also stops when the vial reaches
+  ``[bioreactor] max_volume_to_stop``.
+
+Run time is measured on the core clock (simulated time under a speed-up).
+While the pump runs, a dosing event ``{volume_change, event,
+source_of_event, timestamp}`` is published (QoS 2, not retained) on
+``pioreactor/{unit}/{experiment}/dosing_events`` per chunk of run time
+(0.5 s, or 0.05 s of wall time under a speed-up, whichever is longer), and a
+final event brings the total to the volume of the time the pump was actually
+on (so an early stop publishes a correction, possibly negative; waste volumes
+are positive). Every event is applied to the vial bookkeeping
+(:mod:`.bioreactor`) and the changed variables are published retained on
+``bioreactor/<var>``.
+
+Safety (domain facts §3.5, §3.8): an addition whose projected volume reaches
+``[bioreactor] max_volume_to_stop`` (default 18 mL) is refused with
+:class:`OverVolume`; reaching ``max_volume_to_warn`` (default 17 mL) logs a
+warning.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import threading
+from typing import Any, Callable
+
+from reactorkit.builtin_plugins.dosing.bioreactor import BioreactorStore, publish_values
+from reactorkit.builtin_plugins.dosing.calibration import (
+    ACTION_DEVICES,
+    MissingCalibration,
+    PumpRate,
+    missing_calibration_message,
+    pump_rate,
+)
+
+ACTIONS = tuple(ACTION_DEVICES)
+CHUNK_SECONDS = 0.5  # run time per dosing event (domain facts §3.8)
+MIN_CHUNK_WALL_SECONDS = 0.05  # under a speed-up, at most ~20 events per wall second
+
+
+class PumpError(RuntimeError):
+    """A pump action that cannot run (bad arguments, missing ``[PWM]`` channel …)."""
+
+
+class OverVolume(PumpError):
+    """An addition would take the vial to ``max_volume_to_stop`` or above.
+
+    Attributes:
+        current_volume_ml, requested_ml, max_volume_ml: The numbers behind the refusal.
+    """
+
+    def __init__(self, current_volume_ml: float, requested_ml: float, max_volume_ml: float) -> None:
+        self.current_volume_ml = current_volume_ml
+        self.requested_ml = requested_ml
+        self.max_volume_ml = max_volume_ml
+        super().__init__(
+            f"Refusing to add {requested_ml:.3g} mL: the vial holds {current_volume_ml:.3g} mL and would reach "
+            f"{current_volume_ml + requested_ml:.3g} mL, at or above [bioreactor] max_volume_to_stop = {max_volume_ml:g} mL. "
+            f"Remove waste first, or correct current_volume_ml if the bookkeeping is wrong."
+        )
+
+
+def volume_limits(config: Any) -> tuple[float, float]:
+    """``([bioreactor] max_volume_to_warn, max_volume_to_stop)`` in mL (defaults 17, 18)."""
+    warn = config.getfloat("bioreactor", "max_volume_to_warn", fallback=17.0)
+    stop = config.getfloat("bioreactor", "max_volume_to_stop", fallback=18.0)
+    return warn, stop
+
+
+def _pwm_channel(config: Any, action: str) -> int:
+    from reactorkit.core.config import pwm_channel_of
+
+    device = ACTION_DEVICES[action][0]
+    channel = pwm_channel_of(config, device)
+    if channel is None:
+        raise PumpError(
+            f"No PWM channel drives the {device} pump: add a line '<channel> = {device}' to the [PWM] section of "
+            f"config.ini (channels 1-5)."
+        )
+    return channel
+
+
+def _check_request(action: str, ml: float | None, duration: float | None, continuously: bool) -> None:
+    if action not in ACTION_DEVICES:
+        raise PumpError(f"unknown pump action {action!r}; use one of {', '.join(ACTIONS)}")
+    given = [name for name, value in (("ml", ml), ("duration", duration)) if value is not None]
+    if continuously:
+        given.append("continuously")
+    if len(given) != 1:
+        raise PumpError(f"{action}: give exactly one of --ml, --duration and --continuously (got {', '.join(given) or 'none'})")
+    for name, value in (("ml", ml), ("duration", duration)):
+        if value is not None and (not math.isfinite(float(value)) or float(value) < 0):
+            raise PumpError(f"{action}: --{name} must be a finite number ≥ 0, got {value!r}")
+
+
+def pump_action(
+    action: str,
+    *,
+    ml: float | None = None,
+    duration: float | None = None,
+    continuously: bool = False,
+    source_of_event: str = "CLI",
+    unit: str | None = None,
+    experiment: str | None = None,
+    config: Any = None,
+    clock: Any = None,
+    hardware: Any = None,
+    stop_event: threading.Event | None = None,
+    job_source: str | None = None,
+    on_event: Callable[[dict[str, Any], dict[str, float]], None] | None = None,
+) -> float:
+    """Run one pump and do its bookkeeping; blocks until the pump is off.
+
+    Args:
+        action: ``add_media``, ``add_alt_media`` or ``remove_waste``.
+        ml: Volume to move (mL); needs an active calibration of the pump.
+        duration: Run time (s, simulated under a speed-up).
+        continuously: Run until stopped (inflows stop at ``max_volume_to_stop``).
+        source_of_event: ``CLI``, ``UI``, ``dosing_automation:<name>``, ``pump_calibration`` …
+            (``pump_calibration`` events are not applied to the bookkeeping).
+        unit, experiment, config, clock, hardware: Defaults: this unit, its
+            experiment, the process-wide config, clock and hardware.
+        stop_event: Set it to stop the pump early (it is also set by a
+            ``$state/set`` of ``disconnected``).
+        job_source: Registry ``job_source`` (default ``$JOB_SOURCE`` or ``user``).
+        on_event: Called with each published event and the bookkeeping after it.
+
+    Returns:
+        The volume moved (mL) according to the calibration (or the default
+        rate), for the time the pump was actually on.
+
+    Raises:
+        PumpError: bad arguments or no ``[PWM]`` channel for the pump.
+        MissingCalibration: ``ml`` given but the pump has no active calibration.
+        OverVolume: the addition would reach ``max_volume_to_stop``.
+        JobAlreadyRunning: the same action is already running on this unit.
+        ConnectionError: the MQTT broker cannot be reached.
+    """
+    from reactorkit.core.clock import get_clock
+    from reactorkit.core.config import get_config, get_experiment, get_unit_name
+
+    _check_request(action, ml, duration, continuously)
+    config = config or get_config()
+    clock = clock or get_clock(config)
+    unit = unit or get_unit_name()
+    experiment = experiment or get_experiment()
+    channel = _pwm_channel(config, action)
+    rate = pump_rate(action)
+    if ml is not None and not rate.is_calibrated:
+        raise MissingCalibration(missing_calibration_message(rate.device))
+    if ml is not None:
+        run_seconds: float | None = rate.seconds_for(float(ml)) if ml > 0 else 0.0
+    elif duration is not None:
+        run_seconds = float(duration)
+    else:
+        run_seconds = None
+    if run_seconds is not None and run_seconds <= 0:
+        return 0.0
+
+    store = BioreactorStore(config)
+    warn_at, stop_at = volume_limits(config)
+    is_inflow = action != "remove_waste"
+    tracked = source_of_event != "pump_calibration"
+    if is_inflow and tracked:
+        current = store.get(experiment)["current_volume_ml"]
+        if run_seconds is not None:
+            requested = float(ml) if ml is not None else rate.ml_for(run_seconds)
+            if current + requested >= stop_at:
+                raise OverVolume(current, requested, stop_at)
+        elif current >= stop_at:
+            raise OverVolume(current, 0.0, stop_at)
+
+    from reactorkit.builtin_plugins.dosing.lifecycle import ActionLifecycle
+
+    if hardware is None:
+        from reactorkit.core.hardware import get_hardware
+
+        hardware = get_hardware(config, unit)
+    lifecycle = ActionLifecycle(action, unit, experiment, config=config, clock=clock, job_source=job_source,
+                                stop_event=stop_event)
+    try:
+        runner = _PumpRun(action, rate, channel, run_seconds, source_of_event, unit, experiment, config, clock,
+                          hardware, store, lifecycle, (warn_at, stop_at) if is_inflow and tracked else None, on_event)
+        return runner.run()
+    finally:
+        lifecycle.close()
+
+
+class _PumpRun:
+    """One run of one pump: PWM on, chunked events, PWM off, final correction."""
+
+    def __init__(self, action: str, rate: PumpRate, channel: int, run_seconds: float | None, source_of_event: str,
+                 unit: str, experiment: str, config: Any, clock: Any, hardware: Any, store: BioreactorStore,
+                 lifecycle: Any, limits: tuple[float, float] | None,
+                 on_event: Callable[[dict[str, Any], dict[str, float]], None] | None) -> None:
+        self.action, self.rate, self.channel = action, rate, channel
+        self.run_seconds = run_seconds
+        self.source_of_event = source_of_event
+        self.unit, self.experiment, self.config, self.clock = unit, experiment, config, clock
+        self.hardware, self.store, self.lifecycle = hardware, store, lifecycle
+        self.limits = limits
+        self.on_event = on_event
+        self.published_ml = 0.0
+        self.warned = False
+        self.stopped_at_max = False
+        from reactorkit.core.mqtt import job_topic
+
+        self.events_topic = job_topic(unit, experiment, "dosing_events", config=config)
+
+    def run(self) -> float:
+        clock, stop = self.clock, self.lifecycle.stop_event
+        logger = self.lifecycle.logger
+        limit_s = self.run_seconds
+        if limit_s is None and self.limits is not None:
+            # a continuous inflow ends when the bookkeeping reaches max_volume_to_stop
+            room = self.limits[1] - self.store.get(self.experiment)["current_volume_ml"]
+            limit_s = self._seconds_for_room(room)
+        chunk_s = max(CHUNK_SECONDS, MIN_CHUNK_WALL_SECONDS * clock.speedup)
+        t_on = clock.now()
+        self.hardware.set_pwm(self.channel, self.rate.duty_cycle)
+        try:
+            while not stop.is_set():
+                elapsed = clock.now() - t_on
+                step = chunk_s if limit_s is None else min(chunk_s, limit_s - elapsed)
+                if step <= 0:
+                    break
+                if clock.wait(stop, step):
+                    break
+                elapsed = clock.now() - t_on
+                if limit_s is not None and elapsed >= limit_s:
+                    break
+                self._publish(self.rate.ml_for(elapsed) - self.published_ml)
+        finally:
+            t_off = clock.now()
+            self.hardware.set_pwm(self.channel, 0.0)
+        on_seconds = t_off - t_on
+        total = self.rate.ml_for(on_seconds)
+        if abs(total - self.published_ml) > 1e-9 or self.published_ml == 0.0:
+            self._publish(total - self.published_ml)
+        if self.run_seconds is None and self.limits is not None and not stop.is_set():
+            logger.error(
+                "Stopped %s: the vial reached [bioreactor] max_volume_to_stop = %g mL.", self.action, self.limits[1]
+            )
+        liquid = ACTION_DEVICES[self.action][2]
+        verb = "Removed" if self.action == "remove_waste" else "Added"
+        early = " (stopped early)" if stop.is_set() and self.run_seconds is not None else ""
+        calibration = self.rate.calibration_name or "default rate 0.0911 mL/s"
+        logger.info("%s %.3f mL of %s in %.2f s%s (calibration %s, source %s).", verb, total, liquid, on_seconds,
+                    early, calibration, self.source_of_event)
+        return total
+
+    def _seconds_for_room(self, room_ml: float) -> float:
+        if room_ml <= 0:
+            return 0.0
+        if self.rate.is_calibrated:
+            return self.rate.seconds_for(room_ml)
+        return room_ml / 0.0911
+
+    def _publish(self, volume_change_ml: float) -> None:
+        event = {
+            "volume_change": round(volume_change_ml, 6),
+            "event": self.action,
+            "source_of_event": self.source_of_event,
+            "timestamp": self.clock.utc_iso(),
+        }
+        self.lifecycle.publish(self.events_topic, json.dumps(event), qos=2, retain=False)
+        self.published_ml += volume_change_ml
+        before, after = self.store.apply(self.experiment, self.action, volume_change_ml, self.source_of_event)
+        changed = [k for k in after if after[k] != before[k]]
+        if changed:
+            for info in publish_values(self.lifecycle.client, self.unit, self.experiment, after, changed, self.config):
+                self.lifecycle._pending.append(info)
+        if self.limits is not None and not self.warned and after["current_volume_ml"] >= self.limits[0]:
+            self.warned = True
+            self.lifecycle.logger.warning(
+                "The vial holds %.2f mL, at or above [bioreactor] max_volume_to_warn = %g mL.",
+                after["current_volume_ml"], self.limits[0],
+            )
+        if self.on_event is not None:
+            self.on_event(event, after)
+
+
+def add_media(ml: float | None = None, duration: float | None = None, continuously: bool = False,
+              source_of_event: str = "CLI", **kwargs: Any) -> float:
+    """Pump fresh media into the vial; see :func:`pump_action`. Returns mL added."""
+    return pump_action("add_media", ml=ml, duration=duration, continuously=continuously,
+                       source_of_event=source_of_event, **kwargs)
+
+
+def add_alt_media(ml: float | None = None, duration: float | None = None, continuously: bool = False,
+                  source_of_event: str = "CLI", **kwargs: Any) -> float:
+    """Pump alternative media into the vial; see :func:`pump_action`. Returns mL added."""
+    return pump_action("add_alt_media", ml=ml, duration=duration, continuously=continuously,
+                       source_of_event=source_of_event, **kwargs)
+
+
+def remove_waste(ml: float | None = None, duration: float | None = None, continuously: bool = False,
+                 source_of_event: str = "CLI", **kwargs: Any) -> float:
+    """Run the waste pump (removes liquid above the efflux tube); see :func:`pump_action`. Returns mL."""
+    return pump_action("remove_waste", ml=ml, duration=duration, continuously=continuously,
+                       source_of_event=source_of_event, **kwargs)
+
+
+# --------------------------------------------------------------------- CLI runners
+def _run_cli(action: str, *, unit: str, experiment: str, config: Any, ml: float | None = None,
+             duration: float | None = None, continuously: bool = False, source_of_event: str = "CLI",
+             **extra: Any) -> int:
+    """``pio run <action>``: run the pump in this process; SIGINT/SIGTERM stop it cleanly.
+
+    Returns:
+        0 on success, 1 when the action was refused (message on stderr).
+    """
+    from reactorkit.core.job_registry import JobAlreadyRunning
+
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, lambda *_: stop.set())
+    try:
+        pump_action(action, ml=ml, duration=duration, continuously=bool(continuously),
+                    source_of_event=source_of_event or "CLI", unit=unit, experiment=experiment, config=config,
+                    stop_event=stop)
+    except JobAlreadyRunning as exc:
+        print(f"Error: {exc}. Stop it first with: pio kill --job-name {action}", file=sys.stderr)
+        return 1
+    except ConnectionError as exc:
+        print(f"Error: {exc}. Is mosquitto running? Check [mqtt] in config.ini.", file=sys.stderr)
+        return 1
+    except (PumpError, MissingCalibration, ValueError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_add_media(**kwargs: Any) -> int:
+    """Runner of ``pio run add_media``."""
+    return _run_cli("add_media", **kwargs)
+
+
+def run_add_alt_media(**kwargs: Any) -> int:
+    """Runner of ``pio run add_alt_media``."""
+    return _run_cli("add_alt_media", **kwargs)
+
+
+def run_remove_waste(**kwargs: Any) -> int:
+    """Runner of ``pio run remove_waste``."""
+    return _run_cli("remove_waste", **kwargs)
