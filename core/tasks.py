@@ -34,7 +34,8 @@ def get_queue(unit: str | None = None, config: Config | None = None) -> Any:
 
 def enqueue(func: Callable[..., Any] | str, *args: Any, unit: str | None = None, timeout_s: int = 600, **kwargs: Any) -> str:
     """Queue ``func(*args, **kwargs)`` for this unit's worker; returns the task id."""
-    job = get_queue(unit).enqueue(func, *args, job_timeout=timeout_s, result_ttl=86_400, failure_ttl=86_400, kwargs=kwargs)
+    job = get_queue(unit).enqueue(func, args=args, kwargs=kwargs, job_timeout=timeout_s, result_ttl=86_400,
+                                  failure_ttl=86_400)
     return job.id
 
 
