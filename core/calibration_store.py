@@ -207,23 +207,31 @@ def _check_common(record: Any, name_field: str) -> None:
         else:
             raise InvalidCalibration("created_at must be an ISO-8601 timestamp string", "created_at")
     recorded = record.get("recorded_data")
-    if recorded is not None:
-        if not isinstance(recorded, dict) or not isinstance(recorded.get("x"), list) or not isinstance(
-            recorded.get("y"), list
-        ):
-            raise InvalidCalibration("recorded_data must be a mapping {x: [...], y: [...]}", "recorded_data")
-        if len(recorded["x"]) != len(recorded["y"]):
-            raise InvalidCalibration(
-                f"recorded_data.x and recorded_data.y must have equal lengths "
-                f"({len(recorded['x'])} ≠ {len(recorded['y'])})",
-                "recorded_data",
-            )
-        for axis in ("x", "y"):
-            for i, v in enumerate(recorded[axis]):
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise InvalidCalibration(
-                        f"recorded_data.{axis}[{i}] must be a number, got {v!r}", "recorded_data"
-                    )
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict):
+        raise InvalidCalibration("recorded_data must be a mapping {x: [...], y: [...]}", "recorded_data")
+    if name_field == "estimator_name" and "x" not in recorded and isinstance(recorded.get("by_angle"), dict):
+        for angle, pairs in recorded["by_angle"].items():
+            _check_xy(pairs, f"recorded_data.by_angle.{angle}")
+        return
+    _check_xy(recorded, "recorded_data")
+
+
+def _check_xy(recorded: Any, where: str) -> None:
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("x"), list) or not isinstance(
+        recorded.get("y"), list
+    ):
+        raise InvalidCalibration(f"{where} must be a mapping {{x: [...], y: [...]}}", "recorded_data")
+    if len(recorded["x"]) != len(recorded["y"]):
+        raise InvalidCalibration(
+            f"{where}.x and {where}.y must have equal lengths ({len(recorded['x'])} ≠ {len(recorded['y'])})",
+            "recorded_data",
+        )
+    for axis in ("x", "y"):
+        for i, v in enumerate(recorded[axis]):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise InvalidCalibration(f"{where}.{axis}[{i}] must be a number, got {v!r}", "recorded_data")
 
 
 def validate_calibration(record: Any, device: str | None = None) -> dict[str, Any]:
@@ -261,7 +269,8 @@ def validate_calibration(record: Any, device: str | None = None) -> dict[str, An
 def validate_estimator(record: Any, device: str | None = None) -> dict[str, Any]:
     """Check an estimator record (§6.1): ``estimator_type``, ``estimator_name``.
 
-    For ``od_fused`` also ``angles`` (list), ``mu_splines`` (angle → akima curve),
+    ``recorded_data`` is ``{x, y}`` or ``{by_angle: {angle: {x, y}}}``. For
+    ``od_fused_estimator`` (device ``od_fused``) also ``angles`` (list), ``mu_splines`` (angle → akima curve),
     ``min_logc < max_logc``.
 
     Raises:
@@ -270,8 +279,8 @@ def validate_estimator(record: Any, device: str | None = None) -> dict[str, Any]
     _check_common(record, "estimator_name")
     etype = record.get("estimator_type")
     if not isinstance(etype, str) or not etype:
-        raise InvalidCalibration("estimator_type is required (e.g. 'od_fused')", "estimator_type")
-    if etype == "od_fused" or device == "od_fused":
+        raise InvalidCalibration("estimator_type is required (e.g. 'od_fused_estimator')", "estimator_type")
+    if etype in ("od_fused", "od_fused_estimator") or device == "od_fused":
         angles = record.get("angles")
         if not isinstance(angles, list) or not angles:
             raise InvalidCalibration("angles must be a non-empty list (e.g. ['45', '90', '135'])", "angles")

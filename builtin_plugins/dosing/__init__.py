@@ -33,3 +33,10 @@ def register_storage():
 @hookimpl
 def register_routes():
     yield from ROUTES
+
+
+@hookimpl
+def register_calibration_protocols():
+    from .calibration_protocols import protocol_descriptors
+
+    yield from protocol_descriptors()

@@ -23,3 +23,10 @@ def register_datasets():
 @hookimpl
 def register_storage():
     yield from STORAGE
+
+
+@hookimpl
+def register_calibration_protocols():
+    from .calibration_protocols import protocol_descriptors
+
+    yield from protocol_descriptors()

@@ -1,0 +1,253 @@
+"""Leader routes ``/api/workers/{pioreactor_unit}/…`` for calibrations and estimators (domain facts §1.2, §6.3, §6.5).
+
+* Calibration, estimator and protocol routes fan out to the workers'
+  ``/unit_api`` as async tasks (:mod:`reactorkit.api.fanout`): 202 with the
+  task envelope; the task's ``result`` is ``{unit: envelope}``. GET fan-outs are
+  cached for 10 s (the same task is answered again).
+* Sessions are synchronous proxies to one worker (30 s; inputs 300 s);
+  ``$broadcast`` → 400. The worker's status and body are passed through.
+* ``zipped_calibrations`` merges the workers' ZIPs, each file under
+  ``<unit>/``, into ``calibration_yamls.zip``.
+
+An unknown unit → 400 (§1.1).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+import zipfile
+from typing import Any
+
+import falcon
+
+from reactorkit.api import fanout
+from reactorkit.api.errors import ApiError
+
+logger = logging.getLogger("reactorkit.calibrations")
+
+GET_CACHE_S = 10.0
+SESSION_TIMEOUT_S = 30.0
+SESSION_INPUTS_TIMEOUT_S = 300.0
+ZIP_TIMEOUT_S = 10.0
+
+_cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
+_cache_lock = threading.Lock()
+
+
+def targets(unit: str, *, allow_broadcast: bool = True) -> list[str]:
+    """Workers a route addresses; 400 for an unknown unit (or ``$broadcast`` when not allowed)."""
+    if unit == fanout.BROADCAST and not allow_broadcast:
+        raise ApiError(falcon.HTTP_400, "$broadcast is not supported here.",
+                       cause="Calibration sessions run on one worker at a time.",
+                       remediation="Name one worker in the path.")
+    try:
+        return fanout.resolve_units(unit, family="workers")
+    except fanout.UnknownUnit as exc:
+        raise ApiError(falcon.HTTP_400, f"Unknown unit {unit!r}.", cause=str(exc),
+                       remediation="Use a worker listed by GET /api/workers, or $broadcast.") from None
+
+
+def _enqueue(resp: falcon.Response, method: str, units: list[str], path: str, body: Any = None) -> None:
+    key = (path, tuple(units))
+    now = time.monotonic()
+    if method == "GET":
+        with _cache_lock:
+            hit = _cache.get(key)
+            if hit and now - hit[0] < GET_CACHE_S:
+                resp.status = falcon.HTTP_202
+                resp.media = hit[1]
+                return
+    try:
+        envelope = fanout.enqueue_fan_out(method, units, path, body)
+    except Exception as exc:
+        from redis.exceptions import RedisError
+
+        if isinstance(exc, RedisError):
+            raise ApiError(falcon.HTTP_503, "Task queue unavailable.", cause=f"{type(exc).__name__}: {exc}",
+                           remediation="Check that Redis is running on the leader.") from exc
+        raise
+    if method == "GET":
+        with _cache_lock:
+            _cache[key] = (now, envelope)
+    else:
+        with _cache_lock:  # a write makes cached reads of the same units stale
+            for cached in [k for k in _cache if k[1] == tuple(units) or set(k[1]) & set(units)]:
+                _cache.pop(cached, None)
+    resp.status = falcon.HTTP_202
+    resp.media = envelope
+
+
+class FanOut:
+    """A leader route that fans ``/api/workers/{u}<suffix>`` out to ``/unit_api<suffix>`` of the targets.
+
+    Args:
+        suffix: Path after the unit, with ``{field}`` placeholders of the route, e.g. ``"/calibrations/{device}"``.
+    """
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    def _path(self, fields: dict[str, str]) -> str:
+        from urllib.parse import quote
+
+        return "/unit_api" + self.suffix.format(**{k: quote(v, safe="") for k, v in fields.items()})
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, **fields: str) -> None:
+        _enqueue(resp, "GET", targets(pioreactor_unit), self._path(fields))
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, **fields: str) -> None:
+        from reactorkit.builtin_plugins.calibrations.resources import _body
+
+        body = _body(req)
+        _enqueue(resp, "POST", targets(pioreactor_unit), self._path(fields), body)
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, **fields: str) -> None:
+        _enqueue(resp, "PATCH", targets(pioreactor_unit), self._path(fields))
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, **fields: str) -> None:
+        _enqueue(resp, "DELETE", targets(pioreactor_unit), self._path(fields))
+
+
+def fan_out_class(suffix: str, *methods: str) -> type:
+    """A resource class for ``suffix`` answering only ``methods`` (``"get"``, ``"post"`` …)."""
+    body: dict[str, Any] = {"__init__": lambda self: FanOut.__init__(self, suffix),
+                            "__doc__": f"``/api/workers/{{pioreactor_unit}}{suffix}`` → ``/unit_api{suffix}`` ({', '.join(m.upper() for m in methods)})."}
+    for method in methods:
+        body[f"on_{method}"] = getattr(FanOut, f"on_{method}")
+    return type("FanOut", (object,), {**body, "_path": FanOut._path, "suffix": suffix})
+
+
+ProtocolsFanOut = fan_out_class("/calibration_protocols", "get")
+CalibrationsFanOut = fan_out_class("/calibrations", "get")
+DeviceCalibrationsFanOut = fan_out_class("/calibrations/{device}", "get", "post")
+CalibrationFanOut = fan_out_class("/calibrations/{device}/{name}", "get", "delete")
+ActiveCalibrationsFanOut = fan_out_class("/active_calibrations", "get")
+ActiveCalibrationDeviceFanOut = fan_out_class("/active_calibrations/{device}", "delete")
+SetActiveCalibrationFanOut = fan_out_class("/active_calibrations/{device}/{name}", "patch")
+EstimatorsFanOut = fan_out_class("/estimators", "get")
+DeviceEstimatorsFanOut = fan_out_class("/estimators/{device}", "get")
+EstimatorFanOut = fan_out_class("/estimators/{device}/{name}", "get", "delete")
+ActiveEstimatorsFanOut = fan_out_class("/active_estimators", "get")
+ActiveEstimatorDeviceFanOut = fan_out_class("/active_estimators/{device}", "delete")
+SetActiveEstimatorFanOut = fan_out_class("/active_estimators/{device}/{name}", "patch")
+
+
+# ----------------------------------------------------------------------- sessions
+
+
+def proxy(resp: falcon.Response, unit: str, method: str, path: str, body: Any = None,
+          timeout: float = SESSION_TIMEOUT_S) -> None:
+    """Call ``unit``'s ``path`` synchronously and pass its status and JSON body through.
+
+    Raises:
+        ApiError: 502 when the worker cannot be reached or answers something that is not JSON.
+    """
+    import httpx
+
+    from reactorkit.core.cluster import unit_url
+
+    url = unit_url(unit) + path
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            reply = client.request(method, url, json=body)
+    except httpx.HTTPError as exc:
+        raise ApiError(falcon.HTTP_502, f"Could not {method} to {unit}'s {path}.",
+                       cause=f"{type(exc).__name__}: {exc}",
+                       remediation=f"Check that {unit} is powered on and serving /unit_api.") from None
+    try:
+        payload = reply.json()
+    except ValueError:
+        raise ApiError(falcon.HTTP_502, f"{unit}'s reply to {method} {path} is not JSON.",
+                       cause=f"HTTP {reply.status_code}") from None
+    resp.status = falcon.code_to_http_status(reply.status_code)
+    resp.media = payload
+
+
+class SessionsProxy:
+    """``POST /api/workers/{u}/calibrations/sessions`` → the worker's ``/unit_api/calibrations/sessions`` (30 s)."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        from reactorkit.builtin_plugins.calibrations.resources import _body
+
+        body = _body(req)
+        unit = targets(pioreactor_unit, allow_broadcast=False)[0]
+        proxy(resp, unit, "POST", "/unit_api/calibrations/sessions", body)
+
+
+class SessionProxy:
+    """``GET /api/workers/{u}/calibrations/sessions/{session_id}`` (30 s)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, session_id: str) -> None:
+        from urllib.parse import quote
+
+        unit = targets(pioreactor_unit, allow_broadcast=False)[0]
+        proxy(resp, unit, "GET", f"/unit_api/calibrations/sessions/{quote(session_id, safe='')}")
+
+
+class SessionInputsProxy:
+    """``POST /api/workers/{u}/calibrations/sessions/{session_id}/inputs`` (300 s: steps may run hardware)."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, session_id: str) -> None:
+        from urllib.parse import quote
+
+        from reactorkit.builtin_plugins.calibrations.resources import _body
+
+        body = _body(req)
+        unit = targets(pioreactor_unit, allow_broadcast=False)[0]
+        proxy(resp, unit, "POST", f"/unit_api/calibrations/sessions/{quote(session_id, safe='')}/inputs", body,
+              timeout=SESSION_INPUTS_TIMEOUT_S)
+
+
+class SessionAbortProxy:
+    """``POST /api/workers/{u}/calibrations/sessions/{session_id}/abort`` (30 s)."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, session_id: str) -> None:
+        from urllib.parse import quote
+
+        unit = targets(pioreactor_unit, allow_broadcast=False)[0]
+        proxy(resp, unit, "POST", f"/unit_api/calibrations/sessions/{quote(session_id, safe='')}/abort")
+
+
+# -------------------------------------------------------------------------- zips
+
+
+def merge_zips(archives: dict[str, bytes]) -> bytes:
+    """One ZIP holding every member of ``archives[unit]`` under ``<unit>/``; unreadable archives are skipped."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as merged:
+        for unit in sorted(archives):
+            try:
+                with zipfile.ZipFile(io.BytesIO(archives[unit])) as source:
+                    for info in source.infolist():
+                        if info.is_dir() or info.filename.startswith("/") or ".." in info.filename.split("/"):
+                            continue
+                        merged.writestr(f"{unit}/{info.filename}", source.read(info))
+            except zipfile.BadZipFile:
+                logger.warning("zipped calibrations of %s are not a ZIP; skipped", unit)
+    return buffer.getvalue()
+
+
+class ZippedCalibrationsProxy:
+    """``GET /api/workers/{u}/zipped_calibrations`` → ``calibration_yamls.zip`` (``<unit>/<device>/<name>.yaml``)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        import httpx
+
+        from reactorkit.core.cluster import unit_url
+
+        archives: dict[str, bytes] = {}
+        with httpx.Client(timeout=ZIP_TIMEOUT_S) as client:
+            for unit in targets(pioreactor_unit):
+                try:
+                    reply = client.get(unit_url(unit) + "/unit_api/zipped_calibrations")
+                except httpx.HTTPError as exc:
+                    logger.warning("could not fetch zipped calibrations of %s: %s", unit, exc)
+                    continue
+                if reply.status_code == 200:
+                    archives[unit] = reply.content
+        resp.content_type = "application/zip"
+        resp.downloadable_as = "calibration_yamls.zip"
+        resp.data = merge_zips(archives)

@@ -1,0 +1,283 @@
+"""``/unit_api`` resources for calibrations, estimators, protocols and sessions (domain facts §6.3–6.5).
+
+Calibrations (``kind = calibrations``) and estimators (``kind = estimators``)
+share one implementation: listing adds ``is_active`` and ``pioreactor_unit``
+to each stored record (estimators also ``device``). Errors use the contract's
+shape through :class:`reactorkit.api.errors.ApiError`: invalid names, YAML or
+records → 400 naming the field; unknown files/sessions → 404.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Any, Callable
+
+import falcon
+
+from reactorkit.api.errors import ApiError
+from reactorkit.builtin_plugins.calibrations import protocols
+from reactorkit.builtin_plugins.calibrations.engine import CalibrationError
+from reactorkit.core import calibration_store as store
+from reactorkit.core.config import get_unit_name
+
+
+def _invalid(exc: store.InvalidCalibration) -> ApiError:
+    field = f" (field {exc.field!r})" if exc.field else ""
+    return ApiError(falcon.HTTP_400, f"Invalid calibration data{field}.", cause=str(exc),
+                    remediation="Fix the named field and send the request again.")
+
+
+def _not_found(exc: Exception) -> ApiError:
+    return ApiError(falcon.HTTP_404, str(exc).rstrip(".") + ".", cause=str(exc),
+                    remediation="List what exists with GET /unit_api/calibrations or /unit_api/estimators.")
+
+
+def _engine_error(exc: CalibrationError) -> ApiError:
+    status = falcon.HTTP_404 if exc.status == 404 else falcon.HTTP_400
+    return ApiError(status, exc.error, cause=exc.cause, remediation=exc.remediation)
+
+
+def _body(req: falcon.Request) -> dict[str, Any]:
+    try:
+        body = req.get_media(default_when_empty={})
+    except falcon.HTTPError:
+        raise ApiError(falcon.HTTP_400, "Invalid request body.", cause="The body is not valid JSON.",
+                       remediation="Send a JSON object.") from None
+    if not isinstance(body, dict):
+        raise ApiError(falcon.HTTP_400, "Invalid request body.", cause="The body must be a JSON object.",
+                       remediation="Send a JSON object.")
+    return body
+
+
+class _Kind:
+    """The store functions of calibrations or estimators."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        est = kind == "estimators"
+        self.name_field = "estimator_name" if est else "calibration_name"
+        self.list: Callable[..., Any] = store.list_estimators if est else store.list_calibrations
+        self.load = store.load_estimator if est else store.load_calibration
+        self.delete = store.delete_estimator if est else store.delete_calibration
+        self.set_active = store.set_active_estimator if est else store.set_active
+        self.clear_active = store.clear_active_estimator if est else store.clear_active
+        self.active_names = store.active_estimators if est else store.active_calibrations
+        self.save_yaml = store.save_estimator_yaml if est else store.save_calibration_yaml
+        self.singular = "Estimator" if est else "Calibration"
+
+    def decorate(self, device: str, record: dict[str, Any], active: dict[str, str]) -> dict[str, Any]:
+        out = dict(record)
+        out["is_active"] = active.get(device) == record.get(self.name_field)
+        out["pioreactor_unit"] = get_unit_name()
+        if self.kind == "estimators":
+            out["device"] = device
+        return out
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except store.InvalidCalibration as exc:
+            raise _invalid(exc) from None
+        except store.CalibrationNotFound as exc:
+            raise _not_found(exc) from None
+
+
+CAL, EST = _Kind("calibrations"), _Kind("estimators")
+
+
+class AllRecords:
+    """``GET /unit_api/{calibrations|estimators}`` → ``{device: [record + is_active + pioreactor_unit]}``."""
+
+    kind = CAL
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        active = self.kind.active_names()
+        everything = self.kind.call(self.kind.list)
+        resp.media = {device: [self.kind.decorate(device, r, active) for r in records]
+                      for device, records in everything.items()}
+
+
+class AllEstimators(AllRecords):
+    kind = EST
+
+
+class DeviceEstimators:
+    """``GET /unit_api/{kind}/{device}`` → list of records (empty for an unknown device)."""
+
+    kind = EST
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, device: str) -> None:
+        active = self.kind.active_names()
+        records = self.kind.call(self.kind.list, device)
+        resp.media = [self.kind.decorate(device, r, active) for r in records]
+
+
+class DeviceRecords(DeviceEstimators):
+    """``GET /unit_api/calibrations/{device}`` → list; ``POST`` creates one."""
+
+    kind = CAL
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, device: str) -> None:
+        """201 ``{msg, path}``; the YAML text is stored verbatim. 400: invalid YAML, record, or set_as_active."""
+        body = _body(req)
+        data = body.get("calibration_data", body.get("estimator_data"))
+        if isinstance(data, dict):
+            import yaml
+
+            data = yaml.safe_dump(data, sort_keys=False)
+        if not isinstance(data, str) or not data.strip():
+            raise ApiError(falcon.HTTP_400, "Missing calibration_data.",
+                           cause="calibration_data must be the calibration as YAML text.",
+                           remediation="Send {\"calibration_data\": \"<yaml>\", \"set_as_active\": false}.")
+        set_as_active = body.get("set_as_active", False)
+        if not isinstance(set_as_active, bool):
+            raise ApiError(falcon.HTTP_400, "Invalid set_as_active.", cause="set_as_active must be true or false.")
+        path = self.kind.call(self.kind.save_yaml, device, data, set_as_active)
+        resp.status = falcon.HTTP_201
+        resp.media = {"msg": f"{self.kind.singular} created successfully.", "path": str(path)}
+
+
+class OneRecord:
+    """``GET|DELETE /unit_api/{kind}/{device}/{name}``."""
+
+    kind = CAL
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, device: str, name: str) -> None:
+        record = self.kind.call(self.kind.load, device, name)
+        resp.media = self.kind.decorate(device, record, self.kind.active_names())
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, device: str, name: str) -> None:
+        self.kind.call(self.kind.delete, device, name)
+        resp.media = {"msg": f"{self.kind.singular} '{name}' for device '{device}' deleted successfully."}
+
+
+class OneEstimator(OneRecord):
+    kind = EST
+
+
+class ActiveRecords:
+    """``GET /unit_api/active_{kind}`` → ``{device: record + is_active + pioreactor_unit}``."""
+
+    kind = CAL
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        active = self.kind.active_names()
+        out = {}
+        for device, name in active.items():
+            try:
+                out[device] = self.kind.decorate(device, self.kind.load(device, name), active)
+            except (store.CalibrationNotFound, store.InvalidCalibration):
+                continue  # a pointer to a missing or broken file is not served
+        resp.media = out
+
+
+class ActiveEstimators(ActiveRecords):
+    kind = EST
+
+
+class ActiveDevice:
+    """``DELETE /unit_api/active_{kind}/{device}`` → ``{"status": "success"}``."""
+
+    kind = CAL
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, device: str) -> None:
+        self.kind.call(self.kind.clear_active, device)
+        resp.media = {"status": "success"}
+
+
+class ActiveEstimatorDevice(ActiveDevice):
+    kind = EST
+
+
+class SetActive:
+    """``PATCH /unit_api/active_{kind}/{device}/{name}`` → ``{"status": "success"}``; 404 without the file."""
+
+    kind = CAL
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, device: str, name: str) -> None:
+        self.kind.call(self.kind.set_active, device, name)
+        resp.media = {"status": "success"}
+
+
+class SetActiveEstimator(SetActive):
+    kind = EST
+
+
+class ZippedCalibrations:
+    """``GET /unit_api/zipped_calibrations``: every calibration YAML as ``<device>/<name>.yaml`` in a ZIP."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from reactorkit.core.paths import dot_pioreactor
+
+        root = dot_pioreactor() / "storage" / "calibrations"
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            if root.is_dir():
+                for path in sorted(root.glob("*/*.yaml")):
+                    if path.is_file() and not path.is_symlink():
+                        archive.write(path, f"{path.parent.name}/{path.name}")
+        resp.content_type = "application/zip"
+        resp.downloadable_as = "calibrations.zip"
+        resp.data = buffer.getvalue()
+
+
+class CalibrationProtocols:
+    """``GET /unit_api/calibration_protocols`` → list sorted by (device, priority, title)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = protocols.protocol_dicts()
+
+
+# ----------------------------------------------------------------------- sessions
+
+
+def _session_reply(resp: falcon.Response, session: dict[str, Any], step: dict[str, Any] | None) -> None:
+    resp.media = {"session": session, "step": step}
+
+
+class Sessions:
+    """``POST /unit_api/calibrations/sessions {target_device, protocol_name}`` → 201 ``{session, step}``."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = _body(req)
+        try:
+            session, step = protocols.make_engine().start(body.get("target_device"), body.get("protocol_name"))
+        except CalibrationError as exc:
+            raise _engine_error(exc) from None
+        resp.status = falcon.HTTP_201
+        _session_reply(resp, session, step)
+
+
+class Session:
+    """``GET /unit_api/calibrations/sessions/{session_id}`` → ``{session, step}``; 404 unknown."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
+        try:
+            session, step = protocols.make_engine().get(session_id)
+        except CalibrationError as exc:
+            raise _engine_error(exc) from None
+        _session_reply(resp, session, step)
+
+
+class SessionInputs:
+    """``POST …/sessions/{session_id}/inputs {inputs}`` → ``{session, step}``; 400 keeps the session unchanged."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
+        body = _body(req)
+        try:
+            session, step = protocols.make_engine().advance(session_id, body.get("inputs") or {})
+        except CalibrationError as exc:
+            raise _engine_error(exc) from None
+        _session_reply(resp, session, step)
+
+
+class SessionAbort:
+    """``POST …/sessions/{session_id}/abort`` → ``{session (status aborted), step}``."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
+        try:
+            session, step = protocols.make_engine().abort(session_id)
+        except CalibrationError as exc:
+            raise _engine_error(exc) from None
+        _session_reply(resp, session, step)
