@@ -165,6 +165,10 @@ class JobDescriptor(_Record):
             set, ``pio run`` calls it instead of instantiating ``job_class``.
         accepts_extra_options: ``pio run`` passes unknown ``--key value`` options
             as string keyword arguments (automation parameters).
+        cli_arguments: Names of required positional arguments of ``pio run
+            <job_name>``, passed (as strings) to ``job_class``/``runner`` as keyword
+            arguments of those names, e.g. ``("command", "profile_path",
+            "profile_experiment")`` for ``pio run experiment_profile execute <path> <exp>``.
         source: Set by the host: ``"app"`` for built-ins, else the plugin name.
     """
 
@@ -179,6 +183,7 @@ class JobDescriptor(_Record):
     is_long_running: bool = field(default=False, repr=False)
     runner: Any = field(default=None, repr=False)
     accepts_extra_options: bool = field(default=False, repr=False)
+    cli_arguments: tuple[str, ...] = field(default=(), repr=False)
     source: str = "app"
 
     def __post_init__(self) -> None:

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 
 def _index_path() -> Path:
@@ -86,6 +86,7 @@ def build(registry: Any) -> dict[str, Any]:
             "source": d.source,
             "cli_options": [dict(o.to_dict(), choices=list(o.choices)) for o in d.cli_options],
             "accepts_extra_options": d.accepts_extra_options,
+            "cli_arguments": list(d.cli_arguments),
             "job_class": job_class,
             "runner": runner,
             "needs_registry": (d.job_class is not None and job_class is None) or (d.runner is not None and runner is None),

@@ -125,6 +125,8 @@ def _job_command(descriptor: Any) -> click.Command:
             click.Option([flag], type=kind, default=option["default"], required=option["required"],
                          help=option["help"], show_default=option["default"] is not None)
         )
+    for name in getattr(descriptor, "cli_arguments", None) or ():
+        params.append(click.Argument([name], required=True))
     params.append(
         click.Option(["--config-override"], type=(str, str, str), multiple=True, metavar="SECTION KEY VALUE",
                      help="Override a config value for this run only.")
@@ -294,8 +296,15 @@ def serve(port: int | None, host: str, workers: int) -> None:
     port = port or get_config().getint("ui", "port", fallback=4999)
     args = [sys.executable, "-m", "gunicorn", "reactorkit.api.app:get_app()", "--bind", f"{host}:{port}",
             "--workers", str(workers), "--threads", "4", "--timeout", "120", "--graceful-timeout", "5",
-            "--access-logfile", "-", "--log-level", "warning"]
+            "--access-logfile", "-", "--log-level", "warning", "--pid", str(gunicorn_pid_path())]
     os.execv(sys.executable, args)
+
+
+def gunicorn_pid_path() -> "Path":
+    """``$DOT_PIOREACTOR/storage/gunicorn.pid``: the master of ``pio serve`` (HUP reloads the app)."""
+    from reactorkit.core.paths import storage_dir
+
+    return storage_dir() / "gunicorn.pid"
 
 
 # ------------------------------------------------------------------- worker
