@@ -77,8 +77,11 @@ def pump(config: Config, unit: str, *, device: str, duration_s: float, dc: float
         raise ActionError(f"pump duration must be within (0, 600] s, got {duration_s}")
     hw, clock = _hardware(config, unit), _clock(config)
     try:
+        # time from the moment the "on" command is issued, so the latency of the
+        # "on" and "off" commands cancels instead of lengthening the run
+        started = clock.now()
         hw.set_pwm(channel, float(dc))
-        clock.sleep(duration_s)
+        clock.sleep(max(0.0, started + duration_s - clock.now()))
     finally:
         hw.set_pwm(channel, 0.0)
     return {"device": device, "duration_s": duration_s, "dc": float(dc)}
