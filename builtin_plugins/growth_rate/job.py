@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any
@@ -74,7 +75,6 @@ class GrowthRateCalculating(BackgroundJob):
                if cfg.has_option(SECTION, key)},
         )
         samples = cfg.getint(SECTION, "samples_for_od_statistics", fallback=10)
-        self.use_fused = self._fused_signal()
         normalization = None if ignore_cache else self._cached_normalization()
         prior = None if ignore_cache else self._cached_state()
         self.calculator = GrowthRateCalculator(
@@ -142,7 +142,8 @@ class GrowthRateCalculating(BackgroundJob):
         except Exception as exc:
             self.logger.warning("could not cache the OD baselines: %s", exc)
 
-    def _fused_signal(self) -> bool:
+    @functools.cached_property
+    def use_fused(self) -> bool:
         """``_XR`` model (``$MODEL_NAME``) with an active ``od_fused`` estimator → follow ``od_fused``."""
         model = os.environ.get("MODEL_NAME", "") or self.config.get("hardware", "model_name", fallback="")
         if not model.endswith("_XR"):
@@ -164,7 +165,7 @@ class GrowthRateCalculating(BackgroundJob):
         client.subscribe(self._topic("dosing_events"), qos=mq.QOS_EXACTLY_ONCE)
 
     def on_message(self, message: Any) -> None:
-        if message.retain or not message.payload:
+        if message.retain or not message.payload or "calculator" not in self.__dict__:
             return
         topic = message.topic
         try:
