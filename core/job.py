@@ -250,7 +250,9 @@ class BackgroundJob(metaclass=_PostInit):
             self.logger.error("bad value for %s: %s; ignored", key, exc)
             return
         if name == "state":
-            self.set_state(value)
+            # off paho's network thread: clean-up waits for its own QoS 2 publishes, which that thread delivers
+            threading.Thread(target=self.set_state, args=(value,), name=f"{self.job_name}-set-state",
+                             daemon=True).start()
             return
         old = getattr(self, name, None)
         setter = getattr(self, f"set_{name}", None)
