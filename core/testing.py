@@ -204,3 +204,175 @@ if pytest is not None:
         yield spawn
         for proc in procs:
             stop_process(proc)
+
+
+# ------------------------------------------------------- a cluster on this machine
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocalUnit:
+    """One unit of a :class:`LocalCluster`: its ``$DOT_PIOREACTOR``, port and processes."""
+
+    name: str
+    root: Path
+    port: int
+    env: dict[str, str]
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class LocalCluster:
+    """A leader and workers on this machine, each with its own ``$DOT_PIOREACTOR``, port,
+    gunicorn (``pio serve``) and rq worker (``pio worker``); one MQTT prefix, one Redis DB
+    (queues kept apart by a queue prefix of their own), one simulated clock.
+
+    Args:
+        base: Folder for the units' state folders and logs.
+        workers: Worker names (the leader is ``leader``, not a worker unless listed).
+        speedup: Simulated seconds per wall second for the jobs.
+        extra_addresses: More ``[cluster.addresses]`` entries (e.g. a unit that is down).
+
+    Use as a context manager (``with LocalCluster(tmp_path, ["worker1"]) as cluster:``);
+    :meth:`stop` ends every process and job it started.
+    """
+
+    def __init__(self, base: Path, workers: tuple[str, ...] | list[str] = ("worker1",), *, leader: str = "leader",
+                 speedup: float = 1.0, extra_addresses: dict[str, str] | None = None) -> None:
+        self.base = Path(base)
+        self.leader_name = leader
+        self.worker_names = list(workers)
+        self.prefix = f"t{uuid.uuid4().hex[:10]}/"
+        self.queue_prefix = f"q{uuid.uuid4().hex[:8]}-"
+        self.speedup = speedup
+        self.origin = time.time()
+        self.extra_addresses = dict(extra_addresses or {})
+        names = [leader] + [w for w in self.worker_names if w != leader]
+        self.units: dict[str, LocalUnit] = {}
+        for name in names:
+            root = self.base / name
+            root.mkdir(parents=True, exist_ok=True)
+            self.units[name] = LocalUnit(name=name, root=root, port=free_port(), env={})
+        for unit in self.units.values():
+            unit.env = self._env(unit)
+
+    @property
+    def leader(self) -> LocalUnit:
+        return self.units[self.leader_name]
+
+    def config_text(self) -> str:
+        addresses = {n: f"127.0.0.1:{u.port}" for n, u in self.units.items()}
+        addresses.update(self.extra_addresses)
+        lines = ["[cluster.topology]", f"leader_hostname = {self.leader_name}", "leader_address = 127.0.0.1", "",
+                 "[cluster.addresses]", *(f"{n} = {a}" for n, a in addresses.items()), ""]
+        return "\n".join(lines)
+
+    def _env(self, unit: LocalUnit) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("EXPERIMENT", "GLOBAL_CONFIG", "LOCAL_CONFIG")}
+        env.update(
+            DOT_PIOREACTOR=str(unit.root), HOSTNAME=unit.name, MQTT_TOPIC_PREFIX=self.prefix,
+            REDIS_URL=f"redis://127.0.0.1:6379/{TEST_REDIS_DB}", REACTORKIT_QUEUE_PREFIX=self.queue_prefix,
+            REACTORKIT_SPEEDUP=str(self.speedup), REACTORKIT_CLOCK_ORIGIN=repr(self.origin), HARDWARE="simulated",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def start(self, timeout: float = 60.0) -> "LocalCluster":
+        """Write each unit's config.ini, start its API and task worker, wait for ``/unit_api/health``."""
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> "LocalCluster":
+        import httpx
+
+        for unit in self.units.values():
+            (unit.root / "config.ini").write_text(self.config_text())
+            for what, args in (("serve", ("serve", "--port", str(unit.port), "--workers", "1")), ("worker", ("worker",))):
+                log = open(unit.root / f"{what}.log", "wb")
+                unit.procs.append(subprocess.Popen(pio_command(*args), env=unit.env, stdout=log,
+                                                   stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + timeout
+        for unit in self.units.values():
+            while True:
+                try:
+                    if httpx.get(f"{unit.url}/unit_api/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or any(p.poll() is not None for p in unit.procs):
+                    raise RuntimeError(f"{unit.name} did not start; see {unit.root}/serve.log and worker.log")
+                time.sleep(0.2)
+        return self
+
+    def leader_db(self) -> Any:
+        """The leader's ``LeaderDB`` (opened in this process)."""
+        from reactorkit.core.config import DEFAULTS, Config
+        from reactorkit.core.leader_db import LeaderDB
+
+        config = Config()
+        config.read_string(DEFAULTS)
+        config.read_string(self.config_text())
+        return LeaderDB(self.leader.root / "storage" / "pioreactor.sqlite", config=config)
+
+    def add_workers(self, *names: str, experiment: str | None = None) -> None:
+        """Put ``names`` (default: every worker) in the inventory, and assign them to ``experiment``
+        (created if needed)."""
+        db = self.leader_db()
+        try:
+            if experiment is not None and not db.experiment_exists(experiment):
+                db.execute("INSERT INTO experiments (experiment, created_at) VALUES (?, ?)",
+                           (experiment, time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())))
+            for name in names or self.worker_names:
+                db.add_worker(name)
+                if experiment is not None:
+                    db.assign(name, experiment)
+        finally:
+            db.close()
+
+    def wait_task(self, accepted: dict[str, Any], timeout: float = 40.0, unit: str | None = None) -> dict[str, Any]:
+        """Poll ``accepted["result_url_path"]`` on ``unit`` (default the leader) until it is done; the final body."""
+        import httpx
+
+        base = self.units[unit or self.leader_name].url
+        deadline = time.monotonic() + timeout
+        while True:
+            body = httpx.get(base + accepted["result_url_path"], timeout=5).json()
+            if body.get("status") in ("succeeded", "failed"):
+                return body
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"task {accepted['task_id']} still {body.get('status')} after {timeout} s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop every job of every unit, then the APIs and task workers."""
+        from reactorkit.core.job_registry import JobRegistry
+        from reactorkit.core.jobs_control import stop_jobs
+
+        for unit in self.units.values():
+            path = unit.root / "storage" / "local_intermittent_pioreactor_metadata.sqlite"
+            if path.exists():
+                registry = JobRegistry(path)
+                for row in registry.running():
+                    stop_jobs(job_id=row.job_id, registry=registry)
+                registry.close()
+        for unit in self.units.values():
+            for proc in unit.procs:
+                stop_process(proc)
+
+    def __enter__(self) -> "LocalCluster":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
