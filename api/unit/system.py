@@ -16,7 +16,8 @@ def capability(job: Any) -> dict[str, Any]:
     """One ``/unit_api/capabilities`` entry: ``{job_name, help, arguments, options, published_settings, cli_example}``.
 
     ``published_settings`` maps each setting to ``{datatype, settable, unit?}``;
-    ``state`` (string, settable) is always there (§2.4).
+    ``state`` (string, settable) is always there (§2.4); ``arguments`` are the
+    descriptor's positional ``cli_arguments``.
     """
     options = [
         {"name": o.name, "long_flag": o.name.replace("_", "-"), "help": o.help, "required": o.required,
@@ -30,7 +31,9 @@ def capability(job: Any) -> dict[str, Any]:
         if s.unit:
             entry["unit"] = s.unit
         settings[s.key] = entry
-    return {"job_name": job.job_name, "help": job.description or job.display_name, "arguments": [],
+    arguments = [{"name": name, "required": True, "multiple": False, "type": "text"}
+                 for name in getattr(job, "cli_arguments", ())]
+    return {"job_name": job.job_name, "help": job.description or job.display_name, "arguments": arguments,
             "options": options, "published_settings": settings, "cli_example": f"pio run {job.job_name} [OPTIONS]"}
 
 

@@ -45,7 +45,7 @@ class PluginA:
 class PluginB:
     @hookimpl
     def register_jobs(self):
-        yield JobDescriptor(job_name="beta", display_name="Beta", job_class=_Job)
+        yield JobDescriptor(job_name="beta", display_name="Beta", job_class=_Job, cli_arguments=("profile_path",))
 
     @hookimpl
     def register_automations(self):
@@ -139,6 +139,8 @@ def test_capabilities_list_options_and_settings(worker):
     assert options["quiet"]["type"] == "boolean" and options["quiet"]["default"] is False
     assert alpha["published_settings"]["speed"] == {"datatype": "float", "settable": True, "unit": "RPM"}
     assert alpha["published_settings"]["state"] == {"datatype": "string", "settable": True}
+    assert alpha["arguments"] == []
+    assert [a["name"] for a in caps["beta"]["arguments"]] == ["profile_path"]
 
 
 def test_leader_serves_charts_datasets_and_the_classic_aliases(leader):
