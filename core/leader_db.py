@@ -134,6 +134,40 @@ TIME_SERIES_INDEXES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Time-series tables kept down-sampled at ingestion: ``table -> (value column, has channel)``.
+ROLLUP_SOURCES: dict[str, tuple[str, bool]] = {
+    "od_readings": ("od_reading", True),
+    "raw_od_readings": ("od_reading", True),
+    "od_readings_fused": ("od_reading", False),
+    "od_readings_filtered": ("normalized_od_reading", False),
+    "growth_rates": ("rate", False),
+    "temperature_readings": ("temperature_c", False),
+}
+#: Two chains of nested bucket sizes (seconds): 10·2^k and 15·2^k, k = 0…16 (10 s … 11 days).
+ROLLUP_CHAINS: tuple[tuple[int, ...], ...] = (
+    tuple(10 * 2**k for k in range(17)),
+    tuple(15 * 2**k for k in range(17)),
+)
+ROLLUP_BUCKETS: tuple[int, ...] = tuple(sorted(s for chain in ROLLUP_CHAINS for s in chain))
+ROLLUP_VERSION = 1
+ROLLUP_SCHEMA = """
+CREATE TABLE IF NOT EXISTS time_series_rollups (
+    experiment TEXT NOT NULL,
+    data_source TEXT NOT NULL,
+    pioreactor_unit TEXT NOT NULL,
+    channel INTEGER NOT NULL,
+    bucket_s INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    timestamp TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (experiment, data_source, pioreactor_unit, channel, bucket_s, bucket)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS experiments_delete_rollups AFTER DELETE ON experiments BEGIN
+    DELETE FROM time_series_rollups WHERE experiment = OLD.experiment;
+END;
+"""
+
+
 class LeaderDBError(RuntimeError):
     """A leader-database operation could not be done (message says why)."""
 
@@ -217,6 +251,7 @@ class LeaderDB:
         self.registry = registry
         self.foreign_keys = foreign_keys
         self._local = threading.local()
+        self._rollup_cache: dict[str, tuple[bool, float]] = {}
         if migrate:
             self.migrate()
 
@@ -316,6 +351,83 @@ class LeaderDB:
                 self.ensure_index(table, columns)
             except sqlite3.Error as exc:
                 logger.error("index on %s could not be created: %s", table, exc)
+        for table in ROLLUP_SOURCES:
+            try:
+                self.ensure_rollup(table)
+            except sqlite3.Error as exc:
+                logger.error("rollup of %s could not be set up: %s", table, exc)
+
+    # ---------------------------------------------------------------- rollups
+    def ensure_rollup(self, table: str) -> bool:
+        """Keep ``table`` down-sampled in ``time_series_rollups`` (when the table exists).
+
+        For every bucket size ``S`` of :data:`ROLLUP_BUCKETS` the rollup holds, per
+        series (experiment, unit, channel) and bucket ``floor(epoch / S)``, the
+        *first* row of that bucket (timestamp and value). An ``AFTER INSERT``
+        trigger on ``table`` maintains it: the row is upserted at the finest size
+        of each chain and, only when it became a bucket's first row, at the next
+        coarser size (buckets of a chain nest, so a row that is not first in its
+        fine bucket is not first in any coarser one). Most inserts therefore cost
+        one extra B-tree upsert per chain. Existing rows are back-filled once.
+
+        The time-series endpoints read these rows with a range scan whose length
+        is the number of points returned, whatever the number of rows stored.
+
+        Returns:
+            True when the rollup is (now) in place; False when ``table`` or its
+            value column is missing.
+        """
+        value_column, has_channel = ROLLUP_SOURCES[table]
+        if not self.table_exists(table) or value_column not in self.columns(table):
+            return False
+        component = f"rollup:{table}"
+        if self._recorded_version(component) >= ROLLUP_VERSION:
+            if self._trigger_exists(f"{table}_rollup_ai"):
+                return True
+            self.execute("DELETE FROM schema_migrations WHERE component = ?", (component,))  # table was re-created
+        channel = "channel" if has_channel else "0"
+        new_channel = "NEW.channel" if has_channel else "0"
+        statements: list[str] = []
+        for chain in ROLLUP_CHAINS:
+            for i, size in enumerate(chain):
+                only_if_first = " AND changes() > 0" if i else ""
+                statements.append(
+                    f"INSERT INTO time_series_rollups SELECT NEW.experiment, '{table}', NEW.pioreactor_unit,"
+                    f" coalesce({new_channel}, 0), {size}, unixepoch(NEW.timestamp) / {size}, NEW.timestamp, NEW.{value_column}"
+                    f" WHERE NEW.{value_column} IS NOT NULL AND unixepoch(NEW.timestamp) IS NOT NULL{only_if_first}"
+                    " ON CONFLICT DO UPDATE SET timestamp = excluded.timestamp, value = excluded.value"
+                    " WHERE excluded.timestamp < time_series_rollups.timestamp;"
+                )
+        trigger = (f'CREATE TRIGGER IF NOT EXISTS "{table}_rollup_ai" AFTER INSERT ON "{table}" BEGIN\n'
+                   + "\n".join(statements) + "\nEND")
+        backfill = [
+            f"INSERT INTO time_series_rollups SELECT experiment, '{table}', pioreactor_unit, coalesce({channel}, 0), {size},"
+            f" unixepoch(timestamp) / {size} AS b, min(timestamp), {value_column} FROM \"{table}\""
+            f" WHERE {value_column} IS NOT NULL AND unixepoch(timestamp) IS NOT NULL"
+            f" GROUP BY experiment, pioreactor_unit, coalesce({channel}, 0), b"
+            " ON CONFLICT DO UPDATE SET timestamp = excluded.timestamp, value = excluded.value"
+            " WHERE excluded.timestamp < time_series_rollups.timestamp"
+            for size in ROLLUP_BUCKETS
+        ]
+        self._apply_locked(component, ROLLUP_VERSION,
+                           lambda current: [ROLLUP_SCHEMA, f'DROP TRIGGER IF EXISTS "{table}_rollup_ai";', trigger,
+                                            *(b + ";" for b in backfill)])
+        self._rollup_cache.clear()
+        return True
+
+    def _trigger_exists(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)).fetchone() is not None
+
+    def rollup_ready(self, table: str) -> bool:
+        """True when ``table`` is kept in ``time_series_rollups`` (cached for 10 s)."""
+        import time
+
+        cached = self._rollup_cache.get(table)
+        if cached is not None and time.monotonic() - cached[1] < 10.0:
+            return cached[0]
+        ready = table in ROLLUP_SOURCES and self._trigger_exists(f"{table}_rollup_ai")
+        self._rollup_cache[table] = (ready, time.monotonic())
+        return ready
 
     def _apply_locked(self, component: str, target: int, scripts_from: Any) -> None:
         """Apply ``scripts_from(current_version)`` unless another process already did (checked under the lock)."""

@@ -1,1 +1,20 @@
-"""Built-in plugin mqtt_to_db (being written)."""
+"""MQTT to database: the leader's job that stores readings, events and logs (built-in plugin)."""
+
+from reactorkit.core.hooks import hookimpl
+
+from .descriptors import DATASETS, MQTT_TO_DB, STORAGE
+
+
+@hookimpl
+def register_jobs():
+    yield MQTT_TO_DB
+
+
+@hookimpl
+def register_storage():
+    yield from STORAGE
+
+
+@hookimpl
+def register_datasets():
+    yield from DATASETS

@@ -1,0 +1,121 @@
+"""The leader's ``/api``: inventory, experiments and assignments, logs, time series, media rates, config.
+
+:func:`add_routes` mounts everything on the leader's app (``create_app`` calls
+it when the unit is the leader); :func:`routes` lists the paths (the contract
+test reads them against ``endpoints.tsv``). The leader database is opened once
+per app with the plugins' tables (``register_storage``) created.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from reactorkit.api.leader import config_files as cfg
+from reactorkit.api.leader import experiments as ex
+from reactorkit.api.leader import logs as lg
+from reactorkit.api.leader import time_series as ts
+from reactorkit.api.leader import workers as wk
+from reactorkit.api.leader.common import Context
+from reactorkit.api.leader.models import Models
+from reactorkit.api.leader.series import NAMED_SERIES
+
+Factory = Callable[[Context], Any]
+
+EXP = "/api/experiments/{experiment}"
+WORKER = "/api/workers/{pioreactor_unit}"
+UNIT = "/api/units/{pioreactor_unit}"
+
+
+def routes() -> dict[str, Factory]:
+    """``path -> factory(ctx)`` of every leader route of this package (classic aliases included)."""
+    out: dict[str, Factory] = {
+        "/api/models": lambda ctx: Models(),
+        # experiments
+        "/api/experiments": ex.Experiments,
+        EXP: ex.Experiment,
+        "/api/experiments/latest": ex.LatestExperiment,
+        "/api/experiments/active": ex.ActiveExperiments,
+        "/api/experiments/assignment_count": ex.AssignmentCount,
+        f"{EXP}/unit_labels": ex.UnitLabels,
+        f"{EXP}/media_rates": ex.MediaRates,
+        "/api/historical_media": lambda ctx: ex.Historical(ctx, "media_used"),
+        "/api/historical_organisms": lambda ctx: ex.Historical(ctx, "organism_used"),
+        # workers, units, assignments
+        "/api/workers": wk.Workers,
+        WORKER: wk.Worker,
+        f"{WORKER}/is_active": wk.WorkerIsActive,
+        f"{WORKER}/model": wk.WorkerModel,
+        f"{WORKER}/experiment": wk.WorkerExperiment,
+        "/api/workers/assignments": wk.Assignments,
+        "/api/workers/discover": wk.DiscoverWorkers,
+        "/api/workers/setup": wk.SetupWorker,
+        "/api/units": wk.Units,
+        f"{EXP}/workers": wk.ExperimentWorkers,
+        f"{EXP}/workers/{{pioreactor_unit}}": wk.ExperimentWorker,
+        f"{EXP}/historical_worker_assignments": wk.HistoricalAssignments,
+        # logs
+        "/api/logs": lg.AllLogs,
+        f"{EXP}/logs": lg.ExperimentLogs,
+        f"{EXP}/recent_logs": lg.ExperimentRecentLogs,
+        f"{UNIT}/logs": lg.UnitLogs,
+        f"{UNIT}/system_logs": lg.UnitSystemLogs,
+        f"{WORKER}/experiments/{{experiment}}/logs": lambda ctx: _WorkerLogs(ctx),
+        f"{WORKER}/experiments/{{experiment}}/recent_logs": lambda ctx: lg.WorkerExperimentLogs(ctx, recent=True),
+        f"{UNIT}/experiments/{{experiment}}/logs": lambda ctx: lg.PublishLog(ctx, "units"),
+        # time series
+        f"{EXP}/time_series/{{data_source}}/{{column}}": ts.FallbackSeries,
+        f"{WORKER}/experiments/{{experiment}}/time_series/{{data_source}}/{{column}}": ts.FallbackSeries,
+        # config
+        "/api/config/shared": cfg.SharedConfig,
+        "/api/config/shared/history": cfg.SharedConfigHistory,
+        "/api/config/units/{pioreactor_unit}": cfg.UnitConfig,
+        "/api/config/units/{pioreactor_unit}/specific": cfg.SpecificConfig,
+        "/api/config/units/{pioreactor_unit}/specific/history": cfg.SpecificConfigHistory,
+        # classic aliases
+        f"{UNIT}/configuration": cfg.ClassicUnitConfiguration,
+        "/api/configs": cfg.ClassicConfigs,
+        "/api/configs/{filename}": cfg.ClassicConfigFile,
+        "/api/configs/{filename}/history": cfg.ClassicConfigHistory,
+    }
+    for name in NAMED_SERIES:
+        out[f"{EXP}/time_series/{name}"] = lambda ctx, n=name: ts.NamedSeries(ctx, n)
+        out[f"{WORKER}/experiments/{{experiment}}/time_series/{name}"] = lambda ctx, n=name: ts.NamedSeries(ctx, n)
+    return out
+
+
+class _WorkerLogs:
+    """``/api/workers/{unit}/experiments/{experiment}/logs``: GET reads, POST publishes."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._read = lg.WorkerExperimentLogs(ctx)
+        self._publish = lg.PublishLog(ctx, "workers")
+
+    def on_get(self, req: Any, resp: Any, pioreactor_unit: str, experiment: str) -> None:
+        self._read.on_get(req, resp, pioreactor_unit, experiment)
+
+    def on_post(self, req: Any, resp: Any, pioreactor_unit: str, experiment: str) -> None:
+        self._publish.on_post(req, resp, pioreactor_unit, experiment)
+
+
+def add_routes(app: Any, registry: Any, config: Any = None, *, unit: str | None = None, db: Any = None) -> Context:
+    """Mount the leader routes on ``app``.
+
+    Args:
+        app: The Falcon app.
+        registry: Plugin registry (its ``tables`` are created in the database).
+        config: This unit's config (default: the process-wide one).
+        unit: This (leader) unit's name (default ``$HOSTNAME``).
+        db: A ``LeaderDB`` to use (default: ``[storage] database``, migrated).
+
+    Returns:
+        The shared :class:`Context` (tests use its ``db``).
+    """
+    from reactorkit.core.config import get_config, get_unit_name
+    from reactorkit.core.leader_db import LeaderDB
+
+    config = config or get_config()
+    db = db or LeaderDB(config=config, registry=registry)
+    ctx = Context(db, config, registry, unit or get_unit_name())
+    for path, factory in routes().items():
+        app.add_route(path, factory(ctx))
+    return ctx

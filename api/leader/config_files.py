@@ -1,0 +1,375 @@
+"""Config endpoints of the leader (domain facts §10): shared ``config.ini``, unit-specific files, merged views, history.
+
+* ``GET|PATCH /api/config/shared``: the leader's ``config.ini`` (text / ``{code}``).
+  Saving checks the INI syntax (no duplicate sections or keys), requires
+  ``[cluster.topology] leader_hostname`` and ``leader_address`` and an ``[mqtt]``
+  section, refuses ``http://`` addresses, turns en/em dashes into ``-``, writes
+  atomically and records the text in ``config_files_histories`` as ``config.ini``.
+* ``GET|PATCH /api/config/units/{unit}/specific``: that unit's ``unit_config.ini``
+  (the leader's own file, or a synchronous proxy to the worker's
+  ``/unit_api/config/specific``); validated together with the shared file;
+  history ``unit_config.ini::{unit}``.
+* ``GET /api/config/units/{unit}``: merged configs ``{"configs": {unit: {section: {key: value}}},
+  "errors": {unit: error}}`` (``$broadcast``: every unit; workers through
+  ``/unit_api/config/merged``, 10 s).
+* History GETs: ``[{filename, timestamp, data}]``, newest first.
+
+Classic aliases: ``/api/configs`` (file names: ``config.ini`` and ``config_{unit}.ini``
+for each unit's specific file), ``/api/configs/{filename}`` (GET text, PATCH ``{code}``),
+``/api/configs/{filename}/history``, ``/api/units/{unit}/configuration`` (``{unit: merged}``).
+"""
+
+from __future__ import annotations
+
+import configparser
+from typing import Any
+
+import falcon
+
+from reactorkit.api.errors import ApiError
+from reactorkit.api.leader.common import (
+    BROADCAST,
+    Context,
+    field,
+    read_body,
+    require_unit,
+    success,
+    unit_not_found,
+)
+from reactorkit.core.leader_db import now_iso
+
+SHARED = "config.ini"
+MERGED_TIMEOUT_S = 10.0
+DASHES = {"\u2013": "-", "\u2014": "-"}
+
+
+class InvalidConfig(ValueError):
+    """The INI text cannot be saved; the message says where and why."""
+
+
+def normalise(code: str) -> str:
+    """En and em dashes become ``-`` (as typed by some editors)."""
+    for dash, plain in DASHES.items():
+        code = code.replace(dash, plain)
+    return code
+
+
+def parse_strict(code: str, name: str) -> configparser.ConfigParser:
+    """Parse INI text, refusing duplicate sections/keys.
+
+    Raises:
+        InvalidConfig: with the parser's message (line numbers included).
+    """
+    parser = configparser.ConfigParser(strict=True, allow_no_value=True, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read_string(code, source=name)
+    except configparser.Error as exc:
+        raise InvalidConfig(f"{name}: {exc}".replace("\n", " ")) from None
+    return parser
+
+
+def validate_shared(code: str) -> configparser.ConfigParser:
+    """Raises: InvalidConfig (syntax, missing ``[cluster.topology]``/``[mqtt]``, ``http`` addresses)."""
+    parser = parse_strict(code, SHARED)
+    for key in ("leader_hostname", "leader_address"):
+        if not parser.has_option("cluster.topology", key) or not (parser.get("cluster.topology", key) or "").strip():
+            raise InvalidConfig(f"{SHARED}: [cluster.topology] {key} is required")
+    if not parser.has_section("mqtt"):
+        raise InvalidConfig(f"{SHARED}: the [mqtt] section is required")
+    for section, key in (("cluster.topology", "leader_address"), ("mqtt", "broker_address")):
+        value = (parser.get(section, key, fallback="") or "").strip().lower()
+        if value.startswith("http://") or value.startswith("https://"):
+            raise InvalidConfig(f"{SHARED}: [{section}] {key} must be a host name or address, without http://")
+    return parser
+
+
+def validate_specific(code: str, unit: str, shared_text: str) -> None:
+    """The unit file alone (strict) and merged after the shared file.
+
+    Raises:
+        InvalidConfig.
+    """
+    parse_strict(code, f"unit_config.ini of {unit}")
+    merged = configparser.ConfigParser(strict=False, allow_no_value=True, interpolation=None)
+    merged.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        merged.read_string(shared_text, source=SHARED)
+        merged.read_string(code, source=f"unit_config.ini of {unit}")
+    except configparser.Error as exc:
+        raise InvalidConfig(str(exc).replace("\n", " ")) from None
+
+
+def _bad_config(exc: InvalidConfig) -> ApiError:
+    return ApiError(falcon.HTTP_400, "Invalid config.", cause=str(exc),
+                    remediation="Fix the INI text (sections in [brackets], one key = value per line) and save again.")
+
+
+def _read_text(path: Any) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+
+
+def _record(ctx: Context, filename: str, data: str) -> None:
+    ctx.db.execute("INSERT INTO config_files_histories (timestamp, filename, data) VALUES (?, ?, ?)",
+                   (now_iso(), filename, data))
+
+
+def _history(ctx: Context, filename: str) -> list[dict[str, Any]]:
+    return ctx.db.query("SELECT filename, timestamp, data FROM config_files_histories WHERE filename = ?"
+                        " ORDER BY timestamp DESC, rowid DESC", (filename,))
+
+
+def _code(req: falcon.Request) -> str:
+    body = read_body(req)
+    return normalise(field(body, "code", str, required=True))
+
+
+# ------------------------------------------------------------------ shared
+def shared_text() -> str:
+    from reactorkit.core.config import shared_config_path
+
+    return _read_text(shared_config_path())
+
+
+def save_shared(ctx: Context, code: str) -> None:
+    """Validate, write atomically, record history. Raises: ApiError 400."""
+    from reactorkit.core.config import set_config, shared_config_path
+    from reactorkit.core.paths import atomic_write
+
+    try:
+        validate_shared(code)
+    except InvalidConfig as exc:
+        raise _bad_config(exc) from None
+    atomic_write(shared_config_path(), code)
+    _record(ctx, SHARED, code)
+    set_config(None)  # this process re-reads the files next time
+
+
+class SharedConfig:
+    """``GET /api/config/shared`` (text) and ``PATCH {code}``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = shared_text()
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response) -> None:
+        save_shared(self.ctx, _code(req))
+        success(resp)
+
+
+class SharedConfigHistory:
+    """``GET /api/config/shared/history``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = _history(self.ctx, SHARED)
+
+
+# ---------------------------------------------------------------- specific
+def _proxy_error(unit: str, what: str, exc: Exception | str) -> ApiError:
+    return ApiError(falcon.HTTP_502, f"Could not {what} {unit}'s unit_config.ini.", cause=str(exc),
+                    remediation=f"Check that {unit} is on and serving /unit_api (see [cluster.addresses]).")
+
+
+def _check_specific_target(ctx: Context, unit: str) -> None:
+    if unit == BROADCAST:
+        raise ApiError(falcon.HTTP_400, "$broadcast is not allowed here.",
+                       cause="Unit-specific config is read and written one unit at a time.",
+                       remediation="Name one unit, e.g. /api/config/units/worker1/specific.")
+    require_unit(ctx, unit, allow_broadcast=False)
+
+
+def specific_text(ctx: Context, unit: str) -> str:
+    """``unit``'s ``unit_config.ini`` (the leader's own file, else from the worker). Raises: ApiError 502."""
+    import httpx
+
+    from reactorkit.core.cluster import unit_url
+    from reactorkit.core.config import unit_config_path
+
+    if unit == ctx.unit:
+        return _read_text(unit_config_path())
+    try:
+        reply = httpx.get(f"{unit_url(unit, ctx.config)}/unit_api/config/specific", timeout=5.0)
+    except httpx.HTTPError as exc:
+        raise _proxy_error(unit, "read", exc) from None
+    if reply.status_code != 200:
+        raise _proxy_error(unit, "read", f"/unit_api/config/specific answered {reply.status_code}")
+    return reply.text
+
+
+def save_specific(ctx: Context, unit: str, code: str) -> None:
+    """Validate with the shared file, write (locally or through the worker), record history."""
+    import httpx
+
+    from reactorkit.core.cluster import unit_url
+    from reactorkit.core.config import set_config, unit_config_path
+    from reactorkit.core.paths import atomic_write
+
+    try:
+        validate_specific(code, unit, shared_text())
+    except InvalidConfig as exc:
+        raise _bad_config(exc) from None
+    if unit == ctx.unit:
+        atomic_write(unit_config_path(), code)
+        set_config(None)
+    else:
+        try:
+            reply = httpx.patch(f"{unit_url(unit, ctx.config)}/unit_api/config/specific", json={"code": code},
+                                timeout=5.0)
+        except httpx.HTTPError as exc:
+            raise _proxy_error(unit, "write", exc) from None
+        if reply.status_code >= 400:
+            raise _proxy_error(unit, "write", f"/unit_api/config/specific answered {reply.status_code}: {reply.text}")
+    _record(ctx, f"unit_config.ini::{unit}", code)
+
+
+class SpecificConfig:
+    """``GET /api/config/units/{unit}/specific`` (text) and ``PATCH {code}``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        _check_specific_target(self.ctx, pioreactor_unit)
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = specific_text(self.ctx, pioreactor_unit)
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        code = _code(req)
+        _check_specific_target(self.ctx, pioreactor_unit)
+        save_specific(self.ctx, pioreactor_unit, code)
+        success(resp)
+
+
+class SpecificConfigHistory:
+    """``GET /api/config/units/{unit}/specific/history``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        _check_specific_target(self.ctx, pioreactor_unit)
+        rows = _history(self.ctx, f"unit_config.ini::{pioreactor_unit}")
+        resp.media = rows + _history(self.ctx, f"config_{pioreactor_unit}.ini")
+
+
+# ------------------------------------------------------------------ merged
+def _as_dict(config: configparser.ConfigParser) -> dict[str, dict[str, str]]:
+    return {section: {k: v if v is not None else "" for k, v in config.items(section, raw=True)}
+            for section in config.sections()}
+
+
+def merged_configs(ctx: Context, unit: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(configs, errors)`` keyed by unit (``$broadcast``: every unit)."""
+    from reactorkit.api import fanout
+    from reactorkit.core.config import load_config
+
+    units = ctx.db.units() if unit == BROADCAST else [unit]
+    configs: dict[str, Any] = {}
+    errors: dict[str, Any] = {}
+    others = [u for u in units if u != ctx.unit]
+    if ctx.unit in units:
+        try:
+            configs[ctx.unit] = _as_dict(load_config())
+        except configparser.Error as exc:
+            errors[ctx.unit] = {"kind": "invalid_config", "message": str(exc)}
+    if others:
+        for name, envelope in fanout.fan_out("GET", others, "/unit_api/config/merged", timeout=MERGED_TIMEOUT_S,
+                                             config=ctx.config).items():
+            if envelope.get("ok"):
+                configs[name] = envelope["value"]
+            else:
+                errors[name] = envelope.get("error")
+    return dict(sorted(configs.items())), dict(sorted(errors.items()))
+
+
+class UnitConfig:
+    """``GET /api/config/units/{unit}`` → ``{"configs": {unit: {...}}, "errors": {unit: error}}``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        require_unit(self.ctx, pioreactor_unit)
+        configs, errors = merged_configs(self.ctx, pioreactor_unit)
+        resp.media = {"configs": configs, "errors": errors}
+
+
+class ClassicUnitConfiguration:
+    """``GET /api/units/{unit}/configuration`` (classic) → ``{unit: {section: {key: value}}}``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        require_unit(self.ctx, pioreactor_unit)
+        configs, _ = merged_configs(self.ctx, pioreactor_unit)
+        resp.media = configs
+
+
+# ----------------------------------------------------------------- classic
+def _classic_target(ctx: Context, filename: str) -> str | None:
+    """``None`` for the shared file, else the unit of ``config_{unit}.ini``. Raises: ApiError 404."""
+    if filename == SHARED:
+        return None
+    if filename.startswith("config_") and filename.endswith(".ini"):
+        unit = filename[len("config_"):-len(".ini")]
+        if unit in ctx.db.units():
+            return unit
+        raise unit_not_found(unit)
+    raise ApiError(falcon.HTTP_404, f"No config file {filename!r}.", cause="Known files are listed by GET /api/configs.",
+                   remediation="Use config.ini or config_<unit>.ini.")
+
+
+class ClassicConfigs:
+    """``GET /api/configs`` → ``["config.ini", "config_<unit>.ini", …]``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = [SHARED, *(f"config_{u}.ini" for u in self.ctx.db.units())]
+
+
+class ClassicConfigFile:
+    """``GET|PATCH /api/configs/{filename}``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
+        unit = _classic_target(self.ctx, filename)
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = shared_text() if unit is None else specific_text(self.ctx, unit)
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
+        code = _code(req)
+        unit = _classic_target(self.ctx, filename)
+        if unit is None:
+            save_shared(self.ctx, code)
+        else:
+            save_specific(self.ctx, unit, code)
+        success(resp)
+
+
+class ClassicConfigHistory:
+    """``GET /api/configs/{filename}/history``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
+        unit = _classic_target(self.ctx, filename)
+        if unit is None:
+            resp.media = _history(self.ctx, SHARED)
+        else:
+            resp.media = _history(self.ctx, f"unit_config.ini::{unit}") + _history(self.ctx, filename)
+

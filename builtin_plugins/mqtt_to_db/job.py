@@ -1,0 +1,383 @@
+"""``mqtt_to_db_streaming``: the leader job that stores MQTT messages in the leader database.
+
+Every ``TopicMapping`` of the installed plugins (``register_storage``) is
+subscribed under this cluster's root (``{prefix}pioreactor/…``) with QoS 1 on a
+persistent MQTT session (MQTT 5, fixed client id, session kept for
+:data:`SESSION_EXPIRY_S`), so messages published while the job or the broker
+restarts are delivered once it is back (paho reconnects by itself).
+
+Received messages are queued by paho's network thread and written by a writer
+thread in batches (at most ``batch_size`` messages, at least every
+``flush_interval_s`` wall seconds), one transaction per batch. Skipped:
+retained messages (the state a late subscriber gets, not a new reading),
+empty payloads, topics containing ``/_testing_`` (domain facts §4.2), and
+messages whose ``parse`` fails or returns nothing — a malformed payload is
+logged (rate-limited) and counted, never fatal. A row the table refuses
+(missing column, NOT NULL …) is logged and skipped; the rest of its batch is kept.
+
+The writer's connection has foreign keys off: rows of experiments that do not
+exist in ``experiments`` (``$experiment``, a unit's logs before any
+experiment) are accepted, as in the Pioreactor software.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from typing import Any, Iterable
+
+from reactorkit.core import mqtt as mq
+from reactorkit.core.descriptors import TopicMapping, resolve
+from reactorkit.core.job import BackgroundJob
+from reactorkit.core.leader_db import LeaderDB
+
+UNIVERSAL_EXPERIMENT = "$experiment"
+SESSION_EXPIRY_S = 3600
+DEFAULT_BATCH_SIZE = 1000
+DEFAULT_FLUSH_INTERVAL_S = 0.25
+MAX_QUEUE = 200_000
+_TOPIC_CACHE_MAX = 20_000
+
+
+class TopicRouter:
+    """Which mappings a concrete topic matches (cached per topic string).
+
+    Args:
+        mappings: ``TopicMapping`` records; their topics are relative to the broker root.
+        prefix: This cluster's topic prefix (``""`` or e.g. ``"test-12/"``).
+    """
+
+    def __init__(self, mappings: Iterable[TopicMapping], prefix: str = "") -> None:
+        self.mappings: list[tuple[str, TopicMapping, Any]] = []
+        self.broken: list[tuple[TopicMapping, str]] = []
+        for mapping in mappings:
+            try:
+                parser = resolve(mapping.parse)
+            except Exception as exc:  # a plugin's broken parser only disables its mapping
+                self.broken.append((mapping, f"{type(exc).__name__}: {exc}"))
+                continue
+            self.mappings.append((f"{prefix}{mapping.topic}", mapping, parser))
+        self._cache: dict[str, list[tuple[TopicMapping, Any]]] = {}
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """Distinct subscription patterns (with the prefix)."""
+        return list(dict.fromkeys(pattern for pattern, _, _ in self.mappings))
+
+    def route(self, topic: str) -> list[tuple[TopicMapping, Any]]:
+        """``[(mapping, parse)]`` whose pattern matches ``topic``."""
+        hit = self._cache.get(topic)
+        if hit is None:
+            import paho.mqtt.client as paho
+
+            hit = [(m, p) for pattern, m, p in self.mappings if paho.topic_matches_sub(pattern, topic)]
+            if len(self._cache) >= _TOPIC_CACHE_MAX:
+                self._cache.clear()
+            self._cache[topic] = hit
+        return hit
+
+
+def should_skip(topic: str, payload: bytes, retained: bool) -> bool:
+    """Retained, empty and ``/_testing_`` messages are never stored (§4.2)."""
+    return retained or not payload or "/_testing_" in topic
+
+
+def rows_of(router: TopicRouter, topic: str, payload: bytes) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """Rows to insert for one message and the errors of the parsers that failed.
+
+    Returns:
+        ``([(table, row), …], [error, …])``.
+    """
+    out: list[tuple[str, dict[str, Any]]] = []
+    errors: list[str] = []
+    for mapping, parse in router.route(topic):
+        try:
+            produced = parse(topic, payload)
+        except Exception as exc:
+            errors.append(f"{mapping.table}: {type(exc).__name__}: {exc}")
+            continue
+        if produced is None:
+            continue
+        for row in produced if isinstance(produced, list) else [produced]:
+            if isinstance(row, dict) and row:
+                out.append((mapping.table, row))
+            else:
+                errors.append(f"{mapping.table}: parse returned {type(row).__name__}, not a row")
+    return out, errors
+
+
+class BatchWriter:
+    """Writes rows to the leader database in one transaction per batch.
+
+    Args:
+        db: A ``LeaderDB`` opened with ``foreign_keys=False``.
+        on_error: Called with a message for each row the database refuses.
+
+    Statistics: ``rows_written``, ``rows_rejected``.
+    """
+
+    def __init__(self, db: LeaderDB, on_error: Any = None) -> None:
+        self.db = db
+        self.on_error = on_error or (lambda message: None)
+        self.rows_written = 0
+        self.rows_rejected = 0
+
+    def write(self, rows: list[tuple[str, dict[str, Any]]]) -> int:
+        """Insert ``rows`` (``(table, row)``); returns how many were stored.
+
+        Rows of one table and column set go in one ``executemany``; if it fails
+        the group is rolled back to a savepoint and retried row by row, so one
+        bad row costs only itself.
+
+        Raises:
+            sqlite3.OperationalError: the database stayed locked/unavailable
+                (the caller keeps the batch and retries).
+        """
+        if not rows:
+            return 0
+        groups: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = defaultdict(list)
+        for table, row in rows:
+            columns = tuple(row)
+            groups[(table, columns)].append(tuple(row[c] for c in columns))
+        stored = 0
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for (table, columns), values in groups.items():
+                column_list = ", ".join(f'"{c}"' for c in columns)
+                placeholders = ", ".join("?" for _ in columns)
+                sql = f'INSERT INTO "{table}" ({column_list}) VALUES ({placeholders})'
+                conn.execute("SAVEPOINT grp")
+                try:
+                    conn.executemany(sql, values)
+                    conn.execute("RELEASE grp")
+                    stored += len(values)
+                    continue
+                except sqlite3.Error as exc:
+                    conn.execute("ROLLBACK TO grp")
+                    conn.execute("RELEASE grp")
+                    if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                        raise
+                for value in values:  # find the bad row(s); keep the others
+                    try:
+                        conn.execute(sql, value)
+                        stored += 1
+                    except sqlite3.OperationalError as exc:
+                        if _is_busy(exc):
+                            raise
+                        self._reject(table, exc)
+                    except sqlite3.Error as exc:
+                        self._reject(table, exc)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.rows_written += stored
+        return stored
+
+    def _reject(self, table: str, exc: Exception) -> None:
+        self.rows_rejected += 1
+        self.on_error(f"row for {table} refused: {type(exc).__name__}: {exc}")
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text or "disk i/o" in text
+
+
+class MqttToDb(BackgroundJob):
+    """Streams the cluster's MQTT messages into the leader database (runs on the leader).
+
+    Args:
+        unit: The leader's name.
+        experiment: Ignored: this long-running job always runs under ``$experiment``.
+        registry: Plugin registry whose ``topic_mappings``/``tables`` are used
+            (default: everything installed).
+        batch_size: Most messages per transaction (default 1000).
+        flush_interval_s: Longest wall-clock wait before a partial batch is written (default 0.25 s).
+        database: Database file (default ``[storage] database``).
+
+    Published settings: none besides ``$state``. Statistics on the instance:
+    ``messages_received``, ``messages_skipped``, ``parse_errors``, ``rows_written``.
+
+    Raises:
+        ConnectionError: the broker cannot be reached at start.
+    """
+
+    job_name = "mqtt_to_db_streaming"
+    is_long_running = True
+
+    def __init__(self, unit: str, experiment: str = UNIVERSAL_EXPERIMENT, *, registry: Any = None,
+                 batch_size: int | None = None, flush_interval_s: float | None = None, database: Any = None,
+                 **kwargs: Any) -> None:
+        super().__init__(unit, UNIVERSAL_EXPERIMENT, **kwargs)
+        if registry is None:
+            from reactorkit.core.plugins import Registry
+
+            registry = Registry.installed()
+        self.batch_size = int(batch_size or DEFAULT_BATCH_SIZE)
+        self.flush_interval_s = float(flush_interval_s or DEFAULT_FLUSH_INTERVAL_S)
+        if self.batch_size < 1 or self.flush_interval_s <= 0:
+            raise ValueError("batch_size must be ≥ 1 and flush_interval_s > 0")
+        self.db = LeaderDB(database, config=self.config, registry=registry, foreign_keys=False)
+        self.router = TopicRouter(registry.topic_mappings, mq.topic_prefix(self.config))
+        for mapping, error in getattr(self.router, "broken", []):
+            self.logger.error("mapping %s → %s from %s disabled: %s", mapping.topic, mapping.table, mapping.source, error)
+        self.messages_received = 0
+        self.messages_skipped = 0
+        self.parse_errors = 0
+        self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=MAX_QUEUE)
+        self._stop = threading.Event()
+        self._enqueued = 0
+        self._processed = 0
+        self._last_error_log = 0.0
+        self._suppressed = 0
+        self.writer = BatchWriter(self.db, on_error=self._log_rejected)
+        self._writer_thread = threading.Thread(target=self._write_loop, name="mqtt_to_db-writer", daemon=True)
+        self._writer_thread.start()
+        self._subscribed = threading.Event()
+        self.ingest = self._connect_ingest_client()
+        self.logger.info("Storing %d topic pattern(s) into the leader database.", len(self.router.subscriptions))
+
+    @property
+    def rows_written(self) -> int:
+        return self.writer.rows_written
+
+    # -------------------------------------------------------------- ingestion
+    def _client_id(self) -> str:
+        prefix = mq.topic_prefix(self.config)
+        digest = hashlib.sha1(f"{prefix}|{self.db.path}".encode()).hexdigest()[:10]
+        return f"mqtt_to_db_streaming-{self.unit}-{digest}"
+
+    def _connect_ingest_client(self) -> Any:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=self._client_id(),
+                             protocol=paho.MQTTv5)
+        username = self.config.get("mqtt", "username", fallback="")
+        if username:
+            client.username_pw_set(username, self.config.get("mqtt", "password", fallback="") or None)
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        topics = self.router.subscriptions
+
+        def on_connect(c: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+            if getattr(reason_code, "is_failure", False):
+                self.logger.error("broker refused the connection: %s", reason_code)
+                return
+            if topics:
+                c.subscribe([(t, 1) for t in topics])
+            self._subscribed.set()
+
+        def on_disconnect(c: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+            if not self._stop.is_set():
+                self.logger.warning("lost the broker (%s); reconnecting", reason_code)
+
+        def on_message(c: Any, userdata: Any, message: Any) -> None:
+            self.messages_received += 1
+            if should_skip(message.topic, message.payload, bool(message.retain)):
+                self.messages_skipped += 1
+                return
+            self._queue.put((message.topic, message.payload))
+            self._enqueued += 1
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_message = on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        host = self.config.get("mqtt", "broker_address", fallback="127.0.0.1")
+        port = self.config.getint("mqtt", "broker_port", fallback=1883)
+        try:
+            client.connect(host, port, keepalive=60, clean_start=False, properties=properties)
+        except OSError as exc:
+            raise ConnectionError(f"cannot reach the MQTT broker at {host}:{port}: {exc}") from exc
+        client.loop_start()
+        if not self._subscribed.wait(10):
+            client.loop_stop()
+            raise ConnectionError(f"the MQTT broker at {host}:{port} did not accept the connection")
+        return client
+
+    def _write_loop(self) -> None:
+        pending: list[tuple[str, bytes]] = []
+        while True:
+            deadline = time.monotonic() + self.flush_interval_s
+            while len(pending) < self.batch_size:
+                left = deadline - time.monotonic()
+                try:
+                    pending.append(self._queue.get(timeout=max(left, 0.0)) if left > 0 else self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if pending:
+                if self._flush(pending):
+                    self._processed += len(pending)
+                    pending = []
+                else:
+                    time.sleep(0.5)  # database busy: keep the batch and retry
+            elif self._stop.is_set():
+                self.db.close()
+                return
+
+    def _flush(self, messages: list[tuple[str, bytes]]) -> bool:
+        rows: list[tuple[str, dict[str, Any]]] = []
+        for topic, payload in messages:
+            produced, errors = rows_of(self.router, topic, payload)
+            rows.extend(produced)
+            for error in errors:
+                self.parse_errors += 1
+                self._log_rate_limited(f"skipped a malformed message on {topic}: {error}")
+        try:
+            self.writer.write(rows)
+        except sqlite3.OperationalError as exc:
+            self._log_rate_limited(f"database unavailable, will retry: {exc}")
+            return False
+        except Exception as exc:  # never let the writer thread die
+            self._log_rate_limited(f"batch of {len(rows)} row(s) dropped: {type(exc).__name__}: {exc}")
+        return True
+
+    def _log_rejected(self, message: str) -> None:
+        self._log_rate_limited(message)
+
+    def _log_rate_limited(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log >= 1.0:
+            extra = f" ({self._suppressed} similar message(s) suppressed)" if self._suppressed else ""
+            self.logger.warning(message + extra)
+            self._last_error_log, self._suppressed = now, 0
+        else:
+            self._suppressed += 1
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every message received so far is written. True if that happened within ``timeout`` s."""
+        target = self._enqueued
+        deadline = time.monotonic() + timeout
+        while self._processed < target:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    # -------------------------------------------------------------- lifecycle
+    def on_disconnected(self) -> None:
+        ingest = getattr(self, "ingest", None)
+        if ingest is not None:
+            try:
+                ingest.disconnect()
+            finally:
+                ingest.loop_stop()
+        self._stop.set()
+        thread = getattr(self, "_writer_thread", None)
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=30)
+        db = getattr(self, "db", None)
+        if db is not None:
+            db.close()  # this thread's connection; the writer closed its own
