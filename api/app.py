@@ -51,8 +51,9 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
     app.add_route("/unit_api/versions/app", AppVersion())
     mount_jobs_tasks_descriptors(app, registry, unit=unit, leader=leader)
     if leader:  # inventory, experiments, logs, time series, config (leader database)
-        app.context.leader_api = __import__("reactorkit.api.leader", fromlist=["add_routes"]).add_routes(
-            app, registry, config, unit=unit)
+        from reactorkit.api.leader import add_routes as mount_leader_api
+
+        app.context.leader_api = mount_leader_api(app, registry, config, unit=unit)
     for route in registry.routes.values():
         if route.leader_only and not leader:
             continue
