@@ -231,7 +231,15 @@ class _PumpRun:
             limit_s = self._seconds_for_room(room)
         chunk_s = max(CHUNK_SECONDS, MIN_CHUNK_WALL_SECONDS * clock.speedup)
         t_on = clock.now()
-        self.hardware.set_pwm(self.channel, self.rate.duty_cycle)
+        timed_by_hardware = False
+        set_pwm_for = getattr(self.hardware, "set_pwm_for", None)
+        if limit_s is not None and callable(set_pwm_for):
+            # hardware with its own timer stops after exactly limit_s, however late this process wakes up
+            started = set_pwm_for(self.channel, self.rate.duty_cycle, limit_s)
+            if started is not None:
+                t_on, timed_by_hardware = float(started), True
+        else:
+            self.hardware.set_pwm(self.channel, self.rate.duty_cycle)
         try:
             while not stop.is_set():
                 elapsed = clock.now() - t_on
@@ -248,6 +256,8 @@ class _PumpRun:
             t_off = clock.now()
             self.hardware.set_pwm(self.channel, 0.0)
         on_seconds = t_off - t_on
+        if timed_by_hardware:
+            on_seconds = min(on_seconds, limit_s)
         total = self.rate.ml_for(on_seconds)
         if abs(total - self.published_ml) > 1e-9 or self.published_ml == 0.0:
             self._publish(total - self.published_ml)

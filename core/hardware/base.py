@@ -33,6 +33,19 @@ class Hardware:
         """Current duty cycle (%) of ``channel``."""
         raise NotImplementedError
 
+    def set_pwm_for(self, channel: int, duty_cycle: float, seconds: float) -> float | None:
+        """Turn ``channel`` on at ``duty_cycle`` % for ``seconds`` (clock seconds), e.g. a timed pump run.
+
+        A backend with a timer of its own (the simulated vessel) turns the
+        channel off by itself after exactly ``seconds``, however late the caller
+        is (a sped-up clock magnifies scheduling delays), and returns the clock
+        time at which the channel went on. The default has no timer: it sets the
+        duty cycle and returns None. Either way the caller ends the run with
+        ``set_pwm(channel, 0)`` (earlier to stop early; harmless once off).
+        """
+        self.set_pwm(channel, duty_cycle)
+        return None
+
     def set_led(self, channel: str, intensity: float) -> None:
         """Set LED ``channel`` (``"A"``–``"D"``) to ``intensity`` %."""
         raise NotImplementedError

@@ -99,6 +99,18 @@ class SimulatedHardware(Hardware):
         duty_cycle = check_duty_cycle(duty_cycle)
         with self.vessel() as v:
             v.s.pwm[str(int(channel))] = duty_cycle
+            v.s.pwm_off_at.pop(str(int(channel)), None)
+
+    def set_pwm_for(self, channel: int, duty_cycle: float, seconds: float) -> float:
+        """On for exactly ``seconds`` of simulated time from now (the vessel turns it off); returns the start time."""
+        if int(channel) not in PWM_CHANNELS:
+            raise HardwareError(f"PWM channel must be one of {PWM_CHANNELS}, got {channel}")
+        duty_cycle = check_duty_cycle(duty_cycle)
+        with self.vessel() as v:
+            v.s.pwm[str(int(channel))] = duty_cycle
+            v.s.pwm_off_at[str(int(channel))] = v.s.t + max(0.0, float(seconds))
+            started = v.s.t
+        return started
 
     def get_pwm(self, channel: int) -> float:
         with self.vessel(write=False) as v:

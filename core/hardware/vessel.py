@@ -88,6 +88,7 @@ class VesselState:
     pwm: dict[str, float] = field(default_factory=dict)
     leds: dict[str, float] = field(default_factory=lambda: {"A": 0.0, "B": 0.0, "C": 0.0, "D": 0.0})
     readings: int = 0
+    pwm_off_at: dict[str, float] = field(default_factory=dict)  # channel -> epoch s at which it turns itself off
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,9 +128,21 @@ class Vessel:
         while remaining > 1e-9:
             pumping = any(self.flow_ml_per_s(d) > 0 for d in ("media", "alt_media", "waste"))
             h = min(remaining, 0.05 if pumping else 30.0)
+            for off_at in self.s.pwm_off_at.values():  # never step past a timed channel's end
+                if self.s.t < off_at < self.s.t + h:
+                    h = off_at - self.s.t
             self._step(h)
             remaining -= h
+            self._apply_timed_stops()
         self.s.t = max(self.s.t, to_t)
+        self._apply_timed_stops()
+
+    def _apply_timed_stops(self) -> None:
+        """Turn off channels whose timed run (``pwm_off_at``) has ended."""
+        for channel, off_at in list(self.s.pwm_off_at.items()):
+            if self.s.t >= off_at - 1e-9:
+                self.s.pwm[channel] = 0.0
+                del self.s.pwm_off_at[channel]
 
     def _step(self, h: float) -> None:
         s = self.s
