@@ -59,7 +59,8 @@ class ODReader(BackgroundJob):
     * ``od{n}``: ``{calibrated, timestamp, angle, od, channel, ir_led_intensity}``
       (+ ``calibration_name``); ``od`` is OD600 when channel n's angle has an
       active ``od{angle}`` calibration, else the normalised signal;
-    * ``raw_od{n}`` and ``calibrated_od{n}``: only for calibrated channels;
+    * ``raw_od{n}`` (volts given to the calibration) and ``calibrated_od{n}``:
+      only for calibrated channels;
     * ``ods``: ``{timestamp, ods: {"n": reading, …}}``;
     * ``od_fused``: ``{od_fused, timestamp}`` with an active ``od_fused`` estimator;
     * ``first_od_obs_time`` (epoch s), ``interval`` (s), ``ir_led_intensity`` (%);
@@ -226,6 +227,16 @@ class ODReader(BackgroundJob):
                     calibration.name, wanted, intensity, channel,
                 )
                 del self.calibrations[channel]
+        if self.estimator is not None:
+            wanted = self.estimator.record.get("ir_led_intensity")
+            try:
+                matches = wanted is None or abs(float(wanted) - intensity) < 1e-6
+            except (TypeError, ValueError):
+                matches = False
+            if not matches:
+                self.logger.warning("od_fused estimator %s was made at IR intensity %s %%, not %s %%; no fused OD",
+                                    self.estimator.name, wanted, intensity)
+                self.estimator = None
 
     def _auto_ir_intensity(self) -> float:
         """Pick 50–85 % so that REF reads about 0.25 V (linear in intensity); 80 % without REF."""
@@ -289,6 +300,7 @@ class ODReader(BackgroundJob):
         with self._lock:
             self.ir_led_intensity = float(value)
             self.calibrations = self._load_calibrations()
+            self.estimator = self._load_estimator()
             self._drop_mismatched_calibrations(self.ir_led_intensity)
 
     # --------------------------------------------------------------- reading
@@ -313,7 +325,7 @@ class ODReader(BackgroundJob):
             self.hardware.set_led(channel, value)
 
     def take_voltages(self) -> tuple[float, dict[int, float]]:
-        """One raw reading: (epoch s, ``{channel: volts}``) with the IR LED on, dark offset removed."""
+        """One raw reading: (epoch s, ``{channel: volts}``) with the IR LED on (dark offset not removed)."""
         channels = self._adc_channels()
         leds = self._leds_off()
         try:
@@ -326,7 +338,7 @@ class ODReader(BackgroundJob):
                 self.hardware.set_led(self.ir_channel, 0.0)
         finally:
             self._restore_leds(leds)
-        return now, {c: v - self._dark_offsets.get(c, 0.0) for c, v in volts.items()}
+        return now, volts
 
     def record_reading(self) -> dict[str, Any] | None:
         """Take, process and publish one reading; returns the ``ods`` payload (None when not ready)."""
@@ -339,7 +351,7 @@ class ODReader(BackgroundJob):
                 self.first_od_obs_time = now
             divisor = 1.0
             if self.ref_channel is not None:
-                ref = volts.get(self.ref_channel, 0.0)
+                ref = volts.get(self.ref_channel, 0.0) - self._dark_offsets.get(self.ref_channel, 0.0)
                 first_known = self.normalizer.first_ref is not None
                 divisor = self.normalizer.update(ref)
                 if not first_known and self.normalizer.first_ref is not None:
@@ -347,22 +359,28 @@ class ODReader(BackgroundJob):
                 self._watch_reference(ref, timestamp)
             self._reading_count += 1
             ods: dict[str, Any] = {}
-            normalised: dict[str, float] = {}
+            drift = self.normalizer.drift
+            drift_corrected: dict[str, float] = {}
             for channel, angle in self.channels.items():
-                value = volts.get(channel, 0.0) / divisor
-                normalised[angle] = value
-                reading = self._publish_channel(channel, angle, value, timestamp, now)
+                raw = volts.get(channel, 0.0)
+                drift_corrected[angle] = raw / drift
+                value = (raw - self._dark_offsets.get(channel, 0.0)) / divisor
+                reading = self._publish_channel(channel, angle, value, raw / drift, timestamp, now)
                 if reading is not None:
                     ods[str(channel)] = reading
             payload = {"timestamp": timestamp, "ods": ods}
             self.ods = payload
             if self.estimator is not None:
-                self._publish_fused(normalised, timestamp)
+                self._publish_fused(drift_corrected, timestamp)
             return payload
 
-    def _publish_channel(self, channel: int, angle: str, value: float, timestamp: str,
+    def _publish_channel(self, channel: int, angle: str, value: float, volts: float, timestamp: str,
                          now: float) -> dict[str, Any] | None:
-        """Publish channel ``channel``'s reading(s); returns its ``ODReading`` (None if it failed)."""
+        """Publish channel ``channel``'s reading(s); returns its ``ODReading`` (None if it failed).
+
+        ``value`` is the normalised signal (uncalibrated channels), ``volts`` the
+        drift-corrected raw voltage given to a calibration.
+        """
         calibration = self.calibrations.get(channel)
         ir = self.ir_led_intensity
         if calibration is None:
@@ -370,10 +388,10 @@ class ODReader(BackgroundJob):
             reading = reading_payload(timestamp=timestamp, channel=channel, angle=angle, od=od, ir_led_intensity=ir)
             setattr(self, f"od{channel}", reading)
             return reading
-        raw = raw_reading_payload(timestamp=timestamp, channel=channel, angle=angle, od=value, ir_led_intensity=ir)
+        raw = raw_reading_payload(timestamp=timestamp, channel=channel, angle=angle, od=volts, ir_led_intensity=ir)
         setattr(self, f"raw_od{channel}", raw)
         try:
-            od600, warning = apply_calibration(calibration, value)
+            od600, warning = apply_calibration(calibration, volts)
         except ValueError as exc:
             self._warn_calibration(channel, now, f"calibration {calibration.name} failed: {exc}; reading skipped")
             return None
@@ -390,11 +408,11 @@ class ODReader(BackgroundJob):
             self._last_calibration_warning[channel] = now
             self.logger.warning(message)
 
-    def _publish_fused(self, normalised: dict[str, float], timestamp: str) -> None:
-        from reactorkit.builtin_plugins.od_reading.fusion import fused_od
+    def _publish_fused(self, volts_by_angle: dict[str, float], timestamp: str) -> None:
+        from reactorkit.core.od_fusion import fuse
 
         try:
-            value = fused_od(self.estimator.record, normalised)
+            value = fuse(self.estimator.record, volts_by_angle)
         except (ValueError, KeyError, TypeError) as exc:
             self.logger.debug("no fused OD: %s", exc)
             return

@@ -11,9 +11,14 @@ The order of steps follows the Pioreactor software (domain facts §3.2):
      REF reading of the experiment, so values stay in volts;
 
 3. the experiment's blank (``od_blank`` cache) is subtracted on channels
-   without a calibration;
-4. an active calibration maps the value (volts) to OD600;
-5. an active ``od_fused`` estimator combines the angles (:mod:`.fusion`).
+   without a calibration.
+
+Calibrated channels and the ``od_fused`` estimator take the signal in the
+form the calibration protocols record it: raw photodiode volts (no dark
+offset), corrected only for the IR LED's drift since the start of the
+experiment (``× REF₀ / EMA(REF)``, the ``unity`` factor); the active
+``od{angle}`` calibration maps it to OD600 and the estimator fuses the angles
+(:func:`reactorkit.core.od_fusion.fuse`).
 
 The EMA weights the previous value by ``pd_reference_ema`` (α):
 ``EMA ← α·EMA + (1 − α)·REF``.
@@ -114,6 +119,14 @@ class ReferenceNormalizer:
         if self.mode == "unity":
             return ema / (self.first_ref or ema)
         return ema
+
+    @property
+    def drift(self) -> float:
+        """``EMA(REF) / REF₀``: the IR LED's output relative to the experiment's start (1 before any REF)."""
+        ema = self.ema.value
+        if ema is None or ema <= 0 or not self.first_ref:
+            return 1.0
+        return ema / self.first_ref
 
     def relative_intensity(self, ref_volts: float) -> float | None:
         """REF / REF₀: the IR LED's output relative to the start of the experiment."""
