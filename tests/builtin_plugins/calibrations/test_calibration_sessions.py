@@ -291,3 +291,36 @@ def test_unknown_sessions_and_protocols_are_errors_in_the_contract_shape(client)
     assert unknown.status_code == 400 and "by_weight" in unknown.json["error"]
     incomplete = client.simulate_post("/unit_api/calibrations/sessions", json={"target_device": "media_pump"})
     assert incomplete.status_code == 400 and "protocol_name" in incomplete.json["error"]
+
+
+def test_fusion_offset_re_centres_a_shifted_estimator_on_this_unit(make_client):
+    from reactorkit.core.od_fusion import fit_estimator, fuse, offset_estimator
+
+    client = make_client(THREE_ANGLES)
+    observations = [(od, a, true_voltage(od, a, 80.0) * (1 + 0.02 * k))
+                    for od in (0.1, 0.3, 0.8, 1.6, 3.0) for a in ("45", "90", "135") for k in (-1, 0, 1)]
+    truth = fit_estimator(observations, estimator_name="truth", unit="u", created_at="2026-01-01T00:00:00Z",
+                          ir_led_intensity=80.0)
+    # an estimator made on another unit whose photodiodes read 35 % higher
+    store.save_estimator("od_fused", offset_estimator(truth, {a: 0.3 for a in truth["angles"]},
+                                                      estimator_name="elsewhere"), set_active=True)
+    sid, step = start(client, "od_fused", "od_fusion_offset")
+    standards = [0.4, 1.2]
+    answers = {"settings": lambda: {"estimator_name": "here"}, "place_standard": lambda: {"od600": standards.pop(0)}}
+    reply = drive(client, sid, step, lambda s: answers.get(s["step_id"], dict)())
+    offsets = reply["session"]["result"]["offsets"]
+    assert set(offsets) == {"45", "90", "135"}
+    for value in offsets.values():
+        assert value == pytest.approx(-0.3, abs=0.03)
+    adjusted = store.active_estimator("od_fused")
+    assert adjusted.name == "here"
+    readings = {a: true_voltage(0.7, a, 80.0) for a in ("45", "90", "135")}
+    assert fuse(adjusted.record, readings) == pytest.approx(0.7, rel=0.05)
+    assert fuse(store.load_estimator("od_fused", "elsewhere"), readings) < 0.6  # the unadjusted one is off
+
+
+def test_fusion_offset_needs_an_active_estimator(make_client):
+    client = make_client(THREE_ANGLES)
+    sid, _ = start(client, "od_fused", "od_fusion_offset")
+    error = submit(client, sid, {}, status=400)
+    assert "no active od_fused estimator" in error["error"]

@@ -123,3 +123,13 @@ def test_od_session_through_the_leader_runs_on_the_worker(cluster):
 def test_session_actions_ran_as_tasks_on_the_workers_queue(cluster):
     log = (cluster.units["worker1"].root / "worker.log").read_text()
     assert "calibrations.actions.run_action" in log
+
+
+def test_reads_are_cached_for_ten_seconds_and_writes_refresh_them(cluster):
+    first = api(cluster, "GET", "/api/workers/worker1/estimators").json()
+    again = api(cluster, "GET", "/api/workers/worker1/estimators").json()
+    assert first["task_id"] == again["task_id"]
+    fan_out(cluster, "DELETE", "/api/workers/worker1/active_estimators/od_fused")
+    after_write = api(cluster, "GET", "/api/workers/worker1/estimators").json()
+    assert after_write["task_id"] != first["task_id"]
+    assert cluster.wait_task(after_write)["result"]["worker1"]["value"] == {}
