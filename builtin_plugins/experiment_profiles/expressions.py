@@ -15,8 +15,8 @@ Language:
   ``job_name()``, ``hours_elapsed()`` (hours since the profile started);
 * live values ``unit:job:setting`` or ``unit:job:setting.key.subkey`` read the
   retained MQTT value of that setting (JSON payloads are indexed by the keys),
-  e.g. ``worker1:od_reading:od1.od > 0.5``; ``::job:setting`` means the unit the
-  action runs on.
+  e.g. ``worker1:od_reading:od1.od > 0.5``; ``::job:setting`` (or ``:job:setting``)
+  means the unit the action runs on.
 
 :func:`parse` turns text into a lark tree (cached); :func:`evaluate` computes it
 against a :class:`Context`. Syntax errors raise :class:`ExpressionSyntaxError`
@@ -69,7 +69,7 @@ _AND.2: /and\b/i
 _NOT.2: /not\b/i
 TRUE.2: /true\b/i
 FALSE.2: /false\b/i
-MQTT_REF.3: /[A-Za-z0-9_$-]*:[A-Za-z0-9_$-]+:[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*/
+MQTT_REF.3: /(::|[A-Za-z0-9_$-]*:)[A-Za-z0-9_$-]+:[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*/
 COMP_OP: "==" | "!=" | ">=" | "<=" | ">" | "<"
 ADD_OP: "+" | "-"
 MUL_OP: "*" | "/"
@@ -345,7 +345,9 @@ def _call(name: str, ctx: Context) -> Any:
 
 
 def split_live(reference: str) -> tuple[str, str, str, list[str]]:
-    """``"unit:job:setting.a.b"`` → ``(unit, job, setting, ["a", "b"])`` (unit may be ``""``)."""
+    """``"unit:job:setting.a.b"`` → ``(unit, job, setting, ["a", "b"])``; ``::job:setting`` gives unit ``""``."""
+    if reference.startswith("::"):
+        reference = reference[1:]
     unit, job, rest = reference.split(":", 2)
     setting, *keys = rest.split(".")
     return unit, job, setting, keys
