@@ -105,16 +105,14 @@ def add_routes(app: Any, registry: Any, config: Any = None, *, unit: str | None 
         registry: Plugin registry (its ``tables`` are created in the database).
         config: This unit's config (default: the process-wide one).
         unit: This (leader) unit's name (default ``$HOSTNAME``).
-        db: A ``LeaderDB`` to use (default: ``[storage] database``, migrated).
+        db: A ``LeaderDB`` to use (default: ``[storage] database``, opened and migrated on first use).
 
     Returns:
         The shared :class:`Context` (tests use its ``db``).
     """
     from reactorkit.core.config import get_config, get_unit_name
-    from reactorkit.core.leader_db import LeaderDB
 
     config = config or get_config()
-    db = db or LeaderDB(config=config, registry=registry)
     ctx = Context(db, config, registry, unit or get_unit_name())
     for path, factory in routes().items():
         app.add_route(path, factory(ctx))

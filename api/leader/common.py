@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from typing import Any
 
 import falcon
@@ -17,13 +18,26 @@ UNIVERSAL_EXPERIMENT = "$experiment"
 
 
 class Context:
-    """What every leader resource needs: the database, the config, the plugin registry, this unit's name."""
+    """What every leader resource needs: the database, the config, the plugin registry, this unit's name.
 
-    def __init__(self, db: LeaderDB, config: Any, registry: Any, unit: str) -> None:
-        self.db = db
+    The database is opened (and migrated, plugin tables included) on first use,
+    so building the app has no side effect on disk.
+    """
+
+    def __init__(self, db: LeaderDB | None, config: Any, registry: Any, unit: str) -> None:
+        self._db = db
+        self._lock = threading.Lock()
         self.config = config
         self.registry = registry
         self.unit = unit
+
+    @property
+    def db(self) -> LeaderDB:
+        if self._db is None:
+            with self._lock:
+                if self._db is None:
+                    self._db = LeaderDB(config=self.config, registry=self.registry)
+        return self._db
 
 
 def experiment_not_found(experiment: str) -> ApiError:

@@ -31,7 +31,7 @@ _EXPERIMENT_SQL = """
 SELECT e.experiment, e.created_at, e.description, e.media_used, e.organism_used,
        (SELECT count(*) FROM experiment_worker_assignments a WHERE a.experiment = e.experiment) AS worker_count,
        (SELECT json_group_array(tag) FROM (SELECT tag FROM experiment_tags t
-            WHERE t.experiment = e.experiment ORDER BY t.created_at, t.tag)) AS tags
+            WHERE t.experiment = e.experiment ORDER BY t.created_at, t.rowid)) AS tags
 FROM experiments e
 """
 
@@ -233,7 +233,7 @@ class Historical:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = self.ctx.db.query(
             f"SELECT {self.column} AS key FROM experiments WHERE coalesce(trim({self.column}), '') != ''"
-            f" GROUP BY {self.column} ORDER BY max(created_at) DESC"
+            f" GROUP BY {self.column} ORDER BY max(created_at) DESC, max(rowid) DESC"
         )
 
 

@@ -138,10 +138,13 @@ def _one_series(db: LeaderDB, spec: SeriesSpec, params: dict[str, Any], target: 
 
 
 def _bucket_size(span_s: float, target: int) -> int | None:
-    """The smallest rollup bucket (s) with ``span/S + 3 ≤ target`` points, or None when none fits."""
+    """The smallest rollup bucket (s) with ``span/S + 3 ≤ target`` points; None when none fits or when even the
+    finest bucket would be coarser than needed (short spans: the exact grid is used)."""
     if target < 4:
         return None
     needed = span_s / (target - 3)
+    if needed < ROLLUP_BUCKETS[0]:  # the finest bucket would return too few points: use the exact grid
+        return None
     for size in ROLLUP_BUCKETS:
         if size >= needed:
             return size
