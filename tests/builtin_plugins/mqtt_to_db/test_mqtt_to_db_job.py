@@ -1,0 +1,175 @@
+"""The mqtt_to_db_streaming job as a real process against a real mosquitto: storing, skipping, surviving."""
+
+import json
+import shutil
+import socket
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from reactorkit.core.testing import stop_process
+
+pytestmark = pytest.mark.integration
+
+
+def rows(root: Path, sql: str) -> list[tuple]:
+    path = root / "storage" / "pioreactor.sqlite"
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(path, timeout=15)
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+def wait_until(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise TimeoutError("condition not met in time")
+
+
+def rpm(value: float, second: int) -> str:
+    return json.dumps({"measured_rpm": value, "timestamp": f"2026-01-01T00:00:{second:02d}.000000Z"})
+
+
+def job_is_ready(recorder, unit_env):
+    return recorder.wait_for(unit_env.topic("mqtt_to_db_streaming", "$state").replace(
+        f"/{unit_env.experiment}/", "/$experiment/"), lambda p: p == b"ready", timeout=20)
+
+
+def test_stores_mapped_messages_and_skips_the_rest(unit_env, mqtt_recorder, spawn_job):
+    unit_env.unit = "leader"
+    retained_before = unit_env.topic("stirring", "measured_rpm")
+    mqtt_recorder.publish(retained_before, rpm(111, 0), retain=True)  # the state a late subscriber gets
+    job = spawn_job("mqtt_to_db_streaming")
+    job_is_ready(mqtt_recorder, unit_env)
+
+    for i in range(1, 6):
+        mqtt_recorder.publish(unit_env.topic("stirring", "measured_rpm"), rpm(400 + i, i))
+    mqtt_recorder.publish(unit_env.topic("stirring", "measured_rpm"), b"definitely not json")
+    mqtt_recorder.publish(unit_env.topic("stirring", "measured_rpm"), json.dumps({"measured_rpm": 1}))  # no timestamp
+    mqtt_recorder.publish(f"{unit_env.prefix}pioreactor/w1/_testing_x/stirring/measured_rpm", rpm(999, 9))
+    mqtt_recorder.publish(unit_env.topic("logs", "app", "info"), json.dumps(
+        {"message": "hello", "level": "INFO", "task": "stirring", "timestamp": "2026-01-01T00:00:07Z", "source": "app"}))
+    mqtt_recorder.publish(unit_env.topic("stirring", "measured_rpm"), rpm(406, 8))  # after the bad ones
+
+    stored = wait_until(lambda: (r := rows(unit_env.root, "SELECT measured_rpm FROM stirring_rates ORDER BY timestamp"))
+                        and len(r) >= 6 and r)
+    assert [v for (v,) in stored] == [401, 402, 403, 404, 405, 406]
+    assert rows(unit_env.root, "SELECT pioreactor_unit, experiment, level, message FROM logs WHERE task = 'stirring'") == [
+        ("leader", unit_env.experiment, "INFO", "hello")]
+    warnings = wait_until(lambda: rows(unit_env.root, "SELECT message FROM logs WHERE level = 'WARNING'"))
+    assert "malformed" in warnings[0][0]
+    assert job.poll() is None  # malformed payloads never stop the job
+    mqtt_recorder.publish(retained_before, b"", retain=True)
+    assert stop_process(job) == 0
+
+
+def test_throughput_burst_is_stored_completely(unit_env, mqtt_recorder, spawn_job):
+    unit_env.unit = "leader"
+    job = spawn_job("mqtt_to_db_streaming")
+    job_is_ready(mqtt_recorder, unit_env)
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    client.max_inflight_messages_set(500)
+    client.connect("127.0.0.1", 1883)
+    client.loop_start()
+    infos = [client.publish(unit_env.topic("stirring", "measured_rpm"),
+                            json.dumps({"measured_rpm": i, "timestamp": f"2026-01-01T00:{i // 6000 % 60:02d}:"
+                                                                       f"{i // 100 % 60:02d}.{i % 100:02d}0000Z"}), qos=1)
+             for i in range(3000)]
+    for info in infos:
+        info.wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+    count = wait_until(lambda: (n := rows(unit_env.root, "SELECT count(*) FROM stirring_rates")[0][0]) >= 3000 and n)
+    assert count == 3000
+    assert stop_process(job) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """A private mosquitto (persistent sessions) on its own port, restartable."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                             f"persistence_location {folder}/\nuser root\n")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: self._accepts(), timeout=10)
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+
+@pytest.fixture
+def broker(tmp_path):
+    if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
+        pytest.skip("mosquitto is not installed")
+    b = Broker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
+def publish_all(port: int, messages: list[tuple[str, str]]) -> None:
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    for info in [client.publish(t, p, qos=1) for t, p in messages]:
+        info.wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_survives_a_broker_restart_without_losing_messages(unit_env, spawn_job, broker):
+    unit_env.unit = "leader"
+    unit_env.write_config(f"[mqtt]\nbroker_address = 127.0.0.1\nbroker_port = {broker.port}\n")
+    job = spawn_job("mqtt_to_db_streaming")
+    topic = unit_env.topic("stirring", "measured_rpm")
+    wait_until(lambda: rows(unit_env.root, "SELECT count(*) FROM logs WHERE message LIKE 'Storing%'"))
+    publish_all(broker.port, [(topic, rpm(i, i)) for i in range(20)])
+    wait_until(lambda: rows(unit_env.root, "SELECT count(*) FROM stirring_rates")[0][0] >= 20)
+
+    broker.stop()
+    time.sleep(1.0)
+    broker.start()
+    # published while the job is still reconnecting: the broker keeps them in the job's persistent session
+    publish_all(broker.port, [(topic, rpm(100 + i, 20 + i)) for i in range(20)])
+    count = wait_until(lambda: (n := rows(unit_env.root, "SELECT count(DISTINCT measured_rpm) FROM stirring_rates")[0][0])
+                       >= 40 and n, timeout=40)
+    assert count == 40
+    assert job.poll() is None
+    assert stop_process(job) == 0
