@@ -26,3 +26,44 @@ def row_from_topic(topic: str, *, timestamp: str | None = None, **values: Any) -
         row["timestamp"] = utc_iso_ms(parse_iso(timestamp))
     row.update(values)
     return row
+
+
+def automation_settings_row(topic: str, payload: bytes) -> dict[str, Any]:
+    """``{x}_automation/{x}_automation_settings`` → a ``{x}_automation_settings`` row.
+
+    The payload is ``{pioreactor_unit, experiment, started_at, ended_at,
+    automation_name, settings}`` (domain facts §3.4); ``settings`` (base64 of
+    the JSON settings) is stored as is, times in the database format.
+
+    Raises:
+        ValueError / KeyError: not a settings record.
+    """
+    import json
+
+    data = json.loads(payload)
+    row = row_from_topic(topic)
+    row.update(
+        started_at=utc_iso_ms(parse_iso(data["started_at"])),
+        ended_at=utc_iso_ms(parse_iso(data["ended_at"])) if data.get("ended_at") else None,
+        automation_name=str(data["automation_name"]),
+        settings=str(data["settings"]),
+    )
+    return row
+
+
+def automation_event_row(topic: str, payload: bytes) -> dict[str, Any] | None:
+    """``{x}_automation/latest_event`` ``{event_name, message, data}`` → a ``{x}_automation_events``
+    row stamped with the receive time (cluster clock); empty payloads (job stopped) give None.
+
+    Raises:
+        ValueError / KeyError: not an event.
+    """
+    import json
+
+    from reactorkit.core.clock import get_clock
+
+    if not payload:
+        return None
+    data = json.loads(payload)
+    return row_from_topic(topic, timestamp=utc_iso_ms(get_clock().now()), event_name=str(data["event_name"]),
+                          message=str(data.get("message", "")), data=json.dumps(data.get("data") or {}))
