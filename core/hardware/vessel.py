@@ -89,6 +89,7 @@ class VesselState:
     leds: dict[str, float] = field(default_factory=lambda: {"A": 0.0, "B": 0.0, "C": 0.0, "D": 0.0})
     readings: int = 0
     pwm_off_at: dict[str, float] = field(default_factory=dict)  # channel -> epoch s at which it turns itself off
+    pumped_ml: dict[str, float] = field(default_factory=dict)  # device -> mL its pump head moved (what a scale under a calibration beaker sees)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,6 +149,9 @@ class Vessel:
         s = self.s
         q_media, q_alt, q_waste = (self.flow_ml_per_s(d) for d in ("media", "alt_media", "waste"))
         q_in = q_media + q_alt
+        for device, q in (("media", q_media), ("alt_media", q_alt), ("waste", q_waste)):
+            if q > 0:
+                s.pumped_ml[device] = s.pumped_ml.get(device, 0.0) + q * h
         mu = self.growth_rate_per_hour() / 3600.0
         # growth (exact for constant μ over the step), consuming substrate
         grown = s.od * (math.exp(mu * h) - 1.0)
@@ -213,7 +217,8 @@ class Vessel:
 
     def ground_truth(self) -> dict[str, Any]:
         """True state: ``od`` (OD600), ``growth_rate`` (h⁻¹), ``volume_ml``, ``temperature_c``,
-        ``rpm``, ``alt_media_fraction``, cumulative volumes (mL) and ``t`` (epoch s)."""
+        ``rpm``, ``alt_media_fraction``, cumulative volumes (mL), ``pumped_ml`` (mL each pump
+        head moved, efflux or not) and ``t`` (epoch s)."""
         s = self.s
         return {
             "t": s.t,
@@ -227,6 +232,7 @@ class Vessel:
             "cumulative_media_ml": s.cumulative_media_ml,
             "cumulative_alt_media_ml": s.cumulative_alt_media_ml,
             "cumulative_waste_ml": s.cumulative_waste_ml,
+            "pumped_ml": dict(s.pumped_ml),
             "pwm": dict(s.pwm),
             "leds": dict(s.leds),
         }

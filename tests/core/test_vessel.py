@@ -113,3 +113,11 @@ def test_processes_share_one_vessel_through_the_state_file(tmp_path, monkeypatch
     assert reader_process.ground_truth()["pwm"]["2"] == 50.0
     with pytest.raises(ValueError):
         pump_process.set_pwm(2, 150.0)
+
+
+def test_pumped_volume_counts_what_the_pump_head_moved_even_below_the_efflux_level():
+    v = vessel(volume_ml=14.0)
+    v.s.pwm["4"] = 100.0
+    v.advance(4.0)  # nothing is above the efflux tube, but the pump moved 2 mL of air and liquid
+    assert v.s.cumulative_waste_ml == 0.0
+    assert v.ground_truth()["pumped_ml"]["waste"] == pytest.approx(2.0)
