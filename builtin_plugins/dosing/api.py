@@ -28,8 +28,7 @@ def _publish(unit: str, experiment: str, values: dict[str, float], keys: list[st
         logger.warning("bioreactor values of %s saved but not published: %s", experiment, exc)
         return
     try:
-        for info in publish_values(client, unit, experiment, values, keys, config):
-            info.wait_for_publish(5)
+        publish_values(client, unit, experiment, values, keys, config)
     finally:
         client.disconnect()
         client.loop_stop()

@@ -283,20 +283,23 @@ def format_value(value: float) -> str:
 
 
 def publish_values(client: Any, unit: str, experiment: str, values: Mapping[str, float],
-                   keys: Iterable[str] | None = None, config: Any = None) -> list[Any]:
+                   keys: Iterable[str] | None = None, config: Any = None, wait_s: float = 5.0) -> None:
     """Publish variables retained (QoS 2) on ``pioreactor/{unit}/{experiment}/bioreactor/{var}``.
+
+    Each publish is awaited (up to ``wait_s`` seconds) before the next: a burst
+    of QoS 2 messages can stall ~40 ms on TCP delayed acknowledgements, one at
+    a time they take well under a millisecond each on a local broker.
 
     Args:
         client: A connected paho client.
         keys: Which variables (default: all six).
-
-    Returns:
-        The paho ``MQTTMessageInfo`` of each publish (callers may wait on them).
     """
     from reactorkit.core.mqtt import QOS_EXACTLY_ONCE, job_topic
 
-    infos = []
     for key in keys if keys is not None else VARIABLES:
         topic = job_topic(unit, experiment, "bioreactor", key, config=config)
-        infos.append(client.publish(topic, format_value(values[key]), qos=QOS_EXACTLY_ONCE, retain=True))
-    return infos
+        info = client.publish(topic, format_value(values[key]), qos=QOS_EXACTLY_ONCE, retain=True)
+        try:
+            info.wait_for_publish(wait_s)
+        except (RuntimeError, ValueError):  # not connected: paho keeps it queued
+            pass

@@ -23,6 +23,19 @@ from reactorkit.core.logs import create_logger
 STOP_WORDS = ("disconnected", "sleeping")
 
 
+def _no_delay(client: Any) -> None:
+    """Send small packets at once (``TCP_NODELAY``): a log message (QoS 0, unanswered)
+    followed by a QoS 2 publish otherwise waits ~40 ms for a delayed TCP acknowledgement."""
+    import socket
+
+    try:
+        sock = client.socket()
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass
+
+
 class ActionLifecycle:
     """Register, announce and listen for a stop while an action runs.
 
@@ -75,6 +88,7 @@ class ActionLifecycle:
             self.registry.remove(self.job_id)
             self.registry.close()
             raise
+        _no_delay(self.client)
         self.logger = create_logger(action, unit=unit, experiment=experiment, mqtt_client=self.client,
                                     source=source, config=config, clock=clock)
         self._set_state("init")
@@ -92,12 +106,23 @@ class ActionLifecycle:
         if message.payload.decode("utf-8", errors="replace").strip().lower() in STOP_WORDS:
             self.stop_event.set()
 
-    def publish(self, topic: str, payload: str | bytes, *, qos: int = mq.QOS_EXACTLY_ONCE, retain: bool = False) -> Any:
-        """Publish on the action's client; QoS ≥ 1 messages are flushed by :meth:`close`."""
+    def publish(self, topic: str, payload: str | bytes, *, qos: int = mq.QOS_EXACTLY_ONCE, retain: bool = False,
+                wait_s: float = 2.0) -> Any:
+        """Publish on the action's client; a QoS ≥ 1 message is awaited (≤ ``wait_s`` s) before returning.
+
+        One message at a time: a burst of QoS 2 messages can stall ~40 ms on TCP
+        delayed acknowledgements, which a sped-up clock turns into minutes.
+        Messages not yet acknowledged are flushed again by :meth:`close`.
+        """
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         if qos > 0:
-            self._pending.append(info)
+            try:
+                info.wait_for_publish(wait_s)
+            except (RuntimeError, ValueError):  # not connected: paho keeps it queued
+                pass
             self._pending = [i for i in self._pending if not i.is_published()]
+            if not info.is_published():
+                self._pending.append(info)
         return info
 
     def _set_state(self, state: str) -> None:

@@ -292,8 +292,7 @@ class _PumpRun:
         before, after = self.store.apply(self.experiment, self.action, volume_change_ml, self.source_of_event)
         changed = [k for k in after if after[k] != before[k]]
         if changed:
-            for info in publish_values(self.lifecycle.client, self.unit, self.experiment, after, changed, self.config):
-                self.lifecycle._pending.append(info)
+            publish_values(self.lifecycle.client, self.unit, self.experiment, after, changed, self.config)
         if self.limits is not None and not self.warned and after["current_volume_ml"] >= self.limits[0]:
             self.warned = True
             self.lifecycle.logger.warning(
