@@ -1,1 +1,15 @@
-"""Built-in plugin exports (being written)."""
+"""Exports: preview and zip exports of the datasets other plugins declare (built-in plugin)."""
+
+from reactorkit.core.hooks import hookimpl
+
+from .descriptors import DATASETS, ROUTES
+
+
+@hookimpl
+def register_datasets():
+    yield from DATASETS
+
+
+@hookimpl
+def register_routes():
+    yield from ROUTES

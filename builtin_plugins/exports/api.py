@@ -1,0 +1,184 @@
+"""Leader routes for exportable datasets (domain facts §5, §11).
+
+* ``GET /api/datasets/exportable/{name}/preview?n_rows=5`` (≤ 100, unfiltered) → rows as objects;
+* ``POST /api/datasets/exportable/export {datasets, experiments|experiment, partition_by_unit,
+  partition_by_experiment, start_time?, end_time?}`` → 202 task; its result names the zip;
+* ``GET /api/exports/{filename}`` → the zip (``application/zip``);
+* classic ``/api/contrib/exportable_datasets/{name}/preview`` and
+  ``POST /api/contrib/exportable_datasets/export_datasets`` (waits for the task and
+  answers 200 with its result, as the classic route did).
+
+The dataset listing (``/api/datasets/exportable``) is served by the core routes.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any
+
+import falcon
+
+from reactorkit.api.errors import ApiError
+from reactorkit.api.unit.common import enqueue_task, field, invalid, read_body
+
+ALL_EXPERIMENTS = "<All experiments>"
+MAX_PREVIEW_ROWS = 100
+CLASSIC_WAIT_S = 600.0
+TASK = "reactorkit.builtin_plugins.exports.tasks.export_datasets"
+
+
+@lru_cache(maxsize=1)
+def _datasets() -> dict[str, Any]:
+    from reactorkit.core.plugins import Registry
+
+    return Registry.installed().datasets
+
+
+def _dataset(name: str) -> Any:
+    dataset = _datasets().get(name)
+    if dataset is None:
+        raise ApiError(falcon.HTTP_404, f"Unknown dataset {name!r}.",
+                       cause=f"No installed plugin registers a dataset named {name!r}.",
+                       remediation="See GET /api/datasets/exportable for the dataset names.")
+    return dataset
+
+
+class Preview:
+    """``GET …/exportable/{target_dataset}/preview?n_rows=5``: the first rows, unfiltered."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, target_dataset: str) -> None:
+        from reactorkit.api.fanout import leader_db
+
+        from .writer import source_exists, source_sql
+
+        dataset = _dataset(target_dataset)
+        raw = req.get_param("n_rows", default="5")
+        try:
+            n_rows = int(raw)
+        except ValueError:
+            raise ApiError(falcon.HTTP_400, "Invalid n_rows.", cause=f"n_rows must be an integer, got {raw!r}.",
+                           remediation=f"Use 1 to {MAX_PREVIEW_ROWS}.") from None
+        if not 1 <= n_rows <= MAX_PREVIEW_ROWS:
+            raise ApiError(falcon.HTTP_400, "Invalid n_rows.", cause=f"n_rows must be 1 to {MAX_PREVIEW_ROWS}, got {n_rows}.",
+                           remediation=f"Use 1 to {MAX_PREVIEW_ROWS}.")
+        db = leader_db()
+        if not source_exists(db.conn, dataset):
+            resp.media = []
+            return
+        import sqlite3
+
+        try:
+            rows = db.query(f"SELECT * FROM {source_sql(dataset)} AS T LIMIT ?", (n_rows,))
+        except sqlite3.Error as exc:
+            raise ApiError(falcon.HTTP_500, f"Dataset {target_dataset!r} cannot be read.", cause=str(exc),
+                           remediation="Report it to the plugin's author.") from None
+        resp.media = [{k: (v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v) for k, v in r.items()}
+                      for r in rows]
+
+
+def _utc(body: dict[str, Any], name: str) -> str | None:
+    from reactorkit.core.clock import parse_iso, utc_iso_ms
+
+    value = field(body, name, str)
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    if not (text.endswith(("Z", "z")) or (len(text) > 6 and text[-6] in "+-" and text[-3] == ":")):
+        raise invalid(f"Field '{name}' needs a time zone (Z or ±HH:MM), got {value!r}.",
+                      'Example: "2026-01-01T00:00:00Z".')
+    try:
+        return utc_iso_ms(parse_iso(text))
+    except ValueError:
+        raise invalid(f"Field '{name}' must be an ISO-8601 time, got {value!r}.", 'Example: "2026-01-01T00:00:00Z".') \
+            from None
+
+
+def export_request(body: dict[str, Any]) -> dict[str, Any]:
+    """Validate an export body into the task's keyword arguments.
+
+    Raises:
+        ApiError: 400 naming the field.
+    """
+    datasets = field(body, "datasets", list, required=True)
+    if not datasets or not all(isinstance(d, str) and d for d in datasets):
+        raise invalid("Field 'datasets' must be a non-empty list of dataset names.",
+                      'Example: {"datasets": ["od_readings"], …}; see GET /api/datasets/exportable.')
+    if "experiments" in body:
+        experiments = field(body, "experiments", list)
+    elif "experiment" in body:
+        one = field(body, "experiment", str)
+        experiments = [one] if one else []
+    else:
+        raise invalid("Field 'experiments' is required.", f'Give a list of experiments, or ["{ALL_EXPERIMENTS}"].')
+    experiments = experiments or []
+    if not all(isinstance(e, str) for e in experiments):
+        raise invalid("Field 'experiments' must be a list of experiment names.")
+    if ALL_EXPERIMENTS in experiments:
+        experiments = []
+    flags = {}
+    for name in ("partition_by_unit", "partition_by_experiment"):
+        flags[name] = field(body, name, bool, required=True)
+    start, end = _utc(body, "start_time"), _utc(body, "end_time")
+    if start and end and start > end:
+        raise invalid("Field 'start_time' is after 'end_time'.", "Swap them or widen the window.")
+    known = _datasets()
+    if not any(d in known for d in datasets):
+        raise ApiError(falcon.HTTP_400, "None of the requested datasets exist.",
+                       cause=f"Unknown: {', '.join(datasets)}.", remediation="See GET /api/datasets/exportable.")
+    return {"datasets": list(datasets), "experiments": list(experiments), **flags, "start_time": start,
+            "end_time": end}
+
+
+class Export:
+    """``POST /api/datasets/exportable/export`` → 202 task (result ``{result, filename, msg, …}``)."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from reactorkit.core.config import get_unit_name
+
+        kwargs = export_request(read_body(req))
+        enqueue_task(resp, get_unit_name(), TASK, timeout_s=3600, **kwargs)
+
+
+class ClassicExport(Export):
+    """``POST /api/contrib/exportable_datasets/export_datasets``: waits for the export → 200 ``{result, filename, msg}``."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from reactorkit.api.unit.system import task_status
+
+        super().on_post(req, resp)
+        task_id = resp.media["task_id"]
+        deadline = time.monotonic() + CLASSIC_WAIT_S
+        while True:
+            status, body = task_status(task_id)
+            if body["status"] == "succeeded":
+                resp.status, resp.media = falcon.HTTP_200, body["result"]
+                return
+            if body["status"] == "failed":
+                raise ApiError(falcon.HTTP_500, body["error"], cause=body.get("cause"),
+                               remediation=body.get("remediation"))
+            if time.monotonic() > deadline:
+                raise ApiError(falcon.HTTP_504, "The export is taking too long.",
+                               cause=f"Task {task_id} is still {body['status']}.",
+                               remediation=f"Poll {body['result_url_path']} for its result.")
+            time.sleep(0.25)
+
+
+class Download:
+    """``GET /api/exports/{filename}``: a finished export zip."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
+        from reactorkit.core.paths import UnsafePath, safe_join
+
+        from .tasks import exports_dir
+
+        if "/" in filename or "\\" in filename or filename.startswith(".") or not filename.endswith(".zip"):
+            raise UnsafePath(f"{filename!r} is not an export file name")
+        path = safe_join(exports_dir(), filename)
+        if not path.is_file():
+            raise ApiError(falcon.HTTP_404, f"Export {filename!r} not found.", cause="No such file in exports/.",
+                           remediation="Use the filename from the export task's result.")
+        resp.content_type = "application/zip"
+        resp.downloadable_as = filename
+        resp.content_length = path.stat().st_size
+        resp.stream = open(path, "rb")

@@ -1,0 +1,45 @@
+"""Descriptors of the exports plugin: routes and the datasets of the core tables (plain data)."""
+
+from reactorkit.core.descriptors import DatasetDescriptor, RouteDescriptor
+
+_API = "reactorkit.builtin_plugins.exports.api"
+
+ROUTES = (
+    RouteDescriptor(path="/api/datasets/exportable/{target_dataset}/preview", resource=f"{_API}:Preview",
+                    leader_only=True),
+    RouteDescriptor(path="/api/datasets/exportable/export", resource=f"{_API}:Export", leader_only=True),
+    RouteDescriptor(path="/api/exports/{filename:path}", resource=f"{_API}:Download", leader_only=True),
+    # classic aliases
+    RouteDescriptor(path="/api/contrib/exportable_datasets/{target_dataset}/preview", resource=f"{_API}:Preview",
+                    leader_only=True),
+    RouteDescriptor(path="/api/contrib/exportable_datasets/export_datasets", resource=f"{_API}:ClassicExport",
+                    leader_only=True),
+)
+
+DATASETS = (
+    DatasetDescriptor(
+        dataset_name="experiments",
+        display_name="Experiments",
+        description="Every experiment with its creation time and description.",
+        table="experiments",
+        has_unit=False,
+        default_order_by="created_at",
+        timestamp_columns=("created_at",),
+    ),
+    DatasetDescriptor(
+        dataset_name="pioreactor_unit_labels",
+        display_name="Unit labels",
+        description="The label each unit had in each experiment.",
+        table="pioreactor_unit_labels",
+        default_order_by="created_at",
+        timestamp_columns=("created_at",),
+    ),
+    DatasetDescriptor(
+        dataset_name="experiment_worker_assignments",
+        display_name="Unit assignments",
+        description="When each unit was assigned to, and unassigned from, each experiment.",
+        query="SELECT pioreactor_unit, experiment, assigned_at, unassigned_at FROM experiment_worker_assignments_history",
+        default_order_by="assigned_at",
+        timestamp_columns=("assigned_at", "unassigned_at"),
+    ),
+)
