@@ -268,8 +268,8 @@ class BackgroundJob(metaclass=_PostInit):
 
     # --------------------------------------------------------------- lifecycle
     def _post_init(self) -> None:
+        self._install_signal_handlers()  # before "ready": a stop sent on seeing "ready" must find them
         self.set_state(READY)
-        self._install_signal_handlers()
 
     def set_state(self, new_state: str) -> None:
         """Move to ``new_state`` if the lifecycle allows it; runs the transition hooks.
