@@ -32,7 +32,7 @@ def _index() -> dict[str, Any]:
 
 # built-in commands whose modules are imported only when invoked: name -> (import path, help)
 LAZY_COMMANDS = {
-    "demo": ("reactorkit.core.demo.single:demo", "Run a simulated experiment and show it live."),
+    "demo": ("reactorkit.core.demo.command:demo", "The main job: a simulated cluster running a real experiment."),
     "cluster": ("reactorkit.core.localcluster.commands:cluster", "A local simulated cluster: up, status, down."),
 }
 

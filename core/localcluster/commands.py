@@ -48,8 +48,11 @@ def wait_until_healthy(layout: ClusterLayout, timeout_s: float = 60.0) -> None:
             time.sleep(0.2)
 
 
-def start_cluster(root: Path, *, workers: int = 2, speedup: float = 60.0, fresh: bool = True) -> ClusterLayout:
-    """Set up (or reuse) the cluster under ``root`` and start its processes; returns its layout.
+def start_cluster(root: Path, *, workers: int = 2, speedup: float = 60.0,
+                  replay: dict[str, str] | None = None) -> ClusterLayout:
+    """Set up the cluster under ``root`` and start its processes; returns its layout.
+
+    ``replay`` maps units to recorded OD files they replay instead of simulating a vessel.
 
     Raises:
         click.ClickException: it is already running.
@@ -59,7 +62,7 @@ def start_cluster(root: Path, *, workers: int = 2, speedup: float = 60.0, fresh:
         old = ClusterLayout.load(root)
         if supervisor.is_running(old):
             raise click.ClickException(f"a cluster is already running under {root}; stop it with: pio cluster down --root {root}")
-    layout = ClusterLayout.new(root, workers=[f"worker{i + 1}" for i in range(workers)], speedup=speedup)
+    layout = ClusterLayout.new(root, workers=[f"worker{i + 1}" for i in range(workers)], speedup=speedup, replay=replay)
     layout.write()
     supervisor.start(layout)
     try:

@@ -45,6 +45,7 @@ class ClusterLayout:
         speedup: Simulated seconds per wall second.
         clock_origin: Epoch second where simulated and wall time coincide.
         redis_url: Redis of the task queues.
+        replay: ``unit -> recorded OD file`` for units that replay real data (``HARDWARE=replay``).
     """
 
     root: Path
@@ -55,6 +56,7 @@ class ClusterLayout:
     speedup: float = 1.0
     clock_origin: float = field(default_factory=time.time)
     redis_url: str = "redis://127.0.0.1:6379/0"
+    replay: dict[str, str] = field(default_factory=dict)
 
     @property
     def units(self) -> list[str]:
@@ -69,10 +71,12 @@ class ClusterLayout:
 
     def env(self, unit: str) -> dict[str, str]:
         """Environment of every process of ``unit``."""
+        extra = {"REPLAY_FILE": self.replay[unit]} if unit in self.replay else {}
         return {
+            **extra,
             "DOT_PIOREACTOR": str(self.unit_dir(unit)),
             "HOSTNAME": unit,
-            "HARDWARE": "simulated",
+            "HARDWARE": "replay" if unit in self.replay else "simulated",
             "MQTT_TOPIC_PREFIX": self.prefix,
             "REACTORKIT_SPEEDUP": repr(self.speedup),
             "REACTORKIT_CLOCK_ORIGIN": repr(self.clock_origin),
@@ -92,7 +96,7 @@ class ClusterLayout:
             f"[ui]\nport = {self.ports[unit]}\n\n"
             f"[mqtt]\ntopic_prefix = {self.prefix}\n\n"
             f"[redis]\nurl = {self.redis_url}\nqueue_prefix = {self.prefix.rstrip('/')}:\n\n"
-            f"[hardware]\nbackend = simulated\n\n"
+            f"[hardware]\nbackend = {'replay' if unit in self.replay else 'simulated'}\n\n"
             f"[simulation]\nspeedup = {self.speedup!r}\nclock_origin = {self.clock_origin!r}\n"
             f"seed = {abs(hash(unit)) % 10_000}\n"
         )
@@ -121,8 +125,9 @@ class ClusterLayout:
 
     @classmethod
     def new(cls, root: Path, *, workers: list[str], speedup: float, leader: str = "leader",
-            redis_url: str = "redis://127.0.0.1:6379/0") -> "ClusterLayout":
+            redis_url: str = "redis://127.0.0.1:6379/0", replay: dict[str, str] | None = None) -> "ClusterLayout":
         """A fresh layout with a free port per unit."""
-        layout = cls(root=root, leader=leader, workers=workers, speedup=speedup, redis_url=redis_url)
+        layout = cls(root=root, leader=leader, workers=workers, speedup=speedup, redis_url=redis_url,
+                     replay=dict(replay or {}))
         layout.ports = {unit: free_port() for unit in layout.units}
         return layout

@@ -1,0 +1,399 @@
+"""The main job: a local simulated cluster running a real experiment through the leader's REST API.
+
+Steps (each one an HTTP call a user or the UI would make):
+
+1. start a leader and simulated workers (``pio cluster up`` machinery: gunicorn,
+   rq workers and mqtt_to_db under supervisord);
+2. create an experiment and assign the workers to it;
+3. calibrate each worker's media and waste pumps with the ``duration_based``
+   calibration session, answering the "how many mL?" prompts with what a scale
+   under the simulated beaker reads (the vessel's ``pumped_ml``);
+4. upload and start an experiment profile: stirring, od_reading and
+   growth_rate_calculating on every worker, a turbidostat on the first worker and
+   a chemostat on the second, for ``hours`` simulated hours;
+5. show progress (simulated hours, OD, growth rate, volume, doses per unit) in place;
+6. at the end export the experiment's datasets as a zip and plot OD, growth rate
+   and dosing events per unit from the time-series endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+from reactorkit.core.localcluster.layout import ClusterLayout
+
+TURBIDOSTAT_TARGET_NOD = 10.0  # normalised OD: 10× the OD of the first readings
+CHEMOSTAT_EXCHANGE_ML = 0.5
+CHEMOSTAT_EVERY_MIN = 20.0
+
+
+class DemoError(RuntimeError):
+    """A step of the scripted experiment failed (names the step and the API's answer)."""
+
+
+def profile_yaml(turbidostat_unit: str, chemostat_unit: str | None, hours: float) -> str:
+    """The experiment profile the demo runs (Pioreactor profile schema, version "1.0")."""
+    end = f"{hours:g}h"
+    text = f"""\
+version: "1.0"
+experiment_profile_name: reactorkit demo
+metadata:
+  author: reactorkit
+  description: Turbidostat and chemostat side by side on simulated vessels.
+common:
+  jobs:
+    stirring:
+      actions:
+        - {{type: start, t: 0, options: {{target_rpm: 500}}}}
+        - {{type: stop, t: {end}}}
+    od_reading:
+      actions:
+        - {{type: start, t: 0, config_overrides: {{samples_per_second: 0.05}}}}
+        - {{type: stop, t: {end}}}
+    growth_rate_calculating:
+      actions:
+        - {{type: start, t: 2m}}
+        - {{type: stop, t: {end}}}
+pioreactors:
+  {turbidostat_unit}:
+    jobs:
+      dosing_automation:
+        actions:
+          - type: start
+            t: 30m
+            options: {{automation_name: turbidostat, target_biomass: {TURBIDOSTAT_TARGET_NOD}, biomass_signal: normalized_od, exchange_volume_ml: 1.0}}
+          - {{type: stop, t: {end}}}
+"""
+    if chemostat_unit:
+        text += f"""\
+  {chemostat_unit}:
+    jobs:
+      dosing_automation:
+        actions:
+          - type: start
+            t: 30m
+            options: {{automation_name: chemostat, exchange_volume_ml: {CHEMOSTAT_EXCHANGE_ML}, duration: {CHEMOSTAT_EVERY_MIN}}}
+          - {{type: stop, t: {end}}}
+"""
+    return text
+
+
+@dataclass
+class Api:
+    """A small client of the leader's API that turns errors into :class:`DemoError`."""
+
+    base: str
+    timeout: float = 30.0
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.base, timeout=self.timeout)
+
+    def call(self, method: str, path: str, step: str, *, ok: tuple[int, ...] = (200, 201, 202), **kwargs: Any) -> Any:
+        response = self.client.request(method, path, **kwargs)
+        if response.status_code not in ok:
+            raise DemoError(f"{step}: {method} {path} answered {response.status_code}: {response.text[:500]}")
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.content
+
+    def wait_task(self, accepted: dict[str, Any], step: str, timeout_s: float = 120.0) -> Any:
+        """Poll an async task's ``result_url_path`` until it ends; returns the finished record."""
+        path = accepted["result_url_path"]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            record = self.call("GET", path, step)
+            if record.get("status") in ("succeeded", "complete"):
+                return record
+            if record.get("status") == "failed":
+                raise DemoError(f"{step}: task failed: {record.get('error')} {record.get('cause', '')}")
+            time.sleep(0.25)
+        raise DemoError(f"{step}: task {path} did not finish within {timeout_s:.0f} s")
+
+
+def read_vessel(layout: ClusterLayout, unit: str) -> dict[str, Any]:
+    """The simulated vessel's state file of ``unit`` (what the demo's "scale" reads)."""
+    path = layout.unit_dir(unit) / "storage" / f"simulated_vessel_{unit}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def calibrate_pump(api: Api, layout: ClusterLayout, unit: str, device: str, log: Callable[[str], None]) -> dict:
+    """Run the ``duration_based`` session of ``device`` on ``unit`` through the leader; returns its result."""
+    pump = device.removesuffix("_pump")
+    base = f"/api/workers/{unit}/calibrations/sessions"
+    reply = api.call("POST", base, f"start {device} calibration on {unit}",
+                     json={"target_device": device, "protocol_name": "duration_based"})
+    session_id = reply["session"]["session_id"]
+    before = 0.0
+    for _ in range(100):
+        step = reply["step"]
+        step_id = step["step_id"]
+        if reply["session"]["status"] != "in_progress":
+            break
+        if step_id in ("tracer", "timed_run"):
+            before = read_vessel(layout, unit).get("pumped_ml", {}).get(pump, 0.0)
+            inputs: dict[str, Any] = {}
+        elif step_id in ("tracer_volume", "timed_volume"):
+            weighed = read_vessel(layout, unit).get("pumped_ml", {}).get(pump, 0.0) - before
+            inputs = {"volume_ml": round(weighed, 3)}
+        else:
+            inputs = {
+                "name": {"calibration_name": f"demo-{device}"},
+                "volumes": {"mls_to_calibrate_for": [0.5, 1.5]},
+                "pwm": {"hz": 250, "dc": 100},
+                "prime": {"prime_duration_s": 0.5},
+            }.get(step_id, {})
+        reply = api.call("POST", f"{base}/{session_id}/inputs", f"{device} calibration on {unit} ({step_id})",
+                         json={"inputs": inputs}, timeout=300)
+    session = reply["session"]
+    if session["status"] != "complete":
+        raise DemoError(f"{device} calibration on {unit} ended {session['status']}: {session.get('error')}")
+    slope = session["result"]["calibration"]["curve_data_"]["coefficients"][0]
+    log(f"  {unit}: {device} calibrated, {slope:.3f} mL/s")
+    return session["result"]
+
+
+class Progress:
+    """Latest readings per unit, from the cluster's MQTT stream.
+
+    Attributes:
+        latest: ``unit -> {"od", "growth_rate", "volume_ml", "doses"}``.
+    """
+
+    def __init__(self, layout: ClusterLayout, experiment: str, units: list[str]) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.layout = layout
+        self.experiment = experiment
+        self.latest: dict[str, dict[str, Any]] = {u: {"od": None, "growth_rate": None, "volume_ml": None, "doses": 0}
+                                                  for u in units}
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        root = f"{layout.prefix}pioreactor"
+
+        def on_connect(client: Any, *_: Any) -> None:
+            client.subscribe(f"{root}/+/{experiment}/#", qos=1)
+
+        self.client.on_connect = on_connect
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", 1883)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        parts = message.topic.split("/")
+        try:
+            unit, rest = parts[parts.index("pioreactor") + 1], parts[parts.index("pioreactor") + 3:]
+        except (ValueError, IndexError):
+            return
+        values = self.latest.get(unit)
+        if values is None or not message.payload:
+            return
+        try:
+            if rest == ["od_reading", "ods"]:
+                ods = json.loads(message.payload)["ods"]
+                values["od"] = next(iter(ods.values()))["od"]
+            elif rest == ["growth_rate_calculating", "growth_rate"]:
+                values["growth_rate"] = json.loads(message.payload)["growth_rate"]
+            elif rest == ["bioreactor", "current_volume_ml"]:
+                values["volume_ml"] = float(message.payload)
+            elif rest == ["dosing_events"] and json.loads(message.payload).get("event") == "add_media":
+                values["doses"] += 1
+        except (ValueError, KeyError, TypeError, StopIteration):
+            pass
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+    def render(self, hours: float, total_hours: float) -> list[str]:
+        lines = [f"simulated {hours:5.1f} h of {total_hours:g} h"]
+        for unit, v in self.latest.items():
+            truth = read_vessel(self.layout, unit)
+            fmt = lambda x, spec: "   …  " if x is None else format(x, spec)  # noqa: E731
+            lines.append(
+                f"  {unit:<9} OD {fmt(v['od'], '7.4f')} (true {fmt(truth.get('od'), '6.3f')})  "
+                f"growth rate {fmt(v['growth_rate'], '7.3f')} h⁻¹  volume {fmt(truth.get('volume_ml'), '5.2f')} mL  "
+                f"doses {v['doses']:4d}"
+            )
+        return lines
+
+
+def plot(api: Api, experiment: str, lookback_h: float, path: Path) -> Path:
+    """OD, growth rate and dosing events per unit against time, from the time-series endpoints."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from datetime import datetime
+
+    import matplotlib.pyplot as plt
+
+    params = {"lookback": lookback_h, "target_points": 720}
+    panels = [
+        ("od_readings", "OD (photodiode signal)"),
+        ("growth_rates", "growth rate (h⁻¹)"),
+        ("dosing_events/volume_change_ml", "dosing events: volume (mL)"),
+    ]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 9), sharex=True)
+    for ax, (source, label) in zip(axes, panels):
+        data = api.call("GET", f"/api/experiments/{experiment}/time_series/{source}", f"read {source}", params=params)
+        for name, points in zip(data.get("series", []), data.get("data", [])):
+            xs = [datetime.fromisoformat(p["x"].replace("Z", "+00:00")) for p in points]
+            ys = [p["y"] for p in points]
+            if source.startswith("dosing_events"):
+                ax.scatter(xs, ys, s=8, label=name)
+            else:
+                ax.plot(xs, ys, lw=1, label=name)
+        ax.set_ylabel(label)
+        ax.legend(loc="upper left", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("time (UTC, simulated)")
+    fig.suptitle(f"{experiment}: OD, growth rate and dosing per unit")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def export_zip(api: Api, experiment: str, out_dir: Path) -> Path:
+    """Export every exportable dataset of ``experiment`` and download the zip into ``out_dir``."""
+    datasets = [d["dataset_name"] for d in api.call("GET", "/api/datasets/exportable", "list datasets")]
+    accepted = api.call("POST", "/api/datasets/exportable/export", "export datasets",
+                        json={"datasets": datasets, "experiment": experiment, "partition_by_unit": True,
+                              "partition_by_experiment": True})
+    record = api.wait_task(accepted, "export datasets", timeout_s=300)
+    filename = record["result"]["filename"]
+    content = api.call("GET", f"/exports/{filename}", "download export")
+    path = out_dir / filename
+    path.write_bytes(content)
+    return path
+
+
+@dataclass
+class DemoResult:
+    """What a finished demo produced."""
+
+    experiment: str
+    api_url: str
+    export_path: Path | None
+    plot_path: Path | None
+    latest: dict[str, dict[str, Any]]
+
+
+def run_experiment(
+    root: Path,
+    *,
+    hours: float = 24.0,
+    minutes: float = 4.0,
+    workers: int = 2,
+    out_dir: Path | None = None,
+    replay: Path | None = None,
+    echo: Callable[[str], None] = print,
+    live: bool = True,
+    keep_running: Callable[[], None] | None = None,
+) -> DemoResult:
+    """Run the scripted experiment end to end; every process is stopped before returning.
+
+    Args:
+        root: Folder of the cluster's state.
+        hours: Simulated length of the experiment (h).
+        minutes: Wall-clock length wanted (min): the speed-up is hours·60/minutes.
+        workers: Simulated workers (≥ 1; the first runs the turbidostat, the second the chemostat).
+        out_dir: Where the export zip and the plot go (default ``root``).
+        replay: A recorded OD file (CSV, optionally gzipped) fed through the last worker's
+            od_reading instead of the simulated vessel.
+        echo: Where progress lines go.
+        live: Redraw the progress block in place (a terminal) instead of printing lines.
+        keep_running: Called after the results are written, before the cluster stops
+            (e.g. wait for Ctrl-C so a person can explore the API).
+
+    Raises:
+        DemoError: a step failed; the message names the step and the API's answer.
+    """
+    from reactorkit.core.clock import Clock
+    from reactorkit.core.localcluster.commands import start_cluster, stop_cluster
+
+    out_dir = out_dir or root
+    out_dir.mkdir(parents=True, exist_ok=True)
+    speedup = hours * 60.0 / minutes
+    echo(f"Starting a local cluster (leader + {workers} simulated worker(s)) at {speedup:g}× simulated time …")
+    replays = {f"worker{workers}": str(replay.resolve())} if replay else {}
+    layout = start_cluster(root, workers=workers, speedup=speedup, replay=replays)
+    progress: Progress | None = None
+    try:
+        api = Api(layout.url())
+        echo(f"Leader API: {layout.url()}")
+        experiment = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+        api.call("POST", "/api/experiments", "create the experiment",
+                 json={"experiment": experiment, "description": "reactorkit demo: turbidostat and chemostat"})
+        for worker in layout.workers:
+            api.call("PUT", f"/api/experiments/{experiment}/workers", f"assign {worker}",
+                     json={"pioreactor_unit": worker})
+        echo(f"Experiment {experiment!r} created; assigned {', '.join(layout.workers)}.")
+        echo("Calibrating pumps through calibration sessions …")
+        vessel_workers = [w for w in layout.workers if w not in replays]
+        for worker in vessel_workers:
+            for device in ("media_pump", "waste_pump"):
+                calibrate_pump(api, layout, worker, device, echo)
+
+        turbidostat = vessel_workers[0] if vessel_workers else layout.workers[0]
+        chemostat = vessel_workers[1] if len(vessel_workers) > 1 else None
+        api.call("POST", "/api/experiment_profiles", "upload the profile",
+                 json={"filename": f"{experiment}.yaml", "body": profile_yaml(turbidostat, chemostat, hours)})
+        fullpath = next(p["fullpath"] for p in api.call("GET", "/api/experiment_profiles", "list profiles")
+                        if p["file"].startswith(experiment))
+        progress = Progress(layout, experiment, layout.workers)
+        clock = Clock(layout.speedup, layout.clock_origin)
+        accepted = api.call("POST", "/unit_api/jobs/run/job_name/experiment_profile", "start the profile",
+                            json={"args": ["execute", fullpath, experiment]})
+        api.wait_task(accepted, "start the profile")
+        started = clock.now()
+        roles = f"turbidostat on {turbidostat}" + (f", chemostat on {chemostat}" if chemostat else "")
+        echo(f"Profile started: stirring, od_reading, growth_rate_calculating on every worker; {roles}.")
+        _watch(progress, clock, started, hours, echo, live)
+        echo("Experiment finished; writing results …")
+        export_path = export_zip(api, experiment, out_dir)
+        plot_path = plot(api, experiment, lookback_h=hours + 2, path=out_dir / f"{experiment}.png")
+        echo(f"Export: {export_path}")
+        echo(f"Plot:   {plot_path}")
+        echo(f"Explore the API at {layout.url()}/api/experiments/{experiment}/time_series/od_readings")
+        if keep_running is not None:
+            keep_running()
+        return DemoResult(experiment, layout.url(), export_path, plot_path, progress.latest)
+    finally:
+        if progress is not None:
+            progress.close()
+        echo("Stopping every job and process …")
+        stop_cluster(layout)
+        echo("Stopped.")
+
+
+def _watch(progress: Progress, clock: Any, started: float, hours: float, echo: Callable[[str], None], live: bool) -> None:
+    drawn = 0
+    last_printed = -1.0
+    import sys
+
+    while True:
+        elapsed_h = (clock.now() - started) / 3600.0
+        lines = progress.render(min(elapsed_h, hours), hours)
+        if live:
+            if drawn:
+                sys.stdout.write(f"\x1b[{drawn}F")
+            sys.stdout.write("".join(f"\x1b[2K{line}\n" for line in lines))
+            sys.stdout.flush()
+            drawn = len(lines)
+        elif elapsed_h - last_printed >= max(hours / 8, 0.5) or elapsed_h >= hours:
+            for line in lines:
+                echo(line)
+            last_printed = elapsed_h
+        if elapsed_h >= hours + 0.05:
+            return
+        time.sleep(0.5)
