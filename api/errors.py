@@ -29,13 +29,26 @@ def status_code(status: Any) -> int:
     return int(str(status).split()[0])
 
 
+DEFAULT_REMEDIATIONS = {
+    400: "Check the request against the endpoint's schema in the OpenAPI document.",
+    404: "Check the path and the names in it (unit, experiment, job).",
+    405: "Use one of the methods the endpoint allows (see its Allow header).",
+    409: "Choose another name, or update the existing resource instead.",
+    413: "Send a smaller body.",
+    415: "Send JSON with Content-Type: application/json.",
+    429: "Wait a moment and try again.",
+}
+
+
 def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
-    """Render any ``HTTPError`` (ours or Falcon's) in the contract's shape."""
+    """Render any ``HTTPError`` (ours or Falcon's) in the contract's shape:
+    ``{"error", "cause", "remediation", "status"}`` (a generic remediation when none was given)."""
+    code = status_code(exc.status)
     body: dict[str, Any] = {"error": exc.title or "Error", "cause": exc.description or exc.title or "Error"}
-    remediation = getattr(exc, "remediation", None)
-    if remediation:
-        body["remediation"] = remediation
-    body["status"] = status_code(exc.status)
+    remediation = getattr(exc, "remediation", None) or DEFAULT_REMEDIATIONS.get(
+        code, "See the unit's log file; report it if it persists." if code >= 500 else "Check the request.")
+    body["remediation"] = remediation
+    body["status"] = code
     resp.status = exc.status
     resp.content_type = falcon.MEDIA_JSON
     resp.text = json.dumps(body)
