@@ -1,0 +1,485 @@
+"""System routes: plugins, system commands, the state folder, archives and uploads (§8, §9).
+
+Unit (``/unit_api``): ``plugins/installed[/{file}.py]``, ``plugins/install``,
+``plugins/uninstall``; ``system/reboot|shutdown|repair|update[/{target}]``,
+``system/web_server/status|restart``, ``system/path[/{req_path}]``,
+``system/remove_file``, ``system/uploads/{filename}``; ``zipped_dot_pioreactor``,
+``import_zipped_dot_pioreactor``. Leader (``/api``): ``system/upload``,
+``system/update_next_version``, ``system/update_from_archive`` and the
+``/api/units/{u}/…`` fan-outs of plugins, system commands and archives.
+
+Side effects are tasks (202 ``{unit, task_id, result_url_path, status}``). Every
+path given by a caller stays inside ``$DOT_PIOREACTOR``: ``..``, absolute paths
+and links that lead outside answer 400.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import falcon
+
+from reactorkit.api.errors import ApiError
+from reactorkit.api.unit.common import enqueue_task, field, invalid, read_body
+from reactorkit.core.paths import UnsafePath, dot_pioreactor, safe_join
+
+from . import files
+
+_PKG = "reactorkit.builtin_plugins.system"
+UPLOAD_URL = "/unit_api/system/uploads/"
+
+
+def _unit() -> str:
+    from reactorkit.core.config import get_unit_name
+
+    return get_unit_name()
+
+
+# ------------------------------------------------------------------ plugins
+class InstalledPlugins:
+    """``GET /unit_api/plugins/installed`` → ``[{name, version, description, homepage, source, author, errors}]``
+    (``?include_builtin=1`` adds the built-ins)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from .plugin_tasks import installed_plugins
+
+        resp.media = installed_plugins(include_builtin=req.get_param_as_bool("include_builtin", default=False))
+
+
+class InstalledPluginFile:
+    """``GET /unit_api/plugins/installed/{filename}``: the source of ``$DOT_PIOREACTOR/plugins/<filename>`` (.py)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
+        name = files.safe_name(filename)
+        if not name.endswith(".py"):
+            raise ApiError(falcon.HTTP_400, "Not a plugin file.", cause=f"{filename!r} does not end with .py.",
+                           remediation="Ask for a .py file listed with source plugins/<file>.py.")
+        path = safe_join(dot_pioreactor() / "plugins", name)
+        if not path.is_file():
+            raise ApiError(falcon.HTTP_404, f"Plugin file {filename!r} not found.", cause="No such file in plugins/.",
+                           remediation="See GET /unit_api/plugins/installed.")
+        resp.content_type = "text/plain; charset=utf-8"
+        resp.text = path.read_text(encoding="utf-8", errors="replace")
+
+
+def _installs_disallowed() -> None:
+    if (dot_pioreactor() / "DISALLOW_UI_INSTALLS").exists():
+        raise ApiError(falcon.HTTP_403, "Plugin installs from the API are disabled on this unit.",
+                       cause="$DOT_PIOREACTOR/DISALLOW_UI_INSTALLS exists.",
+                       remediation="Install with `pip` on the unit, or remove that file.")
+
+
+def plugin_request(body: dict[str, Any], *, with_source: bool) -> tuple[str, str | None]:
+    """``(name, source)`` of an install/uninstall body ``{args: [name], options: {source?}}``.
+
+    Raises:
+        ApiError: 400 naming the field; UnsafePath for a local source outside ``$DOT_PIOREACTOR``.
+    """
+    from .plugin_tasks import NAME
+
+    args = files.json_list_of_names(body, "args")
+    name = args[0]
+    if not NAME.fullmatch(name):
+        raise invalid(f"Field 'args[0]' must be a package name, got {name!r}.", 'Example: {"args": ["my-plugin"]}.')
+    options = field(body, "options", dict, default={})
+    source = options.get("source") if with_source else None
+    if source is not None:
+        if not isinstance(source, str) or not source:
+            raise invalid("Field 'options.source' must be a path or URL.")
+        if not source.startswith(("http://", "https://")):
+            path = files.inside_dot_pioreactor(source)
+            if not path.exists():
+                raise invalid(f"Field 'options.source': {source} does not exist on this unit.",
+                              "Upload it first with POST /api/system/upload.")
+            source = str(path)
+    return name, source
+
+
+class InstallPlugin:
+    """``POST|PATCH /unit_api/plugins/install {args: [name], options: {source?}}`` → 202 task (pip)."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        _installs_disallowed()
+        name, source = plugin_request(read_body(req), with_source=True)
+        enqueue_task(resp, _unit(), f"{_PKG}.plugin_tasks.install_plugin", name, source, timeout_s=1200)
+
+    on_patch = on_post
+
+
+class UninstallPlugin:
+    """``POST|PATCH /unit_api/plugins/uninstall {args: [name]}`` → 202 task."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        _installs_disallowed()
+        name, _ = plugin_request(read_body(req), with_source=False)
+        enqueue_task(resp, _unit(), f"{_PKG}.plugin_tasks.uninstall_plugin", name, timeout_s=1200)
+
+    on_patch = on_post
+
+
+# ------------------------------------------------------------------ system
+class SystemCommand:
+    """``POST|PATCH /unit_api/system/{reboot|shutdown|repair}`` → 202 task running the configured command."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        enqueue_task(resp, _unit(), f"{_PKG}.commands.{self.kind}", timeout_s=1800)
+
+    on_patch = on_post
+
+
+class Reboot(SystemCommand):
+    def __init__(self) -> None:
+        super().__init__("reboot")
+
+
+class Shutdown(SystemCommand):
+    def __init__(self) -> None:
+        super().__init__("shutdown")
+
+
+class Repair(SystemCommand):
+    def __init__(self) -> None:
+        super().__init__("repair")
+
+
+def _update_body(body: dict[str, Any]) -> dict[str, Any]:
+    options = field(body, "options", dict, default={})
+    source, version = options.get("source"), options.get("version")
+    if source is not None:
+        if not isinstance(source, str) or not source:
+            raise invalid("Field 'options.source' must be an archive path or URL.")
+        if not source.startswith(("http://", "https://")):
+            source = str(files.inside_dot_pioreactor(source))
+    if version is not None and (not isinstance(version, str) or not version.replace(".", "").replace("rc", "").isalnum()):
+        raise invalid(f"Field 'options.version' must be a version such as 1.2.3, got {version!r}.")
+    return {"source": source, "version": version}
+
+
+class Update:
+    """``POST|PATCH /unit_api/system/update[/{target}] {options: {source?, version?}}`` → 202 task (target ``app``)."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, target: str = "app") -> None:
+        if target != "app":
+            raise ApiError(falcon.HTTP_400, f"Unknown update target {target!r}.", cause="Only the app can be updated.",
+                           remediation="Use /unit_api/system/update/app.")
+        enqueue_task(resp, _unit(), f"{_PKG}.commands.update_app", timeout_s=1800, **_update_body(read_body(req)))
+
+    on_patch = on_post
+
+
+class WebServerStatus:
+    """``GET /unit_api/system/web_server/status`` → ``{service, state, raw_status}``."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from .commands import gunicorn_pid
+
+        web = "active" if gunicorn_pid() is not None else "unknown"
+        try:
+            from redis import Redis
+            from rq import Queue, Worker
+
+            from reactorkit.core.tasks import queue_name, redis_url
+
+            connection = Redis.from_url(redis_url())
+            workers = Worker.all(queue=Queue(queue_name(), connection=connection))
+            tasks = "active" if workers else "inactive"
+        except Exception:
+            tasks = "unreachable"
+        state = "ready" if tasks == "active" and web in ("active", "unknown") else "degraded"
+        resp.media = {"service": "gunicorn,rq-worker", "state": state,
+                      "raw_status": f"gunicorn={web}, rq-worker={tasks}"}
+
+
+class WebServerRestart:
+    """``POST|PATCH /unit_api/system/web_server/restart`` → 202 task (SIGHUP to ``pio serve``, or the configured command)."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        enqueue_task(resp, _unit(), f"{_PKG}.commands.restart_web_server", timeout_s=120)
+
+    on_patch = on_post
+
+
+class SystemPath:
+    """``GET /unit_api/system/path/[{req_path}]``: a folder → ``{current, dirs, files}``; a file → its bytes."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, req_path: str = "") -> None:
+        root = dot_pioreactor()
+        path = safe_join(root, req_path) if req_path.strip("/") else root
+        if req_path.startswith("/"):
+            raise UnsafePath(f"{req_path!r} is absolute")
+        if path.is_dir():
+            dirs, names = [], []
+            for entry in sorted(os.scandir(path), key=lambda e: e.name):
+                (dirs if entry.is_dir(follow_symlinks=False) else names).append(entry.name)
+            resp.media = {"current": str(path), "dirs": dirs, "files": names}
+            return
+        if not path.is_file():
+            raise ApiError(falcon.HTTP_404, f"{req_path} not found.", cause=f"No file or folder {req_path!r}.",
+                           remediation="List the folder above it.")
+        resp.content_type = mimetypes.guess_type(path.name)[0] or "text/plain; charset=utf-8"
+        resp.content_length = path.stat().st_size
+        resp.stream = open(path, "rb")
+
+
+class RemoveFile:
+    """``POST|PATCH /unit_api/system/remove_file {filepath}`` → 202 task (checked here first: 400 unsafe, 404 missing)."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        filepath = field(read_body(req), "filepath", str, required=True)
+        path = files.inside_dot_pioreactor(filepath)
+        if not path.is_file():
+            raise ApiError(falcon.HTTP_404, f"{filepath} is not a file.", cause=f"No file {filepath!r}.",
+                           remediation="List the folder with GET /unit_api/system/path/.")
+        enqueue_task(resp, _unit(), f"{_PKG}.commands.remove_file", filepath, timeout_s=60)
+
+    on_patch = on_post
+
+
+class UploadedFile:
+    """``GET /unit_api/system/uploads/{filename}``: a file uploaded here (other units install plugins from it)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
+        path = safe_join(files.uploads_dir(), files.safe_name(filename))
+        if not path.is_file():
+            raise ApiError(falcon.HTTP_404, f"Upload {filename!r} not found.", cause="No such file in uploads/.",
+                           remediation="Upload it with POST /api/system/upload.")
+        resp.content_type = "application/octet-stream"
+        resp.downloadable_as = path.name
+        resp.content_length = path.stat().st_size
+        resp.stream = open(path, "rb")
+
+
+# ----------------------------------------------------------------- archives
+def _zip_response(resp: falcon.Response, name: str) -> None:
+    from .archive import write_zip
+
+    spool = tempfile.NamedTemporaryFile(prefix="dot_pioreactor", suffix=".zip")
+    write_zip(dot_pioreactor(), Path(spool.name))
+    spool.seek(0, os.SEEK_END)
+    resp.content_length = spool.tell()
+    spool.seek(0)
+    resp.content_type = "application/zip"
+    resp.downloadable_as = name
+    resp.stream = spool  # closed (and deleted) by the server after sending
+
+
+class ZippedDotPioreactor:
+    """``GET /unit_api/zipped_dot_pioreactor``: this unit's state folder as a zip."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        _zip_response(resp, f"{_unit()}_dot_pioreactor.zip")
+
+
+def _save_import(req: falcon.Request) -> Path:
+    from .archive import UnsafeArchive, check_archive
+
+    limit = files.limit_bytes("max_import_mb", files.DEFAULT_MAX_IMPORT_MB)
+    path = files.read_upload(req, files.uploads_dir(), limit, fields=("archive", "file"), what="archive",
+                             name=f".import-{uuid.uuid4().hex[:12]}.zip")
+    try:
+        check_archive(path, max_bytes=limit)
+    except UnsafeArchive as exc:
+        path.unlink(missing_ok=True)
+        raise ApiError(falcon.HTTP_400, "The archive was refused.", cause=str(exc),
+                       remediation="Send a zip made by GET /unit_api/zipped_dot_pioreactor.") from None
+    return path
+
+
+class ImportZippedDotPioreactor:
+    """``POST /unit_api/import_zipped_dot_pioreactor`` (multipart field ``archive``) → 202 task; unsafe archives → 400."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        path = _save_import(req)
+        enqueue_task(resp, _unit(), f"{_PKG}.tasks.import_dot_pioreactor", str(path), timeout_s=1800)
+
+
+# ------------------------------------------------------------------- leader
+class Upload:
+    """``POST /api/system/upload`` (multipart field ``file``) → ``{"message", "save_path"}`` in ``uploads/``."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        limit = files.limit_bytes("max_upload_mb", files.DEFAULT_MAX_UPLOAD_MB)
+        path = files.read_upload(req, files.uploads_dir(), limit, fields=("file", "archive"), what="upload")
+        resp.media = {"message": "File successfully uploaded", "save_path": str(path)}
+
+
+def _resolve(unit: str, family: str = "units") -> list[str]:
+    from reactorkit.api.unit.leader import resolve
+
+    return resolve(unit, family)
+
+
+def _queue(resp: falcon.Response, func: str, *args: Any, timeout_s: int = 1800, **kwargs: Any) -> None:
+    enqueue_task(resp, _unit(), func, *args, timeout_s=timeout_s, **kwargs)
+
+
+def _remote_source(source: str | None, units: list[str]) -> dict[str, Any] | None:
+    """Per-unit sources: a file in the leader's uploads becomes the leader's download URL for other units."""
+    if source is None or source.startswith(("http://", "https://")):
+        return None
+    path = Path(source)
+    if path.parent.resolve() != files.uploads_dir().resolve():
+        return None
+    from reactorkit.core.cluster import unit_url
+
+    leader = _unit()
+    url = unit_url(leader) + UPLOAD_URL + path.name
+    return {u: (source if u == leader else url) for u in units}
+
+
+class ClusterPlugins:
+    """``POST|PATCH /api/units/{u}/plugins/install|uninstall``: the unit route on each target → 202 task."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        _installs_disallowed()
+        body = read_body(req)
+        name, source = plugin_request(body, with_source=self.action == "install")
+        units = _resolve(pioreactor_unit)
+        per_unit = None
+        sources = _remote_source(source, units)
+        if sources:
+            per_unit = {u: {"args": [name], "options": {"source": sources[u]}} for u in units}
+        payload = {"args": [name], "options": {"source": source} if source else {}}
+        _queue(resp, f"{_PKG}.plugin_tasks.fan_out_long", "POST", units, f"/unit_api/plugins/{self.action}", payload,
+               json_per_unit=per_unit)
+
+    on_patch = on_post
+
+
+class ClusterInstall(ClusterPlugins):
+    def __init__(self) -> None:
+        super().__init__("install")
+
+
+class ClusterUninstall(ClusterPlugins):
+    def __init__(self) -> None:
+        super().__init__("uninstall")
+
+
+class ClusterInstalledPlugins:
+    """``GET /api/units/{u}/plugins/installed`` → 202 task (``{unit: envelope}``)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        units = _resolve(pioreactor_unit)
+        _queue(resp, "reactorkit.api.fanout.fan_out_task", "GET", units, "/unit_api/plugins/installed", timeout_s=120)
+
+
+class ClusterSystemCommand:
+    """``POST /api/units/{u}/system/{reboot|shutdown|repair}`` → 202 task fanning out to the targets."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        units = _resolve(pioreactor_unit)
+        _queue(resp, f"{_PKG}.plugin_tasks.fan_out_long", "POST", units, f"/unit_api/system/{self.kind}", None,
+               poll_minutes=2.0)
+
+
+class ClusterReboot(ClusterSystemCommand):
+    def __init__(self) -> None:
+        super().__init__("reboot")
+
+
+class ClusterShutdown(ClusterSystemCommand):
+    def __init__(self) -> None:
+        super().__init__("shutdown")
+
+
+class ClusterRepair(ClusterSystemCommand):
+    def __init__(self) -> None:
+        super().__init__("repair")
+
+
+class UpdateNextVersion:
+    """``POST /api/system/update_next_version``: every unit updates the app → 202 task."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        units = _resolve("$broadcast")
+        _queue(resp, f"{_PKG}.plugin_tasks.fan_out_long", "POST", units, "/unit_api/system/update/app", {})
+
+
+class UpdateFromArchive:
+    """``POST /api/system/update_from_archive {release_archive_location, units?}`` → 202 task.
+
+    The archive must be inside ``$DOT_PIOREACTOR`` (upload it first); other units fetch it from the leader.
+    """
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = read_body(req)
+        location = field(body, "release_archive_location", str, required=True)
+        path = files.inside_dot_pioreactor(location)
+        if not path.is_file():
+            raise invalid(f"Field 'release_archive_location': {location} does not exist.",
+                          "Upload the archive with POST /api/system/upload first.")
+        requested = field(body, "units", list)
+        units = sorted({u for name in (requested or ["$broadcast"]) for u in _resolve(str(name))})
+        sources = _remote_source(str(path), units) or {u: str(path) for u in units}
+        per_unit = {u: {"options": {"source": sources[u]}} for u in units}
+        _queue(resp, f"{_PKG}.plugin_tasks.fan_out_long", "POST", units, "/unit_api/system/update/app", None,
+               json_per_unit=per_unit)
+
+
+class ClusterZippedDotPioreactor:
+    """``GET /api/units/{u}/zipped_dot_pioreactor``: one unit's zip, or for ``$broadcast`` a zip of ``<unit>.zip``."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        import zipfile
+
+        import httpx
+
+        from reactorkit.core.cluster import unit_url
+
+        units = _resolve(pioreactor_unit)
+        me = _unit()
+        if len(units) == 1 and pioreactor_unit != "$broadcast" and units[0] == me:
+            _zip_response(resp, f"{me}_dot_pioreactor.zip")
+            return
+        spool = tempfile.NamedTemporaryFile(prefix="cluster_dot_pioreactor", suffix=".zip")
+        with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as outer, \
+                httpx.Client(timeout=120) as client:
+            for unit in units:
+                try:
+                    response = client.get(unit_url(unit) + "/unit_api/zipped_dot_pioreactor")
+                    response.raise_for_status()
+                except httpx.HTTPError as exc:
+                    if pioreactor_unit != "$broadcast":
+                        raise ApiError(falcon.HTTP_502, f"Could not get {unit}'s archive.", cause=str(exc),
+                                       remediation=f"Check that {unit} is online.") from None
+                    continue
+                if pioreactor_unit != "$broadcast":
+                    spool.close()
+                    resp.content_type = "application/zip"
+                    resp.downloadable_as = f"{unit}_dot_pioreactor.zip"
+                    resp.data = response.content
+                    return
+                outer.writestr(f"{unit}.zip", response.content)
+        spool.seek(0, os.SEEK_END)
+        resp.content_length = spool.tell()
+        spool.seek(0)
+        resp.content_type = "application/zip"
+        resp.downloadable_as = "cluster_dot_pioreactor.zip"
+        resp.stream = spool
+
+
+class ClusterImportZippedDotPioreactor:
+    """``POST /api/units/{u}/import_zipped_dot_pioreactor`` (one unit; field ``archive``) → 202 leader task."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        if pioreactor_unit == "$broadcast":
+            raise ApiError(falcon.HTTP_400, "$broadcast is not allowed here.",
+                           cause="An archive belongs to one unit.", remediation="Name the unit to restore.")
+        unit = _resolve(pioreactor_unit)[0]
+        path = _save_import(req)
+        _queue(resp, f"{_PKG}.tasks.forward_import", unit, str(path))

@@ -1,0 +1,152 @@
+"""Zip export and safe import of a unit's ``$DOT_PIOREACTOR``.
+
+Export: every regular file (links are not followed), SQLite databases copied
+consistently with SQLite's backup API (their ``-wal``/``-shm`` files left out),
+temporary files, ``exports/`` and ``uploads/`` left out.
+
+Import: the archive is checked before anything is written — no absolute
+names, no ``..``, no links or device entries, at most ``max_members`` entries
+and ``max_bytes`` uncompressed — then extracted into a staging folder next to
+``$DOT_PIOREACTOR`` and swapped in with two renames (the old folder is kept
+until the new one is in place, and put back if the swap fails).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import stat
+import tempfile
+import uuid
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+SKIP_DIRS = {"exports", "uploads", "__pycache__"}
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+MAX_MEMBERS = 100_000
+
+
+class UnsafeArchive(ValueError):
+    """An archive that must not be extracted (message names the entry and why)."""
+
+
+def _files(root: Path) -> Iterator[Path]:
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not os.path.islink(os.path.join(folder, d)))
+        for name in sorted(files):
+            path = Path(folder) / name
+            if name.endswith((".tmp", "-wal", "-shm", "-journal", ".lock", ".pid")):
+                continue
+            mode = path.lstat().st_mode
+            if stat.S_ISREG(mode):
+                yield path
+
+
+def write_zip(root: Path, target: Path) -> int:
+    """Zip ``root`` into ``target``; returns the number of files."""
+    count = 0
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for path in _files(root):
+            name = path.relative_to(root).as_posix()
+            if path.name.endswith(SQLITE_SUFFIXES):
+                with tempfile.TemporaryDirectory() as tmp:
+                    copy = Path(tmp) / "copy.sqlite"
+                    try:
+                        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
+                        dest = sqlite3.connect(copy)
+                        with dest:
+                            source.backup(dest)
+                        source.close()
+                        dest.close()
+                        zf.write(copy, name)
+                    except sqlite3.Error:
+                        zf.write(path, name)
+            else:
+                zf.write(path, name)
+            count += 1
+    return count
+
+
+def check_archive(path: Path, *, max_bytes: int, max_members: int = MAX_MEMBERS) -> list[zipfile.ZipInfo]:
+    """The entries of a safe archive.
+
+    Raises:
+        UnsafeArchive: not a zip, an absolute or ``..`` name, a link or special
+            file, too many entries or too large once extracted.
+    """
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UnsafeArchive(f"not a zip archive: {exc}") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > max_members:
+            raise UnsafeArchive(f"{len(infos)} entries; at most {max_members} are allowed")
+        total = 0
+        for info in infos:
+            name = info.filename
+            if "\x00" in name or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+                raise UnsafeArchive(f"{name!r} is an absolute path")
+            parts = PurePosixPath(name.replace("\\", "/")).parts
+            if ".." in parts:
+                raise UnsafeArchive(f"{name!r} leaves the folder ('..')")
+            kind = stat.S_IFMT(info.external_attr >> 16)
+            if kind == stat.S_IFLNK:
+                raise UnsafeArchive(f"{name!r} is a symbolic link")
+            if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+                raise UnsafeArchive(f"{name!r} is not a regular file or folder")
+            total += info.file_size
+            if total > max_bytes:
+                raise UnsafeArchive(f"more than {max_bytes // 2**20} MB once extracted")
+        return infos
+
+
+def _extract(path: Path, staging: Path, max_bytes: int) -> int:
+    written = 0
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            target = staging.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
+            if staging.resolve() not in target.resolve().parents:
+                raise UnsafeArchive(f"{info.filename!r} leaves the folder")
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as source, open(target, "wb") as out:
+                while chunk := source.read(1 << 16):
+                    written += len(chunk)
+                    if written > max_bytes:  # the sizes in the headers lied
+                        raise UnsafeArchive(f"more than {max_bytes // 2**20} MB once extracted")
+                    out.write(chunk)
+    return written
+
+
+def import_archive(path: Path, root: Path, *, max_bytes: int) -> dict[str, int]:
+    """Replace ``root`` with the archive's content (checked first; swapped in atomically).
+
+    Returns:
+        ``{"files": n, "bytes": total}``.
+
+    Raises:
+        UnsafeArchive: see :func:`check_archive` (nothing is written).
+        OSError: the swap failed (the old folder is back in place).
+    """
+    infos = check_archive(path, max_bytes=max_bytes)
+    staging = root.parent / f".{root.name}.import-{uuid.uuid4().hex[:8]}"
+    backup = root.parent / f".{root.name}.previous-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        written = _extract(path, staging, max_bytes)
+        os.rename(root, backup)
+        try:
+            os.rename(staging, root)
+        except OSError:
+            os.rename(backup, root)
+            raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+    return {"files": sum(1 for i in infos if not i.is_dir()), "bytes": written}

@@ -1,0 +1,44 @@
+"""Routes of the system plugin (plain data; resources are imported when the app mounts them)."""
+
+from reactorkit.core.descriptors import RouteDescriptor
+
+_API = "reactorkit.builtin_plugins.system.api"
+
+_UNIT = {
+    "/unit_api/plugins/installed": "InstalledPlugins",
+    "/unit_api/plugins/installed/{filename:path}": "InstalledPluginFile",
+    "/unit_api/plugins/install": "InstallPlugin",
+    "/unit_api/plugins/uninstall": "UninstallPlugin",
+    "/unit_api/system/reboot": "Reboot",
+    "/unit_api/system/shutdown": "Shutdown",
+    "/unit_api/system/repair": "Repair",
+    "/unit_api/system/update": "Update",
+    "/unit_api/system/update/{target}": "Update",
+    "/unit_api/system/web_server/status": "WebServerStatus",
+    "/unit_api/system/web_server/restart": "WebServerRestart",
+    "/unit_api/system/path": "SystemPath",
+    "/unit_api/system/path/{req_path:path}": "SystemPath",
+    "/unit_api/system/remove_file": "RemoveFile",
+    "/unit_api/system/uploads/{filename:path}": "UploadedFile",
+    "/unit_api/zipped_dot_pioreactor": "ZippedDotPioreactor",
+    "/unit_api/import_zipped_dot_pioreactor": "ImportZippedDotPioreactor",
+}
+
+_LEADER = {
+    "/api/system/upload": "Upload",
+    "/api/system/update_next_version": "UpdateNextVersion",
+    "/api/system/update_from_archive": "UpdateFromArchive",
+    "/api/units/{pioreactor_unit}/plugins/installed": "ClusterInstalledPlugins",
+    "/api/units/{pioreactor_unit}/plugins/install": "ClusterInstall",
+    "/api/units/{pioreactor_unit}/plugins/uninstall": "ClusterUninstall",
+    "/api/units/{pioreactor_unit}/system/reboot": "ClusterReboot",
+    "/api/units/{pioreactor_unit}/system/shutdown": "ClusterShutdown",
+    "/api/units/{pioreactor_unit}/system/repair": "ClusterRepair",
+    "/api/units/{pioreactor_unit}/zipped_dot_pioreactor": "ClusterZippedDotPioreactor",
+    "/api/units/{pioreactor_unit}/import_zipped_dot_pioreactor": "ClusterImportZippedDotPioreactor",
+}
+
+ROUTES = tuple(
+    [RouteDescriptor(path=path, resource=f"{_API}:{name}") for path, name in _UNIT.items()]
+    + [RouteDescriptor(path=path, resource=f"{_API}:{name}", leader_only=True) for path, name in _LEADER.items()]
+)

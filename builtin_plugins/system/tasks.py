@@ -1,0 +1,68 @@
+"""Archive tasks: import a zipped ``$DOT_PIOREACTOR`` here, or (on the leader) send one to a unit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reactorkit.core.task_functions import fail
+
+from .files import DEFAULT_MAX_IMPORT_MB, limit_bytes
+
+
+def import_dot_pioreactor(archive_path: str) -> dict[str, Any]:
+    """Replace this unit's ``$DOT_PIOREACTOR`` with the archive (checked first, swapped atomically).
+
+    Returns:
+        ``{"imported": true, "files", "bytes", "restart_recommended": true}``.
+
+    Raises:
+        TaskFailed: the archive is unsafe or the swap failed (the old folder stays).
+    """
+    from reactorkit.core.paths import dot_pioreactor
+
+    from .archive import UnsafeArchive, import_archive
+
+    try:
+        result = import_archive(Path(archive_path), dot_pioreactor(), max_bytes=limit_bytes("max_import_mb",
+                                                                                            DEFAULT_MAX_IMPORT_MB))
+    except UnsafeArchive as exc:
+        raise fail("The archive was refused.", cause=str(exc), remediation="Export a fresh archive with "
+                   "GET /unit_api/zipped_dot_pioreactor.") from None
+    except OSError as exc:
+        raise fail("The import failed; nothing was changed.", cause=f"{type(exc).__name__}: {exc}") from None
+    return {"imported": True, **result, "restart_recommended": True}
+
+
+def forward_import(unit: str, archive_path: str) -> dict[str, Any]:
+    """Leader task: send the archive to ``unit``'s ``/unit_api/import_zipped_dot_pioreactor`` and await its task.
+
+    Returns:
+        ``{unit: envelope}`` (the envelope's value is the unit's import result).
+    """
+    import httpx
+
+    from reactorkit.api import fanout
+    from reactorkit.core.cluster import unit_url
+    from reactorkit.core.config import get_unit_name
+
+    path = Path(archive_path)
+    try:
+        if unit == get_unit_name():
+            return {unit: fanout.ok_envelope(unit, import_dot_pioreactor(str(path)))}
+        base = unit_url(unit)
+        with httpx.Client() as client:
+            try:
+                with open(path, "rb") as fh:
+                    response = client.post(base + "/unit_api/import_zipped_dot_pioreactor",
+                                           files={"archive": (path.name, fh, "application/zip")}, timeout=120)
+            except httpx.HTTPError as exc:
+                return {unit: fanout.error_envelope(unit, "connection_error", f"Could not send the archive to {unit}.",
+                                                    cause=str(exc))}
+            if response.status_code != 202:
+                body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+                return {unit: fanout.error_envelope(unit, "http_error", str(body.get("error") or response.status_code),
+                                                    status_code=response.status_code, cause=body.get("cause"))}
+            return {unit: fanout.poll_task(client, unit, response.json(), base_url=base)}
+    finally:
+        path.unlink(missing_ok=True)
