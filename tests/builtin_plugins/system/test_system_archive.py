@@ -1,0 +1,92 @@
+"""Zipping and importing $DOT_PIOREACTOR: unsafe archives are refused before anything is written."""
+
+import os
+import sqlite3
+import stat
+import zipfile
+
+import pytest
+
+from reactorkit.builtin_plugins.system.archive import UnsafeArchive, check_archive, import_archive, write_zip
+
+
+def make_zip(path, entries):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in entries:
+            if isinstance(data, zipfile.ZipInfo):
+                zf.writestr(data, b"target")
+            else:
+                zf.writestr(name, data)
+    return path
+
+
+def symlink_entry(name):
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info
+
+
+@pytest.fixture
+def dot(tmp_path):
+    root = tmp_path / "dot"
+    (root / "storage").mkdir(parents=True)
+    (root / "config.ini").write_text("[old]\n")
+    return root
+
+
+@pytest.mark.parametrize("entries, reason", [
+    ([("../evil", b"x")], "'..'"),
+    ([("ok/../../evil", b"x")], "'..'"),
+    ([("/etc/evil", b"x")], "absolute"),
+    ([("link", symlink_entry("link"))], "symbolic link"),
+])
+def test_unsafe_archives_are_refused_and_nothing_is_written(tmp_path, dot, entries, reason):
+    archive = make_zip(tmp_path / "a.zip", [("config.ini", b"[new]\n"), *entries])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(UnsafeArchive, match=reason):
+        import_archive(archive, dot, max_bytes=10**6)
+    assert (dot / "config.ini").read_text() == "[old]\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not (tmp_path / "evil").exists()
+
+
+def test_oversize_and_non_zip_archives_are_refused(tmp_path):
+    big = make_zip(tmp_path / "big.zip", [("a", b"0" * 5000)])
+    with pytest.raises(UnsafeArchive, match="MB once extracted"):
+        check_archive(big, max_bytes=4000)
+    (tmp_path / "not.zip").write_bytes(b"plain text")
+    with pytest.raises(UnsafeArchive, match="not a zip"):
+        check_archive(tmp_path / "not.zip", max_bytes=10**6)
+
+
+def test_import_replaces_the_folder(tmp_path, dot):
+    (dot / "stale.txt").write_text("gone after import")
+    archive = make_zip(tmp_path / "a.zip", [("config.ini", b"[new]\n"), ("experiment_profiles/p.yaml", b"x: 1\n")])
+    result = import_archive(archive, dot, max_bytes=10**6)
+    assert result["files"] == 2
+    assert (dot / "config.ini").read_text() == "[new]\n"
+    assert (dot / "experiment_profiles" / "p.yaml").exists()
+    assert not (dot / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dot")] == []
+
+
+def test_zip_of_the_folder_copies_databases_and_skips_links_and_temporary_files(tmp_path, dot):
+    conn = sqlite3.connect(dot / "storage" / "pioreactor.sqlite")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("INSERT INTO t VALUES (42)")
+    conn.commit()  # the row may still be only in the -wal file
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    os.symlink(outside, dot / "link.txt")
+    (dot / "exports").mkdir()
+    (dot / "exports" / "export_1.zip").write_bytes(b"zip")
+    (dot / "x.tmp").write_text("tmp")
+    target = tmp_path / "out.zip"
+    write_zip(dot, target)
+    names = zipfile.ZipFile(target).namelist()
+    assert sorted(names) == ["config.ini", "storage/pioreactor.sqlite"]
+    restored = tmp_path / "restored"
+    zipfile.ZipFile(target).extractall(restored)
+    assert sqlite3.connect(restored / "storage" / "pioreactor.sqlite").execute("SELECT x FROM t").fetchall() == [(42,)]
+    conn.close()
