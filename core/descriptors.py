@@ -443,12 +443,18 @@ class RouteDescriptor(_Record):
         resource: Falcon resource instance or class (or ``"module:Class"``),
             instantiated without arguments when it is a class.
         leader_only: Mounted only on the leader.
+        schemas: Optional OpenAPI description of the route's operations, keyed by
+            HTTP method: ``{"POST": {"summary", "body", "query", "responses", "async"}}``
+            (or ``"module:attr"`` naming such a mapping); see
+            :mod:`reactorkit.api.openapi.schemas`. Request bodies are validated
+            against ``body``. Routes without one get a generic description.
     """
 
     path: str
     resource: Any = field(repr=False)
     leader_only: bool = False
     source: str = "app"
+    schemas: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not (self.path.startswith("/api/") or self.path.startswith("/unit_api/")):
