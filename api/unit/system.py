@@ -116,7 +116,8 @@ def task_status(task_id: str) -> tuple[str, dict[str, Any]]:
         if status in _PENDING:
             return falcon.HTTP_202, {**base, "status": "pending"}
         if status == "started":
-            return falcon.HTTP_202, {**base, "status": "running"}
+            progress = (job.meta or {}).get("progress")  # long tasks (exports) report how far they are
+            return falcon.HTTP_202, {**base, "status": "running", **({"progress": progress} if progress else {})}
         if status == "finished":
             return falcon.HTTP_200, {**base, "status": "succeeded", "result": job.return_value()}
         if status in _FAILED:

@@ -22,6 +22,10 @@ PROFILE = textwrap.dedent("""\
             - {type: update, t: 1h, options: {target_rpm: 550}}
             - {type: log, t: 1.5h, options: {message: "target is ${{ ::stirring:target_rpm }} RPM"}}
             - {type: stop, t: 2h}
+        od_reading:
+          actions:
+            - {type: start, t: 0}
+            - {type: stop, t: 2h}
 """)
 
 
@@ -62,6 +66,9 @@ def test_profile_starts_updates_and_stops_stirring_at_speed_up(local_cluster, un
     log = mqtt_recorder.wait_for(topic(worker, "logs", "experiment_profile", "notice"), timeout=30)
     assert json.loads(log)["message"] == "target is 550 RPM"
     mqtt_recorder.wait_for(topic(worker, "stirring", "$state"), lambda p: p == b"disconnected", timeout=30)
+    # od_reading ran alongside (readings published) and was stopped at hour 2 too
+    assert mqtt_recorder.wait_for(topic(worker, "od_reading", "ods"), lambda p: bool(p), timeout=30)
+    mqtt_recorder.wait_for(topic(worker, "od_reading", "$state"), lambda p: p == b"disconnected", timeout=30)
     # it ran as the profile's job: its source is experiment_profile/<id>
     profile_topics = [t for t, *_ in mqtt_recorder.messages if t.startswith(topic(leader.name, "experiment_profile"))]
     name_topic = next(t for t in profile_topics if t.endswith("/experiment_profile_name"))
@@ -79,7 +86,7 @@ def test_profile_starts_updates_and_stops_stirring_at_speed_up(local_cluster, un
 
 
 def test_stopping_a_profile_early_stops_the_jobs_it_started(local_cluster, unit_env, mqtt_recorder):
-    text = PROFILE.replace("t: 2h}", "t: 100h}")
+    text = PROFILE.replace("t: 2h}", "t: 100h}")  # both stops far away
     worker = start_cluster_and_profile(local_cluster, unit_env, text)
     leader = local_cluster.leader
     state = "/".join((f"{unit_env.prefix}pioreactor", worker, EXPERIMENT, "stirring", "$state"))
@@ -90,4 +97,5 @@ def test_stopping_a_profile_early_stops_the_jobs_it_started(local_cluster, unit_
     stop = httpx.post(f"{leader.url}/unit_api/jobs/stop", json={"job_id": running[0]["job_id"]})
     assert local_cluster.wait_task(leader, stop.json())["status"] == "succeeded"
     mqtt_recorder.wait_for(state, lambda p: p == b"disconnected", timeout=30)
+    mqtt_recorder.wait_for(state.replace("/stirring/", "/od_reading/"), lambda p: p == b"disconnected", timeout=30)
     assert httpx.get(f"{leader.url}/api/experiments/{EXPERIMENT}/experiment_profiles/running").json() == []

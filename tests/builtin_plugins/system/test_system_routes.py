@@ -197,3 +197,37 @@ def test_upload_saves_inside_the_state_folder(leader_client, tree):
     assert result.json["message"] == "File successfully uploaded"
     assert result.json["save_path"] == str(tree / "uploads" / "plugin-1.0.whl")
     assert leader_client.simulate_get("/unit_api/system/uploads/plugin-1.0.whl").content == b"wheel"
+
+
+# ------------------------------------------------------------ leader fan-outs
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/api/units/nosuch/plugins/installed"),
+    ("POST", "/api/units/nosuch/plugins/install"),
+    ("POST", "/api/units/nosuch/system/reboot"),
+    ("GET", "/api/units/nosuch/zipped_dot_pioreactor"),
+])
+def test_leader_fan_outs_refuse_unknown_units(leader_client, tree, method, path):
+    result = leader_client.simulate_request(method, path, json={"args": ["x"]})
+    assert result.status_code == 400
+    assert "nosuch" in result.json["error"]
+
+
+def test_leader_fan_outs_queue_a_task_for_the_cluster(leader_client, leader_env, tree):
+    for method, path, body in [("GET", "/api/units/$broadcast/plugins/installed", None),
+                               ("POST", "/api/units/$broadcast/system/reboot", None),
+                               ("POST", f"/api/units/{leader_env.unit}/plugins/uninstall", {"args": ["x"]})]:
+        result = leader_client.simulate_request(method, path, json=body)
+        assert result.status_code == 202, (path, result.text)
+        assert result.json["result_url_path"].startswith("/unit_api/task_results/")
+
+
+def test_importing_into_every_unit_at_once_is_refused(leader_client, tree):
+    result = leader_client.simulate_post("/api/units/$broadcast/import_zipped_dot_pioreactor",
+                                         **multipart("archive", "a.zip", zip_bytes([("x", b"1")])))
+    assert result.status_code == 400
+
+
+def test_own_zip_through_the_leader_route(leader_client, leader_env, tree):
+    result = leader_client.simulate_get(f"/api/units/{leader_env.unit}/zipped_dot_pioreactor")
+    assert result.status_code == 200
+    assert "notes.txt" in zipfile.ZipFile(io.BytesIO(result.content)).namelist()
