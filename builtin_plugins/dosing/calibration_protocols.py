@@ -125,7 +125,8 @@ class DurationBasedPumpProtocol(CalibrationProtocol):
         return Step("prime", "form", "Prime the tubing",
                     body="The pump runs until the tubing is full of water. Empty the vial afterwards.",
                     fields=[Field("prime_duration_s", "Priming duration (s)", "float", default=20.0,
-                                  minimum=0.0, maximum=300.0)],
+                                  minimum=0.0, maximum=100.0,
+                                  help_text="At most 100 s: each step must finish within the API's request timeout.")],
                     on_submit=submit)
 
     # ------------------------------------------------------------ tracer
