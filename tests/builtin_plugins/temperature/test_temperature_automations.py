@@ -1,0 +1,140 @@
+"""Temperature automations as real processes on the simulated vessel (heater gain 50 ℃ at 100 %, τ = 600 s)."""
+
+import base64
+import json
+import time
+
+import pytest
+
+from reactorkit.core.testing import stop_process
+
+pytestmark = pytest.mark.integration
+
+JOB = "temperature_automation"
+
+
+def wait_until(predicate, timeout=30.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
+def start(unit_env, mqtt_recorder, spawn_job, *args):
+    proc = spawn_job(JOB, *args)
+    mqtt_recorder.wait_for(unit_env.topic(JOB, "$state"), lambda p: p == b"ready", timeout=20)
+    return proc
+
+
+def test_thermostat_holds_30_degrees_after_settling(unit_env, mqtt_recorder, spawn_job, ground_truth):
+    unit_env.speedup = 500
+    # the default 200 s cycle, with a shorter sample burst: at this speed-up each of the 21 default samples
+    # costs simulated seconds of file I/O, which would stretch the burst beyond the cycle
+    unit_env.write_config("[temperature_automation.config]\nsamples_per_reading = 5\nseconds_between_samples = 2\n")
+    start(unit_env, mqtt_recorder, spawn_job, "--automation-name", "thermostat", "--target-temperature", "30")
+    t0 = ground_truth()["t"]  # the vessel starts at ambient, 22 ℃
+    wait_until(lambda: ground_truth()["t"] > t0 + 0.6 * 3600, timeout=30)  # settling: ~25 simulated minutes
+    held = []
+    while ground_truth()["t"] < t0 + 1.2 * 3600:
+        held.append(ground_truth()["temperature_c"])
+        time.sleep(0.1)
+    assert len(held) > 20
+    assert all(abs(t - 30.0) <= 0.5 for t in held), (min(held), max(held))
+    reading = mqtt_recorder.json_values(unit_env.topic(JOB, "temperature"))[-1]
+    assert set(reading) == {"temperature", "timestamp"}
+    assert abs(reading["temperature"] - 30.0) <= 0.5 and round(reading["temperature"], 2) == reading["temperature"]
+    event = mqtt_recorder.json_values(unit_env.topic(JOB, "latest_event"))[-1]
+    assert event["event_name"] == "UpdatedHeaterDC"
+    assert set(event["data"]) == {"current_dc", "delta_dc", "target_temperature", "latest_temperature"}
+    assert 0 < event["data"]["current_dc"] < 100
+
+
+def test_a_malformed_set_is_logged_and_the_thermostat_keeps_running(unit_env, mqtt_recorder, spawn_job):
+    unit_env.speedup = 20
+    proc = start(unit_env, mqtt_recorder, spawn_job, "--automation-name", "thermostat", "--target-temperature", "30")
+    target = unit_env.topic(JOB, "target_temperature")
+    mqtt_recorder.wait_for(target, lambda p: p == b"30.0")
+    since = time.monotonic()
+    mqtt_recorder.publish(unit_env.topic(JOB, "target_temperature", "set"), "very hot")
+    error = json.loads(mqtt_recorder.wait_for(unit_env.topic("logs", "app", "error"), since=since))
+    assert "target_temperature" in error["message"]
+    mqtt_recorder.publish(unit_env.topic(JOB, "target_temperature", "set"), "-5")
+    mqtt_recorder.publish(unit_env.topic(JOB, "target_temperature", "set"), b"\xff\xfe")
+    mqtt_recorder.publish(unit_env.topic(JOB, "$state", "set"), "banana")
+    mqtt_recorder.publish(unit_env.topic(JOB, "target_temperature", "set"), "35")
+    mqtt_recorder.wait_for(target, lambda p: p == b"35.0")
+    assert b"-5.0" not in mqtt_recorder.values(target)
+    assert proc.poll() is None
+    def settings_of(payload):
+        return json.loads(base64.b64decode(json.loads(payload)["settings"]))
+
+    record = mqtt_recorder.wait_for(unit_env.topic(JOB, f"{JOB}_settings"),
+                                    lambda p: settings_of(p).get("target_temperature") == 35.0)
+    assert json.loads(record)["automation_name"] == "thermostat"
+
+
+def test_target_above_the_model_limit_is_capped(unit_env, mqtt_recorder, spawn_job):
+    unit_env.speedup = 20
+    start(unit_env, mqtt_recorder, spawn_job, "--automation-name", "thermostat", "--target-temperature", "95")
+    assert mqtt_recorder.wait_for(unit_env.topic(JOB, "target_temperature"), lambda p: p != b"") == b"78.0"
+
+
+def test_only_record_temperature_never_heats(unit_env, mqtt_recorder, spawn_job, ground_truth):
+    unit_env.speedup = 400
+    start(unit_env, mqtt_recorder, spawn_job, "--automation-name", "only_record_temperature")
+    topic = unit_env.topic(JOB, "temperature")
+    wait_until(lambda: len(mqtt_recorder.json_values(topic)) >= 3, timeout=20)
+    readings = mqtt_recorder.json_values(topic)
+    assert len(readings) >= 3
+    truth = ground_truth()
+    assert truth["pwm"].get("5", 0.0) == 0.0
+    assert all(abs(r["temperature"] - 22.0) < 0.3 for r in readings)  # ambient
+
+
+def test_safety_cut_off_forces_the_heater_off_and_keeps_it_off(unit_env, mqtt_recorder, spawn_job, ground_truth):
+    unit_env.speedup = 100
+    unit_env.write_config(
+        "[temperature_automation.config]\n"
+        "max_temp_to_reduce_heating = 26\nmax_temp_to_disable_heating = 27\n"
+        "reading_interval_seconds = 100\nsamples_per_reading = 3\n"
+    )
+    start(unit_env, mqtt_recorder, spawn_job, "--automation-name", "thermostat", "--target-temperature", "25")
+    heater = unit_env.topic(JOB, "heater_duty_cycle")
+    mqtt_recorder.wait_for(heater, lambda p: p not in (b"", b"0.0"))
+    # the vial suddenly overheats (hot media, a stuck heater driver …)
+    from reactorkit.core.clock import Clock
+    from reactorkit.core.config import load_config
+    from reactorkit.core.hardware.simulated import SimulatedHardware
+
+    hardware = SimulatedHardware(load_config(), unit_env.unit, clock=Clock(unit_env.speedup, unit_env.origin))
+    with hardware.vessel() as vessel:
+        vessel.s.temperature_c = 29.0
+    error = json.loads(mqtt_recorder.wait_for(unit_env.topic("logs", "app", "error"), timeout=20))
+    assert "max_temp_to_disable_heating" in error["message"]
+    assert ground_truth()["pwm"]["5"] == 0.0
+    # it cools below the 25 ℃ target, where the thermostat would heat again — but heating stays disabled
+    assert wait_until(lambda: ground_truth()["temperature_c"] < 24.5, timeout=30)
+    since = time.monotonic()
+    mqtt_recorder.wait_for(unit_env.topic(JOB, "latest_event"), since=since, timeout=20)
+    assert ground_truth()["pwm"]["5"] == 0.0
+    assert mqtt_recorder.json_values(unit_env.topic(JOB, "latest_event"))[-1]["event_name"] == "ErrorOccurred"
+    assert mqtt_recorder.values(heater)[-1] == b"0.0"
+
+
+def test_stopping_leaves_the_heater_off(unit_env, mqtt_recorder, spawn_job, ground_truth):
+    unit_env.speedup = 100
+    proc = start(unit_env, mqtt_recorder, spawn_job, "--automation-name", "thermostat", "--target-temperature", "35")
+    mqtt_recorder.wait_for(unit_env.topic(JOB, "heater_duty_cycle"), lambda p: p not in (b"", b"0.0"))
+    assert ground_truth()["pwm"]["5"] > 0
+    assert stop_process(proc) == 0
+    assert ground_truth()["pwm"]["5"] == 0.0
+    mqtt_recorder.wait_for(unit_env.topic(JOB, "$state"), lambda p: p == b"disconnected")
+
+
+def test_unknown_automation_and_missing_target_are_refused(unit_env, spawn_job):
+    assert spawn_job(JOB, "--automation-name", "sauna").wait(30) == 2
+    assert spawn_job(JOB, "--automation-name", "thermostat").wait(30) == 2
+    assert spawn_job(JOB, "--automation-name", "thermostat", "--target-temperature", "warm").wait(30) == 2
