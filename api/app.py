@@ -28,6 +28,13 @@ class App(falcon.App):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.context = SimpleNamespace()
+        self.route_table: dict[str, tuple[object, dict[str, object]]] = {}
+
+    def add_route(self, uri_template: str, resource: object, **kwargs: object) -> None:
+        """As ``falcon.App.add_route``; also recorded in ``route_table`` (template → ``(resource, kwargs)``),
+        which the OpenAPI document is generated from (:mod:`reactorkit.api.openapi.catalog`)."""
+        super().add_route(uri_template, resource, **kwargs)
+        self.route_table[uri_template] = (resource, kwargs)
 
 
 def create_app(registry: Registry, *, config: Config | None = None, unit: str | None = None,
@@ -62,6 +69,9 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
             app.add_route(route.path, resource() if isinstance(resource, type) else resource)
         except Exception as exc:  # a plugin's broken route never takes the API down
             logger.error("route %s from %s not mounted: %s", route.path, route.source, exc)
+    from reactorkit.api.openapi import install as install_openapi
+
+    install_openapi(app)  # openapi.json + docs pages, validation, ?wait=, Reactorkit-Version (after all routes)
     return app
 
 
