@@ -21,6 +21,7 @@ import time
 from typing import Any, Callable
 
 from reactorkit.core.config import Config, get_config, get_unit_name, led_channel_of, pwm_channel_of
+from reactorkit.core.hardware.base import check_duty_cycle
 
 logger = logging.getLogger("reactorkit.calibrations")
 
@@ -63,7 +64,12 @@ def pump(config: Config, unit: str, *, device: str, duration_s: float, dc: float
     (the hardware layer has a fixed PWM frequency).
 
     Returns:
-        ``{"device", "duration_s", "dc"}``.
+        ``{"device", "duration_s", "actual_duration_s", "dc"}``: ``actual_duration_s``
+        is the time between the "on" and "off" commands by the clock (a late
+        wake-up from sleep makes it longer than asked; calibrations record it).
+        On the simulated backend both commands go through the vessel model and
+        the run time is read from the model's own clock, so a sped-up clock's
+        scheduling delays do not bias it.
 
     Raises:
         ActionError: not a pump, pump not in ``[PWM]``, duration ≤ 0 or > 600 s.
@@ -76,15 +82,28 @@ def pump(config: Config, unit: str, *, device: str, duration_s: float, dc: float
     if not 0 < duration_s <= 600:
         raise ActionError(f"pump duration must be within (0, 600] s, got {duration_s}")
     hw, clock = _hardware(config, unit), _clock(config)
+    vessel = getattr(hw, "vessel", None)  # the simulated backend's model, which keeps its own time
+    started = stopped = clock.now()
     try:
-        # time from the moment the "on" command is issued, so the latency of the
-        # "on" and "off" commands cancels instead of lengthening the run
-        started = clock.now()
-        hw.set_pwm(channel, float(dc))
+        # timed from the moment the "on" command is issued, so the latencies of
+        # the "on" and "off" commands cancel instead of lengthening the run
+        if vessel is not None:
+            with vessel() as v:
+                v.s.pwm[str(channel)] = check_duty_cycle(dc)
+                started = v.s.t
+        else:
+            hw.set_pwm(channel, float(dc))
         clock.sleep(max(0.0, started + duration_s - clock.now()))
+        stopped = clock.now()
     finally:
-        hw.set_pwm(channel, 0.0)
-    return {"device": device, "duration_s": duration_s, "dc": float(dc)}
+        if vessel is not None:
+            with vessel() as v:
+                v.s.pwm[str(channel)] = 0.0
+                stopped = v.s.t
+        else:
+            hw.set_pwm(channel, 0.0)
+    return {"device": device, "duration_s": duration_s, "actual_duration_s": round(stopped - started, 4),
+            "dc": float(dc)}
 
 
 # --------------------------------------------------------------------------- OD

@@ -4,7 +4,8 @@ Flow: three intro screens → ``calibration_name`` → ``mls_to_calibrate_for`` 
 ``hz`` (250) / ``dc`` (100) → prime (``prime_duration_s``) → a 1 s tracer run
 and its ``volume_ml`` → 10 timed runs, each followed by its ``volume_ml``
 (``{"action": "redo_last"}`` repeats the last run instead) → a zero-intercept
-least-squares line volume = slope × duration, saved as the pump's active
+least-squares line volume = slope × duration (the measured run time of each
+run), saved as the pump's active
 ``simple_peristaltic_pump`` calibration (x = Duration s, y = Volume mL).
 
 The timed runs' durations spread the volumes to calibrate for over 10 runs,
@@ -132,8 +133,9 @@ class DurationBasedPumpProtocol(CalibrationProtocol):
     # ------------------------------------------------------------ tracer
     def step_tracer(self, ctx: SessionContext) -> Step:
         def submit(ctx: SessionContext, values: dict[str, Any]) -> str:
-            ctx.run_action("pump", device=self.target_device, duration_s=TRACER_DURATION_S,
-                           dc=ctx.data["dc"], hz=ctx.data["hz"])
+            out = ctx.run_action("pump", device=self.target_device, duration_s=TRACER_DURATION_S,
+                                 dc=ctx.data["dc"], hz=ctx.data["hz"])
+            ctx.data["tracer_duration_s"] = float(out.get("actual_duration_s", TRACER_DURATION_S))
             return "tracer_volume"
 
         return Step("tracer", "action", "Tracer run",
@@ -143,7 +145,7 @@ class DurationBasedPumpProtocol(CalibrationProtocol):
 
     def step_tracer_volume(self, ctx: SessionContext) -> Step:
         def submit(ctx: SessionContext, values: dict[str, Any]) -> str:
-            rate = values["volume_ml"] / TRACER_DURATION_S
+            rate = values["volume_ml"] / ctx.data.get("tracer_duration_s", TRACER_DURATION_S)
             ctx.data["tracer_ml_per_s"] = rate
             ctx.data["durations_s"] = planned_durations(ctx.data["mls_to_calibrate_for"], rate)
             ctx.data["run_index"] = 0
@@ -162,8 +164,9 @@ class DurationBasedPumpProtocol(CalibrationProtocol):
         duration = ctx.data["durations_s"][i]
 
         def submit(ctx: SessionContext, values: dict[str, Any]) -> str:
-            ctx.run_action("pump", device=self.target_device, duration_s=duration,
-                           dc=ctx.data["dc"], hz=ctx.data["hz"])
+            out = ctx.run_action("pump", device=self.target_device, duration_s=duration,
+                                 dc=ctx.data["dc"], hz=ctx.data["hz"])
+            ctx.data["actual_duration_s"] = float(out.get("actual_duration_s", duration))
             return "timed_volume"
 
         return Step("timed_run", "action", f"Run {i + 1} of {N_TIMED_RUNS}",
@@ -176,7 +179,7 @@ class DurationBasedPumpProtocol(CalibrationProtocol):
         duration = ctx.data["durations_s"][i]
 
         def submit(ctx: SessionContext, values: dict[str, Any]) -> str:
-            ctx.data["recorded_x"].append(duration)
+            ctx.data["recorded_x"].append(ctx.data.get("actual_duration_s", duration))
             ctx.data["recorded_y"].append(values["volume_ml"])
             ctx.data["run_index"] = i + 1
             if i + 1 < N_TIMED_RUNS:
