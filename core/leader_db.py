@@ -390,25 +390,34 @@ class LeaderDB:
         statements: list[str] = []
         for chain in ROLLUP_CHAINS:
             for i, size in enumerate(chain):
-                only_if_first = " AND changes() > 0" if i else ""
+                only_if_first = "changes() > 0 AND " if i else ""
                 statements.append(
                     f"INSERT INTO time_series_rollups SELECT NEW.experiment, '{table}', NEW.pioreactor_unit,"
                     f" coalesce({new_channel}, 0), {size}, unixepoch(NEW.timestamp) / {size}, NEW.timestamp, NEW.{value_column}"
-                    f" WHERE NEW.{value_column} IS NOT NULL AND unixepoch(NEW.timestamp) IS NOT NULL{only_if_first}"
+                    f" WHERE {only_if_first}NEW.{value_column} IS NOT NULL AND unixepoch(NEW.timestamp) IS NOT NULL"
                     " ON CONFLICT DO UPDATE SET timestamp = excluded.timestamp, value = excluded.value"
                     " WHERE excluded.timestamp < time_series_rollups.timestamp;"
                 )
         trigger = (f'CREATE TRIGGER IF NOT EXISTS "{table}_rollup_ai" AFTER INSERT ON "{table}" BEGIN\n'
                    + "\n".join(statements) + "\nEND")
-        backfill = [
-            f"INSERT INTO time_series_rollups SELECT experiment, '{table}', pioreactor_unit, coalesce({channel}, 0), {size},"
-            f" unixepoch(timestamp) / {size} AS b, min(timestamp), {value_column} FROM \"{table}\""
-            f" WHERE {value_column} IS NOT NULL AND unixepoch(timestamp) IS NOT NULL"
-            f" GROUP BY experiment, pioreactor_unit, coalesce({channel}, 0), b"
-            " ON CONFLICT DO UPDATE SET timestamp = excluded.timestamp, value = excluded.value"
-            " WHERE excluded.timestamp < time_series_rollups.timestamp"
-            for size in ROLLUP_BUCKETS
-        ]
+        # back-fill: the finest size of each chain from the table, each coarser size from the one below it
+        # (the first row of a coarse bucket is the earliest of the first rows of its fine buckets)
+        backfill: list[str] = []
+        upsert = (" ON CONFLICT DO UPDATE SET timestamp = excluded.timestamp, value = excluded.value"
+                  " WHERE excluded.timestamp < time_series_rollups.timestamp")
+        for chain in ROLLUP_CHAINS:
+            finest = chain[0]
+            backfill.append(
+                f"INSERT INTO time_series_rollups SELECT experiment, '{table}', pioreactor_unit, coalesce({channel}, 0),"
+                f" {finest}, unixepoch(timestamp) / {finest} AS b, min(timestamp), {value_column} FROM \"{table}\""
+                f" WHERE {value_column} IS NOT NULL AND unixepoch(timestamp) IS NOT NULL"
+                f" GROUP BY experiment, pioreactor_unit, coalesce({channel}, 0), b" + upsert)
+            for finer, size in zip(chain, chain[1:]):
+                backfill.append(
+                    f"INSERT INTO time_series_rollups SELECT experiment, data_source, pioreactor_unit, channel, {size},"
+                    f" unixepoch(timestamp) / {size} AS b, min(timestamp), value FROM time_series_rollups"
+                    f" WHERE data_source = '{table}' AND bucket_s = {finer}"
+                    " GROUP BY experiment, pioreactor_unit, channel, b" + upsert)
         self._apply_locked(component, ROLLUP_VERSION,
                            lambda current: [ROLLUP_SCHEMA, f'DROP TRIGGER IF EXISTS "{table}_rollup_ai";', trigger,
                                             *(b + ";" for b in backfill)])

@@ -12,7 +12,7 @@ MQTT_TO_DB = JobDescriptor(
         CliOption(name="batch_size", type="integer", default=None,
                   help="Most messages written per transaction (default 1000)."),
         CliOption(name="flush_interval_s", type="float", default=None,
-                  help="Longest wait, in wall seconds, before buffered messages are written (default 0.25)."),
+                  help="Longest wait, in wall seconds, before buffered messages are written (default 0.1)."),
     ),
     job_class="reactorkit.builtin_plugins.mqtt_to_db.job:MqttToDb",
 )

@@ -4,7 +4,10 @@ Every ``TopicMapping`` of the installed plugins (``register_storage``) is
 subscribed under this cluster's root (``{prefix}pioreactor/…``) with QoS 1 on a
 persistent MQTT session (MQTT 5, fixed client id, session kept for
 :data:`SESSION_EXPIRY_S`), so messages published while the job or the broker
-restarts are delivered once it is back (paho reconnects by itself).
+restarts are delivered once it is back (paho reconnects by itself). The
+session announces a large Receive Maximum so that bursts are not dropped by the
+broker's per-client queue (mosquitto otherwise allows 20 messages in flight and
+1000 queued).
 
 Received messages are queued by paho's network thread and written by a writer
 thread in batches (at most ``batch_size`` messages, at least every
@@ -23,11 +26,10 @@ experiment) are accepted, as in the Pioreactor software.
 from __future__ import annotations
 
 import hashlib
-import queue
 import sqlite3
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any, Iterable
 
 from reactorkit.core import mqtt as mq
@@ -37,8 +39,9 @@ from reactorkit.core.leader_db import LeaderDB
 
 UNIVERSAL_EXPERIMENT = "$experiment"
 SESSION_EXPIRY_S = 3600
+RECEIVE_MAXIMUM = 65535
 DEFAULT_BATCH_SIZE = 1000
-DEFAULT_FLUSH_INTERVAL_S = 0.25
+DEFAULT_FLUSH_INTERVAL_S = 0.1
 MAX_QUEUE = 200_000
 _TOPIC_CACHE_MAX = 20_000
 
@@ -199,7 +202,7 @@ class MqttToDb(BackgroundJob):
         registry: Plugin registry whose ``topic_mappings``/``tables`` are used
             (default: everything installed).
         batch_size: Most messages per transaction (default 1000).
-        flush_interval_s: Longest wall-clock wait before a partial batch is written (default 0.25 s).
+        flush_interval_s: Longest wall-clock wait before a partial batch is written (default 0.1 s).
         database: Database file (default ``[storage] database``).
 
     Published settings: none besides ``$state``. Statistics on the instance:
@@ -231,7 +234,7 @@ class MqttToDb(BackgroundJob):
         self.messages_received = 0
         self.messages_skipped = 0
         self.parse_errors = 0
-        self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=MAX_QUEUE)
+        self._pending: deque[tuple[str, bytes]] = deque()  # appends and poplefts are thread-safe
         self._stop = threading.Event()
         self._enqueued = 0
         self._processed = 0
@@ -286,7 +289,9 @@ class MqttToDb(BackgroundJob):
             if should_skip(message.topic, message.payload, bool(message.retain)):
                 self.messages_skipped += 1
                 return
-            self._queue.put((message.topic, message.payload))
+            while len(self._pending) >= MAX_QUEUE and not self._stop.is_set():
+                time.sleep(0.01)  # the writer is behind: stop reading, the broker holds the rest
+            self._pending.append((message.topic, message.payload))
             self._enqueued += 1
 
         client.on_connect = on_connect
@@ -295,6 +300,9 @@ class MqttToDb(BackgroundJob):
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        # without it the broker keeps only ~20 unacknowledged QoS 1 messages in flight to us and
+        # drops what overflows its queue during a burst; with it, a burst waits in our socket/queue
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
         host = self.config.get("mqtt", "broker_address", fallback="127.0.0.1")
         port = self.config.getint("mqtt", "broker_port", fallback=1883)
         try:
@@ -308,24 +316,26 @@ class MqttToDb(BackgroundJob):
         return client
 
     def _write_loop(self) -> None:
-        pending: list[tuple[str, bytes]] = []
+        """Write what paho's thread received: a batch when ``batch_size`` messages wait or
+        ``flush_interval_s`` passed since the last write; a failed write is kept and retried."""
+        pending = self._pending
+        last_write = time.monotonic()
         while True:
-            deadline = time.monotonic() + self.flush_interval_s
-            while len(pending) < self.batch_size:
-                left = deadline - time.monotonic()
-                try:
-                    pending.append(self._queue.get(timeout=max(left, 0.0)) if left > 0 else self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if pending:
-                if self._flush(pending):
-                    self._processed += len(pending)
-                    pending = []
-                else:
-                    time.sleep(0.5)  # database busy: keep the batch and retry
-            elif self._stop.is_set():
-                self.db.close()
-                return
+            waiting = len(pending)
+            if waiting == 0:
+                if self._stop.is_set():
+                    self.db.close()
+                    return
+                time.sleep(0.01)
+                continue
+            if waiting < self.batch_size and time.monotonic() - last_write < self.flush_interval_s:
+                time.sleep(0.005)
+                continue
+            batch = [pending.popleft() for _ in range(min(waiting, self.batch_size))]
+            while not self._flush(batch):
+                time.sleep(0.5)  # database busy: keep the batch and retry
+            self._processed += len(batch)
+            last_write = time.monotonic()
 
     def _flush(self, messages: list[tuple[str, bytes]]) -> bool:
         rows: list[tuple[str, dict[str, Any]]] = []

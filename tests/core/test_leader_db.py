@@ -154,3 +154,58 @@ def test_removing_a_worker_closes_its_assignment(db):
     assert db.query_one("SELECT unassigned_at FROM experiment_worker_assignments_history")["unassigned_at"] is not None
     with pytest.raises(UnknownWorker):
         db.remove_worker("w1")
+
+
+OD_TABLE = TableDescriptor(
+    table="od_readings",
+    create_sql="CREATE TABLE IF NOT EXISTS od_readings (experiment TEXT NOT NULL, pioreactor_unit TEXT NOT NULL,"
+               " timestamp TEXT NOT NULL, od_reading REAL NOT NULL, angle INTEGER, channel INTEGER NOT NULL)",
+)
+
+
+def _od_rows(n, seed=0):
+    import random
+
+    from reactorkit.core.clock import utc_iso_ms
+
+    rng = random.Random(seed)
+    start = 1_790_000_000.0
+    rows = [("e1", f"u{i % 3}", utc_iso_ms(start + i * rng.uniform(0.5, 9.0)), rng.random(), 90, 1 + i % 2)
+            for i in range(n)]
+    rng.shuffle(rows)  # out of order, as after a broker restart
+    return rows
+
+
+def _rollup_matches_brute_force(db, sizes=(10, 15, 20, 120, 1920, 15 * 2**16)):
+    for size in sizes:
+        expected = {(r["pioreactor_unit"], r["channel"], r["b"]): (r["ts"], r["v"]) for r in db.query(
+            "SELECT pioreactor_unit, channel, unixepoch(timestamp) / ? AS b, min(timestamp) AS ts, od_reading AS v"
+            " FROM od_readings GROUP BY 1, 2, 3", (size,))}
+        got = {(r["pioreactor_unit"], r["channel"], r["bucket"]): (r["timestamp"], r["value"]) for r in db.query(
+            "SELECT * FROM time_series_rollups WHERE data_source = 'od_readings' AND bucket_s = ?", (size,))}
+        assert got == expected, size
+
+
+def test_rollups_keep_the_first_row_of_every_bucket_whatever_the_insert_order(db, plugin_manager):
+    db = LeaderDB(db.path, registry=_registry_with(plugin_manager, OD_TABLE), foreign_keys=False)
+    assert db.rollup_ready("od_readings")
+    with db.transaction():
+        db.conn.executemany("INSERT INTO od_readings VALUES (?, ?, ?, ?, ?, ?)", _od_rows(6000))
+    _rollup_matches_brute_force(db)
+
+
+def test_rollups_are_back_filled_for_existing_rows(db, plugin_manager):
+    db.execute(OD_TABLE.create_sql)
+    with db.transaction():
+        db.conn.executemany("INSERT INTO od_readings VALUES (?, ?, ?, ?, ?, ?)", _od_rows(6000, seed=1))
+    upgraded = LeaderDB(db.path, registry=_registry_with(plugin_manager, OD_TABLE), foreign_keys=False)
+    _rollup_matches_brute_force(upgraded)
+
+
+def test_deleting_an_experiment_deletes_its_rollups(db, plugin_manager):
+    db = LeaderDB(db.path, registry=_registry_with(plugin_manager, OD_TABLE))
+    _experiment(db, "e1")
+    db.execute("INSERT INTO od_readings VALUES ('e1', 'u1', '2026-01-01T00:00:00.000Z', 0.5, 90, 2)")
+    assert db.query_one("SELECT count(*) AS n FROM time_series_rollups")["n"] > 0
+    db.execute("DELETE FROM experiments WHERE experiment = 'e1'")
+    assert db.query_one("SELECT count(*) AS n FROM time_series_rollups")["n"] == 0
