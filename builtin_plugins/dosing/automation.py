@@ -38,9 +38,9 @@ from typing import Any, ClassVar
 
 from reactorkit.builtin_plugins.dosing.bioreactor import BioreactorStore
 from reactorkit.builtin_plugins.dosing.calibration import MissingCalibration, missing_calibration_message, pump_rate
-from reactorkit.builtin_plugins.dosing.pumps import OverVolume, PumpError, _pwm_channel, pump_action, volume_limits
-from reactorkit.core.config import get_config
+from reactorkit.builtin_plugins.dosing.pumps import OverVolume, PumpError, pwm_channel_for, pump_action, volume_limits
 from reactorkit.core.automation import AutomationEvent, AutomationJob, ErrorOccurred
+from reactorkit.core.config import get_config
 from reactorkit.core.mqtt import QOS_AT_LEAST_ONCE, job_topic
 
 CONFIG_SECTION = "dosing_automation.config"
@@ -100,6 +100,7 @@ class DosingAutomationJob(AutomationJob):
         self._stop_dosing = threading.Event()
         self._active_stops: set[threading.Event] = set()
         self._stops_lock = threading.Lock()
+        self._rates: dict[str, Any] = {}
         self.max_volume_to_warn, self.max_volume_to_stop = volume_limits(cfg)
         self.pause_between_subdoses_s = cfg.getfloat(CONFIG_SECTION, "pause_between_subdoses_seconds", fallback=5.0)
         self.waste_removal_multiplier = cfg.getfloat(CONFIG_SECTION, "waste_removal_multiplier", fallback=2.0)
@@ -117,7 +118,7 @@ class DosingAutomationJob(AutomationJob):
 
     def _check_pumps(self) -> None:
         for action in self.pumps:
-            _pwm_channel(self.config, action)
+            pwm_channel_for(self.config, action)
             rate = pump_rate(action)
             if not rate.is_calibrated:
                 raise MissingCalibration(missing_calibration_message(rate.device))
@@ -131,6 +132,8 @@ class DosingAutomationJob(AutomationJob):
         """Override to subscribe to the automation's inputs (called on every (re)connect)."""
 
     def on_message(self, message: Any) -> None:
+        if not message.payload:  # a job clearing its retained settings as it stops
+            return
         if message.topic == self._volume_topic:
             self._check_volume_message(message.payload)
             return
@@ -155,30 +158,36 @@ class DosingAutomationJob(AutomationJob):
     def run(self) -> AutomationEvent | None:
         """Run :meth:`execute` once (one dose at a time); pump refusals become ``ErrorOccurred``."""
         with self._run_lock:
-            if self.state != "ready":
-                return None
-            try:
-                return super().run()
-            except (PumpError, MissingCalibration) as exc:
-                self.logger.error("%s could not dose: %s", self.automation_name, exc)
-                event = ErrorOccurred(message=str(exc))
-                self.latest_event = event.to_dict()
-                return event
+            return self._run_locked()
+
+    def _run_locked(self) -> AutomationEvent | None:
+        if self.state != "ready":
+            return None
+        try:
+            return super().run()
+        except (PumpError, MissingCalibration) as exc:
+            self.logger.error("%s could not dose: %s", self.automation_name, exc)
+            event = ErrorOccurred(message=str(exc))
+            self.latest_event = event.to_dict()
+            return event
 
     def run_in_background(self) -> bool:
         """Start :meth:`run` in a worker thread unless a run is under way; True if started.
 
         Event-driven automations call this from :meth:`on_input` so that the
-        MQTT network thread is never blocked by a dose.
+        MQTT network thread is never blocked by a dose; a message that arrives
+        while a dose is running is not queued.
         """
-        if self._run_lock.locked() or self.state != "ready":
+        if self.state != "ready" or not self._run_lock.acquire(blocking=False):
             return False
 
         def target() -> None:
             try:
-                self.run()
+                self._run_locked()
             except Exception as exc:  # never kill the job from a worker thread
                 self._on_execute_error(exc)
+            finally:
+                self._run_lock.release()
 
         threading.Thread(target=target, name=f"{self.automation_name}-dose", daemon=True).start()
         return True
@@ -207,6 +216,7 @@ class DosingAutomationJob(AutomationJob):
         if keep_volume and waste_ml + SUBDOSE_EPSILON_ML < media_ml + alt_media_ml:
             raise ValueError(f"waste_ml ({waste_ml}) must be ≥ media_ml + alt_media_ml ({media_ml + alt_media_ml})")
         moved = {"media_ml": 0.0, "alt_media_ml": 0.0, "waste_ml": 0.0}
+        self._rates = {}  # read each pump's calibration once per dose
         for media, alt, waste in plan_subdoses(media_ml, alt_media_ml, waste_ml, self.max_subdose):
             if not not self._stop_dosing.is_set():
                 break
@@ -248,9 +258,12 @@ class DosingAutomationJob(AutomationJob):
         try:
             if not not self._stop_dosing.is_set():
                 return 0.0
+            rate = self._rates.get(action)
+            if rate is None:
+                rate = self._rates[action] = pump_rate(action)
             return pump_action(action, ml=ml, source_of_event=self.source_of_event, unit=self.unit,
                                experiment=self.experiment, config=self.config, clock=self.clock, stop_event=stop,
-                               job_source=self.job_source)
+                               job_source=self.job_source, rate=rate)
         finally:
             with self._stops_lock:
                 self._active_stops.discard(stop)

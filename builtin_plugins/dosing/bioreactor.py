@@ -200,6 +200,7 @@ class BioreactorStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=15, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL: no fsync per commit, still safe if a process dies
         conn.execute("PRAGMA busy_timeout=15000")
         conn.execute(SCHEMA)
         return conn

@@ -81,7 +81,12 @@ def volume_limits(config: Any) -> tuple[float, float]:
     return warn, stop
 
 
-def _pwm_channel(config: Any, action: str) -> int:
+def pwm_channel_for(config: Any, action: str) -> int:
+    """The ``[PWM]`` channel (1–5) of the pump behind ``action``.
+
+    Raises:
+        PumpError: no channel is mapped to the pump's device (``media``, ``alt_media``, ``waste``).
+    """
     from reactorkit.core.config import pwm_channel_of
 
     device = ACTION_DEVICES[action][0]
@@ -122,6 +127,7 @@ def pump_action(
     stop_event: threading.Event | None = None,
     job_source: str | None = None,
     on_event: Callable[[dict[str, Any], dict[str, float]], None] | None = None,
+    rate: PumpRate | None = None,
 ) -> float:
     """Run one pump and do its bookkeeping; blocks until the pump is off.
 
@@ -138,6 +144,7 @@ def pump_action(
             ``$state/set`` of ``disconnected``).
         job_source: Registry ``job_source`` (default ``$JOB_SOURCE`` or ``user``).
         on_event: Called with each published event and the bookkeeping after it.
+        rate: The pump's :class:`PumpRate` if the caller already has it (default: read the active calibration).
 
     Returns:
         The volume moved (mL) according to the calibration (or the default
@@ -158,8 +165,8 @@ def pump_action(
     clock = clock or get_clock(config)
     unit = unit or get_unit_name()
     experiment = experiment or get_experiment()
-    channel = _pwm_channel(config, action)
-    rate = pump_rate(action)
+    channel = pwm_channel_for(config, action)
+    rate = rate or pump_rate(action)
     if ml is not None and not rate.is_calibrated:
         raise MissingCalibration(missing_calibration_message(rate.device))
     if ml is not None:

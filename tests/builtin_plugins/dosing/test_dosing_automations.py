@@ -35,16 +35,16 @@ def test_fed_batch_stops_before_overflowing_and_logs_an_error(dosing_unit, mqtt_
                      "--duration", "1")
     state = unit.env.topic("dosing_automation", "$state")
     mqtt_recorder.wait_for(state, lambda p: p == b"sleeping", timeout=60)
-    errors = log_messages(mqtt_recorder, unit, "error")
-    assert any("max_volume_to_stop" in m for m in errors)
-    assert any("max_volume_to_warn" in m for m in log_messages(mqtt_recorder, unit, "warning"))
+    assert wait_until(lambda: any("max_volume_to_stop" in m for m in log_messages(mqtt_recorder, unit, "error")))
+    assert wait_until(lambda: any("max_volume_to_warn" in m for m in log_messages(mqtt_recorder, unit, "warning")))
     doses = len(add_media_events(mqtt_recorder, unit))
     truth = unit.truth()
     assert truth["volume_ml"] == pytest.approx(16.0, rel=0.02)  # 14 + 2 × 1 mL; a third would reach 17
     assert truth["volume_ml"] < 17.0
     assert unit.bookkeeping()["current_volume_ml"] == pytest.approx(truth["volume_ml"], rel=0.02)
-    latest = json.loads(mqtt_recorder.values(unit.env.topic("dosing_automation", "latest_event"))[-1])
-    assert latest["event_name"] == "ErrorOccurred"
+    latest = mqtt_recorder.wait_for(unit.env.topic("dosing_automation", "latest_event"),
+                                    lambda p: p and json.loads(p)["event_name"] == "ErrorOccurred", timeout=5)
+    assert "max_volume_to_stop" in json.loads(latest)["message"]
     time.sleep(0.5)  # 100 simulated seconds: asleep, nothing more is added
     assert len(add_media_events(mqtt_recorder, unit)) == doses
     assert proc.poll() is None
@@ -59,7 +59,8 @@ def test_an_over_volume_reported_by_the_bookkeeping_pauses_the_automation(dosing
     mqtt_recorder.publish(unit.env.topic("bioreactor", "current_volume_ml"), "18.5", retain=True)
     try:
         mqtt_recorder.wait_for(state, lambda p: p == b"sleeping", timeout=10)
-        assert any("max_volume_to_stop" in m for m in log_messages(mqtt_recorder, unit, "error"))
+        assert wait_until(lambda: any("max_volume_to_stop" in m for m in log_messages(mqtt_recorder, unit, "error")),
+                          timeout=5)
     finally:
         mqtt_recorder.publish(unit.env.topic("bioreactor", "current_volume_ml"), b"", retain=True)
 
@@ -108,8 +109,8 @@ def test_an_automation_needing_an_uncalibrated_pump_refuses_to_start(dosing_unit
                             env=unit.env.env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "media_pump" in result.stderr and "calibration" in result.stderr
-    assert any("media_pump" in m for m in log_messages(mqtt_recorder, unit, "error"))
     mqtt_recorder.wait_for(unit.env.topic("dosing_automation", "$state"), lambda p: p == b"disconnected")
+    assert wait_until(lambda: any("media_pump" in m for m in log_messages(mqtt_recorder, unit, "error")), timeout=5)
 
 
 def test_an_unknown_automation_or_bad_option_is_refused(dosing_unit):

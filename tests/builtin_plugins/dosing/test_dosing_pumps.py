@@ -21,9 +21,13 @@ def events(recorder, unit):
 
 
 def wait_for_events(recorder, unit, n, timeout=10):
+    """The dosing events, once ``n`` of them arrived and the last pump action's ``disconnected`` (published after them)."""
     deadline = time.monotonic() + timeout
     while len(events(recorder, unit)) < n and time.monotonic() < deadline:
         time.sleep(0.02)
+    evs = events(recorder, unit)
+    for action in {e["event"] for e in evs}:
+        recorder.wait_for(unit.env.topic(action, "$state"), lambda p: p == b"disconnected", timeout=timeout)
     return events(recorder, unit)
 
 
@@ -58,7 +62,7 @@ def test_alt_media_then_waste_matches_the_true_fraction_and_the_efflux_level(dos
     assert truth["alt_media_fraction"] == pytest.approx(1.5 / 16, rel=0.03)
     assert books["alt_media_fraction"] == pytest.approx(truth["alt_media_fraction"], rel=0.02)
     assert books["cumulative_alt_media_added_ml"] == pytest.approx(truth["cumulative_alt_media_ml"], rel=0.02)
-    waste = [e for e in events(mqtt_recorder, unit) if e["event"] == "remove_waste"]
+    waste = [e for e in wait_for_events(mqtt_recorder, unit, 3) if e["event"] == "remove_waste"]
     assert waste and all(e["volume_change"] > 0 for e in waste)  # waste volumes are positive
 
 
@@ -97,8 +101,9 @@ def test_an_addition_that_would_overflow_is_refused(dosing_unit, mqtt_recorder):
     assert result.returncode == 1
     assert "max_volume_to_stop" in result.stderr
     assert unit.truth()["volume_ml"] == pytest.approx(16.0, rel=0.02)
-    warnings = [json.loads(p)["message"] for p in mqtt_recorder.values(unit.env.topic("logs", "app", "warning"))]
-    assert any("max_volume_to_warn" in m for m in warnings)
+    warning = mqtt_recorder.wait_for(unit.env.topic("logs", "app", "warning"),
+                                     lambda p: b"max_volume_to_warn" in p, timeout=5)
+    assert json.loads(warning)["task"] == "add_media"
 
 
 def test_a_continuous_pump_stops_on_state_set_and_books_what_it_moved(dosing_unit, mqtt_recorder, spawn_job):

@@ -1,0 +1,50 @@
+"""pid_morbidostat with the real od_reading and growth_rate_calculating jobs: inhibitory alt media slows growth,
+and the bookkeeping's alt-media fraction and volumes follow the vessel's."""
+
+import json
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SPEEDUP = 1000.0
+RUN_HOURS = 8.0
+CONFIG = """
+[simulation]
+initial_od = 0.2
+mu_max_per_hour = 0.5
+alt_media_inhibition = 0.8
+
+[od_reading.config]
+samples_per_second = 0.05
+"""
+
+
+def test_pid_morbidostat_slows_growth_with_alt_media_and_the_books_match_the_vessel(dosing_unit, mqtt_recorder,
+                                                                                    spawn_job):
+    unit = dosing_unit(CONFIG, speedup=SPEEDUP)
+    start = unit.truth()
+    spawn_job("od_reading")
+    spawn_job("growth_rate_calculating")
+    mqtt_recorder.wait_for(unit.env.topic("growth_rate_calculating", "growth_rate"), timeout=60)
+    automation = spawn_job("dosing_automation", "--automation-name", "pid_morbidostat", "--target-growth-rate", "0.15",
+                           "--target-normalized-od", "1.2", "--duration", "10")
+    mqtt_recorder.wait_for(unit.env.topic("dosing_automation", "$state"), lambda p: p == b"ready", timeout=20)
+    end = start["t"] + RUN_HOURS * 3600
+    while unit.truth()["t"] < end:
+        assert automation.poll() is None, "the automation died"
+        time.sleep(0.2)
+
+    truth, books = unit.truth(), unit.bookkeeping()
+    assert truth["cumulative_alt_media_ml"] > 1.0
+    assert truth["alt_media_fraction"] > 0.2
+    assert truth["growth_rate"] < 0.8 * start["growth_rate"]  # the inhibitor took effect
+    assert books["alt_media_fraction"] == pytest.approx(truth["alt_media_fraction"], rel=0.02)
+    assert books["current_volume_ml"] == pytest.approx(truth["volume_ml"], rel=0.02)
+    assert books["cumulative_media_added_ml"] == pytest.approx(truth["cumulative_media_ml"], rel=0.02)
+    assert books["cumulative_alt_media_added_ml"] == pytest.approx(truth["cumulative_alt_media_ml"], rel=0.02)
+    events = [json.loads(p) for p in mqtt_recorder.values(unit.env.topic("dosing_automation", "latest_event")) if p]
+    assert any(e["event_name"] == "AddAltMediaEvent" for e in events)
+    fraction = mqtt_recorder.values(unit.env.topic("bioreactor", "alt_media_fraction"))[-1]
+    assert float(fraction) == pytest.approx(books["alt_media_fraction"], abs=1e-5)
