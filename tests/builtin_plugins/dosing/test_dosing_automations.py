@@ -173,3 +173,21 @@ def test_a_plugin_automation_runs_in_the_same_host_job_and_books_alt_media(dosin
     assert books["current_volume_ml"] == pytest.approx(truth["volume_ml"], rel=0.02)
     assert books["cumulative_alt_media_added_ml"] == pytest.approx(truth["cumulative_alt_media_ml"], rel=0.02)
     assert mqtt_recorder.values(unit.env.topic("dosing_automation", "automation_name"))[0] == b"alt_pulse"
+
+
+def test_large_exchanges_are_split_into_sub_doses_and_end_at_the_efflux_level(dosing_unit, mqtt_recorder, spawn_job):
+    unit = dosing_unit("[dosing_automation.config]\nmax_subdose = 0.5\n", speedup=100)
+    proc = spawn_job("dosing_automation", "--automation-name", "chemostat", "--exchange-volume-ml", "1.5",
+                     "--duration", "30")
+    base = unit.env.topic("dosing_automation")
+    mqtt_recorder.wait_for(base + "/latest_event", lambda p: b"DilutionEvent" in p, timeout=60)
+    mqtt_recorder.publish(base + "/$state/set", "disconnected")
+    assert proc.wait(20) == 0
+    runs = mqtt_recorder.values(unit.env.topic("add_media", "$state")).count(b"init")
+    assert runs == 4  # 1.5 mL → 4 × 0.375 mL, each ≤ max_subdose
+    truth, books = unit.truth(), unit.bookkeeping()
+    assert truth["cumulative_media_ml"] == pytest.approx(1.5, rel=0.02)
+    assert truth["volume_ml"] == pytest.approx(14.0, rel=0.01)  # waste after each add: back to the efflux tube
+    assert books["current_volume_ml"] == pytest.approx(truth["volume_ml"], rel=0.02)
+    published = [float(p) for p in mqtt_recorder.values(unit.env.topic("bioreactor", "current_volume_ml")) if p]
+    assert max(published) == pytest.approx(14.375, abs=0.02)  # never more than one sub-dose above the tube
