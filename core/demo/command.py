@@ -47,7 +47,7 @@ def demo(root: Path | None, hours: float, minutes: float, workers: int, replay: 
     if keep_running is None:
         keep_running = interactive and sys.stdin.isatty()
 
-    def wait_for_ctrl_c() -> None:
+    def wait_for_ctrl_c(result: object) -> None:
         click.echo("The cluster keeps running: press Ctrl-C to stop it.")
         try:
             while True:

@@ -37,8 +37,12 @@ class DemoError(RuntimeError):
     """A step of the scripted experiment failed (names the step and the API's answer)."""
 
 
-def profile_yaml(turbidostat_unit: str, chemostat_unit: str | None, hours: float) -> str:
-    """The experiment profile the demo runs (Pioreactor profile schema, version "1.0")."""
+def profile_yaml(turbidostat_unit: str, chemostat_unit: str | None, hours: float,
+                 turbidostat_target: float = TURBIDOSTAT_TARGET_NOD) -> str:
+    """The experiment profile the demo runs (Pioreactor profile schema, version "1.0").
+
+    ``turbidostat_target`` is in normalised OD (the first readings' OD is 1).
+    """
     end = f"{hours:g}h"
     text = f"""\
 version: "1.0"
@@ -67,7 +71,7 @@ pioreactors:
         actions:
           - type: start
             t: 30m
-            options: {{automation_name: turbidostat, target_biomass: {TURBIDOSTAT_TARGET_NOD}, biomass_signal: normalized_od, exchange_volume_ml: 1.0}}
+            options: {{automation_name: turbidostat, target_biomass: {turbidostat_target:g}, biomass_signal: normalized_od, exchange_volume_ml: 1.0}}
           - {{type: stop, t: {end}}}
 """
     if chemostat_unit:
@@ -271,7 +275,7 @@ def export_zip(api: Api, experiment: str, out_dir: Path) -> Path:
                               "partition_by_experiment": True})
     record = api.wait_task(accepted, "export datasets", timeout_s=300)
     filename = record["result"]["filename"]
-    content = api.call("GET", f"/exports/{filename}", "download export")
+    content = api.call("GET", record["result"].get("download_url_path") or f"/api/exports/{filename}", "download export")
     path = out_dir / filename
     path.write_bytes(content)
     return path
@@ -279,10 +283,12 @@ def export_zip(api: Api, experiment: str, out_dir: Path) -> Path:
 
 @dataclass
 class DemoResult:
-    """What a finished demo produced."""
+    """What a finished demo produced (``turbidostat``/``chemostat``: the units running them)."""
 
     experiment: str
     api_url: str
+    turbidostat: str
+    chemostat: str | None
     export_path: Path | None
     plot_path: Path | None
     latest: dict[str, dict[str, Any]]
@@ -298,7 +304,8 @@ def run_experiment(
     replay: Path | None = None,
     echo: Callable[[str], None] = print,
     live: bool = True,
-    keep_running: Callable[[], None] | None = None,
+    keep_running: Callable[["DemoResult"], None] | None = None,
+    turbidostat_target: float = TURBIDOSTAT_TARGET_NOD,
 ) -> DemoResult:
     """Run the scripted experiment end to end; every process is stopped before returning.
 
@@ -312,8 +319,9 @@ def run_experiment(
             od_reading instead of the simulated vessel.
         echo: Where progress lines go.
         live: Redraw the progress block in place (a terminal) instead of printing lines.
-        keep_running: Called after the results are written, before the cluster stops
-            (e.g. wait for Ctrl-C so a person can explore the API).
+        keep_running: Called with the :class:`DemoResult` after the results are written, before the
+            cluster stops (e.g. wait for Ctrl-C so a person can explore the API).
+        turbidostat_target: The turbidostat's target, in normalised OD.
 
     Raises:
         DemoError: a step failed; the message names the step and the API's answer.
@@ -347,7 +355,7 @@ def run_experiment(
         turbidostat = vessel_workers[0] if vessel_workers else layout.workers[0]
         chemostat = vessel_workers[1] if len(vessel_workers) > 1 else None
         api.call("POST", "/api/experiment_profiles", "upload the profile",
-                 json={"filename": f"{experiment}.yaml", "body": profile_yaml(turbidostat, chemostat, hours)})
+                 json={"filename": f"{experiment}.yaml", "body": profile_yaml(turbidostat, chemostat, hours, turbidostat_target)})
         fullpath = next(p["fullpath"] for p in api.call("GET", "/api/experiment_profiles", "list profiles")
                         if p["file"].startswith(experiment))
         progress = Progress(layout, experiment, layout.workers)
@@ -365,9 +373,10 @@ def run_experiment(
         echo(f"Export: {export_path}")
         echo(f"Plot:   {plot_path}")
         echo(f"Explore the API at {layout.url()}/api/experiments/{experiment}/time_series/od_readings")
+        result = DemoResult(experiment, layout.url(), turbidostat, chemostat, export_path, plot_path, progress.latest)
         if keep_running is not None:
-            keep_running()
-        return DemoResult(experiment, layout.url(), export_path, plot_path, progress.latest)
+            keep_running(result)
+        return result
     finally:
         if progress is not None:
             progress.close()
@@ -390,7 +399,7 @@ def _watch(progress: Progress, clock: Any, started: float, hours: float, echo: C
             sys.stdout.write("".join(f"\x1b[2K{line}\n" for line in lines))
             sys.stdout.flush()
             drawn = len(lines)
-        elif elapsed_h - last_printed >= max(hours / 8, 0.5) or elapsed_h >= hours:
+        elif elapsed_h - last_printed >= max(hours / 8, 0.5) or (elapsed_h >= hours > last_printed):
             for line in lines:
                 echo(line)
             last_printed = elapsed_h
