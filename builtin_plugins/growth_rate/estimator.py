@@ -47,7 +47,11 @@ Robustness
 * **Dilutions** (dosing events): the ``readings_after_dilution`` readings that
   follow a dose get extra process noise on ℓ (``dilution_log_std``), so the
   filter re-anchors the level to the diluted culture while leaving the growth
-  rate (whose correlation with ℓ is thereby removed) untouched.
+  rate (whose correlation with ℓ is thereby removed) untouched. A dosing event
+  is published when the pumps have run, so readings taken while they ran may
+  already be diluted: the filter keeps a short history, rewinds to the first
+  reading within ``dilution_lookback_s`` before the event, and re-processes
+  those readings as after-dilution readings (instead of as outliers).
 * **Level shifts** without a dosing event: ``level_shift_outliers`` consecutive
   outliers of one sign are taken as a step in the signal and re-anchored the
   same way.
@@ -63,12 +67,14 @@ after a straight-line fit, floored at ``min_obs_rel_std``.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
 SECONDS_PER_HOUR = 3600.0
+HISTORY_READINGS = 12  # readings kept to rewind to when a dosing event arrives late
 MAD_TO_SD = 1.4826  # consistency constant of the MAD for a normal distribution
 
 
@@ -90,12 +96,14 @@ class FilterSettings:
         noise_adaptation_readings: Memory (in readings) of the adaptive noise estimate.
         dilution_log_std: Extra SD of ℓ given to each reading after a dose.
         readings_after_dilution: How many readings after a dose get it (2).
+        dilution_lookback_s: Readings this many seconds before a dosing event are
+            re-processed as after-dilution readings (pumping precedes the event).
         level_shift_outliers: Consecutive one-signed outliers treated as a step (0: never).
     """
 
     outlier_std_threshold: float = 5.0
     log_od_process_std: float = 1e-3
-    rate_process_std: float = 0.05
+    rate_process_std: float = 0.03
     drift_process_std: float = 0.01
     initial_rate: float = 0.0
     initial_rate_std: float = 0.3
@@ -104,6 +112,7 @@ class FilterSettings:
     noise_adaptation_readings: float = 240.0
     dilution_log_std: float = 0.5
     readings_after_dilution: int = 2
+    dilution_lookback_s: float = 15.0
     level_shift_outliers: int = 4
 
     def __post_init__(self) -> None:
@@ -183,7 +192,9 @@ class GrowthRateEKF:
         floor = settings.min_obs_rel_std**2
         self.obs_rel_var = {str(k): max(float(v), floor) for k, v in obs_rel_var.items()}
         self._dilution_readings_left = 0
+        self._dilution_until = -math.inf  # readings at or before this time (since the rewind) are after-dilution
         self._outlier_run: dict[str, int] = {}
+        self._history: deque[tuple[float, dict[str, float], tuple[Any, ...]]] = deque(maxlen=HISTORY_READINGS)
 
     # ------------------------------------------------------------- model
     def _transition(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -208,9 +219,41 @@ class GrowthRateEKF:
         self.P = F @ self.P @ F.T + Q
         self.t = float(t)
 
-    def mark_dilution(self) -> None:
-        """A dose happened: the next ``readings_after_dilution`` readings re-anchor the level."""
+    def _snapshot(self) -> tuple[Any, ...]:
+        return (self.t, self.x.copy(), self.P.copy(), dict(self.obs_rel_var), dict(self._outlier_run),
+                self._dilution_readings_left, self._dilution_until)
+
+    def _restore(self, snapshot: tuple[Any, ...]) -> None:
+        (self.t, x, P, obs, runs, self._dilution_readings_left, self._dilution_until) = snapshot
+        self.x, self.P, self.obs_rel_var, self._outlier_run = x.copy(), P.copy(), dict(obs), dict(runs)
+
+    def mark_dilution(self, t: float | None = None) -> Estimate | None:
+        """A dose happened (at epoch second ``t``, if known): re-anchor the level.
+
+        The next ``readings_after_dilution`` readings after ``t`` get extra level
+        noise. Readings already processed from ``t − dilution_lookback_s`` on are
+        re-processed the same way (the filter is rewound); the estimate after that
+        replay is returned (None when nothing was replayed).
+        """
         self._dilution_readings_left = self.s.readings_after_dilution
+        if t is None:
+            return None
+        t = float(t)
+        replay_from = next((i for i, (rt, _, _) in enumerate(self._history) if rt >= t - self.s.dilution_lookback_s),
+                           None)
+        if replay_from is None:
+            self._dilution_until = max(self._dilution_until, t)
+            return None
+        entries = list(self._history)[replay_from:]
+        self._restore(entries[0][2])
+        for _ in range(len(self._history) - replay_from):
+            self._history.pop()
+        self._dilution_readings_left = self.s.readings_after_dilution
+        self._dilution_until = max(self._dilution_until, t)
+        estimate = None
+        for rt, observations, _ in entries:
+            estimate = self.update(rt, observations)
+        return estimate
 
     def _inflate_level(self) -> None:
         self.P[0, 0] += self.s.dilution_log_std**2
@@ -234,11 +277,13 @@ class GrowthRateEKF:
         Channels without a noise estimate are ignored. Returns the posterior
         :class:`Estimate`.
         """
+        self._history.append((float(t), dict(observations), self._snapshot()))
         self.predict(t)
-        after_dilution = self._dilution_readings_left > 0
+        after_dilution = self._dilution_readings_left > 0 or self.t <= self._dilution_until
         if after_dilution:
             self._inflate_level()
-            self._dilution_readings_left -= 1
+            if self.t > self._dilution_until:
+                self._dilution_readings_left -= 1
         k = self.s.outlier_std_threshold
         outliers: list[str] = []
         level_shift = False
@@ -409,7 +454,7 @@ class GrowthRateCalculator:
             else:
                 self._pending_dilution = True
         else:
-            self.ekf.mark_dilution()
+            self.ekf.mark_dilution(timestamp)
 
     def normalize(self, ods: Mapping[str, float]) -> dict[str, float]:
         """``{channel: od / baseline}`` for the channels with a baseline."""

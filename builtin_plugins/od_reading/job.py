@@ -27,6 +27,7 @@ AUTO_IR_RANGE = (50.0, 85.0)
 AUTO_IR_TARGET_REF_V = 0.25
 RELATIVE_INTENSITY_EVERY = 5  # publish relative_intensity_of_ir_led on ~20 % of the readings
 DARK_SAMPLES = 3
+ADC_SAMPLES = 1  # ADC reads averaged per reading ([od_reading.config] adc_samples_per_reading)
 MIN_INTERVAL_S = 0.5
 
 
@@ -51,8 +52,9 @@ class ODReader(BackgroundJob):
     Each reading (every ``interval`` s; ``[od_reading.config] samples_per_second``,
     default 0.2 → 5 s): other LEDs off (``turn_off_leds_during_reading``), the IR
     LED (the ``[leds]`` channel labelled ``IR``) on at ``ir_led_intensity`` %,
-    wait ``duration_between_led_off_and_od_reading`` s, read the ADC, IR off and
-    other LEDs restored. The voltages are processed as described in
+    wait ``duration_between_led_off_and_od_reading`` s, read the ADC
+    (``adc_samples_per_reading`` reads averaged, default 1), IR off and other
+    LEDs restored. The voltages are processed as described in
     :mod:`.processing` (dark offset, REF normalisation, blank, calibration,
     fusion) and published:
 
@@ -99,6 +101,7 @@ class ODReader(BackgroundJob):
         self.turn_off_leds = cfg.getboolean_loose(SECTION, "turn_off_leds_during_reading", True)
         self.led_settle_s = self._config_float("duration_between_led_off_and_od_reading", 0.125, minimum=0.0)
         self.use_dark_offsets = cfg.getboolean_loose(SECTION, "use_dark_offsets", True)
+        self.adc_samples = int(self._config_float("adc_samples_per_reading", ADC_SAMPLES, minimum=1))
         alpha = self._config_float("pd_reference_ema", 0.75, minimum=0.0)
         mode = cfg.get(SECTION, "ref_normalization", fallback="classic").strip().lower()
         self.normalizer = ReferenceNormalizer(mode, alpha, first_ref=self._cache_get("od_reading_first_ref"))
@@ -333,7 +336,11 @@ class ODReader(BackgroundJob):
             try:
                 self.clock.sleep(self.led_settle_s)
                 now = self.clock.now()
-                volts = self.hardware.read_photodiodes(channels)
+                sums = dict.fromkeys(channels, 0.0)
+                for _ in range(self.adc_samples):
+                    for c, v in self.hardware.read_photodiodes(channels).items():
+                        sums[c] += v
+                volts = {c: v / self.adc_samples for c, v in sums.items()}
             finally:
                 self.hardware.set_led(self.ir_channel, 0.0)
         finally:

@@ -4,18 +4,23 @@ import pytest
 
 
 @pytest.fixture
-def vessel(unit_env, monkeypatch):
-    """A ``SimulatedHardware`` on the unit's vessel file and sped-up clock (ground truth, PWM, LEDs).
+def make_vessel(unit_env, monkeypatch):
+    """``make_vessel()`` → a ``SimulatedHardware`` on the unit's vessel file and sped-up clock
+    (ground truth, PWM, LEDs), reading the unit's config as it is now.
 
-    Set ``unit_env.speedup`` before using it.
+    Set ``unit_env.speedup`` (and write any config) before calling it.
     """
     for key, value in unit_env.env().items():
         monkeypatch.setenv(key, value)
-    from reactorkit.core.clock import Clock
-    from reactorkit.core.config import load_config
-    from reactorkit.core.hardware.simulated import SimulatedHardware
 
-    return SimulatedHardware(load_config(), unit_env.unit, clock=Clock(unit_env.speedup, unit_env.origin))
+    def make():
+        from reactorkit.core.clock import Clock
+        from reactorkit.core.config import load_config
+        from reactorkit.core.hardware.simulated import SimulatedHardware
+
+        return SimulatedHardware(load_config(), unit_env.unit, clock=Clock(unit_env.speedup, unit_env.origin))
+
+    return make
 
 
 @pytest.fixture
@@ -25,7 +30,7 @@ def write_od_calibration(unit_env, monkeypatch):
     for key, value in unit_env.env().items():
         monkeypatch.setenv(key, value)
 
-    def write(angle="90", ir=80.0, name="vessel_fit"):
+    def write(angle="90", ir=80.0, name="vessel_fit", channel="2"):
         from reactorkit.core.calibration_store import save_calibration
         from reactorkit.core.curves import fit_spline
         from reactorkit.core.hardware.vessel import Vessel, VesselParameters, VesselState
@@ -47,7 +52,7 @@ def write_od_calibration(unit_env, monkeypatch):
             "recorded_data": {"x": ods, "y": volts},
             "ir_led_intensity": ir,
             "angle": angle,
-            "pd_channel": "2",
+            "pd_channel": channel,
         }
         save_calibration(f"od{angle}", record, set_active=True)
         return record

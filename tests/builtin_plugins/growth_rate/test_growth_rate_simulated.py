@@ -1,0 +1,112 @@
+"""od_reading + growth_rate_calculating as real processes on the simulated vessel (real broker).
+
+The 90° and 135° channels carry calibrations fitted to the vessel's
+photodiodes, so the published ODs are OD600 and the estimated growth rate can
+be compared with the model's true μ (h⁻¹).
+"""
+
+import json
+import time
+
+import pytest
+
+from reactorkit.core.clock import Clock, parse_iso
+from reactorkit.core.config import pwm_channel_of
+
+pytestmark = pytest.mark.integration
+
+SPEEDUP = 150
+
+
+class Truth:
+    """Ground truth sampled from the vessel model: ``(t, growth_rate, od)`` rows, interpolated on demand."""
+
+    def __init__(self, vessel):
+        self.vessel = vessel
+        self.rows = []
+
+    def sample(self):
+        truth = self.vessel.ground_truth()
+        self.rows.append((truth["t"], truth["growth_rate"], truth["od"]))
+        return truth
+
+    def at(self, t, column=1):
+        rows = self.rows
+        for (t0, *a), (t1, *b) in zip(rows, rows[1:]):
+            if t0 <= t <= t1:
+                w = (t - t0) / (t1 - t0) if t1 > t0 else 0.0
+                return a[column - 1] + w * (b[column - 1] - a[column - 1])
+        raise LookupError(f"no ground truth around {t}")
+
+
+def estimates(recorder, unit_env, key="growth_rate", job="growth_rate_calculating"):
+    return [(parse_iso(v["timestamp"]), v[key]) for v in recorder.json_values(unit_env.topic(job, key))]
+
+
+def run_until(recorder, unit_env, truth, t_end, timeout=120):
+    """Sample the truth while the jobs run, until an estimate at or after simulated time ``t_end`` arrives."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        truth.sample()
+        latest = estimates(recorder, unit_env)
+        if latest and latest[-1][0] >= t_end:
+            truth.sample()
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"no growth-rate estimate reached t={t_end}")
+
+
+def test_growth_rate_tracks_the_vessel_and_recovers_after_a_dilution(unit_env, mqtt_recorder, spawn_job, make_vessel,
+                                                                      write_od_calibration):
+    unit_env.speedup = SPEEDUP
+    # two calibrated angles (90° on channel 2, 135° on channel 3) observe the culture
+    unit_env.write_config("[od_config.photodiode_channel]\n1 = REF\n2 = 90\n3 = 135\n")
+    vessel = make_vessel()
+    clock = vessel.clock
+    write_od_calibration("90", channel="2")
+    write_od_calibration("135", channel="3")
+    truth = Truth(vessel)
+    start = truth.sample()["t"]
+    spawn_job("od_reading")
+    spawn_job("growth_rate_calculating")
+
+    # exponential growth: after the filter settles, within 10 % of the true μ
+    run_until(mqtt_recorder, unit_env, truth, start + 45 * 60)
+    window = [(t, g) for t, g in estimates(mqtt_recorder, unit_env) if start + 25 * 60 <= t <= start + 45 * 60]
+    assert len(window) > 60  # ≥ 1 reading every 20 s (a loaded machine may drop some)
+    errors = [abs(g - truth.at(t)) / truth.at(t) for t, g in window]
+    assert max(errors) < 0.10, f"max relative error {max(errors):.3f}"
+
+    # the calibrated OD is OD600
+    ods = [(parse_iso(v["timestamp"]), v["ods"][channel]["od"])
+           for v in mqtt_recorder.json_values(unit_env.topic("od_reading", "ods")) for channel in ("2", "3")]
+    late = [(t, od) for t, od in ods if start + 25 * 60 <= t <= start + 45 * 60]
+    assert all(abs(od / truth.at(t, column=2) - 1) < 0.10 for t, od in late)
+
+    # a dilution: media and waste pumps on for 4 s (2 mL at 0.5 mL/s), then waste alone, and its dosing event
+    config = vessel.config
+    media, waste = pwm_channel_of(config, "media"), pwm_channel_of(config, "waste")
+    od_before = truth.sample()["od"]
+    vessel.set_pwm(media, 100.0)
+    vessel.set_pwm(waste, 100.0)
+    clock.sleep(4.0)
+    vessel.set_pwm(media, 0.0)
+    clock.sleep(2.0)
+    vessel.set_pwm(waste, 0.0)
+    after = truth.sample()
+    dose_t = after["t"]
+    assert after["od"] < 0.92 * od_before  # the culture really was diluted
+    mqtt_recorder.publish(unit_env.topic("dosing_events"), json.dumps(
+        {"volume_change": 2.0, "event": "add_media", "source_of_event": "test", "timestamp": clock.utc_iso(dose_t)}),
+        qos=2)
+
+    run_until(mqtt_recorder, unit_env, truth, dose_t + 25 * 60)
+    recovered = [(t, g) for t, g in estimates(mqtt_recorder, unit_env) if dose_t + 10 * 60 <= t <= dose_t + 25 * 60]
+    assert len(recovered) > 45
+    errors = [abs(g - truth.at(t)) / truth.at(t) for t, g in recovered]
+    assert max(errors) < 0.10, f"max relative error after the dilution {max(errors):.3f}"
+    # the filtered OD follows the dilution at once (within a few readings)
+    filtered = estimates(mqtt_recorder, unit_env, key="od_filtered")
+    before = [v for t, v in filtered if dose_t - 60 <= t < dose_t - 10]
+    soon = [v for t, v in filtered if dose_t + 30 <= t <= dose_t + 90]
+    assert soon[-1] / before[-1] == pytest.approx(after["od"] / od_before, rel=0.03)
