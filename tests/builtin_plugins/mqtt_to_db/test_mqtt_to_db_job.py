@@ -30,6 +30,11 @@ def rows(root: Path, sql: str) -> list[tuple]:
         conn.close()
 
 
+def scalar(root: Path, sql: str) -> int:
+    found = rows(root, sql)
+    return found[0][0] if found else 0
+
+
 def wait_until(predicate, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -93,7 +98,7 @@ def test_throughput_burst_is_stored_completely(unit_env, mqtt_recorder, spawn_jo
         info.wait_for_publish(10)
     client.disconnect()
     client.loop_stop()
-    count = wait_until(lambda: (n := rows(unit_env.root, "SELECT count(*) FROM stirring_rates")[0][0]) >= 3000 and n)
+    count = wait_until(lambda: (n := scalar(unit_env.root, "SELECT count(*) FROM stirring_rates")) >= 3000 and n)
     assert count == 3000
     assert stop_process(job) == 0
 
@@ -159,16 +164,16 @@ def test_survives_a_broker_restart_without_losing_messages(unit_env, spawn_job, 
     unit_env.write_config(f"[mqtt]\nbroker_address = 127.0.0.1\nbroker_port = {broker.port}\n")
     job = spawn_job("mqtt_to_db_streaming")
     topic = unit_env.topic("stirring", "measured_rpm")
-    wait_until(lambda: rows(unit_env.root, "SELECT count(*) FROM logs WHERE message LIKE 'Storing%'"))
+    wait_until(lambda: scalar(unit_env.root, "SELECT count(*) FROM logs WHERE message LIKE 'Storing%'"))
     publish_all(broker.port, [(topic, rpm(i, i)) for i in range(20)])
-    wait_until(lambda: rows(unit_env.root, "SELECT count(*) FROM stirring_rates")[0][0] >= 20)
+    wait_until(lambda: scalar(unit_env.root, "SELECT count(*) FROM stirring_rates") >= 20)
 
     broker.stop()
     time.sleep(1.0)
     broker.start()
     # published while the job is still reconnecting: the broker keeps them in the job's persistent session
     publish_all(broker.port, [(topic, rpm(100 + i, 20 + i)) for i in range(20)])
-    count = wait_until(lambda: (n := rows(unit_env.root, "SELECT count(DISTINCT measured_rpm) FROM stirring_rates")[0][0])
+    count = wait_until(lambda: (n := scalar(unit_env.root, "SELECT count(DISTINCT measured_rpm) FROM stirring_rates"))
                        >= 40 and n, timeout=40)
     assert count == 40
     assert job.poll() is None
