@@ -48,6 +48,21 @@ SUBDOSE_EPSILON_ML = 1e-9
 STOP_JOIN_TIMEOUT_S = 15.0  # wall seconds to wait for a running pump to stop at disconnect
 
 
+def positive(name: str, value: Any) -> float:
+    """``value`` as a float, checked > 0 (automation parameters: mL, minutes, h⁻¹ …).
+
+    Raises:
+        ValueError: not a number, or ≤ 0 (the message names the parameter).
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not number > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return number
+
+
 def plan_subdoses(media_ml: float, alt_media_ml: float, waste_ml: float,
                   max_subdose: float) -> list[tuple[float, float, float]]:
     """Split a dose into equal halves until every part is small enough.

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob
+from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, positive
 from reactorkit.core.automation import AutomationEvent, DilutionEvent
 
-
-def _positive(name: str, value: Any) -> float:
-    value = float(value)
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return value
 
 
 class Chemostat(DosingAutomationJob):
@@ -39,16 +33,16 @@ class Chemostat(DosingAutomationJob):
 
     def __init__(self, unit: str, experiment: str, *, exchange_volume_ml: float, duration: float = 20.0,
                  **kwargs: Any) -> None:
-        exchange = _positive("exchange_volume_ml", exchange_volume_ml)
-        _positive("duration", duration)
+        exchange = positive("exchange_volume_ml", exchange_volume_ml)
+        positive("duration", duration)
         super().__init__(unit, experiment, duration=duration, **kwargs)
         self.exchange_volume_ml = exchange
 
     def set_exchange_volume_ml(self, value: float) -> None:
-        self.exchange_volume_ml = _positive("exchange_volume_ml", value)
+        self.exchange_volume_ml = positive("exchange_volume_ml", value)
 
     def set_duration(self, value: float) -> None:
-        super().set_duration(_positive("duration", value))
+        super().set_duration(positive("duration", value))
 
     def execute(self) -> AutomationEvent:
         volume = self.exchange_volume_ml

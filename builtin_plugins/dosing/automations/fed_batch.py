@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob
-from reactorkit.builtin_plugins.dosing.automations.chemostat import _positive
+from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, positive
 from reactorkit.core.automation import AddMediaEvent, AutomationEvent, ErrorOccurred
 
 
@@ -27,16 +26,16 @@ class FedBatch(DosingAutomationJob):
 
     def __init__(self, unit: str, experiment: str, *, dosing_volume_ml: float, duration: float = 720.0,
                  **kwargs: Any) -> None:
-        dose = _positive("dosing_volume_ml", dosing_volume_ml)
-        _positive("duration", duration)
+        dose = positive("dosing_volume_ml", dosing_volume_ml)
+        positive("duration", duration)
         super().__init__(unit, experiment, duration=duration, **kwargs)
         self.dosing_volume_ml = dose
 
     def set_dosing_volume_ml(self, value: float) -> None:
-        self.dosing_volume_ml = _positive("dosing_volume_ml", value)
+        self.dosing_volume_ml = positive("dosing_volume_ml", value)
 
     def set_duration(self, value: float) -> None:
-        super().set_duration(_positive("duration", value))
+        super().set_duration(positive("duration", value))
 
     def execute(self) -> AutomationEvent:
         dose = self.dosing_volume_ml

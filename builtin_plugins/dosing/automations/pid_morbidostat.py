@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob
-from reactorkit.builtin_plugins.dosing.automations.chemostat import _positive
+from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, positive
 from reactorkit.builtin_plugins.dosing.automations.signals import parse_signal, signal_topic
 from reactorkit.core.automation import AddAltMediaEvent, AutomationEvent, ErrorOccurred, NoEvent
 from reactorkit.core.config import get_config
@@ -54,9 +53,9 @@ class PIDMorbidostat(DosingAutomationJob):
 
     def __init__(self, unit: str, experiment: str, *, target_growth_rate: float, target_normalized_od: float,
                  duration: float = 60.0, **kwargs: Any) -> None:
-        target_gr = _positive("target_growth_rate", target_growth_rate)
-        target_od = _positive("target_normalized_od", target_normalized_od)
-        _positive("duration", duration)
+        target_gr = positive("target_growth_rate", target_growth_rate)
+        target_od = positive("target_normalized_od", target_normalized_od)
+        positive("duration", duration)
         config = kwargs.get("config") or get_config()
         self._gr_topic, self._gr_key = signal_topic("growth_rate", unit, experiment, config)
         self._od_topic, self._od_key = signal_topic("normalized_od", unit, experiment, config)
@@ -74,14 +73,14 @@ class PIDMorbidostat(DosingAutomationJob):
         self.target_normalized_od = target_od
 
     def set_target_growth_rate(self, value: float) -> None:
-        self.target_growth_rate = _positive("target_growth_rate", value)
+        self.target_growth_rate = positive("target_growth_rate", value)
         self.pid.setpoint = self.target_growth_rate
 
     def set_target_normalized_od(self, value: float) -> None:
-        self.target_normalized_od = _positive("target_normalized_od", value)
+        self.target_normalized_od = positive("target_normalized_od", value)
 
     def set_duration(self, value: float) -> None:
-        super().set_duration(_positive("duration", value))
+        super().set_duration(positive("duration", value))
 
     def subscribe_inputs(self, client: Any) -> None:
         client.subscribe(self._gr_topic, qos=QOS_AT_LEAST_ONCE)

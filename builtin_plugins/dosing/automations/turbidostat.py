@@ -10,25 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob
-from reactorkit.builtin_plugins.dosing.automations.signals import (
-    BIOMASS_SIGNALS,
-    parse_signal,
-    resolve_biomass_signal,
-    signal_topic,
-)
+from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, positive
+from reactorkit.builtin_plugins.dosing.automations.signals import parse_signal, resolve_biomass_signal, signal_topic
 from reactorkit.core.automation import AutomationEvent, DilutionEvent, NoEvent
 from reactorkit.core.config import get_config
 from reactorkit.core.mqtt import QOS_AT_LEAST_ONCE
 
 QUIET_PERIOD_S = 30.0
 
-
-def _positive(name: str, value: Any) -> float:
-    value = float(value)
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return value
 
 
 class Turbidostat(DosingAutomationJob):
@@ -54,8 +43,8 @@ class Turbidostat(DosingAutomationJob):
 
     def __init__(self, unit: str, experiment: str, *, target_biomass: float, exchange_volume_ml: float = 1.0,
                  biomass_signal: str = "auto", duration: Any = None, **kwargs: Any) -> None:
-        target = _positive("target_biomass", target_biomass)
-        exchange = _positive("exchange_volume_ml", exchange_volume_ml)
+        target = positive("target_biomass", target_biomass)
+        exchange = positive("exchange_volume_ml", exchange_volume_ml)
         config = kwargs.get("config") or get_config()
         signal = resolve_biomass_signal(config, str(biomass_signal or "auto"))
         # MQTT callbacks may fire during super().__init__: set what they read first
@@ -69,10 +58,10 @@ class Turbidostat(DosingAutomationJob):
         self.latest_biomass = None
 
     def set_target_biomass(self, value: float) -> None:
-        self.target_biomass = self._target = _positive("target_biomass", value)
+        self.target_biomass = self._target = positive("target_biomass", value)
 
     def set_exchange_volume_ml(self, value: float) -> None:
-        self.exchange_volume_ml = _positive("exchange_volume_ml", value)
+        self.exchange_volume_ml = positive("exchange_volume_ml", value)
 
     def subscribe_inputs(self, client: Any) -> None:
         client.subscribe(self._signal_topic, qos=QOS_AT_LEAST_ONCE)

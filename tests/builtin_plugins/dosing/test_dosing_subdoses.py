@@ -28,3 +28,12 @@ def test_bad_arguments_are_refused():
         plan_subdoses(-1, 0, 0, 1.0)
     with pytest.raises(ValueError):
         plan_subdoses(1, 0, 1, 0)
+
+
+def test_automation_parameters_must_be_positive_numbers():
+    from reactorkit.builtin_plugins.dosing.automation import positive
+
+    assert positive("exchange_volume_ml", "0.5") == 0.5
+    for bad in (0, -1, "x", None):
+        with pytest.raises(ValueError, match="exchange_volume_ml"):
+            positive("exchange_volume_ml", bad)
