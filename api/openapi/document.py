@@ -26,7 +26,12 @@ DESCRIPTIONS = {
             "to the workers' /unit_api.",
 }
 STATUS_TEXT = {"200": "OK", "201": "Created", "202": "Accepted (a task was queued, or an action was sent)",
-               "204": "No content", "2XX": "Success"}
+               "204": "No content", "2XX": "Success",
+               "502": "Another unit this call depends on could not be reached, or answered something unusable."}
+HTTP_SERVER_RESPONSES = {
+    "414": "The request line is too long for the HTTP server (gunicorn answers before the app).",
+    "431": "The request headers are too large for the HTTP server (gunicorn answers before the app).",
+}
 
 
 def build(app: Any, root: str, *, max_wait_s: float) -> dict[str, Any]:
@@ -60,11 +65,15 @@ def build(app: Any, root: str, *, max_wait_s: float) -> dict[str, Any]:
             "schemas": copy.deepcopy(COMPONENTS),
             "parameters": {"ReactorkitVersion": version.parameter()},
             "headers": {"ReactorkitVersion": version.response_header()},
-            "responses": {"Error": {
-                "description": "An error, in the contract's error shape.",
-                "headers": {version.HEADER: {"$ref": "#/components/headers/ReactorkitVersion"}},
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            }},
+            "responses": {
+                "Error": {
+                    "description": "An error, in the contract's error shape.",
+                    "headers": {version.HEADER: {"$ref": "#/components/headers/ReactorkitVersion"}},
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+                **{f"HttpServer{status}": {"description": text, "content": {"text/html": {"schema": {"type": "string"}}}}
+                   for status, text in HTTP_SERVER_RESPONSES.items()},
+            },
         },
     }
 
@@ -79,8 +88,9 @@ def operation_object(operation: Operation, root: str, *, max_wait_s: float) -> d
     }
     if spec.get("description"):
         out["description"] = spec["description"]
+    path_schemas = spec.get("path") or {}
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"},
+        {"name": name, "in": "path", "required": True, "schema": path_schemas.get(name, {"type": "string"}),
          **({"description": "May contain slashes."} if converter == "path" else {})}
         for name, converter in path_fields(operation.template)
     ]
@@ -99,6 +109,8 @@ def operation_object(operation: Operation, root: str, *, max_wait_s: float) -> d
     responses: dict[str, Any] = {}
     for status, schema in (spec.get("responses") or {}).items():
         responses[str(status)] = response_object(str(status), schema)
+    for status in HTTP_SERVER_RESPONSES:
+        responses.setdefault(status, {"$ref": f"#/components/responses/HttpServer{status}"})
     responses["default"] = {"$ref": "#/components/responses/Error"}
     out["responses"] = responses
     return out

@@ -1,7 +1,8 @@
 """Request validation against the operation descriptions (the same schemas the OpenAPI document shows).
 
-Falcon middleware: after routing and before the responder runs, the JSON body
-and the declared query parameters of the request are checked. A wrong type, a
+Falcon middleware: after routing and before the responder runs, the JSON body,
+the declared query parameters and the declared path fields of the request are
+checked. A wrong type, a
 missing field or a value out of range is a 400 ``Invalid request body.`` (or
 ``Invalid query parameter '<name>'.``) whose ``cause`` names the field, e.g.
 ``Field 'options.target_rpm' must be a string, number, boolean or null, got an
@@ -66,6 +67,8 @@ def describe(error: Any) -> str:
     """One sentence naming the field a ``jsonschema`` error is about and what was expected."""
     where = field_path(error.absolute_path)
     kind = error.validator
+    if "propertyNames" in error.schema_path:
+        return f"A name in field '{where or 'body'}' {constraint(error)}."
     if kind == "required":
         missing = next((name for name in error.validator_value if name not in (error.instance or {})), None)
         name = field_path([*error.absolute_path, missing]) if missing is not None else where
@@ -107,7 +110,9 @@ def constraint(error: Any) -> str:
     if kind in ("minLength", "maxLength"):
         return f"must have {'at least' if kind == 'minLength' else 'at most'} {limit} characters, got {len(value)}"
     if kind == "pattern":
-        return f"must match {limit}, got {value!r}"
+        meaning = (error.schema or {}).get("description")
+        return f"must be {meaning[0].lower() + meaning[1:].rstrip('.')} (pattern {limit}), got {value!r}" if meaning \
+            else f"must match {limit}, got {value!r}"
     if kind == "enum":
         return f"must be one of {', '.join(repr(v) for v in limit)}, got {value!r}"
     return f"is invalid: {error.message}"
@@ -152,9 +157,40 @@ def check_body(req: falcon.Request, operation: Operation) -> None:
         if not operation.spec.get("body_required"):
             return
         body = {}
+    bad = unpaired_surrogate(body)
+    if bad is not None:
+        raise invalid_body(f"Field '{bad or 'body'}' has an unpaired UTF-16 surrogate (\\uD800–\\uDFFF escape): "
+                           "it is not Unicode text.", operation)
     error = first_error(operation.validator("body", schema), body)
     if error is not None:
         raise invalid_body(describe(error), operation)
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def unpaired_surrogate(value: Any, path: tuple[Any, ...] = ()) -> str | None:
+    """The path of the first string (or object key) holding an unpaired surrogate, else None.
+
+    JSON text may spell one as an escape (``"\\ud9b0"``); such strings cannot be
+    encoded as UTF-8 (for MQTT, SQLite, files), so the body is refused.
+    """
+    if isinstance(value, str):
+        return field_path(path) if _has_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and _has_surrogate(key):
+                return field_path(path) or "body"
+            found = unpaired_surrogate(item, (*path, key))
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = unpaired_surrogate(item, (*path, i))
+            if found is not None:
+                return found
+    return None
 
 
 def coerce(raw: str, schema: dict[str, Any]) -> Any:
@@ -207,6 +243,18 @@ def check_query(req: falcon.Request, operation: Operation) -> None:
                                    f"{operation.path}).")
 
 
+def check_path(params: dict[str, Any], operation: Operation) -> None:
+    """Raises: ApiError 400 naming the first path field that does not match its declared schema."""
+    for name, schema in (operation.spec.get("path") or {}).items():
+        if name not in params:
+            continue
+        error = first_error(operation.validator(f"path:{name}", schema), params[name])
+        if error is not None:
+            raise ApiError(falcon.HTTP_400, f"Invalid path parameter '{name}'.",
+                           cause=f"Path parameter '{name}' {constraint(error)}.",
+                           remediation=f"See {operation.method} {operation.path} in the OpenAPI document.")
+
+
 class ValidationMiddleware:
     """Checks each routed request against its operation's schemas (see the module docstring)."""
 
@@ -221,6 +269,7 @@ class ValidationMiddleware:
         if operation is None:
             return
         req.context.operation = operation
+        check_path(params, operation)
         check_query(req, operation)
         if req.method in ("POST", "PUT", "PATCH", "DELETE"):
             check_body(req, operation)

@@ -142,7 +142,11 @@ RUN_BODY = obj(
     _doc="How to start a job (§8).",
 )
 
-SETTINGS_BODY = obj(("settings",), settings=mapping(ANY, minProperties=1))
+TOPIC_LEVEL: Schema = {
+    "type": "string", "minLength": 1, "pattern": "^[^#+/\\u0000]+$",
+    "description": "One MQTT topic level: no /, + or # (they would change or break the topic).",
+}
+SETTINGS_BODY = obj(("settings",), settings=mapping(ANY, minProperties=1, propertyNames=TOPIC_LEVEL))
 
 EXPERIMENT = obj(
     ("experiment", "created_at"),
@@ -170,6 +174,8 @@ COMPONENTS: dict[str, Schema] = {
 }
 """Named schemas of ``components/schemas``; refer to them with :func:`ref`."""
 
+AUTOMATION_TYPE: Schema = {"type": "string", "enum": ["dosing", "led", "temperature"]}
+
 # ------------------------------------------------------------------ queries
 LEVEL = {"type": "string", "description": "Lowest level: DEBUG, INFO, NOTICE, WARNING, ERROR or CRITICAL (any case)."}
 SKIP = {"type": "integer", "minimum": 0, "description": "Rows to skip (pages of 100)."}
@@ -180,14 +186,23 @@ LOG_QUERY = {"min_level": LEVEL, "skip": SKIP}
 
 
 # -------------------------------------------------------------- operations
-def op(summary: str, *, ok: Schema | Content | None = None, status: int = 200, body: Schema | None = None,
-       body_content: str = "application/json", body_required: bool = False, query: dict[str, Schema] | None = None,
+def op(summary: str, *, ok: Schema | Content | tuple[Schema | Content, ...] | None = None, status: int = 200,
+       body: Schema | None = None, body_content: str = "application/json", body_required: bool = False,
+       query: dict[str, Schema] | None = None, path: dict[str, Schema] | None = None,
        responses: dict[int | str, Schema | Content] | None = None, tags: list[str] | None = None,
-       description: str | None = None) -> dict[str, Any]:
-    """A synchronous operation answering ``status`` with ``ok`` (plus the error responses)."""
+       description: str | None = None, proxy: bool = False) -> dict[str, Any]:
+    """A synchronous operation answering ``status`` with ``ok`` (plus the error responses).
+
+    ``path`` narrows path fields (default: any string); ``proxy`` marks an operation that calls another unit
+    synchronously (documented 502 when that unit cannot be reached).
+    """
     out: dict[str, Any] = {"summary": summary, "responses": {str(status): ANY if ok is None else ok}}
     if responses:
         out["responses"].update({str(k): v for k, v in responses.items()})
+    if proxy:
+        out["responses"]["502"] = ref("Error")
+    if path:
+        out["path"] = dict(path)
     if body is not None:
         out["body"] = body
         out["body_content"] = body_content

@@ -7,6 +7,7 @@ from typing import Any
 
 from reactorkit.api.openapi.schemas.common import (
     ANY,
+    AUTOMATION_TYPE,
     BOOL,
     CODE_BODY,
     CONFIG_HISTORY,
@@ -22,6 +23,7 @@ from reactorkit.api.openapi.schemas.common import (
     STATUS,
     STR,
     TEXT,
+    TOPIC_LEVEL,
     WINDOW_QUERY,
     Content,
     array,
@@ -62,6 +64,7 @@ LOG_BODY = obj(
     timestamp={"type": "string", "description": "ISO-8601 time (default: now)."},
 )
 
+TOPIC_FIELDS = {"job_name": TOPIC_LEVEL, "experiment": TOPIC_LEVEL}  # published in MQTT topics
 EXP = "/api/experiments/{experiment}"
 WORKER_P = "/api/workers/{pioreactor_unit}"
 UNIT_P = "/api/units/{pioreactor_unit}"
@@ -88,12 +91,12 @@ def _fan_out_routes() -> dict[tuple[str, str], dict[str, Any]]:
             ("PATCH", f"{base}/jobs/stop/experiments/{{experiment}}"): fan_out(
                 "Stop the experiment's jobs (as POST).", extra={"status": STR}),
             ("POST", f"{base}/jobs/stop/job_name/{{job_name}}/experiments/{{experiment}}"): op(
-                "Stop one job: publishes $state/set = disconnected.", ok=STATUS, status=202),
+                "Stop one job: publishes $state/set = disconnected.", ok=STATUS, status=202, path=TOPIC_FIELDS),
             ("PATCH", f"{base}/jobs/stop/job_name/{{job_name}}/experiments/{{experiment}}"): op(
-                "Stop one job (as POST).", ok=STATUS, status=202),
+                "Stop one job (as POST).", ok=STATUS, status=202, path=TOPIC_FIELDS),
             ("PATCH", f"{base}/jobs/update/job_name/{{job_name}}/experiments/{{experiment}}"): op(
                 "Change settings of a running job (published on …/{setting}/set).", body=SETTINGS_BODY,
-                body_required=True, ok=STATUS, status=202),
+                body_required=True, ok=STATUS, status=202, path=TOPIC_FIELDS),
         })
     out.update({
         ("GET", f"{UNIT_P}/versions/app"): fan_out("App versions of the units.", obj(version=STR)),
@@ -103,11 +106,12 @@ def _fan_out_routes() -> dict[tuple[str, str], dict[str, Any]]:
         ("GET", f"{WORKER_P}/jobs/settings/job_name/{{job_name}}/setting/{{setting}}/experiments/{{experiment}}"):
             fan_out("One setting of a running job on the workers."),
         ("GET", f"{WORKER_P}/jobs/descriptors"): op("One worker's job descriptors (synchronous proxy).",
-                                                    ok=array(JOB_DESCRIPTOR)),
+                                                    ok=array(JOB_DESCRIPTOR), proxy=True),
         ("GET", f"{WORKER_P}/settings/descriptors"): op("One worker's settings descriptors (synchronous proxy).",
-                                                        ok=array(SETTINGS_COLLECTION)),
+                                                        ok=array(SETTINGS_COLLECTION), proxy=True),
         ("GET", f"{WORKER_P}/automations/descriptors/{{automation_type}}"): op(
-            "One worker's automation descriptors (synchronous proxy).", ok=array(AUTOMATION_DESCRIPTOR)),
+            "One worker's automation descriptors (synchronous proxy).", ok=array(AUTOMATION_DESCRIPTOR), proxy=True,
+            path={"automation_type": AUTOMATION_TYPE}),
         ("POST", f"{WORKER_P}/blink"): op("Flicker the workers' LED.", ok=STATUS, status=202),
         ("POST", "/api/system/utc_clock"): fan_out(
             "Every unit sets (leader) or re-syncs (workers) its clock.",
@@ -120,7 +124,7 @@ def _fan_out_routes() -> dict[tuple[str, str], dict[str, Any]]:
 def _descriptor_routes() -> dict[tuple[str, str], dict[str, Any]]:
     jobs = op("UI descriptors of the jobs of the installed plugins.", ok=array(JOB_DESCRIPTOR))
     automations = op("UI descriptors of one automation family (dosing, led, temperature).",
-                     ok=array(AUTOMATION_DESCRIPTOR))
+                     ok=array(AUTOMATION_DESCRIPTOR), path={"automation_type": AUTOMATION_TYPE})
     charts = op("UI descriptors of the charts.", ok=array(CHART_DESCRIPTOR))
     datasets = op("The exportable datasets.", ok=array(DATASET_DESCRIPTOR))
     return {
@@ -194,8 +198,8 @@ def _inventory_routes() -> dict[tuple[str, str], dict[str, Any]]:
                                                    status=202),
         ("GET", "/api/workers/discover"): op("Addressable units not in the inventory yet.", ok=array(UNIT_ROW)),
         ("POST", "/api/workers/setup"): op(
-            "Add a new worker after checking it answers /unit_api/health.", ok=obj(("msg",), msg=STR),
-            body_required=True,
+            "Add a new worker after checking it answers /unit_api/health (502 when it does not).",
+            ok=obj(("msg",), msg=STR), body_required=True, proxy=True,
             body=obj(("name",), name={"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}, model=STR,
                      version={"type": ["string", "number"]})),
         ("GET", "/api/units"): op("The leader and every worker.", ok=array(UNIT_ROW)),
@@ -262,18 +266,19 @@ def _config_routes() -> dict[tuple[str, str], dict[str, Any]]:
         ("GET", "/api/config/shared/history"): op("Saved versions of config.ini, newest first.", ok=CONFIG_HISTORY),
         ("GET", "/api/config/units/{pioreactor_unit}"): op("Merged config of a unit ($broadcast: every unit).",
                                                           ok=CONFIGS),
-        ("GET", "/api/config/units/{pioreactor_unit}/specific"): op("A unit's unit_config.ini (text).", ok=TEXT),
+        ("GET", "/api/config/units/{pioreactor_unit}/specific"): op("A unit's unit_config.ini (text).", ok=TEXT,
+                                                                   proxy=True),
         ("PATCH", "/api/config/units/{pioreactor_unit}/specific"): op(
             "Replace a unit's unit_config.ini (checked with the shared file).", body=CODE_BODY, body_required=True,
-            ok=STATUS),
+            ok=STATUS, proxy=True),
         ("GET", "/api/config/units/{pioreactor_unit}/specific/history"): op(
             "Saved versions of a unit's unit_config.ini.", ok=CONFIG_HISTORY),
         ("GET", f"{UNIT_P}/configuration"): op("Merged config of a unit, {unit: {section: {key: value}}}.",
                                                ok=mapping(mapping(mapping(STR)))),
         ("GET", "/api/configs"): op("Config file names: config.ini and config_<unit>.ini.", ok=array(STR)),
-        ("GET", "/api/configs/{filename}"): op("A config file (text).", ok=TEXT),
+        ("GET", "/api/configs/{filename}"): op("A config file (text).", ok=TEXT, proxy=True),
         ("PATCH", "/api/configs/{filename}"): op("Replace a config file.", body=CODE_BODY, body_required=True,
-                                                 ok=STATUS),
+                                                 ok=STATUS, proxy=True),
         ("GET", "/api/configs/{filename}/history"): op("Saved versions of a config file.", ok=CONFIG_HISTORY),
     }
 

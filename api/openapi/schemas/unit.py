@@ -9,6 +9,7 @@ from typing import Any
 
 from reactorkit.api.openapi.schemas.common import (
     ANY,
+    AUTOMATION_TYPE,
     BOOL,
     INT,
     JOB_ROW,
@@ -114,7 +115,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/unit_api/jobs/descriptors"): op("UI descriptors of the jobs of the installed plugins.",
                                               ok=array(JOB_DESCRIPTOR)),
     ("GET", "/unit_api/automations/descriptors/{automation_type}"): op(
-        "UI descriptors of one automation family.", ok=array(AUTOMATION_DESCRIPTOR), description=AUTOMATION_TYPE_NOTE),
+        "UI descriptors of one automation family.", ok=array(AUTOMATION_DESCRIPTOR), description=AUTOMATION_TYPE_NOTE,
+        path={"automation_type": AUTOMATION_TYPE}),
     ("GET", "/unit_api/settings/descriptors"): op("UI descriptors of the bioreactor, LED and PWM settings.",
                                                   ok=array(SETTINGS_COLLECTION)),
     # documents of this package
