@@ -29,3 +29,12 @@ def unit_url(unit: str, config: Config | None = None) -> str:
     config = config or get_config()
     host, port = unit_address(unit, config)
     return f"{config.get('ui', 'proto', fallback='http')}://{host}:{port}"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for units sharing one machine)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

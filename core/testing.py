@@ -207,13 +207,7 @@ if pytest is not None:
 
 
 # ------------------------------------------------------- a cluster on this machine
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from reactorkit.core.cluster import free_port  # noqa: E402  (re-exported for tests)
 
 
 @dataclass

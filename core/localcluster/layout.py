@@ -16,20 +16,13 @@ mosquitto and one Redis), the simulation speed-up and a common clock origin.
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from reactorkit.core.cluster import free_port
 from reactorkit.core.paths import atomic_write
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

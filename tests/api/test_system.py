@@ -1,7 +1,6 @@
 """/unit_api/health and /unit_api/versions/app, in-process and under real gunicorn."""
 
 import os
-import socket
 import subprocess
 import time
 
@@ -9,6 +8,7 @@ import httpx
 import pytest
 
 from reactorkit import __version__
+from reactorkit.core.cluster import free_port
 from reactorkit.core.testing import pio_command, stop_process
 
 
@@ -28,12 +28,6 @@ def test_unknown_route_is_a_404_in_the_error_shape(client):
     assert result.status_code == 404
     assert result.json["status"] == 404
     assert {"error", "cause", "remediation"} <= set(result.json)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.integration
