@@ -338,7 +338,9 @@ class BackgroundJob(metaclass=_PostInit):
             return
 
         def _stop(signum: int, frame: Any) -> None:
-            self.set_state(DISCONNECTED)
+            # in another thread: the interrupted main thread may hold a lock the clean-up needs
+            # (e.g. paho's packet mutex in the middle of a publish, which loop_stop would wait on forever)
+            threading.Thread(target=self.set_state, args=(DISCONNECTED,), name=f"{self.job_name}-signal-stop").start()
 
         self._previous_handlers = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
 
