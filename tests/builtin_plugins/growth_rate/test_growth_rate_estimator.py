@@ -163,3 +163,20 @@ def test_outlier_threshold_must_exceed_two(threshold):
 def test_the_filter_needs_a_channel():
     with pytest.raises(ValueError):
         GrowthRateEKF(FilterSettings(), 0.0, 0.0, 1e-4, {})
+
+
+def test_a_late_dosing_event_rewinds_over_the_readings_already_diluted():
+    dose_h = 1.5
+    rows = culture(2.5, 0.4, jumps=[(dose_h, 14 / 16)])
+    on_time = run(GrowthRateCalculator(), rows, doses=[dose_h * 3600 - 2])
+    late = GrowthRateCalculator()
+    out = []
+    for t, od in rows:
+        if t == dose_h * 3600 + 10:  # two diluted readings (at +0 s and +5 s) were processed before the event
+            replayed = late.ekf.mark_dilution(dose_h * 3600 - 2)
+            assert replayed is not None and not replayed.outliers
+        estimate = late.on_od(t, {"2": od})
+        if estimate is not None:
+            out.append(estimate)
+    assert out[-1].growth_rate == pytest.approx(on_time[-1].growth_rate, abs=0.002)
+    assert out[-1].od_filtered == pytest.approx(on_time[-1].od_filtered, rel=0.002)

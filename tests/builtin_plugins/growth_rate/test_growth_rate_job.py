@@ -1,0 +1,140 @@
+"""growth_rate_calculating as a real process, fed OD messages published by the test (real broker)."""
+
+import json
+import math
+import random
+import time
+
+import pytest
+
+from reactorkit.core.clock import parse_iso
+from reactorkit.core.testing import stop_process
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_800_000_000.0  # epoch s of the first synthetic reading
+
+
+def iso(t):
+    from reactorkit.core.clock import Clock
+
+    return Clock().utc_iso(t)
+
+
+def ods_payload(t, od, channel="2"):
+    reading = {"calibrated": 0, "timestamp": iso(t), "angle": "90", "od": od, "channel": channel, "ir_led_intensity": 80.0}
+    return json.dumps({"timestamp": iso(t), "ods": {channel: reading}})
+
+
+def publish_culture(recorder, unit_env, n, rate=0.3, od0=0.2, start=0, noise=0.01, seed=1, factor=1.0):
+    rng = random.Random(seed)
+    topic = unit_env.topic("od_reading", "ods")
+    for i in range(start, start + n):
+        t = T0 + 5.0 * i
+        od = od0 * factor * math.exp(rate * (t - T0) / 3600) * (1 + rng.gauss(0, noise))
+        recorder.publish(topic, ods_payload(t, od), qos=1)
+    return T0 + 5.0 * (start + n - 1)
+
+
+def start_job(spawn_job, recorder, unit_env, *args):
+    since = time.monotonic()
+    proc = spawn_job("growth_rate_calculating", *args)
+    recorder.wait_for(unit_env.topic("growth_rate_calculating", "$state"), lambda p: p == b"ready", timeout=20,
+                      since=since)
+    return proc
+
+
+def latest(recorder, unit_env, key):
+    values = recorder.json_values(unit_env.topic("growth_rate_calculating", key))
+    return values[-1] if values else None
+
+
+def test_estimates_carry_the_od_timestamp_and_follow_the_culture(unit_env, mqtt_recorder, spawn_job):
+    start_job(spawn_job, mqtt_recorder, unit_env)
+    last = publish_culture(mqtt_recorder, unit_env, 720)  # one hour at 0.3 h⁻¹
+    gr_topic = unit_env.topic("growth_rate_calculating", "growth_rate")
+    final = json.loads(mqtt_recorder.wait_for(gr_topic, lambda p: bool(p) and json.loads(p)["timestamp"] == iso(last)))
+    assert final["growth_rate"] == pytest.approx(0.3, rel=0.1)
+    estimates = mqtt_recorder.json_values(gr_topic)
+    assert len(estimates) == 720 - 5 - 10 + 1  # 5 skipped, 10 for the baseline, then one per reading
+    assert {parse_iso(e["timestamp"]) for e in estimates} <= {T0 + 5.0 * i for i in range(720)}
+    od = mqtt_recorder.wait_for(unit_env.topic("growth_rate_calculating", "od_filtered"),
+                                lambda p: bool(p) and json.loads(p)["timestamp"] == iso(last))
+    assert json.loads(od)["od_filtered"] == pytest.approx(math.exp(0.3 * (last - T0 - 50) / 3600), rel=0.03)
+    kf = latest(mqtt_recorder, unit_env, "kalman_filter_outputs")
+    assert len(kf["state"]) == 3 and len(kf["covariance_matrix"]) == 3
+
+
+def test_the_baseline_is_cached_per_experiment_and_reused_after_a_restart(unit_env, mqtt_recorder, spawn_job):
+    from reactorkit.core.calibration_store import PersistentCache
+
+    proc = start_job(spawn_job, mqtt_recorder, unit_env)
+    publish_culture(mqtt_recorder, unit_env, 20, rate=0.0, od0=0.4, noise=0.002)
+    mqtt_recorder.wait_for(unit_env.topic("growth_rate_calculating", "growth_rate"), lambda p: bool(p))
+    cache = PersistentCache("od_normalization_mean", path=unit_env.root / "storage" / "local_persistent_pioreactor_metadata.sqlite")
+    assert cache.get(unit_env.experiment)["2"] == pytest.approx(0.4, rel=0.01)
+    assert stop_process(proc) == 0
+    mqtt_recorder.wait_for(unit_env.topic("growth_rate_calculating", "$state"), lambda p: p == b"disconnected")
+
+    start_job(spawn_job, mqtt_recorder, unit_env)
+    before = len(mqtt_recorder.values(unit_env.topic("growth_rate_calculating", "growth_rate")))
+    last = publish_culture(mqtt_recorder, unit_env, 6, rate=0.0, od0=0.4, start=100, noise=0.002, factor=1.1)
+    # no warm-up this time: the 6th message (after the 5 skipped) already gives an estimate, against the cached baseline
+    od = json.loads(mqtt_recorder.wait_for(unit_env.topic("growth_rate_calculating", "od_filtered"),
+                                           lambda p: bool(p) and json.loads(p)["timestamp"] == iso(last)))
+    assert od["od_filtered"] == pytest.approx(1.1, rel=0.02)
+    assert len(mqtt_recorder.values(unit_env.topic("growth_rate_calculating", "growth_rate"))) >= before + 1
+
+
+def test_ignore_cache_recomputes_the_baseline(unit_env, mqtt_recorder, spawn_job):
+    from reactorkit.core.calibration_store import PersistentCache
+
+    cache_path = unit_env.root / "storage" / "local_persistent_pioreactor_metadata.sqlite"
+    PersistentCache("od_normalization_mean", path=cache_path).set(unit_env.experiment, {"2": 0.1})
+    PersistentCache("od_normalization_variance", path=cache_path).set(unit_env.experiment, {"2": 1e-4})
+    start_job(spawn_job, mqtt_recorder, unit_env, "--ignore-cache")
+    last = publish_culture(mqtt_recorder, unit_env, 16, rate=0.0, od0=0.4, noise=0.002)
+    od = json.loads(mqtt_recorder.wait_for(unit_env.topic("growth_rate_calculating", "od_filtered"),
+                                           lambda p: bool(p) and json.loads(p)["timestamp"] == iso(last)))
+    assert od["od_filtered"] == pytest.approx(1.0, rel=0.02)  # not 4.0 against the stale cached baseline
+
+
+def test_malformed_messages_are_logged_and_the_job_keeps_going(unit_env, mqtt_recorder, spawn_job):
+    proc = start_job(spawn_job, mqtt_recorder, unit_env)
+    topic = unit_env.topic("od_reading", "ods")
+    mqtt_recorder.publish(topic, b"not json")
+    mqtt_recorder.publish(topic, json.dumps({"timestamp": iso(T0), "ods": {"2": {"angle": "90"}}}))
+    mqtt_recorder.publish(unit_env.topic("dosing_events"), json.dumps({"volume_change": "lots", "event": "add_media"}))
+    mqtt_recorder.wait_for(unit_env.topic("logs", "app", "warning"), lambda p: b"malformed" in p and b"dosing_events" in p)
+    last = publish_culture(mqtt_recorder, unit_env, 16)
+    mqtt_recorder.wait_for(unit_env.topic("growth_rate_calculating", "growth_rate"),
+                           lambda p: bool(p) and json.loads(p)["timestamp"] == iso(last))
+    assert proc.poll() is None
+
+
+def test_a_dose_during_the_warm_up_restarts_it(unit_env, mqtt_recorder, spawn_job):
+    start_job(spawn_job, mqtt_recorder, unit_env)
+    publish_culture(mqtt_recorder, unit_env, 12, rate=0.0)  # 5 skipped + 7 of 10 baseline readings
+    mqtt_recorder.publish(unit_env.topic("dosing_events"), json.dumps(
+        {"volume_change": 1.0, "event": "add_media", "source_of_event": "test", "timestamp": iso(T0 + 58)}), qos=2)
+    last = publish_culture(mqtt_recorder, unit_env, 9, rate=0.0, start=12)  # 16 baseline readings in all: not enough
+    mqtt_recorder.publish(unit_env.topic("od_reading", "ods"), ods_payload(last + 5, 0.2))
+    mqtt_recorder.wait_for(unit_env.topic("growth_rate_calculating", "growth_rate"),
+                           lambda p: bool(p) and json.loads(p)["timestamp"] == iso(last + 5))
+    first = mqtt_recorder.json_values(unit_env.topic("growth_rate_calculating", "growth_rate"))[0]
+    assert first["timestamp"] == iso(last + 5)  # the 10th reading after the dose, not the 10th after the skip
+
+
+def test_retained_readings_are_ignored(unit_env, mqtt_recorder, spawn_job):
+    topic = unit_env.topic("od_reading", "ods")
+    for i in range(20):
+        mqtt_recorder.publish(topic, ods_payload(T0 + 5 * i, 0.2), retain=True)
+    try:
+        start_job(spawn_job, mqtt_recorder, unit_env)
+        last = publish_culture(mqtt_recorder, unit_env, 15, start=100)
+        mqtt_recorder.wait_for(unit_env.topic("growth_rate_calculating", "growth_rate"),
+                               lambda p: bool(p) and json.loads(p)["timestamp"] == iso(last))
+        first = mqtt_recorder.json_values(unit_env.topic("growth_rate_calculating", "growth_rate"))[0]
+        assert first["timestamp"] == iso(last)  # only the 15 live messages counted
+    finally:
+        mqtt_recorder.publish(topic, b"", retain=True)
