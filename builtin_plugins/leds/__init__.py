@@ -1,1 +1,26 @@
-"""Built-in plugin leds (being written)."""
+"""LEDs: the led_intensity action and LED automations (light/dark cycle) (built-in plugin)."""
+
+from reactorkit.core.hooks import hookimpl
+
+from .descriptors import AUTOMATIONS, DATASETS, LED_AUTOMATION, LED_INTENSITY, STORAGE
+
+
+@hookimpl
+def register_jobs():
+    yield LED_INTENSITY
+    yield LED_AUTOMATION
+
+
+@hookimpl
+def register_automations():
+    yield from AUTOMATIONS
+
+
+@hookimpl
+def register_datasets():
+    yield from DATASETS
+
+
+@hookimpl
+def register_storage():
+    yield from STORAGE

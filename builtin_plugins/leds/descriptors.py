@@ -1,0 +1,144 @@
+"""Descriptors of the LEDs plugin: plain data, no hardware imports."""
+
+from reactorkit.core.descriptors import (
+    AutomationDescriptor,
+    AutomationField,
+    CliOption,
+    DatasetDescriptor,
+    JobDescriptor,
+    PublishedSetting,
+    TableDescriptor,
+    TopicMapping,
+)
+
+_PKG = "reactorkit.builtin_plugins.leds"
+
+LED_INTENSITY = JobDescriptor(
+    job_name="led_intensity",
+    display_name="LED intensity",
+    description="Set the intensity (%) of LED channels A–D, e.g. pio run led_intensity --A 50 --B 0. "
+                "Publishes leds/intensity and one led_change_events message per changed channel.",
+    display=False,
+    cli_options=(
+        CliOption(name="source_of_event", type="string", help="Who asked for the change (default CLI)."),
+        CliOption(name="no_log", type="flag", help="Do not log each change."),
+    ),
+    runner=f"{_PKG}.intensity:run_led_intensity",
+    accepts_extra_options=True,
+)
+
+LED_AUTOMATION = JobDescriptor(
+    job_name="led_automation",
+    display_name="LED automation",
+    description="Start an automation that controls the LEDs, e.g. a light/dark cycle for photosynthetic cultures.",
+    subtext="automation_name",
+    published_settings=(
+        PublishedSetting(key="automation_name", type="string", label="Automation", editable=False),
+        PublishedSetting(key="light_intensity", type="numeric", unit="%", label="Light intensity", editable=True,
+                         min=0, max=100, description="light_dark_cycle: intensity of channels D and C when lit."),
+        PublishedSetting(key="light_duration_minutes", type="numeric", unit="min", label="Light duration",
+                         editable=True, min=0),
+        PublishedSetting(key="dark_duration_minutes", type="numeric", unit="min", label="Dark duration",
+                         editable=True, min=0),
+        PublishedSetting(key="light_active", type="boolean", label="Lights on", editable=False, display=False),
+        PublishedSetting(key="latest_event", type="json", label="Latest event", editable=False, display=False),
+    ),
+    cli_options=(
+        CliOption(name="automation_name", type="string", required=True,
+                  help="Which LED automation to run, e.g. light_dark_cycle or silent."),
+    ),
+    runner=f"{_PKG}.host:run_led_automation",
+    accepts_extra_options=True,
+)
+
+AUTOMATIONS = (
+    AutomationDescriptor(
+        automation_type="led",
+        automation_name="silent",
+        display_name="Silent",
+        description="Nothing happens: the LEDs are left as they are.",
+        automation_class=f"{_PKG}.automations:Silent",
+    ),
+    AutomationDescriptor(
+        automation_type="led",
+        automation_name="light_dark_cycle",
+        display_name="Light/Dark cycle",
+        description="Alternate light and dark phases on LED channels D and C, starting lit. "
+                    "The LEDs are turned off when the automation stops.",
+        fields=(
+            AutomationField(key="light_intensity", label="Light intensity", unit="%", default=50),
+            AutomationField(key="light_duration_minutes", label="Light duration", unit="min", default=960),
+            AutomationField(key="dark_duration_minutes", label="Dark duration", unit="min", default=480),
+        ),
+        automation_class=f"{_PKG}.automations:LightDarkCycle",
+    ),
+)
+
+DATASETS = (
+    DatasetDescriptor(
+        dataset_name="led_change_events",
+        display_name="LED change events",
+        description="Every change of an LED channel's intensity, with who made it.",
+        table="led_change_events",
+        column_units={"intensity": "%"},
+        column_descriptions={"channel": "LED channel A–D.", "source_of_event": "CLI, UI, an automation …"},
+    ),
+    DatasetDescriptor(
+        dataset_name="led_automation_settings",
+        display_name="LED automation settings",
+        description="The settings of each LED automation run (base64-encoded JSON), with start and end times.",
+        table="led_automation_settings",
+        default_order_by="started_at",
+        timestamp_columns=("started_at", "ended_at"),
+    ),
+    DatasetDescriptor(
+        dataset_name="led_automation_events",
+        display_name="LED automation events",
+        description="What LED automations did (phase changes …), with messages and data.",
+        table="led_automation_events",
+    ),
+)
+
+
+def parse_led_change_event(topic: str, payload: bytes):
+    """``{channel, intensity, source_of_event, timestamp}`` → a ``led_change_events`` row (intensity in %).
+
+    Raises:
+        ValueError / KeyError: not an LED change event.
+    """
+    import json
+
+    from reactorkit.core.storage_rows import row_from_topic
+
+    data = json.loads(payload)
+    return row_from_topic(topic, timestamp=data["timestamp"], channel=str(data["channel"]),
+                          intensity=float(data["intensity"]), source_of_event=data.get("source_of_event"))
+
+
+def _table(name: str, columns: str, order: str = "timestamp") -> TableDescriptor:
+    return TableDescriptor(
+        table=name,
+        create_sql=f"""
+            CREATE TABLE IF NOT EXISTS {name} (
+                experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
+                pioreactor_unit TEXT NOT NULL,
+                {columns}
+            );
+            CREATE INDEX IF NOT EXISTS {name}_ix ON {name} (experiment, pioreactor_unit, {order});
+        """,
+    )
+
+
+STORAGE = (
+    _table("led_change_events", "timestamp TEXT NOT NULL, channel TEXT NOT NULL, intensity REAL NOT NULL, "
+                                "source_of_event TEXT"),
+    _table("led_automation_settings", "started_at TEXT NOT NULL, ended_at TEXT, automation_name TEXT NOT NULL, "
+                                      "settings BLOB NOT NULL", order="started_at"),
+    _table("led_automation_events", "timestamp TEXT NOT NULL, event_name TEXT NOT NULL, message TEXT, data TEXT"),
+    TopicMapping(topic="pioreactor/+/+/led_change_events", table="led_change_events",
+                 parse=f"{_PKG}.descriptors:parse_led_change_event"),
+    TopicMapping(topic="pioreactor/+/+/led_automation/led_automation_settings", table="led_automation_settings",
+                 parse="reactorkit.core.storage_rows:automation_settings_row"),
+    TopicMapping(topic="pioreactor/+/+/led_automation/latest_event", table="led_automation_events",
+                 parse="reactorkit.core.storage_rows:automation_event_row"),
+)
