@@ -119,3 +119,32 @@ def test_dodging_stops_the_stirrer_around_each_od_reading(unit_env, mqtt_recorde
     finally:
         for topic in od_topics:
             mqtt_recorder.publish(topic, b"", retain=True)
+
+
+def test_dodging_follows_a_real_od_reading_job(unit_env, mqtt_recorder, spawn_job):
+    unit_env.speedup = 20
+    spawn_job("od_reading", "--interval", "10")
+    mqtt_recorder.wait_for(unit_env.topic("od_reading", "first_od_obs_time"), lambda p: p != b"", timeout=20)
+    start(unit_env, mqtt_recorder, spawn_job, "--enable-dodging-od", "true")
+    mqtt_recorder.wait_for(unit_env.topic("stirring", "currently_dodging_od"), lambda p: p == b"True", timeout=20)
+
+
+def test_dodging_reads_od_reading_settings_from_the_job_registry(unit_env, mqtt_recorder, spawn_job, ground_truth):
+    """Without retained MQTT settings (e.g. a broker restart), the unit's job registry is used."""
+    import os
+
+    from reactorkit.core.config import load_config
+    from reactorkit.core.job_registry import JobRegistry
+
+    unit_env.speedup = 20
+    registry = JobRegistry(config=load_config())
+    job_id = registry.register(unit=unit_env.unit, experiment=unit_env.experiment, job_name="od_reading",
+                               pid=os.getpid(), started_at="2025-01-31T12:00:00.000000Z")
+    registry.set_setting(job_id, "interval", 30.0)
+    registry.set_setting(job_id, "first_od_obs_time", ground_truth()["t"] + 5.0)
+    try:
+        start(unit_env, mqtt_recorder, spawn_job, "--enable-dodging-od", "true")
+        mqtt_recorder.wait_for(unit_env.topic("stirring", "currently_dodging_od"), lambda p: p == b"True", timeout=20)
+    finally:
+        registry.remove(job_id)
+        registry.close()
