@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from reactorkit.core.testing import LocalCluster, MQTTRecorder, pio_command, stop_process
+from reactorkit.core.testing import LocalCluster, MQTTRecorder, pio_command
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +104,20 @@ def test_unassigning_stops_the_workers_jobs(cluster, recorder):
     assert history[0]["pioreactor_unit"] == "worker1" and history[0]["is_currently_assigned_to_experiment"] == 0
 
 
+def test_deleting_the_experiment_runs_as_a_task_on_the_leader(cluster):
+    accepted = api(cluster, "DELETE", "/api/experiments/exp1")
+    assert accepted.status_code == 202
+    done = cluster.wait_task(accepted.json())
+    assert done["status"] == "succeeded" and done["result"]["deleted"] is True, done
+    assert api(cluster, "GET", "/api/experiments/exp1").status_code == 404
+    assert api(cluster, "GET", "/api/experiments/exp1/time_series/od_readings").status_code == 404
+    db = cluster.leader_db()
+    try:
+        assert db.query("SELECT count(*) AS n FROM od_readings WHERE experiment = 'exp1'")[0]["n"] == 0
+    finally:
+        db.close()
+
+
 def test_the_leader_survives_bad_requests(cluster):
     bad = api(cluster, "POST", "/api/experiments", content=b"{nope", headers={"content-type": "application/json"})
     assert bad.status_code == 400 and bad.json()["status"] == 400
@@ -111,4 +125,3 @@ def test_the_leader_survives_bad_requests(cluster):
                params={"target_points": "0"}).status_code == 400
     assert api(cluster, "GET", "/api/not/a/route").json()["status"] == 404
     assert api(cluster, "GET", "/api/experiments").status_code == 200
-    assert stop_process is not None
