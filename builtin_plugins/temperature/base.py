@@ -43,7 +43,8 @@ class TemperatureAutomationJob(AutomationJob):
     run); waking restores the duty cycle. Disconnecting leaves the heater at 0 %.
 
     Subclasses set ``automation_name`` and implement :meth:`execute`, changing
-    the heater only through :meth:`update_heater`.
+    the heater only through :meth:`update_heater`. There is no ``duration``
+    timer: a ``duration`` option is ignored and ``/set`` of it refused.
 
     Args:
         unit, experiment: As :class:`~reactorkit.core.job.BackgroundJob`.
@@ -90,6 +91,8 @@ class TemperatureAutomationJob(AutomationJob):
         self._dc_before_sleep = 0.0
         self.latest_temperature: float | None = None
         self.latest_temperature_at: float | None = None
+        kwargs.pop("duration", None)  # execute runs after each reading, never on a timer
+        kwargs.pop("skip_first_run", None)
         super().__init__(unit, experiment, **kwargs)
         self.hardware = hardware or get_hardware(cfg, unit)
         self.heater_channel = channel
@@ -204,6 +207,9 @@ class TemperatureAutomationJob(AutomationJob):
         self.temperature = {"temperature": round(value, 2), "timestamp": self.clock.utc_iso(now)}
         if self.state == READY:
             self.run()
+
+    def set_duration(self, value: float) -> None:
+        raise ValueError("temperature automations run after each temperature reading; duration is not used")
 
     # --------------------------------------------------------------- lifecycle
     def on_ready_to_sleeping(self) -> None:
