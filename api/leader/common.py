@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from typing import Any
@@ -148,7 +147,3 @@ def raw_json(resp: falcon.Response, text: str, *, max_age: int | None = None) ->
     resp.text = text
     if max_age is not None:
         resp.cache_control = [f"max-age={max_age}"]
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
