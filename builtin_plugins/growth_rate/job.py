@@ -68,6 +68,13 @@ class GrowthRateCalculating(BackgroundJob):
 
     def __init__(self, unit: str, experiment: str, *, ignore_cache: bool = False, **kwargs: Any) -> None:
         super().__init__(unit, experiment, **kwargs)
+        try:
+            self._setup(ignore_cache)
+        except Exception:
+            self.clean_up()  # registered and connected already: leave nothing behind
+            raise
+
+    def _setup(self, ignore_cache: bool) -> None:
         cfg = self.config
         settings = FilterSettings(
             outlier_std_threshold=cfg.getfloat(SECTION, "ekf_outlier_std_threshold", fallback=5.0),
@@ -225,6 +232,8 @@ class GrowthRateCalculating(BackgroundJob):
             self.logger.debug("could not cache the filter state: %s", exc)
 
     def on_disconnected(self) -> None:
+        if "calculator" not in self.__dict__:
+            return
         ekf = self.calculator.ekf
         if ekf is not None:
             self._store_state(ekf.estimate(), "")

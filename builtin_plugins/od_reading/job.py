@@ -89,15 +89,22 @@ class ODReader(BackgroundJob):
                  ir_led_intensity: float | str | None = None, hardware: Hardware | None = None,
                  **kwargs: Any) -> None:
         super().__init__(unit, experiment, **kwargs)
+        try:
+            self._setup(interval, ir_led_intensity, hardware)
+        except Exception:
+            self.clean_up()  # registered and connected already: leave nothing behind
+            raise
+
+    def _setup(self, interval: float | None, ir_led_intensity: float | str | None, hardware: Hardware | None) -> None:
         cfg = self.config
         items = cfg.items("od_config.photodiode_channel") if cfg.has_section("od_config.photodiode_channel") else []
         self.channels, self.ref_channel = parse_photodiode_channels(items)
         ir = led_channel_of(cfg, "IR")
         if ir is None:
             raise ConfigurationError("no [leds] channel is labelled IR (e.g. A = IR)")
-        self.ir_channel = ir
-        self.hardware = hardware or get_hardware(cfg, unit)
         self._lock = threading.RLock()
+        self.hardware = hardware or get_hardware(cfg, self.unit)
+        self.ir_channel = ir
         self.turn_off_leds = cfg.getboolean_loose(SECTION, "turn_off_leds_during_reading", True)
         self.led_settle_s = self._config_float("duration_between_led_off_and_od_reading", 0.125, minimum=0.0)
         self.use_dark_offsets = cfg.getboolean_loose(SECTION, "use_dark_offsets", True)
@@ -451,7 +458,11 @@ class ODReader(BackgroundJob):
         self.timer.unpause()
 
     def on_disconnected(self) -> None:
-        self.timer.cancel()
+        timer = self.__dict__.get("timer")
+        if timer is not None:
+            timer.cancel()
+        if "hardware" not in self.__dict__ or "ir_channel" not in self.__dict__:
+            return  # stopped during set-up, before touching the LEDs
         with self._lock:
             try:
                 self.hardware.set_led(self.ir_channel, 0.0)

@@ -138,3 +138,27 @@ def test_retained_readings_are_ignored(unit_env, mqtt_recorder, spawn_job):
         assert first["timestamp"] == iso(last)  # only the 15 live messages counted
     finally:
         mqtt_recorder.publish(topic, b"", retain=True)
+
+
+def test_an_xr_model_with_an_active_estimator_follows_the_fused_od(unit_env, mqtt_recorder, spawn_job, monkeypatch):
+    from reactorkit.core.calibration_store import save_estimator
+    from reactorkit.core.od_fusion import fit_estimator
+
+    for key, value in unit_env.env().items():
+        monkeypatch.setenv(key, value)
+    observations = [(od, angle, gain * od + 0.01) for od in (0.1, 0.2, 0.4, 0.8, 1.6)
+                    for angle, gain in (("45", 0.3), ("90", 0.5)) for _ in range(2)]
+    save_estimator("od_fused", fit_estimator(observations, estimator_name="e1", unit=unit_env.unit,
+                                             created_at="2026-01-01T00:00:00Z", ir_led_intensity=80), set_active=True)
+    unit_env.extra["MODEL_NAME"] = "pioreactor_20ml_XR"
+    start_job(spawn_job, mqtt_recorder, unit_env)
+    topic = unit_env.topic("od_reading", "od_fused")
+    for i in range(16):
+        mqtt_recorder.publish(topic, json.dumps({"od_fused": 0.3 * math.exp(0.2 * 5 * i / 3600), "timestamp": iso(T0 + 5 * i)}))
+    mqtt_recorder.publish(unit_env.topic("od_reading", "ods"), ods_payload(T0 + 80, 0.9))  # not followed on this model
+    od = json.loads(mqtt_recorder.wait_for(unit_env.topic("growth_rate_calculating", "od_filtered"),
+                                           lambda p: bool(p) and json.loads(p)["timestamp"] == iso(T0 + 75)))
+    assert od["od_filtered"] == pytest.approx(1.0, rel=0.02)
+    time.sleep(0.5)
+    stamps = [v["timestamp"] for v in mqtt_recorder.json_values(unit_env.topic("growth_rate_calculating", "od_filtered"))]
+    assert iso(T0 + 80) not in stamps

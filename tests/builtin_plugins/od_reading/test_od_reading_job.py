@@ -241,3 +241,15 @@ def test_bad_configuration_is_refused_with_the_key_named(start_reader):
 
     with pytest.raises(ConfigurationError, match="samples_per_second"):
         start_reader(FakeBoard(), "[od_reading.config]\nsamples_per_second = often\n", interval=None)
+
+
+def test_a_refused_start_leaves_no_registry_row(start_reader, unit_env):
+    import sqlite3
+
+    from reactorkit.builtin_plugins.od_reading.processing import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="IR"):
+        start_reader(FakeBoard(), "[leds]\nA = white\n")
+    path = unit_env.root / "storage" / "local_intermittent_pioreactor_metadata.sqlite"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM pio_job_metadata WHERE job_name = 'od_reading'").fetchone()[0] == 0
