@@ -143,8 +143,8 @@ RUN_BODY = obj(
 )
 
 TOPIC_LEVEL: Schema = {
-    "type": "string", "minLength": 1, "pattern": "^[^#+/\\u0000]+$",
-    "description": "One MQTT topic level: no /, + or # (they would change or break the topic).",
+    "type": "string", "minLength": 1, "pattern": "^[^#+/\\u0000-\\u001f\\u007f-\\u009f\\ufdd0-\\ufdef\\ufffe\\uffff]+$",
+    "description": "One MQTT topic level: no /, + or #, no control characters (brokers refuse or misroute them).",
 }
 SETTINGS_BODY = obj(("settings",), settings=mapping(ANY, minProperties=1, propertyNames=TOPIC_LEVEL))
 
@@ -190,11 +190,12 @@ def op(summary: str, *, ok: Schema | Content | tuple[Schema | Content, ...] | No
        body: Schema | None = None, body_content: str = "application/json", body_required: bool = False,
        query: dict[str, Schema] | None = None, path: dict[str, Schema] | None = None,
        responses: dict[int | str, Schema | Content] | None = None, tags: list[str] | None = None,
-       description: str | None = None, proxy: bool = False) -> dict[str, Any]:
+       description: str | None = None, proxy: bool = False, waitable: bool = False) -> dict[str, Any]:
     """A synchronous operation answering ``status`` with ``ok`` (plus the error responses).
 
     ``path`` narrows path fields (default: any string); ``proxy`` marks an operation that calls another unit
-    synchronously (documented 502 when that unit cannot be reached).
+    synchronously (documented 502 when that unit cannot be reached); ``waitable`` one that may answer with a
+    task envelope (it then accepts ``?wait=``).
     """
     out: dict[str, Any] = {"summary": summary, "responses": {str(status): ANY if ok is None else ok}}
     if responses:
@@ -203,6 +204,9 @@ def op(summary: str, *, ok: Schema | Content | tuple[Schema | Content, ...] | No
         out["responses"]["502"] = ref("Error")
     if path:
         out["path"] = dict(path)
+    if waitable:
+        out["async"] = True
+        out["responses"].setdefault("200", ref("TaskResult"))
     if body is not None:
         out["body"] = body
         out["body_content"] = body_content

@@ -195,7 +195,7 @@ def _inventory_routes() -> dict[tuple[str, str], dict[str, Any]]:
                    model_name=nullable(STR), model_version=nullable(STR))),
         ("GET", "/api/workers/assignments"): op("Every worker's assignment.", ok=array(ASSIGNMENT)),
         ("DELETE", "/api/workers/assignments"): op("Unassign every worker (their jobs there stop).", ok=accepted,
-                                                   status=202),
+                                                   status=202, waitable=True),
         ("GET", "/api/workers/discover"): op("Addressable units not in the inventory yet.", ok=array(UNIT_ROW)),
         ("POST", "/api/workers/setup"): op(
             "Add a new worker after checking it answers /unit_api/health (502 when it does not).",
@@ -211,7 +211,7 @@ def _inventory_routes() -> dict[tuple[str, str], dict[str, Any]]:
                                       body=obj(("pioreactor_unit",), pioreactor_unit=STR), body_required=True,
                                       ok=STATUS),
         ("DELETE", f"{EXP}/workers"): op("Unassign every worker of the experiment (their jobs stop).", ok=accepted,
-                                         status=202),
+                                         status=202, waitable=True),
         ("DELETE", f"{EXP}/workers/{{pioreactor_unit}}"): op("Unassign one worker (its jobs there stop).",
                                                                ok=STATUS),
         ("GET", f"{EXP}/historical_worker_assignments"): op(
