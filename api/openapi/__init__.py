@@ -11,9 +11,10 @@
 * ``GET /unit_api/docs`` and ``GET /api/docs``: Swagger UI pages, their assets
   served from the package (``/unit_api/static/…``);
 * middleware, in this order: :class:`.version.VersionMiddleware`
-  (``Reactorkit-Version``), :class:`.validation.ValidationMiddleware` (bodies
-  and query parameters against the same schemas: 400 naming the field) and
-  :class:`.wait.WaitMiddleware` (``?wait=`` on async operations).
+  (``Reactorkit-Version``), :class:`.wait.WaitMiddleware` (``?wait=`` on async
+  operations) and :class:`.validation.ValidationMiddleware` (path fields, query
+  parameters and bodies against the same schemas: 400 naming the field); all
+  checks run before the responder.
 """
 
 from __future__ import annotations
@@ -43,4 +44,4 @@ def install(app: Any) -> None:
         app.add_route(f"{root}/openapi.json", OpenApiDocument(app, root, cap))
         app.add_route(f"{root}/docs", DocsPage(root))
     app.add_static_route(STATIC_URL, str(STATIC_DIR))
-    app.add_middleware([VersionMiddleware(), ValidationMiddleware(app), WaitMiddleware(context.unit, cap)])
+    app.add_middleware([VersionMiddleware(), WaitMiddleware(context.unit, cap), ValidationMiddleware(app)])
