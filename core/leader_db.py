@@ -19,6 +19,15 @@ order), ``table:<name>`` for each plugin table (its ``create_sql`` first, then
 ``TableDescriptor.migrations[v-1:]`` when its ``version`` grows). Migrating is
 idempotent and safe to run from several processes at once (``BEGIN IMMEDIATE``).
 
+For the time-series tables (:data:`TIME_SERIES_INDEXES`) start-up also makes
+sure an ``(experiment, pioreactor_unit[, channel], timestamp)`` index exists, and
+keeps a down-sampled copy in ``time_series_rollups`` (first row of every
+10·2^k / 15·2^k-second bucket, maintained by insert triggers; see
+:meth:`LeaderDB.ensure_rollup`) so that a chart costs what it shows, not what
+is stored. The assignment history is written by :meth:`LeaderDB.assign` /
+:meth:`LeaderDB.unassign` (not by triggers) so that its times come from the
+cluster clock.
+
 Timestamps are UTC ISO-8601 with milliseconds and ``Z`` (``2026-01-31T12:00:00.000Z``),
 taken from the cluster clock (:func:`reactorkit.core.clock.get_clock`), so they
 agree with the readings of a sped-up simulation.
