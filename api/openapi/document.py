@@ -50,7 +50,6 @@ def build(app: Any, root: str, *, max_wait_s: float) -> dict[str, Any]:
         paths.setdefault(operation.path, {})[operation.method.lower()] = entry
     return {
         "openapi": "3.1.0",
-        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {
             "title": TITLES.get(root, f"reactorkit {root}"),
             "version": __version__,
