@@ -257,7 +257,10 @@ def plot(api: Api, experiment: str, lookback_h: float, path: Path) -> Path:
             else:
                 ax.plot(xs, ys, lw=1, label=name)
         ax.set_ylabel(label)
-        ax.legend(loc="upper left", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left", fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="grey")
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("time (UTC, simulated)")
     fig.suptitle(f"{experiment}: OD, growth rate and dosing per unit")
