@@ -235,17 +235,19 @@ class LocalCluster:
         workers: Worker names (the leader is ``leader``, not a worker unless listed).
         speedup: Simulated seconds per wall second for the jobs.
         extra_addresses: More ``[cluster.addresses]`` entries (e.g. a unit that is down).
+        prefix: MQTT topic prefix (default: a new one), e.g. ``unit_env.prefix`` so that
+            the ``mqtt_recorder`` fixture sees the cluster's messages.
 
     Use as a context manager (``with LocalCluster(tmp_path, ["worker1"]) as cluster:``);
     :meth:`stop` ends every process and job it started.
     """
 
     def __init__(self, base: Path, workers: tuple[str, ...] | list[str] = ("worker1",), *, leader: str = "leader",
-                 speedup: float = 1.0, extra_addresses: dict[str, str] | None = None) -> None:
+                 speedup: float = 1.0, extra_addresses: dict[str, str] | None = None, prefix: str | None = None) -> None:
         self.base = Path(base)
         self.leader_name = leader
         self.worker_names = list(workers)
-        self.prefix = f"t{uuid.uuid4().hex[:10]}/"
+        self.prefix = prefix or f"t{uuid.uuid4().hex[:10]}/"
         self.queue_prefix = f"q{uuid.uuid4().hex[:8]}-"
         self.speedup = speedup
         self.origin = time.time()
@@ -262,6 +264,15 @@ class LocalCluster:
     @property
     def leader(self) -> LocalUnit:
         return self.units[self.leader_name]
+
+    @property
+    def workers(self) -> list[LocalUnit]:
+        return [self.units[name] for name in self.worker_names if name != self.leader_name]
+
+    @property
+    def nodes(self) -> list[LocalUnit]:
+        """The leader, then the workers."""
+        return list(self.units.values())
 
     def config_text(self) -> str:
         addresses = {n: f"127.0.0.1:{u.port}" for n, u in self.units.items()}

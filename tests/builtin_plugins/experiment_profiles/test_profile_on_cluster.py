@@ -48,7 +48,7 @@ def start_cluster_and_profile(cluster, unit_env, text):
     accepted = httpx.post(f"{leader.url}/unit_api/jobs/run/job_name/experiment_profile",
                           json={"args": ["execute", fullpath, EXPERIMENT]})
     assert accepted.status_code == 202, accepted.text
-    assert cluster.wait_task(leader, accepted.json())["status"] == "succeeded"
+    assert cluster.wait_task(accepted.json(), unit=leader.name)["status"] == "succeeded"
     return worker
 
 
@@ -95,7 +95,7 @@ def test_stopping_a_profile_early_stops_the_jobs_it_started(local_cluster, unit_
     assert [r["settings"]["experiment_profile_name"] for r in running] == ["stir and stop"]
 
     stop = httpx.post(f"{leader.url}/unit_api/jobs/stop", json={"job_id": running[0]["job_id"]})
-    assert local_cluster.wait_task(leader, stop.json())["status"] == "succeeded"
+    assert local_cluster.wait_task(stop.json(), unit=leader.name)["status"] == "succeeded"
     mqtt_recorder.wait_for(state, lambda p: p == b"disconnected", timeout=30)
     mqtt_recorder.wait_for(state.replace("/stirring/", "/od_reading/"), lambda p: p == b"disconnected", timeout=30)
     assert httpx.get(f"{leader.url}/api/experiments/{EXPERIMENT}/experiment_profiles/running").json() == []
