@@ -381,3 +381,17 @@ class LocalCluster:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def processes_under(root: Path) -> list[int]:
+    """Pids of live processes whose ``$DOT_PIOREACTOR`` lies under ``root`` (to check nothing was left behind)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "environ"]):
+        try:
+            if (proc.info["environ"] or {}).get("DOT_PIOREACTOR", "").startswith(str(root)):
+                found.append(proc.pid)
+        except (psutil.Error, AttributeError):
+            continue
+    return found

@@ -1,16 +1,15 @@
 """The main job, shorter: a real local cluster runs the scripted experiment through the API."""
 
-import json
 import threading
 import time
 import zipfile
 
 import httpx
-import psutil
 import pytest
 
 from reactorkit.core.demo.experiment import read_vessel, run_experiment
 from reactorkit.core.localcluster.layout import ClusterLayout
+from reactorkit.core.testing import processes_under
 
 pytestmark = pytest.mark.integration
 
@@ -37,17 +36,6 @@ class VesselSampler(threading.Thread):
                 state = read_vessel(layout, unit)
                 if state:
                     self.samples.setdefault(unit, []).append(state)
-
-
-def processes_of(root):
-    found = []
-    for proc in psutil.process_iter(["pid", "environ"]):
-        try:
-            if (proc.info["environ"] or {}).get("DOT_PIOREACTOR", "").startswith(str(root)):
-                found.append(proc.pid)
-        except (psutil.Error, AttributeError):
-            continue
-    return found
 
 
 def test_the_scripted_experiment_runs_end_to_end(tmp_path):
@@ -99,4 +87,4 @@ def test_the_scripted_experiment_runs_end_to_end(tmp_path):
 
     # and nothing is left running
     time.sleep(1)
-    assert processes_of(root) == []
+    assert processes_under(root) == []

@@ -4,28 +4,16 @@ import os
 import subprocess
 
 import httpx
-import psutil
 import pytest
 
 from reactorkit.core.localcluster.layout import ClusterLayout
-from reactorkit.core.testing import pio_command
+from reactorkit.core.testing import pio_command, processes_under
 
 pytestmark = pytest.mark.integration
 
 
 def pio(*args, env):
     return subprocess.run(pio_command(*args), env=env, capture_output=True, text=True, timeout=180)
-
-
-def processes_of(root):
-    found = []
-    for proc in psutil.process_iter(["pid", "environ"]):
-        try:
-            if (proc.info["environ"] or {}).get("DOT_PIOREACTOR", "").startswith(str(root)):
-                found.append(proc.pid)
-        except (psutil.Error, AttributeError):
-            continue
-    return found
 
 
 def test_up_status_down(tmp_path):
@@ -51,7 +39,7 @@ def test_up_status_down(tmp_path):
         down = pio("cluster", "down", env=env)
     assert down.returncode == 0, down.stderr
     assert "stopped" in pio("cluster", "status", env=env).stdout
-    assert processes_of(root) == []
+    assert processes_under(root) == []
 
 
 def test_two_clusters_coexist_under_their_own_roots(tmp_path):
@@ -70,4 +58,4 @@ def test_two_clusters_coexist_under_their_own_roots(tmp_path):
         for root in roots:
             pio("cluster", "down", "--root", str(root), env=env)
     for root in roots:
-        assert processes_of(root) == []
+        assert processes_under(root) == []
