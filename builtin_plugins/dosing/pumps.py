@@ -36,6 +36,7 @@ import math
 import signal
 import sys
 import threading
+import time
 from typing import Any, Callable
 
 from reactorkit.builtin_plugins.dosing.bioreactor import BioreactorStore, publish_values
@@ -358,8 +359,30 @@ def _run_cli(action: str, *, unit: str, experiment: str, config: Any, ml: float 
         return 1
     except (PumpError, MissingCalibration, ValueError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
+        _log_refusal(action, unit, experiment, config, str(exc))
         return 1
     return 0
+
+
+def _log_refusal(action: str, unit: str, experiment: str, config: Any, message: str) -> None:
+    """Best effort: put a refused action's error in the unit's MQTT log too (what the UI shows)."""
+    try:
+        from reactorkit.core import mqtt as mq
+        from reactorkit.core.logs import create_logger
+
+        client = mq.create_client(config=config)
+    except Exception:
+        return
+    try:
+        create_logger(action, unit=unit, experiment=experiment, mqtt_client=client, config=config).error(message)
+        deadline = time.monotonic() + 2.0
+        while client.want_write() and time.monotonic() < deadline:  # let the network thread send it
+            time.sleep(0.005)
+    except Exception:
+        pass
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def run_add_media(**kwargs: Any) -> int:

@@ -100,6 +100,8 @@ def test_an_addition_that_would_overflow_is_refused(dosing_unit, mqtt_recorder):
     result = pio(unit, "add_media", "--ml", "1.0")
     assert result.returncode == 1
     assert "max_volume_to_stop" in result.stderr
+    error = mqtt_recorder.wait_for(unit.env.topic("logs", "app", "error"), timeout=5)
+    assert "max_volume_to_stop" in json.loads(error)["message"]  # the UI sees why
     assert unit.truth()["volume_ml"] == pytest.approx(16.0, rel=0.02)
     warning = mqtt_recorder.wait_for(unit.env.topic("logs", "app", "warning"),
                                      lambda p: b"max_volume_to_warn" in p, timeout=5)
