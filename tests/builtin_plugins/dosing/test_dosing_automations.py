@@ -191,3 +191,14 @@ def test_large_exchanges_are_split_into_sub_doses_and_end_at_the_efflux_level(do
     assert books["current_volume_ml"] == pytest.approx(truth["volume_ml"], rel=0.02)
     published = [float(p) for p in mqtt_recorder.values(unit.env.topic("bioreactor", "current_volume_ml")) if p]
     assert max(published) == pytest.approx(14.375, abs=0.02)  # never more than one sub-dose above the tube
+
+
+def test_silent_needs_no_calibration_and_never_doses(dosing_unit, mqtt_recorder, spawn_job):
+    unit = dosing_unit(speedup=100, calibrate=False)
+    proc = spawn_job("dosing_automation", "--automation-name", "silent", "--duration", "1")
+    base = unit.env.topic("dosing_automation")
+    mqtt_recorder.wait_for(base + "/latest_event", lambda p: b"NoEvent" in p, timeout=20)
+    assert mqtt_recorder.values(base + "/automation_name")[0] == b"silent"
+    mqtt_recorder.publish(base + "/$state/set", "disconnected")
+    assert proc.wait(20) == 0
+    assert mqtt_recorder.values(unit.env.topic("dosing_events")) == []
