@@ -25,6 +25,12 @@ class ApiError(falcon.HTTPError):
         self.remediation = remediation
 
 
+def invalid_config(exc: Exception) -> ApiError:
+    """400 for INI text that cannot be saved (``exc`` says where and why)."""
+    return ApiError(falcon.HTTP_400, "Invalid config.", cause=str(exc),
+                    remediation="Fix the INI text (sections in [brackets], one key = value per line) and save again.")
+
+
 def status_code(status: Any) -> int:
     return int(str(status).split()[0])
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import falcon
 
-from reactorkit.api.errors import ApiError
+from reactorkit.api.errors import ApiError, invalid_config
 from reactorkit.api.leader.common import (
     BROADCAST,
     Context,
@@ -36,73 +36,16 @@ from reactorkit.api.leader.common import (
     success,
     unit_not_found,
 )
+from reactorkit.core.config_validation import (
+    SHARED,
+    InvalidConfig,
+    normalise,
+    validate_shared,
+    validate_specific,
+)
 from reactorkit.core.leader_db import now_iso
 
-SHARED = "config.ini"
 MERGED_TIMEOUT_S = 10.0
-DASHES = {"\u2013": "-", "\u2014": "-"}
-
-
-class InvalidConfig(ValueError):
-    """The INI text cannot be saved; the message says where and why."""
-
-
-def normalise(code: str) -> str:
-    """En and em dashes become ``-`` (as typed by some editors)."""
-    for dash, plain in DASHES.items():
-        code = code.replace(dash, plain)
-    return code
-
-
-def parse_strict(code: str, name: str) -> configparser.ConfigParser:
-    """Parse INI text, refusing duplicate sections/keys.
-
-    Raises:
-        InvalidConfig: with the parser's message (line numbers included).
-    """
-    parser = configparser.ConfigParser(strict=True, allow_no_value=True, interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        parser.read_string(code, source=name)
-    except configparser.Error as exc:
-        raise InvalidConfig(f"{name}: {exc}".replace("\n", " ")) from None
-    return parser
-
-
-def validate_shared(code: str) -> configparser.ConfigParser:
-    """Raises: InvalidConfig (syntax, missing ``[cluster.topology]``/``[mqtt]``, ``http`` addresses)."""
-    parser = parse_strict(code, SHARED)
-    for key in ("leader_hostname", "leader_address"):
-        if not parser.has_option("cluster.topology", key) or not (parser.get("cluster.topology", key) or "").strip():
-            raise InvalidConfig(f"{SHARED}: [cluster.topology] {key} is required")
-    if not parser.has_section("mqtt"):
-        raise InvalidConfig(f"{SHARED}: the [mqtt] section is required")
-    for section, key in (("cluster.topology", "leader_address"), ("mqtt", "broker_address")):
-        value = (parser.get(section, key, fallback="") or "").strip().lower()
-        if value.startswith("http://") or value.startswith("https://"):
-            raise InvalidConfig(f"{SHARED}: [{section}] {key} must be a host name or address, without http://")
-    return parser
-
-
-def validate_specific(code: str, unit: str, shared_text: str) -> None:
-    """The unit file alone (strict) and merged after the shared file.
-
-    Raises:
-        InvalidConfig.
-    """
-    parse_strict(code, f"unit_config.ini of {unit}")
-    merged = configparser.ConfigParser(strict=False, allow_no_value=True, interpolation=None)
-    merged.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        merged.read_string(shared_text, source=SHARED)
-        merged.read_string(code, source=f"unit_config.ini of {unit}")
-    except configparser.Error as exc:
-        raise InvalidConfig(str(exc).replace("\n", " ")) from None
-
-
-def _bad_config(exc: InvalidConfig) -> ApiError:
-    return ApiError(falcon.HTTP_400, "Invalid config.", cause=str(exc),
-                    remediation="Fix the INI text (sections in [brackets], one key = value per line) and save again.")
 
 
 def _read_text(path: Any) -> str:
@@ -142,7 +85,7 @@ def save_shared(ctx: Context, code: str) -> None:
     try:
         validate_shared(code)
     except InvalidConfig as exc:
-        raise _bad_config(exc) from None
+        raise invalid_config(exc) from None
     atomic_write(shared_config_path(), code)
     _record(ctx, SHARED, code)
     set_config(None)  # this process re-reads the files next time
@@ -159,8 +102,25 @@ class SharedConfig:
         resp.text = shared_text()
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response) -> None:
-        save_shared(self.ctx, _code(req))
-        success(resp)
+        code = _code(req)
+        save_shared(self.ctx, code)
+        synced = sync_shared(self.ctx, code)
+        success(resp, **({"sync": synced} if synced else {}))
+
+
+def sync_shared(ctx: Context, code: str) -> dict[str, Any]:
+    """Push the saved ``config.ini`` to every worker (``PUT /unit_api/config/shared``), concurrently.
+
+    Returns:
+        ``{unit: envelope}`` as :func:`reactorkit.api.fanout.fan_out` reports them; a worker that
+        is off is reported, not fatal (it gets the file at the next save).
+    """
+    from reactorkit.api import fanout
+
+    others = [w["pioreactor_unit"] for w in ctx.db.workers() if w["pioreactor_unit"] != ctx.unit]
+    if not others:
+        return {}
+    return fanout.fan_out("PUT", others, "/unit_api/config/shared", {"code": code}, timeout=10.0, config=ctx.config)
 
 
 class SharedConfigHistory:
@@ -216,7 +176,7 @@ def save_specific(ctx: Context, unit: str, code: str) -> None:
     try:
         validate_specific(code, unit, shared_text())
     except InvalidConfig as exc:
-        raise _bad_config(exc) from None
+        raise invalid_config(exc) from None
     if unit == ctx.unit:
         atomic_write(unit_config_path(), code)
         set_config(None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from reactorkit.api import fanout
+from reactorkit.api.unit import config as c
 from reactorkit.api.unit import descriptors as d
 from reactorkit.api.unit import jobs as j
 from reactorkit.api.unit import leader as ld
@@ -35,6 +36,9 @@ UNIT_ROUTES: dict[str, Factory] = {
     "/unit_api/jobs/descriptors": lambda reg, unit: d.JobDescriptors(reg),
     "/unit_api/automations/descriptors/{automation_type}": lambda reg, unit: d.AutomationDescriptors(reg),
     "/unit_api/settings/descriptors": lambda reg, unit: d.SettingsDescriptors(reg),
+    "/unit_api/config/merged": lambda reg, unit: c.MergedConfig(),
+    "/unit_api/config/specific": lambda reg, unit: c.SpecificConfig(unit),
+    "/unit_api/config/shared": lambda reg, unit: c.SharedConfigCopy(),
 }
 
 

@@ -1,0 +1,78 @@
+"""This unit's config files over HTTP.
+
+* ``GET /unit_api/config/merged``: the merged view (defaults, ``config.ini``,
+  ``unit_config.ini``) as ``{section: {key: value}}``.
+* ``GET /unit_api/config/specific``: ``unit_config.ini`` as text;
+  ``PATCH``/``POST {code}`` replaces it after checking it parses, alone and
+  merged after the shared file.
+* ``PUT /unit_api/config/shared {code}`` (beyond the contract): how the leader
+  pushes the shared ``config.ini`` to its workers after ``PATCH /api/config/shared``.
+
+Files are written atomically; a refused text leaves the old file untouched.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from reactorkit.api.errors import invalid_config
+from reactorkit.api.unit.common import field, read_body
+from reactorkit.core.config import load_config, set_config, shared_config_path, unit_config_path
+from reactorkit.core.config_validation import InvalidConfig, normalise, validate_shared, validate_specific
+from reactorkit.core.paths import atomic_write
+
+
+def _read(path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+
+
+def _code(req: falcon.Request) -> str:
+    return normalise(field(read_body(req), "code", str, required=True))
+
+
+class MergedConfig:
+    """``GET /unit_api/config/merged``."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        config = load_config()
+        resp.media = {section: dict(config.items(section, raw=True)) for section in config.sections()}
+
+
+class SpecificConfig:
+    """``GET /unit_api/config/specific`` (text) and ``PATCH``/``POST {code}``."""
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = _read(unit_config_path())
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response) -> None:
+        code = _code(req)
+        try:
+            validate_specific(code, self.unit, _read(shared_config_path()))
+        except InvalidConfig as exc:
+            raise invalid_config(exc) from None
+        atomic_write(unit_config_path(), code)
+        set_config(None)
+        resp.media = {"status": "success"}
+
+    on_post = on_patch
+
+
+class SharedConfigCopy:
+    """``PUT /unit_api/config/shared {code}``: the leader's copy of ``config.ini``."""
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
+        code = _code(req)
+        try:
+            validate_shared(code)
+        except InvalidConfig as exc:
+            raise invalid_config(exc) from None
+        atomic_write(shared_config_path(), code)
+        set_config(None)
+        resp.media = {"status": "success"}
