@@ -193,6 +193,11 @@ class Stirring(BackgroundJob):
     # ------------------------------------------------------------- lifecycle
     def _post_init(self) -> None:
         super()._post_init()
+        # settling may take up to 60 s: do it off the main thread so a stop is never kept waiting
+        threading.Thread(target=self._settle_then_regulate, name="stirring-settle", daemon=True).start()
+
+    def _settle_then_regulate(self) -> None:
+        """Kick the motor, poll until within 20 RPM of the target (≤ 60 s), then start the PID timer."""
         self.start_stirring()
         if self.use_rpm and self.target_rpm > 0:
             reached = self.block_until_rpm_is_close_to_target()
