@@ -250,9 +250,11 @@ def check_path(params: dict[str, Any], operation: Operation) -> None:
             continue
         error = first_error(operation.validator(f"path:{name}", schema), params[name])
         if error is not None:
-            raise ApiError(falcon.HTTP_400, f"Invalid path parameter '{name}'.",
-                           cause=f"Path parameter '{name}' {constraint(error)}.",
-                           remediation=f"See {operation.method} {operation.path} in the OpenAPI document.")
+            remediation = (f"Use one of: {', '.join(str(v) for v in error.validator_value)}."
+                           if error.validator == "enum" else
+                           f"See {operation.method} {operation.path} in the OpenAPI document.")
+            raise ApiError(falcon.HTTP_400, f"Invalid {name} {params[name]!r}.",
+                           cause=f"Path parameter '{name}' {constraint(error)}.", remediation=remediation)
 
 
 class ValidationMiddleware:
