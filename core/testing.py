@@ -395,3 +395,11 @@ def processes_under(root: Path) -> list[int]:
         except (psutil.Error, AttributeError):
             continue
     return found
+
+
+def real_data_dir() -> Path:
+    """Folder of the real bioreactor recordings: ``$REACTORKIT_REAL_DATA_DIR``, else
+    ``shared/data/real`` beside the repository."""
+    env = os.environ.get("REACTORKIT_REAL_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+

@@ -6,14 +6,15 @@ import random
 import subprocess
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
+
+from reactorkit.core.testing import real_data_dir
 
 from reactorkit.core import curves
 from reactorkit.core.curves import OutOfCalibratedRange
 
-DATASET = Path("/work/shared/data/real/pioreactor_od_angle_calibration_dataset.csv")
+DATASET = real_data_dir() / "pioreactor_od_angle_calibration_dataset.csv"
 
 
 def test_fit_poly_recovers_the_coefficients_of_an_exact_quadratic():

@@ -3,15 +3,16 @@
 import csv
 import math
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
+
+from reactorkit.core.testing import real_data_dir
 
 from reactorkit.core import od_fusion
 from reactorkit.core.calibration_store import validate_estimator
 from reactorkit.core.curves import evaluate
 
-DATASET = Path("/work/shared/data/real/pioreactor_od_angle_calibration_dataset.csv")
+DATASET = real_data_dir() / "pioreactor_od_angle_calibration_dataset.csv"
 ANGLES = ("45", "90", "135")
 
 

@@ -10,16 +10,17 @@ import json
 import math
 import os
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
+
+from reactorkit.core.testing import real_data_dir
 
 from reactorkit.core.clock import Clock, parse_iso
 from reactorkit.core.config import load_config
 from reactorkit.core.hardware import HardwareError, backend_name
 from reactorkit.core.hardware.replay import Recording, ReplayHardware
 
-DATA_DIR = Path(os.environ.get("REACTORKIT_REAL_DATA_DIR", "/work/shared/data/real"))
+DATA_DIR = real_data_dir()
 RECORDING = DATA_DIR / "pioreactor_1unit_5s_od_readings.csv.gz"
 START = datetime(2025, 2, 26, 10, 0, 0, tzinfo=timezone.utc)
 
@@ -156,7 +157,7 @@ def test_hardware_env_selects_replay(config, monkeypatch):
     assert backend_name(config) == "replay"
 
 
-@pytest.mark.skipif(not RECORDING.exists(), reason=f"real recording not found at {RECORDING}")
+@pytest.mark.skipif(not RECORDING.exists() and not os.environ.get("CI"), reason=f"real recording not found at {RECORDING}")
 def test_the_real_recording_loads_with_its_documented_span():
     recording = Recording(RECORDING)
     assert list(recording.times) == ["90"]
@@ -167,7 +168,7 @@ def test_the_real_recording_loads_with_its_documented_span():
 # ------------------------------------------------------------------ integration
 
 @pytest.mark.integration
-@pytest.mark.skipif(not RECORDING.exists(), reason=f"real recording not found at {RECORDING}")
+@pytest.mark.skipif(not RECORDING.exists() and not os.environ.get("CI"), reason=f"real recording not found at {RECORDING}")
 def test_real_jobs_estimate_the_recorded_growth_rate(unit_env, mqtt_recorder, spawn_job):
     """od_reading + growth_rate_calculating on the first ~1.8 h of the recording at 300×.
 
