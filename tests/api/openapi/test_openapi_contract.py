@@ -34,11 +34,7 @@ PENDING: set[tuple[str, str]] = {
     ("POST", "/api/units/{pioreactor_unit}/usb/mount"),
     # bioreactor fan-out of the dosing plugin: no route yet
     ("PATCH", "/api/workers/{pioreactor_unit}/bioreactor/update/experiments/{experiment}"),
-    # unit config files and hardware check (unit-api.md): no route yet
-    ("GET", "/unit_api/config/merged"),
-    ("GET", "/unit_api/config/specific"),
-    ("PATCH", "/unit_api/config/specific"),
-    ("POST", "/unit_api/config/specific"),
+    # hardware check (unit-api.md): no route yet
     ("PATCH", "/unit_api/hardware/check"),
     ("POST", "/unit_api/hardware/check"),
 }
