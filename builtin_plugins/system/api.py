@@ -446,6 +446,19 @@ class ClusterZippedDotPioreactor:
         if len(units) == 1 and pioreactor_unit != "$broadcast" and units[0] == me:
             _zip_response(resp, f"{me}_dot_pioreactor.zip")
             return
+        if pioreactor_unit != "$broadcast":  # one other unit: pass its archive through
+            unit = units[0]
+            try:
+                with httpx.Client(timeout=120) as client:
+                    response = client.get(unit_url(unit) + "/unit_api/zipped_dot_pioreactor")
+                    response.raise_for_status()
+            except httpx.HTTPError as exc:
+                raise ApiError(falcon.HTTP_502, f"Could not get {unit}'s archive.", cause=str(exc),
+                               remediation=f"Check that {unit} is online.") from None
+            resp.content_type = "application/zip"
+            resp.downloadable_as = f"{unit}_dot_pioreactor.zip"
+            resp.data = response.content
+            return
         spool = tempfile.NamedTemporaryFile(prefix="cluster_dot_pioreactor", suffix=".zip")
         with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as outer, \
                 httpx.Client(timeout=120) as client:
@@ -453,17 +466,8 @@ class ClusterZippedDotPioreactor:
                 try:
                     response = client.get(unit_url(unit) + "/unit_api/zipped_dot_pioreactor")
                     response.raise_for_status()
-                except httpx.HTTPError as exc:
-                    if pioreactor_unit != "$broadcast":
-                        raise ApiError(falcon.HTTP_502, f"Could not get {unit}'s archive.", cause=str(exc),
-                                       remediation=f"Check that {unit} is online.") from None
-                    continue
-                if pioreactor_unit != "$broadcast":
-                    spool.close()
-                    resp.content_type = "application/zip"
-                    resp.downloadable_as = f"{unit}_dot_pioreactor.zip"
-                    resp.data = response.content
-                    return
+                except httpx.HTTPError:
+                    continue  # $broadcast: a unit that is off is left out
                 outer.writestr(f"{unit}.zip", response.content)
         spool.seek(0, os.SEEK_END)
         resp.content_length = spool.tell()
