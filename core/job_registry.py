@@ -15,9 +15,11 @@ every listing and before a job starts, so a crashed job never blocks a restart).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,20 @@ CREATE TABLE IF NOT EXISTS pio_job_published_settings (
 );
 CREATE INDEX IF NOT EXISTS pio_job_metadata_name ON pio_job_metadata (job_name, is_running);
 """
+
+
+def _locked(method: Any) -> Any:
+    """Serialize a method on the registry's lock: a job uses one connection from several threads
+    (MQTT callbacks, timers, the signal-stop thread), and a close racing an execute must not crash."""
+
+    @functools.wraps(method)
+    def wrapper(self: "JobRegistry", *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the job registry is closed")
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class JobAlreadyRunning(RuntimeError):
@@ -107,10 +123,17 @@ class JobRegistry:
         self._conn.execute("PRAGMA busy_timeout=15000")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(SCHEMA)
+        self._lock = threading.RLock()
+        self._closed = False
 
     def close(self) -> None:
-        self._conn.close()
+        """Close the connection (idempotent); later calls raise ``sqlite3.ProgrammingError``."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
 
+    @_locked
     def register(
         self,
         *,
@@ -142,12 +165,14 @@ class JobRegistry:
             )
             return int(cur.lastrowid)
 
+    @_locked
     def remove(self, job_id: int) -> None:
         """Delete a job and its settings (clean exit)."""
         with self._transaction():
             self._conn.execute("DELETE FROM pio_job_published_settings WHERE job_id = ?", (job_id,))
             self._conn.execute("DELETE FROM pio_job_metadata WHERE job_id = ?", (job_id,))
 
+    @_locked
     def set_setting(self, job_id: int, setting: str, value: Any) -> None:
         """Upsert a published setting; ``None`` deletes it. Dicts/lists are stored as JSON."""
         if value is None:
@@ -166,6 +191,7 @@ class JobRegistry:
             (setting, stored, now, now, job_id),
         )
 
+    @_locked
     def settings(self, job_id: int) -> dict[str, Any]:
         """``setting -> value`` of a job."""
         rows = self._conn.execute(
@@ -173,6 +199,7 @@ class JobRegistry:
         )
         return {r["setting"]: r["value"] for r in rows}
 
+    @_locked
     def running(self, **filters: Any) -> list[JobRecord]:
         """Live jobs, optionally filtered by ``job_name``, ``experiment``, ``job_source``,
         ``job_id``, ``unit`` (``None`` filters are ignored). Stale rows are removed first."""
@@ -190,10 +217,12 @@ class JobRegistry:
         )
         return [_record(r) for r in rows]
 
+    @_locked
     def get(self, job_id: int) -> JobRecord | None:
         row = self._conn.execute("SELECT * FROM pio_job_metadata WHERE job_id = ?", (job_id,)).fetchone()
         return _record(row) if row else None
 
+    @_locked
     def clean_stale(self) -> list[JobRecord]:
         """Remove rows whose pid is dead; returns what was removed."""
         rows = self._conn.execute("SELECT * FROM pio_job_metadata WHERE is_running = 1").fetchall()
