@@ -228,7 +228,7 @@ def run_automation(automation_type: str, *, unit: str, experiment: str, config: 
     """
     import sys
 
-    from reactorkit.core.descriptors import resolve
+    from reactorkit.core.imports import resolve
     from reactorkit.core.plugins import Registry
 
     available = Registry.installed().automations[automation_type]

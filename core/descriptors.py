@@ -13,10 +13,11 @@ nothing heavy.
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Literal
+
+from reactorkit.core.imports import resolve  # noqa: F401  (re-exported for plugins and tests)
 
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9_]*")
 SETTING_TYPES = ("numeric", "boolean", "string", "json")
@@ -37,24 +38,6 @@ def _check_snake(kind: str, value: str) -> None:
 def _check_choice(kind: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{kind} must be one of {', '.join(allowed)}; got {value!r}")
-
-
-def resolve(target: Any) -> Any:
-    """Import ``"package.module:attribute"`` lazily; anything else is returned as is.
-
-    Descriptors may name their class by import path so that registering a
-    plugin never imports its heavy job module (``pio --help`` stays fast).
-
-    Raises:
-        ImportError / AttributeError: the path does not lead to an object.
-    """
-    if isinstance(target, str):
-        module_name, _, attribute = target.partition(":")
-        obj: Any = importlib.import_module(module_name)
-        for part in attribute.split(".") if attribute else ():
-            obj = getattr(obj, part)
-        return obj
-    return target
 
 
 class _Record:

@@ -6,7 +6,7 @@ need only names, help texts, CLI options and import paths. The index holds
 exactly that, as JSON in ``$DOT_PIOREACTOR/storage/cli_index.json``, and is
 rebuilt from the plugin registry whenever its fingerprint changes: the
 reactorkit version, ``SKIP_PLUGINS``, the modification times of the
-directories on ``sys.path`` (an install or uninstall touches site-packages),
+site-packages directories on ``sys.path`` (an install or uninstall touches them),
 of the built-in plugins' source files and of ``$DOT_PIOREACTOR/plugins/*.py``.
 
 A job whose class or runner cannot be named by an import path (a lambda, a
@@ -45,8 +45,12 @@ def fingerprint() -> str:
 
     parts: list[str] = [str(INDEX_VERSION), __version__, os.environ.get("SKIP_PLUGINS", "")]
     for entry in sys.path:
+        # only installation folders: the script's folder or the working directory differ between
+        # `pio` and `python -m`, and would make every other call rebuild the index
+        if not entry or not entry.rstrip("/").endswith(("site-packages", "dist-packages")):
+            continue
         try:
-            parts.append(f"{entry}:{os.stat(entry or '.').st_mtime_ns}")
+            parts.append(f"{entry}:{os.stat(entry).st_mtime_ns}")
         except OSError:
             continue
     builtin = _builtin_plugins_dir()

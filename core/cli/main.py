@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -53,7 +54,7 @@ class PluginCommands(click.Group):
         command = super().get_command(ctx, name)
         if command is not None:
             return command
-        from reactorkit.core.descriptors import resolve
+        from reactorkit.core.imports import resolve
 
         if name in LAZY_COMMANDS:
             return resolve(LAZY_COMMANDS[name][0])
@@ -178,7 +179,7 @@ def run_job(descriptor: Any, kwargs: dict[str, Any], overrides: tuple[tuple[str,
     ``$EXPERIMENT`` (else the unit's assignment, else ``$experiment``).
     """
     from reactorkit.core.config import get_experiment, get_unit_name, load_config, set_config
-    from reactorkit.core.descriptors import resolve
+    from reactorkit.core.imports import resolve
 
     if getattr(descriptor, "needs_registry", False):
         descriptor = _registry().jobs[descriptor.job_name]
@@ -298,13 +299,15 @@ def serve(port: int | None, host: str, workers: int, threads: int, access_log: b
 
     port = port or get_config().getint("ui", "port", fallback=4999)
     args = [sys.executable, "-m", "gunicorn", "reactorkit.api.app:get_app()", "--bind", f"{host}:{port}",
-            "--workers", str(workers), "--threads", str(threads), "--timeout", "120", "--graceful-timeout", "5",
+            "--workers", str(workers), "--threads", str(threads),
+            "--timeout", "330",  # a calibration step may run the hardware for up to 300 s
+            "--graceful-timeout", "5",
             *(["--access-logfile", "-"] if access_log else []), "--log-level", "warning",
             "--pid", str(gunicorn_pid_path())]
     os.execv(sys.executable, args)
 
 
-def gunicorn_pid_path() -> "Path":
+def gunicorn_pid_path() -> Path:
     """``$DOT_PIOREACTOR/storage/gunicorn.pid``: the master of ``pio serve`` (HUP reloads the app)."""
     from reactorkit.core.paths import storage_dir
 
