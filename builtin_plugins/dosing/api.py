@@ -1,4 +1,9 @@
-"""``/unit_api/bioreactor/experiments/{experiment}``: read and correct the vial bookkeeping."""
+"""Read and correct the vial bookkeeping (domain facts §3.8).
+
+* ``GET|PATCH /unit_api/bioreactor/experiments/{experiment}`` on each unit;
+* ``PATCH /api/workers/{u}/bioreactor/update/experiments/{experiment}`` on the
+  leader: the same PATCH on each target worker, as an async fan-out (§1.2, §8).
+"""
 
 from __future__ import annotations
 
@@ -72,3 +77,51 @@ class BioreactorValues:
                                        "(alt_media_fraction within 0–1).") from None
         _publish(get_unit_name(), experiment, values, list(body["values"]), config)
         resp.media = {"status": "success"}
+
+
+def check_values_body(body: Any) -> dict[str, Any]:
+    """The ``values`` object of a bioreactor PATCH body, checked for shape (the units check the numbers).
+
+    Raises:
+        ApiError: 400 naming ``values`` or the unknown variable.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("values"), dict) or not body["values"]:
+        raise ApiError(falcon.HTTP_400, "Invalid request body.",
+                       cause='Expected a JSON object {"values": {variable: number, …}} with at least one variable.',
+                       remediation=f"Give some of: {', '.join(VARIABLES)}.")
+    unknown = sorted(k for k in body["values"] if k not in VARIABLES)
+    if unknown:
+        raise ApiError(falcon.HTTP_400, "Invalid request body.", cause=f"values.{unknown[0]}: not a bioreactor variable.",
+                       remediation=f"Give some of: {', '.join(VARIABLES)}.")
+    return dict(body["values"])
+
+
+class BioreactorUpdateOnWorkers:
+    """``PATCH /api/workers/{u}/bioreactor/update/experiments/{experiment} {"values": {…}}`` → 202 task.
+
+    Each target worker gets ``PATCH /unit_api/bioreactor/experiments/{experiment}`` with the same values; the
+    task's result is ``{unit: envelope}`` (a worker refusing a value reports its 400 there). Targets: the named
+    worker, or for ``$broadcast`` the active workers assigned to the experiment (404 when none).
+    """
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, experiment: str) -> None:
+        from urllib.parse import quote
+
+        from redis.exceptions import RedisError
+
+        from reactorkit.api import fanout
+        from reactorkit.api.unit.common import unavailable_queue
+        from reactorkit.api.unit.leader import resolve
+
+        try:
+            body = req.get_media(default_when_empty=None)
+        except falcon.MediaMalformedError:
+            body = None
+        values = check_values_body(body)
+        scope = experiment if pioreactor_unit == fanout.BROADCAST else None
+        units = resolve(pioreactor_unit, "workers", experiment=scope)
+        path = f"/unit_api/bioreactor/experiments/{quote(experiment, safe='')}"
+        try:
+            fanout.respond_with_fan_out(resp, "PATCH", units, path, {"values": values})
+        except RedisError as exc:
+            raise unavailable_queue(exc) from exc

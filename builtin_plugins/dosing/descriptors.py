@@ -239,4 +239,6 @@ STORAGE = (
 
 ROUTES = (
     RouteDescriptor(path="/unit_api/bioreactor/experiments/{experiment}", resource=f"{_PKG}.api:BioreactorValues"),
+    RouteDescriptor(path="/api/workers/{pioreactor_unit}/bioreactor/update/experiments/{experiment}",
+                    resource=f"{_PKG}.api:BioreactorUpdateOnWorkers", leader_only=True),
 )

@@ -3,6 +3,8 @@
 * ``GET /api/datasets/exportable/{name}/preview?n_rows=5`` (≤ 100, unfiltered) → rows as objects;
 * ``POST /api/datasets/exportable/export {datasets, experiments|experiment, partition_by_unit,
   partition_by_experiment, start_time?, end_time?}`` → 202 task; its result names the zip;
+* ``POST /api/datasets/exportable/export-to-usb`` (same body) → 202 task writing
+  the zip onto the leader's mounted USB drive (409 when there is none);
 * ``GET /api/exports/{filename}`` → the zip (``application/zip``);
 * classic ``/api/contrib/exportable_datasets/{name}/preview`` and
   ``POST /api/contrib/exportable_datasets/export_datasets`` (waits for the task and
@@ -26,6 +28,7 @@ ALL_EXPERIMENTS = "<All experiments>"
 MAX_PREVIEW_ROWS = 100
 CLASSIC_WAIT_S = 600.0
 TASK = "reactorkit.builtin_plugins.exports.tasks.export_datasets"
+USB_TASK = "reactorkit.builtin_plugins.exports.tasks.export_datasets_to_usb"
 
 
 @lru_cache(maxsize=1)
@@ -138,6 +141,27 @@ class Export:
 
         kwargs = export_request(read_body(req))
         enqueue_task(resp, get_unit_name(), TASK, timeout_s=3600, **kwargs)
+
+
+class ExportToUsb:
+    """``POST /api/datasets/exportable/export-to-usb`` (body as ``…/export``) → 202 task writing the zip onto the
+    leader's mounted USB drive (result ``{result, filename, msg, drive, path, …}``).
+
+    409 at once when the leader has no writable USB drive mounted (the task checks again when it runs).
+    """
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from reactorkit.builtin_plugins.system.usb import writable_drive
+        from reactorkit.core.config import get_unit_name
+
+        kwargs = export_request(read_body(req))
+        if writable_drive() is None:
+            raise ApiError(falcon.HTTP_409, "No USB drive to export to.",
+                           cause="No writable USB drive is mounted on the leader.",
+                           remediation="Plug a USB drive into the leader and mount it (POST "
+                                       "/api/units/<leader>/usb/mount), or download the zip with POST "
+                                       "/api/datasets/exportable/export instead.")
+        enqueue_task(resp, get_unit_name(), USB_TASK, timeout_s=3600, **kwargs)
 
 
 class ClassicExport(Export):

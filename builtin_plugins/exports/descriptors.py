@@ -8,6 +8,7 @@ ROUTES = (
     RouteDescriptor(path="/api/datasets/exportable/{target_dataset}/preview", resource=f"{_API}:Preview",
                     leader_only=True),
     RouteDescriptor(path="/api/datasets/exportable/export", resource=f"{_API}:Export", leader_only=True),
+    RouteDescriptor(path="/api/datasets/exportable/export-to-usb", resource=f"{_API}:ExportToUsb", leader_only=True),
     RouteDescriptor(path="/api/exports/{filename:path}", resource=f"{_API}:Download", leader_only=True),
     # classic aliases
     RouteDescriptor(path="/api/contrib/exportable_datasets/{target_dataset}/preview", resource=f"{_API}:Preview",

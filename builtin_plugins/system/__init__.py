@@ -1,4 +1,5 @@
-"""System: plugins, system commands, the state folder, archives and uploads (built-in plugin)."""
+"""System: plugins, system commands, the state folder, archives, uploads, USB drives, the local access point
+and the hardware check (built-in plugin)."""
 
 from reactorkit.core.hooks import hookimpl
 

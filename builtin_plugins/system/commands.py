@@ -11,10 +11,14 @@ shutdown               ``sudo shutdown -h now``
 repair                 ``sudo chown -R {user}: {dot_pioreactor}``
 update                 ``{python} -m pip install --upgrade {spec}``
 web_server_restart     (none: the ``pio serve`` master is sent SIGHUP)
+usb_mount              ``udisksctl mount --no-user-interaction --block-device {device}``
+usb_unmount            ``udisksctl unmount --no-user-interaction --block-device {device}``
+usb_power_off          ``udisksctl power-off --no-user-interaction --block-device {disk}``
 =====================  ===============================================
 
 Templates may use ``{python}``, ``{dot_pioreactor}``, ``{user}`` and, for
-updates, ``{spec}`` (what pip installs). The web server is restarted by
+updates, ``{spec}`` (what pip installs); the USB ones ``{device}`` (``/dev/sda1``),
+``{disk}`` (``/dev/sda``) and, for unmounting, ``{mount_point}``. The web server is restarted by
 sending SIGHUP to the gunicorn master of ``pio serve`` (its pid file is
 ``$DOT_PIOREACTOR/storage/gunicorn.pid``): gunicorn starts fresh workers, which
 load the plugins anew.
@@ -39,6 +43,9 @@ DEFAULT_COMMANDS = {
     "repair": "sudo chown -R {user}: {dot_pioreactor}",
     "update": "{python} -m pip install --upgrade {spec}",
     "web_server_restart": "",
+    "usb_mount": "udisksctl mount --no-user-interaction --block-device {device}",
+    "usb_unmount": "udisksctl unmount --no-user-interaction --block-device {device}",
+    "usb_power_off": "udisksctl power-off --no-user-interaction --block-device {disk}",
 }
 COMMAND_TIMEOUT_S = 1800
 

@@ -3,6 +3,7 @@
 from reactorkit.core.descriptors import RouteDescriptor
 
 _API = "reactorkit.builtin_plugins.system.api"
+_DEVICES = "reactorkit.builtin_plugins.system.devices_api"
 
 _UNIT = {
     "/unit_api/plugins/installed": "InstalledPlugins",
@@ -38,7 +39,29 @@ _LEADER = {
     "/api/units/{pioreactor_unit}/import_zipped_dot_pioreactor": "ClusterImportZippedDotPioreactor",
 }
 
+# USB drives, the local access point, the hardware check
+_DEVICES_UNIT = {
+    "/unit_api/usb": "UsbStatus",
+    "/unit_api/usb/artifacts": "UsbArtifacts",
+    "/unit_api/usb/mount": "UsbMount",
+    "/unit_api/usb/eject": "UsbEject",
+    "/unit_api/hardware/check": "HardwareCheck",
+}
+
+_DEVICES_LEADER = {
+    "/api/units/{pioreactor_unit}/usb": "ClusterUsbStatus",
+    "/api/units/{pioreactor_unit}/usb/artifacts": "ClusterUsbArtifacts",
+    "/api/units/{pioreactor_unit}/usb/mount": "ClusterUsbMount",
+    "/api/units/{pioreactor_unit}/usb/eject": "ClusterUsbEject",
+    "/api/units/{pioreactor_unit}/plugins/install-from-leader-usb": "InstallFromLeaderUsb",
+    "/api/local_access_point": "LocalAccessPoint",
+    "/api/is_local_access_point_active": "IsLocalAccessPointActive",
+}
+
 ROUTES = tuple(
     [RouteDescriptor(path=path, resource=f"{_API}:{name}") for path, name in _UNIT.items()]
     + [RouteDescriptor(path=path, resource=f"{_API}:{name}", leader_only=True) for path, name in _LEADER.items()]
+    + [RouteDescriptor(path=path, resource=f"{_DEVICES}:{name}") for path, name in _DEVICES_UNIT.items()]
+    + [RouteDescriptor(path=path, resource=f"{_DEVICES}:{name}", leader_only=True)
+       for path, name in _DEVICES_LEADER.items()]
 )

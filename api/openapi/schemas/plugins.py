@@ -1,5 +1,6 @@
 """Operation descriptions of the built-in plugins' routes: calibrations, dosing, exports, experiment profiles
-and system (domain facts §3.8, §6, §7, §8, §9, §11).
+and system — with USB drives, the local access point and the hardware check (domain facts §1.4, §3.8, §6, §7,
+§8, §9, §11).
 
 Kept here rather than in the plugins' descriptor files; a third-party plugin
 declares its own with ``RouteDescriptor(schemas=…)`` instead.
@@ -130,8 +131,10 @@ def _dosing() -> dict[tuple[str, str], dict[str, Any]]:
                             body=obj(("values",), values={**BIOREACTOR_VALUES, "minProperties": 1}),
                             body_required=True, path={"experiment": TOPIC_LEVEL}),
         ("PATCH", "/api/workers/{pioreactor_unit}/bioreactor/update/experiments/{experiment}"): fan_out(
-            "Correct bioreactor variables on the workers.",
-            body=obj(("values",), values={**BIOREACTOR_VALUES, "minProperties": 1}), body_required=True),
+            "Correct bioreactor variables on a worker ($broadcast: the active workers assigned to the experiment).",
+            obj(_doc='The worker\'s {"status": "success"}, stripped of its status (§1.2): {}.'),
+            body=obj(("values",), values={**BIOREACTOR_VALUES, "minProperties": 1}), body_required=True,
+            path={"experiment": TOPIC_LEVEL}),
     }
 
 
@@ -144,6 +147,8 @@ EXPORT_BODY = obj(
     end_time={"type": ["string", "null"], "description": "ISO-8601 with Z or ±HH:MM."},
 )
 EXPORT_RESULT = obj(result=ANY, filename=STR, msg=STR)
+USB_EXPORT_RESULT = obj(("filename", "drive", "path"), result=ANY, filename=STR, msg=STR, drive=STR, device=STR,
+                        path=STR)
 PREVIEW_QUERY = {"n_rows": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Rows (default 5)."}}
 
 
@@ -155,8 +160,9 @@ def _exports() -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/datasets/exportable/export"): task("Export datasets to a zip (GET /api/exports/{filename}).",
                                                           body=EXPORT_BODY, body_required=True,
                                                           result=EXPORT_RESULT),
-        ("POST", "/api/datasets/exportable/export-to-usb"): task("Export datasets to a USB drive.", body=EXPORT_BODY,
-                                                                 body_required=True),
+        ("POST", "/api/datasets/exportable/export-to-usb"): task(
+            "Export datasets to a zip on the leader's mounted USB drive (409 when none is mounted).", body=EXPORT_BODY,
+            body_required=True, result=USB_EXPORT_RESULT),
         ("POST", "/api/contrib/exportable_datasets/export_datasets"): op(
             "Export datasets and wait for the zip (classic).", ok=EXPORT_RESULT, body=EXPORT_BODY,
             body_required=True),
@@ -214,6 +220,60 @@ PLUGIN = obj(("name",), name=STR, version=nullable(STR), description=nullable(ST
              source=nullable(STR), author=nullable(STR))
 
 
+SIZE = nullable({"type": "integer", "minimum": 0})
+DRIVE = obj(("device", "disk", "mount_point"), device=STR, disk=STR, mount_point=STR, fstype=STR, read_only=BOOL,
+            label=nullable(STR), size_bytes=SIZE, free_bytes=SIZE, _doc="A mounted USB filesystem.")
+PARTITION = obj(("device", "disk"), device=STR, disk=STR, size_bytes=SIZE, label=nullable(STR),
+                _doc="A USB partition that is not mounted.")
+USB_STATUS = obj(("present", "mounted", "drives", "unmounted"), present=BOOL, mounted=BOOL, drives=array(DRIVE),
+                 unmounted=array(PARTITION))
+ARTIFACT = obj(("name", "path", "drive", "kind"), name=STR, path=STR, drive=STR,
+               kind={"type": "string", "enum": ["wheel", "sdist", "zip"]}, package=nullable(STR),
+               version=nullable(STR), size_bytes=INT, modified_at=STR)
+USB_ARTIFACTS = obj(("drives", "artifacts"), drives=array(STR), artifacts=array(ARTIFACT))
+USB_DEVICE_BODY = obj(device={"type": "string", "minLength": 1,
+                              "description": "A device (/dev/sda1), disk (sda) or mount point; default: any."})
+MOUNTED = obj(("mounted", "device", "mount_point"), mounted=BOOL, device=STR, mount_point=STR, drive=DRIVE)
+EJECTED = obj(("ejected",), ejected=array(obj(("device", "mount_point"), device=STR, disk=STR, mount_point=STR)),
+              powered_off=mapping(BOOL), power_off_errors=mapping(STR))
+ACCESS_POINT = obj(("active", "flag_file", "reason"), active=BOOL, flag_file=STR, flag_present=BOOL,
+                   network_manager=BOOL, ssid=nullable(STR), proto=nullable(STR), interface=STR,
+                   address=nullable(STR), reason=STR)
+HARDWARE_CHECK_BODY = obj(("model_name", "model_version"), model_name={"type": "string", "minLength": 1},
+                          model_version={"type": ["string", "number"], "minLength": 1},
+                          _doc="A model of GET /api/models.")
+HARDWARE_CHECK = obj(("status", "model_name", "model_version"),
+                     status={"type": "string", "enum": ["ok", "warning", "skipped"]}, model_name=STR,
+                     model_version=STR, unit=STR, backend=STR, reason=STR,
+                     checks=array(obj(("name", "ok"), name=STR, ok=nullable(BOOL), detail=STR)))
+
+
+def _devices() -> dict[tuple[str, str], dict[str, Any]]:
+    u = "/api/units/{pioreactor_unit}"
+    out: dict[tuple[str, str], dict[str, Any]] = {
+        ("GET", "/unit_api/usb"): op("USB drives plugged into this unit, mounted or not.", ok=USB_STATUS),
+        ("GET", "/unit_api/usb/artifacts"): op("Wheels, sdists and zips on this unit's mounted USB drives.",
+                                               ok=USB_ARTIFACTS),
+        ("POST", "/unit_api/usb/mount"): task("Mount a USB partition (409 when there is none to mount).",
+                                              body=USB_DEVICE_BODY, result=MOUNTED),
+        ("POST", "/unit_api/usb/eject"): task("Unmount and power off USB drives (409 when none is mounted).",
+                                              body=USB_DEVICE_BODY, result=EJECTED),
+        ("GET", f"{u}/usb"): fan_out("USB drives of the units ($broadcast: every unit).", USB_STATUS),
+        ("GET", f"{u}/usb/artifacts"): fan_out("Artifacts on the units' USB drives.", USB_ARTIFACTS),
+        ("POST", f"{u}/usb/mount"): fan_out("Mount a USB drive on the units.", body=USB_DEVICE_BODY),
+        ("POST", f"{u}/usb/eject"): fan_out("Eject the units' USB drives.", body=USB_DEVICE_BODY),
+        ("GET", "/api/local_access_point"): op("The leader's local access point (Wi-Fi it hosts itself).",
+                                               ok=ACCESS_POINT),
+        ("GET", "/api/is_local_access_point_active"): op("Whether the leader's local access point is on (classic).",
+                                                         ok=obj(("result",), result=BOOL)),
+    }
+    for method in ("POST", "PATCH"):
+        out[(method, "/unit_api/hardware/check")] = task(
+            "Check this unit's hardware for a model: ok, warning or skipped (off a Raspberry Pi).",
+            body=HARDWARE_CHECK_BODY, body_required=True, result=HARDWARE_CHECK)
+    return out
+
+
 def _system() -> dict[tuple[str, str], dict[str, Any]]:
     out: dict[tuple[str, str], dict[str, Any]] = {
         ("GET", "/unit_api/plugins/installed"): op("Installed plugins.", ok=array(PLUGIN),
@@ -265,8 +325,10 @@ def _system() -> dict[tuple[str, str], dict[str, Any]]:
                                                                            body=PLUGIN_BODY, body_required=True),
             (method, "/api/units/{pioreactor_unit}/plugins/uninstall"): task("Uninstall a plugin on the units.",
                                                                              body=PLUGIN_BODY, body_required=True),
-            (method, "/api/units/{pioreactor_unit}/plugins/install-from-leader-usb"): task(
-                "Install a plugin from the leader's USB drive on the units.", body=PLUGIN_BODY, body_required=True),
+            (method, "/api/units/{pioreactor_unit}/plugins/install-from-leader-usb"): fan_out(
+                "Install a plugin from the leader's USB drive on the units (args: [package name, optionally with a "
+                "version specifier, or a file name on the drive]; 409 without a drive, 404 when nothing matches).",
+                body=PLUGIN_BODY, body_required=True),
         })
     for kind in ("reboot", "shutdown", "repair"):
         out[("POST", f"/api/units/{{pioreactor_unit}}/system/{kind}")] = task(f"{kind.capitalize()} the units.")
@@ -279,4 +341,5 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     **_exports(),
     **_profiles(),
     **_system(),
+    **_devices(),
 }

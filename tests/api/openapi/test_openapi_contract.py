@@ -21,23 +21,7 @@ import pytest
 
 SPEC_COUNT = 243
 
-PENDING: set[tuple[str, str]] = {
-    # USB drive and local access point (leader-api.md): no route yet
-    ("POST", "/api/datasets/exportable/export-to-usb"),
-    ("GET", "/api/local_access_point"),
-    ("GET", "/api/is_local_access_point_active"),
-    ("PATCH", "/api/units/{pioreactor_unit}/plugins/install-from-leader-usb"),
-    ("POST", "/api/units/{pioreactor_unit}/plugins/install-from-leader-usb"),
-    ("GET", "/api/units/{pioreactor_unit}/usb"),
-    ("GET", "/api/units/{pioreactor_unit}/usb/artifacts"),
-    ("POST", "/api/units/{pioreactor_unit}/usb/eject"),
-    ("POST", "/api/units/{pioreactor_unit}/usb/mount"),
-    # bioreactor fan-out of the dosing plugin: no route yet
-    ("PATCH", "/api/workers/{pioreactor_unit}/bioreactor/update/experiments/{experiment}"),
-    # hardware check (unit-api.md): no route yet
-    ("PATCH", "/unit_api/hardware/check"),
-    ("POST", "/unit_api/hardware/check"),
-}
+PENDING: set[tuple[str, str]] = set()
 
 
 def endpoints_file() -> Path | None:

@@ -1,0 +1,220 @@
+"""Routes for the machine itself: USB drives, the local access point and the hardware check.
+
+Unit (``/unit_api``):
+
+* ``GET usb`` → ``{present, mounted, drives, unmounted}`` (:func:`.usb.status`);
+* ``GET usb/artifacts`` → ``{drives, artifacts}`` (:func:`.usb_artifacts.artifacts`);
+* ``POST usb/mount {device?}`` / ``POST usb/eject {device?}`` → 202 task
+  (:mod:`.usb_tasks`); 409 at once when there is nothing to mount or eject;
+* ``POST|PATCH hardware/check {model_name, model_version}`` → 202 task whose
+  result says ``ok``, ``warning`` or ``skipped`` (:mod:`.hardware_check`).
+
+Leader (``/api``):
+
+* ``GET units/{u}/usb``, ``GET units/{u}/usb/artifacts``, ``POST units/{u}/usb/mount|eject``
+  → 202 task fanning out to those unit routes (``{unit: envelope}``; ``$broadcast``
+  is every unit, leader included);
+* ``POST|PATCH units/{u}/plugins/install-from-leader-usb {args: [name]}`` → 202
+  task (:mod:`.usb_install`); 409 when the leader has no drive mounted, 404
+  when nothing on it matches;
+* ``GET local_access_point`` → :func:`.access_point.state`;
+  ``GET is_local_access_point_active`` → ``{"result": bool}``.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from reactorkit.api.errors import ApiError
+from reactorkit.api.unit.common import enqueue_task, field, invalid, read_body
+
+_PKG = "reactorkit.builtin_plugins.system"
+
+
+def _unit() -> str:
+    from reactorkit.core.config import get_unit_name
+
+    return get_unit_name()
+
+
+def no_drive(cause: str, remediation: str) -> ApiError:
+    """409: the request is fine but the machine has no (suitable) USB drive."""
+    return ApiError(falcon.HTTP_409, "No USB drive to act on.", cause=cause, remediation=remediation)
+
+
+def _device(req: falcon.Request) -> str | None:
+    device = field(read_body(req), "device", str)
+    if device is not None and (not device or "\x00" in device):
+        raise invalid("Field 'device' must name a device (/dev/sda1), a disk (sda) or a mount point.")
+    return device
+
+
+# --------------------------------------------------------------------- unit
+class UsbStatus:
+    """``GET /unit_api/usb``: the USB drives plugged into this unit, mounted or not."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from .usb import status
+
+        resp.media = status()
+
+
+class UsbArtifacts:
+    """``GET /unit_api/usb/artifacts``: wheels, sdists and zips on this unit's mounted USB drives."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from .usb_artifacts import artifacts
+
+        resp.media = artifacts()
+
+
+class UsbMount:
+    """``POST /unit_api/usb/mount {device?}`` → 202 task mounting a USB partition (409: nothing to mount)."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from .usb import NoDrive, choose_unmounted
+
+        device = _device(req)
+        try:
+            choose_unmounted(device)
+        except NoDrive as exc:
+            raise no_drive(str(exc), "Plug a USB drive into this unit (GET /unit_api/usb lists what is there).") \
+                from None
+        enqueue_task(resp, _unit(), f"{_PKG}.usb_tasks.mount", device, timeout_s=180)
+
+
+class UsbEject:
+    """``POST /unit_api/usb/eject {device?}`` → 202 task unmounting and powering off (409: nothing mounted)."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from .usb import NoDrive, choose_mounted
+
+        device = _device(req)
+        try:
+            choose_mounted(device)
+        except NoDrive as exc:
+            raise no_drive(str(exc), "See GET /unit_api/usb for the mounted drives of this unit.") from None
+        enqueue_task(resp, _unit(), f"{_PKG}.usb_tasks.eject", device, timeout_s=180)
+
+
+class HardwareCheck:
+    """``POST|PATCH /unit_api/hardware/check {model_name, model_version}`` → 202 task (``ok|warning|skipped``).
+
+    400 when a field is missing or the model is not one of ``GET /api/models`` (§1.4).
+    """
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from reactorkit.api.leader.models import find_model
+
+        body = read_body(req)
+        name = field(body, "model_name", str, required=True)
+        version = field(body, "model_version", (str, int, float), required=True)
+        version = str(version)
+        if not name or not version:
+            raise invalid("Fields 'model_name' and 'model_version' must not be empty.",
+                          'Example: {"model_name": "pioreactor_40ml", "model_version": "1.5"}.')
+        if find_model(name, version) is None:
+            raise ApiError(falcon.HTTP_400, "Unknown model.", cause=f"No model {name!r} version {version!r}.",
+                           remediation="Use a model_name and model_version of GET /api/models.")
+        enqueue_task(resp, _unit(), f"{_PKG}.hardware_check.check_hardware", name, version, timeout_s=120)
+
+    on_patch = on_post
+
+
+# ------------------------------------------------------------------- leader
+def _resolve(unit: str) -> list[str]:
+    from reactorkit.api.unit.leader import resolve
+
+    return resolve(unit, "units")
+
+
+class ClusterUsbRead:
+    """``GET /api/units/{u}/usb[/artifacts]`` → 202 task: each unit's ``/unit_api/usb[/artifacts]``."""
+
+    def __init__(self, unit_path: str) -> None:
+        self.unit_path = unit_path
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        units = _resolve(pioreactor_unit)
+        enqueue_task(resp, _unit(), "reactorkit.api.fanout.fan_out_task", "GET", units, self.unit_path,
+                     timeout_s=120)
+
+
+class ClusterUsbStatus(ClusterUsbRead):
+    def __init__(self) -> None:
+        super().__init__("/unit_api/usb")
+
+
+class ClusterUsbArtifacts(ClusterUsbRead):
+    def __init__(self) -> None:
+        super().__init__("/unit_api/usb/artifacts")
+
+
+class ClusterUsbAction:
+    """``POST /api/units/{u}/usb/{mount|eject} {device?}`` → 202 task: each unit's action, awaited (≤ 2 min)."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        device = _device(req)
+        units = _resolve(pioreactor_unit)
+        body = {"device": device} if device else {}
+        enqueue_task(resp, _unit(), f"{_PKG}.plugin_tasks.fan_out_long", "POST", units,
+                     f"/unit_api/usb/{self.action}", body, poll_minutes=2.0, timeout_s=300)
+
+
+class ClusterUsbMount(ClusterUsbAction):
+    def __init__(self) -> None:
+        super().__init__("mount")
+
+
+class ClusterUsbEject(ClusterUsbAction):
+    def __init__(self) -> None:
+        super().__init__("eject")
+
+
+class InstallFromLeaderUsb:
+    """``POST|PATCH /api/units/{u}/plugins/install-from-leader-usb {args: [name or file]}`` → 202 task.
+
+    ``name`` is a package name with an optional version specifier (the newest matching wheel, else sdist, on the
+    leader's drive) or a file name on the drive. 409 when the leader has no USB drive mounted; 404 when nothing
+    on it matches.
+    """
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
+        from .api import _installs_disallowed, plugin_request
+        from .usb import mounted_drives
+        from .usb_artifacts import find_plugin_artifact
+
+        _installs_disallowed()
+        name, _ = plugin_request(read_body(req), with_source=False)
+        units = _resolve(pioreactor_unit)
+        if not mounted_drives():
+            raise no_drive("No USB drive is mounted on the leader.",
+                           "Plug the drive into the leader and mount it (POST /api/units/<leader>/usb/mount).")
+        if find_plugin_artifact(name) is None:
+            raise ApiError(falcon.HTTP_404, f"No plugin {name!r} on the leader's USB drive.",
+                           cause="No wheel or sdist on the drive matches the name (and version).",
+                           remediation="See GET /api/units/<leader>/usb/artifacts for what is on the drive.")
+        enqueue_task(resp, _unit(), f"{_PKG}.usb_install.install_from_leader_usb", name, units, timeout_s=1800)
+
+    on_patch = on_post
+
+
+class LocalAccessPoint:
+    """``GET /api/local_access_point``: whether the leader hosts its own Wi-Fi network, and how."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from .access_point import state
+
+        resp.media = state()
+
+
+class IsLocalAccessPointActive:
+    """``GET /api/is_local_access_point_active`` → ``{"result": bool}`` (classic)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from .access_point import is_active
+
+        resp.media = {"result": is_active()}
