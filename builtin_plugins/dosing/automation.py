@@ -38,7 +38,14 @@ from typing import Any, ClassVar
 
 from reactorkit.builtin_plugins.dosing.bioreactor import BioreactorStore
 from reactorkit.builtin_plugins.dosing.calibration import MissingCalibration, missing_calibration_message, pump_rate
-from reactorkit.builtin_plugins.dosing.pumps import OverVolume, PumpError, pwm_channel_for, pump_action, volume_limits
+from reactorkit.builtin_plugins.dosing.pumps import (
+    OverVolume,
+    PumpError,
+    pump_action,
+    pwm_channel_for,
+    reaches,
+    volume_limits,
+)
 from reactorkit.core.automation import AutomationEvent, AutomationJob, ErrorOccurred
 from reactorkit.core.config import get_config
 from reactorkit.core.mqtt import QOS_AT_LEAST_ONCE, job_topic
@@ -162,7 +169,7 @@ class DosingAutomationJob(AutomationJob):
             volume = float(payload)
         except ValueError:
             return
-        if volume >= self.max_volume_to_stop and self.state == "ready":
+        if reaches(volume, self.max_volume_to_stop) and self.state == "ready":
             self.logger.error(
                 "The vial holds %.2f mL, at or above [bioreactor] max_volume_to_stop = %g mL; pausing %s.",
                 volume, self.max_volume_to_stop, self.automation_name,
@@ -236,7 +243,7 @@ class DosingAutomationJob(AutomationJob):
             if not not self._stop_dosing.is_set():
                 break
             volume = self.current_volume_ml()
-            if media + alt > 0 and volume + media + alt >= self.max_volume_to_stop:
+            if media + alt > 0 and reaches(volume + media + alt, self.max_volume_to_stop):
                 self.logger.error(
                     "Dose aborted: %.2f mL + %.2f mL would reach [bioreactor] max_volume_to_stop = %g mL; "
                     "pausing %s.", volume, media + alt, self.max_volume_to_stop, self.automation_name,
@@ -293,7 +300,7 @@ class DosingAutomationJob(AutomationJob):
     def _post_init(self) -> None:
         super()._post_init()
         try:
-            if self.current_volume_ml() >= self.max_volume_to_stop:
+            if reaches(self.current_volume_ml(), self.max_volume_to_stop):
                 self.logger.error("The vial already holds %.2f mL (≥ max_volume_to_stop = %g mL); pausing.",
                                   self.current_volume_ml(), self.max_volume_to_stop)
                 self.set_state("sleeping")

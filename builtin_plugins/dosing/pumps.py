@@ -51,6 +51,7 @@ from reactorkit.builtin_plugins.dosing.calibration import (
 ACTIONS = tuple(ACTION_DEVICES)
 CHUNK_SECONDS = 0.5  # run time per dosing event (domain facts §3.8)
 MIN_CHUNK_WALL_SECONDS = 0.05  # under a speed-up, at most ~20 events per wall second
+VOLUME_TOLERANCE_ML = 1e-9  # float noise of a volume summed from chunks (14 + 2 mL may add up to 15.999999999999998)
 
 
 class PumpError(RuntimeError):
@@ -80,6 +81,13 @@ def volume_limits(config: Any) -> tuple[float, float]:
     warn = config.getfloat("bioreactor", "max_volume_to_warn", fallback=17.0)
     stop = config.getfloat("bioreactor", "max_volume_to_stop", fallback=18.0)
     return warn, stop
+
+
+def reaches(volume_ml: float, limit_ml: float) -> bool:
+    """True if ``volume_ml`` is at or above ``limit_ml`` (mL), allowing :data:`VOLUME_TOLERANCE_ML` of float
+    noise: the bookkept volume is a sum of per-chunk volumes, so a dose that brings the vial exactly to a
+    limit can end a few ulps below it."""
+    return volume_ml >= limit_ml - VOLUME_TOLERANCE_ML
 
 
 def pwm_channel_for(config: Any, action: str) -> int:
@@ -187,9 +195,9 @@ def pump_action(
         current = store.get(experiment)["current_volume_ml"]
         if run_seconds is not None:
             requested = float(ml) if ml is not None else rate.ml_for(run_seconds)
-            if current + requested >= stop_at:
+            if reaches(current + requested, stop_at):
                 raise OverVolume(current, requested, stop_at)
-        elif current >= stop_at:
+        elif reaches(current, stop_at):
             raise OverVolume(current, 0.0, stop_at)
 
     from reactorkit.builtin_plugins.dosing.lifecycle import ActionLifecycle
@@ -301,7 +309,7 @@ class _PumpRun:
         changed = [k for k in after if after[k] != before[k]]
         if changed:
             publish_values(self.lifecycle.client, self.unit, self.experiment, after, changed, self.config)
-        if self.limits is not None and not self.warned and after["current_volume_ml"] >= self.limits[0]:
+        if self.limits is not None and not self.warned and reaches(after["current_volume_ml"], self.limits[0]):
             self.warned = True
             self.lifecycle.logger.warning(
                 "The vial holds %.2f mL, at or above [bioreactor] max_volume_to_warn = %g mL.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, positive
+from reactorkit.builtin_plugins.dosing.pumps import reaches
 from reactorkit.core.automation import AddMediaEvent, AutomationEvent, ErrorOccurred
 
 
@@ -40,7 +41,7 @@ class FedBatch(DosingAutomationJob):
     def execute(self) -> AutomationEvent:
         dose = self.dosing_volume_ml
         volume = self.current_volume_ml()
-        if volume + dose >= self.max_volume_to_stop:
+        if reaches(volume + dose, self.max_volume_to_stop):
             message = (f"skipped {dose:g} mL: {volume:.2f} mL + {dose:g} mL would reach [bioreactor] "
                        f"max_volume_to_stop = {self.max_volume_to_stop:g} mL")
             self.logger.error("fed_batch %s; pausing.", message)

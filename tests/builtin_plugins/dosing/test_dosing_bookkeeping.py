@@ -84,6 +84,20 @@ def test_chunks_add_up_to_the_same_state_as_one_event():
         assert chunked[key] == pytest.approx(whole[key])
 
 
+def test_a_dose_that_ends_exactly_at_a_limit_reaches_it_despite_float_noise_of_its_chunks():
+    from reactorkit.builtin_plugins.dosing.pumps import reaches
+
+    values, published = start(), 0.0
+    for elapsed in [1.1 * i for i in range(1, 18)]:  # 0.1 mL/s: the chunks of a 2 mL dose
+        chunk = 0.1 * elapsed - published
+        published += chunk
+        values = apply_dosing_event(values, "add_media", chunk)
+    values = apply_dosing_event(values, "add_media", 2.0 - published)  # the final correction
+    assert values["current_volume_ml"] < 16.0  # the sum falls a few ulps short …
+    assert reaches(values["current_volume_ml"], 16.0)  # … and still counts as reaching 16 mL
+    assert not reaches(15.99, 16.0)
+
+
 @pytest.mark.parametrize(
     "changes, field",
     [
