@@ -1,16 +1,14 @@
 """Contract: every endpoint of endpoints.tsv for jobs, tasks, descriptors, capabilities, versions, health,
 clocks and blink has a route with a responder for its method (one test per endpoint)."""
 
-import csv
-import os
 import re
-from pathlib import Path
 
 import falcon.testing
 import pytest
 
 from reactorkit.api.app import create_app
 from reactorkit.core.plugins import Registry
+from reactorkit.core.testing import endpoints_file, spec_endpoints
 
 # Paths (after the /api or /unit_api root) that this part of the API covers.
 COVERED = [
@@ -35,23 +33,7 @@ COVERED = [
 ]
 
 
-def endpoints_file() -> Path | None:
-    candidates = [Path(os.environ["REACTORKIT_SPEC_DIR"]) / "endpoints.tsv"] if os.environ.get("REACTORKIT_SPEC_DIR") else []
-    root = Path(__file__).resolve().parents[2]
-    candidates += [root.parent / "shared" / "spec" / "endpoints.tsv", root / "shared" / "spec" / "endpoints.tsv"]
-    return next((p for p in candidates if p.is_file()), None)
-
-
-def covered_endpoints() -> list[tuple[str, str]]:
-    path = endpoints_file()
-    if path is None:
-        return []
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    return sorted({(r["method"], r["path"]) for r in rows if any(re.fullmatch(p, r["path"]) for p in COVERED)})
-
-
-ENDPOINTS = covered_endpoints()
+ENDPOINTS = spec_endpoints(COVERED)
 
 
 @pytest.fixture(scope="module")

@@ -12,36 +12,20 @@ the list, so the list only shrinks.
 
 from __future__ import annotations
 
-import csv
-import os
 import re
-from pathlib import Path
 
 import pytest
+
+from reactorkit.core.testing import endpoints_file, spec_endpoints
 
 SPEC_COUNT = 243
 
 PENDING: set[tuple[str, str]] = set()
 
 
-def endpoints_file() -> Path | None:
-    candidates = [Path(os.environ["REACTORKIT_SPEC_DIR"]) / "endpoints.tsv"] if os.environ.get("REACTORKIT_SPEC_DIR") else []
-    root = Path(__file__).resolve().parents[3]
-    candidates += [root.parent / "shared" / "spec" / "endpoints.tsv", root / "shared" / "spec" / "endpoints.tsv"]
-    return next((p for p in candidates if p.is_file()), None)
-
-
 def shape(path: str) -> str:
     """``/a/{x}/b/`` → ``/a/{}/b``."""
     return re.sub(r"\{[^}]*\}", "{}", path).rstrip("/") or "/"
-
-
-def spec_endpoints() -> list[tuple[str, str]]:
-    path = endpoints_file()
-    if path is None:
-        return []
-    with path.open(newline="") as fh:
-        return sorted({(row["method"].upper(), row["path"]) for row in csv.DictReader(fh, delimiter="\t")})
 
 
 ENDPOINTS = spec_endpoints()
