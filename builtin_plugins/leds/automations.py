@@ -162,6 +162,9 @@ class LightDarkCycle(LedAutomationJob):
 
     def _post_init(self) -> None:
         super()._post_init()
+        # the cycle starts when the lights first go on, not when the job was built: going ready
+        # (registry, MQTT) can take a noticeable part of a phase under a large speed-up
+        self.cycle_started_at = self.clock.now()
         self._apply_phase(force=True)  # starts lit
         self._thread.start()
 

@@ -83,7 +83,8 @@ def change_leds(
         source_of_event: e.g. ``"CLI"``, ``"UI"``, ``"led_automation:light_dark_cycle"``.
         hardware: Anything with ``set_led(channel, %)``.
         mqtt_client: A connected paho client.
-        clock: For event timestamps.
+        clock: For event timestamps: the time of the request, taken before the hardware and the
+            state file are written (file locks and fsyncs can take a while on a busy machine).
         logger: Logs each change at INFO when given.
 
     Returns:
@@ -99,6 +100,7 @@ def change_leds(
     from reactorkit.core.paths import atomic_write
 
     wanted = parse_intensities(intensities)
+    timestamp = clock.utc_iso()
     path = _state_path(unit)
     with FileLock(str(path) + ".lock"):
         before = current_intensities(unit)
@@ -108,7 +110,6 @@ def change_leds(
         atomic_write(path, json.dumps(after))
     infos = [mqtt_client.publish(mq.job_topic(unit, experiment, "leds", "intensity", config=config),
                                  json.dumps(after), qos=mq.QOS_EXACTLY_ONCE, retain=True)]
-    timestamp = clock.utc_iso()
     for channel in LED_CHANNELS:
         if channel in wanted and wanted[channel] != before[channel]:
             event = {"channel": channel, "intensity": wanted[channel], "source_of_event": source_of_event,
