@@ -1,4 +1,4 @@
-"""Fixtures: the simulated vessel of ``unit_env``'s unit and an OD calibration fitted to its photodiode."""
+"""Fixtures shared by the plugin tests: a simulated vessel made to order and an OD calibration matching it."""
 
 import pytest
 
