@@ -120,6 +120,10 @@ class JobRegistry:
         self._conn = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
+        # every published setting is a commit (several per OD reading): in WAL mode, NORMAL does not
+        # fsync each commit; the file stays consistent after a crash or power cut, which can only lose
+        # the last commits of a cache that running jobs rewrite anyway
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=15000")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(SCHEMA)

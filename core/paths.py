@@ -47,10 +47,14 @@ def safe_join(root: Path, *parts: str) -> Path:
     return candidate
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
+def atomic_write(path: Path, data: bytes | str, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
     Readers see either the old or the new content, never a half-written file.
+    With ``durable`` (the default) the data is flushed to disk (``fsync``) before
+    the rename, so it also survives a power cut; pass False for state that is
+    rewritten many times a second and worthless after a reboot (the simulated
+    vessel), where each fsync would cost milliseconds.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
@@ -59,7 +63,8 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -2,7 +2,9 @@
 
 The model's state lives in ``$DOT_PIOREACTOR/storage/simulated_vessel_{unit}.json``;
 each operation takes a file lock, loads the state, integrates it up to the
-clock's "now", applies the operation and writes the state back atomically. So
+clock's "now", applies the operation and writes the state back atomically (without
+``fsync``: a simulation need not survive a power cut, and an fsync per photodiode
+reading would take much of a reading's wall-time budget under a speed-up). So
 stirring, od_reading, pumps and the heater — separate processes — act on one
 physical culture, and simulated time may run faster than wall time.
 """
@@ -82,7 +84,7 @@ class SimulatedHardware(Hardware):
             vessel.advance(self.clock.now())
             yield vessel
             if write:
-                atomic_write(self.path, json.dumps(vessel.s.to_dict()))
+                atomic_write(self.path, json.dumps(vessel.s.to_dict()), durable=False)
 
     def reset(self, **state: Any) -> None:
         """Start a fresh culture (optionally overriding state fields such as ``od``)."""
@@ -90,7 +92,7 @@ class SimulatedHardware(Hardware):
             fresh = self._initial_state()
             for key, value in state.items():
                 setattr(fresh, key, value)
-            atomic_write(self.path, json.dumps(fresh.to_dict()))
+            atomic_write(self.path, json.dumps(fresh.to_dict()), durable=False)
 
     # ----------------------------------------------------------- actuators
     def set_pwm(self, channel: int, duty_cycle: float) -> None:
