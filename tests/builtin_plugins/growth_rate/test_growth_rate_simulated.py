@@ -83,17 +83,18 @@ def test_growth_rate_tracks_the_vessel_and_recovers_after_a_dilution(unit_env, m
     late = [(t, od) for t, od in ods if start + 25 * 60 <= t <= start + 45 * 60]
     assert all(abs(od / truth.at(t, column=2) - 1) < 0.10 for t, od in late)
 
-    # a dilution: media and waste pumps on for 4 s (2 mL at 0.5 mL/s), then waste alone, and its dosing event
+    # a dilution: media and waste pumps on for 4 s (2 mL at 0.5 mL/s), then waste alone, and its dosing event;
+    # the vessel times the pumps in simulated time (a sleep here would be stretched by a busy machine,
+    # and every wall millisecond is 0.15 s of pumping at this speed-up)
     config = vessel.config
     media, waste = pwm_channel_of(config, "media"), pwm_channel_of(config, "waste")
     od_before = truth.sample()["od"]
-    vessel.set_pwm(media, 100.0)
-    vessel.set_pwm(waste, 100.0)
-    clock.sleep(4.0)
-    vessel.set_pwm(media, 0.0)
-    clock.sleep(2.0)
-    vessel.set_pwm(waste, 0.0)
+    vessel.set_pwm_for(media, 100.0, 4.0)
+    waste_on = vessel.set_pwm_for(waste, 100.0, 6.0)
+    while truth.sample()["t"] < waste_on + 6.0:
+        time.sleep(0.005)
     after = truth.sample()
+    assert after["cumulative_media_ml"] == pytest.approx(2.0)
     dose_t = after["t"]
     assert after["od"] < 0.92 * od_before  # the culture really was diluted
     mqtt_recorder.publish(unit_env.topic("dosing_events"), json.dumps(
