@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from reactorkit.core.testing import real_data_dir
+from reactorkit.core.testing import real_data_dir, stop_process
 
 from reactorkit.core.clock import Clock, parse_iso
 from reactorkit.core.config import load_config
@@ -186,14 +186,21 @@ def test_real_jobs_estimate_the_recorded_growth_rate(unit_env, mqtt_recorder, sp
     ods_topic = unit_env.topic("od_reading", "ods")
     spawn_job("growth_rate_calculating")
     mqtt_recorder.wait_for(unit_env.topic("growth_rate_calculating", "$state"), lambda p: p == b"ready", timeout=20)
-    spawn_job("od_reading")
+    od_reading = spawn_job("od_reading")
     first_t = parse_iso(json.loads(mqtt_recorder.wait_for(ods_topic, lambda p: bool(p), timeout=20))["timestamp"])
 
     def past(hours):
         return lambda p: bool(p) and parse_iso(json.loads(p)["timestamp"]) - first_t >= hours * 3600
 
     mqtt_recorder.wait_for(gr_topic, past(1.75), timeout=90)
+    # stop the readings, so that the readings and the estimates compared below are of the same span
+    # (both jobs run on: ~60 readings a wall second)
+    assert stop_process(od_reading) == 0
+    mqtt_recorder.wait_for(unit_env.topic("od_reading", "$state"), lambda p: p == b"disconnected", timeout=20)
     readings = [(parse_iso(p["timestamp"]), p["ods"]["2"]["od"]) for p in mqtt_recorder.json_values(ods_topic)]
+    last_t = readings[-1][0]
+    mqtt_recorder.wait_for(gr_topic, lambda p: bool(p) and parse_iso(json.loads(p)["timestamp"]) >= last_t,
+                           timeout=20)  # the estimate of the last reading
     recorded = set(Recording(RECORDING).values["90"])
     assert sum(od in recorded for _, od in readings) >= 0.95 * len(readings)
 
