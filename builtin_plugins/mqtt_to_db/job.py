@@ -277,7 +277,14 @@ class MqttToDb(BackgroundJob):
                 self.logger.error("broker refused the connection: %s", reason_code)
                 return
             if topics:
-                c.subscribe([(t, 1) for t in topics])
+                c.subscribe([(t, 1) for t in topics])  # ready once the broker has acknowledged them
+            else:
+                self._subscribed.set()
+
+        def on_subscribe(c: Any, userdata: Any, mid: Any, reason_codes: Any, properties: Any) -> None:
+            refused = [str(code) for code in reason_codes or [] if getattr(code, "is_failure", False)]
+            if refused:
+                self.logger.error("broker refused %d subscription(s): %s", len(refused), ", ".join(refused))
             self._subscribed.set()
 
         def on_disconnect(c: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
@@ -295,6 +302,7 @@ class MqttToDb(BackgroundJob):
             self._enqueued += 1
 
         client.on_connect = on_connect
+        client.on_subscribe = on_subscribe
         client.on_disconnect = on_disconnect
         client.on_message = on_message
         client.reconnect_delay_set(min_delay=1, max_delay=10)
