@@ -7,6 +7,7 @@ import time
 import pytest
 
 from reactorkit.core.clock import parse_iso
+from reactorkit.core.testing import stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +84,8 @@ def test_turbidostat_holds_the_true_od_within_ten_percent_for_a_day(dosing_unit,
     doses = [e for e in mqtt_recorder.json_values(unit.env.topic("dosing_events")) if e["event"] == "add_media"]
     assert len(doses) > 60  # it kept diluting all day (μ ≈ 0.17 h⁻¹, ~3.5 % per exchange)
 
+    # once the automation has stopped (during a dose the vessel has the pumped volume before the books do)
+    assert stop_process(automation) == 0
     truth, books = unit.truth(), unit.bookkeeping()
     assert books["current_volume_ml"] == pytest.approx(truth["volume_ml"], rel=0.02)
     assert books["cumulative_media_added_ml"] == pytest.approx(truth["cumulative_media_ml"], rel=0.02)
