@@ -395,35 +395,3 @@ def processes_under(root: Path) -> list[int]:
         except (psutil.Error, AttributeError):
             continue
     return found
-
-
-def real_data_dir() -> Path:
-    """Folder of the real bioreactor recordings: ``$REACTORKIT_REAL_DATA_DIR``, else
-    ``shared/data/real`` beside the repository."""
-    env = os.environ.get("REACTORKIT_REAL_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-
-
-
-def endpoints_file() -> Path | None:
-    """``endpoints.tsv`` of the contract: ``$REACTORKIT_SPEC_DIR``, else ``shared/spec`` beside the
-    repository; None when neither exists."""
-    env = os.environ.get("REACTORKIT_SPEC_DIR")
-    candidates = [Path(env) / "endpoints.tsv"] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "spec" / "endpoints.tsv")
-    return next((p for p in candidates if p.is_file()), None)
-
-
-def spec_endpoints(patterns: list[str] | None = None) -> list[tuple[str, str]]:
-    """``(METHOD, path)`` rows of ``endpoints.tsv``, sorted and unique; only paths matching one of
-    ``patterns`` (regular expressions, whole path) when given. Empty when the file is absent."""
-    import csv
-    import re
-
-    path = endpoints_file()
-    if path is None:
-        return []
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    return sorted({(r["method"].upper(), r["path"]) for r in rows
-                   if patterns is None or any(re.fullmatch(p, r["path"]) for p in patterns)})

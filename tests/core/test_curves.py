@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import pytest
 
-from reactorkit.core.testing import real_data_dir
+from repo_data import real_data_dir
 
 from reactorkit.core import curves
 from reactorkit.core.curves import OutOfCalibratedRange

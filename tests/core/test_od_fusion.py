@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import pytest
 
-from reactorkit.core.testing import real_data_dir
+from repo_data import real_data_dir
 
 from reactorkit.core import od_fusion
 from reactorkit.core.calibration_store import validate_estimator

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from reactorkit.core.testing import real_data_dir, stop_process
+from reactorkit.core.testing import stop_process
+from repo_data import real_data_dir
 
 from reactorkit.core.clock import Clock, parse_iso
 from reactorkit.core.config import load_config
@@ -157,7 +158,6 @@ def test_hardware_env_selects_replay(config, monkeypatch):
     assert backend_name(config) == "replay"
 
 
-@pytest.mark.skipif(not RECORDING.exists() and not os.environ.get("CI"), reason=f"real recording not found at {RECORDING}")
 def test_the_real_recording_loads_with_its_documented_span():
     recording = Recording(RECORDING)
     assert list(recording.times) == ["90"]
@@ -168,7 +168,6 @@ def test_the_real_recording_loads_with_its_documented_span():
 # ------------------------------------------------------------------ integration
 
 @pytest.mark.integration
-@pytest.mark.skipif(not RECORDING.exists() and not os.environ.get("CI"), reason=f"real recording not found at {RECORDING}")
 def test_real_jobs_estimate_the_recorded_growth_rate(unit_env, mqtt_recorder, spawn_job):
     """od_reading + growth_rate_calculating on the first ~1.8 h of the recording at 300×.
 

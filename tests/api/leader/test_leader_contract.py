@@ -8,7 +8,7 @@ import pytest
 
 from reactorkit.api.app import create_app
 from reactorkit.core.plugins import Registry
-from reactorkit.core.testing import endpoints_file, spec_endpoints
+from repo_data import spec_endpoints
 
 U = r"\{pioreactor_unit\}"
 E = r"\{experiment\}"
@@ -46,8 +46,6 @@ def concrete(path: str) -> str:
 
 
 def test_the_covered_endpoints_are_found_in_the_spec():
-    if endpoints_file() is None:
-        pytest.skip("shared/spec/endpoints.tsv is not beside the repository")
     assert len(ENDPOINTS) >= 68  # the families above hold this many endpoints in the contract
 
 

@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from reactorkit.core.testing import real_data_dir
+from repo_data import real_data_dir
 
 from reactorkit.builtin_plugins.growth_rate.estimator import GrowthRateCalculator
 from reactorkit.core.clock import parse_iso
@@ -21,8 +21,6 @@ from reactorkit.core.clock import parse_iso
 DATA_DIR = real_data_dir()
 RECORDING = DATA_DIR / "pioreactor_1unit_5s_od_readings.csv.gz"
 README_FITS = [((0, 3), 0.116), ((3, 8), 0.051), ((8, 15), 0.025)]
-
-pytestmark = pytest.mark.skipif(not RECORDING.exists() and not os.environ.get("CI"), reason=f"real recording not found at {RECORDING} (set $REACTORKIT_REAL_DATA_DIR)")
 
 
 @pytest.fixture(scope="module")
