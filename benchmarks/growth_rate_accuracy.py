@@ -1,157 +1,457 @@
-"""Accuracy of the growth-rate estimator against the simulated vessel's ground truth.
+"""Accuracy of the growth-rate estimator, side by side with Pioreactor's filter (``grpredict``).
 
-Drives the pure vessel model (:mod:`reactorkit.core.hardware.vessel`) directly —
-no processes, no broker — through a batch culture with periodic dilutions
-(media in, waste out through the efflux tube), reads the 90° photodiode every
-5 s as ``od_reading`` would (IR LED at 80 %, dark level and the known sensor
-response removed, i.e. a perfect OD calibration), feeds the readings and the
-dosing events to :class:`GrowthRateCalculator`, and prints:
+Streams (generated here, deterministic under a seed)
+----------------------------------------------------
+The pure vessel model (:mod:`reactorkit.core.hardware.vessel`: Monod growth,
+pumps that dilute, an efflux tube) runs a **turbidostat** and a **chemostat**
+for 24 h from OD 0.05, and an OD reading is taken every 5 s:
 
-* RMSE of the growth rate (h⁻¹) against the model's true μ, overall, during
-  exponential growth, and in the hour after each dilution;
-* the lag (minutes) that best aligns the estimate with the truth;
-* the relative RMSE of the filtered OD against the true OD;
-* time to recover within max(10 %, 0.02 h⁻¹) of the true rate after each
-  dilution (and stay there 10 minutes) — in stationary phase a dose of fresh
-  media makes μ itself jump, so this includes tracking that jump;
-* the share of readings flagged as outliers, and the run time.
+* reading = true OD × (1 + 0.015·ε), ε ~ N(0, 1) (1.5 % noise), and 0.2 % of
+  the readings carry a spike: × (1 ± U(0.15, 0.5)) (bubbles, debris);
+* turbidostat: when the true OD reaches the target, 1 mL of media is pumped in
+  (0.5 mL/s), 5 s later 2 mL of waste out (the efflux tube keeps 14 mL); the
+  target OD is drawn per seed in [1.0, 1.6] (of a carrying capacity of 2), so
+  substrate runs low before the first dose and every dose of fresh media makes
+  μ jump;
+* chemostat: 0.5 mL of media every 20 min (then waste), the demo's settings;
+  the culture grows in batch until the substrate runs out, then μ settles
+  around the dilution rate with a jump at every dose (fresh substrate) that
+  decays as it is consumed;
+* μmax and the Monod constant Ks are drawn per seed (U(0.45, 0.75) h⁻¹,
+  U(0.2, 0.4)), so no stream is the one the defaults were chosen on.
 
-Usage: ``python benchmarks/growth_rate_accuracy.py [--hours 14] [--seed 1]
-[--dilution-every-h 2] [--dilution-ml 2] [--uncalibrated]``.
+Every dose publishes dosing events as the pump actions do: ``add_media`` with
+its volume when the media pump stops, ``remove_waste`` when the waste pump
+stops. Readings and events reach both estimators in the order a live job sees
+them (an event before the first reading taken after it). Our estimator also
+gets the vial volume before each event (the job tracks it from the
+``bioreactor/current_volume_ml`` topic); grpredict gets what the Pioreactor
+job gives it: "the 2 readings after a dose are a recent dilution".
+
+Metrics (per seed; the table shows the mean and the worst seed)
+--------------------------------------------------------------
+* RMSE of the growth rate against the vessel's true μ, readings after the first hour;
+* lag: the shift of the estimate back in time (0–60 min, 15 s steps) that minimises that RMSE;
+* recovery: after each ``add_media`` dose past the first hour, the time until the
+  estimate is within ±10 % of the true μ and stays there for 10 minutes (or until
+  the next dose); the median over doses;
+* spikes flagged (share of spiked readings our filter marks as outliers) and
+  false flags (flagged readings without a spike, as a share of all readings);
+* the same turbidostat streams with the dosing events withheld ("no events");
+* the real recording in ``tests/data/real``: window means against the
+  documented log-linear fits, negative estimates after the first hour, and
+  the estimate at 30 min against the first window's μ.
+
+Usage::
+
+    pip install -e '.[bench]'          # grpredict 26.4.7, the peer
+    python benchmarks/growth_rate_accuracy.py [--seeds 10] [--hours 24] [--only turbidostat]
+
+Without grpredict installed, our side runs alone and the ratio columns say ``n/a``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import gzip
 import math
+import statistics
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
 from reactorkit.builtin_plugins.growth_rate.estimator import FilterSettings, GrowthRateCalculator
-from reactorkit.core.hardware.vessel import ANGLE_GAIN, Vessel, VesselParameters, VesselState
+from reactorkit.core.hardware.vessel import Vessel, VesselParameters, VesselState
 
 INTERVAL_S = 5.0
-RECOVERY_FLOOR = 0.02  # h⁻¹: "recovered" = within max(10 % of μ, 0.02 h⁻¹) for 10 minutes
-IR_INTENSITY = 80.0
+NOISE = 0.015
+SPIKE_PROBABILITY = 0.002
+SPIKE_SIZE = (0.15, 0.5)
+PUMP_ML_PER_S = 0.5
+EFFLUX_ML = 14.0
+SETTLE_H = 1.0
+RECOVERY_BAND = 0.10
+RECOVERY_HOLD_H = 10 / 60
+REAL_RECORDING = Path(__file__).resolve().parents[1] / "tests" / "data" / "real" / "pioreactor_1unit_5s_od_readings.csv.gz"
+REAL_FITS = (((0, 3), 0.116), ((3, 8), 0.051), ((8, 15), 0.025))  # tests/data/real/README.md, fact 1
+
+TARGETS = {"rmse": 0.010, "ratio": 0.5, "lag_min": 6.0, "recovery_min": 6.0, "false_flags": 0.005}
 
 
-def od_from_voltage(volts: float, angle: str = "90") -> float:
-    """Invert the vessel's photodiode response V = v0 + g·OD/(1 + 0.15·OD) (at 80 % IR)."""
-    g = ANGLE_GAIN[angle]
-    u = max(volts - 0.002, 0.0)
-    return u / max(g - 0.15 * u, 1e-9)
+@dataclass
+class Dose:
+    """One dosing event as published: epoch s, action, mL, and the vial volume before it (mL)."""
+
+    t: float
+    event: str
+    volume_ml: float
+    vial_volume_ml: float
 
 
-def simulate(hours: float, seed: int, dilution_every_h: float, dilution_ml: float, calibrated: bool,
-             settings: FilterSettings | None = None) -> dict:
-    params = VesselParameters(seed=seed)
-    vessel = Vessel(params, VesselState(t=0.0, od=0.05, substrate=1.95, volume_ml=14.0))
-    vessel.s.leds["A"] = IR_INTENSITY
-    calc = GrowthRateCalculator(settings)
-    rows = []  # (t_h, true_mu, true_od, est_mu, est_od_norm, outlier)
-    dilution_times: list[float] = []
-    next_dilution = dilution_every_h * 3600.0 if dilution_every_h > 0 else math.inf
-    t = 0.0
-    started = time.perf_counter()
-    while t < hours * 3600.0:
-        t += INTERVAL_S
-        if t >= next_dilution:
-            # pump media and waste together, then waste alone, as a dosing automation would
-            duration = dilution_ml / params.pump_ml_per_second
-            vessel.advance(t - INTERVAL_S + 0.5)
-            vessel.s.pwm.update({"2": 100.0, "4": 100.0})
-            vessel.advance(t - INTERVAL_S + 0.5 + duration)
-            vessel.s.pwm.update({"2": 0.0})
-            vessel.advance(t - INTERVAL_S + 1.0 + duration)
-            vessel.s.pwm.update({"4": 0.0})
-            calc.on_dosing(t - INTERVAL_S + 1.0 + duration)
-            dilution_times.append(t / 3600.0)
-            next_dilution += dilution_every_h * 3600.0
+@dataclass
+class Stream:
+    """Readings ``t`` (s), ``y`` (OD), the truth ``mu`` (h⁻¹) and ``od``, spike mask, dosing events."""
+
+    kind: str
+    seed: int
+    t: np.ndarray
+    y: np.ndarray
+    mu: np.ndarray
+    od: np.ndarray
+    spike: np.ndarray
+    doses: list[Dose] = field(default_factory=list)
+
+
+def make_stream(kind: str, seed: int, hours: float = 24.0) -> Stream:
+    """Simulate a ``turbidostat`` or ``chemostat`` (see the module docstring) under ``seed``."""
+    rng = np.random.default_rng([seed, 0 if kind == "turbidostat" else 1])
+    mu_max, ks = rng.uniform(0.45, 0.75), rng.uniform(0.2, 0.4)
+    target_od = rng.uniform(1.0, 1.6)
+    params = VesselParameters(mu_max_per_hour=mu_max, ks=ks, substrate_in=2.0, pump_ml_per_second=PUMP_ML_PER_S,
+                              efflux_tube_volume_ml=EFFLUX_ML, noise_fraction=0.0, seed=seed)
+    vessel = Vessel(params, VesselState(t=0.0, od=0.05, substrate=1.95, volume_ml=EFFLUX_ML))
+    media_ml = 1.0 if kind == "turbidostat" else 0.5
+    every_s = 20 * 60.0
+    next_chemostat = every_s
+    volume = EFFLUX_ML  # the vial bookkeeping (monitor rules)
+    ts, ys, mus, ods, spikes, doses = [], [], [], [], [], []
+    n = int(hours * 3600 / INTERVAL_S)
+    busy_until = -math.inf
+    switches: list[tuple[float, str, float]] = []  # (epoch s, PWM channel, seconds on): pumps scheduled by a dose
+    for i in range(1, n + 1):
+        t = i * INTERVAL_S
+        while switches and switches[0][0] <= t:
+            on_at, channel, seconds = switches.pop(0)
+            vessel.advance(on_at)
+            vessel.s.pwm[channel] = 100.0
+            vessel.s.pwm_off_at[channel] = on_at + seconds  # the vessel switches it off in time
         vessel.advance(t)
-        volts = vessel.photodiode_voltages({2: "90"}, IR_INTENSITY)[2]
-        signal = od_from_voltage(volts) if calibrated else volts
-        truth = vessel.ground_truth()
-        est = calc.on_od(t, {"2": signal})
-        if est is not None:
-            rows.append((t / 3600.0, truth["growth_rate"], truth["od"], est.growth_rate, est.od_filtered,
-                         bool(est.outliers)))
-    elapsed = time.perf_counter() - started
-    return {"rows": np.array(rows, dtype=float), "dilutions": dilution_times, "elapsed_s": elapsed, "calibrated": calibrated,
-            "normalization": calc.normalization, "outliers": calc.outlier_count, "readings": calc.reading_count}
+        spike = rng.random() < SPIKE_PROBABILITY
+        y = vessel.s.od * (1.0 + NOISE * rng.standard_normal())
+        if spike:
+            y *= 1.0 + rng.choice((-1.0, 1.0)) * rng.uniform(*SPIKE_SIZE)
+        ts.append(t)
+        ys.append(max(y, 1e-6))
+        mus.append(vessel.growth_rate_per_hour())
+        ods.append(vessel.s.od)
+        spikes.append(spike)
+        due = vessel.s.od >= target_od if kind == "turbidostat" else t >= next_chemostat
+        if due and t >= busy_until:
+            if kind == "chemostat":
+                next_chemostat += every_s
+            # the pumps run between this reading and the next ones (so some readings see a partial dose)
+            start = t + float(rng.uniform(0.5, INTERVAL_S))
+            media_s, waste_s = media_ml / PUMP_ML_PER_S, 2 * media_ml / PUMP_ML_PER_S
+            waste_at = start + media_s + 5.0
+            switches += [(start, "2", media_s), (waste_at, "4", waste_s)]
+            doses.append(Dose(start + media_s, "add_media", media_ml, volume))
+            volume += media_ml
+            doses.append(Dose(waste_at + waste_s, "remove_waste", 2 * media_ml, volume))
+            volume = max(volume - 2 * media_ml, EFFLUX_ML)
+            busy_until = waste_at + waste_s + 30.0  # the turbidostat's quiet time
+    return Stream(kind, seed, np.array(ts), np.array(ys), np.array(mus), np.array(ods), np.array(spikes), doses)
 
 
-def best_lag_minutes(h: np.ndarray, truth: np.ndarray, est: np.ndarray, max_min: int = 60) -> tuple[float, float]:
-    """Shift (minutes) of the estimate back in time that minimises RMSE, and that RMSE."""
-    step_min = INTERVAL_S / 60.0
-    best = (0.0, float("inf"))
-    for lag_steps in range(0, int(max_min / step_min) + 1, 6):
-        if lag_steps >= len(est) - 10:
+def _events_in_order(stream: Stream, with_events: bool) -> list[tuple[float, int, Any]]:
+    """Readings and dosing events as a live job sees them: an event before the first reading after it."""
+    items: list[tuple[float, int, Any]] = [(float(t), 1, i) for i, t in enumerate(stream.t)]
+    if with_events:
+        items += [(d.t, 0, d) for d in stream.doses]
+    items.sort(key=lambda x: (x[0], x[1]))
+    return items
+
+
+# --------------------------------------------------------------------- estimators
+
+
+@dataclass
+class Run:
+    """One estimator's output on one stream: estimate per reading (NaN before it starts), outlier flags."""
+
+    estimate: np.ndarray
+    flagged: np.ndarray
+    elapsed_s: float
+
+
+def run_ours(stream: Stream, with_events: bool = True, settings: FilterSettings | None = None) -> Run:
+    """:class:`GrowthRateCalculator` with its defaults, fed readings and events in live order.
+
+    The estimate of a reading is the one returned when it arrived (what the job publishes);
+    an outlier flag is the last decision on a reading (a late dosing event may re-process it).
+    """
+    calc = GrowthRateCalculator(settings)
+    est = np.full(len(stream.t), np.nan)
+    flagged = np.zeros(len(stream.t), dtype=bool)
+    index = {float(t): i for i, t in enumerate(stream.t)}
+    started = time.perf_counter()
+    for t, kind, item in _events_in_order(stream, with_events):
+        if kind == 0:
+            for replayed in calc.on_dosing(item.t, volume_change_ml=item.volume_ml, event=item.event,
+                                           vial_volume_ml=item.vial_volume_ml):
+                flagged[index[replayed.timestamp]] = bool(replayed.outliers)
+            continue
+        e = calc.on_od(t, {"2": float(stream.y[item])})
+        if e is not None:
+            est[item] = e.growth_rate
+            flagged[item] = bool(e.outliers)
+    return Run(est, flagged, time.perf_counter() - started)
+
+
+def grpredict_available() -> bool:
+    try:
+        import grpredict  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_grpredict(stream: Stream, with_events: bool = True, skip_first: int = 5, warmup: int = 10,
+                  recent_dilution_readings: int = 2) -> Run:
+    """grpredict as the Pioreactor job drives it: skip 5 readings, summarise 10 warm-up readings,
+    then ``update(obs, dt_h, recent_dilution)`` per reading, ``recent_dilution`` for the 2 readings
+    after a dosing event (a dose during the warm-up restarts it)."""
+    import grpredict
+
+    est = np.full(len(stream.t), np.nan)
+    started = time.perf_counter()
+    ekf = None
+    gathered: list[float] = []
+    skipped = 0
+    since_dose: int | None = None
+    last_t = 0.0
+    for t, kind, item in _events_in_order(stream, with_events):
+        if kind == 0:
+            if ekf is None:
+                gathered.clear()
+            else:
+                since_dose = 0
+            continue
+        y = float(stream.y[item])
+        if skipped < skip_first:
+            skipped += 1
+            continue
+        if ekf is None:
+            gathered.append(y)
+            if len(gathered) == warmup:
+                summary = grpredict.summarize_warmup_observations(np.array(gathered), INTERVAL_S / 3600.0)
+                ekf = grpredict.build_filter_from_observation_summary(summary, outlier_std_threshold=5.0)
+                factor = float(summary.normalization_factors[0])
+                last_t = t
+            continue
+        recent = since_dose is not None and since_dose < recent_dilution_readings
+        state, _ = ekf.update([y / factor], (t - last_t) / 3600.0, recent)
+        last_t = t
+        if since_dose is not None:
+            since_dose += 1
+        est[item] = float(state[1])
+    return Run(est, np.zeros(len(stream.t), dtype=bool), time.perf_counter() - started)
+
+
+# ------------------------------------------------------------------------ metrics
+
+
+def rmse_after(stream: Stream, est: np.ndarray, settle_h: float = SETTLE_H) -> float:
+    mask = (stream.t / 3600.0 >= settle_h) & np.isfinite(est)
+    return float(np.sqrt(np.mean((est[mask] - stream.mu[mask]) ** 2)))
+
+
+def best_lag_minutes(stream: Stream, est: np.ndarray, max_min: float = 60.0, step_readings: int = 3) -> float:
+    """The shift of the estimate back in time (minutes) that minimises its RMSE against the truth."""
+    mask = (stream.t / 3600.0 >= SETTLE_H) & np.isfinite(est)
+    e, mu = est[mask], stream.mu[mask]
+    best, best_rmse = 0.0, math.inf
+    for lag in range(0, int(max_min * 60 / INTERVAL_S) + 1, step_readings):
+        if lag >= len(e) - 10:
             break
-        err = est[lag_steps:] - truth[: len(truth) - lag_steps]
-        rmse = float(np.sqrt(np.mean(err**2)))
-        if rmse < best[1]:
-            best = (lag_steps * step_min, rmse)
+        r = float(np.sqrt(np.mean((e[lag:] - mu[: len(mu) - lag]) ** 2)))
+        if r < best_rmse:
+            best, best_rmse = lag * INTERVAL_S / 60.0, r
     return best
 
 
-def report(result: dict) -> dict:
-    rows, dilutions = result["rows"], result["dilutions"]
-    h, mu, od, mu_hat, nod_hat = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3], rows[:, 4]
-    settled = h >= 0.5
-    rmse = float(np.sqrt(np.mean((mu_hat[settled] - mu[settled]) ** 2)))
-    expo = settled & (mu > 0.9 * mu[0])
-    rmse_expo = float(np.sqrt(np.mean((mu_hat[expo] - mu[expo]) ** 2))) if expo.any() else float("nan")
-    rel_expo = float(np.max(np.abs(mu_hat[expo] - mu[expo]) / mu[expo])) if expo.any() else float("nan")
-    after = np.zeros_like(h, dtype=bool)
-    recoveries = []
-    for d in dilutions:
-        window = (h >= d) & (h < d + 1.0)
-        after |= window
-        ok = np.abs(mu_hat - mu) <= np.maximum(0.1 * mu, RECOVERY_FLOOR)
-        idx = np.where((h >= d) & ok)[0]
-        # recovered = first time after which it stays within 10 % for 10 minutes
-        rec = float("nan")
-        for i in idx:
-            span = (h >= h[i]) & (h < h[i] + 1 / 6)
+def recovery_minutes(stream: Stream, est: np.ndarray) -> list[float]:
+    """Per ``add_media`` dose after the first hour: minutes until within ±10 % for 10 min (or to the next dose)."""
+    h = stream.t / 3600.0
+    ok = np.isfinite(est) & (np.abs(est - stream.mu) <= RECOVERY_BAND * np.abs(stream.mu))
+    adds = [d.t / 3600.0 for d in stream.doses if d.event == "add_media"]
+    out = []
+    for k, d in enumerate(adds):
+        if d < SETTLE_H:
+            continue
+        nxt = adds[k + 1] if k + 1 < len(adds) else h[-1]
+        hold = min(RECOVERY_HOLD_H, nxt - d)
+        after = np.where(h >= d)[0]
+        rec = math.nan
+        for i in after:
+            if h[i] > nxt:
+                break
+            span = (h >= h[i]) & (h < h[i] + hold)
             if ok[span].all():
                 rec = (h[i] - d) * 60.0
                 break
-        recoveries.append(rec)
-    rmse_after = float(np.sqrt(np.mean((mu_hat[after] - mu[after]) ** 2))) if after.any() else float("nan")
-    od_rel = float("nan")
-    if result["calibrated"]:  # filtered nOD × baseline is OD600 only when the signal is calibrated
-        od_rel = float(np.sqrt(np.mean(((nod_hat[settled] * result["normalization"].factors["2"]) / od[settled] - 1) ** 2)))
-    lag, lag_rmse = best_lag_minutes(h[settled], mu[settled], mu_hat[settled])
-    return {
-        "rmse": rmse, "rmse_exponential": rmse_expo, "max_rel_err_exponential": rel_expo, "rmse_after_dilution": rmse_after,
-        "lag_min": lag, "lag_rmse": lag_rmse, "od_rel_rmse": od_rel, "recovery_min": recoveries,
-        "outlier_share": result["outliers"] / max(result["readings"], 1), "elapsed_s": result["elapsed_s"],
-    }
+        out.append(rec if not math.isnan(rec) else (nxt - d) * 60.0)
+    return out
+
+
+@dataclass
+class Scores:
+    rmse: float
+    lag_min: float
+    recovery_min: float
+    spikes_flagged: float
+    false_flags: float
+    rmse_no_events: float = math.nan
+
+
+def score(stream: Stream, run: Run, run_no_events: Run | None = None) -> Scores:
+    started = np.isfinite(run.estimate)
+    spikes = stream.spike & started
+    recoveries = recovery_minutes(stream, run.estimate)
+    return Scores(
+        rmse=rmse_after(stream, run.estimate),
+        lag_min=best_lag_minutes(stream, run.estimate),
+        recovery_min=float(np.median(recoveries)) if recoveries else math.nan,
+        spikes_flagged=float(run.flagged[spikes].mean()) if spikes.any() else math.nan,
+        false_flags=float((run.flagged & ~stream.spike & started).sum() / max(started.sum(), 1)),
+        rmse_no_events=rmse_after(stream, run_no_events.estimate) if run_no_events is not None else math.nan,
+    )
+
+
+# --------------------------------------------------------------------- real recording
+
+
+def real_recording() -> tuple[np.ndarray, np.ndarray]:
+    from datetime import datetime
+
+    with gzip.open(REAL_RECORDING, "rt", newline="") as fh:
+        rows = [(datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).timestamp(), float(r["od_reading"]))
+                for r in csv.DictReader(fh)]
+    t = np.array([r[0] for r in rows])
+    return t - t[0], np.array([r[1] for r in rows])
+
+
+def real_scores(estimator: Callable[[Stream], Run]) -> dict[str, Any]:
+    t, y = real_recording()
+    stream = Stream("real", 0, t, y, np.zeros_like(y), np.zeros_like(y), np.zeros_like(y, dtype=bool))
+    est = estimator(stream).estimate
+    h = t / 3600.0
+    out: dict[str, Any] = {"windows": []}
+    for (a, b), documented in REAL_FITS:
+        window = (h >= a) & (h < b) & np.isfinite(est)
+        out["windows"].append((a, b, documented, float(np.mean(est[window]))))
+    late = (h >= SETTLE_H) & np.isfinite(est)
+    out["negatives_after_1h"] = int((est[late] < 0).sum())
+    i30 = int(np.searchsorted(h, 0.5))
+    out["at_30_min"] = float(est[i30])
+    # jitter: SD of the estimate around its centred 30-minute rolling mean, 1–15 h
+    k = int(1800 / INTERVAL_S)
+    valid = np.where(np.isfinite(est), est, 0.0)
+    rolling = np.convolve(valid, np.ones(k) / k, mode="same")
+    core = (h >= 1.0) & (h <= 15.0)
+    out["jitter"] = float(np.std(est[core] - rolling[core]))
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _fmt(x: float, spec: str = ".4f") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hours", type=float, default=14.0)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--dilution-every-h", type=float, default=2.0)
-    parser.add_argument("--dilution-ml", type=float, default=2.0)
-    parser.add_argument("--uncalibrated", action="store_true", help="feed raw voltages (no OD calibration)")
+    parser.add_argument("--seeds", type=int, default=10, help="streams per kind (default 10)")
+    parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--only", choices=("turbidostat", "chemostat"), help="one kind of stream")
+    parser.add_argument("--no-peer", action="store_true", help="skip grpredict even if installed")
     args = parser.parse_args()
-    result = simulate(args.hours, args.seed, args.dilution_every_h, args.dilution_ml, not args.uncalibrated)
-    r = report(result)
-    print(f"simulated {args.hours:g} h, {len(result['rows'])} estimates, {len(result['dilutions'])} dilutions of "
-          f"{args.dilution_ml:g} mL, {'calibrated' if not args.uncalibrated else 'uncalibrated'} signal")
-    print(f"growth rate RMSE (after 30 min)      {r['rmse']:.4f} 1/h")
-    print(f"growth rate RMSE, exponential phase  {r['rmse_exponential']:.4f} 1/h "
-          f"(max relative error {100 * r['max_rel_err_exponential']:.1f} %)")
-    print(f"growth rate RMSE, 1 h after doses    {r['rmse_after_dilution']:.4f} 1/h")
-    print(f"lag (best alignment)                 {r['lag_min']:.1f} min (RMSE then {r['lag_rmse']:.4f} 1/h)")
-    print(f"filtered OD relative RMSE            {100 * r['od_rel_rmse']:.2f} %")
-    recs = ", ".join("n/a" if math.isnan(x) else f"{x:.1f}" for x in r["recovery_min"])
-    print(f"recovery after doses (10 %/0.02)     [{recs}] min")
-    print(f"readings flagged as outliers         {100 * r['outlier_share']:.2f} %")
-    print(f"estimator time                       {r['elapsed_s']:.2f} s ({1e6 * r['elapsed_s'] / max(len(result['rows']), 1):.0f} µs/reading)")
+    peer = grpredict_available() and not args.no_peer
+    if not peer:
+        print("grpredict is not installed (pip install -e '.[bench]'): ratio columns show n/a")
+    kinds = (args.only,) if args.only else ("turbidostat", "chemostat")
+    failures: list[str] = []
+    elapsed = []
+    for kind in kinds:
+        print(f"\n{kind}: {args.seeds} seeds × {args.hours:g} h, readings every {INTERVAL_S:g} s, "
+              f"{100 * NOISE:g} % noise, {100 * SPIKE_PROBABILITY:g} % spikes")
+        header = (f"{'seed':>4} {'doses':>5} {'RMSE ours':>9} {'grpredict':>9} {'ratio':>6} {'lag min':>7} "
+                  f"{'gr lag':>6} {'recov min':>9} {'gr recov':>8} {'spikes':>6} {'false %':>7} "
+                  f"{'no-ev ours':>10} {'no-ev gr':>8}")
+        print(header)
+        rows = []
+        for seed in range(1, args.seeds + 1):
+            stream = make_stream(kind, seed, args.hours)
+            ours_run = run_ours(stream)
+            elapsed.append(ours_run.elapsed_s / len(stream.t))
+            ours = score(stream, ours_run, run_ours(stream, with_events=False))
+            theirs = score(stream, run_grpredict(stream), run_grpredict(stream, with_events=False)) if peer else None
+            ratio = ours.rmse / theirs.rmse if theirs else math.nan
+            rows.append((ours, theirs, ratio))
+            print(f"{seed:>4} {sum(d.event == 'add_media' for d in stream.doses):>5} {ours.rmse:>9.4f} "
+                  f"{_fmt(theirs.rmse if theirs else math.nan):>9} {_fmt(ratio, '.2f'):>6} {ours.lag_min:>7.2f} "
+                  f"{_fmt(theirs.lag_min if theirs else math.nan, '.2f'):>6} {ours.recovery_min:>9.1f} "
+                  f"{_fmt(theirs.recovery_min if theirs else math.nan, '.1f'):>8} {100 * ours.spikes_flagged:>5.0f}% "
+                  f"{100 * ours.false_flags:>7.3f} {ours.rmse_no_events:>10.4f} "
+                  f"{_fmt(theirs.rmse_no_events if theirs else math.nan):>8}")
+        o = [r[0] for r in rows]
+        th = [r[1] for r in rows if r[1] is not None]
+        ratios = [r[2] for r in rows]
+
+        def agg(values: list[float], worst: Callable[[list[float]], float] = max) -> tuple[float, float]:
+            vals = [v for v in values if not math.isnan(v)]
+            return (statistics.fmean(vals), worst(vals)) if vals else (math.nan, math.nan)
+
+        summary = {
+            "RMSE after 1 h (1/h)": (agg([s.rmse for s in o]), agg([s.rmse for s in th]), TARGETS["rmse"], ".4f"),
+            "RMSE ratio ours/grpredict": (agg(ratios), None, TARGETS["ratio"], ".2f"),
+            "lag (min)": (agg([s.lag_min for s in o]), agg([s.lag_min for s in th]), TARGETS["lag_min"], ".2f"),
+            "median recovery (min)": (agg([s.recovery_min for s in o]), agg([s.recovery_min for s in th]),
+                                      TARGETS["recovery_min"], ".1f"),
+            "spikes flagged (%)": (agg([100 * s.spikes_flagged for s in o], min), None, 100.0, ".1f"),
+            "false flags (% readings)": (agg([100 * s.false_flags for s in o]), None, 100 * TARGETS["false_flags"], ".3f"),
+            "RMSE, no dosing events (1/h)": (agg([s.rmse_no_events for s in o]), agg([s.rmse_no_events for s in th]),
+                                             None, ".4f"),
+        }
+        print(f"\n{'metric':<30} {'ours mean':>10} {'ours worst':>10} {'grpredict mean':>14} {'gr worst':>9} "
+              f"{'target':>8}  verdict")
+        for name, ((mean, worst), peer_stats, target, spec) in summary.items():
+            pm, pw = peer_stats if peer_stats else (math.nan, math.nan)
+            verdict = ""
+            if target is not None and not math.isnan(worst):
+                good = worst >= target if name.startswith("spikes") else worst <= target
+                verdict = "ok" if good else "MISSED"
+                if not good:
+                    failures.append(f"{kind}: {name}")
+            print(f"{name:<30} {_fmt(mean, spec):>10} {_fmt(worst, spec):>10} {_fmt(pm, spec):>14} "
+                  f"{_fmt(pw, spec):>9} {_fmt(target, spec) if target is not None else '':>8}  {verdict}")
+    if REAL_RECORDING.exists():
+        print("\nreal recording (tests/data/real, 15.2 h, no dosing events):")
+        ours_real = real_scores(run_ours)
+        peer_real = real_scores(run_grpredict) if peer else None
+        print(f"{'window (h)':<12} {'documented':>10} {'ours':>8} {'off':>7} {'grpredict':>10} {'off':>7}")
+        for k, (a, b, documented, mean) in enumerate(ours_real["windows"]):
+            pm = peer_real["windows"][k][3] if peer_real else math.nan
+            print(f"{a:>2}–{b:<9} {documented:>10.3f} {mean:>8.4f} {100 * (mean / documented - 1):>+6.1f}% "
+                  f"{_fmt(pm):>10} {_fmt(100 * (pm / documented - 1), '+.1f'):>6}%")
+            if abs(mean / documented - 1) > 0.03:
+                failures.append(f"real recording window {a}–{b} h")
+        first = REAL_FITS[0][1]
+        print(f"estimate at 30 min: ours {ours_real['at_30_min']:.4f} "
+              f"({100 * (ours_real['at_30_min'] / first - 1):+.1f} % of {first}), grpredict "
+              f"{_fmt(peer_real['at_30_min'] if peer_real else math.nan)}")
+        print(f"negative estimates after 1 h: ours {ours_real['negatives_after_1h']}, grpredict "
+              f"{peer_real['negatives_after_1h'] if peer_real else 'n/a'}")
+        print(f"jitter around the 30-min mean (1/h): ours {ours_real['jitter']:.4f}, grpredict "
+              f"{_fmt(peer_real['jitter'] if peer_real else math.nan)}")
+        if ours_real["negatives_after_1h"] or abs(ours_real["at_30_min"] / first - 1) > 0.10:
+            failures.append("real recording: negatives or slow start")
+    print(f"\nour estimator: {1e6 * statistics.fmean(elapsed):.0f} µs per reading")
+    print("all targets met" if not failures else "targets missed: " + "; ".join(failures))
 
 
 if __name__ == "__main__":

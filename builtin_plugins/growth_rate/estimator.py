@@ -74,13 +74,14 @@ from typing import Any, Mapping
 import numpy as np
 
 SECONDS_PER_HOUR = 3600.0
-HISTORY_READINGS = 12  # readings kept to rewind to when a dosing event arrives late
+HISTORY_READINGS = 24  # readings kept to rewind to when a dosing event arrives late
+WASTE_EVENT = "remove_waste"
 MAD_TO_SD = 1.4826  # consistency constant of the MAD for a normal distribution
 
 
 @dataclass(frozen=True)
 class FilterSettings:
-    """Tuning of :class:`GrowthRateEKF`.
+    """Tuning of :class:`GrowthRateEKF` (how each default was chosen: ``README.md`` of this plugin).
 
     Attributes:
         outlier_std_threshold: ``k``: standardised innovations above it are
@@ -89,30 +90,41 @@ class FilterSettings:
         log_od_process_std: √q_ℓ, random walk of ℓ not explained by growth (h^-½).
         rate_process_std: √q_r, random walk of the growth rate (h⁻¹·h^-½).
         drift_process_std: √q_a, random walk of the rate's drift (h⁻²·h^-½).
+        dose_response_process_std: √q_g, random walk of the dose response g (h⁻¹·h^-½).
         initial_rate: Prior growth rate (h⁻¹) when nothing better is known.
         initial_rate_std: Prior SD of the growth rate (h⁻¹).
         initial_drift_std: Prior SD of the drift (h⁻²).
+        initial_dose_response_std: Prior SD of g (h⁻¹ per unit exchanged fraction).
+        dose_rate_jump_std: SD of the part of a dose's rate jump that g does not
+            explain, per unit exchanged fraction (h⁻¹): a dose exchanging a
+            fraction f adds ``(dose_rate_jump_std·f)²`` to the rate's variance.
+        dose_volume_rel_std: Relative SD of a known dilution's log drop (pump
+            calibration and volume bookkeeping errors).
         min_obs_rel_std: Floor of a channel's relative noise SD (5e-3 = 0.5 %).
         noise_adaptation_readings: Memory (in readings) of the adaptive noise estimate.
-        dilution_log_std: Extra SD of ℓ given to each reading after a dose.
-        readings_after_dilution: How many readings after a dose get it (2).
-        dilution_lookback_s: Readings this many seconds before a dosing event are
-            re-processed as after-dilution readings (pumping precedes the event).
+        dilution_log_std: Extra SD of ℓ given to each reading after a dose of unknown size.
+        readings_after_dilution: How many readings after a dose of unknown size get it (2).
+        dilution_lookback_s: A dosing event is published when its pump stops; the
+            dilution happened within this many seconds before the event.
         level_shift_outliers: Consecutive one-signed outliers treated as a step (0: never).
     """
 
     outlier_std_threshold: float = 5.0
     log_od_process_std: float = 1e-3
-    rate_process_std: float = 0.03
-    drift_process_std: float = 0.01
+    rate_process_std: float = 0.01
+    drift_process_std: float = 0.03
+    dose_response_process_std: float = 0.05
     initial_rate: float = 0.0
     initial_rate_std: float = 0.3
     initial_drift_std: float = 0.05
+    initial_dose_response_std: float = 0.5
+    dose_rate_jump_std: float = 0.1
+    dose_volume_rel_std: float = 0.05
     min_obs_rel_std: float = 5e-3
     noise_adaptation_readings: float = 240.0
     dilution_log_std: float = 0.5
     readings_after_dilution: int = 2
-    dilution_lookback_s: float = 15.0
+    dilution_lookback_s: float = 30.0
     level_shift_outliers: int = 4
 
     def __post_init__(self) -> None:
@@ -122,6 +134,42 @@ class FilterSettings:
             raise ValueError(f"min_obs_rel_std must be positive, got {self.min_obs_rel_std}")
         if self.readings_after_dilution < 1:
             raise ValueError(f"readings_after_dilution must be ≥ 1, got {self.readings_after_dilution}")
+        if self.dilution_lookback_s < 0:
+            raise ValueError(f"dilution_lookback_s must be ≥ 0, got {self.dilution_lookback_s}")
+
+
+def dilution_of(volume_change_ml: float, vial_volume_ml: float) -> tuple[float, float]:
+    """``(δ, f)`` of adding ``volume_change_ml`` to a vial holding ``vial_volume_ml`` (both mL, > 0).
+
+    ``f = Δ/(V + Δ)`` is the exchanged fraction and ``δ = ln((V + Δ)/V) = −ln(1 − f)``
+    the drop of ln OD: biomass is conserved while the volume grows (mass balance).
+
+    Raises:
+        ValueError: a volume that is not positive and finite.
+    """
+    if not (math.isfinite(volume_change_ml) and math.isfinite(vial_volume_ml)) or vial_volume_ml <= 0 \
+            or volume_change_ml <= 0:
+        raise ValueError(f"need a positive dose and vial volume, got {volume_change_ml} mL into {vial_volume_ml} mL")
+    return math.log((vial_volume_ml + volume_change_ml) / vial_volume_ml), volume_change_ml / (vial_volume_ml + volume_change_ml)
+
+
+@dataclass(frozen=True)
+class Dose:
+    """A dose the filter knows of.
+
+    Attributes:
+        t: Epoch s of its dosing event (published when the pump stopped).
+        window_start: Epoch s from which the culture may already be diluted.
+        log_drop: δ (see :func:`dilution_of`); None when the size is unknown.
+        fraction: Exchanged fraction f (0 when unknown).
+        key: Identity within the filter.
+    """
+
+    t: float
+    window_start: float
+    log_drop: float | None
+    fraction: float
+    key: int
 
 
 @dataclass
@@ -133,9 +181,10 @@ class Estimate:
         growth_rate: h⁻¹. growth_rate_std: its posterior SD (h⁻¹).
         od_filtered: Filtered normalised OD, ``exp(ℓ)`` (always > 0).
         log_od_std: Posterior SD of ℓ.
-        state: ``[ℓ, r, a]``; covariance: 3×3 nested list.
+        state: ``[ℓ, r, a]``; covariance: its 3×3 block (the shape of ``kalman_filter_outputs``).
+        dose_response: g, the expected jump of the rate per unit exchanged fraction (h⁻¹).
         outliers: Channels whose reading was down-weighted.
-        after_dilution: The reading was treated as following a dose.
+        after_dilution: The reading was taken around a dose (its level was uncertain).
         level_shift: A level shift was detected (and re-anchored) at this reading.
         observations: The normalised readings used, by channel.
     """
@@ -147,6 +196,7 @@ class Estimate:
     log_od_std: float
     state: list[float]
     covariance: list[list[float]]
+    dose_response: float = 0.0
     outliers: tuple[str, ...] = ()
     after_dilution: bool = False
     level_shift: bool = False
@@ -162,6 +212,8 @@ class GrowthRateEKF:
         log_od: Initial ℓ; log_od_var: its variance.
         obs_rel_var: Relative noise variance σᵢ² per channel, e.g. ``{"2": 1e-4}``.
         rate, rate_var: Prior growth rate (h⁻¹) and its variance (default from settings).
+        prior: A :meth:`carry_over` of an earlier filter: rate, drift, dose response,
+            their covariance and the noise estimates (overrides ``rate``/``rate_var``).
 
     Raises:
         ValueError: no channel, or a non-positive variance.
@@ -176,37 +228,46 @@ class GrowthRateEKF:
         obs_rel_var: Mapping[str, float],
         rate: float | None = None,
         rate_var: float | None = None,
+        prior: Mapping[str, Any] | None = None,
     ) -> None:
         if not obs_rel_var:
             raise ValueError("the filter needs at least one channel")
         if log_od_var <= 0 or any(v <= 0 for v in obs_rel_var.values()):
             raise ValueError("variances must be positive")
-        self.s = settings
+        s = self.s = settings
         self.t = float(t0)
-        self.x = np.array([float(log_od), settings.initial_rate if rate is None else float(rate), 0.0])
+        self.x = np.array([float(log_od), s.initial_rate if rate is None else float(rate), 0.0, 0.0])
         self.P = np.diag([
             float(log_od_var),
-            settings.initial_rate_std**2 if rate_var is None else float(rate_var),
-            settings.initial_drift_std**2,
+            s.initial_rate_std**2 if rate_var is None else float(rate_var),
+            s.initial_drift_std**2,
+            s.initial_dose_response_std**2,
         ])
-        floor = settings.min_obs_rel_std**2
+        floor = s.min_obs_rel_std**2
         self.obs_rel_var = {str(k): max(float(v), floor) for k, v in obs_rel_var.items()}
+        if prior:
+            self._use_prior(prior)
         self._dilution_readings_left = 0
-        self._dilution_until = -math.inf  # readings at or before this time (since the rewind) are after-dilution
         self._outlier_run: dict[str, int] = {}
+        self._doses: list[Dose] = []
+        self._applied: frozenset[int] = frozenset()
+        self._next_key = 0
         self._history: deque[tuple[float, dict[str, float], tuple[Any, ...]]] = deque(maxlen=HISTORY_READINGS)
 
     # ------------------------------------------------------------- model
     def _transition(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         s = self.s
-        F = np.array([[1.0, dt, dt * dt / 2.0], [0.0, 1.0, dt], [0.0, 0.0, 1.0]])
+        F = np.eye(4)
+        F[0, 1], F[0, 2], F[1, 2] = dt, dt * dt / 2.0, dt
         q_l, q_r, q_a = s.log_od_process_std**2, s.rate_process_std**2, s.drift_process_std**2
         dt2, dt3, dt4, dt5 = dt**2, dt**3, dt**4, dt**5
-        Q = np.array([
+        Q = np.zeros((4, 4))
+        Q[:3, :3] = [
             [q_l * dt + q_r * dt3 / 3.0 + q_a * dt5 / 20.0, q_r * dt2 / 2.0 + q_a * dt4 / 8.0, q_a * dt3 / 6.0],
             [q_r * dt2 / 2.0 + q_a * dt4 / 8.0, q_r * dt + q_a * dt3 / 3.0, q_a * dt2 / 2.0],
             [q_a * dt3 / 6.0, q_a * dt2 / 2.0, q_a * dt],
-        ])
+        ]
+        Q[3, 3] = s.dose_response_process_std**2 * dt
         return F, Q
 
     def predict(self, t: float) -> None:
@@ -219,57 +280,76 @@ class GrowthRateEKF:
         self.P = F @ self.P @ F.T + Q
         self.t = float(t)
 
+    def _apply_dose(self, dose: Dose) -> None:
+        """The dose's effect on the state: ℓ −= δ, r += g·f (variances as in the module docstring)."""
+        s = self.s
+        if dose.log_drop is None:
+            self.P[0, 0] += s.dilution_log_std**2
+            self._dilution_readings_left = s.readings_after_dilution
+        else:
+            f = dose.fraction
+            F = np.eye(4)
+            F[1, 3] = f
+            self.x = F @ self.x
+            self.x[0] -= dose.log_drop
+            self.P = F @ self.P @ F.T
+            self.P[0, 0] += (s.dose_volume_rel_std * dose.log_drop) ** 2
+            self.P[1, 1] += (s.dose_rate_jump_std * f) ** 2
+        self._applied = self._applied | {dose.key}
+
+    # ---------------------------------------------------------- history
     def _snapshot(self) -> tuple[Any, ...]:
         return (self.t, self.x.copy(), self.P.copy(), dict(self.obs_rel_var), dict(self._outlier_run),
-                self._dilution_readings_left, self._dilution_until)
+                self._dilution_readings_left, self._applied)
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
-        (self.t, x, P, obs, runs, self._dilution_readings_left, self._dilution_until) = snapshot
+        (self.t, x, P, obs, runs, self._dilution_readings_left, self._applied) = snapshot
         self.x, self.P, self.obs_rel_var, self._outlier_run = x.copy(), P.copy(), dict(obs), dict(runs)
 
-    def mark_dilution(self, t: float | None = None) -> Estimate | None:
-        """A dose happened (at epoch second ``t``, if known): re-anchor the level.
+    def mark_dilution(self, t: float | None = None, volume_change_ml: float | None = None,
+                      vial_volume_ml: float | None = None) -> list[Estimate]:
+        """A dose happened: its dosing event at epoch second ``t`` (None: now).
 
-        The next ``readings_after_dilution`` readings after ``t`` get extra level
-        noise. Readings already processed from ``t − dilution_lookback_s`` on are
-        re-processed the same way (the filter is rewound); the estimate after that
-        replay is returned (None when nothing was replayed).
+        With ``volume_change_ml`` added to ``vial_volume_ml`` (mL) the level drops by the
+        known δ and the rate may jump (see the module docstring); without them the level
+        is re-anchored by the readings that follow. Readings already processed from
+        ``t − dilution_lookback_s`` on are processed again with the dose in place (the
+        filter is rewound); their new estimates are returned (empty when nothing was replayed).
         """
-        self._dilution_readings_left = self.s.readings_after_dilution
-        if t is None:
-            return None
-        t = float(t)
-        replay_from = next((i for i, (rt, _, _) in enumerate(self._history) if rt >= t - self.s.dilution_lookback_s),
-                           None)
+        log_drop, fraction = None, 0.0
+        if volume_change_ml is not None and vial_volume_ml is not None and volume_change_ml > 0:
+            log_drop, fraction = dilution_of(float(volume_change_ml), float(vial_volume_ml))
+        when = self.t if t is None else float(t)
+        window_start = when - (self.s.dilution_lookback_s if t is not None else 0.0)
+        dose = Dose(when, window_start, log_drop, fraction, self._next_key)
+        self._next_key += 1
+        self._doses.append(dose)
+        self._doses.sort(key=lambda d: d.window_start)
+        replay_from = next((i for i, (rt, _, _) in enumerate(self._history) if rt > window_start), None)
         if replay_from is None:
-            self._dilution_until = max(self._dilution_until, t)
-            return None
+            self._apply_dose(dose)
+            return []
         entries = list(self._history)[replay_from:]
         self._restore(entries[0][2])
-        for _ in range(len(self._history) - replay_from):
+        for _ in range(len(entries)):
             self._history.pop()
-        self._dilution_readings_left = self.s.readings_after_dilution
-        self._dilution_until = max(self._dilution_until, t)
-        estimate = None
-        for rt, observations, _ in entries:
-            estimate = self.update(rt, observations)
-        return estimate
+        return [self.update(rt, observations) for rt, observations, _ in entries]
 
-    def _inflate_level(self) -> None:
-        self.P[0, 0] += self.s.dilution_log_std**2
+    def _prune_doses(self) -> None:
+        if self._history:
+            oldest = self._history[0][0]
+            self._doses = [d for d in self._doses if d.t >= oldest - self.s.dilution_lookback_s or d.key not in self._applied]
 
-    def _scalar_update(self, y: float, r_var: float) -> tuple[float, float]:
-        """One channel's EKF update with noise variance ``r_var``; returns (innovation, S)."""
-        y_hat = math.exp(self.x[0])
-        H = np.array([y_hat, 0.0, 0.0])
+    # ------------------------------------------------------------ update
+    def _scalar_update(self, y: float, y_hat: float, r_var: float) -> None:
+        """One channel's EKF update of ``y`` predicted as ``y_hat = exp(ℓ + offset)``, noise variance ``r_var``."""
+        H = np.array([y_hat, 0.0, 0.0, 0.0])
         PHt = self.P @ H
         S = float(H @ PHt) + r_var
         K = PHt / S
-        e = y - y_hat
-        self.x = self.x + K * e
-        I_KH = np.eye(3) - np.outer(K, H)
+        self.x = self.x + K * (y - y_hat)
+        I_KH = np.eye(4) - np.outer(K, H)
         self.P = I_KH @ self.P @ I_KH.T + np.outer(K, K) * r_var
-        return e, S
 
     def update(self, t: float, observations: Mapping[str, float]) -> Estimate:
         """Predict to ``t`` (epoch s) and assimilate normalised readings ``{channel: nOD}``.
@@ -277,12 +357,19 @@ class GrowthRateEKF:
         Channels without a noise estimate are ignored. Returns the posterior
         :class:`Estimate`.
         """
-        self._history.append((float(t), dict(observations), self._snapshot()))
+        t = float(t)
+        self._history.append((t, dict(observations), self._snapshot()))
+        for dose in self._doses:
+            if dose.key not in self._applied and dose.window_start < t:
+                self._apply_dose(dose)
         self.predict(t)
-        after_dilution = self._dilution_readings_left > 0 or self.t <= self._dilution_until
+        # doses that may or may not have happened yet at this reading (pump still running)
+        pending = [d for d in self._doses if d.key in self._applied and t <= d.t]
+        ambiguous = sum(d.log_drop for d in pending if d.log_drop is not None)
+        after_dilution = self._dilution_readings_left > 0 or any(d.log_drop is None for d in pending)
         if after_dilution:
-            self._inflate_level()
-            if self.t > self._dilution_until:
+            self.P[0, 0] += self.s.dilution_log_std**2
+            if not any(d.log_drop is None for d in pending):
                 self._dilution_readings_left -= 1
         k = self.s.outlier_std_threshold
         outliers: list[str] = []
@@ -292,22 +379,33 @@ class GrowthRateEKF:
             channel = str(channel)
             if channel not in self.obs_rel_var or y is None or not math.isfinite(y):
                 continue
-            used[channel] = float(y)
-            y_hat = math.exp(self.x[0])
+            y = float(y)
+            used[channel] = y
             rel_var = self.obs_rel_var[channel]
-            r_var = rel_var * y_hat * y_hat
             prior_l_var = float(self.P[0, 0])
-            S = y_hat * y_hat * prior_l_var + r_var
-            e = y - y_hat
-            z = e / math.sqrt(S)
+            y_hat = math.exp(self.x[0])
+            S = y_hat * y_hat * (prior_l_var + rel_var)
+            z = (y - y_hat) / math.sqrt(S)
+            offset, extra = 0.0, 0.0
+            if ambiguous > 0:
+                # two hypotheses: diluted already (offset 0) or not yet (offset δ); moment-matched mixture
+                y_not = math.exp(self.x[0] + ambiguous)
+                S_not = y_not * y_not * (prior_l_var + rel_var)
+                z_not = (y - y_not) / math.sqrt(S_not)
+                log_ratio = 0.5 * (z * z - z_not * z_not) + 0.5 * math.log(S / S_not)
+                p_not = 1.0 / (1.0 + math.exp(-min(max(log_ratio, -50.0), 50.0)))
+                offset, extra = p_not * ambiguous, p_not * (1.0 - p_not) * ambiguous**2
+                z = z if abs(z) <= abs(z_not) else z_not
+            y_hat = math.exp(self.x[0] + offset)
+            r_var = (rel_var + extra) * y_hat * y_hat
             weight = 1.0
             if abs(z) > k and not after_dilution:
                 run = self._outlier_run.get(channel, 0)
                 run = (run + 1 if run > 0 else 1) if z > 0 else (run - 1 if run < 0 else -1)
                 self._outlier_run[channel] = run
-                if self.s.level_shift_outliers and abs(run) >= self.s.level_shift_outliers:
+                if self.s.level_shift_outliers and abs(run) >= self.s.level_shift_outliers and not ambiguous:
                     # a sustained step, not isolated outliers: re-anchor the level
-                    self._inflate_level()
+                    self.P[0, 0] += self.s.dilution_log_std**2
                     self._outlier_run[channel] = 0
                     level_shift = True
                 else:
@@ -315,16 +413,15 @@ class GrowthRateEKF:
                     weight = k / abs(z)
             else:
                 self._outlier_run[channel] = 0
-            self._scalar_update(float(y), r_var / weight)
-            if not after_dilution and not level_shift:
+            self._scalar_update(y, y_hat, r_var / weight)
+            if not after_dilution and not level_shift and not ambiguous:
                 # covariance matching on the (clipped) relative innovation
-                e_rel2 = min(z * z, k * k) * S / (y_hat * y_hat)
-                sample = max(e_rel2 - prior_l_var, 0.0)
+                sample = max(min(z * z, k * k) * (prior_l_var + rel_var) - prior_l_var, 0.0)
                 beta = 1.0 / self.s.noise_adaptation_readings
-                floor = self.s.min_obs_rel_std**2
-                self.obs_rel_var[channel] = max((1.0 - beta) * rel_var + beta * sample, floor)
-        return self.estimate(outliers=tuple(outliers), after_dilution=after_dilution, level_shift=level_shift,
-                             observations=used)
+                self.obs_rel_var[channel] = max((1.0 - beta) * rel_var + beta * sample, self.s.min_obs_rel_std**2)
+        self._prune_doses()
+        return self.estimate(outliers=tuple(outliers), after_dilution=after_dilution or ambiguous > 0,
+                             level_shift=level_shift, observations=used)
 
     def estimate(self, **extra: Any) -> Estimate:
         """The current posterior as an :class:`Estimate`."""
@@ -334,10 +431,38 @@ class GrowthRateEKF:
             growth_rate_std=math.sqrt(max(float(self.P[1, 1]), 0.0)),
             od_filtered=math.exp(float(self.x[0])),
             log_od_std=math.sqrt(max(float(self.P[0, 0]), 0.0)),
-            state=[float(v) for v in self.x],
-            covariance=[[float(v) for v in row] for row in self.P],
+            state=[float(v) for v in self.x[:3]],
+            covariance=[[float(v) for v in row[:3]] for row in self.P[:3]],
+            dose_response=float(self.x[3]),
             **extra,
         )
+
+    # ------------------------------------------------------------ restart
+    def carry_over(self) -> dict[str, Any]:
+        """What a restarted job needs to resume (JSON-able): time, rate, drift, dose
+        response and their covariance, and each channel's noise estimate. The level is
+        not carried over: doses may have happened while the job was down."""
+        return {"t": self.t, "x": [float(v) for v in self.x[1:]],
+                "P": [[float(v) for v in row[1:]] for row in self.P[1:]],
+                "obs_rel_var": dict(self.obs_rel_var)}
+
+    def _use_prior(self, prior: Mapping[str, Any]) -> None:
+        """Start from a :meth:`carry_over`, its covariance grown by the process noise of the time since."""
+        x = [float(v) for v in prior["x"]]
+        P = np.array(prior["P"], dtype=float)
+        if len(x) != 3 or P.shape != (3, 3) or not np.all(np.isfinite(P)) or not all(map(math.isfinite, x)):
+            raise ValueError("a carried-over filter state needs 3 values and a 3×3 covariance")
+        gap_h = max(self.t - float(prior.get("t", self.t)), 0.0) / SECONDS_PER_HOUR
+        _, Q = self._transition(gap_h)
+        F = np.eye(4)
+        F[1, 2] = gap_h
+        self.x[1:] = F[1:, 1:] @ np.array(x)
+        self.P[1:, 1:] = F[1:, 1:] @ P @ F[1:, 1:].T + Q[1:, 1:]
+        self.P[0, 1:] = self.P[1:, 0] = 0.0
+        floor = self.s.min_obs_rel_std**2
+        for channel, value in (prior.get("obs_rel_var") or {}).items():
+            if str(channel) in self.obs_rel_var and float(value) > 0:
+                self.obs_rel_var[str(channel)] = max(float(value), floor)
 
 
 @dataclass
@@ -427,6 +552,7 @@ class GrowthRateCalculator:
         normalization: Normalization | None = None,
         initial_rate: float | None = None,
         initial_rate_std: float | None = None,
+        prior: Mapping[str, Any] | None = None,
     ) -> None:
         if samples_for_od_statistics < 3:
             raise ValueError(f"samples_for_od_statistics must be ≥ 3, got {samples_for_od_statistics}")
@@ -436,6 +562,7 @@ class GrowthRateCalculator:
         self.normalization = normalization
         self.initial_rate = initial_rate
         self.initial_rate_std = initial_rate_std
+        self.prior = prior
         self.ekf: GrowthRateEKF | None = None
         self._warmup: list[tuple[float, dict[str, float]]] = []
         self._pending_dilution = False
@@ -446,15 +573,33 @@ class GrowthRateCalculator:
     def warming_up(self) -> bool:
         return self.ekf is None
 
-    def on_dosing(self, timestamp: float | None = None) -> None:
-        """A dose (media/alt media/waste) happened: restart the warm-up, or re-anchor the filter."""
+    def on_dosing(self, timestamp: float | None = None, *, volume_change_ml: float | None = None,
+                  event: str | None = None, vial_volume_ml: float | None = None) -> list[Estimate]:
+        """A dosing event (``add_media``, ``add_alt_media``, ``remove_waste``) at epoch second ``timestamp``.
+
+        During the warm-up it restarts the warm-up. Afterwards an addition of
+        ``volume_change_ml`` to a vial holding ``vial_volume_ml`` (mL, before the
+        addition) is a known dilution (:meth:`GrowthRateEKF.mark_dilution`); waste
+        removal with known volumes changes nothing (concentration is unchanged);
+        an event without volumes re-anchors the level. Returns the estimates of
+        readings processed again (see :meth:`GrowthRateEKF.mark_dilution`).
+        """
+        known = volume_change_ml is not None and vial_volume_ml is not None
         if self.ekf is None:
             if self.normalization is None:
                 self._warmup.clear()
-            else:
+            elif not (known and event == WASTE_EVENT):
                 self._pending_dilution = True
-        else:
-            self.ekf.mark_dilution(timestamp)
+            return []
+        if known and event == WASTE_EVENT:
+            return []
+        if known and (volume_change_ml <= 0 or vial_volume_ml <= 0):  # a correction event, or nothing moved
+            return []
+        replayed = self.ekf.mark_dilution(timestamp, volume_change_ml if known else None,
+                                          vial_volume_ml if known else None)
+        for estimate in replayed:
+            self.outlier_count += len(estimate.outliers) > 0
+        return replayed
 
     def normalize(self, ods: Mapping[str, float]) -> dict[str, float]:
         """``{channel: od / baseline}`` for the channels with a baseline."""
@@ -466,7 +611,7 @@ class GrowthRateCalculator:
         assert self.normalization is not None
         rate_var = None if self.initial_rate_std is None else self.initial_rate_std**2
         self.ekf = GrowthRateEKF(self.settings, t0, log_od, log_od_var, self.normalization.rel_variances,
-                                 rate=self.initial_rate, rate_var=rate_var)
+                                 rate=self.initial_rate, rate_var=rate_var, prior=self.prior)
 
     def on_od(self, timestamp: float, ods: Mapping[str, float]) -> Estimate | None:
         """One OD reading ``{channel: od}`` at epoch second ``timestamp``; None while warming up.
