@@ -74,6 +74,9 @@ from typing import Any, Mapping
 import numpy as np
 
 SECONDS_PER_HOUR = 3600.0
+L, R, A, G, E, U = range(6)  # state indices: ln nOD, rate, drift, dose response, transient, ln decay rate
+N_STATES = 6
+REPORTED = np.array([[1.0, 0, 0, 0, 0, 0], [0, 1.0, 0, 0, 1.0, 0], [0, 0, 1.0, 0, 0, 0]])  # → [ℓ, r + e, a]
 HISTORY_READINGS = 24  # readings kept to rewind to when a dosing event arrives late
 WASTE_EVENT = "remove_waste"
 MAD_TO_SD = 1.4826  # consistency constant of the MAD for a normal distribution
@@ -118,6 +121,9 @@ class FilterSettings:
     initial_rate_std: float = 0.3
     initial_drift_std: float = 0.05
     initial_dose_response_std: float = 0.5
+    transient_decay_per_hour: float = 2.0
+    transient_decay_log_std: float = 1.0
+    transient_decay_log_process_std: float = 0.1
     dose_rate_jump_std: float = 0.1
     dose_volume_rel_std: float = 0.05
     min_obs_rel_std: float = 5e-3
@@ -236,12 +242,15 @@ class GrowthRateEKF:
             raise ValueError("variances must be positive")
         s = self.s = settings
         self.t = float(t0)
-        self.x = np.array([float(log_od), s.initial_rate if rate is None else float(rate), 0.0, 0.0])
+        self.x = np.array([float(log_od), s.initial_rate if rate is None else float(rate), 0.0, 0.0, 0.0,
+                           math.log(s.transient_decay_per_hour)])
         self.P = np.diag([
             float(log_od_var),
             s.initial_rate_std**2 if rate_var is None else float(rate_var),
             s.initial_drift_std**2,
             s.initial_dose_response_std**2,
+            0.0,
+            s.transient_decay_log_std**2,
         ])
         floor = s.min_obs_rel_std**2
         self.obs_rel_var = {str(k): max(float(v), floor) for k, v in obs_rel_var.items()}
@@ -255,29 +264,45 @@ class GrowthRateEKF:
         self._history: deque[tuple[float, dict[str, float], tuple[Any, ...]]] = deque(maxlen=HISTORY_READINGS)
 
     # ------------------------------------------------------------- model
-    def _transition(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    def _process_noise(self, dt: float) -> np.ndarray:
         s = self.s
-        F = np.eye(4)
-        F[0, 1], F[0, 2], F[1, 2] = dt, dt * dt / 2.0, dt
         q_l, q_r, q_a = s.log_od_process_std**2, s.rate_process_std**2, s.drift_process_std**2
         dt2, dt3, dt4, dt5 = dt**2, dt**3, dt**4, dt**5
-        Q = np.zeros((4, 4))
+        Q = np.zeros((N_STATES, N_STATES))
         Q[:3, :3] = [
             [q_l * dt + q_r * dt3 / 3.0 + q_a * dt5 / 20.0, q_r * dt2 / 2.0 + q_a * dt4 / 8.0, q_a * dt3 / 6.0],
             [q_r * dt2 / 2.0 + q_a * dt4 / 8.0, q_r * dt + q_a * dt3 / 3.0, q_a * dt2 / 2.0],
             [q_a * dt3 / 6.0, q_a * dt2 / 2.0, q_a * dt],
         ]
-        Q[3, 3] = s.dose_response_process_std**2 * dt
-        return F, Q
+        Q[G, G] = s.dose_response_process_std**2 * dt
+        Q[U, U] = s.transient_decay_log_process_std**2 * dt
+        return Q
+
+    def _transition(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """The state after ``dt`` hours and the Jacobian of that map (module docstring)."""
+        x = self.x
+        lam = math.exp(x[U])
+        decay = math.exp(-lam * dt)
+        phi = -math.expm1(-lam * dt) / lam  # ∫₀^dt e^{−λs} ds
+        e = x[E]
+        new = x.copy()
+        new[L] = x[L] + x[R] * dt + x[A] * dt * dt / 2.0 + e * phi
+        new[R] = x[R] + x[A] * dt
+        new[E] = e * decay
+        F = np.eye(N_STATES)
+        F[L, R], F[L, A], F[R, A] = dt, dt * dt / 2.0, dt
+        F[L, E], F[L, U] = phi, e * (dt * decay - phi)
+        F[E, E], F[E, U] = decay, -e * lam * dt * decay
+        return new, F
 
     def predict(self, t: float) -> None:
         """Advance the state to epoch second ``t`` (no-op if ``t`` is not later)."""
         dt = (float(t) - self.t) / SECONDS_PER_HOUR
         if dt <= 0:
             return
-        F, Q = self._transition(dt)
-        self.x = F @ self.x
-        self.P = F @ self.P @ F.T + Q
+        new, F = self._transition(dt)
+        self.x = new
+        self.P = F @ self.P @ F.T + self._process_noise(dt)
         self.t = float(t)
 
     def _apply_dose(self, dose: Dose) -> None:
@@ -288,13 +313,13 @@ class GrowthRateEKF:
             self._dilution_readings_left = s.readings_after_dilution
         else:
             f = dose.fraction
-            F = np.eye(4)
-            F[1, 3] = f
+            F = np.eye(N_STATES)
+            F[E, G] = f
             self.x = F @ self.x
             self.x[0] -= dose.log_drop
             self.P = F @ self.P @ F.T
             self.P[0, 0] += (s.dose_volume_rel_std * dose.log_drop) ** 2
-            self.P[1, 1] += (s.dose_rate_jump_std * f) ** 2
+            self.P[E, E] += (s.dose_rate_jump_std * f) ** 2
         self._applied = self._applied | {dose.key}
 
     # ---------------------------------------------------------- history
@@ -343,12 +368,13 @@ class GrowthRateEKF:
     # ------------------------------------------------------------ update
     def _scalar_update(self, y: float, y_hat: float, r_var: float) -> None:
         """One channel's EKF update of ``y`` predicted as ``y_hat = exp(ℓ + offset)``, noise variance ``r_var``."""
-        H = np.array([y_hat, 0.0, 0.0, 0.0])
+        H = np.zeros(N_STATES)
+        H[L] = y_hat
         PHt = self.P @ H
         S = float(H @ PHt) + r_var
         K = PHt / S
         self.x = self.x + K * (y - y_hat)
-        I_KH = np.eye(4) - np.outer(K, H)
+        I_KH = np.eye(N_STATES) - np.outer(K, H)
         self.P = I_KH @ self.P @ I_KH.T + np.outer(K, K) * r_var
 
     def update(self, t: float, observations: Mapping[str, float]) -> Estimate:
@@ -386,24 +412,22 @@ class GrowthRateEKF:
             y_hat = math.exp(self.x[0])
             S = y_hat * y_hat * (prior_l_var + rel_var)
             z = (y - y_hat) / math.sqrt(S)
-            offset, extra = 0.0, 0.0
             if ambiguous > 0:
-                # two hypotheses: diluted already (offset 0) or not yet (offset δ); moment-matched mixture
-                y_not = math.exp(self.x[0] + ambiguous)
-                S_not = y_not * y_not * (prior_l_var + rel_var)
-                z_not = (y - y_not) / math.sqrt(S_not)
-                log_ratio = 0.5 * (z * z - z_not * z_not) + 0.5 * math.log(S / S_not)
-                p_not = 1.0 / (1.0 + math.exp(-min(max(log_ratio, -50.0), 50.0)))
-                offset, extra = p_not * ambiguous, p_not * (1.0 - p_not) * ambiguous**2
-                z = z if abs(z) <= abs(z_not) else z_not
-            y_hat = math.exp(self.x[0] + offset)
-            r_var = (rel_var + extra) * y_hat * y_hat
+                # taken while the pump may still have run: diluted already, or not yet? Such a reading
+                # is not assimilated (either guess would bias the level); it is flagged only when it
+                # fits neither hypothesis.
+                y_not = math.exp(self.x[L] + ambiguous)
+                z_not = (y - y_not) / (y_not * math.sqrt(prior_l_var + rel_var))
+                if min(abs(z), abs(z_not)) > k:
+                    outliers.append(channel)
+                continue
+            r_var = rel_var * y_hat * y_hat
             weight = 1.0
             if abs(z) > k and not after_dilution:
                 run = self._outlier_run.get(channel, 0)
                 run = (run + 1 if run > 0 else 1) if z > 0 else (run - 1 if run < 0 else -1)
                 self._outlier_run[channel] = run
-                if self.s.level_shift_outliers and abs(run) >= self.s.level_shift_outliers and not ambiguous:
+                if self.s.level_shift_outliers and abs(run) >= self.s.level_shift_outliers:
                     # a sustained step, not isolated outliers: re-anchor the level
                     self.P[0, 0] += self.s.dilution_log_std**2
                     self._outlier_run[channel] = 0
@@ -414,7 +438,7 @@ class GrowthRateEKF:
             else:
                 self._outlier_run[channel] = 0
             self._scalar_update(y, y_hat, r_var / weight)
-            if not after_dilution and not level_shift and not ambiguous:
+            if not after_dilution and not level_shift:
                 # covariance matching on the (clipped) relative innovation
                 sample = max(min(z * z, k * k) * (prior_l_var + rel_var) - prior_l_var, 0.0)
                 beta = 1.0 / self.s.noise_adaptation_readings
@@ -424,16 +448,18 @@ class GrowthRateEKF:
                              level_shift=level_shift, observations=used)
 
     def estimate(self, **extra: Any) -> Estimate:
-        """The current posterior as an :class:`Estimate`."""
+        """The current posterior as an :class:`Estimate` (growth rate = r + e)."""
+        state = REPORTED @ self.x
+        covariance = REPORTED @ self.P @ REPORTED.T
         return Estimate(
             timestamp=self.t,
-            growth_rate=float(self.x[1]),
-            growth_rate_std=math.sqrt(max(float(self.P[1, 1]), 0.0)),
-            od_filtered=math.exp(float(self.x[0])),
-            log_od_std=math.sqrt(max(float(self.P[0, 0]), 0.0)),
-            state=[float(v) for v in self.x[:3]],
-            covariance=[[float(v) for v in row[:3]] for row in self.P[:3]],
-            dose_response=float(self.x[3]),
+            growth_rate=float(state[1]),
+            growth_rate_std=math.sqrt(max(float(covariance[1, 1]), 0.0)),
+            od_filtered=math.exp(float(self.x[L])),
+            log_od_std=math.sqrt(max(float(self.P[L, L]), 0.0)),
+            state=[float(v) for v in state],
+            covariance=[[float(v) for v in row] for row in covariance],
+            dose_response=float(self.x[G]),
             **extra,
         )
 
@@ -450,15 +476,20 @@ class GrowthRateEKF:
         """Start from a :meth:`carry_over`, its covariance grown by the process noise of the time since."""
         x = [float(v) for v in prior["x"]]
         P = np.array(prior["P"], dtype=float)
-        if len(x) != 3 or P.shape != (3, 3) or not np.all(np.isfinite(P)) or not all(map(math.isfinite, x)):
-            raise ValueError("a carried-over filter state needs 3 values and a 3×3 covariance")
-        gap_h = max(self.t - float(prior.get("t", self.t)), 0.0) / SECONDS_PER_HOUR
-        _, Q = self._transition(gap_h)
-        F = np.eye(4)
-        F[1, 2] = gap_h
-        self.x[1:] = F[1:, 1:] @ np.array(x)
-        self.P[1:, 1:] = F[1:, 1:] @ P @ F[1:, 1:].T + Q[1:, 1:]
+        n = N_STATES - 1
+        if len(x) != n or P.shape != (n, n) or not np.all(np.isfinite(P)) or not all(map(math.isfinite, x)):
+            raise ValueError(f"a carried-over filter state needs {n} values and a {n}×{n} covariance")
+        self.x[1:] = x
+        self.P[1:, 1:] = P
         self.P[0, 1:] = self.P[1:, 0] = 0.0
+        gap_h = max(self.t - float(prior.get("t", self.t)), 0.0) / SECONDS_PER_HOUR
+        if gap_h > 0:  # the time the job was down: the state moved on and grew uncertain
+            level, level_var = self.x[L], self.P[L, L]
+            new, F = self._transition(gap_h)
+            self.x, self.P = new, F @ self.P @ F.T + self._process_noise(gap_h)
+            self.x[L] = level
+            self.P[L, :] = self.P[:, L] = 0.0
+            self.P[L, L] = level_var
         floor = self.s.min_obs_rel_std**2
         for channel, value in (prior.get("obs_rel_var") or {}).items():
             if str(channel) in self.obs_rel_var and float(value) > 0:
@@ -610,8 +641,11 @@ class GrowthRateCalculator:
     def _start_filter(self, t0: float, log_od: float, log_od_var: float) -> None:
         assert self.normalization is not None
         rate_var = None if self.initial_rate_std is None else self.initial_rate_std**2
-        self.ekf = GrowthRateEKF(self.settings, t0, log_od, log_od_var, self.normalization.rel_variances,
-                                 rate=self.initial_rate, rate_var=rate_var, prior=self.prior)
+        args = (self.settings, t0, log_od, log_od_var, self.normalization.rel_variances)
+        try:
+            self.ekf = GrowthRateEKF(*args, rate=self.initial_rate, rate_var=rate_var, prior=self.prior)
+        except (ValueError, KeyError, TypeError):  # an unusable carried-over state: start from the rate prior
+            self.ekf = GrowthRateEKF(*args, rate=self.initial_rate, rate_var=rate_var)
 
     def on_od(self, timestamp: float, ods: Mapping[str, float]) -> Estimate | None:
         """One OD reading ``{channel: od}`` at epoch second ``timestamp``; None while warming up.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 from typing import Any
 
@@ -23,6 +24,8 @@ VARIANCE_CACHE = "od_normalization_variance"
 STATE_CACHE = "growth_rate_filter_state"
 FUSED_CHANNEL = "fused"
 MIN_PRIOR_RATE_STD = 0.1  # h⁻¹
+DEFAULT_VOLUME_ML = 14.0  # [bioreactor] initial_volume_ml and efflux_tube_volume_ml fallbacks (domain facts §3.8)
+VOLUME_VARIABLES = ("current_volume_ml", "efflux_tube_volume_ml")
 
 
 class GrowthRateCalculating(BackgroundJob):
@@ -42,9 +45,17 @@ class GrowthRateCalculating(BackgroundJob):
 
     Baselines are cached per experiment (persistent caches
     ``od_normalization_mean`` and ``od_normalization_variance``) so a restart
-    skips the warm-up; the last growth rate is kept (``growth_rate_filter_state``)
-    as the prior of the next start. A dosing event restarts the warm-up, or
-    makes the next readings re-anchor the level (dilution jump).
+    skips the warm-up; the filter's rate, drift, dose response and noise
+    estimates are kept (``growth_rate_filter_state``, every 60 readings and at
+    exit) and resumed by the next start. A dosing event restarts the warm-up,
+    or tells the filter the known dilution: the job follows the vial volume
+    (retained ``bioreactor/current_volume_ml`` and ``efflux_tube_volume_ml``,
+    else ``[bioreactor] initial_volume_ml`` / ``efflux_tube_volume_ml``, 14 mL)
+    and applies each event to it as the unit's bookkeeping does.
+
+    When an ``od{angle}`` calibration is active, ``od_reading`` publishes OD600
+    in ``ods``, so the growth rate is that of calibrated OD (proportional to
+    biomass), not of the photodiode signal.
 
     Config ``[growth_rate_calculating.config]``: ``samples_for_od_statistics``
     (10), ``ekf_outlier_std_threshold`` (5.0, > 2); optional tuning
@@ -90,12 +101,16 @@ class GrowthRateCalculating(BackgroundJob):
             normalization=normalization,
             initial_rate=prior[0] if prior else None,
             initial_rate_std=prior[1] if prior else None,
+            prior=prior[2] if prior else None,
         )
         if normalization is not None:
             self.logger.info("Using the cached OD baselines of %s: %s", self.experiment, normalization.factors)
         else:
             self.logger.info("Computing OD normalization metrics from %d readings. This may take a few minutes.", samples)
         self._level_shift_logged_at: float | None = None
+        cfg = self.config
+        self.vial_volume_ml = cfg.getfloat("bioreactor", "initial_volume_ml", fallback=DEFAULT_VOLUME_ML)
+        self.efflux_tube_volume_ml = cfg.getfloat("bioreactor", "efflux_tube_volume_ml", fallback=DEFAULT_VOLUME_ML)
         self.growth_rate = None
         self.od_filtered = None
         self.kalman_filter_outputs = None
@@ -128,14 +143,17 @@ class GrowthRateCalculating(BackgroundJob):
             self.logger.warning("ignoring unreadable cached OD baselines: %s", exc)
             return None
 
-    def _cached_state(self) -> tuple[float, float] | None:
-        """The last growth rate of this experiment as a prior (SD at least 0.1 h⁻¹: the culture may have changed)."""
+    def _cached_state(self) -> tuple[float, float, dict[str, Any] | None] | None:
+        """The last growth rate of this experiment (SD at least 0.1 h⁻¹: the culture may have changed) and,
+        when stored, the filter's carried-over state (:meth:`GrowthRateEKF.carry_over`)."""
         cache = self._cache(STATE_CACHE)
         try:
             state = cache.get(self.experiment) if cache is not None else None
             if not state:
                 return None
-            return float(state["growth_rate"]), max(float(state.get("growth_rate_std") or 0.0), MIN_PRIOR_RATE_STD)
+            carried = state.get("filter")
+            return (float(state["growth_rate"]), max(float(state.get("growth_rate_std") or 0.0), MIN_PRIOR_RATE_STD),
+                    carried if isinstance(carried, dict) else None)
         except Exception as exc:
             self.logger.debug("ignoring the cached filter state: %s", exc)
             return None
@@ -170,11 +188,18 @@ class GrowthRateCalculating(BackgroundJob):
         signal = ("od_reading", "od_fused") if self.use_fused else ("od_reading", "ods")
         client.subscribe(self._topic(*signal), qos=mq.QOS_EXACTLY_ONCE)
         client.subscribe(self._topic("dosing_events"), qos=mq.QOS_EXACTLY_ONCE)
+        for variable in VOLUME_VARIABLES:
+            client.subscribe(self._topic("bioreactor", variable), qos=mq.QOS_EXACTLY_ONCE)
 
     def on_message(self, message: Any) -> None:
-        if message.retain or not message.payload or "calculator" not in self.__dict__:
+        if not message.payload or "calculator" not in self.__dict__:
             return
         topic = message.topic
+        if "/bioreactor/" in topic:  # retained or live: the vial bookkeeping's latest value
+            self._set_volume(topic.rsplit("/", 1)[-1], message.payload)
+            return
+        if message.retain:
+            return
         try:
             data = json.loads(message.payload)
             if not isinstance(data, dict):
@@ -190,13 +215,37 @@ class GrowthRateCalculating(BackgroundJob):
             self.logger.warning("ignored malformed message on %s: %s", topic, exc)
 
     # ------------------------------------------------------------- handling
-    def handle_dosing_event(self, event: dict[str, Any]) -> None:
-        """A ``dosing_events`` payload ``{volume_change, event, source_of_event, timestamp}``."""
-        volume = float(event.get("volume_change", 0.0))
-        if volume == 0.0 or event.get("source_of_event") == "pump_calibration":
+    def _set_volume(self, variable: str, payload: bytes) -> None:
+        try:
+            value = float(payload)
+        except ValueError:
+            self.logger.warning("ignored malformed bioreactor/%s: %r", variable, payload[:40])
             return
-        self.calculator.on_dosing(parse_iso(event["timestamp"]) if event.get("timestamp") else None)
-        self.logger.debug("dosing event %s %.3g mL: re-anchoring the OD level", event.get("event"), volume)
+        if not math.isfinite(value) or value <= 0:
+            return
+        if variable == "current_volume_ml":
+            self.vial_volume_ml = value
+        elif variable == "efflux_tube_volume_ml":
+            self.efflux_tube_volume_ml = value
+
+    def handle_dosing_event(self, event: dict[str, Any]) -> None:
+        """A ``dosing_events`` payload ``{volume_change, event, source_of_event, timestamp}``.
+
+        An addition is a known dilution of the vial's volume before it; the volume
+        then follows the unit's bookkeeping (add: V + Δ; waste: down to the efflux tube).
+        """
+        volume = float(event.get("volume_change", 0.0))
+        if not math.isfinite(volume) or volume == 0.0 or event.get("source_of_event") == "pump_calibration":
+            return
+        name = str(event.get("event", ""))
+        before = self.vial_volume_ml
+        self.calculator.on_dosing(parse_iso(event["timestamp"]) if event.get("timestamp") else None,
+                                  volume_change_ml=volume, event=name, vial_volume_ml=before)
+        if name in ("add_media", "add_alt_media"):
+            self.vial_volume_ml = max(before + volume, 1e-6)
+        elif name == "remove_waste" and before > self.efflux_tube_volume_ml:
+            self.vial_volume_ml = max(before - volume, self.efflux_tube_volume_ml)
+        self.logger.debug("dosing event %s %.3g mL into %.3g mL", name, volume, before)
 
     def handle_reading(self, t: float, timestamp: str, ods: dict[str, float]) -> Estimate | None:
         """Feed one reading (epoch s, its ISO timestamp, ``{channel: od}``); publishes the outputs."""
@@ -226,8 +275,9 @@ class GrowthRateCalculating(BackgroundJob):
         if cache is None:
             return
         try:
+            ekf = self.calculator.ekf
             cache.set(self.experiment, {"growth_rate": estimate.growth_rate, "growth_rate_std": estimate.growth_rate_std,
-                                        "timestamp": timestamp})
+                                        "timestamp": timestamp, "filter": ekf.carry_over() if ekf is not None else None})
         except Exception as exc:
             self.logger.debug("could not cache the filter state: %s", exc)
 
