@@ -2,31 +2,51 @@
 
 The model
 ---------
-State ``x = [ℓ, r, a]``:
+State ``x = [ℓ, r, a, g, e, u]``:
 
 * ``ℓ = ln(nOD)``: log of the normalised optical density (nOD = OD / baseline);
-* ``r``: the instantaneous specific growth rate ``dℓ/dt`` in h⁻¹;
+* ``r``: the culture's underlying specific growth rate in h⁻¹;
 * ``a``: its drift ``dr/dt`` in h⁻², so a culture slowing down (or speeding up)
-  is followed without the lag a constant-rate model has.
+  is followed without the lag a constant-rate model has;
+* ``g``: the dose response, the jump of the growth rate per unit exchanged
+  fraction of fresh media (h⁻¹);
+* ``e``: the fresh-media transient (h⁻¹): what the last doses added to the
+  growth rate, decaying at rate ``λ = exp(u)`` (h⁻¹) as the fresh substrate is
+  consumed.
 
-Dynamics over ``Δt`` hours (a nearly-constant-acceleration kinematic model,
-driven by continuous white noise):
+The growth rate reported is ``μ = r + e``. Dynamics over ``Δt`` hours:
 
-    ℓ' = ℓ + r·Δt + a·Δt²/2,    r' = r + a·Δt,    a' = a
+    ℓ' = ℓ + r·Δt + a·Δt²/2 + e·(1 − e^{−λΔt})/λ,   r' = r + a·Δt,   a' = a,
+    g' = g,   e' = e·e^{−λΔt},   u' = u
 
-with process noise ``Q = q_ℓ·Δt·e₁e₁ᵀ + q_r·Q₂(Δt) + q_a·Q₃(Δt)``, where
-``Q₂`` is the continuous white-noise acceleration block of (ℓ, r)
-(``[[Δt³/3, Δt²/2], [Δt²/2, Δt]]``) and ``Q₃`` the continuous white-noise jerk
-matrix of (ℓ, r, a) (entries ``Δt⁵/20, Δt⁴/8, Δt³/6, Δt³/3, Δt²/2, Δt``).
-Source: Y. Bar-Shalom, X. R. Li, T. Kirubarajan, *Estimation with Applications
-to Tracking and Navigation*, Wiley 2001, §6.2–6.3 (discretised continuous-time
-kinematic models).
+with process noise ``q_ℓ·Δt`` on ℓ, the continuous white-noise jerk matrix of
+(ℓ, r, a) for ``q_r`` and ``q_a`` (Bar-Shalom, Li & Kirubarajan, *Estimation
+with Applications to Tracking and Navigation*, Wiley 2001, §6.2–6.3), and
+``q_g·Δt``, ``q_u·Δt`` on g and u. The transition is non-linear in (e, u): the
+filter propagates the covariance with its Jacobian (extended Kalman filter).
+
+**A dose** of ``Δ`` mL into a vial holding ``V`` mL (a dosing event with the
+volume the job tracks) exchanges the fraction ``f = Δ/(V + Δ)``: biomass is
+conserved while the volume grows, so ℓ drops by the known
+``δ = ln((V + Δ)/V)``, and fresh media may make the rate jump (Monod: μ rises
+with the substrate, and for a small dose the rise is proportional to f):
+
+    ℓ ← ℓ − δ,   e ← e + g·f,
+    P ← J P Jᵀ + diag((σ_V·δ)², 0, 0, 0, (c·f)², 0)
+
+(J: the Jacobian of ``e ← e + g·f``; ``σ_V`` = ``dose_volume_rel_std``, the
+relative error of a pumped volume; ``c`` = ``dose_rate_jump_std``, the part of
+the jump g does not explain). g is learned across doses, so a turbidostat's or
+a chemostat's saw-tooth in μ is followed rather than lagged. Waste removal
+changes no concentration. A dose of unknown size (an event without volumes)
+only re-anchors the level (extra SD ``dilution_log_std`` on ℓ for the next
+``readings_after_dilution`` readings).
 
 Each photodiode channel ``i`` observes ``yᵢ = exp(ℓ) + vᵢ`` with
 ``vᵢ ~ N(0, σᵢ²·exp(2ℓ))``: noise proportional to the signal (real Pioreactor
 recordings show a roughly constant relative noise of 1–3 %). The observation is
 non-linear in ℓ, hence the *extended* Kalman filter: it is linearised at the
-prediction, ``H = [exp(ℓ⁻), 0, 0]`` (Jazwinski, *Stochastic Processes and
+prediction, ``H = [exp(ℓ⁻), 0, …]`` (Jazwinski, *Stochastic Processes and
 Filtering Theory*, 1970, ch. 8). Channels are processed one after another
 (sequential scalar updates; their noises are independent). Covariance updates
 use the Joseph form for numerical symmetry.
@@ -41,20 +61,29 @@ Robustness
 * **Adaptive observation noise** (covariance matching; Mehra, *IEEE TAC*
   17(5):693, 1972): each channel's relative noise variance ``σᵢ²`` starts from
   the warm-up readings and follows an exponentially weighted average of
-  ``e²/ŷ² − P_ℓℓ`` (innovations clipped at ``k`` standard deviations), so the
+  ``e²/ŷ² − P_ℓℓ`` (innovations clipped at ``min(k, level_shift_std)`` standard
+  deviations, so a step's first readings do not pass for noise), so the
   filter stays calibrated when noise grows with the signal — a fixed noise
   level learnt at the start makes ordinary readings look like outliers later.
-* **Dilutions** (dosing events): the ``readings_after_dilution`` readings that
-  follow a dose get extra process noise on ℓ (``dilution_log_std``), so the
-  filter re-anchors the level to the diluted culture while leaving the growth
-  rate (whose correlation with ℓ is thereby removed) untouched. A dosing event
-  is published when the pumps have run, so readings taken while they ran may
-  already be diluted: the filter keeps a short history, rewinds to the first
-  reading within ``dilution_lookback_s`` before the event, and re-processes
-  those readings as after-dilution readings (instead of as outliers).
-* **Level shifts** without a dosing event: ``level_shift_outliers`` consecutive
-  outliers of one sign are taken as a step in the signal and re-anchored the
-  same way.
+* **When a dose happened**: a dosing event is published when its pump stops,
+  so the dilution happened within ``dilution_lookback_s`` before it. The
+  filter keeps a short history; an event rewinds it to the first reading of
+  that window, applies the dose there and processes the readings again.
+  Readings inside the window (the pump may still have been running) are not
+  assimilated — either guess, diluted or not, would bias the level — and are
+  flagged as outliers only when they fit neither.
+* **Level shifts** without a dosing event (a dose the job was not told of, a
+  vial moved): ``level_shift_outliers`` (4) consecutive readings more than
+  ``level_shift_std − 1`` (2) standard deviations off on one side, on average
+  ``level_shift_std`` (3) off — by chance well under once in 10⁶ readings —
+  are a step. The filter rewinds to the first of
+  them and processes them again as after a dose of unknown size, so the step
+  goes into the level, not into the growth rate.
+
+A restarted job resumes the filter with :meth:`GrowthRateEKF.carry_over`:
+rate, drift, dose response, transient, λ, their covariance (grown by the
+process noise of the time the job was down) and the noise estimates; the level
+is taken afresh from the first reading (doses may have happened meanwhile).
 
 Normalisation and warm-up (:class:`GrowthRateCalculator`) follow the Pioreactor
 software's documented behaviour: the first ``skip_first`` OD messages are
@@ -98,6 +127,9 @@ class FilterSettings:
         initial_rate_std: Prior SD of the growth rate (h⁻¹).
         initial_drift_std: Prior SD of the drift (h⁻²).
         initial_dose_response_std: Prior SD of g (h⁻¹ per unit exchanged fraction).
+        transient_decay_per_hour: Prior median of λ, the decay rate of the fresh-media transient (h⁻¹).
+        transient_decay_log_std: Prior SD of u = ln λ.
+        transient_decay_log_process_std: √q_u, random walk of u (h^-½).
         dose_rate_jump_std: SD of the part of a dose's rate jump that g does not
             explain, per unit exchanged fraction (h⁻¹): a dose exchanging a
             fraction f adds ``(dose_rate_jump_std·f)²`` to the rate's variance.
@@ -109,18 +141,21 @@ class FilterSettings:
         readings_after_dilution: How many readings after a dose of unknown size get it (2).
         dilution_lookback_s: A dosing event is published when its pump stops; the
             dilution happened within this many seconds before the event.
-        level_shift_outliers: Consecutive one-signed outliers treated as a step (0: never).
+        level_shift_outliers: This many consecutive readings beyond ``level_shift_std``
+            standard deviations on one side are a step in the signal (0: never).
+        level_shift_std: The mean surprise (standardised innovation) of such a run; each
+            reading of it is at least ``level_shift_std − 1`` off.
     """
 
     outlier_std_threshold: float = 5.0
     log_od_process_std: float = 1e-3
     rate_process_std: float = 0.01
-    drift_process_std: float = 0.03
-    dose_response_process_std: float = 0.05
+    drift_process_std: float = 0.01
+    dose_response_process_std: float = 0.15
     initial_rate: float = 0.0
     initial_rate_std: float = 0.3
     initial_drift_std: float = 0.05
-    initial_dose_response_std: float = 0.5
+    initial_dose_response_std: float = 1.0
     transient_decay_per_hour: float = 2.0
     transient_decay_log_std: float = 1.0
     transient_decay_log_process_std: float = 0.1
@@ -132,6 +167,7 @@ class FilterSettings:
     readings_after_dilution: int = 2
     dilution_lookback_s: float = 30.0
     level_shift_outliers: int = 4
+    level_shift_std: float = 3.0
 
     def __post_init__(self) -> None:
         if not self.outlier_std_threshold > 2:
@@ -257,7 +293,10 @@ class GrowthRateEKF:
         if prior:
             self._use_prior(prior)
         self._dilution_readings_left = 0
-        self._outlier_run: dict[str, int] = {}
+        self._outlier_run: dict[str, int] = {}  # signed length of the current run of one-signed surprises
+        self._run_start: dict[str, float] = {}  # epoch s of the run's first reading
+        self._run_sum: dict[str, float] = {}  # sum of |z| over the run
+        self._replaying = False
         self._doses: list[Dose] = []
         self._applied: frozenset[int] = frozenset()
         self._next_key = 0
@@ -325,11 +364,12 @@ class GrowthRateEKF:
     # ---------------------------------------------------------- history
     def _snapshot(self) -> tuple[Any, ...]:
         return (self.t, self.x.copy(), self.P.copy(), dict(self.obs_rel_var), dict(self._outlier_run),
-                self._dilution_readings_left, self._applied)
+                dict(self._run_start), dict(self._run_sum), self._dilution_readings_left, self._applied)
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
-        (self.t, x, P, obs, runs, self._dilution_readings_left, self._applied) = snapshot
+        (self.t, x, P, obs, runs, starts, sums, self._dilution_readings_left, self._applied) = snapshot
         self.x, self.P, self.obs_rel_var, self._outlier_run = x.copy(), P.copy(), dict(obs), dict(runs)
+        self._run_start, self._run_sum = dict(starts), dict(sums)
 
     def mark_dilution(self, t: float | None = None, volume_change_ml: float | None = None,
                       vial_volume_ml: float | None = None) -> list[Estimate]:
@@ -400,6 +440,7 @@ class GrowthRateEKF:
         k = self.s.outlier_std_threshold
         outliers: list[str] = []
         level_shift = False
+        step_from: float | None = None
         used: dict[str, float] = {}
         for channel, y in observations.items():
             channel = str(channel)
@@ -423,29 +464,56 @@ class GrowthRateEKF:
                 continue
             r_var = rel_var * y_hat * y_hat
             weight = 1.0
-            if abs(z) > k and not after_dilution:
-                run = self._outlier_run.get(channel, 0)
-                run = (run + 1 if run > 0 else 1) if z > 0 else (run - 1 if run < 0 else -1)
-                self._outlier_run[channel] = run
-                if self.s.level_shift_outliers and abs(run) >= self.s.level_shift_outliers:
-                    # a sustained step, not isolated outliers: re-anchor the level
-                    self.P[0, 0] += self.s.dilution_log_std**2
-                    self._outlier_run[channel] = 0
-                    level_shift = True
-                else:
-                    outliers.append(channel)
-                    weight = k / abs(z)
+            run = self._outlier_run.get(channel, 0)
+            if abs(z) > self.s.level_shift_std - 1.0 and not after_dilution:
+                # a run of one-signed surprises: isolated ones are outliers, a sustained run is a step
+                same = (run > 0) == (z > 0) and run != 0
+                run = run + (1 if z > 0 else -1) if same else (1 if z > 0 else -1)
+                if not same:
+                    self._run_start[channel], self._run_sum[channel] = t, 0.0
+                self._run_sum[channel] = self._run_sum.get(channel, 0.0) + abs(z)
+                if self.s.level_shift_outliers and abs(run) >= self.s.level_shift_outliers \
+                        and self._run_sum[channel] >= self.s.level_shift_std * abs(run):
+                    step_from = self._run_start.get(channel, t) if step_from is None else min(step_from,
+                                                                                           self._run_start.get(channel, t))
             else:
-                self._outlier_run[channel] = 0
+                run = 0
+            self._outlier_run[channel] = run
+            if abs(z) > k and not after_dilution:
+                outliers.append(channel)
+                weight = k / abs(z)
             self._scalar_update(y, y_hat, r_var / weight)
             if not after_dilution and not level_shift:
                 # covariance matching on the (clipped) relative innovation
-                sample = max(min(z * z, k * k) * (prior_l_var + rel_var) - prior_l_var, 0.0)
+                clip = min(k, self.s.level_shift_std) ** 2  # a step's first surprises must not teach the filter noise
+                sample = max(min(z * z, clip) * (prior_l_var + rel_var) - prior_l_var, 0.0)
                 beta = 1.0 / self.s.noise_adaptation_readings
                 self.obs_rel_var[channel] = max((1.0 - beta) * rel_var + beta * sample, self.s.min_obs_rel_std**2)
         self._prune_doses()
+        if step_from is not None and not self._replaying:
+            return self._replay_after_step(step_from)
         return self.estimate(outliers=tuple(outliers), after_dilution=after_dilution or ambiguous > 0,
                              level_shift=level_shift, observations=used)
+
+    def _replay_after_step(self, first_t: float) -> Estimate:
+        """A step in the signal without a dosing event began at the reading of ``first_t``: process the
+        readings since then again as after a dose of unknown size (the level re-anchors, the rate stays)."""
+        dose = Dose(first_t - 1e-6, first_t - 1e-6, None, 0.0, self._next_key)
+        self._next_key += 1
+        self._doses.append(dose)
+        self._doses.sort(key=lambda d: d.window_start)
+        start = next(i for i, (rt, _, _) in enumerate(self._history) if rt >= first_t)
+        entries = list(self._history)[start:]
+        self._restore(entries[0][2])
+        for _ in range(len(entries)):
+            self._history.pop()
+        self._replaying = True
+        try:
+            replayed = [self.update(rt, observations) for rt, observations, _ in entries]
+        finally:
+            self._replaying = False
+        replayed[-1].level_shift = True
+        return replayed[-1]
 
     def estimate(self, **extra: Any) -> Estimate:
         """The current posterior as an :class:`Estimate` (growth rate = r + e)."""
