@@ -46,12 +46,34 @@ def test_every_row_gives_an_estimate_after_the_warm_up(rows, estimates):
     assert len(out) == len(rows) - 5 - 10 + 1
 
 
+def window_mean(rows, out, window):
+    t0 = rows[0][0]
+    values = [e.growth_rate for e in out if window[0] <= (e.timestamp - t0) / 3600 < window[1]]
+    return sum(values) / len(values)
+
+
 @pytest.mark.parametrize("window,documented", README_FITS)
 def test_mean_growth_rate_matches_the_documented_fit_within_15_percent(rows, estimates, window, documented):
+    assert window_mean(rows, estimates[1], window) == pytest.approx(documented, rel=0.15)
+
+
+@pytest.mark.parametrize("window,documented", README_FITS)
+@pytest.mark.xfail(strict=False, reason="target of issue 14 (±3 %) not met yet by the real-time estimate on every "
+                                        "window; benchmarks/growth_rate_accuracy.py prints the figures")
+def test_mean_growth_rate_matches_the_documented_fit_within_3_percent(rows, estimates, window, documented):
+    assert window_mean(rows, estimates[1], window) == pytest.approx(documented, rel=0.03)
+
+
+def test_no_negative_estimate_after_the_first_hour(rows, estimates):
     t0 = rows[0][0]
-    _, out = estimates
-    values = [e.growth_rate for e in out if window[0] <= (e.timestamp - t0) / 3600 < window[1]]
-    assert sum(values) / len(values) == pytest.approx(documented, rel=0.15)
+    assert min(e.growth_rate for e in estimates[1] if e.timestamp - t0 >= 3600) > 0
+
+
+@pytest.mark.xfail(strict=False, reason="target of issue 14 not met yet: the real-time estimate lags the burst of "
+                                        "growth at 0.3–1 h of this recording and overshoots after it")
+def test_the_estimate_is_near_the_first_windows_rate_from_30_minutes_on(rows, estimates):
+    """From 30 min to the end of the first window the mean estimate is within 10 % of its documented μ."""
+    assert window_mean(rows, estimates[1], (0.5, 3)) == pytest.approx(README_FITS[0][1], rel=0.10)
 
 
 def test_growth_rate_is_positive_early_and_falls_towards_003(rows, estimates):
