@@ -219,6 +219,23 @@ class BackgroundJob(metaclass=_PostInit):
         for unit in (self.unit, "$broadcast"):
             client.subscribe(f"{root}/{unit}/{self.experiment}/{self.job_name}/+/set", qos=mq.QOS_AT_LEAST_ONCE)
         self.on_mqtt_connect(client)
+        if self.__dict__.get("_publishing"):  # a reconnect: the broker may have lost or replaced (last will) our state
+            self._reannounce(client)
+
+    def _reannounce(self, client: Any) -> None:
+        """Publish every setting's current value, then ``$state``, retained (after a reconnect).
+
+        Marked as a re-announcement (MQTT 5 user property): the leader does not store
+        a reading a second time because its job said it again.
+        """
+        from reactorkit.core.outbox import reannounce_properties
+
+        marker = reannounce_properties()
+        for name in self._settings:
+            if name != "state" and name in self.__dict__:
+                client.publish(f"{self._topic_base}/{name}", encode_setting(self.__dict__[name]),
+                               qos=mq.QOS_EXACTLY_ONCE, retain=True, properties=marker)
+        client.publish(f"{self._topic_base}/$state", self.state, qos=mq.QOS_EXACTLY_ONCE, retain=True)
 
     def on_mqtt_connect(self, client: Any) -> None:
         """Override to add subscriptions; called on every (re)connect."""

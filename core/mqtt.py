@@ -60,8 +60,16 @@ def create_client(
     config: Config | None = None,
     start_loop: bool = True,
     timeout: float = 5.0,
+    outbox: bool = True,
+    unit: str | None = None,
 ) -> mqtt.Client:
-    """Connect a paho client to the broker of ``[mqtt]``.
+    """Connect a paho client (MQTT 5) to the broker of ``[mqtt]``.
+
+    Messages it publishes on topics the leader stores go through the unit's
+    durable outbox (:mod:`reactorkit.core.outbox_client`): kept on disk until
+    the leader has committed them, resent after broker, leader or network
+    faults. Lost connections are retried with back-off (1 s doubling to 4 s),
+    and ``on_connect`` runs again on every reconnect.
 
     Args:
         client_id: Defaults to a random id.
@@ -70,16 +78,23 @@ def create_client(
         on_message: paho ``on_message`` callback.
         start_loop: Start paho's network thread and wait until connected.
         timeout: Seconds to wait for the connection.
+        outbox: Keep messages on stored topics in the unit's outbox (default True).
+        unit: The unit whose outbox is used (default ``$HOSTNAME``).
 
     Raises:
         ConnectionError: the broker did not accept the connection in time.
     """
+    from reactorkit.core.config import get_unit_name
+    from reactorkit.core.outbox_client import OutboxClient
+
     config = config or get_config()
-    client = mqtt.Client(
+    client = OutboxClient(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id or f"reactorkit-{uuid.uuid4().hex[:12]}",
-        clean_session=True,
+        protocol=mqtt.MQTTv5,
     )
+    if outbox:
+        client.use_outbox(unit=unit or get_unit_name(), config=config)
     username = config.get("mqtt", "username", fallback="")
     if username:
         client.username_pw_set(username, config.get("mqtt", "password", fallback="") or None)
@@ -89,18 +104,20 @@ def create_client(
 
     def _on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code == 0 or getattr(reason_code, "value", 1) == 0:
+            _no_delay(c)
             if on_connect is not None:
                 on_connect(c)
+            c.outbox_on_connect()
             connected.set()
 
     client.on_connect = _on_connect
     if on_message is not None:
         client.on_message = on_message
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    client.reconnect_delay_set(min_delay=1, max_delay=4)
     host = config.get("mqtt", "broker_address", fallback="127.0.0.1")
     port = config.getint("mqtt", "broker_port", fallback=1883)
     try:
-        client.connect(host, port, keepalive=60)
+        client.connect(host, port, keepalive=60, clean_start=True)
     except OSError as exc:
         raise ConnectionError(f"cannot reach the MQTT broker at {host}:{port}: {exc}") from exc
     _no_delay(client)

@@ -53,7 +53,14 @@ def parse_log(topic: str, payload: bytes):
     )
 
 
-STORAGE = (TopicMapping(topic="pioreactor/+/+/logs/#", table="logs", parse=parse_log),)
+def _ledger():
+    from . import ledger
+
+    return ledger
+
+
+STORAGE = (TopicMapping(topic="pioreactor/+/+/logs/#", table="logs", parse=parse_log),
+           _ledger().SEQUENCES, _ledger().GAPS)
 
 DATASETS = (
     DatasetDescriptor(
@@ -63,4 +70,5 @@ DATASETS = (
         table="logs",
         column_descriptions={"level": "DEBUG, INFO, NOTICE, WARNING or ERROR", "task": "The job that logged it"},
     ),
+    _ledger().GAPS_DATASET,
 )

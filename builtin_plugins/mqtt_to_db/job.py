@@ -26,6 +26,7 @@ experiment) are accepted, as in the Pioreactor software.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 import time
@@ -35,14 +36,19 @@ from typing import Any, Iterable
 from reactorkit.core import mqtt as mq
 from reactorkit.core.descriptors import TopicMapping, resolve
 from reactorkit.core.job import BackgroundJob
-from reactorkit.core.leader_db import LeaderDB
+from reactorkit.core.leader_db import LeaderDB, now_iso
+from reactorkit.core.outbox import (STORED_TOPICS_SETTING, ack_topic, is_reannounced, sequence_of, to_ranges)
+
+from . import ledger
 
 UNIVERSAL_EXPERIMENT = "$experiment"
-SESSION_EXPIRY_S = 3600
+SESSION_EXPIRY_S = 7 * 24 * 3600
+GAP_PATTERN = "pioreactor/+/$experiment/outbox/gap"
 RECEIVE_MAXIMUM = 65535
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_FLUSH_INTERVAL_S = 0.1
 MAX_QUEUE = 200_000
+RECENT_UNNUMBERED = 100_000
 _TOPIC_CACHE_MAX = 20_000
 
 
@@ -129,8 +135,12 @@ class BatchWriter:
         self.rows_written = 0
         self.rows_rejected = 0
 
-    def write(self, rows: list[tuple[str, dict[str, Any]]]) -> int:
+    def write(self, rows: list[tuple[str, dict[str, Any]]], *, within: Any = None) -> int:
         """Insert ``rows`` (``(table, row)``); returns how many were stored.
+
+        ``within(conn)``, when given, runs first inside the same transaction and
+        returns the rows to insert instead of ``rows`` (the ingestion records
+        which numbered messages it has stored, atomically with their rows).
 
         Rows of one table and column set go in one ``executemany``; if it fails
         the group is rolled back to a savepoint and retried row by row, so one
@@ -140,16 +150,18 @@ class BatchWriter:
             sqlite3.OperationalError: the database stayed locked/unavailable
                 (the caller keeps the batch and retries).
         """
-        if not rows:
+        if not rows and within is None:
             return 0
-        groups: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = defaultdict(list)
-        for table, row in rows:
-            columns = tuple(row)
-            groups[(table, columns)].append(tuple(row[c] for c in columns))
         stored = 0
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if within is not None:
+                rows = within(conn)
+            groups: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = defaultdict(list)
+            for table, row in rows:
+                columns = tuple(row)
+                groups[(table, columns)].append(tuple(row[c] for c in columns))
             for (table, columns), values in groups.items():
                 column_list = ", ".join(f'"{c}"' for c in columns)
                 placeholders = ", ".join("?" for _ in columns)
@@ -234,7 +246,15 @@ class MqttToDb(BackgroundJob):
         self.messages_received = 0
         self.messages_skipped = 0
         self.parse_errors = 0
-        self._pending: deque[tuple[str, bytes]] = deque()  # appends and poplefts are thread-safe
+        # (topic, payload, mid, qos, (stream, seq) | None); appends and poplefts are thread-safe
+        self._pending: deque[tuple[str, bytes, int, int, Any]] = deque()
+        self._pending_mids: set[int] = set()
+        self._root = mq.root_topic(self.config) + "/"
+        self.duplicates_dropped = 0
+        self.gaps_recorded = 0
+        self._closing = False
+        self._recent: set[int] = set()  # hashes of stored unnumbered messages, to spot a redelivered copy
+        self._recent_order: deque[int] = deque()
         self._stop = threading.Event()
         self._enqueued = 0
         self._processed = 0
@@ -270,16 +290,18 @@ class MqttToDb(BackgroundJob):
             client.username_pw_set(username, self.config.get("mqtt", "password", fallback="") or None)
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
-        topics = self.router.subscriptions
+        client.manual_ack_set(True)  # a message is acknowledged to the broker only once its rows are committed
+        topics = self.router.subscriptions + [mq.topic_prefix(self.config) + GAP_PATTERN]
+        stored = json.dumps(sorted({mapping.topic for _, mapping, _ in self.router.mappings}))
+        stored_topic = f"{self._root}{self.unit}/$experiment/{self.job_name}/{STORED_TOPICS_SETTING}"
 
         def on_connect(c: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
             if getattr(reason_code, "is_failure", False):
                 self.logger.error("broker refused the connection: %s", reason_code)
                 return
-            if topics:
-                c.subscribe([(t, 1) for t in topics])  # ready once the broker has acknowledged them
-            else:
-                self._subscribed.set()
+            # what the units keep in their outboxes until it is acknowledged (retained: units starting later learn it)
+            c.publish(stored_topic, stored, qos=1, retain=True)
+            c.subscribe([(t, 1) for t in topics])  # ready once the broker has acknowledged them
 
         def on_subscribe(c: Any, userdata: Any, mid: Any, reason_codes: Any, properties: Any) -> None:
             refused = [str(code) for code in reason_codes or [] if getattr(code, "is_failure", False)]
@@ -292,20 +314,35 @@ class MqttToDb(BackgroundJob):
                 self.logger.warning("lost the broker (%s); reconnecting", reason_code)
 
         def on_message(c: Any, userdata: Any, message: Any) -> None:
+            if self._closing:
+                return  # not acknowledged: the broker keeps it for our next start
             self.messages_received += 1
-            if should_skip(message.topic, message.payload, bool(message.retain)):
+            mid, qos = message.mid, message.qos
+            if should_skip(message.topic, message.payload, bool(message.retain)) or is_reannounced(message.properties):
                 self.messages_skipped += 1
+                if qos:
+                    c.ack(mid, qos)
                 return
+            number = sequence_of(message.properties)
+            if qos and message.dup:
+                if mid in self._pending_mids:
+                    return  # the broker sent again what waits to be written (we reconnected): acknowledged then
+                if number is None and hash((message.topic, message.payload)) in self._recent:
+                    self.duplicates_dropped += 1  # stored already; its acknowledgement was lost with the connection
+                    c.ack(mid, qos)
+                    return
             while len(self._pending) >= MAX_QUEUE and not self._stop.is_set():
                 time.sleep(0.01)  # the writer is behind: stop reading, the broker holds the rest
-            self._pending.append((message.topic, message.payload))
+            if qos:
+                self._pending_mids.add(mid)
+            self._pending.append((message.topic, message.payload, mid, qos, number))
             self._enqueued += 1
 
         client.on_connect = on_connect
         client.on_subscribe = on_subscribe
         client.on_disconnect = on_disconnect
         client.on_message = on_message
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.reconnect_delay_set(min_delay=1, max_delay=4)
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
         # without it the broker keeps only ~20 unacknowledged QoS 1 messages in flight to us and
@@ -345,22 +382,96 @@ class MqttToDb(BackgroundJob):
             self._processed += len(batch)
             last_write = time.monotonic()
 
-    def _flush(self, messages: list[tuple[str, bytes]]) -> bool:
-        rows: list[tuple[str, dict[str, Any]]] = []
-        for topic, payload in messages:
+    def _flush(self, messages: list[tuple[str, bytes, int, int, Any]]) -> bool:
+        """Store one batch: rows of messages not stored before, the ledger and gap reports, in one
+        transaction; then acknowledge the batch to the broker and to the units' outboxes."""
+        rows: list[tuple[str, list[tuple[str, dict[str, Any]]], tuple[str, str, str, int] | None]] = []
+        reports: list[tuple[str, str, dict[str, Any]]] = []
+        for topic, payload, _, _, number in messages:
+            parts = topic[len(self._root):].split("/") if topic.startswith(self._root) else []
+            unit = parts[0] if parts else ""
+            if len(parts) == 4 and parts[1:] == ["$experiment", "outbox", "gap"]:
+                try:
+                    report = json.loads(payload)
+                    experiment = report["topic"][len(self._root):].split("/")[1]
+                    reports.append((unit, experiment, report))
+                except (ValueError, KeyError, IndexError, TypeError) as exc:
+                    self._log_rate_limited(f"skipped a malformed gap report from {unit}: {exc}")
+                continue
             produced, errors = rows_of(self.router, topic, payload)
-            rows.extend(produced)
             for error in errors:
                 self.parse_errors += 1
                 self._log_rate_limited(f"skipped a malformed message on {topic}: {error}")
+            key = (unit, number[0], topic, number[1]) if number is not None else None
+            rows.append((topic, produced, key))
+        new_gaps: list[tuple[str, dict[str, Any]]] = []
+
+        def within(conn: Any) -> list[tuple[str, dict[str, Any]]]:
+            now = now_iso()
+            fresh = ledger.claim(conn, [k for _, _, k in rows if k is not None], now)
+            out: list[tuple[str, dict[str, Any]]] = []
+            dropped = 0
+            for _, produced, key in rows:
+                if key is None or key in fresh:
+                    out.extend(produced)
+                else:
+                    dropped += 1
+            self._dropped_in_batch = dropped
+            new_gaps.clear()
+            for unit, experiment, report in reports:
+                if ledger.record_gap(conn, unit, experiment, report, now):
+                    new_gaps.append((unit, report))
+            return out
+
         try:
-            self.writer.write(rows)
+            self.writer.write([], within=within)
         except sqlite3.OperationalError as exc:
             self._log_rate_limited(f"database unavailable, will retry: {exc}")
             return False
-        except Exception as exc:  # never let the writer thread die
-            self._log_rate_limited(f"batch of {len(rows)} row(s) dropped: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # never let the writer thread die; say loudly what is lost
+            self.logger.error("batch of %d message(s) not stored: %s: %s", len(rows), type(exc).__name__, exc)
+        self.duplicates_dropped += getattr(self, "_dropped_in_batch", 0)
+        for unit, report in new_gaps:
+            self.gaps_recorded += 1
+            self.logger.warning("%s could not keep %s message(s) on %s (numbers %s–%s, %s): they are lost",
+                                unit, report.get("count"), report.get("topic"), report.get("first_seq"),
+                                report.get("last_seq"), report.get("reason") or "outbox full")
+        self._acknowledge(messages, reports)
         return True
+
+    def _acknowledge(self, messages: list[tuple[str, bytes, int, int, Any]],
+                     reports: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """After the commit: PUBACK each message to the broker, and tell each unit which of its
+        numbered messages (and gap reports) are stored, so that its outbox forgets them."""
+        ingest = getattr(self, "ingest", None)
+        by_unit: dict[tuple[str, str], dict[str, list[int]]] = {}
+        for topic, payload, mid, qos, number in messages:
+            if qos and ingest is not None:
+                ingest.ack(mid, qos)
+            self._pending_mids.discard(mid)
+            if number is None and qos:
+                h = hash((topic, payload))
+                self._recent.add(h)
+                self._recent_order.append(h)
+                if len(self._recent_order) > RECENT_UNNUMBERED:
+                    self._recent.discard(self._recent_order.popleft())
+            if number is not None and topic.startswith(self._root):
+                unit = topic[len(self._root):].split("/", 1)[0]
+                by_unit.setdefault((unit, number[0]), {}).setdefault(topic, []).append(number[1])
+        gaps_by_unit: dict[tuple[str, str], list[list[Any]]] = {}
+        for unit, _, report in reports:
+            try:
+                gaps_by_unit.setdefault((unit, str(report["stream"])), []).append(
+                    [report["topic"], int(report["first_seq"]), int(report["last_seq"])])
+            except (KeyError, ValueError, TypeError):
+                continue
+        if ingest is None:
+            return
+        for unit, stream in set(by_unit) | set(gaps_by_unit):
+            acks = [[topic, lo, hi] for topic, seqs in by_unit.get((unit, stream), {}).items()
+                    for lo, hi in to_ranges(seqs)]
+            payload = {"stream": stream, "acks": acks, "gaps": gaps_by_unit.get((unit, stream), [])}
+            ingest.publish(ack_topic(unit, self.config), json.dumps(payload), qos=1)
 
     def _log_rejected(self, message: str) -> None:
         self._log_rate_limited(message)
@@ -387,7 +498,9 @@ class MqttToDb(BackgroundJob):
     # -------------------------------------------------------------- lifecycle
     def on_disconnected(self) -> None:
         ingest = getattr(self, "ingest", None)
+        self._closing = True  # take nothing more: what arrives now stays with the broker for the next start
         if ingest is not None:
+            self.flush(timeout=20)  # write and acknowledge what was taken
             try:
                 ingest.disconnect()
             finally:

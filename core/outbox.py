@@ -1,0 +1,408 @@
+"""The unit's durable outbox: what its jobs publish on stored topics, kept until the leader has stored it.
+
+One SQLite file per unit (``[outbox] path``, default ``storage/outbox.sqlite``
+under ``$DOT_PIOREACTOR``), shared by every job process of the unit. A message
+on a topic the leader stores is written here (committed) *before* it is handed
+to the MQTT client, numbered per topic (``seq``: 1, 2, 3 … for each topic of
+the outbox's ``stream``, a random id made when the file is created), and
+deleted only when the leader's ingestion acknowledges that it committed it
+(see :mod:`reactorkit.core.outbox_client` for the sending side and
+``builtin_plugins/mqtt_to_db`` for the storing side).
+
+Bounded, oldest kept: at ``[outbox] max_messages`` messages (default 200,000)
+or ``[outbox] max_mb`` MB of payload (default 200), a new message is not kept;
+its number is still used, and the run of numbers not kept is recorded as a
+*gap* (topic, first/last number, count, times) that the unit reports to the
+leader, which stores it in ``ingestion_gaps``, logs it, and shows it in the API
+and in exports. Nothing is lost silently.
+
+Durability: WAL with ``synchronous = NORMAL`` by default — a committed message
+survives the crash or kill of any process; ``[outbox] synchronous = FULL``
+also survives the power loss of the unit, at the cost of one flush to storage
+per message.
+
+Wire format (MQTT 5): the message as the job published it, plus the user
+properties ``rk-stream`` and ``rk-seq``. The leader acknowledges on
+``{root}/{unit}/$experiment/outbox/ack`` with
+``{"stream": s, "acks": [[topic, first_seq, last_seq], …], "gaps": [[topic, first_seq, last_seq], …]}``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+from reactorkit.core.config import Config, get_config
+
+STREAM_PROPERTY = "rk-stream"
+SEQ_PROPERTY = "rk-seq"
+REANNOUNCE_PROPERTY = "rk-reannounce"
+INGESTION_JOB = "mqtt_to_db_streaming"
+STORED_TOPICS_SETTING = "stored_topics"
+DEFAULT_MAX_MESSAGES = 200_000
+DEFAULT_MAX_MB = 200.0
+BUSY_TIMEOUT_S = 15.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sequences (topic TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    owner TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_topic_seq ON messages (topic, seq);
+CREATE INDEX IF NOT EXISTS messages_owner ON messages (owner, id);
+CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY CHECK (id = 1), messages INTEGER NOT NULL, bytes INTEGER NOT NULL);
+INSERT OR IGNORE INTO usage (id, messages, bytes) VALUES (1, 0, 0);
+CREATE TRIGGER IF NOT EXISTS messages_usage_ai AFTER INSERT ON messages BEGIN
+    UPDATE usage SET messages = messages + 1, bytes = bytes + length(NEW.payload) WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_usage_ad AFTER DELETE ON messages BEGIN
+    UPDATE usage SET messages = messages - 1, bytes = bytes - length(OLD.payload) WHERE id = 1;
+END;
+CREATE TABLE IF NOT EXISTS gaps (
+    topic TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    first_at REAL NOT NULL,
+    last_at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (topic, first_seq)
+) WITHOUT ROWID;
+"""
+
+
+# ------------------------------------------------------------------ topics
+def ack_topic(unit: str, config: Config | None = None) -> str:
+    """Where the leader acknowledges ``unit``'s messages: ``{root}/{unit}/$experiment/outbox/ack``."""
+    from reactorkit.core.mqtt import root_topic
+
+    return f"{root_topic(config)}/{unit}/$experiment/outbox/ack"
+
+
+def gap_topic(unit: str, config: Config | None = None) -> str:
+    """Where ``unit`` reports messages it could not keep: ``{root}/{unit}/$experiment/outbox/gap``."""
+    from reactorkit.core.mqtt import root_topic
+
+    return f"{root_topic(config)}/{unit}/$experiment/outbox/gap"
+
+
+def ingestion_topics(config: Config | None = None) -> str:
+    """Subscription to the leader ingestion's ``$state`` and ``stored_topics`` (any leader name)."""
+    from reactorkit.core.mqtt import root_topic
+
+    return f"{root_topic(config)}/+/$experiment/{INGESTION_JOB}/+"
+
+
+def reannounce_properties() -> Any:
+    """MQTT 5 properties marking a re-announced value (not a new reading: the leader skips it)."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [(REANNOUNCE_PROPERTY, "1")]
+    return props
+
+
+def is_reannounced(properties: Any) -> bool:
+    """True for a message published by :func:`reannounce_properties`."""
+    pairs = getattr(properties, "UserProperty", None) if properties is not None else None
+    return bool(pairs) and any(key == REANNOUNCE_PROPERTY for key, _ in pairs)
+
+
+def sequence_of(properties: Any) -> tuple[str, int] | None:
+    """``(stream, seq)`` from a message's MQTT 5 properties, or None (no outbox numbering)."""
+    pairs = getattr(properties, "UserProperty", None) if properties is not None else None
+    if not pairs:
+        return None
+    stream = seq = None
+    for key, value in pairs:
+        if key == STREAM_PROPERTY:
+            stream = value
+        elif key == SEQ_PROPERTY:
+            seq = value
+    if stream is None or seq is None:
+        return None
+    try:
+        return stream, int(seq)
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------------ ranges
+def to_ranges(numbers: Iterable[int]) -> list[list[int]]:
+    """Sorted, merged inclusive ranges: ``[1, 2, 3, 7]`` → ``[[1, 3], [7, 7]]``."""
+    out: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if out and n == out[-1][1] + 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return out
+
+
+def merge_ranges(a: list[list[int]], b: list[list[int]]) -> list[list[int]]:
+    """Union of two lists of inclusive ranges, sorted and merged."""
+    out: list[list[int]] = []
+    for lo, hi in sorted([list(r) for r in a] + [list(r) for r in b]):
+        if out and lo <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return out
+
+
+def in_ranges(ranges: list[list[int]], n: int) -> bool:
+    """True when ``n`` lies in one of the sorted, merged ``ranges``."""
+    i = bisect.bisect_right(ranges, [n, float("inf")]) - 1
+    return i >= 0 and ranges[i][0] <= n <= ranges[i][1]
+
+
+def holes(ranges: list[list[int]]) -> int:
+    """How many numbers are missing between 1 and the highest number of ``ranges``."""
+    if not ranges:
+        return 0
+    return ranges[-1][1] - sum(hi - lo + 1 for lo, hi in ranges)
+
+
+# ------------------------------------------------------------------ owners
+def process_token(pid: int | None = None) -> str:
+    """``"{pid}:{start time}"``: names a process even after its pid is reused."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            start = fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        start = "?"
+    return f"{pid}:{start}"
+
+
+def token_alive(token: str) -> bool:
+    """True when the process a :func:`process_token` names still runs."""
+    from reactorkit.core.job_registry import pid_alive
+
+    pid_text, _, _ = token.partition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    return pid_alive(pid) and process_token(pid) == token
+
+
+def outbox_path(config: Config | None = None) -> Path:
+    """``[outbox] path`` (default ``storage/outbox.sqlite``; relative to ``$DOT_PIOREACTOR``)."""
+    from reactorkit.core.paths import dot_pioreactor
+
+    config = config or get_config()
+    value = Path(config.get("outbox", "path", fallback="storage/outbox.sqlite") or "storage/outbox.sqlite")
+    return value if value.is_absolute() else dot_pioreactor() / value
+
+
+class Outbox:
+    """The unit's outbox file. Safe to share between threads (one lock) and processes (SQLite locking).
+
+    Args:
+        path: The SQLite file (created with its folder).
+        max_messages: Most messages kept (``[outbox] max_messages``, default 200,000).
+        max_bytes: Most payload bytes kept (``[outbox] max_mb``, default 200 MB).
+        synchronous: SQLite ``synchronous`` (``NORMAL`` default; ``FULL`` survives power loss).
+
+    Raises:
+        sqlite3.Error: the file cannot be opened or created.
+    """
+
+    def __init__(self, path: Path | str, *, max_messages: int = DEFAULT_MAX_MESSAGES,
+                 max_bytes: int = int(DEFAULT_MAX_MB * 2**20), synchronous: str = "NORMAL") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_messages = int(max_messages)
+        self.max_bytes = int(max_bytes)
+        self._lock = threading.Lock()
+        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        sync = synchronous.upper() if synchronous.upper() in ("OFF", "NORMAL", "FULL", "EXTRA") else "NORMAL"
+        self.conn.execute(f"PRAGMA synchronous = {sync}")
+        with self._lock:
+            self.conn.executescript(SCHEMA)  # idempotent; safe when several processes open the file at once
+            self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('stream', ?)", (uuid.uuid4().hex[:16],))
+        self.stream: str = self.conn.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()[0]
+
+    @classmethod
+    def for_unit(cls, config: Config | None = None) -> "Outbox":
+        """The outbox of this unit, sized by ``[outbox]``."""
+        config = config or get_config()
+        return cls(outbox_path(config),
+                   max_messages=config.getint("outbox", "max_messages", fallback=DEFAULT_MAX_MESSAGES),
+                   max_bytes=int(config.getfloat("outbox", "max_mb", fallback=DEFAULT_MAX_MB) * 2**20),
+                   synchronous=config.get("outbox", "synchronous", fallback="NORMAL") or "NORMAL")
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    # ------------------------------------------------------------ writing
+    def append(self, topic: str, payload: bytes, *, qos: int, retain: bool, owner: str) -> tuple[int | None, int]:
+        """Number and keep one message.
+
+        Returns:
+            ``(row_id, seq)``; ``row_id`` is None when the outbox is full (the number is then
+            recorded in a gap, see :meth:`gaps`).
+        """
+        now = time.time()
+        with self._lock:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                seq = conn.execute(
+                    "INSERT INTO sequences (topic, last_seq) VALUES (?, 1)"
+                    " ON CONFLICT (topic) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq", (topic,)
+                ).fetchone()[0]
+                count, size = conn.execute("SELECT messages, bytes FROM usage WHERE id = 1").fetchone()
+                if count + 1 > self.max_messages or size + len(payload) > self.max_bytes:
+                    extended = conn.execute(
+                        "UPDATE gaps SET last_seq = ?, count = count + 1, last_at = ? WHERE topic = ? AND last_seq = ?",
+                        (seq, now, topic, seq - 1)).rowcount
+                    if not extended:
+                        conn.execute("INSERT INTO gaps (topic, first_seq, last_seq, count, first_at, last_at, reason)"
+                                     " VALUES (?, ?, ?, 1, ?, ?, 'outbox full')", (topic, seq, seq, now, now))
+                    conn.execute("COMMIT")
+                    return None, seq
+                row_id = conn.execute(
+                    "INSERT INTO messages (topic, seq, payload, qos, retain, created_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (topic, seq, payload, qos, int(bool(retain)), now, owner)).lastrowid
+                conn.execute("COMMIT")
+                return row_id, seq
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def delete(self, row_ids: Iterable[int]) -> int:
+        """Forget messages the leader has stored. Returns how many were deleted."""
+        ids = list(row_ids)
+        deleted = 0
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                deleted += self.conn.execute(
+                    f"DELETE FROM messages WHERE id IN ({','.join('?' * len(chunk))})", chunk).rowcount
+        return deleted
+
+    def delete_acknowledged(self, acks: Iterable[tuple[str, int, int]], owner: str | None = None) -> list[int]:
+        """Delete messages in ``[(topic, first_seq, last_seq)]`` (only ``owner``'s when given); their row ids."""
+        gone: list[int] = []
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for topic, lo, hi in acks:
+                    sql = "DELETE FROM messages WHERE topic = ? AND seq BETWEEN ? AND ?"
+                    params: tuple = (topic, int(lo), int(hi))
+                    if owner is not None:
+                        sql += " AND owner = ?"
+                        params += (owner,)
+                    gone += [r[0] for r in self.conn.execute(sql + " RETURNING id", params)]
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        return gone
+
+    # ------------------------------------------------------------ reading
+    def pending(self, owner: str, after_id: int, limit: int = 500) -> list[tuple[int, str, int, bytes, int]]:
+        """``owner``'s messages with ``id > after_id`` in order: ``[(id, topic, seq, payload, qos)]``."""
+        with self._lock:
+            return self.conn.execute(
+                "SELECT id, topic, seq, payload, qos FROM messages WHERE owner = ? AND id > ? ORDER BY id LIMIT ?",
+                (owner, after_id, limit)).fetchall()
+
+    def usage(self) -> tuple[int, int]:
+        """``(messages, payload bytes)`` kept now."""
+        with self._lock:
+            return tuple(self.conn.execute("SELECT messages, bytes FROM usage WHERE id = 1").fetchone())
+
+    def last_seq(self, topic: str) -> int:
+        """The last number given on ``topic`` (0 if none)."""
+        with self._lock:
+            row = self.conn.execute("SELECT last_seq FROM sequences WHERE topic = ?", (topic,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def adopt_orphans(self, owner: str) -> int | None:
+        """Take over the messages of processes that ended without their acknowledgement.
+
+        Returns:
+            The lowest adopted row id, or None when there were none.
+        """
+        with self._lock:
+            owners = [r[0] for r in self.conn.execute("SELECT DISTINCT owner FROM messages")]
+        dead = [o for o in owners if o != owner and not token_alive(o)]
+        lowest: int | None = None
+        for other in dead:
+            with self._lock:
+                row = self.conn.execute("SELECT min(id) FROM messages WHERE owner = ?", (other,)).fetchone()
+                changed = self.conn.execute("UPDATE messages SET owner = ? WHERE owner = ?", (owner, other)).rowcount
+            if changed and row[0] is not None:
+                lowest = row[0] if lowest is None else min(lowest, row[0])
+        return lowest
+
+    # ------------------------------------------------------------ gaps
+    def gaps(self) -> list[dict[str, Any]]:
+        """Runs of numbers that were not kept: ``[{topic, first_seq, last_seq, count, first_at, last_at, reason}]``
+        (times in epoch seconds)."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT topic, first_seq, last_seq, count, first_at, last_at, reason FROM gaps ORDER BY first_at").fetchall()
+        keys = ("topic", "first_seq", "last_seq", "count", "first_at", "last_at", "reason")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def forget_gaps(self, reported: Iterable[tuple[str, int, int]]) -> int:
+        """Delete gaps the leader has recorded (unless they grew since: ``last_seq`` must match)."""
+        n = 0
+        with self._lock:
+            for topic, first, last in reported:
+                n += self.conn.execute("DELETE FROM gaps WHERE topic = ? AND first_seq = ? AND last_seq = ?",
+                                       (topic, int(first), int(last))).rowcount
+        return n
+
+    # ------------------------------------------------------------ stored topics
+    def stored_patterns(self) -> list[str] | None:
+        """The leader's stored topic patterns (relative to the root) as last announced, or None."""
+        with self._lock:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'stored_patterns'").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_stored_patterns(self, patterns: list[str], root: str) -> int:
+        """Remember the leader's patterns and drop kept messages on topics it does not store.
+
+        Args:
+            patterns: e.g. ``["pioreactor/+/+/od_reading/od1", …]``.
+            root: This cluster's topic prefix (``""`` or ``"test-1/"``).
+
+        Returns:
+            How many kept messages were dropped (the leader would never store them).
+        """
+        import paho.mqtt.client as paho
+
+        full = [root + p for p in patterns]
+        with self._lock:
+            self.conn.execute("INSERT INTO meta (key, value) VALUES ('stored_patterns', ?)"
+                              " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (json.dumps(patterns),))
+            topics = [r[0] for r in self.conn.execute("SELECT DISTINCT topic FROM messages")]
+            unstored = [t for t in topics if not any(paho.topic_matches_sub(p, t) for p in full)]
+            dropped = 0
+            for topic in unstored:
+                dropped += self.conn.execute("DELETE FROM messages WHERE topic = ?", (topic,)).rowcount
+        return dropped
