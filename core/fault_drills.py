@@ -29,6 +29,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -445,10 +446,12 @@ class DrillCluster:
         speedup: Simulated seconds per wall second for the jobs.
         link: Put a cuttable link between the worker and the broker.
         redis: Also start a :class:`PrivateRedis` (``REDIS_URL`` of both units).
+        worker_config: More ``config.ini`` text for the worker (e.g. ``"[outbox]\nmax_messages = 50\n"``).
     """
 
     def __init__(self, base: Path, *, speedup: float = 60.0, link: bool = False, redis: bool = False,
-                 worker: str = "worker1", leader: str = "leader", experiment: str = "drill") -> None:
+                 worker: str = "worker1", leader: str = "leader", experiment: str = "drill",
+                 worker_config: str = "") -> None:
         import uuid
 
         self.base = Path(base)
@@ -464,6 +467,8 @@ class DrillCluster:
         self.worker_root = self.base / worker
         self.ingestion: subprocess.Popen | None = None
         self.jobs: dict[str, subprocess.Popen] = {}
+        self.worker_config = worker_config
+        self.keeper: subprocess.Popen | None = None
 
     def start(self) -> "DrillCluster":
         self.broker.start()
@@ -476,7 +481,12 @@ class DrillCluster:
             root.mkdir(parents=True, exist_ok=True)
             (root / "config.ini").write_text(
                 f"[mqtt]\nbroker_address = 127.0.0.1\nbroker_port = {port}\n\n"
-                f"[cluster.topology]\nleader_hostname = {self.leader_name}\nleader_address = 127.0.0.1\n")
+                f"[cluster.topology]\nleader_hostname = {self.leader_name}\nleader_address = 127.0.0.1\n\n"
+                + (self.worker_config if root == self.worker_root else ""))
+        # what the worker's task worker does: send what ended jobs left in its outbox
+        self.keeper = subprocess.Popen([sys.executable, "-m", "reactorkit.core.outbox_keeper"],
+                                       env=self.env(self.worker_name), stdout=open(self.worker_root / "keeper.log", "wb"),
+                                       stderr=subprocess.STDOUT)
         return self
 
     def env(self, unit: str, **extra: str) -> dict[str, str]:
@@ -574,7 +584,12 @@ class DrillCluster:
                             topic=self.topic(self.worker_name, self.experiment, *topic_parts), table=table, where=where)
 
     def stop(self) -> None:
+        from reactorkit.core.testing import stop_process
+
         self.stop_jobs()
+        if self.keeper is not None:
+            stop_process(self.keeper)
+            self.keeper = None
         self.stop_ingestion()
         if self.link is not None:
             self.link.close()

@@ -125,6 +125,12 @@ class OutboxClient(paho.Client):
         self._ob_stored_cache[topic] = stored
         return stored
 
+    def open_outbox(self) -> Outbox:
+        """Open the unit's outbox now (without publishing): this client then adopts and sends
+        what ended processes left there (see :mod:`reactorkit.core.outbox_keeper`)."""
+        with self._ob_lock:
+            return self._ob_store if self._ob_store is not None else self._ob_activate()
+
     def _ob_activate(self) -> Outbox:
         store = Outbox.for_unit(self._ob_config)
         self._ob_patterns = store.stored_patterns()
@@ -162,6 +168,7 @@ class OutboxClient(paho.Client):
                 return super().publish(topic, payload, qos, retain, properties)
             row_id, seq = self._ob_store.append(topic, data, qos=max(qos, 1), retain=retain, owner=self._ob_owner)
             if row_id is None:
+                self._ob_last_gap_report = 0.0  # report it at once
                 logger.warning("outbox full (%d messages): %s #%d not kept; the gap is reported to the leader",
                                self._ob_store.max_messages, topic, seq)
                 return _Done()
@@ -191,6 +198,7 @@ class OutboxClient(paho.Client):
         if getattr(self, "_ob_store", None) is not None:
             self._ob_subscribe()
             self._ob_last_adopt = 0.0
+            self._ob_last_gap_report = 0.0
             self._ob_wake.set()
 
     def _ob_on_ack(self, client: Any, userdata: Any, message: Any) -> None:

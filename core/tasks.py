@@ -44,6 +44,10 @@ def run_worker(*, burst: bool = False, unit: str | None = None) -> None:
     from redis import Redis
     from rq import Queue, Worker
 
+    from reactorkit.core.outbox_keeper import start_thread as keep_outbox
+
     connection = Redis.from_url(redis_url())
     queue = Queue(queue_name(unit), connection=connection)
+    if not burst:
+        keep_outbox()  # send what ended jobs left in the unit's outbox
     Worker([queue], connection=connection, name=f"{queue_name(unit)}:{os.getpid()}").work(burst=burst, with_scheduler=False)

@@ -1,0 +1,96 @@
+"""Sends what ended jobs left in the unit's outbox.
+
+A job that stops (or dies) before the leader acknowledged its last messages
+leaves them in the outbox, on disk. Any running job of the unit adopts them,
+but a unit may have no job running for a while; the keeper — a thread of the
+unit's task worker (``pio worker``), or ``python -m reactorkit.core.outbox_keeper``
+on its own — looks every ``[outbox] keeper_interval_s`` (10 s) for messages
+whose process has ended, and when there are some, connects, adopts and sends
+them until the leader has stored them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+logger = logging.getLogger("reactorkit.outbox")
+
+
+def orphans(config: Any = None) -> int:
+    """Messages in this unit's outbox whose process has ended, plus gaps not yet reported to the
+    leader (0 when there is no outbox)."""
+    import sqlite3
+
+    from reactorkit.core.outbox import outbox_path, token_alive
+
+    path = outbox_path(config)
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        counts = conn.execute("SELECT owner, count(*) FROM messages GROUP BY owner").fetchall()
+        counts.append(("", conn.execute("SELECT count(*) FROM gaps").fetchone()[0]))
+    except sqlite3.Error:
+        return 0
+    finally:
+        conn.close()
+    return sum(n for owner, n in counts if not token_alive(owner))
+
+
+def keep(stop: threading.Event, config: Any = None, interval_s: float | None = None) -> None:
+    """Until ``stop`` is set: adopt and send orphaned messages of this unit (see the module doc)."""
+    from reactorkit.core import mqtt as mq
+    from reactorkit.core.config import get_config
+
+    config = config or get_config()
+    interval = interval_s or config.getfloat("outbox", "keeper_interval_s", fallback=10.0)
+    client = None
+    while not stop.wait(interval if client is None else 1.0):
+        try:
+            if client is None:
+                if orphans(config) == 0:
+                    continue
+                client = mq.create_client(client_id=None, config=config)
+                client.open_outbox()
+            elif client.outbox_waiting() == 0 and orphans(config) == 0:
+                client.disconnect()
+                client.loop_stop()
+                client = None
+        except Exception as exc:  # the broker may be away: try again later
+            logger.debug("outbox keeper: %s", exc)
+            if client is not None:
+                try:
+                    client.disconnect()
+                    client.loop_stop()
+                except Exception:
+                    pass
+                client = None
+    if client is not None:
+        client.disconnect()
+        client.loop_stop()
+
+
+def start_thread(config: Any = None) -> threading.Event:
+    """Run :func:`keep` in a daemon thread; set the returned event to stop it."""
+    stop = threading.Event()
+    threading.Thread(target=keep, args=(stop, config), name="outbox-keeper", daemon=True).start()
+    return stop
+
+
+def main() -> None:
+    """``python -m reactorkit.core.outbox_keeper``: the keeper alone, until SIGTERM/SIGINT."""
+    import signal
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.basicConfig(level=logging.INFO)
+    keep(stop, interval_s=None)
+    time.sleep(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The unit's outbox file: numbering, bound (oldest kept, gaps recorded), acknowledgement, orphans, stored topics."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from reactorkit.core.outbox import (Outbox, holes, in_ranges, merge_ranges, process_token, to_ranges, token_alive)
+
+
+@pytest.fixture
+def box(tmp_path):
+    b = Outbox(tmp_path / "outbox.sqlite", max_messages=5)
+    yield b
+    b.close()
+
+
+def test_messages_are_numbered_per_topic_and_kept_in_order(box):
+    me = process_token()
+    ids = [box.append(t, b"x", qos=1, retain=False, owner=me) for t in ("a", "b", "a", "a")]
+    assert [seq for _, seq in ids] == [1, 1, 2, 3]
+    assert [r[0] for r in box.pending(me, 0)] == sorted(r for r, _ in ids)
+    assert box.usage() == (4, 4)
+
+
+def test_a_full_outbox_keeps_the_oldest_and_records_the_run_it_could_not_keep(box):
+    me = process_token()
+    kept = [box.append("od", b"12345", qos=1, retain=False, owner=me) for _ in range(5)]
+    dropped = [box.append("od", b"12345", qos=1, retain=False, owner=me) for _ in range(3)]
+    assert all(row is not None for row, _ in kept) and all(row is None for row, _ in dropped)
+    assert [r[2] for r in box.pending(me, 0)] == [1, 2, 3, 4, 5]  # the oldest stay
+    [gap] = box.gaps()
+    assert (gap["topic"], gap["first_seq"], gap["last_seq"], gap["count"]) == ("od", 6, 8, 3)
+    assert box.last_seq("od") == 8  # numbers go on: the leader sees the hole
+
+
+def test_a_byte_bound_applies_too(tmp_path):
+    b = Outbox(tmp_path / "o.sqlite", max_messages=100, max_bytes=10)
+    me = process_token()
+    assert b.append("t", b"123456", qos=1, retain=False, owner=me)[0] is not None
+    assert b.append("t", b"123456", qos=1, retain=False, owner=me)[0] is None
+    b.close()
+
+
+def test_acknowledged_messages_are_forgotten_and_room_comes_back(box):
+    me = process_token()
+    for _ in range(5):
+        box.append("od", b"x", qos=1, retain=False, owner=me)
+    gone = box.delete_acknowledged([("od", 1, 3)], owner=me)
+    assert len(gone) == 3 and box.usage()[0] == 2
+    assert box.append("od", b"x", qos=1, retain=False, owner=me)[0] is not None
+
+
+def test_gaps_are_forgotten_only_as_reported(box):
+    me = process_token()
+    for _ in range(7):
+        box.append("od", b"x", qos=1, retain=False, owner=me)
+    assert box.forget_gaps([("od", 6, 6)]) == 0  # the gap grew to 7 since: keep it
+    assert box.forget_gaps([("od", 6, 7)]) == 1 and box.gaps() == []
+
+
+def test_messages_of_ended_processes_are_adopted(box):
+    ended = subprocess.run([sys.executable, "-c", "from reactorkit.core.outbox import process_token as p; print(p())"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert not token_alive(ended) and token_alive(process_token())
+    row, _ = box.append("od", b"x", qos=1, retain=False, owner=ended)
+    me = process_token()
+    assert box.pending(me, 0) == []
+    assert box.adopt_orphans(me) == row
+    assert [r[0] for r in box.pending(me, 0)] == [row]
+    assert box.adopt_orphans(me) is None
+
+
+def test_stored_patterns_are_remembered_and_unstored_messages_dropped(box, tmp_path):
+    me = process_token()
+    box.append("p/pioreactor/u/e/od_reading/od2", b"1", qos=1, retain=False, owner=me)
+    box.append("p/pioreactor/u/e/stirring/target_rpm", b"1", qos=1, retain=False, owner=me)
+    assert box.stored_patterns() is None
+    assert box.set_stored_patterns(["pioreactor/+/+/od_reading/od2"], "p/") == 1
+    assert [r[1] for r in box.pending(me, 0)] == ["p/pioreactor/u/e/od_reading/od2"]
+    again = Outbox(tmp_path / "outbox.sqlite")
+    assert again.stored_patterns() == ["pioreactor/+/+/od_reading/od2"] and again.stream == box.stream
+    again.close()
+
+
+def test_a_new_outbox_file_is_a_new_stream(tmp_path):
+    a = Outbox(tmp_path / "a.sqlite")
+    b = Outbox(tmp_path / "b.sqlite")
+    assert a.stream != b.stream
+    a.close()
+    b.close()
+
+
+def test_ranges():
+    assert to_ranges([3, 1, 2, 7, 7]) == [[1, 3], [7, 7]]
+    assert merge_ranges([[1, 3]], [[4, 6], [9, 9]]) == [[1, 6], [9, 9]]
+    assert in_ranges([[1, 3], [7, 9]], 8) and not in_ranges([[1, 3], [7, 9]], 5) and not in_ranges([], 1)
+    assert holes([[1, 3], [7, 9]]) == 3 and holes([[2, 2]]) == 1
+
+
+def test_process_token_names_this_process():
+    assert process_token().startswith(f"{os.getpid()}:")
