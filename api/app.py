@@ -54,7 +54,7 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
     app.context = SimpleNamespace(registry=registry, config=config, unit=unit, leader=leader)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
-    app.add_route("/unit_api/health", Health(unit))
+    app.add_route("/unit_api/health", Health(unit, config, leader))
     app.add_route("/unit_api/versions/app", AppVersion())
     mount_jobs_tasks_descriptors(app, registry, unit=unit, leader=leader)
     if leader:  # inventory, experiments, logs, time series, config (leader database)

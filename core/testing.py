@@ -10,7 +10,10 @@ to a ``conftest.py``:
 
 * ``unit_env`` — a :class:`UnitEnv` (environment for one simulated unit);
 * ``mqtt_recorder`` — a :class:`MQTTRecorder` on that unit's prefix;
-* ``spawn_job`` — start ``pio run <job> …`` as a subprocess (killed at teardown).
+* ``spawn_job`` — start ``pio run <job> …`` as a subprocess (killed at teardown);
+* ``private_broker`` / ``private_redis`` — a mosquitto / Redis of the test's own on a free
+  port, for tests that stop them (see :mod:`reactorkit.core.fault_drills`, which also has
+  :class:`~reactorkit.core.fault_drills.DrillCluster` and the published-vs-stored tally).
 """
 
 from __future__ import annotations
@@ -204,6 +207,8 @@ if pytest is not None:
         yield spawn
         for proc in procs:
             stop_process(proc)
+
+    from reactorkit.core.fault_drills import private_broker, private_redis  # noqa: E402,F401  (fixtures)
 
 
 # ------------------------------------------------------- a cluster on this machine

@@ -277,6 +277,40 @@ def _stream_rows(zf: zipfile.ZipFile, cursor: sqlite3.Cursor, columns: list[str]
         progress(count)
 
 
+GAP_COLUMNS = ("experiment", "pioreactor_unit", "topic", "count", "first_seq", "last_seq", "first_dropped_at",
+               "last_dropped_at", "reason")
+
+
+def ingestion_gaps(conn: sqlite3.Connection, filters: Filters) -> list[dict[str, Any]]:
+    """Runs of readings the units reported lost (``ingestion_gaps``) within the export's experiments and time
+    window, oldest first; empty when there are none (or no such table)."""
+    try:
+        sql = f"SELECT {', '.join(GAP_COLUMNS)} FROM ingestion_gaps WHERE 1 = 1"
+        params: list[Any] = []
+        if filters.experiments:
+            sql += f" AND experiment IN ({', '.join('?' * len(filters.experiments))})"
+            params += list(filters.experiments)
+        if filters.start_time:
+            sql += " AND last_dropped_at >= ?"
+            params.append(filters.start_time)
+        if filters.end_time:
+            sql += " AND first_dropped_at <= ?"
+            params.append(filters.end_time)
+        rows = conn.execute(sql + " ORDER BY first_dropped_at", params).fetchall()
+    except sqlite3.Error:
+        return []
+    return [dict(zip(GAP_COLUMNS, row)) for row in rows]
+
+
+def _gaps_csv(gaps: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(GAP_COLUMNS)
+    for gap in gaps:
+        writer.writerow([gap[c] for c in GAP_COLUMNS])
+    return out.getvalue()
+
+
 def local_stamp(ts: float | None = None) -> str:
     """``YYYYMMDDHHMMSS`` in local time (CSV names)."""
     return time.strftime("%Y%m%d%H%M%S", time.localtime(ts))
@@ -301,5 +335,9 @@ def write_export(path: Any, conn: sqlite3.Connection, datasets: Iterable[Any], f
             "selected_datasets": selected,
             "datasets": [e.to_dict() for e in entries],
         }
+        gaps = ingestion_gaps(conn, filters)
+        if gaps:  # readings lost before they reached the database: marked, never silent
+            manifest["ingestion_gaps"] = gaps
+            zf.writestr("ingestion_gaps.csv", _gaps_csv(gaps))
         zf.writestr("manifest.json", json.dumps(manifest, indent=2))
     return entries

@@ -2,7 +2,7 @@
 
 from reactorkit.core.hooks import hookimpl
 
-from .descriptors import DATASETS, MQTT_TO_DB, STORAGE
+from .descriptors import DATASETS, MQTT_TO_DB, ROUTES, STORAGE
 
 
 @hookimpl
@@ -18,3 +18,8 @@ def register_storage():
 @hookimpl
 def register_datasets():
     yield from DATASETS
+
+
+@hookimpl
+def register_routes():
+    yield from ROUTES

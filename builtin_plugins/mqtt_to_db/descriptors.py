@@ -1,6 +1,6 @@
 """Descriptors of the mqtt_to_db plugin: plain data, nothing heavy imported."""
 
-from reactorkit.core.descriptors import CliOption, DatasetDescriptor, JobDescriptor, TopicMapping
+from reactorkit.core.descriptors import CliOption, DatasetDescriptor, JobDescriptor, RouteDescriptor, TopicMapping
 
 MQTT_TO_DB = JobDescriptor(
     job_name="mqtt_to_db_streaming",
@@ -71,4 +71,9 @@ DATASETS = (
         column_descriptions={"level": "DEBUG, INFO, NOTICE, WARNING or ERROR", "task": "The job that logged it"},
     ),
     _ledger().GAPS_DATASET,
+)
+
+ROUTES = (
+    RouteDescriptor(path="/api/ingestion", resource="reactorkit.builtin_plugins.mqtt_to_db.api:Ingestion",
+                    leader_only=True, schemas="reactorkit.builtin_plugins.mqtt_to_db.api:SCHEMAS"),
 )

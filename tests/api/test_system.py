@@ -49,3 +49,58 @@ def test_pio_serve_runs_the_api_under_gunicorn(unit_env):
         assert httpx.get(f"http://127.0.0.1:{port}/unit_api/versions/app").json() == {"version": __version__}
     finally:
         assert stop_process(proc) == 0
+
+
+def _app_client(tmp_path, monkeypatch, broker_port: int, redis_url: str, leader: bool = False):
+    import falcon.testing
+
+    from reactorkit.api.app import create_app
+    from reactorkit.core.config import DEFAULTS, Config
+    from reactorkit.core.plugins import Registry, make_plugin_manager
+
+    monkeypatch.setenv("DOT_PIOREACTOR", str(tmp_path))
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    config = Config()
+    config.read_string(DEFAULTS)
+    config.read_string(f"[mqtt]\nbroker_port = {broker_port}\n")
+    pm, _ = make_plugin_manager(load_installed=False)
+    return falcon.testing.TestClient(create_app(Registry.from_plugins(pm), config=config, unit="testunit",
+                                                leader=leader))
+
+
+def test_health_says_degraded_and_why_when_broker_and_redis_are_unreachable(tmp_path, monkeypatch):
+    client = _app_client(tmp_path, monkeypatch, free_port(), f"redis://127.0.0.1:{free_port()}/0")
+    body = client.simulate_get("/unit_api/health").json
+    assert body["status"] == "degraded"
+    assert body["broker"]["reachable"] is False and "Connection" in body["broker"]["error"]
+    assert body["redis"]["reachable"] is False and body["database"]["reachable"] is True
+
+
+@pytest.mark.integration
+def test_health_follows_the_broker_and_redis_going_away_and_back(tmp_path, monkeypatch, private_broker, private_redis):
+    from reactorkit.core.fault_drills import wait_until
+
+    client = _app_client(tmp_path, monkeypatch, private_broker.port, private_redis.url, leader=True)
+
+    def health():
+        return client.simulate_get("/unit_api/health").json
+
+    body = health()
+    assert body["database"]["reachable"] is False  # a leader without its database yet: said, not hidden
+    assert body["status"] == "degraded"
+    from reactorkit.core.leader_db import LeaderDB
+
+    LeaderDB(tmp_path / "storage" / "pioreactor.sqlite").close()
+    body = wait_until(lambda: (b := health())["status"] == "ok" and b, timeout=10, what="database found")
+    assert (body["broker"]["reachable"], body["redis"]["reachable"], body["database"]["reachable"]) == (True,) * 3
+    assert body["ingestion"]["running"] is False and body["ingestion"]["lost"] == 0
+    private_broker.stop()
+    private_redis.stop()
+    down = wait_until(lambda: (b := health())["status"] == "degraded" and not b["redis"]["reachable"] and b,
+                      timeout=10, what="health sees the outage")
+    assert down["broker"]["reachable"] is False
+    private_broker.start()
+    private_redis.start()
+    back = wait_until(lambda: (b := health())["broker"]["reachable"] and b["redis"]["reachable"] and b, timeout=10,
+                      what="health sees the services back")
+    assert back["broker"]["latency_ms"] >= 0

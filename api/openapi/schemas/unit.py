@@ -12,6 +12,7 @@ from reactorkit.api.openapi.schemas.common import (
     AUTOMATION_TYPE,
     BOOL,
     CODE_BODY,
+    INT,
     JOB_ROW,
     NUM,
     OBJ,
@@ -67,10 +68,17 @@ STOP_BODY = obj(
 )
 
 
+REACHABILITY = obj(("reachable",), reachable=BOOL, latency_ms=NUM, error=STR)
+
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/unit_api/health"): op(
-        "Liveness of this unit's API.",
-        ok=obj(("status", "pioreactor_unit"), status=STR, pioreactor_unit=STR, utc_time=TIMESTAMP)),
+        "Liveness of this unit's API, and whether it reaches its broker, Redis and database "
+        "(status 'degraded' when one is unreachable); on the leader, ingestion and what it lost.",
+        ok=obj(("status", "pioreactor_unit"), status={"type": "string", "enum": ["ok", "degraded"]}, pioreactor_unit=STR,
+               utc_time=TIMESTAMP, broker=REACHABILITY, redis=REACHABILITY, database=REACHABILITY,
+               ingestion=obj(("running",), running=BOOL, lost=INT, gaps=INT, missing=INT,
+                             _doc="Leader only: lost = readings units reported they could not keep; missing ="
+                                  " numbered readings not arrived yet."))),
     ("GET", "/unit_api/versions/app"): op("The reactorkit version of this unit.", ok=obj(("version",), version=STR)),
     ("GET", "/unit_api/jobs"): op("Every job of the unit's job registry, running and ended.", ok=array(LOOSE_JOB_ROW)),
     ("GET", "/unit_api/jobs/running"): op("The running jobs.", ok=array(LOOSE_JOB_ROW)),

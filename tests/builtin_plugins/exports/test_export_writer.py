@@ -120,3 +120,22 @@ def test_a_missing_table_is_reported_not_fatal(tmp_path, db):
     zf, manifest = export(tmp_path, db, [missing, OD])
     assert "does not exist" in manifest["datasets"][0]["error"]
     assert manifest["datasets"][1]["row_count"] == 60
+
+
+def test_readings_lost_before_storage_are_marked_in_the_export(tmp_path, db):
+    from reactorkit.builtin_plugins.mqtt_to_db.ledger import GAPS
+
+    db.executescript(GAPS.create_sql)
+    gap = ("exp1", "w1", "s1", "pioreactor/w1/exp1/od_reading/od2", 6, 9, 4, "2026-01-02T01:00:00.000Z",
+           "2026-01-02T01:00:15.000Z", "outbox full", "2026-01-02T02:00:00.000Z")
+    db.execute("INSERT INTO ingestion_gaps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", gap)
+    db.execute("INSERT INTO ingestion_gaps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               ("exp2", "w2", "s2", "pioreactor/w2/exp2/od_reading/od2", 1, 1, 1, "2026-01-02T12:00:00.000Z",
+                "2026-01-02T12:00:00.000Z", "outbox full", "2026-01-02T12:00:01.000Z"))
+    db.commit()
+    zf, manifest = export(tmp_path, db, [OD], experiments=("exp1",))
+    [marked] = manifest["ingestion_gaps"]
+    assert (marked["pioreactor_unit"], marked["count"], marked["first_seq"]) == ("w1", 4, 6)
+    assert [r["count"] for r in read_csv(zf, "ingestion_gaps.csv")] == ["4"]
+    zf, manifest = export(tmp_path, db, [OD], experiments=("exp1",), end_time="2026-01-02T00:30:00.000Z")
+    assert "ingestion_gaps" not in manifest and "ingestion_gaps.csv" not in zf.namelist()

@@ -1,0 +1,34 @@
+"""``GET /api/ingestion``: what the leader's ingestion has stored, what is on its way, what was lost."""
+
+from __future__ import annotations
+
+import falcon
+
+SCHEMAS = {
+    "GET": {
+        "summary": "Per unit: numbered readings received, duplicates dropped, readings still on their way (missing) "
+                   "and readings lost (reported by the unit: its outbox was full), with the gaps themselves.",
+        "query": {"experiment": {"type": "string", "description": "Only the gaps of this experiment."}},
+    },
+}
+
+
+class Ingestion:
+    """``GET /api/ingestion[?experiment=…]`` → ``{"running", "units": [{pioreactor_unit, received, duplicates,
+    missing, lost, gaps, last_received_at}], "gaps": [{experiment, pioreactor_unit, topic, count, first_seq,
+    last_seq, first_dropped_at, last_dropped_at, reason, recorded_at}]}``."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from reactorkit.api.fanout import leader_db
+        from reactorkit.core.job_registry import JobRegistry
+
+        from . import ledger
+
+        db = leader_db()
+        registry = JobRegistry()
+        try:
+            running = bool(registry.running(job_name="mqtt_to_db_streaming"))
+        finally:
+            registry.close()
+        gaps = [{k: v for k, v in g.items() if k != "stream"} for g in ledger.gaps(db, req.get_param("experiment"))]
+        resp.media = {"running": running, "units": ledger.summary(db), "gaps": gaps}
