@@ -297,6 +297,12 @@ class ImportZippedDotPioreactor:
     """``POST /unit_api/import_zipped_dot_pioreactor`` (multipart field ``archive``) → 202 task; unsafe archives → 400."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from .ingestion_swap import jobs_in_the_way, refusal
+
+        running = jobs_in_the_way()
+        if running:
+            fields = refusal(running)
+            raise ApiError(falcon.HTTP_409, fields["error"], cause=fields["cause"], remediation=fields["remediation"])
         path = _save_import(req)
         enqueue_task(resp, _unit(), f"{_PKG}.tasks.import_dot_pioreactor", str(path), timeout_s=1800)
 

@@ -13,19 +13,26 @@ from .files import DEFAULT_MAX_IMPORT_MB, limit_bytes
 def import_dot_pioreactor(archive_path: str) -> dict[str, Any]:
     """Replace this unit's ``$DOT_PIOREACTOR`` with the archive (checked first, swapped atomically).
 
+    Refused while jobs other than ``mqtt_to_db_streaming`` run; that one is stopped
+    before the swap and started again after it (see :mod:`.ingestion_swap`).
+
     Returns:
-        ``{"imported": true, "files", "bytes", "restart_recommended": true}``.
+        ``{"imported": true, "files", "bytes", "ingestion": "restarted"|"not running"|…, "restart_recommended": true}``.
 
     Raises:
-        TaskFailed: the archive is unsafe or the swap failed (the old folder stays).
+        TaskFailed: jobs are running, the archive is unsafe or the swap failed (the old folder stays).
     """
     from reactorkit.core.paths import dot_pioreactor
 
     from .archive import UnsafeArchive, import_archive
+    from .ingestion_swap import around_ingestion, jobs_in_the_way, refusal
 
+    running = jobs_in_the_way()
+    if running:
+        raise fail(**refusal(running))
     try:
-        result = import_archive(Path(archive_path), dot_pioreactor(), max_bytes=limit_bytes("max_import_mb",
-                                                                                            DEFAULT_MAX_IMPORT_MB))
+        result = around_ingestion(lambda: import_archive(
+            Path(archive_path), dot_pioreactor(), max_bytes=limit_bytes("max_import_mb", DEFAULT_MAX_IMPORT_MB)))
     except UnsafeArchive as exc:
         raise fail("The archive was refused.", cause=str(exc), remediation="Export a fresh archive with "
                    "GET /unit_api/zipped_dot_pioreactor.") from None
