@@ -48,49 +48,38 @@ EXPERIMENT = "bench"
 def publisher(unit: str, port: int, prefix: str, rate: float, seconds: float, start_at: float,
               sent: "mp.sharedctypes.Synchronized", behind: "mp.sharedctypes.Synchronized",
               acked: "mp.sharedctypes.Synchronized") -> None:
-    """One simulated unit: ``rate`` readings/s for ``seconds``, paced every 5 ms."""
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
+    """One simulated unit: ``rate`` readings/s for ``seconds``, paced every 5 ms (see :mod:`mqtt_wire`)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from mqtt_wire import WirePublisher
 
-    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"bench-{unit}",
-                         protocol=paho.MQTTv5)
-    client.max_inflight_messages_set(1000)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
+    client = WirePublisher("127.0.0.1", port, f"bench-{unit}")
     topic = f"{prefix}pioreactor/{unit}/{EXPERIMENT}/od_reading/od2"
     stream = uuid.uuid4().hex[:16]
     total = int(rate * seconds)
     while time.time() < start_at:
         time.sleep(0.001)
     t0 = time.monotonic()
-    infos = []
     n = 0
     worst = 0.0
     while n < total:
         due = min(total, int((time.monotonic() - t0) * rate) + 1)
         if due - n > 1:
-            worst = max(worst, (due - n) / rate)
-        while n < due:
-            n += 1
-            props = Properties(PacketTypes.PUBLISH)
-            props.UserProperty = [("rk-stream", stream), ("rk-seq", str(n))]
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e6) % 1_000_000:06d}Z"
-            payload = f'{{"od": {n}, "angle": "90", "channel": "2", "timestamp": "{stamp}"}}'
-            infos.append(client.publish(topic, payload, qos=1, properties=props))
+            worst = max(worst, (due - n - 1) / rate)
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1e6) % 1_000_000:06d}Z"
+        seqs = range(n + 1, due + 1)
+        client.publish_many(topic, [f'{{"od": {k}, "angle": "90", "channel": "2", "timestamp": "{stamp}"}}'.encode()
+                                    for k in seqs],
+                            [[("rk-stream", stream), ("rk-seq", str(k))] for k in seqs])
+        n = due
         sent.value = n
         behind.value = max(behind.value, worst)
-        if len(infos) > 5000:
-            infos = [i for i in infos if not i.is_published()]
         left = t0 + n / rate - time.monotonic()
         if left > 0:
             time.sleep(min(left, 0.005))
-    for info in infos:
-        info.wait_for_publish(60)
-    acked.value = n
-    client.disconnect()
-    client.loop_stop()
+    client.wait_acked(120)
+    acked.value = client.acked
+    client.close()
 
 
 def cpu_seconds(pid: int) -> float:
