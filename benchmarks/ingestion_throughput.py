@@ -43,6 +43,7 @@ import uuid
 from pathlib import Path
 
 EXPERIMENT = "bench"
+BROKER_CONF = "max_queued_messages 100000\n"
 
 
 def publisher(unit: str, port: int, prefix: str, rate: float, seconds: float, start_at: float,
@@ -120,6 +121,8 @@ def main() -> None:
                         help="ingestion processes sharing the subscription ([mqtt_to_db] processes)")
     parser.add_argument("--publishers-only", action="store_true", help="no ingestion: what the publishers can offer")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--ingestion-pythonpath", help="run the ingestion of another checkout (a folder holding a "
+                                                       "reactorkit package), e.g. to compare with main")
     args = parser.parse_args()
 
     from reactorkit.core.fault_drills import PrivateBroker, wait_until
@@ -127,7 +130,8 @@ def main() -> None:
 
     floor = interpreter_floor_ms()
     base = Path(tempfile.mkdtemp(prefix="rk-ingest-"))
-    broker = PrivateBroker(base / "broker").start()
+    # the broker settings the README recommends for a leader: room for a burst instead of dropping it
+    broker = PrivateBroker(base / "broker", extra_conf=BROKER_CONF).start()
     prefix = f"b{uuid.uuid4().hex[:8]}/"
     leader = base / "leader"
     leader.mkdir()
@@ -137,6 +141,8 @@ def main() -> None:
     (leader / "config.ini").write_text(config)
     env = dict(os.environ, DOT_PIOREACTOR=str(leader), HOSTNAME="leader", MQTT_TOPIC_PREFIX=prefix,
                EXPERIMENT="$experiment", PYTHONUNBUFFERED="1")
+    if args.ingestion_pythonpath:
+        env["PYTHONPATH"] = args.ingestion_pythonpath
     db = leader / "storage" / "pioreactor.sqlite"
     ingest = None
     recorder = MQTTRecorder(prefix, port=broker.port)
@@ -194,6 +200,8 @@ def main() -> None:
 
         lags = [t - offered_at(stored) for t, offered, stored in samples if stored and t > 1.0 and stored < offered]
         lags += [0.0] * sum(1 for t, offered, stored in samples if stored >= offered and t > 1.0)
+        print(f"broker: mosquitto with persistence and {BROKER_CONF.strip()}; ingestion: "
+              f"{args.ingestion_pythonpath or 'this checkout'}")
         print(f"interpreter floor {floor:.0f} ms; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
               f"({os.cpu_count()} cores)")
         print(f"offered: {published} messages from {args.units} publishers in {publish_end:.1f} s = "

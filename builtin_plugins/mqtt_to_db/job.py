@@ -327,6 +327,13 @@ class MqttToDb(BackgroundJob):
         stored_topic = f"{self._root}{self.unit}/$experiment/{self.job_name}/{STORED_TOPICS_SETTING}"
         loop = asyncio.new_event_loop()
         self._loop = loop
+
+        def quiet_cancellations(lp: Any, context: dict[str, Any]) -> None:
+            # messages still unacknowledged when the job stops: the broker keeps them, nothing to report
+            if not isinstance(context.get("exception"), asyncio.CancelledError):
+                lp.default_exception_handler(context)
+
+        loop.set_exception_handler(quiet_cancellations)
         client = gmqtt.Client(self._client_id(), clean_session=False, optimistic_acknowledgement=False,
                               session_expiry_interval=SESSION_EXPIRY_S, receive_maximum=RECEIVE_MAXIMUM)
         client.set_config({"reconnect_retries": UNLIMITED_RECONNECTS, "reconnect_delay": 2})
