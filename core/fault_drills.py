@@ -409,28 +409,24 @@ except ImportError:  # the kit works without pytest
 
 if pytest is not None:
 
+    def _service(cls: type, folder: Path) -> Iterator[Any]:
+        try:
+            service = cls(folder)
+        except FileNotFoundError as exc:
+            pytest.skip(str(exc))
+        service.start()
+        yield service
+        service.stop()
+
     @pytest.fixture
     def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
         """A started mosquitto of the test's own (skips when mosquitto is not installed)."""
-        try:
-            broker = PrivateBroker(tmp_path / "private-broker")
-        except FileNotFoundError as exc:
-            pytest.skip(str(exc))
-        broker.start()
-        yield broker
-        broker.stop()
+        yield from _service(PrivateBroker, tmp_path / "private-broker")
 
     @pytest.fixture
     def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         """A started redis-server of the test's own (skips when Redis is not installed)."""
-        try:
-            redis = PrivateRedis(tmp_path / "private-redis")
-        except FileNotFoundError as exc:
-            pytest.skip(str(exc))
-        redis.start()
-        yield redis
-        redis.stop()
-
+        yield from _service(PrivateRedis, tmp_path / "private-redis")
 
 # ------------------------------------------------------------------ a small cluster to break
 class DrillCluster:

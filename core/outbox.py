@@ -125,10 +125,13 @@ def is_reannounced(properties: Any) -> bool:
 
 
 def sequence_of(properties: Any) -> tuple[str, int] | None:
-    """``(stream, seq)`` from a message's MQTT 5 properties, or None (no outbox numbering)."""
+    """``(stream, seq)`` from a paho message's MQTT 5 properties, or None (no outbox numbering)."""
     pairs = getattr(properties, "UserProperty", None) if properties is not None else None
-    if not pairs:
-        return None
+    return sequence_from_pairs(pairs) if pairs else None
+
+
+def sequence_from_pairs(pairs: Any) -> tuple[str, int] | None:
+    """``(stream, seq)`` from MQTT 5 user properties ``[(key, value), …]``, or None."""
     stream = seq = None
     for key, value in pairs:
         if key == STREAM_PROPERTY:

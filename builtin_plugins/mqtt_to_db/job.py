@@ -48,8 +48,8 @@ from reactorkit.core import mqtt as mq
 from reactorkit.core.descriptors import TopicMapping, resolve
 from reactorkit.core.job import BackgroundJob
 from reactorkit.core.leader_db import LeaderDB, now_iso
-from reactorkit.core.outbox import (REANNOUNCE_PROPERTY, SEQ_PROPERTY, STORED_TOPICS_SETTING, STREAM_PROPERTY,
-                                    ack_topic, to_ranges)
+from reactorkit.core.outbox import (REANNOUNCE_PROPERTY, STORED_TOPICS_SETTING, ack_topic, sequence_from_pairs,
+                                    to_ranges)
 
 from . import ledger
 
@@ -62,22 +62,6 @@ DEFAULT_FLUSH_INTERVAL_S = 0.1
 MAX_QUEUE = 200_000
 RECENT_UNNUMBERED = 100_000
 _TOPIC_CACHE_MAX = 20_000
-
-
-def _number(user_properties: Any) -> tuple[str, int] | None:
-    """``(stream, seq)`` from gmqtt's ``user_property`` list, or None."""
-    stream = seq = None
-    for key, value in user_properties:
-        if key == STREAM_PROPERTY:
-            stream = value
-        elif key == SEQ_PROPERTY:
-            seq = value
-    if stream is None or seq is None:
-        return None
-    try:
-        return stream, int(seq)
-    except ValueError:
-        return None
 
 
 def _resolve(futures: list[Any]) -> None:
@@ -365,7 +349,7 @@ class MqttToDb(BackgroundJob):
                     k == REANNOUNCE_PROPERTY for k, _ in users):
                 self.messages_skipped += 1
                 return 0
-            number = _number(users)
+            number = sequence_from_pairs(users)
             if number is None and properties.get("dup") and hash((topic, payload)) in self._recent:
                 self.duplicates_dropped += 1  # stored already; its acknowledgement was lost with the connection
                 return 0
