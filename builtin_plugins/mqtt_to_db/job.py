@@ -60,7 +60,7 @@ RECEIVE_MAXIMUM = 65535
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_FLUSH_INTERVAL_S = 0.1
 MAX_QUEUE = 200_000
-RECENT_UNNUMBERED = 100_000
+RECENT_MESSAGES = 100_000
 _TOPIC_CACHE_MAX = 20_000
 
 
@@ -270,7 +270,9 @@ class MqttToDb(BackgroundJob):
         self.duplicates_dropped = 0
         self.gaps_recorded = 0
         self._closing = False
-        self._recent: set[int] = set()  # hashes of stored unnumbered messages, to spot a redelivered copy
+        # hash of (topic, payload) of recently stored messages -> was it numbered; spots a copy sent again
+        # by the broker, or one that reaches us without its numbers (a broker that drops MQTT 5 properties)
+        self._recent: dict[int, bool] = {}
         self._recent_order: deque[int] = deque()
         self._stop = threading.Event()
         self._enqueued = 0
@@ -350,9 +352,11 @@ class MqttToDb(BackgroundJob):
                 self.messages_skipped += 1
                 return 0
             number = sequence_from_pairs(users)
-            if number is None and properties.get("dup") and hash((topic, payload)) in self._recent:
-                self.duplicates_dropped += 1  # stored already; its acknowledgement was lost with the connection
-                return 0
+            if number is None:
+                seen = self._recent.get(hash((topic, payload)))  # True: stored numbered, False: unnumbered
+                if seen or (seen is False and properties.get("dup")):
+                    self.duplicates_dropped += 1  # stored already: the broker sent it again
+                    return 0
             while len(self._pending) >= MAX_QUEUE and not self._stop.is_set():
                 await asyncio.sleep(0.01)  # the writer is behind: hold back, the broker keeps the rest
             done = loop.create_future()
@@ -441,7 +445,10 @@ class MqttToDb(BackgroundJob):
             out: list[tuple[str, dict[str, Any]]] = []
             dropped = 0
             for _, produced, key in rows:
-                if key is None or key in fresh:
+                if key is None:
+                    out.extend(produced)
+                elif key in fresh:
+                    fresh.discard(key)  # a second copy in the same batch is a duplicate too
                     out.extend(produced)
                 else:
                     dropped += 1
@@ -476,12 +483,13 @@ class MqttToDb(BackgroundJob):
         done = []
         for topic, payload, future, qos, number in messages:
             done.append(future)
-            if number is None and qos:
+            if qos:
                 h = hash((topic, payload))
-                self._recent.add(h)
-                self._recent_order.append(h)
-                if len(self._recent_order) > RECENT_UNNUMBERED:
-                    self._recent.discard(self._recent_order.popleft())
+                if h not in self._recent:
+                    self._recent_order.append(h)
+                self._recent[h] = self._recent.get(h, False) or number is not None
+                if len(self._recent_order) > RECENT_MESSAGES:
+                    self._recent.pop(self._recent_order.popleft(), None)
             if number is not None and topic.startswith(self._root):
                 unit = topic[len(self._root):].split("/", 1)[0]
                 by_unit.setdefault((unit, number[0]), {}).setdefault(topic, []).append(number[1])
