@@ -9,6 +9,25 @@ SCHEMAS = {
         "summary": "Per unit: numbered readings received, duplicates dropped, readings still on their way (missing) "
                    "and readings lost (reported by the unit: its outbox was full), with the gaps themselves.",
         "query": {"experiment": {"type": "string", "description": "Only the gaps of this experiment."}},
+        "responses": {"200": {
+            "type": "object", "required": ["running", "units", "gaps"],
+            "properties": {
+                "running": {"type": "boolean"},
+                "units": {"type": "array", "items": {
+                    "type": "object", "required": ["pioreactor_unit", "received", "duplicates", "missing", "lost", "gaps"],
+                    "properties": {"pioreactor_unit": {"type": "string"}, "received": {"type": "integer"},
+                                   "duplicates": {"type": "integer"}, "missing": {"type": "integer"},
+                                   "lost": {"type": "integer"}, "gaps": {"type": "integer"},
+                                   "last_received_at": {"type": ["string", "null"]}}}},
+                "gaps": {"type": "array", "items": {
+                    "type": "object", "required": ["pioreactor_unit", "topic", "count", "first_seq", "last_seq"],
+                    "properties": {"experiment": {"type": "string"}, "pioreactor_unit": {"type": "string"},
+                                   "topic": {"type": "string"}, "count": {"type": "integer"},
+                                   "first_seq": {"type": "integer"}, "last_seq": {"type": "integer"},
+                                   "first_dropped_at": {"type": "string"}, "last_dropped_at": {"type": "string"},
+                                   "reason": {"type": "string"}, "recorded_at": {"type": "string"}}}},
+            },
+        }},
     },
 }
 
