@@ -146,6 +146,8 @@ class OutboxClient(paho.Client):
                 properties: Properties | None = None) -> paho.MQTTMessageInfo:
         """Publish as paho does; a message on a stored topic is first kept in the outbox (see the module doc).
 
+        A message given MQTT 5 ``properties`` (e.g. a re-announcement) is published as is, outside the outbox.
+
         Returns:
             paho's message info when handed to paho now, else an info that is already
             "published" (the message is on disk and will be sent).
@@ -298,7 +300,7 @@ class OutboxClient(paho.Client):
                     self._ob_cursor = row_id
                 if len(rows) < min(room, 500):
                     self._ob_waiting = False
-            self._ob_inflight = [(r, i) for r, i in self._ob_inflight if not i.is_published()]
+                self._ob_inflight = [(r, i) for r, i in self._ob_inflight if not i.is_published()]
 
     def _ob_forget(self, row_id: int) -> None:
         entry = self._ob_handed.pop(row_id, None)
