@@ -395,22 +395,26 @@ class MqttToDb(BackgroundJob):
 
     def _write_loop(self) -> None:
         """Write what the receiving thread queued: a batch when ``batch_size`` messages wait or
-        ``flush_interval_s`` passed since the last write; a failed write is kept and retried."""
+        ``flush_interval_s`` passed since the last write; a failed write is kept and retried.
+
+        On stop, the batch in hand is finished; what still waits is left unacknowledged (the broker
+        sends it again to the next start, and the units keep it until it is stored), so a stop is quick.
+        """
         pending = self._pending
         last_write = time.monotonic()
         while True:
+            if self._stop.is_set():
+                self.db.close()
+                return
             waiting = len(pending)
             if waiting == 0:
-                if self._stop.is_set():
-                    self.db.close()
-                    return
                 time.sleep(0.01)
                 continue
             if waiting < self.batch_size and time.monotonic() - last_write < self.flush_interval_s:
                 time.sleep(0.005)
                 continue
             batch = [pending.popleft() for _ in range(min(waiting, self.batch_size))]
-            while not self._flush(batch):
+            while not self._flush(batch) and not self._stop.is_set():
                 time.sleep(0.5)  # database busy: keep the batch and retry
             self._processed += len(batch)
             last_write = time.monotonic()
@@ -535,22 +539,21 @@ class MqttToDb(BackgroundJob):
     def on_disconnected(self) -> None:
         ingest = getattr(self, "ingest", None)
         self._closing = True  # take nothing more: what arrives now stays with the broker for the next start
+        self._stop.set()  # the writer finishes its batch; the rest stays unacknowledged
+        thread = getattr(self, "_writer_thread", None)
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=30)
         loop = getattr(self, "_loop", None)
         if ingest is not None and loop is not None:
             import asyncio
 
-            self.flush(timeout=20)  # write and acknowledge what was taken
             try:
-                asyncio.run_coroutine_threadsafe(asyncio.sleep(0.1), loop).result(5)  # let the PUBACKs go out
-                asyncio.run_coroutine_threadsafe(ingest.disconnect(), loop).result(5)
+                asyncio.run_coroutine_threadsafe(asyncio.sleep(0.05), loop).result(2)  # let the PUBACKs go out
+                asyncio.run_coroutine_threadsafe(ingest.disconnect(), loop).result(2)
             except Exception as exc:  # the broker may be gone already
                 self.logger.debug("disconnect: %s", exc)
             finally:
                 loop.call_soon_threadsafe(loop.stop)
-        self._stop.set()
-        thread = getattr(self, "_writer_thread", None)
-        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(timeout=30)
         db = getattr(self, "db", None)
         if db is not None:
             db.close()  # this thread's connection; the writer closed its own

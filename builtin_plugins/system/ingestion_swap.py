@@ -4,8 +4,8 @@ A job keeps its files open (the job registry, the outbox, the leader database
 for ``mqtt_to_db_streaming``): after the folder is swapped, it would go on
 writing into the folder that was replaced and then deleted. So an import is
 refused while any job but ingestion runs (stop them first), and the leader's
-``mqtt_to_db_streaming`` is stopped before the swap — what it took is
-committed and acknowledged; what arrives meanwhile waits in the broker's
+``mqtt_to_db_streaming`` is stopped before the swap — what it committed is
+acknowledged; everything else waits in the broker's
 session for it and in the units' outboxes — and started again on the new folder.
 """
 
