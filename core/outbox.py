@@ -49,6 +49,7 @@ STORED_TOPICS_SETTING = "stored_topics"
 DEFAULT_MAX_MESSAGES = 200_000
 DEFAULT_MAX_MB = 200.0
 BUSY_TIMEOUT_S = 15.0
+SCHEMA_VERSION = 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -215,6 +216,10 @@ def outbox_path(config: Config | None = None) -> Path:
     return value if value.is_absolute() else dot_pioreactor() / value
 
 
+_OPEN: dict[tuple[str, int], "Outbox"] = {}
+_OPEN_LOCK = threading.Lock()
+
+
 class Outbox:
     """The unit's outbox file. Safe to share between threads (one lock) and processes (SQLite locking).
 
@@ -240,15 +245,29 @@ class Outbox:
         sync = synchronous.upper() if synchronous.upper() in ("OFF", "NORMAL", "FULL", "EXTRA") else "NORMAL"
         self.conn.execute(f"PRAGMA synchronous = {sync}")
         with self._lock:
-            self.conn.executescript(SCHEMA)  # idempotent; safe when several processes open the file at once
-            self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('stream', ?)", (uuid.uuid4().hex[:16],))
+            if self.conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                self.conn.executescript(SCHEMA)  # idempotent; safe when several processes open the file at once
+                self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('stream', ?)",
+                                  (uuid.uuid4().hex[:16],))
+                self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self.stream: str = self.conn.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()[0]
 
     @classmethod
     def for_unit(cls, config: Config | None = None) -> "Outbox":
-        """The outbox of this unit, sized by ``[outbox]``."""
+        """The outbox of this unit, sized by ``[outbox]`` — one per process and file, shared by its clients
+        (an automation opens a client per dose: opening the file each time would cost every dose)."""
         config = config or get_config()
-        return cls(outbox_path(config),
+        path = outbox_path(config)
+        key = (str(path), os.getpid())
+        with _OPEN_LOCK:
+            box = _OPEN.get(key)
+            if box is None:
+                box = _OPEN[key] = cls._open(path, config)
+        return box
+
+    @classmethod
+    def _open(cls, path: Path, config: Config) -> "Outbox":
+        return cls(path,
                    max_messages=config.getint("outbox", "max_messages", fallback=DEFAULT_MAX_MESSAGES),
                    max_bytes=int(config.getfloat("outbox", "max_mb", fallback=DEFAULT_MAX_MB) * 2**20),
                    synchronous=config.get("outbox", "synchronous", fallback="NORMAL") or "NORMAL")

@@ -18,7 +18,8 @@ Sending, per process:
   resend_after_s`` (30 s) after it was sent, while the leader's ingestion is
   ``ready`` (and has been for 5 s), is sent again; the leader stores it once.
 * messages of processes that ended before their acknowledgement arrived are
-  adopted by a live process of the unit (on connect and every 10 s) and resent.
+  adopted by a live process of the unit that has run for 10 s (checked every
+  10 s while the leader's ingestion is ``ready``) and resent.
 
 Which topics are stored: the leader's ingestion announces its topic patterns
 (retained, ``…/mqtt_to_db_streaming/stored_topics``); the unit remembers the
@@ -129,13 +130,16 @@ class OutboxClient(paho.Client):
         """Open the unit's outbox now (without publishing): this client then adopts and sends
         what ended processes left there (see :mod:`reactorkit.core.outbox_keeper`)."""
         with self._ob_lock:
-            return self._ob_store if self._ob_store is not None else self._ob_activate()
+            store = self._ob_store if self._ob_store is not None else self._ob_activate()
+            self._ob_last_adopt = 0.0  # adopt as soon as the leader's ingestion is ready
+            return store
 
     def _ob_activate(self) -> Outbox:
         store = Outbox.for_unit(self._ob_config)
         self._ob_patterns = store.stored_patterns()
         self._ob_stored_cache.clear()
         self._ob_store = store
+        self._ob_last_adopt = time.monotonic()  # a short-lived process (a pump run) never adopts
         self._ob_thread = threading.Thread(target=self._ob_run, name="outbox-sender", daemon=True)
         self._ob_thread.start()
         if self.is_connected():
@@ -199,7 +203,6 @@ class OutboxClient(paho.Client):
         """Called on every (re)connect: subscribe to acknowledgements and wake the sender."""
         if getattr(self, "_ob_store", None) is not None:
             self._ob_subscribe()
-            self._ob_last_adopt = 0.0
             self._ob_last_gap_report = 0.0
             self._ob_wake.set()
 
@@ -263,7 +266,7 @@ class OutboxClient(paho.Client):
         if not self.is_connected():
             return
         now = time.monotonic()
-        if now - self._ob_last_adopt >= ADOPT_EVERY_S:
+        if self.ingestion_ready and now - self._ob_last_adopt >= ADOPT_EVERY_S:
             self._ob_last_adopt = now
             lowest = store.adopt_orphans(self._ob_owner)
             if lowest is not None:
