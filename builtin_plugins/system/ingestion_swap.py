@@ -18,8 +18,11 @@ INGESTION = "mqtt_to_db_streaming"
 
 def jobs_in_the_way() -> list[str]:
     """Names of running jobs (other than ingestion) that an import would pull the folder from under."""
+    from reactorkit.core.config import get_config
     from reactorkit.core.job_registry import JobRegistry
 
+    if not get_config().path("storage", "temporary_cache").exists():
+        return []  # no job has ever run here (and asking must not create the registry)
     registry = JobRegistry()
     try:
         return sorted({r.job_name for r in registry.running() if r.job_name != INGESTION})
@@ -40,9 +43,12 @@ def around_ingestion(swap: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     Returns:
         ``swap()``'s result plus ``"ingestion": "restarted" | "not running" | "restart failed: …"``.
     """
+    from reactorkit.core.config import get_config
     from reactorkit.core.job_registry import JobRegistry
     from reactorkit.core.jobs_control import stop_jobs
 
+    if not get_config().path("storage", "temporary_cache").exists():
+        return swap() | {"ingestion": "not running"}
     registry = JobRegistry()
     try:
         was_running = bool(registry.running(job_name=INGESTION))
