@@ -61,6 +61,9 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
         from reactorkit.api.leader import add_routes as mount_leader_api
 
         app.context.leader_api = mount_leader_api(app, registry, config, unit=unit)
+        from reactorkit.api.webui import mount as mount_web_ui
+
+        mount_web_ui(app)  # the web UI at / (every path but /api and /unit_api)
     for route in registry.routes.values():
         if route.leader_only and not leader:
             continue

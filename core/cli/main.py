@@ -35,6 +35,7 @@ def _index() -> dict[str, Any]:
 LAZY_COMMANDS = {
     "demo": ("reactorkit.core.demo.command:demo", "The main job: a simulated cluster running a real experiment."),
     "cluster": ("reactorkit.core.localcluster.commands:cluster", "A local simulated cluster: up, status, down."),
+    "ui": ("reactorkit.core.webui.command:ui", "The web UI the leader serves: install, status."),
 }
 
 

@@ -30,8 +30,10 @@ def _interrupt(signum: int, frame: object) -> None:
               help="Where the export zip and the plot are written (default: the root folder).")
 @click.option("--keep-running/--no-keep-running", default=None,
               help="After the results, keep the cluster up until Ctrl-C (default: when run in a terminal).")
+@click.option("--ui/--no-ui", default=True, show_default=True, envvar="REACTORKIT_UI_INSTALL",
+              help="Install the web UI build from the package index when missing (env REACTORKIT_UI_INSTALL=0 turns it off).")
 def demo(root: Path | None, hours: float, minutes: float, workers: int, replay: Path | None, out_dir: Path | None,
-         keep_running: bool | None) -> None:
+         keep_running: bool | None, ui: bool) -> None:
     """Run a simulated cluster (a leader and workers) through a real experiment.
 
     Everything goes through the leader's REST API: create an experiment, assign
@@ -58,7 +60,8 @@ def demo(root: Path | None, hours: float, minutes: float, workers: int, replay: 
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         run_experiment(root, hours=hours, minutes=minutes, workers=workers, out_dir=out_dir, replay=replay,
-                       echo=click.echo, live=interactive, keep_running=wait_for_ctrl_c if keep_running else None)
+                       echo=click.echo, live=interactive, keep_running=wait_for_ctrl_c if keep_running else None,
+                       ui=ui)
     except KeyboardInterrupt:
         click.echo("Interrupted; the cluster was stopped.")
         sys.exit(130)

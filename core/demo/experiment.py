@@ -189,7 +189,7 @@ class Progress:
 
         self.client.on_connect = on_connect
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", 1883)
+        self.client.connect("127.0.0.1", layout.mqtt_port)
         self.client.loop_start()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
@@ -309,6 +309,7 @@ def run_experiment(
     live: bool = True,
     keep_running: Callable[["DemoResult"], None] | None = None,
     turbidostat_target: float = TURBIDOSTAT_TARGET_NOD,
+    ui: bool = False,
 ) -> DemoResult:
     """Run the scripted experiment end to end; every process is stopped before returning.
 
@@ -325,23 +326,24 @@ def run_experiment(
         keep_running: Called with the :class:`DemoResult` after the results are written, before the
             cluster stops (e.g. wait for Ctrl-C so a person can explore the API).
         turbidostat_target: The turbidostat's target, in normalised OD.
+        ui: Install the web UI build when missing (the leader serves it at its address).
 
     Raises:
         DemoError: a step failed; the message names the step and the API's answer.
     """
     from reactorkit.core.clock import Clock
-    from reactorkit.core.localcluster.commands import start_cluster, stop_cluster
+    from reactorkit.core.localcluster.commands import echo_addresses, start_cluster, stop_cluster
 
     out_dir = out_dir or root
     out_dir.mkdir(parents=True, exist_ok=True)
     speedup = hours * 60.0 / minutes
     echo(f"Starting a local cluster (leader + {workers} simulated worker(s)) at {speedup:g}× simulated time …")
     replays = {f"worker{workers}": str(replay.resolve())} if replay else {}
-    layout = start_cluster(root, workers=workers, speedup=speedup, replay=replays)
+    layout = start_cluster(root, workers=workers, speedup=speedup, replay=replays, ui=ui, echo=echo)
     progress: Progress | None = None
     try:
         api = Api(layout.url())
-        echo(f"Leader API: {layout.url()}")
+        echo_addresses(layout, echo)
         experiment = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
         api.call("POST", "/api/experiments", "create the experiment",
                  json={"experiment": experiment, "description": "reactorkit demo: turbidostat and chemostat"})

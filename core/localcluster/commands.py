@@ -7,6 +7,8 @@ import signal
 import time
 from pathlib import Path
 
+from typing import Callable
+
 import click
 
 from reactorkit.core.localcluster import supervisor
@@ -25,6 +27,23 @@ root_option = click.option(
     "--root", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Folder of the cluster's state (default $DOT_PIOREACTOR/localcluster).",
 )
+
+
+ui_option = click.option(
+    "--ui/--no-ui", default=True, show_default=True, envvar="REACTORKIT_UI_INSTALL",
+    help="Install the web UI build from the package index when missing (env REACTORKIT_UI_INSTALL=0 turns it off).",
+)
+
+
+def echo_addresses(layout: ClusterLayout, echo: Callable[[str], None] = click.echo) -> None:
+    """Print where the web UI, the API and the broker of ``layout`` are."""
+    if layout.ui_dir:
+        echo(f"Web UI:     {layout.url()}/  (open it in a browser)")
+    else:
+        echo(f"Web UI:     not installed (install it with `pio ui install`, then start the cluster again)")
+    echo(f"Leader API: {layout.url()}  (try {layout.url()}/api/workers; docs at {layout.url()}/api/docs)")
+    if layout.own_broker:
+        echo(f"MQTT:       127.0.0.1:{layout.mqtt_port}, WebSocket ws://127.0.0.1:{layout.mqtt_ws_port}/mqtt")
 
 
 def wait_until_healthy(layout: ClusterLayout, timeout_s: float = 60.0) -> None:
@@ -49,10 +68,13 @@ def wait_until_healthy(layout: ClusterLayout, timeout_s: float = 60.0) -> None:
 
 
 def start_cluster(root: Path, *, workers: int = 2, speedup: float = 60.0,
-                  replay: dict[str, str] | None = None) -> ClusterLayout:
+                  replay: dict[str, str] | None = None, ui: bool = False,
+                  echo: Callable[[str], None] = click.echo) -> ClusterLayout:
     """Set up the cluster under ``root`` and start its processes; returns its layout.
 
     ``replay`` maps units to recorded OD files they replay instead of simulating a vessel.
+    With ``ui``, the web UI build is installed first when missing (:func:`ensure_ui`; an
+    unreachable package index is reported through ``echo`` and the cluster starts without it).
 
     Raises:
         click.ClickException: it is already running.
@@ -63,9 +85,18 @@ def start_cluster(root: Path, *, workers: int = 2, speedup: float = 60.0,
         if supervisor.is_running(old):
             raise click.ClickException(f"a cluster is already running under {root}; stop it with: pio cluster down --root {root}")
     layout = ClusterLayout.new(root, workers=[f"worker{i + 1}" for i in range(workers)], speedup=speedup, replay=replay)
+    if ui:
+        from reactorkit.core.webui.build import ensure_ui
+
+        build = ensure_ui(echo=echo)
+        layout.ui_dir = str(build) if build is not None else ""
     layout.write()
     supervisor.start(layout)
     try:
+        if layout.own_broker:
+            from reactorkit.core.localcluster.broker import wait_for_port
+
+            wait_for_port(layout.mqtt_port)
         wait_until_healthy(layout)
         _register_workers(layout)
     except Exception:
@@ -126,12 +157,13 @@ def cluster() -> None:
 @root_option
 @click.option("--workers", type=click.IntRange(1, 8), default=2, show_default=True, help="Number of simulated workers.")
 @click.option("--speedup", type=float, default=60.0, show_default=True, help="Simulated seconds per wall second.")
-def up(root: Path | None, workers: int, speedup: float) -> None:
-    """Start the cluster in the background and print the leader's API address."""
-    layout = start_cluster(root or default_root(), workers=workers, speedup=speedup)
+@ui_option
+def up(root: Path | None, workers: int, speedup: float, ui: bool) -> None:
+    """Start the cluster in the background and print the addresses of the web UI and the leader's API."""
+    layout = start_cluster(root or default_root(), workers=workers, speedup=speedup, ui=ui)
     click.echo(f"Cluster up under {layout.root}: leader {layout.leader}, workers {', '.join(layout.workers)}, "
                f"{layout.speedup:g}× simulated time.")
-    click.echo(f"Leader API: {layout.url()}  (try {layout.url()}/api/workers)")
+    echo_addresses(layout)
 
 
 @cluster.command("status")
@@ -146,7 +178,9 @@ def status(root: Path | None) -> None:
     if not supervisor.is_running(layout):
         click.echo(f"Cluster under {root} is stopped.")
         return
-    click.echo(f"Cluster under {root} ({layout.speedup:g}× simulated time, MQTT prefix {layout.prefix})")
+    broker = (f"own broker on 127.0.0.1:{layout.mqtt_port}, ws {layout.mqtt_ws_port}" if layout.own_broker
+              else f"MQTT prefix {layout.prefix}")
+    click.echo(f"Cluster under {root} ({layout.speedup:g}× simulated time, {broker})")
     for unit in layout.units:
         role = "leader" if unit == layout.leader else "worker"
         click.echo(f"  {unit:<10} {role:<7} {layout.url(unit)}")

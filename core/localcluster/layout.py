@@ -2,15 +2,20 @@
 
 A cluster lives under one root folder::
 
-    <root>/cluster.json             names, ports, MQTT prefix, clock origin, speed-up
+    <root>/cluster.json             names, ports, broker ports, queue prefix, clock origin, speed-up
     <root>/supervisord.conf         the process manager's configuration
+    <root>/mosquitto.conf           the cluster's broker (TCP and WebSocket listeners)
     <root>/units/<unit>/            each unit's $DOT_PIOREACTOR (config.ini, storage/, logs/)
     <root>/logs/                    one log per supervised process
 
 Every unit's ``config.ini`` names the leader (``[cluster.topology]``), every
-unit's address (``[cluster.addresses] unit = 127.0.0.1:port``), a topic prefix
-and queue prefix unique to this cluster (so several clusters can share one
-mosquitto and one Redis), the simulation speed-up and a common clock origin.
+unit's address (``[cluster.addresses] unit = 127.0.0.1:port``), the cluster's own
+broker (``[mqtt]``: a mosquitto on free TCP and WebSocket ports, see
+:mod:`.broker`; topics carry no prefix, as on a real deployment), a queue prefix
+unique to this cluster (so several clusters can share one Redis), the simulation
+speed-up and a common clock origin. The leader's also carries the sections the
+web UI reads (:mod:`reactorkit.core.webui.defaults`) and ``[ui] static_dir`` when
+a UI build is installed.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ class ClusterLayout:
         clock_origin: Epoch second where simulated and wall time coincide.
         redis_url: Redis of the task queues.
         replay: ``unit -> recorded OD file`` for units that replay real data (``HARDWARE=replay``).
+        mqtt_port, mqtt_ws_port: The cluster's own mosquitto (TCP, WebSocket); ``mqtt_ws_port`` 0
+            means the machine's broker on ``mqtt_port``, shared under ``prefix``.
+        queue_prefix: Prefix of the rq queues (unique per cluster; default from ``prefix``).
+        ui_dir: The web UI build the leader serves (empty: none installed).
     """
 
     root: Path
@@ -50,6 +59,18 @@ class ClusterLayout:
     clock_origin: float = field(default_factory=time.time)
     redis_url: str = "redis://127.0.0.1:6379/0"
     replay: dict[str, str] = field(default_factory=dict)
+    mqtt_port: int = 1883
+    mqtt_ws_port: int = 0
+    queue_prefix: str = ""
+    ui_dir: str = ""
+
+    @property
+    def own_broker(self) -> bool:
+        """True when the cluster runs its own mosquitto (new layouts do)."""
+        return self.mqtt_ws_port > 0
+
+    def queue(self) -> str:
+        return self.queue_prefix or self.prefix.rstrip("/") + ":"
 
     @property
     def units(self) -> list[str]:
@@ -73,33 +94,40 @@ class ClusterLayout:
             "MQTT_TOPIC_PREFIX": self.prefix,
             "REACTORKIT_SPEEDUP": repr(self.speedup),
             "REACTORKIT_CLOCK_ORIGIN": repr(self.clock_origin),
-            "REACTORKIT_QUEUE_PREFIX": self.prefix.rstrip("/") + ":",
+            "REACTORKIT_QUEUE_PREFIX": self.queue(),
             "REDIS_URL": self.redis_url,
             "PYTHONUNBUFFERED": "1",
         }
 
-    def config_ini(self, unit: str) -> str:
-        """The ``config.ini`` of ``unit``."""
+    def config_ini(self, unit: str, ui_sections: str = "") -> str:
+        """The ``config.ini`` of ``unit``; ``ui_sections`` (the web UI's, for the leader) are appended."""
+        from reactorkit.core.webui.defaults import mqtt_section, section
+
         addresses = "\n".join(f"{u} = 127.0.0.1:{self.ports[u]}" for u in self.units)
+        ui = {"port": self.ports[unit], **({"static_dir": self.ui_dir} if self.ui_dir and unit == self.leader else {})}
         return (
             "[cluster.topology]\n"
             f"leader_hostname = {self.leader}\n"
             "leader_address = 127.0.0.1\n\n"
             f"[cluster.addresses]\n{addresses}\n\n"
-            f"[ui]\nport = {self.ports[unit]}\n\n"
-            f"[mqtt]\ntopic_prefix = {self.prefix}\n\n"
-            f"[redis]\nurl = {self.redis_url}\nqueue_prefix = {self.prefix.rstrip('/')}:\n\n"
+            f"{section('ui', ui)}\n"
+            f"{mqtt_section(broker_address='127.0.0.1', broker_port=self.mqtt_port, broker_ws_port=self.mqtt_ws_port or 9001, topic_prefix=self.prefix)}\n"
+            f"[redis]\nurl = {self.redis_url}\nqueue_prefix = {self.queue()}\n\n"
             f"[hardware]\nbackend = {'replay' if unit in self.replay else 'simulated'}\n\n"
             f"[simulation]\nspeedup = {self.speedup!r}\nclock_origin = {self.clock_origin!r}\n"
             f"seed = {abs(hash(unit)) % 10_000}\n"
+            + (f"\n{ui_sections}" if ui_sections else "")
         )
 
     def write(self) -> None:
         """Create the folders and write ``cluster.json`` and every unit's ``config.ini``."""
+        from reactorkit.core.webui.defaults import ui_sections
+
+        leader_extra = ui_sections()
         for unit in self.units:
             folder = self.unit_dir(unit)
             (folder / "storage").mkdir(parents=True, exist_ok=True)
-            atomic_write(folder / "config.ini", self.config_ini(unit))
+            atomic_write(folder / "config.ini", self.config_ini(unit, leader_extra if unit == self.leader else ""))
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         data = asdict(self)
         data["root"] = str(self.root)
@@ -121,6 +149,10 @@ class ClusterLayout:
             redis_url: str = "redis://127.0.0.1:6379/0", replay: dict[str, str] | None = None) -> "ClusterLayout":
         """A fresh layout with a free port per unit."""
         layout = cls(root=root, leader=leader, workers=workers, speedup=speedup, redis_url=redis_url,
-                     replay=dict(replay or {}))
-        layout.ports = {unit: free_port() for unit in layout.units}
+                     replay=dict(replay or {}), prefix="", queue_prefix=f"rk{uuid.uuid4().hex[:8]}:")
+        ports: set[int] = set()
+        while len(ports) < len(layout.units) + 2:  # one per unit, and the broker's TCP and WebSocket ports
+            ports.add(free_port())
+        *unit_ports, layout.mqtt_port, layout.mqtt_ws_port = sorted(ports)
+        layout.ports = dict(zip(layout.units, unit_ports))
         return layout

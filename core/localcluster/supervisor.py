@@ -1,7 +1,8 @@
 """Supervise a local cluster's processes with supervisord.
 
 Per unit: the API under gunicorn (``pio serve``) and the rq task worker
-(``pio worker``); on the leader also ``mqtt_to_db_streaming``. supervisord
+(``pio worker``); on the leader also ``mqtt_to_db_streaming``; and the
+cluster's own mosquitto (``broker``, started first; see :mod:`.broker`). supervisord
 restarts a crashed process, keeps one log per process under ``<root>/logs``,
 and stops everything (process groups included, so jobs spawned by the workers
 go too) on ``pio cluster down``.
@@ -27,6 +28,7 @@ def _program(name: str, command: list[str], env: dict[str, str], layout: Cluster
     environment = ",".join(f'{k}="{v}"' for k, v in env.items())
     return (
         f"[program:{name}]\n"
+        f"priority={BROKER_PRIORITY if name == BROKER else 999}\n"
         f"command={shlex.join(command)}\n"
         f"directory={cwd}\n"
         f"environment={environment}\n"
@@ -37,10 +39,22 @@ def _program(name: str, command: list[str], env: dict[str, str], layout: Cluster
     )
 
 
+BROKER = "broker"
+BROKER_PRIORITY = 1  # supervisord starts lower priorities first and stops them last
+
+
+def broker_config_path(layout: ClusterLayout) -> Path:
+    return layout.root / "mosquitto.conf"
+
+
 def programs(layout: ClusterLayout) -> dict[str, tuple[list[str], str]]:
     """``program name -> (command, unit)`` of every supervised process."""
     py = [sys.executable, "-m", "reactorkit.core.cli.main"]
     out: dict[str, tuple[list[str], str]] = {}
+    if layout.own_broker:
+        from reactorkit.core.localcluster.broker import mosquitto_binary
+
+        out[BROKER] = ([mosquitto_binary(), "-c", str(broker_config_path(layout))], layout.leader)
     for unit in layout.units:
         out[f"{unit}-api"] = ([*py, "serve", "--port", str(layout.ports[unit]), "--workers", "2"], unit)
         out[f"{unit}-worker"] = ([*py, "worker"], unit)
@@ -61,6 +75,13 @@ def write_config(layout: ClusterLayout) -> Path:
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
         f"[supervisorctl]\nserverurl=unix://{root / 'supervisor.sock'}\n\n"
     )
+    if layout.own_broker:
+        from reactorkit.core.localcluster.broker import mosquitto_config
+
+        (root / "mosquitto").mkdir(exist_ok=True)
+        broker_config_path(layout).write_text(mosquitto_config(
+            tcp_port=layout.mqtt_port, ws_port=layout.mqtt_ws_port, bind_tcp="127.0.0.1", bind_ws="127.0.0.1",
+            data_dir=root / "mosquitto", log_file=root / "logs" / "mosquitto.log"))
     for name, (command, unit) in programs(layout).items():
         text += _program(name, command, {**base_env, **layout.env(unit)}, layout, layout.unit_dir(unit))
     path = root / "supervisord.conf"

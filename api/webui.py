@@ -1,0 +1,104 @@
+"""The web UI at ``/`` on the leader: the installed Pioreactor UI build, with SPA fallback.
+
+The build's ``index.html`` loads its assets from ``/static/…`` (the build's own
+root), so ``/static/<file>`` and ``/<file>`` both serve ``<build>/<file>``. Every
+other path that is not under ``/api`` or ``/unit_api`` answers ``index.html``:
+the UI routes itself in the browser (``/overview``, ``/pioreactors/worker1`` …).
+
+The build is looked up on every request (``[ui] static_dir``, else the build
+``pio ui install`` recorded), so installing one needs no restart. Without a
+build, ``/`` answers a short page saying how to install one.
+"""
+
+from __future__ import annotations
+
+import html
+import mimetypes
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import falcon
+
+from reactorkit.core.paths import UnsafePath, safe_join
+
+# every path but /api…, /unit_api… (those 404 in the contract's JSON shape when no route matches)
+UI_PATHS = re.compile(r"^/(?!(?:api|unit_api)(?:/|$))")
+ASSET_PREFIX = "static/"
+HASHED_ASSETS = "static/"  # <build>/static/*-<hash>.js|css: names change with their content
+
+NO_BUILD_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>reactorkit: no web UI installed</title>
+<style>body{{font-family:sans-serif;max-width:44em;margin:3em auto;line-height:1.5}}code{{background:#eee;padding:0 .3em}}</style>
+</head><body>
+<h1>No web UI is installed on this leader</h1>
+<p>The API runs: see <a href="/api/docs">/api/docs</a> and <a href="/unit_api/docs">/unit_api/docs</a>.</p>
+<p>To serve the Pioreactor web UI here, install its build (it is fetched from the package index):</p>
+<pre><code>pio ui install</code></pre>
+<p>or point <code>[ui] static_dir</code> in <code>config.ini</code> at a folder holding a build's
+<code>index.html</code>. {detail}</p>
+</body></html>
+"""
+
+
+class WebUI:
+    """Falcon sink serving the UI build (``GET``/``HEAD``), mounted with :data:`UI_PATHS`.
+
+    Args:
+        locate: Returns the build folder, or None when there is none (called per request).
+    """
+
+    def __init__(self, locate: Callable[[], Path | None]) -> None:
+        self.locate = locate
+
+    def __call__(self, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+        if req.method not in ("GET", "HEAD"):
+            raise falcon.HTTPMethodNotAllowed(["GET", "HEAD"])
+        build = self.locate()
+        if build is None:
+            resp.status = falcon.HTTP_200 if req.path == "/" else falcon.HTTP_404
+            resp.content_type = falcon.MEDIA_HTML
+            detail = "" if req.path == "/" else f"(You asked for <code>{html.escape(req.path)}</code>.)"
+            resp.text = NO_BUILD_PAGE.format(detail=detail)
+            return
+        file = self.file_of(build, req.path)
+        if file is None:
+            file = build / "index.html"
+            resp.cache_control = ["no-cache"]
+        elif file.relative_to(build).as_posix().startswith(HASHED_ASSETS):
+            resp.cache_control = ["public", "max-age=31536000", "immutable"]
+        else:
+            resp.cache_control = ["no-cache"]
+        resp.content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        if file.suffix == ".js":
+            resp.content_type = "text/javascript"
+        resp.content_length = file.stat().st_size
+        if req.method == "GET":
+            resp.stream = open(file, "rb")
+
+    @staticmethod
+    def file_of(build: Path, path: str) -> Path | None:
+        """The build's file for a request path (``/static/x`` or ``/x``), or None (SPA fallback)."""
+        relative = path.lstrip("/")
+        candidates = [relative]
+        if relative.startswith(ASSET_PREFIX):
+            candidates.insert(0, relative[len(ASSET_PREFIX):])
+        for candidate in candidates:
+            if not candidate:
+                continue
+            try:
+                file = safe_join(build, *candidate.split("/"))
+            except UnsafePath:
+                continue
+            if file.is_file():
+                return file
+        return None
+
+
+def mount(app: Any) -> None:
+    """Serve the UI on ``app`` (the leader's): a sink for every path but ``/api`` and ``/unit_api``;
+    the build is the one of ``app.context.config`` (``[ui] static_dir``) or the installed one."""
+    from reactorkit.core.webui.build import static_dir
+
+    context = app.context
+    app.add_sink(WebUI(lambda: static_dir(context.config)), UI_PATHS)

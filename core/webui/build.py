@@ -1,0 +1,197 @@
+"""The Pioreactor web UI build: fetched from the package index at run time, never shipped here.
+
+The UI our users know is the React build inside the ``pioreactor`` wheel on the
+package index (``pioreactor/web/static``, MIT licence). :func:`install_ui`
+fetches that wheel with ``pip download --no-deps`` (any Python tag: the wheel is
+pure Python, only the build inside it is used), extracts ``web/static`` into
+``$DOT_PIOREACTOR/ui/<version>/`` and records it in ``$DOT_PIOREACTOR/ui/installed.json``.
+:func:`static_dir` answers where the leader serves the UI from: ``[ui] static_dir``
+when set, else the recorded build.
+
+pip's own settings apply (``PIP_INDEX_URL``, ``PIP_FIND_LINKS``, ``PIP_NO_INDEX``,
+a proxy), so a mirror or an offline wheel folder works as for any package.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from reactorkit.core.paths import atomic_write, dot_pioreactor
+
+UI_PACKAGE = "pioreactor"
+DEFAULT_UI_VERSION = "26.11.1"
+BUILD_PREFIX = "pioreactor/web/static/"
+RECORD_NAME = "installed.json"
+PIP_TIMEOUT_S = 15
+UNREACHABLE_HINTS = ("Could not fetch URL", "NewConnectionError", "Failed to establish a new connection",
+                     "Temporary failure in name resolution", "Max retries exceeded", "ConnectTimeout",
+                     "Network is unreachable", "ProxyError", "Connection refused")
+
+
+class UiInstallError(RuntimeError):
+    """The UI build could not be installed.
+
+    Attributes:
+        unreachable: True when the package index could not be reached (as opposed to, e.g.,
+            an unknown version or a wheel without a UI build).
+    """
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+def ui_root() -> Path:
+    """``$DOT_PIOREACTOR/ui``: one folder per installed version, and the record."""
+    return dot_pioreactor() / "ui"
+
+
+def installed_record() -> dict | None:
+    """The record of the installed build (``{version, path, wheel, files, installed_at}``), or None."""
+    try:
+        return json.loads((ui_root() / RECORD_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def installed_ui() -> Path | None:
+    """The folder of the recorded build if it still holds an ``index.html``, else None."""
+    record = installed_record()
+    if not record:
+        return None
+    path = Path(record.get("path", ""))
+    return path if (path / "index.html").is_file() else None
+
+
+def static_dir(config: object | None = None) -> Path | None:
+    """Where the leader serves the UI from: ``[ui] static_dir`` (when set), else the installed build.
+
+    Returns None when neither holds an ``index.html``.
+    """
+    if config is not None:
+        configured = config.get("ui", "static_dir", fallback="") or ""  # type: ignore[attr-defined]
+        if configured.strip():
+            path = Path(configured.strip()).expanduser()
+            if not path.is_absolute():
+                path = dot_pioreactor() / path
+            return path if (path / "index.html").is_file() else None
+    return installed_ui()
+
+
+def download_wheel(version: str, dest: Path) -> Path:
+    """``pip download --no-deps pioreactor==version`` into ``dest``; returns the wheel's path.
+
+    Raises:
+        UiInstallError: pip failed (``unreachable`` set when the index could not be reached).
+    """
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--ignore-requires-python", "--disable-pip-version-check", "--no-input",
+               "--retries", "1", "--timeout", str(PIP_TIMEOUT_S), "--dest", str(dest), f"{UI_PACKAGE}=={version}"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise UiInstallError("the package index did not answer within 300 s", unreachable=True) from None
+    wheels = sorted(dest.glob(f"{UI_PACKAGE}-*.whl"))
+    if result.returncode != 0 or not wheels:
+        output = (result.stderr or "") + (result.stdout or "")
+        unreachable = any(hint in output for hint in UNREACHABLE_HINTS) or "(from versions: none)" in output
+        last = [line.strip() for line in output.splitlines() if line.strip()]
+        detail = last[-1] if last else f"pip exited with {result.returncode}"
+        if unreachable:
+            raise UiInstallError(f"the package index could not be reached ({detail})", unreachable=True)
+        raise UiInstallError(f"{UI_PACKAGE}=={version} could not be downloaded: {detail}")
+    return wheels[0]
+
+
+def extract_build(wheel: Path, target: Path) -> int:
+    """Extract the wheel's ``pioreactor/web/static`` tree into ``target`` (created); returns the file count.
+
+    Members that would land outside ``target`` (absolute paths, ``..``) are refused.
+
+    Raises:
+        UiInstallError: the file is not a wheel, or holds no UI build (no ``index.html``).
+    """
+    try:
+        archive = zipfile.ZipFile(wheel)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UiInstallError(f"{wheel.name} is not a readable wheel: {exc}") from None
+    count = 0
+    with archive:
+        members = [m for m in archive.infolist() if m.filename.startswith(BUILD_PREFIX) and not m.is_dir()]
+        if not any(m.filename == BUILD_PREFIX + "index.html" for m in members):
+            raise UiInstallError(f"{wheel.name} holds no UI build ({BUILD_PREFIX}index.html is missing)")
+        for member in members:
+            relative = PurePosixPath(member.filename[len(BUILD_PREFIX):])
+            if relative.is_absolute() or ".." in relative.parts:
+                raise UiInstallError(f"{wheel.name} has an unsafe member {member.filename!r}")
+            destination = target.joinpath(*relative.parts)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as source, open(destination, "wb") as out:
+                shutil.copyfileobj(source, out)
+            count += 1
+    return count
+
+
+def install_ui(version: str = DEFAULT_UI_VERSION, *, wheel: Path | None = None,
+               echo: Callable[[str], None] = lambda line: None) -> Path:
+    """Fetch (or take ``wheel``), extract and record the UI build ``version``; returns its folder.
+
+    The build is extracted next to its final place and renamed into
+    ``$DOT_PIOREACTOR/ui/<version>/`` only when complete, so a failed install
+    leaves the previous build (and record) untouched.
+
+    Args:
+        version: The ``pioreactor`` release whose UI to install (ignored for the folder name
+            when ``wheel`` is given: the wheel's own version is used).
+        wheel: A wheel file already on disk, instead of downloading one.
+        echo: Receives progress lines.
+
+    Raises:
+        UiInstallError: download or extraction failed (see its ``unreachable``).
+    """
+    root = ui_root()
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(dir=root, prefix=".install-") as tmp:
+        tmp_path = Path(tmp)
+        if wheel is None:
+            echo(f"Fetching the Pioreactor web UI {version} ({UI_PACKAGE} wheel) from the package index …")
+            wheel = download_wheel(version, tmp_path / "wheel")
+        else:
+            wheel = Path(wheel)
+            version = wheel.name.split("-")[1] if wheel.name.count("-") >= 2 else version
+        staging = tmp_path / "build"
+        files = extract_build(wheel, staging)
+        target = root / version
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    record = {"version": version, "path": str(target), "wheel": wheel.name, "files": files,
+              "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    atomic_write(root / RECORD_NAME, json.dumps(record, indent=2))
+    echo(f"Web UI {version} installed in {target} ({files} files, {time.monotonic() - started:.1f} s).")
+    return target
+
+
+def ensure_ui(version: str = DEFAULT_UI_VERSION, *, echo: Callable[[str], None] = print) -> Path | None:
+    """The installed build, installing ``version`` first when none is; None (and a line saying why)
+    when it cannot be installed, e.g. the package index is unreachable. Never raises for that."""
+    existing = installed_ui()
+    if existing is not None:
+        return existing
+    try:
+        return install_ui(version, echo=echo)
+    except UiInstallError as exc:
+        if exc.unreachable:
+            echo(f"The web UI is not installed: {exc}. Going on without it; install it later with `pio ui install`.")
+        else:
+            echo(f"The web UI could not be installed: {exc}. Going on without it.")
+        return None
