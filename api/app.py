@@ -57,6 +57,9 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
     app.add_route("/unit_api/health", Health(unit, config, leader))
     app.add_route("/unit_api/versions/app", AppVersion())
     mount_jobs_tasks_descriptors(app, registry, unit=unit, leader=leader)
+    from reactorkit.api.unit.host import mount as mount_host
+
+    mount_host(app)  # disk space, memory, IPv4 (the web UI shows them)
     if leader:  # inventory, experiments, logs, time series, config (leader database)
         from reactorkit.api.leader import add_routes as mount_leader_api
 

@@ -15,6 +15,7 @@ from reactorkit.api.leader import experiments as ex
 from reactorkit.api.leader import logs as lg
 from reactorkit.api.leader import time_series as ts
 from reactorkit.api.leader import workers as wk
+from reactorkit.api.leader.chart_preferences import ChartPreferences
 from reactorkit.api.leader.common import Context
 from reactorkit.api.leader.models import Models
 from reactorkit.api.leader.series import NAMED_SERIES
@@ -53,6 +54,7 @@ def routes() -> dict[str, Factory]:
         f"{EXP}/workers": wk.ExperimentWorkers,
         f"{EXP}/workers/{{pioreactor_unit}}": wk.ExperimentWorker,
         f"{EXP}/historical_worker_assignments": wk.HistoricalAssignments,
+        f"{EXP}/chart_preferences": ChartPreferences,
         # logs
         "/api/logs": lg.AllLogs,
         f"{EXP}/logs": lg.ExperimentLogs,

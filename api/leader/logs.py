@@ -176,11 +176,13 @@ class WorkerExperimentLogs:
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, experiment: str) -> None:
         levels = levels_from(req)
         _check_experiment(self.ctx, experiment)
-        if pioreactor_unit != BROADCAST:
-            require_worker(self.ctx, pioreactor_unit)
+        # the leader, or a unit not in the inventory, has no assignment: its own logs (none for a stranger: []),
+        # as the web UI reads them for the leader's page
+        is_worker = pioreactor_unit != BROADCAST and pioreactor_unit in {
+            w["pioreactor_unit"] for w in self.ctx.db.workers()}
         unit_clause, unit_params = _unit_clause(pioreactor_unit)
         where, params = ["experiment = ?", unit_clause], [experiment, *unit_params]
-        if pioreactor_unit != BROADCAST and experiment != UNIVERSAL_EXPERIMENT:
+        if is_worker and experiment != UNIVERSAL_EXPERIMENT:
             window, window_params = _assignment_windows(self.ctx, pioreactor_unit, experiment)
             where.append(window)
             params.extend(window_params)

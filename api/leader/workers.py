@@ -120,8 +120,9 @@ class WorkerIsActive:
 
 
 class WorkerModel:
-    """``GET /api/workers/{unit}/model`` → ``{pioreactor_unit, model_name, model_version, display_name}``;
-    ``PUT {model_name, model_version}`` (a model of ``GET /api/models``)."""
+    """``GET /api/workers/{unit}/model`` → ``{pioreactor_unit, model_name, model_version, display_name}`` and the
+    model's definition (capacity, max fill, diameter, heating limits, ``is_legacy``, ``is_contrib``: a model of
+    ``GET /api/models``; the web UI draws the vessel from it); ``PUT {model_name, model_version}``."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -129,6 +130,7 @@ class WorkerModel:
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
         row = require_worker(self.ctx, pioreactor_unit)
         resp.media = {
+            **(find_model(row["model_name"], row["model_version"]) or {}),
             "pioreactor_unit": pioreactor_unit,
             "model_name": row["model_name"],
             "model_version": row["model_version"],

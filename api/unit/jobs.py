@@ -35,10 +35,16 @@ def _registry() -> Any:
     return JobRegistry()
 
 
+def as_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A registry row as the contract sends it: ``is_running`` and ``is_long_running_job`` as 0/1 integers
+    (SQLite's, which the web UI compares with)."""
+    return dict(row, is_running=int(bool(row["is_running"])), is_long_running_job=int(bool(row["is_long_running_job"])))
+
+
 def _rows(**filters: Any) -> list[dict[str, Any]]:
     registry = _registry()
     try:
-        return [r.to_dict() for r in registry.running(**filters)]
+        return [as_row(r.to_dict()) for r in registry.running(**filters)]
     finally:
         registry.close()
 
@@ -74,9 +80,7 @@ class AllJobs:
         with sqlite3.connect(path, timeout=15) as conn:
             conn.row_factory = sqlite3.Row
             rows = conn.execute("SELECT * FROM pio_job_metadata ORDER BY job_id").fetchall()
-        resp.media = [
-            dict(r, is_running=bool(r["is_running"]), is_long_running_job=bool(r["is_long_running_job"])) for r in rows
-        ]
+        resp.media = [as_row(dict(r)) for r in rows]
 
 
 class RunningJobs:

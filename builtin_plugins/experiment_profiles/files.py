@@ -74,7 +74,26 @@ def list_profiles() -> list[dict[str, Any]]:
             continue
         entries.append((entry.stat(follow_symlinks=False).st_mtime, entry.name, data, entry.path))
     entries.sort(key=lambda e: (-e[0], e[1]))
-    return [{"experimentProfile": data, "file": name, "fullpath": path} for _, name, data, path in entries]
+    return [{"experimentProfile": with_defaults(data), "file": name, "fullpath": path}
+            for _, name, data, path in entries]
+
+
+def with_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """A profile mapping with the schema's defaults filled in where absent, as the web UI reads listings:
+    ``metadata {author, description}``, ``plugins []``, ``common {jobs}``, ``pioreactors {unit: {jobs, label}}``,
+    ``inputs {}`` (values that are present are kept as written)."""
+    out = dict(data)
+    metadata = out.get("metadata") if isinstance(out.get("metadata"), dict) else {}
+    out["metadata"] = {"author": None, "description": None, **metadata}
+    out.setdefault("plugins", [])
+    out["plugins"] = out["plugins"] if out["plugins"] is not None else []
+    common = out.get("common") if isinstance(out.get("common"), dict) else {}
+    out["common"] = {"jobs": {}, **common}
+    units = out.get("pioreactors") if isinstance(out.get("pioreactors"), dict) else {}
+    out["pioreactors"] = {unit: {"jobs": {}, "label": None, **(block if isinstance(block, dict) else {})}
+                          for unit, block in units.items()}
+    out["inputs"] = out.get("inputs") if isinstance(out.get("inputs"), dict) else {}
+    return out
 
 
 def resolve_for_run(path_text: str) -> Path:

@@ -14,7 +14,6 @@ STIRRING = JobDescriptor(
     job_name="stirring",
     display_name="Stirring",
     description="Stirs the culture at a target RPM, measured by the tachometer and held by a PID loop.",
-    subtext="target_rpm",
     published_settings=(
         PublishedSetting(key="target_rpm", type="numeric", unit="RPM", label="Target RPM", editable=True, min=0, max=5000),
         PublishedSetting(key="measured_rpm", type="json", unit="RPM", label="Measured RPM", editable=False, display=False),

@@ -16,6 +16,7 @@ from reactorkit.core.localcluster.layout import ClusterLayout
 from reactorkit.core.paths import dot_pioreactor
 
 REGISTRY_FILE = Path("storage") / "local_intermittent_pioreactor_metadata.sqlite"
+SIMULATED_MODEL = {"model_name": "pioreactor_20ml", "model_version": "1.5"}  # a 20 mL vessel, as simulated
 
 
 def default_root() -> Path:
@@ -106,11 +107,12 @@ def start_cluster(root: Path, *, workers: int = 2, speedup: float = 60.0,
 
 
 def _register_workers(layout: ClusterLayout) -> None:
-    """Put the simulated workers in the leader's inventory."""
+    """Put the simulated workers in the leader's inventory, as the model the simulated vessel follows."""
     import httpx
 
     for worker in layout.workers:
-        response = httpx.put(f"{layout.url()}/api/workers", json={"pioreactor_unit": worker}, timeout=10)
+        response = httpx.put(f"{layout.url()}/api/workers", json={"pioreactor_unit": worker, **SIMULATED_MODEL},
+                             timeout=10)
         if response.status_code >= 400 and response.status_code != 409:
             raise click.ClickException(f"could not add {worker} to the inventory: {response.text}")
 

@@ -8,7 +8,8 @@ The UI parses the leader's ``config.ini`` itself (``GET /api/config/shared``) an
 * ``[ui.overview.cards]``: ``dosings``, ``event_logs``, ``profiles`` cards (1 shows);
 * ``[ui.overview.settings]``: lookbacks and ``time_display_mode`` (``hours`` or ``clock_time``);
 * ``[mqtt]``: ``broker_address``, ``broker_ws_port``, ``ws_protocol`` (``ws``/``wss``),
-  ``username``/``password``: where it opens MQTT over WebSocket.
+  ``username``/``password``: where it opens MQTT over WebSocket;
+* ``[logging] ui_log_level``: the lowest level of the logs it shows (its pages fail without it).
 
 The UI's INI reader ends a section at the first blank line, so sections written here
 have none inside them.
@@ -19,6 +20,7 @@ from __future__ import annotations
 from typing import Iterable, Mapping
 
 OVERVIEW_CARDS = {"dosings": "1", "event_logs": "1", "profiles": "1"}
+LOGGING = {"ui_log_level": "INFO", "console_log_level": "INFO"}
 OVERVIEW_SETTINGS = {"filtered_od_lookback_hours": "50000", "raw_od_lookback_hours": "50000",
                      "time_display_mode": "hours"}
 
@@ -43,13 +45,14 @@ def installed_chart_keys() -> list[str]:
 
 
 def ui_sections(chart_keys: Iterable[str] | None = None) -> str:
-    """The ``[ui.overview.*]`` sections of a fresh leader's ``config.ini``.
+    """The ``[logging]`` and ``[ui.overview.*]`` sections of a fresh leader's ``config.ini``.
 
     Args:
         chart_keys: Charts to switch on; default every chart the installed plugins register.
     """
     keys = installed_chart_keys() if chart_keys is None else chart_keys
     return "\n".join([
+        section("logging", LOGGING, "log levels: DEBUG, INFO, NOTICE, WARNING, ERROR"),
         section("ui.overview.settings", OVERVIEW_SETTINGS, "x-axis: hours or clock_time; lookbacks in hours"),
         section("ui.overview.charts", overview_charts(keys), "charts of the Overview page: 1 shows, 0 hides"),
         section("ui.overview.cards", OVERVIEW_CARDS, "cards of the Overview page: 1 shows, 0 hides"),

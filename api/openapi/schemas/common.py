@@ -129,7 +129,7 @@ UNIT_ENVELOPE = obj(
 JOB_ROW = obj(
     ("job_id", "job_name"),
     job_id=INT, unit=STR, experiment=STR, job_name=STR, job_source=nullable(STR), pid=nullable(INT),
-    leader=nullable(STR), is_running=BOOL, is_long_running_job=BOOL, started_at=nullable(STR),
+    leader=nullable(STR), is_running=INT, is_long_running_job=INT, started_at=nullable(STR),
     ended_at=nullable(STR),
 )
 

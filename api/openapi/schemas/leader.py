@@ -184,8 +184,11 @@ def _inventory_routes() -> dict[tuple[str, str], dict[str, Any]]:
             "Activate (1) or deactivate (0; its jobs stop) a worker.", ok=STATUS, body_required=True,
             body=obj(("is_active",), is_active={"type": ["integer", "boolean"], "enum": [0, 1, True, False]})),
         ("GET", f"{WORKER_P}/model"): op(
-            "A worker's model.", ok=obj(("pioreactor_unit",), pioreactor_unit=STR, model_name=nullable(STR),
-                                        model_version=nullable(STR), display_name=nullable(STR))),
+            "A worker's model and its definition (as in GET /api/models).",
+            ok=obj(("pioreactor_unit",), pioreactor_unit=STR, model_name=nullable(STR), model_version=nullable(STR),
+                   display_name=nullable(STR), reactor_capacity_ml=NUM, reactor_max_fill_volume_ml=NUM,
+                   reactor_diameter_mm=NUM, max_temp_to_reduce_heating=NUM, max_temp_to_disable_heating=NUM,
+                   max_temp_to_shutdown=NUM, is_legacy=BOOL, is_contrib=BOOL)),
         ("PUT", f"{WORKER_P}/model"): op(
             "Set a worker's model (one of GET /api/models).", ok=STATUS, body_required=True,
             body=obj(("model_name", "model_version"), model_name=STR, model_version={"type": ["string", "number"]})),
