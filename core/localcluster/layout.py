@@ -13,8 +13,8 @@ unit's address (``[cluster.addresses] unit = 127.0.0.1:port``), the cluster's ow
 broker (``[mqtt]``: a mosquitto on free TCP and WebSocket ports, see
 :mod:`.broker`; topics carry no prefix, as on a real deployment), a queue prefix
 unique to this cluster (so several clusters can share one Redis), the simulation
-speed-up and a common clock origin. The leader's also carries the sections the
-web UI reads (:mod:`reactorkit.core.webui.defaults`) and ``[ui] static_dir`` when
+speed-up and a common clock origin, and the sections the web UI reads
+(:mod:`reactorkit.core.webui.defaults`); the leader's also ``[ui] static_dir`` when
 a UI build is installed.
 """
 
@@ -100,7 +100,7 @@ class ClusterLayout:
         }
 
     def config_ini(self, unit: str, ui_sections: str = "") -> str:
-        """The ``config.ini`` of ``unit``; ``ui_sections`` (the web UI's, for the leader) are appended."""
+        """The ``config.ini`` of ``unit``; ``ui_sections`` (the web UI's) are appended."""
         from reactorkit.core.webui.defaults import mqtt_section, section
 
         addresses = "\n".join(f"{u} = 127.0.0.1:{self.ports[u]}" for u in self.units)
@@ -123,11 +123,11 @@ class ClusterLayout:
         """Create the folders and write ``cluster.json`` and every unit's ``config.ini``."""
         from reactorkit.core.webui.defaults import ui_sections
 
-        leader_extra = ui_sections()
+        web_ui = ui_sections()  # every unit: the UI reads a worker's merged config on its page
         for unit in self.units:
             folder = self.unit_dir(unit)
             (folder / "storage").mkdir(parents=True, exist_ok=True)
-            atomic_write(folder / "config.ini", self.config_ini(unit, leader_extra if unit == self.leader else ""))
+            atomic_write(folder / "config.ini", self.config_ini(unit, web_ui))
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         data = asdict(self)
         data["root"] = str(self.root)

@@ -1,0 +1,373 @@
+"""The Pioreactor web UI in a real browser against a local cluster: every page, live job states, control.
+
+One cluster for the module (``pio cluster up``, which installs the UI build from the
+package index and runs its own mosquitto with a WebSocket listener), an experiment
+with stirring, od_reading and growth_rate_calculating running on both workers, and
+one headless chromium (Debian's, driven by the ``playwright`` package).
+
+* every route of the build's router opens with no API call answering ≥ 400, no
+  console error and no page error (requests to other hosts, e.g. the UI's release
+  check on GitHub, are blocked and not counted);
+* running jobs read "On", and a chart draws one line per running worker;
+* clicking through the UI changes the cluster: config edit, dataset export, target
+  RPM, stopping and starting stirring and od_reading, a dosing automation, a profile
+  run, a new experiment and a worker assignment, each checked through the API and MQTT.
+
+Without chromium or the package index the module is skipped (it fails in CI, where
+``run-tests`` installs chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from unittest import mock
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from reactorkit.core.localcluster.layout import ClusterLayout
+from reactorkit.core.testing import pio_command
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path(os.environ.get("REACTORKIT_CHROMIUM", "/usr/bin/chromium"))
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+EXPERIMENT = "ui-browser"
+WORKERS = ("worker1", "worker2")
+JOBS = ("stirring", "od_reading", "growth_rate_calculating")
+CALIBRATION = "ui-media"
+ESTIMATOR = "ui-fused"
+PROFILE_FILE = "ui-profile.yaml"
+PROFILE = f"""\
+version: "1.0"
+experiment_profile_name: UI profile
+metadata:
+  author: reactorkit tests
+common:
+  jobs:
+    temperature_automation:
+      actions:
+        - {{type: start, t: 0, options: {{automation_name: only_record_temperature}}}}
+"""
+WAIT_S = 60.0  # upper bound for a state to appear (events are polled; a busy machine only makes it slower)
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail in CI (where everything the test needs is installed)."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT_S) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except (httpx.HTTPError, KeyError, ValueError, IndexError, TypeError):
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+# ------------------------------------------------------------------------------------------- cluster
+@dataclass
+class Cluster:
+    layout: ClusterLayout
+    base: str
+    api: httpx.Client
+    up_output: str
+    mqtt: "Retained"
+
+    def unit_api(self, unit: str) -> httpx.Client:
+        return httpx.Client(base_url=self.layout.url(unit), timeout=20)
+
+    def running(self, unit: str) -> set[str]:
+        with self.unit_api(unit) as client:
+            return {row["job_name"] for row in client.get("/unit_api/jobs/running").json()}
+
+    def wait_task(self, response: httpx.Response) -> Any:
+        response.raise_for_status()
+        body = response.json()
+        if "task_id" not in body:
+            return body
+        return wait_for("a task", lambda: (lambda r: r.json() if r.status_code == 200 else None)(
+            self.api.get(body["result_url_path"])))
+
+
+class Retained:
+    """The latest payload of every topic under ``pioreactor/#`` on the cluster's broker (no prefix)."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.latest: dict[str, str] = {}
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        self.client.on_connect = lambda c, *_: c.subscribe("pioreactor/#", qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        with self.lock:
+            self.latest[message.topic] = message.payload.decode(errors="replace")
+
+    def get(self, topic: str) -> str | None:
+        with self.lock:
+            return self.latest.get(topic)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def pump_calibration_yaml(unit: str) -> str:
+    import yaml
+
+    return yaml.safe_dump({
+        "calibration_type": "simple_peristaltic_pump", "calibration_name": CALIBRATION,
+        "calibrated_on_pioreactor_unit": unit, "created_at": "2026-01-02T03:04:05.000000Z",
+        "curve_data_": {"type": "poly", "coefficients": [0.5, 0.0]}, "x": "Duration", "y": "Volume",
+        "recorded_data": {"x": [1.0, 2.0], "y": [0.5, 1.0]}, "hz": 250.0, "dc": 100.0, "voltage": -1.0,
+    }, sort_keys=False)
+
+
+def save_estimator(unit_dir: Path, unit: str) -> None:
+    """An od_fused estimator on the unit (written as the unit's own store would)."""
+    from reactorkit.core import calibration_store as store
+    from reactorkit.core.curves import fit_akima
+
+    logc = [-2.0, -1.0, 0.0, 0.5]
+    mu = {a: fit_akima(logc, [g + v for v in (-6.0, -4.0, -2.5, -2.0)]) for a, g in (("45", 0.1), ("90", 0.0))}
+    sigma = {a: fit_akima(logc, [-3.0] * 4) for a in ("45", "90")}
+    record = {"estimator_type": "od_fused_estimator", "estimator_name": ESTIMATOR, "calibrated_on_pioreactor_unit": unit,
+              "created_at": "2026-01-01T00:00:00Z", "ir_led_intensity": 80.0, "angles": ["45", "90"],
+              "mu_splines": mu, "sigma_splines_log": sigma, "min_logc": -2.0, "max_logc": 0.5, "sigma_floor": 0.05,
+              "recorded_data": {"by_angle": {"45": {"x": logc, "y": [-6, -4, -2.5, -2]}}}, "low_conc_scales": {},
+              "y": "log(Voltage)"}
+    with mock.patch.dict(os.environ, {"DOT_PIOREACTOR": str(unit_dir)}):
+        store.save_estimator("od_fused", record)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        unavailable("the playwright package is not installed (pip install -e '.[test]')")
+    if not CHROMIUM.exists():
+        unavailable(f"no chromium at {CHROMIUM} (apt-get install -y chromium)")
+    state = tmp_path_factory.mktemp("webui")
+    root = state / "cluster"
+    env = {**os.environ, "DOT_PIOREACTOR": str(state), "REACTORKIT_UI_INSTALL": "1"}
+    up = subprocess.run(pio_command("cluster", "up", "--workers", str(len(WORKERS)), "--root", str(root)),
+                        env=env, capture_output=True, text=True, timeout=600)
+    mqtt = None
+    try:
+        assert up.returncode == 0, up.stderr
+        if "Web UI:     not installed" in up.stdout:
+            unavailable(f"the web UI could not be installed:\n{up.stdout}")
+        layout = ClusterLayout.load(root)
+        base = layout.url()
+        mqtt = Retained(layout.mqtt_port)
+        api = httpx.Client(base_url=base, timeout=30)
+        cl = Cluster(layout, base, api, up.stdout, mqtt)
+        prepare_experiment(cl, state)
+        yield cl
+    finally:
+        if mqtt is not None:
+            mqtt.close()
+        subprocess.run(pio_command("cluster", "down", "--root", str(root)), env=env, capture_output=True, timeout=180)
+
+
+def prepare_experiment(cl: Cluster, state: Path) -> None:
+    """An experiment with both workers, their jobs running and data in the charts; a calibration, an
+    estimator and a profile, so every route of the UI has something to show."""
+    api = cl.api
+    assert api.post("/api/experiments", json={"experiment": EXPERIMENT}).status_code in (200, 201)
+    for worker in WORKERS:
+        assert api.put(f"/api/experiments/{EXPERIMENT}/workers", json={"pioreactor_unit": worker}).status_code < 300
+        for job in JOBS:
+            accepted = api.post(f"/api/workers/{worker}/jobs/run/job_name/{job}/experiments/{EXPERIMENT}",
+                                json={"options": {}})
+            assert accepted.status_code == 202, accepted.text
+    for worker in WORKERS:
+        wait_for(f"{JOBS} on {worker}", lambda w=worker: set(JOBS) <= cl.running(w))
+    created = api.post("/api/workers/worker1/calibrations/media_pump",
+                       json={"calibration_data": pump_calibration_yaml("worker1")})
+    cl.wait_task(created)
+    save_estimator(cl.layout.unit_dir("worker1"), "worker1")
+    assert api.post("/api/experiment_profiles", json={"filename": PROFILE_FILE, "body": PROFILE}).status_code < 300
+
+    def growth_rates_of_every_worker() -> bool:
+        series = api.get(f"/api/experiments/{EXPERIMENT}/time_series/growth_rates",
+                         params={"lookback": 10000}).json()
+        units = {s: len(d) for s, d in zip(series["series"], series["data"])}
+        return all(units.get(w, 0) >= 3 for w in WORKERS)
+
+    wait_for("growth rates of every worker", growth_rates_of_every_worker)
+
+
+# ------------------------------------------------------------------------------------------- browser
+@dataclass
+class Monitor:
+    """What a page did: API calls, those that failed, console and page errors."""
+
+    base: str
+    calls: list[tuple[str, str, int]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    blocked: set[str] = field(default_factory=set)
+    where: str = ""
+
+    def ours(self, url: str) -> bool:
+        return url.startswith(self.base) or url.startswith("ws://127.0.0.1")
+
+    def attach(self, page: Any) -> None:
+        page.on("response", self._response)
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.errors.append(f"{self.where}: page error: {error}"))
+        page.route("**/*", self._route)
+
+    def _route(self, route: Any) -> None:
+        if self.ours(route.request.url):
+            route.continue_()
+        else:  # the UI's checks of GitHub releases, plugin lists …: not ours, and no network in tests
+            self.blocked.add(urlparse(route.request.url).netloc)
+            route.abort()
+
+    def _response(self, response: Any) -> None:
+        path = response.url[len(self.base):] if response.url.startswith(self.base) else response.url
+        if path.startswith(("/api/", "/unit_api/")):
+            self.calls.append((response.request.method, path, response.status))
+            if response.status >= 400:
+                try:
+                    body = response.text()[:300]
+                except Exception:
+                    body = ""
+                self.failures.append(f"{self.where}: {response.request.method} {path} → {response.status} {body}")
+
+    def _console(self, message: Any) -> None:
+        if message.type != "error":
+            return
+        url = (message.location or {}).get("url", "")
+        if "Failed to load resource" in message.text and url and not self.ours(url):
+            return  # a blocked request to another host
+        if "Failed to load resource: the server responded with a status" in message.text and self.ours(url):
+            return  # already counted as a failed API call
+        self.errors.append(f"{self.where}: console: {message.text[:500]}")
+
+
+@pytest.fixture(scope="module")
+def browser(cluster):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture(scope="module")
+def monitor(cluster):
+    return Monitor(cluster.base)
+
+
+@pytest.fixture(scope="module")
+def page(browser, monitor):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    monitor.attach(page)
+    yield page
+    context.close()
+
+
+def visit(page: Any, monitor: Monitor, cluster: Cluster, route: str) -> None:
+    monitor.where = route
+    page.goto(cluster.base + route)
+    try:
+        page.wait_for_load_state("networkidle", timeout=15_000)
+    except Exception:  # a page that keeps polling is still checked for failures
+        pass
+
+
+def ui_routes(build: Path) -> list[str]:
+    """The path patterns of the build's router (``path:"/…"`` in its main bundle)."""
+    index = (build / "index.html").read_text()
+    main = re.search(r'src="/static/(static/main-[^"]+\.js)"', index).group(1)
+    return sorted(set(re.findall(r'path:"([^"]*)"', (build / main).read_text())))
+
+
+def concrete(pattern: str) -> str:
+    values = {"pioreactorUnit": "worker1", "device": "media_pump", "calibrationName": CALIBRATION,
+              "profileFilename": PROFILE_FILE, "estimatorName": ESTIMATOR}
+    if pattern == "*":
+        return "/no-such-page"
+    if pattern.startswith("/estimators/"):
+        values["device"] = "od_fused"
+    return re.sub(r":(\w+)", lambda m: values[m.group(1)], pattern)
+
+
+# ------------------------------------------------------------------------------------------- tests
+def test_cluster_up_installs_the_ui_and_prints_its_address(cluster):
+    assert "Fetching the Pioreactor web UI" in cluster.up_output
+    assert f"Web UI:     {cluster.base}/" in cluster.up_output
+    assert "ws://127.0.0.1:" in cluster.up_output
+    served = httpx.get(cluster.base + "/overview")
+    assert served.status_code == 200 and '<div id="root">' in served.text
+
+
+def test_every_route_of_the_ui_loads_without_a_failed_call_or_an_error(cluster, page, monitor):
+    build = Path(cluster.layout.ui_dir)
+    routes = [concrete(p) for p in ui_routes(build)]
+    assert len(routes) >= 30 and "/overview" in routes
+    for route in routes:
+        visit(page, monitor, cluster, route)
+        page.wait_for_timeout(300)
+    print(f"\nweb UI: {len(routes)} pages, {len(monitor.calls)} API calls, {len(monitor.failures)} failed calls, "
+          f"{len(monitor.errors)} console/page errors; blocked hosts: {sorted(monitor.blocked)}")
+    assert monitor.failures == []
+    assert monitor.errors == []
+
+
+def test_running_jobs_read_on_and_the_overview_draws_a_line_per_worker(cluster, page, monitor):
+    visit(page, monitor, cluster, "/pioreactors")
+    for worker in WORKERS:
+        card = page.locator(".MuiCard-root").filter(has=page.get_by_text(worker, exact=True)).first
+        for label in ("Stirring", "Optical density", "Growth rate"):
+            activity = card.locator("div").filter(has=page.get_by_text(label, exact=True)).filter(
+                has=page.get_by_text(re.compile(r"^(On|Off)$"))).last
+            activity.get_by_text("On", exact=True).wait_for()
+    visit(page, monitor, cluster, "/overview")
+
+    def charts_with_a_line_per_worker() -> list[str]:
+        charts = page.evaluate("""() => Array.from(document.querySelectorAll('.MuiCard-root')).map(card => ({
+            title: (card.querySelector('svg text') || {}).textContent || '',
+            lines: Array.from(card.querySelectorAll('svg path')).filter(p =>
+                /fill: none; stroke: rgb/.test(p.getAttribute('style') || '') && (p.getAttribute('d') || '').length > 50
+            ).length,
+            legend: Array.from(card.querySelectorAll('svg text')).map(t => t.textContent)}))""")
+        return [c["title"] for c in charts if c["lines"] >= len(WORKERS) and set(WORKERS) <= set(c["legend"])]
+
+    drawn = wait_for("a chart with a line per running worker", lambda: charts_with_a_line_per_worker() or None)
+    print(f"\ncharts drawing a line per worker: {drawn}")
+    assert monitor.failures == [] and monitor.errors == []
