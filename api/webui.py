@@ -5,6 +5,9 @@ root), so ``/static/<file>`` and ``/<file>`` both serve ``<build>/<file>``. Ever
 other path that is not under ``/api`` or ``/unit_api`` answers ``index.html``:
 the UI routes itself in the browser (``/overview``, ``/pioreactors/worker1`` …).
 
+``/exports/<file>`` serves the leader's export archives (``$DOT_PIOREACTOR/exports``),
+where the UI downloads a finished dataset export from.
+
 The build is looked up on every request (``[ui] static_dir``, else the build
 ``pio ui install`` recorded), so installing one needs no restart. Without a
 build, ``/`` answers a short page saying how to install one.
@@ -95,10 +98,30 @@ class WebUI:
         return None
 
 
+class ExportDownload:
+    """``GET /exports/{filename}``: an export archive of ``$DOT_PIOREACTOR/exports`` (404 when absent)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
+        from reactorkit.core.paths import dot_pioreactor
+
+        try:
+            file = safe_join(dot_pioreactor() / "exports", filename)
+        except UnsafePath:
+            file = None
+        if file is None or not file.is_file() or filename.startswith("."):
+            raise falcon.HTTPNotFound(title="Export not found.",
+                                      description=f"No export named {filename!r} on this leader.")
+        resp.content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        resp.downloadable_as = file.name
+        resp.content_length = file.stat().st_size
+        resp.stream = open(file, "rb")
+
+
 def mount(app: Any) -> None:
     """Serve the UI on ``app`` (the leader's): a sink for every path but ``/api`` and ``/unit_api``;
     the build is the one of ``app.context.config`` (``[ui] static_dir``) or the installed one."""
     from reactorkit.core.webui.build import static_dir
 
     context = app.context
+    app.add_route("/exports/{filename}", ExportDownload())
     app.add_sink(WebUI(lambda: static_dir(context.config)), UI_PATHS)

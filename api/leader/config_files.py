@@ -107,6 +107,8 @@ class SharedConfig:
         synced = sync_shared(self.ctx, code)
         success(resp, **({"sync": synced} if synced else {}))
 
+    on_put = on_patch  # the web UI saves with PUT
+
 
 def sync_shared(ctx: Context, code: str) -> dict[str, Any]:
     """Push the saved ``config.ini`` to every worker (``PUT /unit_api/config/shared``), concurrently.
@@ -207,6 +209,8 @@ class SpecificConfig:
         _check_specific_target(self.ctx, pioreactor_unit)
         save_specific(self.ctx, pioreactor_unit, code)
         success(resp)
+
+    on_put = on_patch  # the web UI saves with PUT
 
 
 class SpecificConfigHistory:

@@ -27,8 +27,12 @@ and no further sub-dose starts. The automation also follows the retained
 ``bioreactor/current_volume_ml``: a volume at or above ``max_volume_to_stop``
 (from a manual pump or a correction through the API) puts it to sleep.
 
+Start options ``current_volume_ml``, ``efflux_tube_volume_ml`` and
+``alt_media_fraction`` (as the web UI sends them) set the vial's bookkeeping
+before the first run, published as any other change of it.
+
 Start-up fails with a clear error (logged, job disconnected) when a pump it
-needs has no ``[PWM]`` channel or no active calibration.
+needs has no ``[PWM]`` channel or no active calibration, or a start value is out of bounds.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar
 
-from reactorkit.builtin_plugins.dosing.bioreactor import BioreactorStore
+from reactorkit.builtin_plugins.dosing.bioreactor import BioreactorStore, InvalidBioreactorValue, publish_values
 from reactorkit.builtin_plugins.dosing.calibration import MissingCalibration, missing_calibration_message, pump_rate
 from reactorkit.builtin_plugins.dosing.pumps import (
     OverVolume,
@@ -51,6 +55,7 @@ from reactorkit.core.config import get_config
 from reactorkit.core.mqtt import QOS_AT_LEAST_ONCE, job_topic
 
 CONFIG_SECTION = "dosing_automation.config"
+SEEDED_VARIABLES = ("current_volume_ml", "efflux_tube_volume_ml", "alt_media_fraction")  # optional start options
 SUBDOSE_EPSILON_ML = 1e-9
 STOP_JOIN_TIMEOUT_S = 15.0  # wall seconds to wait for a running pump to stop at disconnect
 
@@ -116,6 +121,9 @@ class DosingAutomationJob(AutomationJob):
     published_settings: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, unit: str, experiment: str, **kwargs: Any) -> None:
+        # the vial's state given at start (the web UI sends it), applied once the job is up
+        seeds = {key: kwargs.pop(key) for key in SEEDED_VARIABLES if key in kwargs}
+        seeds = {key: value for key, value in seeds.items() if value not in (None, "")}
         # everything MQTT callbacks use is set before the client connects (in super().__init__)
         cfg = kwargs.get("config") or get_config()
         self._run_lock = threading.Lock()
@@ -133,10 +141,23 @@ class DosingAutomationJob(AutomationJob):
         self.source_of_event = f"dosing_automation:{self.automation_name}"
         try:
             self._check_pumps()
-        except (PumpError, MissingCalibration) as exc:
+            if seeds:
+                self._seed_vial(seeds)
+        except (PumpError, MissingCalibration, InvalidBioreactorValue) as exc:
             self.logger.error("%s cannot start: %s", self.automation_name, exc)
             self.clean_up()
             raise
+
+    def _seed_vial(self, seeds: dict[str, Any]) -> None:
+        """Set the vial's ``current_volume_ml`` / ``efflux_tube_volume_ml`` / ``alt_media_fraction`` (mL, mL,
+        fraction) given as start options, and publish them (retained) as every change of the bookkeeping is.
+
+        Raises:
+            InvalidBioreactorValue: a value is not a number or out of its bounds; nothing is written.
+        """
+        values = self.bioreactor.update(self.experiment, seeds)
+        publish_values(self.mqtt, self.unit, self.experiment, values, seeds.keys(), self.config)
+        self.logger.info("vial set at start: %s", ", ".join(f"{k}={values[k]:g}" for k in seeds))
 
     def _check_pumps(self) -> None:
         for action in self.pumps:

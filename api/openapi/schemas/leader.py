@@ -266,6 +266,8 @@ def _config_routes() -> dict[tuple[str, str], dict[str, Any]]:
         ("GET", "/api/config/shared"): op("The shared config.ini (text).", ok=TEXT),
         ("PATCH", "/api/config/shared"): op("Replace the shared config.ini (checked first).", body=CODE_BODY,
                                             body_required=True, ok=STATUS),
+        ("PUT", "/api/config/shared"): op("Replace the shared config.ini (as PATCH; the web UI saves with PUT).",
+                                          body=CODE_BODY, body_required=True, ok=STATUS),
         ("GET", "/api/config/shared/history"): op("Saved versions of config.ini, newest first.", ok=CONFIG_HISTORY),
         ("GET", "/api/config/units/{pioreactor_unit}"): op("Merged config of a unit ($broadcast: every unit).",
                                                           ok=CONFIGS),
@@ -274,6 +276,9 @@ def _config_routes() -> dict[tuple[str, str], dict[str, Any]]:
         ("PATCH", "/api/config/units/{pioreactor_unit}/specific"): op(
             "Replace a unit's unit_config.ini (checked with the shared file).", body=CODE_BODY, body_required=True,
             ok=STATUS, proxy=True),
+        ("PUT", "/api/config/units/{pioreactor_unit}/specific"): op(
+            "Replace a unit's unit_config.ini (as PATCH; the web UI saves with PUT).", body=CODE_BODY,
+            body_required=True, ok=STATUS, proxy=True),
         ("GET", "/api/config/units/{pioreactor_unit}/specific/history"): op(
             "Saved versions of a unit's unit_config.ini.", ok=CONFIG_HISTORY),
         ("GET", f"{UNIT_P}/configuration"): op("Merged config of a unit, {unit: {section: {key: value}}}.",

@@ -209,9 +209,10 @@ def prepare_experiment(cl: Cluster, state: Path) -> None:
             assert accepted.status_code == 202, accepted.text
     for worker in WORKERS:
         wait_for(f"{JOBS} on {worker}", lambda w=worker: set(JOBS) <= cl.running(w))
-    created = api.post("/api/workers/worker1/calibrations/media_pump",
-                       json={"calibration_data": pump_calibration_yaml("worker1")})
-    cl.wait_task(created)
+    for worker in WORKERS:  # calibrated pumps, as dosing needs
+        for device in ("media_pump", "waste_pump"):
+            cl.wait_task(api.post(f"/api/workers/{worker}/calibrations/{device}",
+                                  json={"calibration_data": pump_calibration_yaml(worker), "set_as_active": True}))
     save_estimator(cl.layout.unit_dir("worker1"), "worker1")
     assert api.post("/api/experiment_profiles", json={"filename": PROFILE_FILE, "body": PROFILE}).status_code < 300
 
@@ -235,6 +236,11 @@ class Monitor:
     errors: list[str] = field(default_factory=list)
     blocked: set[str] = field(default_factory=set)
     where: str = ""
+    pages: int = 0
+
+    def summary(self) -> str:
+        return (f"web UI: {self.pages} pages opened, {len(self.calls)} API calls, {len(self.failures)} failed calls, "
+                f"{len(self.errors)} console/page errors; blocked hosts: {sorted(self.blocked)}")
 
     def ours(self, url: str) -> bool:
         return url.startswith(self.base) or url.startswith("ws://127.0.0.1")
@@ -299,10 +305,14 @@ def page(browser, monitor):
     monitor.attach(page)
     yield page
     context.close()
+    print(f"\n{monitor.summary()}")
+    for line in monitor.failures + monitor.errors:
+        print(f"  {line}")
 
 
 def visit(page: Any, monitor: Monitor, cluster: Cluster, route: str) -> None:
     monitor.where = route
+    monitor.pages += 1
     page.goto(cluster.base + route)
     try:
         page.wait_for_load_state("networkidle", timeout=15_000)
@@ -343,8 +353,7 @@ def test_every_route_of_the_ui_loads_without_a_failed_call_or_an_error(cluster, 
     for route in routes:
         visit(page, monitor, cluster, route)
         page.wait_for_timeout(300)
-    print(f"\nweb UI: {len(routes)} pages, {len(monitor.calls)} API calls, {len(monitor.failures)} failed calls, "
-          f"{len(monitor.errors)} console/page errors; blocked hosts: {sorted(monitor.blocked)}")
+    print(f"\n{len(routes)} routes of the build; {monitor.summary()}")
     assert monitor.failures == []
     assert monitor.errors == []
 
@@ -371,3 +380,152 @@ def test_running_jobs_read_on_and_the_overview_draws_a_line_per_worker(cluster, 
     drawn = wait_for("a chart with a line per running worker", lambda: charts_with_a_line_per_worker() or None)
     print(f"\ncharts drawing a line per worker: {drawn}")
     assert monitor.failures == [] and monitor.errors == []
+
+
+# ------------------------------------------------------------------------------------------- control
+def open_control(page: Any, monitor: Monitor, cluster: Cluster, worker: str) -> Any:
+    """The worker's "Control" dialog (Activities, Settings, Dosing … tabs), opened from its page."""
+    visit(page, monitor, cluster, f"/pioreactors/{worker}")
+    page.get_by_role("button", name="Control", exact=True).first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("tab", name="Activities").wait_for()
+    return dialog
+
+
+def button_after(scope: Any, title: str, name: str) -> Any:
+    """The first button labelled ``name`` after the text ``title`` (the dialog's sections are flat)."""
+    return scope.get_by_text(title, exact=True).first.locator(
+        f'xpath=following::button[normalize-space(.)="{name}"][1]')
+
+
+def state_after(scope: Any, title: str) -> str:
+    """The On/Off chip of the section titled ``title``."""
+    return scope.get_by_text(title, exact=True).first.locator(
+        'xpath=following::*[normalize-space(.)="On" or normalize-space(.)="Off"][1]').inner_text().strip()
+
+
+def topic(worker: str, *parts: str, experiment: str = EXPERIMENT) -> str:
+    return "/".join(("pioreactor", worker, experiment, *parts))
+
+
+def assert_clean(monitor: Monitor) -> None:
+    assert monitor.failures == []
+    assert monitor.errors == []
+
+
+def test_editing_the_config_in_the_ui_saves_it_and_reaches_the_workers(cluster, page, monitor):
+    visit(page, monitor, cluster, "/config")
+    editor = page.locator("textarea").first
+    editor.wait_for()
+    wait_for("the config in the editor", lambda: "[cluster.topology]" in editor.input_value())
+    editor.fill(editor.input_value().rstrip("\n") + "\n\n[ui.browser_test]\nedited = 1\n")
+    page.get_by_role("button", name="Save").click()
+    wait_for("the saved config", lambda: "[ui.browser_test]" in cluster.api.get("/api/config/shared").text)
+    with cluster.unit_api("worker1") as worker:
+        wait_for("the config on worker1",
+                 lambda: worker.get("/unit_api/config/merged").json().get("ui.browser_test") == {"edited": "1"})
+    assert_clean(monitor)
+
+
+def test_exporting_a_dataset_in_the_ui_downloads_its_rows(cluster, page, monitor):
+    import io
+    import zipfile
+
+    visit(page, monitor, cluster, "/export-data")
+    select = page.get_by_text("Experiment", exact=True).first.locator("xpath=following::*[@role='combobox'][1]")
+    export = page.locator("button[type=submit]").filter(has_text="Export")
+
+    def od_readings_of_the_experiment_chosen() -> bool:  # the form fills in as its data arrives
+        if EXPERIMENT not in select.inner_text():
+            select.click()
+            page.get_by_role("option", name=EXPERIMENT, exact=True).click()
+        page.locator("input[name=od_readings]").check()
+        return export.is_enabled()
+
+    wait_for("the export button enabled", od_readings_of_the_experiment_chosen)
+    with page.expect_download(timeout=WAIT_S * 1000) as download:
+        export.click()
+    archive = zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes()))
+    csvs = [name for name in archive.namelist() if name.endswith(".csv") and "od_readings" in name]
+    assert csvs, archive.namelist()
+    rows = archive.read(csvs[0]).decode().splitlines()
+    assert len(rows) > 2 and all(worker in "".join(rows) for worker in WORKERS)
+    assert_clean(monitor)
+
+
+def test_changing_target_rpm_in_the_ui_reaches_the_job_and_shows_live(cluster, page, monitor):
+    dialog = open_control(page, monitor, cluster, "worker1")
+    dialog.get_by_role("tab", name="Settings").click()
+    title = dialog.get_by_text("Target RPM", exact=True).first
+    title.locator("xpath=following::input[1]").fill("650")
+    button_after(dialog, "Target RPM", "Update").click()
+    wait_for("target_rpm 650 over MQTT", lambda: float(cluster.mqtt.get(topic("worker1", "stirring", "target_rpm"))) == 650)
+    seen = time.monotonic()
+    dialog.get_by_role("button", name="close").click()
+    page.get_by_text("650 RPM", exact=True).first.wait_for()
+    print(f"\ntarget RPM shown in the UI {time.monotonic() - seen:.2f} s after the job published it")
+    with cluster.unit_api("worker1") as worker:
+        assert float(worker.get("/unit_api/jobs/settings/job_name/stirring").json()["settings"]["target_rpm"]) == 650
+    assert_clean(monitor)
+
+
+def test_stopping_and_starting_stirring_and_od_reading_in_the_ui(cluster, page, monitor):
+    for job, title in (("stirring", "Stirring"), ("od_reading", "Optical density")):
+        dialog = open_control(page, monitor, cluster, "worker1")
+        button_after(dialog, title, "Stop").click()
+        wait_for(f"{job} stopped", lambda j=job: j not in cluster.running("worker1"))
+        wait_for(f"{job} $state disconnected", lambda j=job: cluster.mqtt.get(topic("worker1", j, "$state")) == "disconnected")
+        wait_for(f"{title} Off in the UI", lambda t=title: state_after(dialog, t) == "Off")
+        button_after(dialog, title, "Start").click()
+        wait_for(f"{job} running again", lambda j=job: j in cluster.running("worker1"))
+        wait_for(f"{job} $state ready", lambda j=job: cluster.mqtt.get(topic("worker1", j, "$state")) == "ready")
+        wait_for(f"{title} On in the UI", lambda t=title: state_after(dialog, t) == "On")
+        dialog.get_by_role("button", name="close").click()
+    assert_clean(monitor)
+
+
+def test_starting_a_dosing_automation_in_the_ui(cluster, page, monitor):
+    dialog = open_control(page, monitor, cluster, "worker2")
+    button_after(dialog, "Dosing automation", "Start").click()
+    dialog.get_by_text("Select dosing automation").wait_for()
+    page.locator("input[name=current_volume_ml], input#current_volume_ml").first.fill("15")  # the vial holds 15 mL now
+    page.get_by_role("dialog").get_by_role("button", name="Start", exact=True).last.click()
+    wait_for("dosing_automation on worker2", lambda: "dosing_automation" in cluster.running("worker2"))
+    wait_for("the automation's name over MQTT",
+             lambda: cluster.mqtt.get(topic("worker2", "dosing_automation", "automation_name")) == "chemostat")
+    wait_for("the vial's volume set at start",
+             lambda: float(cluster.mqtt.get(topic("worker2", "bioreactor", "current_volume_ml"))) >= 15)
+    assert_clean(monitor)
+
+
+def test_running_an_experiment_profile_in_the_ui(cluster, page, monitor):
+    visit(page, monitor, cluster, "/experiment-profiles")
+    page.get_by_role("combobox").last.click()
+    page.get_by_role("option", name="UI profile").click()
+    page.get_by_role("button", name="Run profile").click()
+    for worker in WORKERS:  # the profile starts temperature_automation on every assigned worker at t=0
+        wait_for(f"the profile's temperature_automation on {worker}",
+                 lambda w=worker: "temperature_automation" in cluster.running(w))
+    wait_for("the automation's name over MQTT", lambda: cluster.mqtt.get(
+        topic("worker1", "temperature_automation", "automation_name")) == "only_record_temperature")
+    recent = cluster.api.get(f"/api/experiments/{EXPERIMENT}/experiment_profiles/recent").json()
+    assert any(run["experiment_profile_name"] == "UI profile" for run in recent)
+    assert_clean(monitor)
+
+
+def test_creating_an_experiment_and_assigning_a_worker_in_the_ui(cluster, page, monitor):
+    visit(page, monitor, cluster, "/start-new-experiment")
+    page.get_by_label("Experiment name").fill("ui-second")
+    page.get_by_role("button", name="Save").click()
+    wait_for("the new experiment", lambda: any(
+        e["experiment"] == "ui-second" for e in cluster.api.get("/api/experiments").json()))
+    page.wait_for_url("**/overview")
+    visit(page, monitor, cluster, "/pioreactors")
+    page.get_by_role("button", name="Assign Pioreactors").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("worker2").check()
+    dialog.get_by_role("button", name=re.compile(r"^Assign \d")).click()
+    wait_for("worker2 assigned to ui-second", lambda: {
+        a["pioreactor_unit"]: a["experiment"] for a in cluster.api.get("/api/workers/assignments").json()
+    }.get("worker2") == "ui-second")
+    assert_clean(monitor)
