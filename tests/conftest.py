@@ -1,5 +1,7 @@
 """Shared fixtures: the reactorkit test kit plus a bare plugin manager and API client."""
 
+import os
+
 import falcon.testing
 import pytest
 
@@ -7,6 +9,10 @@ from reactorkit.api.app import create_app
 from reactorkit.core.plugins import Registry, make_plugin_manager
 
 pytest_plugins = ["reactorkit.core.testing"]
+
+# `pio cluster up` and `pio demo` install the web UI from the package index when missing; tests that want it
+# (tests/core/webui) ask for it, the others start their clusters without it.
+os.environ.setdefault("REACTORKIT_UI_INSTALL", "0")
 
 
 @pytest.fixture

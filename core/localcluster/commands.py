@@ -202,3 +202,16 @@ def down(root: Path | None) -> None:
     stopped = stop_jobs_of(layout)
     supervisor.stop(layout)
     click.echo(f"Cluster under {root} stopped ({stopped} job(s) stopped).")
+
+
+@cluster.command("broker-config")
+@click.option("--tcp-port", type=int, default=1883, show_default=True, help="MQTT over TCP (jobs, mqtt_to_db).")
+@click.option("--ws-port", type=int, default=9001, show_default=True, help="MQTT over WebSocket (the web UI).")
+def broker_config(tcp_port: int, ws_port: int) -> None:
+    """Print a leader's mosquitto.conf: MQTT on TCP and over WebSocket (path /mqtt) for the web UI.
+
+    On a real leader: pio cluster broker-config | sudo tee /etc/mosquitto/conf.d/reactorkit.conf
+    """
+    from reactorkit.core.localcluster.broker import mosquitto_config
+
+    click.echo(mosquitto_config(tcp_port=tcp_port, ws_port=ws_port), nl=False)

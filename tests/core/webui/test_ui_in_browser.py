@@ -404,6 +404,24 @@ def state_after(scope: Any, title: str) -> str:
         'xpath=following::*[normalize-space(.)="On" or normalize-space(.)="Off"][1]').inner_text().strip()
 
 
+def choose(page: Any, label: str, option: str) -> None:
+    """Pick ``option`` in the select that follows the text ``label`` (once its options have loaded)."""
+    select = page.get_by_text(label, exact=True).first.locator("xpath=following::*[@role='combobox'][1]")
+
+    def chosen() -> bool:
+        if option in select.inner_text():
+            return True
+        select.click()
+        choice = page.get_by_role("option", name=option, exact=True)
+        if choice.count():
+            choice.first.click()
+        else:
+            page.keyboard.press("Escape")
+        return option in select.inner_text()
+
+    wait_for(f"{option!r} chosen in {label!r}", chosen)
+
+
 def topic(worker: str, *parts: str, experiment: str = EXPERIMENT) -> str:
     return "/".join(("pioreactor", worker, experiment, *parts))
 
@@ -432,13 +450,10 @@ def test_exporting_a_dataset_in_the_ui_downloads_its_rows(cluster, page, monitor
     import zipfile
 
     visit(page, monitor, cluster, "/export-data")
-    select = page.get_by_text("Experiment", exact=True).first.locator("xpath=following::*[@role='combobox'][1]")
     export = page.locator("button[type=submit]").filter(has_text="Export")
 
     def od_readings_of_the_experiment_chosen() -> bool:  # the form fills in as its data arrives
-        if EXPERIMENT not in select.inner_text():
-            select.click()
-            page.get_by_role("option", name=EXPERIMENT, exact=True).click()
+        choose(page, "Experiment", EXPERIMENT)
         page.locator("input[name=od_readings]").check()
         return export.is_enabled()
 
@@ -500,8 +515,7 @@ def test_starting_a_dosing_automation_in_the_ui(cluster, page, monitor):
 
 def test_running_an_experiment_profile_in_the_ui(cluster, page, monitor):
     visit(page, monitor, cluster, "/experiment-profiles")
-    page.get_by_role("combobox").last.click()
-    page.get_by_role("option", name="UI profile").click()
+    choose(page, "Experiment profile", "UI profile")
     page.get_by_role("button", name="Run profile").click()
     for worker in WORKERS:  # the profile starts temperature_automation on every assigned worker at t=0
         wait_for(f"the profile's temperature_automation on {worker}",

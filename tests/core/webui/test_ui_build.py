@@ -1,0 +1,148 @@
+"""`pio ui install`: the UI build is taken from a `pioreactor` wheel, extracted under $DOT_PIOREACTOR/ui and recorded."""
+
+import json
+import os
+import subprocess
+import zipfile
+
+import pytest
+
+from reactorkit.core.testing import pio_command
+from reactorkit.core.webui import build
+
+
+def make_wheel(folder, version="9.9.9", files=None):
+    """A wheel-shaped zip with a UI build under pioreactor/web/static/."""
+    files = files if files is not None else {
+        "index.html": "<!doctype html><div id=root></div>", "static/main-abc.js": "console.log(1)",
+        "favicon.ico": "icon"}
+    path = folder / f"pioreactor-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("pioreactor/__init__.py", "")
+        info = f"pioreactor-{version}.dist-info"
+        archive.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: pioreactor\nVersion: {version}\n")
+        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(f"{info}/RECORD", "")
+        for name, text in files.items():
+            archive.writestr(f"pioreactor/web/static/{name}", text)
+    return path
+
+
+@pytest.fixture
+def dot(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOT_PIOREACTOR", str(tmp_path / "dot"))
+    return tmp_path / "dot"
+
+
+def test_a_wheel_is_extracted_under_its_version_and_recorded(dot, tmp_path):
+    lines = []
+    target = build.install_ui(wheel=make_wheel(tmp_path), echo=lines.append)
+    assert target == dot / "ui" / "9.9.9"
+    assert (target / "static" / "main-abc.js").read_text() == "console.log(1)"
+    record = json.loads((dot / "ui" / "installed.json").read_text())
+    assert record["version"] == "9.9.9" and record["files"] == 3 and record["path"] == str(target)
+    assert build.installed_ui() == target
+    assert any("installed" in line for line in lines)
+
+
+def test_a_wheel_without_a_build_is_refused_and_leaves_the_installed_one(dot, tmp_path):
+    build.install_ui(wheel=make_wheel(tmp_path))
+    other = tmp_path / "other"
+    other.mkdir()
+    empty = make_wheel(other, "1.0.0", files={"readme.txt": "no ui"})
+    with pytest.raises(build.UiInstallError, match="no UI build"):
+        build.install_ui(wheel=empty)
+    assert build.installed_ui() == dot / "ui" / "9.9.9"
+    assert not (dot / "ui" / "1.0.0").exists()
+
+
+def test_members_leading_outside_the_folder_are_refused(dot, tmp_path):
+    bad = make_wheel(tmp_path, files={"index.html": "x", "../../escape.txt": "x"})
+    with pytest.raises(build.UiInstallError, match="unsafe"):
+        build.install_ui(wheel=bad)
+    assert not (dot / "escape.txt").exists() and build.installed_ui() is None
+
+
+def test_static_dir_in_the_config_overrides_the_installed_build(dot, tmp_path):
+    from reactorkit.core.config import Config
+
+    build.install_ui(wheel=make_wheel(tmp_path))
+    own = tmp_path / "mybuild"
+    own.mkdir()
+    (own / "index.html").write_text("mine")
+    config = Config()
+    config.read_string(f"[ui]\nstatic_dir = {own}\n")
+    assert build.static_dir(config) == own
+    config.read_string("[ui]\nstatic_dir = \n")
+    assert build.static_dir(config) == dot / "ui" / "9.9.9"
+
+
+def pio(*args, env):
+    return subprocess.run(pio_command(*args), env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_pio_ui_install_fetches_the_wheel_with_pip(tmp_path):
+    """pip's own settings are honoured: here a local folder of wheels stands in for the package index."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "26.11.1")
+    env = {**os.environ, "DOT_PIOREACTOR": str(tmp_path / "dot"), "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)}
+    result = pio("ui", "install", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Fetching the Pioreactor web UI 26.11.1" in result.stdout
+    assert (tmp_path / "dot" / "ui" / "26.11.1" / "index.html").exists()
+    assert "version 26.11.1" in pio("ui", "status", env=env).stdout
+
+
+def test_an_unreachable_index_is_reported(tmp_path):
+    env = {**os.environ, "DOT_PIOREACTOR": str(tmp_path / "dot"), "PIP_NO_INDEX": "1",
+           "PIP_FIND_LINKS": str(tmp_path)}
+    result = pio("ui", "install", "--version", "26.11.1", env=env)
+    assert result.returncode != 0
+    assert "could not be reached" in result.stderr or "could not be downloaded" in result.stderr
+    assert "No web UI" in pio("ui", "status", env=env).stdout
+
+
+def test_ensure_ui_goes_on_without_a_build_when_the_index_is_unreachable(dot, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+    lines = []
+    assert build.ensure_ui(echo=lines.append) is None
+    assert any("Going on without it" in line for line in lines)
+
+
+def test_a_leaders_broker_config_has_a_tcp_and_a_websocket_listener():
+    from reactorkit.core.localcluster.broker import mosquitto_config
+
+    text = mosquitto_config()
+    assert "listener 1883\nprotocol mqtt" in text and "listener 9001\nprotocol websockets" in text
+    local = mosquitto_config(tcp_port=5000, ws_port=5001, bind_tcp="127.0.0.1", bind_ws="127.0.0.1")
+    assert "listener 5000 127.0.0.1" in local and "listener 5001 127.0.0.1\nprotocol websockets" in local
+
+
+def test_a_fresh_leaders_config_switches_every_registered_chart_on():
+    import configparser
+
+    from reactorkit.core.plugins import Registry
+    from reactorkit.core.webui.defaults import ui_sections
+
+    config = configparser.ConfigParser(interpolation=None)
+    config.read_string(ui_sections())
+    charts = dict(config["ui.overview.charts"])
+    assert set(charts) == set(Registry.installed().charts) and set(charts.values()) == {"1"}
+    assert config["ui.overview.cards"]["dosings"] == "1" and config["logging"]["ui_log_level"] == "INFO"
+    # the UI's INI reader ends a section at a blank line
+    assert "\n\n" not in ui_sections().split("[ui.overview.charts]")[1].split("[")[0].rstrip("\n")
+
+
+def test_a_plugins_chart_is_switched_on_in_a_fresh_config(dot):
+    from reactorkit.core.webui.defaults import ui_sections
+
+    (dot / "plugins").mkdir(parents=True)
+    (dot / "plugins" / "ph_chart.py").write_text(
+        "from reactorkit.core.descriptors import ChartDescriptor\n"
+        "from reactorkit.core.hooks import hookimpl\n\n"
+        "@hookimpl\n"
+        "def register_charts():\n"
+        "    yield ChartDescriptor(chart_key='ph', data_source='ph_readings', title='pH', mqtt_topic='ph_reading/ph')\n")
+    assert "\nph = 1\n" in ui_sections()
