@@ -21,7 +21,8 @@ WEBSOCKET_PATH = "/mqtt"
 
 
 def mosquitto_config(*, tcp_port: int = MQTT_PORT, ws_port: int = WEBSOCKET_PORT, bind_tcp: str | None = None,
-                     bind_ws: str | None = None, data_dir: Path | None = None, log_file: Path | None = None) -> str:
+                     bind_ws: str | None = None, data_dir: Path | None = None, log_file: Path | None = None,
+                     user: str | None = None) -> str:
     """The ``mosquitto.conf`` of a leader's broker.
 
     Args:
@@ -30,6 +31,8 @@ def mosquitto_config(*, tcp_port: int = MQTT_PORT, ws_port: int = WEBSOCKET_PORT
         bind_tcp / bind_ws: Address to bind each listener to (None: every interface).
         data_dir: Where retained messages persist across restarts (None: in memory only).
         log_file: Where the broker logs (None: stderr).
+        user: The user mosquitto runs as when started by root (it switches to ``mosquitto`` otherwise,
+            which cannot write ``data_dir`` or ``log_file`` under another user's folder).
 
     Returns:
         The file's text. Anonymous clients are allowed (credentials and ACLs are
@@ -37,6 +40,8 @@ def mosquitto_config(*, tcp_port: int = MQTT_PORT, ws_port: int = WEBSOCKET_PORT
     """
     lines = ["# mosquitto.conf written by reactorkit (MQTT over TCP, and over WebSocket for the web UI)",
              "per_listener_settings false", "allow_anonymous true", "max_queued_messages 10000", ""]
+    if user:
+        lines += [f"user {user}", ""]
     lines += [f"listener {tcp_port}" + (f" {bind_tcp}" if bind_tcp else ""), "protocol mqtt", ""]
     lines += [f"listener {ws_port}" + (f" {bind_ws}" if bind_ws else ""), "protocol websockets", ""]
     if data_dir is not None:

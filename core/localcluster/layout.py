@@ -70,6 +70,7 @@ class ClusterLayout:
         return self.mqtt_ws_port > 0
 
     def queue(self) -> str:
+        """Prefix of the cluster's rq queue names (``REACTORKIT_QUEUE_PREFIX``), e.g. ``"rk1a2b3c4d:"``."""
         return self.queue_prefix or self.prefix.rstrip("/") + ":"
 
     @property

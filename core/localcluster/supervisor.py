@@ -10,6 +10,7 @@ go too) on ``pio cluster down``.
 
 from __future__ import annotations
 
+import getpass
 import os
 import shlex
 import subprocess
@@ -81,7 +82,7 @@ def write_config(layout: ClusterLayout) -> Path:
         (root / "mosquitto").mkdir(exist_ok=True)
         broker_config_path(layout).write_text(mosquitto_config(
             tcp_port=layout.mqtt_port, ws_port=layout.mqtt_ws_port, bind_tcp="127.0.0.1", bind_ws="127.0.0.1",
-            data_dir=root / "mosquitto", log_file=root / "logs" / "mosquitto.log"))
+            data_dir=root / "mosquitto", log_file=root / "logs" / "mosquitto.log", user=getpass.getuser()))
     for name, (command, unit) in programs(layout).items():
         text += _program(name, command, {**base_env, **layout.env(unit)}, layout, layout.unit_dir(unit))
     path = root / "supervisord.conf"

@@ -62,8 +62,10 @@ def test_worker_model_get_and_put(api, cluster):
     cluster.worker("w1")
     assert api.simulate_put("/api/workers/w1/model", json={"model_name": "pioreactor_40ml", "model_version": "1.5"}).status_code == 200
     model = api.simulate_get("/api/workers/w1/model").json
-    assert model == {"pioreactor_unit": "w1", "model_name": "pioreactor_40ml", "model_version": "1.5",
-                     "display_name": "Pioreactor 40ml, v1.5"}
+    assert {k: model[k] for k in ("pioreactor_unit", "model_name", "model_version", "display_name")} == {
+        "pioreactor_unit": "w1", "model_name": "pioreactor_40ml", "model_version": "1.5",
+        "display_name": "Pioreactor 40ml, v1.5"}
+    assert model["reactor_capacity_ml"] == 40  # and the rest of the model's definition
     bad = api.simulate_put("/api/workers/w1/model", json={"model_name": "pioreactor_1l", "model_version": "1.5"})
     assert bad.status_code == 400 and "pioreactor_1l" in bad.json["cause"]
     assert api.simulate_put("/api/workers/ghost/model", json={"model_name": "pioreactor_40ml",
