@@ -2,7 +2,7 @@
 
 ``core/`` is ``reactorkit.core``, ``api/`` is ``reactorkit.api``,
 ``builtin_plugins/`` is ``reactorkit.builtin_plugins`` and ``pkgroot/`` holds
-``reactorkit/__init__.py`` itself. Sub-packages are found automatically, so a
+``reactorkit/__init__.py`` itself and ``reactorkit.plugin`` (the public API for plugins). Sub-packages are found automatically, so a
 new built-in plugin folder needs no change here.
 """
 from setuptools import find_packages, setup
@@ -10,7 +10,7 @@ from setuptools import find_packages, setup
 ROOTS = {"core": "reactorkit.core", "api": "reactorkit.api", "builtin_plugins": "reactorkit.builtin_plugins"}
 
 package_dir = {"reactorkit": "pkgroot"}
-packages = ["reactorkit"]
+packages = ["reactorkit", *(f"reactorkit.{sub}" for sub in find_packages("pkgroot"))]
 for folder, name in ROOTS.items():
     package_dir[name] = folder
     packages.append(name)

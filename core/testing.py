@@ -177,7 +177,16 @@ try:
 except ImportError:  # the kit's helpers work without pytest
     pytest = None  # type: ignore[assignment]
 
+MARKERS = {
+    "integration": "needs a real mosquitto/Redis and spawns job processes",
+}
+
 if pytest is not None:
+
+    def pytest_configure(config: Any) -> None:
+        """Register the kit's markers, so a plugin's suite runs with ``--strict-markers``."""
+        for name, meaning in MARKERS.items():
+            config.addinivalue_line("markers", f"{name}: {meaning}")
 
     @pytest.fixture
     def unit_env(tmp_path: Path) -> UnitEnv:

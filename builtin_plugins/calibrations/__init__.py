@@ -5,7 +5,7 @@ Protocols themselves are contributed by the plugins that own the devices
 ``register_calibration_protocols``; this plugin runs them.
 """
 
-from reactorkit.core.hooks import hookimpl
+from reactorkit.plugin import hookimpl
 
 from .descriptors import CLI_COMMANDS, ROUTES
 

@@ -20,8 +20,8 @@ import logging
 import time
 from typing import Any, Callable
 
-from reactorkit.core.config import Config, get_config, get_unit_name, led_channel_of, pwm_channel_of
-from reactorkit.core.hardware.base import check_duty_cycle
+from reactorkit.plugin import Config, get_config, get_unit_name, led_channel_of, pwm_channel_of
+from reactorkit.plugin import check_duty_cycle
 
 logger = logging.getLogger("reactorkit.calibrations")
 
@@ -34,13 +34,13 @@ class ActionError(RuntimeError):
 
 
 def _hardware(config: Config, unit: str) -> Any:
-    from reactorkit.core.hardware import get_hardware
+    from reactorkit.plugin import get_hardware
 
     return get_hardware(config, unit)
 
 
 def _clock(config: Config) -> Any:
-    from reactorkit.core.clock import get_clock
+    from reactorkit.plugin import get_clock
 
     return get_clock(config)
 
@@ -130,7 +130,7 @@ def place_standard_vial(config: Config, unit: str, *, od600: float) -> dict[str,
     Returns:
         ``{"simulated": bool, "od600"}``.
     """
-    from reactorkit.core.hardware import backend_name
+    from reactorkit.plugin import backend_name
 
     simulated = backend_name(config) == "simulated"
     if simulated:
@@ -273,7 +273,7 @@ def read_aux_voltage(config: Config, unit: str) -> dict[str, Any]:
 def save_calibration(config: Config, unit: str, *, device: str, record: dict[str, Any],
                      set_active: bool = True) -> dict[str, Any]:
     """Store a calibration (and make it active). Returns ``{"path", "device", "calibration_name"}``."""
-    from reactorkit.core.calibration_store import save_calibration as store
+    from reactorkit.plugin import save_calibration as store
 
     path = store(device, record, set_active=set_active)
     return {"path": str(path), "device": device, "calibration_name": record["calibration_name"]}
@@ -282,7 +282,7 @@ def save_calibration(config: Config, unit: str, *, device: str, record: dict[str
 def save_estimator(config: Config, unit: str, *, device: str, record: dict[str, Any],
                    set_active: bool = True) -> dict[str, Any]:
     """Store an estimator (and make it active). Returns ``{"path", "device", "estimator_name"}``."""
-    from reactorkit.core.calibration_store import save_estimator as store
+    from reactorkit.plugin import save_estimator as store
 
     path = store(device, record, set_active=set_active)
     return {"path": str(path), "device": device, "estimator_name": record["estimator_name"]}
@@ -336,7 +336,7 @@ class ActionRunner:
         try:
             from rq import Worker
 
-            from reactorkit.core.tasks import get_queue
+            from reactorkit.plugin import get_queue
 
             queue = get_queue(self.unit, self.config)
             return bool(Worker.all(queue=queue))
@@ -360,7 +360,7 @@ class ActionRunner:
     def _run_queued(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
         from rq.job import Job
 
-        from reactorkit.core.tasks import get_queue
+        from reactorkit.plugin import get_queue
 
         queue = get_queue(self.unit, self.config)
         job = queue.enqueue("reactorkit.builtin_plugins.calibrations.actions.run_action", name, payload, self.unit,

@@ -22,7 +22,7 @@ def calibrations() -> None:
 
 
 def _store() -> Any:
-    from reactorkit.core import calibration_store
+    from reactorkit.plugin import calibration_store
 
     return calibration_store
 
@@ -64,7 +64,7 @@ def display(device: str, name: str) -> None:
     """Print a calibration's YAML and its curve at the recorded points."""
     import yaml
 
-    from reactorkit.core.curves import evaluate
+    from reactorkit.plugin import evaluate_curve as evaluate
 
     store = _store()
     try:
@@ -163,7 +163,7 @@ def _prompt_inputs(step: dict[str, Any]) -> dict[str, Any]:
 def run(device: str, protocol_name: str | None) -> None:
     """Run a calibration protocol interactively in this terminal."""
     from reactorkit.builtin_plugins.calibrations.actions import ActionRunner
-    from reactorkit.builtin_plugins.calibrations.engine import CalibrationError
+    from reactorkit.plugin import CalibrationError
     from reactorkit.builtin_plugins.calibrations.protocols import make_engine, protocol_dicts
 
     available = [p for p in protocol_dicts() if p["target_device"] == device]

@@ -1,6 +1,6 @@
 """Descriptors of the calibrations plugin: routes and the ``pio calibrations`` command (plain data)."""
 
-from reactorkit.core.descriptors import CliCommandDescriptor, RouteDescriptor
+from reactorkit.plugin import CliCommandDescriptor, RouteDescriptor
 
 _R = "reactorkit.builtin_plugins.calibrations.resources:"
 _L = "reactorkit.builtin_plugins.calibrations.leader:"

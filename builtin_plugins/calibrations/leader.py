@@ -23,8 +23,8 @@ from typing import Any
 
 import falcon
 
-from reactorkit.api import fanout
-from reactorkit.api.errors import ApiError
+from reactorkit.plugin import fanout
+from reactorkit.plugin import ApiError
 
 logger = logging.getLogger("reactorkit.calibrations")
 
@@ -147,7 +147,7 @@ def proxy(resp: falcon.Response, unit: str, method: str, path: str, body: Any = 
     """
     import httpx
 
-    from reactorkit.core.cluster import unit_url
+    from reactorkit.plugin import unit_url
 
     url = unit_url(unit) + path
     try:
@@ -236,7 +236,7 @@ class ZippedCalibrationsProxy:
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
         import httpx
 
-        from reactorkit.core.cluster import unit_url
+        from reactorkit.plugin import unit_url
 
         archives: dict[str, bytes] = {}
         with httpx.Client(timeout=ZIP_TIMEOUT_S) as client:

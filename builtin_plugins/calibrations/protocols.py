@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from reactorkit.core.descriptors import CalibrationProtocolDescriptor, resolve
+from reactorkit.plugin import CalibrationProtocolDescriptor, resolve_reference as resolve
 
 _registry: Any = None
 _lock = threading.Lock()
@@ -30,7 +30,7 @@ def registry() -> Any:
     global _registry
     with _lock:
         if _registry is None:
-            from reactorkit.core.plugins import Registry
+            from reactorkit.plugin import Registry
 
             _registry = Registry.installed()
         return _registry
@@ -77,15 +77,15 @@ def factories() -> dict[tuple[str, str], Any]:
 
 
 def make_engine(*, unit: str | None = None, config: Any = None, runner: Any = None) -> Any:
-    """A :class:`~reactorkit.builtin_plugins.calibrations.engine.SessionEngine` for this unit.
+    """A :class:`~reactorkit.core.calibration_sessions.SessionEngine` for this unit.
 
     Args:
         unit: Unit name (default ``$HOSTNAME``). config: Merged config.
         runner: Action runner (default :class:`~.actions.ActionRunner` per ``[calibrations] action_runner``).
     """
     from reactorkit.builtin_plugins.calibrations.actions import ActionRunner
-    from reactorkit.builtin_plugins.calibrations.engine import SessionEngine
-    from reactorkit.core.config import get_config, get_unit_name
+    from reactorkit.plugin import SessionEngine
+    from reactorkit.plugin import get_config, get_unit_name
 
     config = config or get_config()
     unit = unit or get_unit_name()

@@ -15,11 +15,11 @@ from typing import Any, Callable
 
 import falcon
 
-from reactorkit.api.errors import ApiError
+from reactorkit.plugin import ApiError
 from reactorkit.builtin_plugins.calibrations import protocols
-from reactorkit.builtin_plugins.calibrations.engine import CalibrationError
-from reactorkit.core import calibration_store as store
-from reactorkit.core.config import get_unit_name
+from reactorkit.plugin import CalibrationError
+from reactorkit.plugin import calibration_store as store
+from reactorkit.plugin import get_unit_name
 
 
 def _invalid(exc: store.InvalidCalibration) -> ApiError:
@@ -208,7 +208,7 @@ class ZippedCalibrations:
     """``GET /unit_api/zipped_calibrations``: every calibration YAML as ``<device>/<name>.yaml`` in a ZIP."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        from reactorkit.core.paths import dot_pioreactor
+        from reactorkit.plugin import dot_pioreactor
 
         root = dot_pioreactor() / "storage" / "calibrations"
         buffer = io.BytesIO()

@@ -1,6 +1,6 @@
 """Dosing: pumps (add_media, add_alt_media, remove_waste), vial bookkeeping and dosing automations (built-in plugin)."""
 
-from reactorkit.core.hooks import hookimpl
+from reactorkit.plugin import hookimpl
 
 from .descriptors import AUTOMATIONS, CHARTS, DATASETS, JOBS, ROUTES, STORAGE
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import falcon
 
-from reactorkit.api.errors import ApiError
+from reactorkit.plugin import ApiError
 from reactorkit.builtin_plugins.dosing.bioreactor import (
     VARIABLES,
     BioreactorStore,
@@ -25,7 +25,7 @@ logger = logging.getLogger("reactorkit.dosing.api")
 
 def _publish(unit: str, experiment: str, values: dict[str, float], keys: list[str], config: Any) -> None:
     """Publish the changed variables retained; a broker that is down only logs a warning."""
-    from reactorkit.core import mqtt as mq
+    from reactorkit.plugin import mqtt as mq
 
     try:
         client = mq.create_client(config=config)
@@ -53,12 +53,12 @@ class BioreactorValues:
     """
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, experiment: str) -> None:
-        from reactorkit.core.config import get_config
+        from reactorkit.plugin import get_config
 
         resp.media = {"values": BioreactorStore(get_config()).get(experiment)}
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, experiment: str) -> None:
-        from reactorkit.core.config import get_config, get_unit_name
+        from reactorkit.plugin import get_config, get_unit_name
 
         try:
             body = req.get_media(default_when_empty=None)
@@ -109,9 +109,9 @@ class BioreactorUpdateOnWorkers:
 
         from redis.exceptions import RedisError
 
-        from reactorkit.api import fanout
-        from reactorkit.api.unit.common import unavailable_queue
-        from reactorkit.api.unit.leader import resolve
+        from reactorkit.plugin import fanout
+        from reactorkit.plugin import unavailable_queue
+        from reactorkit.plugin import target_units as resolve
 
         try:
             body = req.get_media(default_when_empty=None)

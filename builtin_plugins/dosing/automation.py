@@ -50,9 +50,9 @@ from reactorkit.builtin_plugins.dosing.pumps import (
     reaches,
     volume_limits,
 )
-from reactorkit.core.automation import AutomationEvent, AutomationJob, ErrorOccurred
-from reactorkit.core.config import get_config
-from reactorkit.core.mqtt import QOS_AT_LEAST_ONCE, job_topic
+from reactorkit.plugin import AutomationEvent, AutomationJob, ErrorOccurred
+from reactorkit.plugin import get_config
+from reactorkit.plugin import QOS_AT_LEAST_ONCE, job_topic
 
 CONFIG_SECTION = "dosing_automation.config"
 SEEDED_VARIABLES = ("current_volume_ml", "efflux_tube_volume_ml", "alt_media_fraction")  # optional start options

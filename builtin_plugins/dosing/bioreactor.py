@@ -269,7 +269,7 @@ class BioreactorStore:
 
 
 def _cache_path(config: Any) -> Path:
-    from reactorkit.core.paths import dot_pioreactor
+    from reactorkit.plugin import dot_pioreactor
 
     try:
         return config.path("storage", "persistent_cache")
@@ -295,7 +295,7 @@ def publish_values(client: Any, unit: str, experiment: str, values: Mapping[str,
         client: A connected paho client.
         keys: Which variables (default: all six).
     """
-    from reactorkit.core.mqtt import QOS_EXACTLY_ONCE, job_topic
+    from reactorkit.plugin import QOS_EXACTLY_ONCE, job_topic
 
     for key in keys if keys is not None else VARIABLES:
         topic = job_topic(unit, experiment, "bioreactor", key, config=config)

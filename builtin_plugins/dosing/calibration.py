@@ -92,7 +92,7 @@ def missing_calibration_message(device: str) -> str:
 def _active_calibration(device: str) -> Any:
     """The active calibration of ``device`` from the calibration store, or None."""
     try:
-        from reactorkit.core.calibration_store import active_calibration
+        from reactorkit.plugin import active_calibration
     except ImportError:  # the store is not installed: behave as "no calibration"
         return None
     return active_calibration(device)

@@ -21,15 +21,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from reactorkit.builtin_plugins.calibrations.engine import (
-    CalibrationProtocol,
-    Field,
-    InputError,
-    SessionContext,
-    Step,
-    utc_now_iso,
-)
-from reactorkit.core.descriptors import CalibrationProtocolDescriptor
+from reactorkit.plugin import CalibrationProtocol, Field, InputError, SessionContext, Step, utc_now_iso
+from reactorkit.plugin import CalibrationProtocolDescriptor
 
 PUMPS = (("media", "media_pump"), ("alt_media", "alt_media_pump"), ("waste", "waste_pump"))
 N_TIMED_RUNS = 10
@@ -70,7 +63,7 @@ class DurationBasedPumpProtocol(CalibrationProtocol):
         default = f"{self.target_device}-{datetime.now(timezone.utc):%Y-%m-%d}"
 
         def submit(ctx: SessionContext, values: dict[str, Any]) -> str:
-            from reactorkit.core.calibration_store import InvalidCalibration, calibration_path
+            from reactorkit.plugin import InvalidCalibration, calibration_path
 
             name = values["calibration_name"]
             try:
@@ -200,7 +193,7 @@ class DurationBasedPumpProtocol(CalibrationProtocol):
 
     # ------------------------------------------------------------ finish
     def _finish(self, ctx: SessionContext) -> str:
-        from reactorkit.core.curves import fit_poly_with_stats
+        from reactorkit.plugin import fit_poly_with_stats
 
         xs, ys = ctx.data["recorded_x"], ctx.data["recorded_y"]
         if not any(y > 0 for y in ys):
@@ -250,7 +243,7 @@ def planned_durations(mls_to_calibrate_for: list[float], ml_per_s: float, n: int
 
 def protocol_descriptors(config: Any = None) -> list[CalibrationProtocolDescriptor]:
     """One ``duration_based`` protocol per pump that has a ``[PWM]`` channel."""
-    from reactorkit.core.config import get_config, pwm_channel_of
+    from reactorkit.plugin import get_config, pwm_channel_of
 
     config = config or get_config()
     out = []

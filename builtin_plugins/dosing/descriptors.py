@@ -1,6 +1,6 @@
 """Descriptors of the dosing plugin: plain data, nothing heavy imported."""
 
-from reactorkit.core.descriptors import (
+from reactorkit.plugin import (
     AutomationDescriptor,
     AutomationField,
     ChartDescriptor,

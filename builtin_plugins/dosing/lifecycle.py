@@ -15,10 +15,10 @@ import threading
 import time
 from typing import Any
 
-from reactorkit.core import mqtt as mq
-from reactorkit.core.config import get_leader_hostname
-from reactorkit.core.job_registry import JobRegistry
-from reactorkit.core.logs import create_logger
+from reactorkit.plugin import mqtt as mq
+from reactorkit.plugin import get_leader_hostname
+from reactorkit.plugin import JobRegistry
+from reactorkit.plugin import create_logger
 
 STOP_WORDS = ("disconnected", "sleeping")
 

@@ -96,7 +96,7 @@ def pwm_channel_for(config: Any, action: str) -> int:
     Raises:
         PumpError: no channel is mapped to the pump's device (``media``, ``alt_media``, ``waste``).
     """
-    from reactorkit.core.config import pwm_channel_of
+    from reactorkit.plugin import pwm_channel_of
 
     device = ACTION_DEVICES[action][0]
     channel = pwm_channel_of(config, device)
@@ -166,8 +166,8 @@ def pump_action(
         JobAlreadyRunning: the same action is already running on this unit.
         ConnectionError: the MQTT broker cannot be reached.
     """
-    from reactorkit.core.clock import get_clock
-    from reactorkit.core.config import get_config, get_experiment, get_unit_name
+    from reactorkit.plugin import get_clock
+    from reactorkit.plugin import get_config, get_experiment, get_unit_name
 
     _check_request(action, ml, duration, continuously)
     config = config or get_config()
@@ -203,7 +203,7 @@ def pump_action(
     from reactorkit.builtin_plugins.dosing.lifecycle import ActionLifecycle
 
     if hardware is None:
-        from reactorkit.core.hardware import get_hardware
+        from reactorkit.plugin import get_hardware
 
         hardware = get_hardware(config, unit)
     lifecycle = ActionLifecycle(action, unit, experiment, config=config, clock=clock, job_source=job_source,
@@ -233,7 +233,7 @@ class _PumpRun:
         self.published_ml = 0.0
         self.warned = False
         self.stopped_at_max = False
-        from reactorkit.core.mqtt import job_topic
+        from reactorkit.plugin import job_topic
 
         self.events_topic = job_topic(unit, experiment, "dosing_events", config=config)
 
@@ -349,7 +349,7 @@ def _run_cli(action: str, *, unit: str, experiment: str, config: Any, ml: float 
     Returns:
         0 on success, 1 when the action was refused (message on stderr).
     """
-    from reactorkit.core.job_registry import JobAlreadyRunning
+    from reactorkit.plugin import JobAlreadyRunning
 
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -375,8 +375,8 @@ def _run_cli(action: str, *, unit: str, experiment: str, config: Any, ml: float 
 def _log_refusal(action: str, unit: str, experiment: str, config: Any, message: str) -> None:
     """Best effort: put a refused action's error in the unit's MQTT log too (what the UI shows)."""
     try:
-        from reactorkit.core import mqtt as mq
-        from reactorkit.core.logs import create_logger
+        from reactorkit.plugin import mqtt as mq
+        from reactorkit.plugin import create_logger
 
         client = mq.create_client(config=config)
     except Exception:

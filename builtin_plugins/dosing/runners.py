@@ -20,8 +20,8 @@ def run_dosing_automation(*, unit: str, experiment: str, config: Any, automation
     """
     from reactorkit.builtin_plugins.dosing.calibration import MissingCalibration
     from reactorkit.builtin_plugins.dosing.pumps import PumpError
-    from reactorkit.core.automation import run_automation
-    from reactorkit.core.job_registry import JobAlreadyRunning
+    from reactorkit.plugin import run_automation
+    from reactorkit.plugin import JobAlreadyRunning
 
     if isinstance(kwargs.get("skip_first_run"), str):
         kwargs["skip_first_run"] = kwargs["skip_first_run"].strip().lower() in TRUE_WORDS

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reactorkit.core.clock import get_clock, utc_iso_ms
-from reactorkit.core.storage_rows import row_from_topic
+from reactorkit.plugin import get_clock, utc_iso_ms
+from reactorkit.plugin import row_from_topic
 
 
 def _receive_time() -> str:
@@ -48,7 +48,7 @@ def parse_automation_settings(topic: str, payload: bytes) -> dict[str, Any]:
     The payload is ``{pioreactor_unit, experiment, started_at, ended_at,
     automation_name, settings}`` with ``settings`` base64-encoded JSON, stored as is.
     """
-    from reactorkit.core.clock import parse_iso
+    from reactorkit.plugin import parse_iso
 
     data = json.loads(payload)
     row = row_from_topic(topic)

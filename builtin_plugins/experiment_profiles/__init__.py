@@ -1,6 +1,6 @@
 """Experiment profiles: YAML schedules of job actions run against the cluster from the leader (built-in plugin)."""
 
-from reactorkit.core.hooks import hookimpl
+from reactorkit.plugin import hookimpl
 
 from .descriptors import DATASETS, EXPERIMENT_PROFILE, ROUTES, RUNS_TABLE
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import falcon
 
-from reactorkit.api.errors import ApiError
-from reactorkit.api.unit.common import field, read_body
-from reactorkit.core.paths import atomic_write
+from reactorkit.plugin import ApiError
+from reactorkit.plugin import body_field as field, read_body
+from reactorkit.plugin import atomic_write
 
 from . import files
 from .schema import Validation, validate
@@ -32,7 +32,7 @@ MAX_BODY_CHARS = files.MAX_PROFILE_BYTES
 
 @lru_cache(maxsize=1)
 def _known_jobs() -> frozenset[str]:
-    from reactorkit.core.plugins import Registry
+    from reactorkit.plugin import Registry
 
     return frozenset(Registry.installed().jobs)
 
@@ -155,7 +155,7 @@ class RunningProfiles:
     """``GET …/experiment_profiles/running``: profiles running on this leader for the experiment."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, experiment: str) -> None:
-        from reactorkit.core.job_registry import JobRegistry
+        from reactorkit.plugin import JobRegistry
 
         registry = JobRegistry()
         try:
@@ -170,7 +170,7 @@ class RecentRuns:
     """``GET …/experiment_profiles/recent``: runs of the experiment, newest first (at most 50)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, experiment: str) -> None:
-        from reactorkit.api.fanout import leader_db
+        from reactorkit.plugin import leader_db
 
         db = leader_db()
         if not db.table_exists("experiment_profile_runs"):

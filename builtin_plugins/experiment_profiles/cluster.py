@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 
-from reactorkit.api import fanout
-from reactorkit.core import mqtt as mq
-from reactorkit.core.config import Config, get_leader_hostname
+from reactorkit.plugin import fanout
+from reactorkit.plugin import mqtt as mq
+from reactorkit.plugin import Config, get_leader_hostname
 
 from . import expressions as ex
 from .runner import ActionFailed

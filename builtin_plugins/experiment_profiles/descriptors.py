@@ -1,6 +1,6 @@
 """Descriptors of the experiment-profiles plugin: plain data, nothing heavy imported."""
 
-from reactorkit.core.descriptors import (
+from reactorkit.plugin import (
     CliOption,
     DatasetDescriptor,
     JobDescriptor,

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from reactorkit.core.paths import UnsafePath, dot_pioreactor, safe_join
+from reactorkit.plugin import UnsafePath, dot_pioreactor, safe_join
 
 EXTENSIONS = (".yaml", ".yml")
 MAX_PROFILE_BYTES = 1_000_000

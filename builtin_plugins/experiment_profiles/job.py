@@ -21,11 +21,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from reactorkit.core import mqtt as mq
-from reactorkit.core.clock import Clock
-from reactorkit.core.config import Config, is_leader
-from reactorkit.core.job import DISCONNECTED, BackgroundJob
-from reactorkit.core.logs import LEVELS
+from reactorkit.plugin import mqtt as mq
+from reactorkit.plugin import Clock
+from reactorkit.plugin import Config, is_leader
+from reactorkit.plugin import DISCONNECTED, BackgroundJob
+from reactorkit.plugin import LOG_LEVELS as LEVELS
 
 from .files import resolve_for_run
 from .schema import Profile, validate, version_spec
@@ -65,7 +65,7 @@ def _norm(name: str) -> str:
 
 def installed_plugin_versions() -> dict[str, str]:
     """``name → version`` of installed plugins: entry-point names, distribution names and file plugins."""
-    from reactorkit.core.plugins import ENTRY_POINT_GROUP, Registry
+    from reactorkit.plugin import ENTRY_POINT_GROUP, Registry
 
     out: dict[str, str] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -113,7 +113,7 @@ class ExperimentProfileJob(BackgroundJob):
         self._thread = threading.Thread(target=self._run, name="experiment_profile", daemon=True)
         self._reader = None
         if db is None:
-            from reactorkit.core.leader_db import LeaderDB
+            from reactorkit.plugin import LeaderDB
 
             db = LeaderDB(config=self.config, migrate=False)
         self.db = db
@@ -211,7 +211,7 @@ class ExperimentProfileJob(BackgroundJob):
 
 def record_run(db: Any, profile_name: str, experiment: str) -> None:
     """Insert ``(started_at, experiment_profile_name, experiment)`` into ``experiment_profile_runs``."""
-    from reactorkit.core.leader_db import now_iso
+    from reactorkit.plugin import now_iso
 
     from .descriptors import RUNS_TABLE
 
@@ -226,7 +226,7 @@ def load_profile(path_text: str, *, known_jobs: Any = None) -> tuple[Profile, Pa
     Raises:
         ProfileError: not found, outside ``$DOT_PIOREACTOR``, or invalid (message lists the errors with lines).
     """
-    from reactorkit.core.paths import UnsafePath
+    from reactorkit.plugin import UnsafePath
 
     try:
         path = resolve_for_run(path_text)
@@ -253,7 +253,7 @@ def run_profile(*, unit: str, experiment: str, config: Config, command: str, pro
     try:
         if not is_leader(config):
             raise ProfileError(f"profiles run on the leader, and {unit} is not the leader")
-        from reactorkit.core.leader_db import LeaderDB
+        from reactorkit.plugin import LeaderDB
 
         profile, path = load_profile(profile_path, known_jobs=None)
         db = LeaderDB(config=config, migrate=False)
@@ -266,7 +266,7 @@ def run_profile(*, unit: str, experiment: str, config: Config, command: str, pro
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     if dry_run:
-        from reactorkit.core.clock import get_clock
+        from reactorkit.plugin import get_clock
 
         from .runner import ProfileRunner
 
@@ -280,7 +280,7 @@ def run_profile(*, unit: str, experiment: str, config: Config, command: str, pro
         for line in runner.dry_run():
             print(line)
         return 0
-    from reactorkit.core.job_registry import JobAlreadyRunning
+    from reactorkit.plugin import JobAlreadyRunning
 
     try:
         job = ExperimentProfileJob(unit, profile_experiment, profile=profile, profile_path=path, db=db, config=config)

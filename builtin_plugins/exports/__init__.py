@@ -1,6 +1,6 @@
 """Exports: preview and zip exports of the datasets other plugins declare (built-in plugin)."""
 
-from reactorkit.core.hooks import hookimpl
+from reactorkit.plugin import hookimpl
 
 from .descriptors import DATASETS, ROUTES
 

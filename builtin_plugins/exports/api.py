@@ -21,8 +21,8 @@ from typing import Any
 
 import falcon
 
-from reactorkit.api.errors import ApiError
-from reactorkit.api.unit.common import enqueue_task, field, invalid, read_body
+from reactorkit.plugin import ApiError
+from reactorkit.plugin import enqueue_task, body_field as field, invalid, read_body
 
 ALL_EXPERIMENTS = "<All experiments>"
 MAX_PREVIEW_ROWS = 100
@@ -33,7 +33,7 @@ USB_TASK = "reactorkit.builtin_plugins.exports.tasks.export_datasets_to_usb"
 
 @lru_cache(maxsize=1)
 def _datasets() -> dict[str, Any]:
-    from reactorkit.core.plugins import Registry
+    from reactorkit.plugin import Registry
 
     return Registry.installed().datasets
 
@@ -51,7 +51,7 @@ class Preview:
     """``GET …/exportable/{target_dataset}/preview?n_rows=5``: the first rows, unfiltered."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, target_dataset: str) -> None:
-        from reactorkit.api.fanout import leader_db
+        from reactorkit.plugin import leader_db
 
         from .writer import source_exists, source_sql
 
@@ -81,7 +81,7 @@ class Preview:
 
 
 def _utc(body: dict[str, Any], name: str) -> str | None:
-    from reactorkit.core.clock import parse_iso, utc_iso_ms
+    from reactorkit.plugin import parse_iso, utc_iso_ms
 
     value = field(body, name, str)
     if value is None or value == "":
@@ -137,7 +137,7 @@ class Export:
     """``POST /api/datasets/exportable/export`` → 202 task (result ``{result, filename, msg, …}``)."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        from reactorkit.core.config import get_unit_name
+        from reactorkit.plugin import get_unit_name
 
         kwargs = export_request(read_body(req))
         enqueue_task(resp, get_unit_name(), TASK, timeout_s=3600, **kwargs)
@@ -152,7 +152,7 @@ class ExportToUsb:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         from reactorkit.builtin_plugins.system.usb import writable_drive
-        from reactorkit.core.config import get_unit_name
+        from reactorkit.plugin import get_unit_name
 
         kwargs = export_request(read_body(req))
         if writable_drive() is None:
@@ -168,7 +168,7 @@ class ClassicExport(Export):
     """``POST /api/contrib/exportable_datasets/export_datasets``: waits for the export → 200 ``{result, filename, msg}``."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        from reactorkit.api.unit.system import task_status
+        from reactorkit.plugin import task_status
 
         super().on_post(req, resp)
         task_id = resp.media["task_id"]
@@ -192,7 +192,7 @@ class Download:
     """``GET /api/exports/{filename}``: a finished export zip."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
-        from reactorkit.core.paths import UnsafePath, safe_join
+        from reactorkit.plugin import UnsafePath, safe_join
 
         from .tasks import exports_dir
 

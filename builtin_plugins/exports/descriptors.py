@@ -1,6 +1,6 @@
 """Descriptors of the exports plugin: routes and the datasets of the core tables (plain data)."""
 
-from reactorkit.core.descriptors import DatasetDescriptor, RouteDescriptor
+from reactorkit.plugin import DatasetDescriptor, RouteDescriptor
 
 _API = "reactorkit.builtin_plugins.exports.api"
 

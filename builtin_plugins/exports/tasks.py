@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from reactorkit.core.task_functions import fail
+from reactorkit.plugin import fail_task as fail
 
 MIN_FREE_DISK_BYTES = 64 * 1024 * 1024
 MIN_AVAILABLE_MEMORY_BYTES = 120 * 1024 * 1024
@@ -29,7 +29,7 @@ DOWNLOAD_PREFIX = "/api/exports/"
 
 def exports_dir() -> Path:
     """``$DOT_PIOREACTOR/exports`` (created on demand)."""
-    from reactorkit.core.paths import dot_pioreactor
+    from reactorkit.plugin import dot_pioreactor
 
     path = dot_pioreactor() / "exports"
     path.mkdir(parents=True, exist_ok=True)
@@ -167,9 +167,9 @@ def write_archive(folder: Path, datasets: list[str], experiments: list[str] | No
         TaskFailed: resources are short or no dataset is known.
     """
     from reactorkit import __version__
-    from reactorkit.core.clock import get_clock, utc_iso_ms
-    from reactorkit.core.leader_db import connect, database_path
-    from reactorkit.core.plugins import Registry
+    from reactorkit.plugin import get_clock, utc_iso_ms
+    from reactorkit.plugin import connect_leader_db as connect, leader_database_path as database_path
+    from reactorkit.plugin import Registry
 
     from .writer import Filters, write_export
 

@@ -1,6 +1,6 @@
 """Growth rate: a Kalman filter turns OD readings into a growth rate (built-in plugin)."""
 
-from reactorkit.core.hooks import hookimpl
+from reactorkit.plugin import hookimpl
 
 from .descriptors import CHARTS, DATASETS, GROWTH_RATE_CALCULATING, STORAGE
 

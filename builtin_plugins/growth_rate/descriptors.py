@@ -1,6 +1,6 @@
 """Descriptors of the growth_rate plugin: plain data, no numpy imports."""
 
-from reactorkit.core.descriptors import (
+from reactorkit.plugin import (
     ChartDescriptor,
     CliOption,
     DatasetDescriptor,
@@ -89,7 +89,7 @@ DATASETS = (
 def _row(topic: str, payload: bytes, key: str, column: str):
     import json
 
-    from reactorkit.core.storage_rows import row_from_topic
+    from reactorkit.plugin import row_from_topic
 
     data = json.loads(payload)
     if not isinstance(data, dict):

@@ -14,9 +14,9 @@ from reactorkit.builtin_plugins.growth_rate.estimator import (
     GrowthRateCalculator,
     Normalization,
 )
-from reactorkit.core import mqtt as mq
-from reactorkit.core.clock import parse_iso
-from reactorkit.core.job import BackgroundJob
+from reactorkit.plugin import mqtt as mq
+from reactorkit.plugin import parse_iso
+from reactorkit.plugin import BackgroundJob
 
 SECTION = "growth_rate_calculating.config"
 MEAN_CACHE = "od_normalization_mean"
@@ -118,7 +118,7 @@ class GrowthRateCalculating(BackgroundJob):
     # ----------------------------------------------------------------- caches
     def _cache(self, name: str) -> Any:
         try:
-            from reactorkit.core.calibration_store import PersistentCache
+            from reactorkit.plugin import PersistentCache
 
             return PersistentCache(name)
         except Exception as exc:
@@ -174,7 +174,7 @@ class GrowthRateCalculating(BackgroundJob):
         if not model.endswith("_XR"):
             return False
         try:
-            from reactorkit.core.calibration_store import active_estimator
+            from reactorkit.plugin import active_estimator
 
             return active_estimator("od_fused") is not None
         except Exception:

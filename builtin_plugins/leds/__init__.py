@@ -1,6 +1,6 @@
 """LEDs: the led_intensity action and LED automations (light/dark cycle) (built-in plugin)."""
 
-from reactorkit.core.hooks import hookimpl
+from reactorkit.plugin import hookimpl
 
 from .descriptors import AUTOMATIONS, DATASETS, LED_AUTOMATION, LED_INTENSITY, STORAGE
 

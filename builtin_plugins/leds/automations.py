@@ -6,8 +6,8 @@ import math
 import threading
 from typing import Any
 
-from reactorkit.core.automation import AutomationEvent, ChangedLedIntensity, NoEvent
-from reactorkit.core.job import READY
+from reactorkit.plugin import AutomationEvent, ChangedLedIntensity, NoEvent
+from reactorkit.plugin import READY
 
 from .base import LedAutomationJob
 

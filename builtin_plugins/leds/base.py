@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar, Mapping
 
-from reactorkit.core.automation import AutomationJob
-from reactorkit.core.config import get_config
-from reactorkit.core.hardware import Hardware, get_hardware
+from reactorkit.plugin import AutomationJob
+from reactorkit.plugin import get_config
+from reactorkit.plugin import Hardware, get_hardware
 
 from .intensity import change_leds
 

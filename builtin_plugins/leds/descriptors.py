@@ -1,6 +1,6 @@
 """Descriptors of the LEDs plugin: plain data, no hardware imports."""
 
-from reactorkit.core.descriptors import (
+from reactorkit.plugin import (
     AutomationDescriptor,
     AutomationField,
     CliOption,
@@ -108,7 +108,7 @@ def parse_led_change_event(topic: str, payload: bytes):
     """
     import json
 
-    from reactorkit.core.storage_rows import row_from_topic
+    from reactorkit.plugin import row_from_topic
 
     data = json.loads(payload)
     return row_from_topic(topic, timestamp=data["timestamp"], channel=str(data["channel"]),

@@ -50,7 +50,7 @@ def parse_intensities(options: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _state_path(unit: str):
-    from reactorkit.core.paths import storage_dir
+    from reactorkit.plugin import storage_dir
 
     return storage_dir() / f"led_intensities_{unit}.json"
 
@@ -96,8 +96,8 @@ def change_leds(
     """
     from filelock import FileLock
 
-    from reactorkit.core import mqtt as mq
-    from reactorkit.core.paths import atomic_write
+    from reactorkit.plugin import mqtt as mq
+    from reactorkit.plugin import atomic_write
 
     wanted = parse_intensities(intensities)
     timestamp = clock.utc_iso()
@@ -149,10 +149,10 @@ def run_led_intensity(*, unit: str, experiment: str, config: Any, source_of_even
     if not wanted:
         print("Error: give at least one channel, e.g. pio run led_intensity --A 50 --B 0", file=sys.stderr)
         return 2
-    from reactorkit.core import mqtt as mq
-    from reactorkit.core.clock import get_clock
-    from reactorkit.core.hardware import HardwareError, get_hardware
-    from reactorkit.core.logs import create_logger
+    from reactorkit.plugin import mqtt as mq
+    from reactorkit.plugin import get_clock
+    from reactorkit.plugin import HardwareError, get_hardware
+    from reactorkit.plugin import create_logger
 
     clock = get_clock(config)
     try:

@@ -1,6 +1,6 @@
 """MQTT to database: the leader's job that stores readings, events and logs (built-in plugin)."""
 
-from reactorkit.core.hooks import hookimpl
+from reactorkit.plugin import hookimpl
 
 from .descriptors import DATASETS, MQTT_TO_DB, ROUTES, STORAGE
 

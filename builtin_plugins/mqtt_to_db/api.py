@@ -38,8 +38,8 @@ class Ingestion:
     last_seq, first_dropped_at, last_dropped_at, reason, recorded_at}]}``."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        from reactorkit.api.fanout import leader_db
-        from reactorkit.core.job_registry import JobRegistry
+        from reactorkit.plugin import leader_db
+        from reactorkit.plugin import JobRegistry
 
         from . import ledger
 

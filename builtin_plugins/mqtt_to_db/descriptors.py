@@ -1,6 +1,6 @@
 """Descriptors of the mqtt_to_db plugin: plain data, nothing heavy imported."""
 
-from reactorkit.core.descriptors import CliOption, DatasetDescriptor, JobDescriptor, RouteDescriptor, TopicMapping
+from reactorkit.plugin import CliOption, DatasetDescriptor, JobDescriptor, RouteDescriptor, TopicMapping
 
 MQTT_TO_DB = JobDescriptor(
     job_name="mqtt_to_db_streaming",
@@ -32,7 +32,7 @@ def parse_log(topic: str, payload: bytes):
     """
     import json
 
-    from reactorkit.core.storage_rows import row_from_topic
+    from reactorkit.plugin import row_from_topic
 
     data = json.loads(payload)
     if not isinstance(data, dict):

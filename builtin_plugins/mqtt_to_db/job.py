@@ -44,12 +44,11 @@ import time
 from collections import defaultdict, deque
 from typing import Any, Iterable
 
-from reactorkit.core import mqtt as mq
-from reactorkit.core.descriptors import TopicMapping, resolve
-from reactorkit.core.job import BackgroundJob
-from reactorkit.core.leader_db import LeaderDB, now_iso
-from reactorkit.core.outbox import (REANNOUNCE_PROPERTY, STORED_TOPICS_SETTING, ack_topic, sequence_from_pairs,
-                                    to_ranges)
+from reactorkit.plugin import mqtt as mq
+from reactorkit.plugin import TopicMapping, resolve_reference as resolve
+from reactorkit.plugin import BackgroundJob
+from reactorkit.plugin import LeaderDB, now_iso
+from reactorkit.plugin import REANNOUNCE_PROPERTY, STORED_TOPICS_SETTING, ack_topic, sequence_from_pairs, to_ranges
 
 from . import ledger
 
@@ -250,7 +249,7 @@ class MqttToDb(BackgroundJob):
                  **kwargs: Any) -> None:
         super().__init__(unit, UNIVERSAL_EXPERIMENT, **kwargs)
         if registry is None:
-            from reactorkit.core.plugins import Registry
+            from reactorkit.plugin import Registry
 
             registry = Registry.installed()
         self.batch_size = int(batch_size or DEFAULT_BATCH_SIZE)

@@ -22,8 +22,8 @@ import json
 
 from typing import Any, Iterable
 
-from reactorkit.core.descriptors import DatasetDescriptor, TableDescriptor
-from reactorkit.core.outbox import holes, in_ranges, merge_ranges, to_ranges
+from reactorkit.plugin import DatasetDescriptor, TableDescriptor
+from reactorkit.plugin import holes, in_ranges, merge_ranges, to_ranges
 
 SEQUENCES = TableDescriptor(
     table="ingestion_sequences",
@@ -78,7 +78,7 @@ GAPS_DATASET = DatasetDescriptor(
 
 
 def _iso(epoch: float) -> str:
-    from reactorkit.core.clock import utc_iso_ms
+    from reactorkit.plugin import utc_iso_ms
 
     return utc_iso_ms(epoch)
 

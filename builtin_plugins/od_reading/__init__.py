@@ -1,6 +1,6 @@
 """Optical density: reads the photodiodes with the IR LED on (built-in plugin)."""
 
-from reactorkit.core.hooks import hookimpl
+from reactorkit.plugin import hookimpl
 
 from .descriptors import CHARTS, DATASETS, OD_READING, STORAGE
 

@@ -24,15 +24,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from reactorkit.builtin_plugins.calibrations.engine import (
-    CalibrationProtocol,
-    Field,
-    InputError,
-    SessionContext,
-    Step,
-    utc_now_iso,
-)
-from reactorkit.core.descriptors import CalibrationProtocolDescriptor
+from reactorkit.plugin import CalibrationProtocol, Field, InputError, SessionContext, Step, utc_now_iso
+from reactorkit.plugin import CalibrationProtocolDescriptor
 
 ANGLES = ("45", "90", "135")
 MODULE = "reactorkit.builtin_plugins.od_reading.calibration_protocols"
@@ -54,7 +47,7 @@ def _default_intensity(config: Any) -> float:
 
 
 def _check_jobs_off(ctx: SessionContext, jobs: tuple[str, ...]) -> None:
-    from reactorkit.core.job_registry import JobRegistry
+    from reactorkit.plugin import JobRegistry
 
     registry = JobRegistry(config=ctx.config)
     try:
@@ -71,7 +64,7 @@ def _today() -> str:
 
 
 def _check_new_name(device: str, name: str, field: str, estimator: bool = False) -> None:
-    from reactorkit.core.calibration_store import InvalidCalibration, calibration_path, estimator_path
+    from reactorkit.plugin import InvalidCalibration, calibration_path, estimator_path
 
     try:
         path = (estimator_path if estimator else calibration_path)(device, name)
@@ -185,7 +178,7 @@ class ODStandardsProtocol(CalibrationProtocol):
                     on_submit=submit)
 
     def _finish(self, ctx: SessionContext) -> str:
-        from reactorkit.core.curves import fit_spline
+        from reactorkit.plugin import fit_spline
 
         standards = sorted(ctx.data["standards"], key=lambda s: s["od600"])
         saved = []
@@ -283,7 +276,7 @@ class FusionStandardsProtocol(CalibrationProtocol):
                     on_submit=submit)
 
     def _finish(self, ctx: SessionContext) -> str:
-        from reactorkit.core.od_fusion import DEVICE, FusionError, fit_estimator
+        from .fusion import DEVICE, FusionError, fit_estimator
 
         try:
             record = fit_estimator([tuple(o) for o in ctx.data["observations"]],
@@ -304,8 +297,8 @@ class FusionOffsetProtocol(CalibrationProtocol):
     first_step = "intro"
 
     def _active(self) -> Any:
-        from reactorkit.core.calibration_store import active_estimator
-        from reactorkit.core.od_fusion import DEVICE
+        from reactorkit.plugin import active_estimator
+        from .fusion import DEVICE
 
         return active_estimator(DEVICE)
 
@@ -339,8 +332,8 @@ class FusionOffsetProtocol(CalibrationProtocol):
         n = len(ctx.data.get("points", []))
 
         def submit(ctx: SessionContext, values: dict[str, Any]) -> str:
-            from reactorkit.core.calibration_store import load_estimator
-            from reactorkit.core.od_fusion import DEVICE
+            from reactorkit.plugin import load_estimator
+            from .fusion import DEVICE
 
             record = load_estimator(DEVICE, ctx.data["base_estimator"])
             od600 = values["od600"]
@@ -358,8 +351,8 @@ class FusionOffsetProtocol(CalibrationProtocol):
     def _finish(self, ctx: SessionContext, record: dict[str, Any]) -> str:
         import math
 
-        from reactorkit.core.curves import evaluate
-        from reactorkit.core.od_fusion import DEVICE, offset_estimator
+        from reactorkit.plugin import evaluate_curve as evaluate
+        from .fusion import DEVICE, offset_estimator
 
         offsets: dict[str, float] = {}
         for angle in record["angles"]:
@@ -383,7 +376,7 @@ class FusionOffsetProtocol(CalibrationProtocol):
 
 def protocol_descriptors(config: Any = None) -> list[CalibrationProtocolDescriptor]:
     """``standards`` per configured angle (+ ``od`` with ≥ 2 angles) and the two fusion protocols (≥ 2 angles)."""
-    from reactorkit.core.config import get_config
+    from reactorkit.plugin import get_config
 
     config = config or get_config()
     angles = sorted(set(configured_angles(config).values()), key=int)

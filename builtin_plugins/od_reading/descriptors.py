@@ -1,6 +1,6 @@
 """Descriptors of the od_reading plugin: plain data, no hardware imports."""
 
-from reactorkit.core.descriptors import (
+from reactorkit.plugin import (
     ChartDescriptor,
     CliOption,
     DatasetDescriptor,
@@ -148,7 +148,7 @@ def _channel_of(topic: str) -> int:
 
 def parse_od_reading(topic: str, payload: bytes):
     """``od_reading/od{n}`` ``{od, angle, channel, timestamp, …}`` → an ``od_readings`` row."""
-    from reactorkit.core.storage_rows import row_from_topic
+    from reactorkit.plugin import row_from_topic
 
     data = _json(payload)
     return row_from_topic(topic, timestamp=data["timestamp"], od_reading=float(data["od"]),
@@ -157,7 +157,7 @@ def parse_od_reading(topic: str, payload: bytes):
 
 def parse_raw_od_reading(topic: str, payload: bytes):
     """``od_reading/raw_od{n}`` → a ``raw_od_readings`` row (``od_reading`` in volts)."""
-    from reactorkit.core.storage_rows import row_from_topic
+    from reactorkit.plugin import row_from_topic
 
     data = _json(payload)
     return row_from_topic(topic, timestamp=data["timestamp"], od_reading=float(data["od"]),
@@ -166,7 +166,7 @@ def parse_raw_od_reading(topic: str, payload: bytes):
 
 def parse_od_fused(topic: str, payload: bytes):
     """``od_reading/od_fused`` ``{od_fused, timestamp}`` → an ``od_readings_fused`` row."""
-    from reactorkit.core.storage_rows import row_from_topic
+    from reactorkit.plugin import row_from_topic
 
     data = _json(payload)
     return row_from_topic(topic, timestamp=data["timestamp"], od_reading=float(data["od_fused"]))
@@ -174,7 +174,7 @@ def parse_od_fused(topic: str, payload: bytes):
 
 def parse_relative_intensity(topic: str, payload: bytes):
     """``od_reading/relative_intensity_of_ir_led`` → an ``ir_led_intensities`` row."""
-    from reactorkit.core.storage_rows import row_from_topic
+    from reactorkit.plugin import row_from_topic
 
     data = _json(payload)
     return row_from_topic(topic, timestamp=data["timestamp"],
@@ -189,8 +189,8 @@ def parse_od_blank(topic: str, payload: bytes):
     """
     import json
 
-    from reactorkit.core.clock import get_clock
-    from reactorkit.core.storage_rows import row_from_topic
+    from reactorkit.plugin import get_clock
+    from reactorkit.plugin import row_from_topic
 
     data = json.loads(payload)
     if not isinstance(data, dict):

@@ -15,11 +15,11 @@ from reactorkit.builtin_plugins.od_reading.processing import (
     raw_reading_payload,
     reading_payload,
 )
-from reactorkit.core import mqtt as mq
-from reactorkit.core.clock import RepeatedTimer
-from reactorkit.core.config import led_channel_of
-from reactorkit.core.hardware import Hardware, get_hardware
-from reactorkit.core.job import BackgroundJob
+from reactorkit.plugin import mqtt as mq
+from reactorkit.plugin import RepeatedTimer
+from reactorkit.plugin import led_channel_of
+from reactorkit.plugin import Hardware, get_hardware
+from reactorkit.plugin import BackgroundJob
 
 SECTION = "od_reading.config"
 CALIBRATION_WARNING_EVERY_S = 300.0  # out-of-range warnings at most every 5 min (domain facts §6.2)
@@ -149,7 +149,7 @@ class ODReader(BackgroundJob):
 
     def _cache_get(self, cache: str) -> Any:
         try:
-            from reactorkit.core.calibration_store import PersistentCache
+            from reactorkit.plugin import PersistentCache
 
             return PersistentCache(cache).get(self.experiment)
         except Exception as exc:  # a cache problem never stops readings
@@ -158,7 +158,7 @@ class ODReader(BackgroundJob):
 
     def _cache_set(self, cache: str, value: Any) -> None:
         try:
-            from reactorkit.core.calibration_store import PersistentCache
+            from reactorkit.plugin import PersistentCache
 
             PersistentCache(cache).set(self.experiment, value)
         except Exception as exc:
@@ -179,7 +179,7 @@ class ODReader(BackgroundJob):
 
     def _load_calibrations(self) -> dict[int, Any]:
         try:
-            from reactorkit.core.calibration_store import active_calibration
+            from reactorkit.plugin import active_calibration
         except ImportError:
             return {}
         found: dict[int, Any] = {}
@@ -196,7 +196,7 @@ class ODReader(BackgroundJob):
 
     def _load_estimator(self) -> Any:
         try:
-            from reactorkit.core.calibration_store import active_estimator
+            from reactorkit.plugin import active_estimator
 
             return active_estimator("od_fused")
         except Exception:
@@ -423,7 +423,7 @@ class ODReader(BackgroundJob):
             self.logger.warning(message)
 
     def _publish_fused(self, volts_by_angle: dict[str, float], timestamp: str) -> None:
-        from reactorkit.core.od_fusion import fuse
+        from .fusion import fuse
 
         try:
             value = fuse(self.estimator.record, volts_by_angle)

@@ -1,6 +1,6 @@
 """Stirring: holds the stir bar at ``target_rpm`` (built-in plugin)."""
 
-from reactorkit.core.hooks import hookimpl
+from reactorkit.plugin import hookimpl
 
 from .descriptors import CHARTS, DATASETS, STIRRING, STORAGE
 

@@ -15,15 +15,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from reactorkit.builtin_plugins.calibrations.engine import (
-    CalibrationProtocol,
-    Field,
-    InputError,
-    SessionContext,
-    Step,
-    utc_now_iso,
-)
-from reactorkit.core.descriptors import CalibrationProtocolDescriptor
+from reactorkit.plugin import CalibrationProtocol, Field, InputError, SessionContext, Step, utc_now_iso
+from reactorkit.plugin import CalibrationProtocolDescriptor
 
 N_POINTS = 15
 
@@ -36,8 +29,8 @@ class DCBasedStirringProtocol(CalibrationProtocol):
 
     def step_intro(self, ctx: SessionContext) -> Step:
         def submit(ctx: SessionContext, values: dict[str, Any]) -> str:
-            from reactorkit.core.config import pwm_channel_of
-            from reactorkit.core.job_registry import JobRegistry
+            from reactorkit.plugin import pwm_channel_of
+            from reactorkit.plugin import JobRegistry
 
             if pwm_channel_of(ctx.config, "stirring") is None:
                 raise InputError(None, "no [PWM] channel is assigned to stirring",
@@ -61,7 +54,7 @@ class DCBasedStirringProtocol(CalibrationProtocol):
         default_dc = ctx.config.getfloat("stirring.config", "initial_duty_cycle", fallback=30.0)
 
         def submit(ctx: SessionContext, values: dict[str, Any]) -> str:
-            from reactorkit.core.calibration_store import InvalidCalibration, calibration_path
+            from reactorkit.plugin import InvalidCalibration, calibration_path
 
             try:
                 exists = calibration_path("stirring", values["calibration_name"]).exists()
@@ -83,7 +76,7 @@ class DCBasedStirringProtocol(CalibrationProtocol):
 
     def step_run(self, ctx: SessionContext) -> Step:
         def submit(ctx: SessionContext, values: dict[str, Any]) -> str:
-            from reactorkit.core.curves import fit_spline
+            from reactorkit.plugin import fit_spline
 
             out = ctx.run_action("stirring_calibration", initial_dc=ctx.data["initial_dc"], n_points=N_POINTS)
             dcs, rpms = out["dcs"], out["rpms"]

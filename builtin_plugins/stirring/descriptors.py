@@ -1,6 +1,6 @@
 """Descriptors of the stirring plugin: plain data, no hardware imports."""
 
-from reactorkit.core.descriptors import (
+from reactorkit.plugin import (
     ChartDescriptor,
     CliOption,
     DatasetDescriptor,
@@ -65,7 +65,7 @@ def parse_measured_rpm(topic: str, payload: bytes):
     """``{measured_rpm, timestamp}`` → a ``stirring_rates`` row (unit/experiment from the topic)."""
     import json
 
-    from reactorkit.core.storage_rows import row_from_topic
+    from reactorkit.plugin import row_from_topic
 
     data = json.loads(payload)
     return row_from_topic(topic, timestamp=data["timestamp"], measured_rpm=float(data["measured_rpm"]))

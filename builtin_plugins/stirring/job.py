@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from reactorkit.core import mqtt as mq
-from reactorkit.core.clock import RepeatedTimer, parse_iso
-from reactorkit.core.config import get_config, pwm_channel_of
-from reactorkit.core.hardware import Hardware, get_hardware
-from reactorkit.core.job import READY, BackgroundJob
-from reactorkit.core.pid import PID
+from reactorkit.plugin import mqtt as mq
+from reactorkit.plugin import RepeatedTimer, parse_iso
+from reactorkit.plugin import get_config, pwm_channel_of
+from reactorkit.plugin import Hardware, get_hardware
+from reactorkit.plugin import READY, BackgroundJob
+from reactorkit.plugin import PID
 
 from .dodging import OdDodger
 
@@ -144,7 +144,7 @@ class Stirring(BackgroundJob):
     def _calibrated_duty_cycle(self, rpm: float) -> float | None:
         """Duty cycle (%) for ``rpm`` from the active stirring calibration, or None without one."""
         try:
-            from reactorkit.core.calibration_store import active_curve_inverse
+            from reactorkit.plugin import active_curve_inverse
 
             value = active_curve_inverse("stirring", rpm)
         except Exception as exc:

@@ -1,7 +1,7 @@
 """System: plugins, system commands, the state folder, archives, uploads, USB drives, the local access point
 and the hardware check (built-in plugin)."""
 
-from reactorkit.core.hooks import hookimpl
+from reactorkit.plugin import hookimpl
 
 from .descriptors import ROUTES
 

@@ -40,7 +40,7 @@ def state(config: Any = None) -> dict[str, Any]:
         "proto": str | None, "interface": str, "address": str | None (IPv4 of the interface while active),
         "reason": str}`` — ``reason`` says in words why it is active or not.
     """
-    from reactorkit.core.config import get_config
+    from reactorkit.plugin import get_config
 
     config = config or get_config()
     flag = Path(config.get(SECTION, "flag_file", fallback="") or DEFAULT_FLAG_FILE)

@@ -24,9 +24,9 @@ from typing import Any
 
 import falcon
 
-from reactorkit.api.errors import ApiError
-from reactorkit.api.unit.common import enqueue_task, field, invalid, read_body
-from reactorkit.core.paths import UnsafePath, dot_pioreactor, safe_join
+from reactorkit.plugin import ApiError
+from reactorkit.plugin import enqueue_task, body_field as field, invalid, read_body
+from reactorkit.plugin import UnsafePath, dot_pioreactor, safe_join
 
 from . import files
 
@@ -35,7 +35,7 @@ UPLOAD_URL = "/unit_api/system/uploads/"
 
 
 def _unit() -> str:
-    from reactorkit.core.config import get_unit_name
+    from reactorkit.plugin import get_unit_name
 
     return get_unit_name()
 
@@ -186,7 +186,7 @@ class WebServerStatus:
             from redis import Redis
             from rq import Queue, Worker
 
-            from reactorkit.core.tasks import queue_name, redis_url
+            from reactorkit.plugin import queue_name, redis_url
 
             connection = Redis.from_url(redis_url())
             workers = Worker.all(queue=Queue(queue_name(), connection=connection))
@@ -318,7 +318,7 @@ class Upload:
 
 
 def _resolve(unit: str, family: str = "units") -> list[str]:
-    from reactorkit.api.unit.leader import resolve
+    from reactorkit.plugin import target_units as resolve
 
     return resolve(unit, family)
 
@@ -334,7 +334,7 @@ def _remote_source(source: str | None, units: list[str]) -> dict[str, Any] | Non
     path = Path(source)
     if path.parent.resolve() != files.uploads_dir().resolve():
         return None
-    from reactorkit.core.cluster import unit_url
+    from reactorkit.plugin import unit_url
 
     leader = _unit()
     url = unit_url(leader) + UPLOAD_URL + path.name
@@ -445,7 +445,7 @@ class ClusterZippedDotPioreactor:
 
         import httpx
 
-        from reactorkit.core.cluster import unit_url
+        from reactorkit.plugin import unit_url
 
         units = _resolve(pioreactor_unit)
         me = _unit()

@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reactorkit.core.task_functions import fail
+from reactorkit.plugin import fail_task as fail
 
 DEFAULT_COMMANDS = {
     "reboot": "sudo reboot",
@@ -52,8 +52,8 @@ COMMAND_TIMEOUT_S = 1800
 
 def commands_enabled(config: Any = None) -> bool:
     """``[system] commands_enabled`` (default: true on a Raspberry Pi, false elsewhere)."""
-    from reactorkit.core.config import get_config
-    from reactorkit.core.hardware import backend_name
+    from reactorkit.plugin import get_config
+    from reactorkit.plugin import backend_name
 
     config = config or get_config()
     raw = config.get("system", "commands_enabled", fallback="")
@@ -63,7 +63,7 @@ def commands_enabled(config: Any = None) -> bool:
 
 
 def _disabled(kind: str) -> Exception:
-    from reactorkit.core.hardware import backend_name
+    from reactorkit.plugin import backend_name
 
     return fail(f"{kind.replace('_', ' ').capitalize()} is disabled on this unit.",
                 cause=f"System commands are disabled: this unit uses the {backend_name()} hardware backend, not a "
@@ -74,8 +74,8 @@ def _disabled(kind: str) -> Exception:
 
 def command_for(kind: str, **values: str) -> list[str]:
     """The configured command of ``kind`` with its placeholders filled."""
-    from reactorkit.core.config import get_config
-    from reactorkit.core.paths import dot_pioreactor
+    from reactorkit.plugin import get_config
+    from reactorkit.plugin import dot_pioreactor
 
     template = get_config().get("system", f"{kind}_command", fallback=DEFAULT_COMMANDS.get(kind, ""))
     fills = {"python": sys.executable, "dot_pioreactor": str(dot_pioreactor()), "user": getpass.getuser(), **values}
@@ -131,8 +131,8 @@ def update_app(source: str | None = None, version: str | None = None) -> dict[st
 
 def gunicorn_pid() -> int | None:
     """The pid of this unit's ``pio serve`` master, if it is running."""
-    from reactorkit.core.cli.main import gunicorn_pid_path
-    from reactorkit.core.job_registry import pid_alive
+    from reactorkit.plugin import gunicorn_pid_path
+    from reactorkit.plugin import pid_alive
 
     try:
         pid = int(Path(gunicorn_pid_path()).read_text().strip())
@@ -152,7 +152,7 @@ def reload_web_server() -> bool:
 
 def restart_web_server() -> dict[str, Any]:
     """Run ``[system] web_server_restart_command`` when commands are enabled and one is set, else HUP ``pio serve``."""
-    from reactorkit.core.config import get_config
+    from reactorkit.plugin import get_config
 
     if commands_enabled() and get_config().get("system", "web_server_restart_command", fallback="").strip():
         return run_command("web_server_restart")
@@ -169,7 +169,7 @@ def remove_file(filepath: str) -> dict[str, Any]:
     Raises:
         TaskFailed: the path is unsafe, missing or not a file.
     """
-    from reactorkit.core.paths import UnsafePath
+    from reactorkit.plugin import UnsafePath
 
     from .files import inside_dot_pioreactor
 

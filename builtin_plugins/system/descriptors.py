@@ -1,6 +1,6 @@
 """Routes of the system plugin (plain data; resources are imported when the app mounts them)."""
 
-from reactorkit.core.descriptors import RouteDescriptor
+from reactorkit.plugin import RouteDescriptor
 
 _API = "reactorkit.builtin_plugins.system.api"
 _DEVICES = "reactorkit.builtin_plugins.system.devices_api"

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import falcon
 
-from reactorkit.api.errors import ApiError
-from reactorkit.api.unit.common import enqueue_task, field, invalid, read_body
+from reactorkit.plugin import ApiError
+from reactorkit.plugin import enqueue_task, body_field as field, invalid, read_body
 
 _PKG = "reactorkit.builtin_plugins.system"
 
 
 def _unit() -> str:
-    from reactorkit.core.config import get_unit_name
+    from reactorkit.plugin import get_unit_name
 
     return get_unit_name()
 
@@ -104,7 +104,7 @@ class HardwareCheck:
     """
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        from reactorkit.api.leader.models import find_model
+        from reactorkit.plugin import find_model
 
         body = read_body(req)
         name = field(body, "model_name", str, required=True)
@@ -123,7 +123,7 @@ class HardwareCheck:
 
 # ------------------------------------------------------------------- leader
 def _resolve(unit: str) -> list[str]:
-    from reactorkit.api.unit.leader import resolve
+    from reactorkit.plugin import target_units as resolve
 
     return resolve(unit, "units")
 

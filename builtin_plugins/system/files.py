@@ -16,8 +16,8 @@ from typing import Any, BinaryIO
 
 import falcon
 
-from reactorkit.api.errors import ApiError
-from reactorkit.core.paths import UnsafePath, dot_pioreactor, safe_join
+from reactorkit.plugin import ApiError
+from reactorkit.plugin import UnsafePath, dot_pioreactor, safe_join
 
 CHUNK = 1 << 16
 DEFAULT_MAX_UPLOAD_MB = 200
@@ -34,7 +34,7 @@ def uploads_dir() -> Path:
 
 def limit_bytes(key: str, default_mb: int) -> int:
     """``[system] <key>`` in MB as bytes."""
-    from reactorkit.core.config import get_config
+    from reactorkit.plugin import get_config
 
     try:
         return int(float(get_config().get("system", key, fallback=str(default_mb))) * 1024 * 1024)
@@ -145,7 +145,7 @@ def inside_dot_pioreactor(path_text: str) -> Path:
 
 
 def json_list_of_names(body: dict[str, Any], field: str) -> list[str]:
-    from reactorkit.api.unit.common import invalid
+    from reactorkit.plugin import invalid
 
     value = body.get(field)
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):

@@ -128,8 +128,8 @@ def check_hardware(model_name: str, model_version: str) -> dict[str, Any]:
         ``{"status": "ok" | "warning" | "skipped", "model_name", "model_version", "unit", "backend",
         "checks": [{name, ok, detail}], "reason"}``.
     """
-    from reactorkit.core.config import get_config, get_unit_name
-    from reactorkit.core.hardware import backend_name
+    from reactorkit.plugin import get_config, get_unit_name
+    from reactorkit.plugin import backend_name
 
     config = get_config()
     backend = backend_name(config)
@@ -150,7 +150,7 @@ def check_hardware(model_name: str, model_version: str) -> dict[str, Any]:
     else:
         result = {**base, "status": "ok", "checks": checks,
                   "reason": f"Correct hardware found for {model_name} {model_version}."}
-        from reactorkit.core.logs import NOTICE
+        from reactorkit.plugin import NOTICE
 
         _log(result, NOTICE, config)
     return result
@@ -158,11 +158,11 @@ def check_hardware(model_name: str, model_version: str) -> dict[str, Any]:
 
 def _log(result: dict[str, Any], level: int, config: Any) -> None:
     """Best effort: the unit's log file, and its MQTT log (``$experiment``) when the broker answers."""
-    from reactorkit.core.logs import create_logger
+    from reactorkit.plugin import create_logger
 
     client = None
     try:
-        from reactorkit.core import mqtt as mq
+        from reactorkit.plugin import mqtt as mq
 
         client = mq.create_client(config=config, timeout=2.0)
     except Exception:

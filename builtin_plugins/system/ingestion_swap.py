@@ -18,8 +18,8 @@ INGESTION = "mqtt_to_db_streaming"
 
 def jobs_in_the_way() -> list[str]:
     """Names of running jobs (other than ingestion) that an import would pull the folder from under."""
-    from reactorkit.core.config import get_config
-    from reactorkit.core.job_registry import JobRegistry
+    from reactorkit.plugin import get_config
+    from reactorkit.plugin import JobRegistry
 
     if not get_config().path("storage", "temporary_cache").exists():
         return []  # no job has ever run here (and asking must not create the registry)
@@ -43,9 +43,9 @@ def around_ingestion(swap: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     Returns:
         ``swap()``'s result plus ``"ingestion": "restarted" | "not running" | "restart failed: …"``.
     """
-    from reactorkit.core.config import get_config
-    from reactorkit.core.job_registry import JobRegistry
-    from reactorkit.core.jobs_control import stop_jobs
+    from reactorkit.plugin import get_config
+    from reactorkit.plugin import JobRegistry
+    from reactorkit.plugin import stop_jobs
 
     if not get_config().path("storage", "temporary_cache").exists():
         return swap() | {"ingestion": "not running"}
@@ -61,7 +61,7 @@ def around_ingestion(swap: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     finally:
         status = "not running"
         if was_running:
-            from reactorkit.core.task_functions import TaskFailed, start_job
+            from reactorkit.plugin import TaskFailed, start_job
 
             try:
                 start_job(INGESTION)

@@ -20,7 +20,7 @@ from importlib.metadata import distributions, entry_points
 from pathlib import Path
 from typing import Any
 
-from reactorkit.core.task_functions import fail
+from reactorkit.plugin import fail_task as fail
 
 PIP_TIMEOUT_S = 900
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?([<>=!~]=?[A-Za-z0-9.*+!_-]+(,[<>=!~]=?[A-Za-z0-9.*+!_-]+)*)?\Z")
@@ -32,7 +32,7 @@ def normalize(name: str) -> str:
 
 
 def install_target() -> str | None:
-    from reactorkit.core.config import get_config
+    from reactorkit.plugin import get_config
 
     value = get_config().get("plugins", "install_target", fallback="").strip()
     return value or None
@@ -45,7 +45,7 @@ def installed_plugins(include_builtin: bool = False) -> list[dict[str, Any]]:
     file plugins by ``__plugin_name__`` (else the file's stem). ``errors`` lists
     import and hook failures.
     """
-    from reactorkit.core.plugins import ENTRY_POINT_GROUP, Registry, make_plugin_manager
+    from reactorkit.plugin import ENTRY_POINT_GROUP, Registry, make_plugin_manager
 
     importlib.invalidate_caches()
     dist_names = {}
@@ -105,7 +105,7 @@ def _after_change() -> bool:
     from .commands import reload_web_server
 
     try:
-        from reactorkit.core.cli.index import get_index
+        from reactorkit.plugin import rebuild_cli_index as get_index
 
         get_index()  # rebuild the CLI index now that the plugin set changed
     except Exception:
@@ -165,7 +165,7 @@ def uninstall_plugin(name: str) -> dict[str, Any]:
     Raises:
         TaskFailed: nothing of that name is installed, or pip failed.
     """
-    from reactorkit.core.paths import dot_pioreactor
+    from reactorkit.plugin import dot_pioreactor
 
     _check_name(name)
     folder = dot_pioreactor() / "plugins"
@@ -200,7 +200,7 @@ def _declared_name(path: Path) -> str | None:
 def fan_out_long(method: str, units: list[str], path: str, json_body: Any = None,
                  json_per_unit: dict[str, Any] | None = None, poll_minutes: float = 15.0) -> dict[str, Any]:
     """A leader fan-out whose unit tasks may take minutes (pip): polls each unit's task up to ``poll_minutes``."""
-    from reactorkit.api import fanout
+    from reactorkit.plugin import fanout
 
     poll_max = int(poll_minutes * 60 / fanout.POLL_INTERVAL_S)
     return fanout.fan_out(method, units, path, json_body, json_per_unit=json_per_unit, poll_max=poll_max,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reactorkit.core.task_functions import fail
+from reactorkit.plugin import fail_task as fail
 
 from .files import DEFAULT_MAX_IMPORT_MB, limit_bytes
 
@@ -22,7 +22,7 @@ def import_dot_pioreactor(archive_path: str) -> dict[str, Any]:
     Raises:
         TaskFailed: jobs are running, the archive is unsafe or the swap failed (the old folder stays).
     """
-    from reactorkit.core.paths import dot_pioreactor
+    from reactorkit.plugin import dot_pioreactor
 
     from .archive import UnsafeArchive, import_archive
     from .ingestion_swap import around_ingestion, jobs_in_the_way, refusal
@@ -49,9 +49,9 @@ def forward_import(unit: str, archive_path: str) -> dict[str, Any]:
     """
     import httpx
 
-    from reactorkit.api import fanout
-    from reactorkit.core.cluster import unit_url
-    from reactorkit.core.config import get_unit_name
+    from reactorkit.plugin import fanout
+    from reactorkit.plugin import unit_url
+    from reactorkit.plugin import get_unit_name
 
     path = Path(archive_path)
     try:

@@ -290,7 +290,7 @@ def usb_lock() -> Any:
     is mounted, ejected, or written to or copied from."""
     from filelock import FileLock
 
-    from reactorkit.core.paths import storage_dir
+    from reactorkit.plugin import storage_dir
 
     return FileLock(str(storage_dir() / ".usb.lock"))
 
@@ -303,7 +303,7 @@ def acquire_usb_lock(timeout: float = LOCK_TIMEOUT_S) -> Any:
     """
     from filelock import Timeout
 
-    from reactorkit.core.task_functions import fail
+    from reactorkit.plugin import fail_task as fail
 
     lock = usb_lock()
     try:

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from reactorkit.core.task_functions import fail
+from reactorkit.plugin import fail_task as fail
 
 
 def copy_to_uploads(artifact: Path) -> Path:
@@ -26,7 +26,7 @@ def copy_to_uploads(artifact: Path) -> Path:
     Raises:
         TaskFailed: the drive was removed or cannot be read, or the name is not a plain file name.
     """
-    from reactorkit.core.paths import UnsafePath, safe_join
+    from reactorkit.plugin import UnsafePath, safe_join
 
     from .files import uploads_dir
 
@@ -59,8 +59,8 @@ def install_from_leader_usb(requirement: str, units: list[str]) -> dict[str, Any
     Raises:
         TaskFailed: no drive is mounted, no artifact matches, or it cannot be copied.
     """
-    from reactorkit.core.cluster import unit_url
-    from reactorkit.core.config import get_unit_name
+    from reactorkit.plugin import unit_url
+    from reactorkit.plugin import get_unit_name
 
     from .api import UPLOAD_URL
     from .plugin_tasks import fan_out_long

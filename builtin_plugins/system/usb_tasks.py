@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from reactorkit.core.task_functions import fail
+from reactorkit.plugin import fail_task as fail
 
 from .usb import NoDrive, acquire_usb_lock, choose_mounted, choose_unmounted, dev_path, mounted_drives
 

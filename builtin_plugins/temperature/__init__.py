@@ -1,6 +1,6 @@
 """Temperature: thermostat and temperature recording automations (built-in plugin)."""
 
-from reactorkit.core.hooks import hookimpl
+from reactorkit.plugin import hookimpl
 
 from .descriptors import AUTOMATIONS, CHARTS, DATASETS, STORAGE, TEMPERATURE_AUTOMATION
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from reactorkit.core.automation import AutomationEvent, ErrorOccurred, NoEvent, UpdatedHeaterDC
-from reactorkit.core.config import get_config
-from reactorkit.core.pid import PID
+from reactorkit.plugin import AutomationEvent, ErrorOccurred, NoEvent, UpdatedHeaterDC
+from reactorkit.plugin import get_config
+from reactorkit.plugin import PID
 
 from .base import TemperatureAutomationJob
 from .limits import heating_limits

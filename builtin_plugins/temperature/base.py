@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar
 
-from reactorkit.core.automation import AutomationJob, ErrorOccurred
-from reactorkit.core.clock import RepeatedTimer
-from reactorkit.core.config import get_config, pwm_channel_of
-from reactorkit.core.hardware import Hardware, backend_name, get_hardware
-from reactorkit.core.job import DISCONNECTED, READY
+from reactorkit.plugin import AutomationJob, ErrorOccurred
+from reactorkit.plugin import RepeatedTimer
+from reactorkit.plugin import get_config, pwm_channel_of
+from reactorkit.plugin import Hardware, backend_name, get_hardware
+from reactorkit.plugin import DISCONNECTED, READY
 
 from .inference import asymptotic_temperature, mean_temperature
 from .limits import SECTION, HeatingLimits, default_reading_cadence, heating_limits

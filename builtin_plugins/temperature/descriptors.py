@@ -1,6 +1,6 @@
 """Descriptors of the temperature plugin: plain data, no hardware imports."""
 
-from reactorkit.core.descriptors import (
+from reactorkit.plugin import (
     AutomationDescriptor,
     AutomationField,
     ChartDescriptor,
@@ -110,7 +110,7 @@ def parse_temperature(topic: str, payload: bytes):
     """
     import json
 
-    from reactorkit.core.storage_rows import row_from_topic
+    from reactorkit.plugin import row_from_topic
 
     data = json.loads(payload)
     return row_from_topic(topic, timestamp=data["timestamp"], temperature_c=float(data["temperature"]))

@@ -16,8 +16,8 @@ def run_temperature_automation(*, unit: str, experiment: str, config: Any, autom
         0 after a clean stop; 1 when it could not start (reason on stderr);
         2 for an unknown automation or a bad option.
     """
-    from reactorkit.core.automation import run_automation
-    from reactorkit.core.job_registry import JobAlreadyRunning
+    from reactorkit.plugin import run_automation
+    from reactorkit.plugin import JobAlreadyRunning
 
     try:
         return run_automation("temperature", unit=unit, experiment=experiment, config=config,

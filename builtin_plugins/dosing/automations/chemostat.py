@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, positive
-from reactorkit.core.automation import AutomationEvent, DilutionEvent
+from reactorkit.plugin import AutomationEvent, DilutionEvent
 
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, positive
 from reactorkit.builtin_plugins.dosing.pumps import reaches
-from reactorkit.core.automation import AddMediaEvent, AutomationEvent, ErrorOccurred
+from reactorkit.plugin import AddMediaEvent, AutomationEvent, ErrorOccurred
 
 
 class FedBatch(DosingAutomationJob):

@@ -20,10 +20,10 @@ from typing import Any
 
 from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, positive
 from reactorkit.builtin_plugins.dosing.automations.signals import parse_signal, signal_topic
-from reactorkit.core.automation import AddAltMediaEvent, AutomationEvent, ErrorOccurred, NoEvent
-from reactorkit.core.config import get_config
-from reactorkit.core.mqtt import QOS_AT_LEAST_ONCE
-from reactorkit.core.pid import PID
+from reactorkit.plugin import AddAltMediaEvent, AutomationEvent, ErrorOccurred, NoEvent
+from reactorkit.plugin import get_config
+from reactorkit.plugin import QOS_AT_LEAST_ONCE
+from reactorkit.plugin import PID
 
 SECTION = "dosing_automation.pid_morbidostat"
 STALE_AFTER_S = 5 * 60.0

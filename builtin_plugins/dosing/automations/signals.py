@@ -34,7 +34,7 @@ def lowest_signal_channel(config: Any) -> tuple[str, str] | None:
 
 def _estimator_active(device: str) -> bool:
     try:
-        from reactorkit.core.calibration_store import active_estimator
+        from reactorkit.plugin import active_estimator
 
         return active_estimator(device) is not None
     except Exception:
@@ -43,7 +43,7 @@ def _estimator_active(device: str) -> bool:
 
 def _calibration_active(device: str) -> bool:
     try:
-        from reactorkit.core.calibration_store import active_calibration
+        from reactorkit.plugin import active_calibration
 
         return active_calibration(device) is not None
     except Exception:
@@ -77,7 +77,7 @@ def signal_topic(signal: str, unit: str, experiment: str, config: Any) -> tuple[
     Raises:
         ValueError: unknown signal, or ``od`` without a signal photodiode.
     """
-    from reactorkit.core.mqtt import job_topic
+    from reactorkit.plugin import job_topic
 
     if signal == "normalized_od":
         return job_topic(unit, experiment, "growth_rate_calculating", "od_filtered", config=config), "od_filtered"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob
-from reactorkit.core.automation import AutomationEvent, NoEvent
+from reactorkit.plugin import AutomationEvent, NoEvent
 
 
 class Silent(DosingAutomationJob):

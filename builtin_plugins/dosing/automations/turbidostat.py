@@ -12,9 +12,9 @@ from typing import Any
 
 from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, positive
 from reactorkit.builtin_plugins.dosing.automations.signals import parse_signal, resolve_biomass_signal, signal_topic
-from reactorkit.core.automation import AutomationEvent, DilutionEvent, NoEvent
-from reactorkit.core.config import get_config
-from reactorkit.core.mqtt import QOS_AT_LEAST_ONCE
+from reactorkit.plugin import AutomationEvent, DilutionEvent, NoEvent
+from reactorkit.plugin import get_config
+from reactorkit.plugin import QOS_AT_LEAST_ONCE
 
 QUIET_PERIOD_S = 30.0
 

@@ -213,7 +213,7 @@ def test_od_calibration_refuses_to_start_while_od_reading_runs(make_client, cal_
 
 
 def test_fusion_session_fits_an_active_estimator_that_recovers_the_vessels_od(make_client):
-    from reactorkit.core.od_fusion import fuse
+    from reactorkit.builtin_plugins.od_reading.fusion import fuse
 
     client = make_client(THREE_ANGLES)
     queue = [0.1, 0.3, 0.8, 1.6, 3.0]
@@ -295,7 +295,7 @@ def test_unknown_sessions_and_protocols_are_errors_in_the_contract_shape(client)
 
 
 def test_fusion_offset_re_centres_a_shifted_estimator_on_this_unit(make_client):
-    from reactorkit.core.od_fusion import fit_estimator, fuse, offset_estimator
+    from reactorkit.builtin_plugins.od_reading.fusion import fit_estimator, fuse, offset_estimator
 
     client = make_client(THREE_ANGLES)
     observations = [(od, a, true_voltage(od, a, 80.0) * (1 + 0.02 * k))

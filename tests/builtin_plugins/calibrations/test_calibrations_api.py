@@ -116,7 +116,7 @@ def test_zipped_calibrations_hold_every_yaml_by_device(client):
 
 
 def fitted_estimator(name="fused-1"):
-    from reactorkit.core.od_fusion import fit_estimator
+    from reactorkit.builtin_plugins.od_reading.fusion import fit_estimator
 
     gains = {"45": 0.35, "90": 0.5, "135": 0.25}
     observations = [(od, angle, 0.002 + g * od / (1 + 0.15 * od) * (1 + 0.01 * k))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from reactorkit.builtin_plugins.calibrations.engine import (
+from reactorkit.core.calibration_sessions import (
     ABORTED_ERROR,
     CalibrationError,
     CalibrationProtocol,

@@ -142,7 +142,7 @@ def test_retained_readings_are_ignored(unit_env, mqtt_recorder, spawn_job):
 
 def test_an_xr_model_with_an_active_estimator_follows_the_fused_od(unit_env, mqtt_recorder, spawn_job, monkeypatch):
     from reactorkit.core.calibration_store import save_estimator
-    from reactorkit.core.od_fusion import fit_estimator
+    from reactorkit.builtin_plugins.od_reading.fusion import fit_estimator
 
     for key, value in unit_env.env().items():
         monkeypatch.setenv(key, value)

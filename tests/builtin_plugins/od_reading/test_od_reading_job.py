@@ -209,7 +209,7 @@ def test_fused_od_with_an_active_estimator(start_reader, unit_env, mqtt_recorder
     import math
 
     from reactorkit.core.calibration_store import save_estimator
-    from reactorkit.core.od_fusion import fit_estimator
+    from reactorkit.builtin_plugins.od_reading.fusion import fit_estimator
 
     def response(od, angle):  # a made-up two-angle response, volts at 80 % IR
         return {"45": 0.02 + 0.3 * od, "90": 0.01 + 0.5 * od / (1 + 0.2 * od)}[angle]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping
 
-from reactorkit.core import curves
+from reactorkit.plugin import evaluate_curve, fit_akima
 
 ESTIMATOR_TYPE = "od_fused_estimator"
 DEVICE = "od_fused"
@@ -100,8 +100,8 @@ def fit_estimator(
             values = by_angle[angle][c]
             sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
             spreads.append(math.log(max(sd, sigma_floor)))
-        mu_splines[angle] = curves.fit_akima(logcs, means)
-        sigma_splines[angle] = curves.fit_akima(logcs, spreads)
+        mu_splines[angle] = fit_akima(logcs, means)
+        sigma_splines[angle] = fit_akima(logcs, spreads)
         xs = [c for c in logcs for _ in by_angle[angle][c]]
         ys = [v for c in logcs for v in by_angle[angle][c]]
         recorded[angle] = {"x": xs, "y": ys}
@@ -151,8 +151,8 @@ def negative_log_likelihood(estimator: Mapping[str, Any], readings: Mapping[str,
             volts = readings.get(int(angle)) if angle.isdigit() else None  # type: ignore[call-overload]
         if volts is None or not volts > 0:
             continue
-        mu = np.asarray(curves.evaluate(estimator["mu_splines"][angle], logc), dtype=float)
-        log_sigma = np.asarray(curves.evaluate(estimator["sigma_splines_log"][angle], logc), dtype=float)
+        mu = np.asarray(evaluate_curve(estimator["mu_splines"][angle], logc), dtype=float)
+        log_sigma = np.asarray(evaluate_curve(estimator["sigma_splines_log"][angle], logc), dtype=float)
         sigma = np.maximum(np.exp(log_sigma), floor)
         if angle in scales:
             knots = estimator["mu_splines"][angle].get("knots") or [estimator["min_logc"]]

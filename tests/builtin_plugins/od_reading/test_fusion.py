@@ -8,7 +8,7 @@ import pytest
 
 from repo_data import real_data_dir
 
-from reactorkit.core import od_fusion
+from reactorkit.builtin_plugins.od_reading import fusion as od_fusion
 from reactorkit.core.calibration_store import validate_estimator
 from reactorkit.core.curves import evaluate
 

@@ -18,7 +18,7 @@ maximum, min_error_msg, max_error_msg, help_text}``.
 
 Advancing re-renders the current step, parses and checks its fields, runs the
 step's transition (which may run hardware actions through the session's
-:class:`~reactorkit.builtin_plugins.calibrations.actions.ActionRunner`) and
+runner (the calibrations plugin's ``ActionRunner``)) and
 stores the new state. Any error leaves the stored session unchanged.
 A step may offer extra ``metadata.actions`` (``[{label, inputs}]``); posting
 one of those ``inputs`` (e.g. ``{"action": "redo_last"}``) skips field
