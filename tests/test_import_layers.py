@@ -30,6 +30,7 @@ def installed_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def lint_imports(layout: Path) -> subprocess.CompletedProcess:
     lint = Path(sys.executable).with_name("lint-imports")
+    assert lint.exists(), "import-linter is not installed in this environment: run scripts/setup.sh"
     env = dict(os.environ, PYTHONPATH=str(layout))
     return subprocess.run([str(lint), str(PYPROJECT), "--no-cache"], cwd=layout, env=env, capture_output=True,
                           text=True, timeout=300)
