@@ -10,14 +10,20 @@ Two sources of plugins:
   ``__plugin_name__``, ``__plugin_summary__``, ``__plugin_version__``,
   ``__plugin_homepage__``, ``__plugin_author__``.
 
-pluggy stops at the first exception of a hook call, so hooks are called here
-plugin by plugin: a plugin that fails to import, raises in a hook, or returns
-something that is not the expected record is skipped for that hook, logged
-with its traceback, and listed in :attr:`Registry.failures`; everything else
-keeps working. ``SKIP_PLUGINS=1`` loads built-ins only.
+Hooks are called through pluggy's hook caller (``pm.hook.register_jobs()``), so
+``tryfirst``/``trylast``, wrappers (``@hookimpl(wrapper=True)``, which see the
+list of every implementation's records) and hook arguments behave as pluggy
+documents. Each plain implementation runs inside its own guard
+(:func:`guard_hookimpls`): a plugin that fails to import, raises in a hook, or
+returns something that is not the expected record is skipped for that hook,
+logged with its traceback, and listed in :attr:`Registry.failures`; everything
+else keeps working. ``SKIP_PLUGINS=1`` loads built-ins only;
+``REACTORKIT_TRACE_HOOKS=1`` logs every hook call and result (logger
+``reactorkit.plugins.trace``, level INFO).
 
-Duplicate keys: built-ins first, then third-party plugins in name order; the
-later one wins and the override is logged at WARNING.
+Duplicate keys: ``trylast`` implementations first, then the others, then
+``tryfirst`` ones; within each, built-ins first, then third-party plugins in
+name order. The later one wins and the override is logged at WARNING.
 """
 
 from __future__ import annotations
@@ -42,7 +48,9 @@ from reactorkit.core.paths import dot_pioreactor
 
 ENTRY_POINT_GROUP = "reactorkit.plugins"
 BUILTIN_PREFIX = "reactorkit.builtin_plugins."
+TRACE_ENV = "REACTORKIT_TRACE_HOOKS"
 logger = logging.getLogger("reactorkit.plugins")
+trace_logger = logging.getLogger("reactorkit.plugins.trace")
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,8 @@ def make_plugin_manager(
     """
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(specs)
+    if os.environ.get(TRACE_ENV, "").lower() in ("1", "true", "yes"):
+        enable_hook_tracing(pm)
     loaded = LoadedPlugins()
     if not load_installed:
         return pm, loaded
@@ -180,6 +190,68 @@ def make_plugin_manager(
         for path in sorted(folder.glob("*.py")) if folder.is_dir() else ():
             _load_file_plugin(pm, loaded, path)
     return pm, loaded
+
+
+def enable_hook_tracing(pm: pluggy.PluginManager, write: Any = None) -> Any:
+    """Log every hook call of ``pm``: hook name, arguments, each implementation and the result.
+
+    Args:
+        write: Called with each trace line (str); default INFO on ``reactorkit.plugins.trace``.
+
+    Returns:
+        A function that switches tracing off again.
+    """
+    pm.trace.root.setwriter(write or (lambda line: trace_logger.info(line.rstrip())))
+    return pm.enable_tracing()
+
+
+class Contribution(list):
+    """What one hook implementation returned: a list of records, plus where it came from.
+
+    Attributes:
+        plugin: The plugin's registered name.
+        priority: 0 ``trylast``, 1 plain, 2 ``tryfirst``.
+        error: The exception the implementation raised (the list is then empty), else ``None``.
+    """
+
+    def __init__(self, records: Iterable[Any], plugin: str, priority: int, error: BaseException | None = None):
+        super().__init__(records)
+        self.plugin = plugin
+        self.priority = priority
+        self.error = error
+
+
+_GUARDED = "_reactorkit_guarded"
+
+
+def guard_hookimpls(pm: pluggy.PluginManager) -> None:
+    """Wrap each plain hook implementation of ``pm`` (once) so that it cannot break the hook call.
+
+    The wrapped implementation returns a :class:`Contribution`: its records as a list (a generator
+    is run to the end inside the guard), or an empty one carrying the exception it raised.
+    Wrappers (``wrapper=True``/``hookwrapper=True``) are left as they are: they see the list of
+    contributions. Implementations registered later are wrapped on the next call.
+    """
+    for caller in pm.hook.__dict__.values():
+        if not isinstance(caller, pluggy.HookCaller):
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.wrapper or impl.hookwrapper or getattr(impl.function, _GUARDED, False):
+                continue
+            impl.function = _guarded(impl.function, impl.plugin_name, 2 if impl.tryfirst else 0 if impl.trylast else 1)
+
+
+def _guarded(function: Any, plugin: str, priority: int) -> Any:
+    def guarded(*args: Any, **kwargs: Any) -> Contribution:
+        try:
+            produced = function(*args, **kwargs)
+            return Contribution(produced or (), plugin, priority)
+        except Exception as exc:  # a broken plugin is reported, never fatal
+            return Contribution((), plugin, priority, error=exc)
+
+    setattr(guarded, _GUARDED, True)
+    guarded.__wrapped__ = function  # type: ignore[attr-defined]
+    return guarded
 
 
 def _load_file_plugin(pm: pluggy.PluginManager, loaded: LoadedPlugins, path: Path) -> None:
@@ -249,28 +321,36 @@ class Registry:
             return name
         return "app" if info.is_builtin else name
 
-    def _ordered_plugins(self) -> list[tuple[str, Any]]:
-        pairs = [(n, p) for n, p in self._pm.list_name_plugin() if p is not None]
-        return sorted(pairs, key=lambda np: (self._source_of(np[0]) != "app", np[0]))
+    def _fail(self, plugin: str, hook: str, exc: BaseException) -> None:
+        _record_failure(self._loaded, plugin, hook, exc)
+        self.failures.append(self._loaded.failures[-1])
 
-    def _collect(self, hook: str, expected: type | tuple[type, ...]) -> list[Any]:
+    def _collect(self, hook: str, expected: type | tuple[type, ...], **hook_args: Any) -> list[Any]:
+        """Call ``hook`` through pluggy and return every valid record, in override order (later wins)."""
+        guard_hookimpls(self._pm)
+        try:
+            contributions = getattr(self._pm.hook, hook)(**hook_args)
+        except Exception as exc:  # a wrapper raised: the whole call is lost
+            self._fail("(hook wrapper)", hook, exc)
+            return []
+        ordered = sorted(
+            (c for c in contributions if isinstance(c, Contribution)),
+            key=lambda c: (c.priority, self._source_of(c.plugin) != "app", c.plugin),
+        )
         records: list[Any] = []
-        for name, plugin in self._ordered_plugins():
-            impl = getattr(plugin, hook, None)
-            if impl is None or not hasattr(impl, PROJECT_NAME + "_impl"):
-                continue
+        for contribution in ordered:
             try:
-                produced = list(impl() or ())
-                for record in produced:
+                if contribution.error is not None:
+                    raise contribution.error
+                for record in contribution:
                     if not isinstance(record, expected):
                         names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
                         raise TypeError(f"{hook} must yield {names}, got {type(record).__name__}: {record!r}")
             except Exception as exc:
-                _record_failure(self._loaded, name, hook, exc)
-                self.failures.append(self._loaded.failures[-1])
+                self._fail(contribution.plugin, hook, exc)
                 continue
-            source = self._source_of(name)
-            records.extend(replace(r, source=source) for r in produced)
+            source = self._source_of(contribution.plugin)
+            records.extend(replace(r, source=source) for r in contribution)
         return records
 
     def _keyed(self, hook: str, expected: type) -> dict[str, Any]:
