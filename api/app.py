@@ -2,17 +2,20 @@
 
 ``create_app`` builds it from a plugin :class:`Registry`; ``get_app`` is what
 gunicorn loads (``gunicorn 'reactorkit.api.app:get_app()'``, or ``pio serve``).
-Plugins add routes through the ``register_routes`` hook.
+Plugins add routes through the ``register_routes`` hook; a route's resource class that
+takes a ``context`` argument is built with the app's :class:`~reactorkit.api.context.AppContext`.
 """
 
 from __future__ import annotations
 
 import logging
 from types import SimpleNamespace
+from typing import Any
 
 import falcon
 
 from reactorkit.api import errors
+from reactorkit.api.context import AppContext, build_resource
 from reactorkit.api.resources.system import AppVersion, Health
 from reactorkit.api.unit import mount as mount_jobs_tasks_descriptors
 from reactorkit.core.config import Config, get_config, get_unit_name, is_leader
@@ -23,11 +26,12 @@ logger = logging.getLogger("reactorkit.api")
 
 
 class App(falcon.App):
-    """``falcon.App`` with a ``context`` namespace: ``registry``, ``config``, ``unit``, ``leader``."""
+    """``falcon.App`` with a ``context``: an :class:`~reactorkit.api.context.AppContext` (``registry``,
+    ``config``, ``unit``, ``leader``, ``leader_db``, ``fanout``) once :func:`create_app` has built it."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
-        self.context = SimpleNamespace()
+        self.context: Any = SimpleNamespace()
         self.route_table: dict[str, tuple[object, dict[str, object]]] = {}
 
     def add_route(self, uri_template: str, resource: object, **kwargs: object) -> None:
@@ -51,7 +55,7 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
     unit = unit or get_unit_name()
     leader = is_leader(config) if leader is None else leader
     app = App(cors_enable=True)
-    app.context = SimpleNamespace(registry=registry, config=config, unit=unit, leader=leader)
+    app.context = context = AppContext(registry, config, unit, leader)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
     app.add_route("/unit_api/health", Health(unit, config, leader))
@@ -63,7 +67,7 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
     if leader:  # inventory, experiments, logs, time series, config (leader database)
         from reactorkit.api.leader import add_routes as mount_leader_api
 
-        app.context.leader_api = mount_leader_api(app, registry, config, unit=unit)
+        app.context.leader_api = mount_leader_api(app, registry, config, unit=unit, context=context)
         from reactorkit.api.webui import mount as mount_web_ui
 
         mount_web_ui(app)  # the web UI at / (every path but /api and /unit_api)
@@ -71,8 +75,7 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
         if route.leader_only and not leader:
             continue
         try:
-            resource = resolve(route.resource)
-            app.add_route(route.path, resource() if isinstance(resource, type) else resource)
+            app.add_route(route.path, build_resource(resolve(route.resource), context))
         except Exception as exc:  # a plugin's broken route never takes the API down
             logger.error("route %s from %s not mounted: %s", route.path, route.source, exc)
     from reactorkit.api.openapi import install as install_openapi

@@ -334,6 +334,41 @@ def leader_db() -> Any:
     return _DBS[key]
 
 
+class FanOut:
+    """An app's fan-out client: :func:`fan_out` with the app's config, targets from the app's leader database.
+
+    Args:
+        config: The app's config.
+        db: A function returning the app's ``LeaderDB`` (called only when targets are resolved).
+    """
+
+    def __init__(self, config: Any, db: Callable[[], Any]) -> None:
+        self.config = config
+        self._db = db
+
+    def call(self, method: str, units: Iterable[str], path: str | Callable[[str], str], json: Any = None,
+             **kwargs: Any) -> dict[str, Envelope]:
+        """:func:`fan_out` (same arguments) with this app's config."""
+        kwargs.setdefault("config", self.config)
+        return fan_out(method, units, path, json, **kwargs)
+
+    def targets(self, unit: str, family: str = "workers", *, experiment: str | None = None,
+                active_only: bool = True) -> list[str]:
+        """:func:`resolve_units` against this app's database, its errors as API errors.
+
+        Raises:
+            ApiError: 400 unknown unit, 404 unknown experiment or no (active) worker assigned.
+        """
+        from reactorkit.api.unit.leader import resolve
+
+        return resolve(unit, family, experiment=experiment, active_only=active_only, db=self._db())
+
+    def respond(self, resp: Any, method: str, units: Iterable[str], path: str, json: Any = None,
+                **kwargs: Any) -> None:
+        """:func:`respond_with_fan_out`: queue the fan-out on this unit's task worker and answer 202."""
+        respond_with_fan_out(resp, method, units, path, json, **kwargs)
+
+
 class UnknownUnit(LookupError):
     """The named unit is not a worker (or unit) of this cluster (routes answer 400, §1.1)."""
 

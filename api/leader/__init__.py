@@ -99,7 +99,8 @@ class _WorkerLogs:
         self._publish.on_post(req, resp, pioreactor_unit, experiment)
 
 
-def add_routes(app: Any, registry: Any, config: Any = None, *, unit: str | None = None, db: Any = None) -> Context:
+def add_routes(app: Any, registry: Any, config: Any = None, *, unit: str | None = None, db: Any = None,
+               context: Any = None) -> Context:
     """Mount the leader routes on ``app``.
 
     Args:
@@ -108,6 +109,8 @@ def add_routes(app: Any, registry: Any, config: Any = None, *, unit: str | None 
         config: This unit's config (default: the process-wide one).
         unit: This (leader) unit's name (default ``$HOSTNAME``).
         db: A ``LeaderDB`` to use (default: ``[storage] database``, opened and migrated on first use).
+        context: The app's :class:`~reactorkit.api.context.AppContext` (its database is shared);
+            default a new one from the other arguments.
 
     Returns:
         The shared :class:`Context` (tests use its ``db``).
@@ -115,7 +118,7 @@ def add_routes(app: Any, registry: Any, config: Any = None, *, unit: str | None 
     from reactorkit.core.config import get_config, get_unit_name
 
     config = config or get_config()
-    ctx = Context(db, config, registry, unit or get_unit_name())
+    ctx = context if context is not None else Context(db, config, registry, unit or get_unit_name())
     for path, factory in routes().items():
         app.add_route(path, factory(ctx))
     return ctx

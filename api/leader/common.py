@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
 import falcon
 
+from reactorkit.api.context import AppContext
 from reactorkit.api.errors import ApiError
 from reactorkit.api.unit.common import field, invalid, read_body  # noqa: F401  (re-exported for the resources)
 from reactorkit.core.leader_db import LeaderDB
@@ -16,27 +16,15 @@ BROADCAST = "$broadcast"
 UNIVERSAL_EXPERIMENT = "$experiment"
 
 
-class Context:
-    """What every leader resource needs: the database, the config, the plugin registry, this unit's name.
+class Context(AppContext):
+    """What every leader resource needs: the app's context (``db``, ``config``, ``registry``, ``unit``).
 
     The database is opened (and migrated, plugin tables included) on first use,
     so building the app has no side effect on disk.
     """
 
     def __init__(self, db: LeaderDB | None, config: Any, registry: Any, unit: str) -> None:
-        self._db = db
-        self._lock = threading.Lock()
-        self.config = config
-        self.registry = registry
-        self.unit = unit
-
-    @property
-    def db(self) -> LeaderDB:
-        if self._db is None:
-            with self._lock:
-                if self._db is None:
-                    self._db = LeaderDB(config=self.config, registry=self.registry)
-        return self._db
+        super().__init__(registry, config, unit, leader=True, db=db)
 
 
 def experiment_not_found(experiment: str) -> ApiError:

@@ -32,10 +32,11 @@ from reactorkit.api.unit.common import (
 )
 
 
-def resolve(unit: str, family: str, *, experiment: str | None = None, active_only: bool = True) -> list[str]:
+def resolve(unit: str, family: str, *, experiment: str | None = None, active_only: bool = True,
+            db: Any = None) -> list[str]:
     """:func:`fanout.resolve_units` with its errors as API errors (400 unknown unit, 404 no target/experiment)."""
     try:
-        return fanout.resolve_units(unit, family=family, experiment=experiment, active_only=active_only)
+        return fanout.resolve_units(unit, family=family, experiment=experiment, active_only=active_only, db=db)
     except fanout.UnknownUnit as exc:
         raise ApiError(falcon.HTTP_400, f"Unknown unit {unit!r}.", cause=str(exc),
                        remediation=f"Use a unit listed by GET /api/{family}, or $broadcast.") from None

@@ -12,7 +12,7 @@ from typing import Any
 
 import falcon
 
-from reactorkit.plugin import ApiError
+from reactorkit.plugin import ApiError, RouteResource
 from reactorkit.builtin_plugins.dosing.bioreactor import (
     VARIABLES,
     BioreactorStore,
@@ -96,7 +96,7 @@ def check_values_body(body: Any) -> dict[str, Any]:
     return dict(body["values"])
 
 
-class BioreactorUpdateOnWorkers:
+class BioreactorUpdateOnWorkers(RouteResource):
     """``PATCH /api/workers/{u}/bioreactor/update/experiments/{experiment} {"values": {…}}`` → 202 task.
 
     Each target worker gets ``PATCH /unit_api/bioreactor/experiments/{experiment}`` with the same values; the
@@ -109,9 +109,7 @@ class BioreactorUpdateOnWorkers:
 
         from redis.exceptions import RedisError
 
-        from reactorkit.plugin import fanout
-        from reactorkit.plugin import unavailable_queue
-        from reactorkit.plugin import target_units as resolve
+        from reactorkit.plugin import fanout, unavailable_queue
 
         try:
             body = req.get_media(default_when_empty=None)
@@ -119,9 +117,9 @@ class BioreactorUpdateOnWorkers:
             body = None
         values = check_values_body(body)
         scope = experiment if pioreactor_unit == fanout.BROADCAST else None
-        units = resolve(pioreactor_unit, "workers", experiment=scope)
+        units = self.context.fanout.targets(pioreactor_unit, "workers", experiment=scope)
         path = f"/unit_api/bioreactor/experiments/{quote(experiment, safe='')}"
         try:
-            fanout.respond_with_fan_out(resp, "PATCH", units, path, {"values": values})
+            self.context.fanout.respond(resp, "PATCH", units, path, {"values": values})
         except RedisError as exc:
             raise unavailable_queue(exc) from exc

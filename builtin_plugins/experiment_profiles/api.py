@@ -15,26 +15,17 @@ line, hint}]``; warnings are returned with the 200.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import falcon
 
-from reactorkit.plugin import ApiError
-from reactorkit.plugin import body_field as field, read_body
-from reactorkit.plugin import atomic_write
+from reactorkit.plugin import ApiError, AppContext, RouteResource, atomic_write, read_body
+from reactorkit.plugin import body_field as field
 
 from . import files
 from .schema import Validation, validate
 
 MAX_BODY_CHARS = files.MAX_PROFILE_BYTES
-
-
-@lru_cache(maxsize=1)
-def _known_jobs() -> frozenset[str]:
-    from reactorkit.plugin import Registry
-
-    return frozenset(Registry.installed().jobs)
 
 
 def _path(filename: str) -> Any:
@@ -54,9 +45,9 @@ def _body_text(body: dict[str, Any]) -> str:
     return text
 
 
-def _validated(text: str, resp: falcon.Response) -> Validation | None:
-    """The validation, or None after answering 400 with the diagnostics."""
-    result = validate(text, known_jobs=_known_jobs())
+def _validated(text: str, resp: falcon.Response, context: AppContext) -> Validation | None:
+    """The validation (jobs checked against the app's registry), or None after answering 400 with the diagnostics."""
+    result = validate(text, known_jobs=frozenset(context.registry.jobs))
     if result.ok:
         return result
     errors = result.errors
@@ -80,26 +71,26 @@ def _success(result: Validation) -> dict[str, Any]:
     return out
 
 
-def _create(body: dict[str, Any], resp: falcon.Response) -> None:
+def _create(body: dict[str, Any], resp: falcon.Response, context: AppContext) -> None:
     filename = field(body, "filename", str, required=True)
     path = _path(filename)
     text = _body_text(body)
     if path.exists() or path.is_symlink():
         raise ApiError(falcon.HTTP_409, f"Profile {filename!r} already exists.",
                        cause=f"{path} exists.", remediation=f"Choose another name, or PATCH /api/experiment_profiles/{filename}.")
-    result = _validated(text, resp)
+    result = _validated(text, resp, context)
     if result is None:
         return
     atomic_write(path, text)
     resp.media = _success(result)
 
 
-def _update(filename: str, body: dict[str, Any], resp: falcon.Response) -> None:
+def _update(filename: str, body: dict[str, Any], resp: falcon.Response, context: AppContext) -> None:
     path = _path(filename)
     text = _body_text(body)
     if not path.is_file():
         raise _missing(filename)
-    result = _validated(text, resp)
+    result = _validated(text, resp, context)
     if result is None:
         return
     atomic_write(path, text)
@@ -112,14 +103,14 @@ def _missing(filename: str) -> ApiError:
                     remediation="List the profiles with GET /api/experiment_profiles.")
 
 
-class Profiles:
+class Profiles(RouteResource):
     """``GET /api/experiment_profiles`` (list) and ``POST {filename, body}`` (create)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = files.list_profiles()
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        _create(read_body(req), resp)
+        _create(read_body(req), resp, self.context)
 
 
 class ClassicProfiles(Profiles):
@@ -127,10 +118,10 @@ class ClassicProfiles(Profiles):
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_body(req)
-        _update(field(body, "filename", str, required=True), body, resp)
+        _update(field(body, "filename", str, required=True), body, resp, self.context)
 
 
-class ProfileFile:
+class ProfileFile(RouteResource):
     """``GET`` (text), ``PATCH {body}``, ``DELETE`` of ``/api/experiment_profiles/{filename}``."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
@@ -141,7 +132,7 @@ class ProfileFile:
         resp.text = path.read_text(encoding="utf-8", errors="replace")
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
-        _update(filename, read_body(req), resp)
+        _update(filename, read_body(req), resp, self.context)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
         path = _path(filename)
@@ -166,13 +157,11 @@ class RunningProfiles:
             registry.close()
 
 
-class RecentRuns:
+class RecentRuns(RouteResource):
     """``GET …/experiment_profiles/recent``: runs of the experiment, newest first (at most 50)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, experiment: str) -> None:
-        from reactorkit.plugin import leader_db
-
-        db = leader_db()
+        db = self.context.leader_db
         if not db.table_exists("experiment_profile_runs"):
             resp.media = []
             return

@@ -16,13 +16,12 @@ The dataset listing (``/api/datasets/exportable``) is served by the core routes.
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from typing import Any
 
 import falcon
 
-from reactorkit.plugin import ApiError
-from reactorkit.plugin import enqueue_task, body_field as field, invalid, read_body
+from reactorkit.plugin import ApiError, AppContext, RouteResource, enqueue_task, invalid, read_body
+from reactorkit.plugin import body_field as field
 
 ALL_EXPERIMENTS = "<All experiments>"
 MAX_PREVIEW_ROWS = 100
@@ -31,15 +30,8 @@ TASK = "reactorkit.builtin_plugins.exports.tasks.export_datasets"
 USB_TASK = "reactorkit.builtin_plugins.exports.tasks.export_datasets_to_usb"
 
 
-@lru_cache(maxsize=1)
-def _datasets() -> dict[str, Any]:
-    from reactorkit.plugin import Registry
-
-    return Registry.installed().datasets
-
-
-def _dataset(name: str) -> Any:
-    dataset = _datasets().get(name)
+def _dataset(context: AppContext, name: str) -> Any:
+    dataset = context.registry.datasets.get(name)
     if dataset is None:
         raise ApiError(falcon.HTTP_404, f"Unknown dataset {name!r}.",
                        cause=f"No installed plugin registers a dataset named {name!r}.",
@@ -47,15 +39,13 @@ def _dataset(name: str) -> Any:
     return dataset
 
 
-class Preview:
+class Preview(RouteResource):
     """``GET …/exportable/{target_dataset}/preview?n_rows=5``: the first rows, unfiltered."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, target_dataset: str) -> None:
-        from reactorkit.plugin import leader_db
-
         from .writer import source_exists, source_sql
 
-        dataset = _dataset(target_dataset)
+        dataset = _dataset(self.context, target_dataset)
         raw = req.get_param("n_rows", default="5")
         try:
             n_rows = int(raw)
@@ -65,7 +55,7 @@ class Preview:
         if not 1 <= n_rows <= MAX_PREVIEW_ROWS:
             raise ApiError(falcon.HTTP_400, "Invalid n_rows.", cause=f"n_rows must be 1 to {MAX_PREVIEW_ROWS}, got {n_rows}.",
                            remediation=f"Use 1 to {MAX_PREVIEW_ROWS}.")
-        db = leader_db()
+        db = self.context.leader_db
         if not source_exists(db.conn, dataset):
             resp.media = []
             return
@@ -97,8 +87,12 @@ def _utc(body: dict[str, Any], name: str) -> str | None:
             from None
 
 
-def export_request(body: dict[str, Any]) -> dict[str, Any]:
+def export_request(body: dict[str, Any], known: Any) -> dict[str, Any]:
     """Validate an export body into the task's keyword arguments.
+
+    Args:
+        body: The request body.
+        known: The installed datasets by name (the app's ``registry.datasets``).
 
     Raises:
         ApiError: 400 naming the field.
@@ -125,7 +119,6 @@ def export_request(body: dict[str, Any]) -> dict[str, Any]:
     start, end = _utc(body, "start_time"), _utc(body, "end_time")
     if start and end and start > end:
         raise invalid("Field 'start_time' is after 'end_time'.", "Swap them or widen the window.")
-    known = _datasets()
     if not any(d in known for d in datasets):
         raise ApiError(falcon.HTTP_400, "None of the requested datasets exist.",
                        cause=f"Unknown: {', '.join(datasets)}.", remediation="See GET /api/datasets/exportable.")
@@ -133,17 +126,17 @@ def export_request(body: dict[str, Any]) -> dict[str, Any]:
             "end_time": end}
 
 
-class Export:
+class Export(RouteResource):
     """``POST /api/datasets/exportable/export`` → 202 task (result ``{result, filename, msg, …}``)."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         from reactorkit.plugin import get_unit_name
 
-        kwargs = export_request(read_body(req))
+        kwargs = export_request(read_body(req), self.context.registry.datasets)
         enqueue_task(resp, get_unit_name(), TASK, timeout_s=3600, **kwargs)
 
 
-class ExportToUsb:
+class ExportToUsb(RouteResource):
     """``POST /api/datasets/exportable/export-to-usb`` (body as ``…/export``) → 202 task writing the zip onto the
     leader's mounted USB drive (result ``{result, filename, msg, drive, path, …}``).
 
@@ -154,7 +147,7 @@ class ExportToUsb:
         from reactorkit.builtin_plugins.system.usb import writable_drive
         from reactorkit.plugin import get_unit_name
 
-        kwargs = export_request(read_body(req))
+        kwargs = export_request(read_body(req), self.context.registry.datasets)
         if writable_drive() is None:
             raise ApiError(falcon.HTTP_409, "No USB drive to export to.",
                            cause="No writable USB drive is mounted on the leader.",

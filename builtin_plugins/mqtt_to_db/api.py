@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import falcon
 
+from reactorkit.plugin import RouteResource
+
 SCHEMAS = {
     "GET": {
         "summary": "Per unit: numbered readings received, duplicates dropped, readings still on their way (missing) "
@@ -32,18 +34,17 @@ SCHEMAS = {
 }
 
 
-class Ingestion:
+class Ingestion(RouteResource):
     """``GET /api/ingestion[?experiment=…]`` → ``{"running", "units": [{pioreactor_unit, received, duplicates,
     missing, lost, gaps, last_received_at}], "gaps": [{experiment, pioreactor_unit, topic, count, first_seq,
     last_seq, first_dropped_at, last_dropped_at, reason, recorded_at}]}``."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        from reactorkit.plugin import leader_db
         from reactorkit.plugin import JobRegistry
 
         from . import ledger
 
-        db = leader_db()
+        db = self.context.leader_db
         registry = JobRegistry()
         try:
             running = bool(registry.running(job_name="mqtt_to_db_streaming"))

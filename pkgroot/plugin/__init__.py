@@ -118,6 +118,7 @@ _export("reactorkit.core.cli.index", "rebuild_cli_index=get_index")
 _export("reactorkit.core.cli.main", "gunicorn_pid_path")
 
 # HTTP helpers for plugin routes
+_export("reactorkit.api.context", "AppContext", "RouteResource")
 _export("reactorkit.api.errors", "ApiError")
 _export("reactorkit.api.unit.common", "read_body", "body_field=field", "invalid", "enqueue_task", "unavailable_queue")
 _export("reactorkit.api.unit.leader", "target_units=resolve")

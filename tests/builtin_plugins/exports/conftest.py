@@ -22,13 +22,10 @@ def leader_env(unit_env, monkeypatch):
     unit_env.write_config(f"[cluster.topology]\nleader_hostname = {unit_env.unit}\nleader_address = 127.0.0.1\n")
     set_config(None)
     from reactorkit.api import fanout
-    from reactorkit.builtin_plugins.exports import api
 
     fanout._DBS.clear()
-    api._datasets.cache_clear()
     yield unit_env
     fanout._DBS.clear()
-    api._datasets.cache_clear()
     try:
         from reactorkit.core.tasks import get_queue
 

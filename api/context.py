@@ -1,0 +1,88 @@
+"""The app's context: what every route of the app, plugin routes included, is built with.
+
+A plugin route whose resource class takes a ``context`` argument is built as
+``Resource(context=app_context)`` (as datasette passes itself to ``register_routes``'s
+views), so it uses the app's plugin registry, config, leader database and fan-out
+client instead of rebuilding or reopening them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from functools import cached_property
+from typing import Any
+
+
+class AppContext:
+    """The app's shared state.
+
+    Attributes:
+        registry: The plugin :class:`~reactorkit.core.plugins.Registry` the app was built from.
+        config: This unit's merged :class:`~reactorkit.core.config.Config`.
+        unit: This unit's name.
+        leader: Whether this unit serves ``/api`` (the leader).
+        leader_db: The leader's :class:`~reactorkit.core.leader_db.LeaderDB` (``db`` is the same),
+            opened and migrated (plugin tables included) on first use, one per app.
+        fanout: A :class:`~reactorkit.api.fanout.FanOut` client: calls ``/unit_api`` on units with
+            this config and resolves targets (``$broadcast``, an experiment's workers) from ``leader_db``.
+    """
+
+    def __init__(self, registry: Any, config: Any, unit: str, leader: bool = True, db: Any = None) -> None:
+        self.registry = registry
+        self.config = config
+        self.unit = unit
+        self.leader = leader
+        self._db = db
+        self._lock = threading.Lock()
+
+    @property
+    def leader_db(self) -> Any:
+        if self._db is None:
+            with self._lock:
+                if self._db is None:
+                    from reactorkit.core.leader_db import LeaderDB
+
+                    self._db = LeaderDB(config=self.config, registry=self.registry)
+        return self._db
+
+    @property
+    def db(self) -> Any:
+        return self.leader_db
+
+    @cached_property
+    def fanout(self) -> Any:
+        from reactorkit.api.fanout import FanOut
+
+        return FanOut(self.config, lambda: self.leader_db)
+
+
+class RouteResource:
+    """Base of a route resource built with the app's context (``self.context``, an :class:`AppContext`).
+
+    Example::
+
+        class PhReadings(RouteResource):
+            def on_get(self, req, resp, experiment):
+                resp.media = self.context.leader_db.query("SELECT * FROM ph_readings WHERE experiment = ?",
+                                                          (experiment,))
+    """
+
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+
+
+def build_resource(resource: Any, context: AppContext) -> Any:
+    """A route's resource: an instance as is; a class built with ``context=`` when its ``__init__``
+    takes a ``context`` parameter, else with no argument.
+
+    Raises:
+        TypeError: the class needs other arguments.
+    """
+    if not isinstance(resource, type):
+        return resource
+    try:
+        wants = "context" in inspect.signature(resource).parameters
+    except (TypeError, ValueError):  # a builtin or C class: no signature
+        wants = False
+    return resource(context=context) if wants else resource()

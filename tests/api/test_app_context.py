@@ -1,0 +1,75 @@
+"""Plugin routes are built with the app's context: registry, config, leader database, fan-out client."""
+
+from __future__ import annotations
+
+import falcon.testing
+import pytest
+
+from reactorkit.api.app import create_app
+from reactorkit.api.errors import ApiError
+from reactorkit.core.config import set_config
+from reactorkit.core.descriptors import RouteDescriptor, TableDescriptor
+from reactorkit.core.hooks import hookimpl
+from reactorkit.core.plugins import Registry
+from reactorkit.plugin import RouteResource
+
+
+class PhReadings(RouteResource):
+    def on_get(self, req, resp):
+        rows = self.context.leader_db.query("SELECT ph FROM ph_readings ORDER BY ph")
+        resp.media = {"unit": self.context.unit, "tables": sorted(self.context.registry.tables),
+                      "ph": [r["ph"] for r in rows], "same_db": self.context.leader_db is self.context.db}
+
+
+class Plain:
+    def on_get(self, req, resp):
+        resp.media = {"plain": True}
+
+
+class PhPlugin:
+    @hookimpl
+    def register_storage(self):
+        yield TableDescriptor(table="ph_readings", create_sql="CREATE TABLE IF NOT EXISTS ph_readings (ph REAL)")
+
+    @hookimpl
+    def register_routes(self):
+        yield RouteDescriptor(path="/api/ph", resource=PhReadings, leader_only=True)
+        yield RouteDescriptor(path="/unit_api/plain", resource=Plain)
+
+
+def leader_app(plugin_manager, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOT_PIOREACTOR", str(tmp_path))
+    set_config(None)
+    plugin_manager.register(PhPlugin(), name="ph")
+    return create_app(Registry.from_plugins(plugin_manager), unit="leader1", leader=True)
+
+
+def test_a_plugin_route_reads_the_apps_registry_and_its_leader_database(plugin_manager, tmp_path, monkeypatch):
+    app = leader_app(plugin_manager, tmp_path, monkeypatch)
+    app.context.leader_db.execute("INSERT INTO ph_readings (ph) VALUES (7.1), (6.9)")
+    body = falcon.testing.TestClient(app).simulate_get("/api/ph").json
+    assert body["unit"] == "leader1"
+    assert "ph_readings" in body["tables"]
+    assert body["ph"] == [6.9, 7.1]
+    assert body["same_db"] is True
+
+
+def test_the_leader_routes_share_the_apps_database(plugin_manager, tmp_path, monkeypatch):
+    app = leader_app(plugin_manager, tmp_path, monkeypatch)
+    assert app.context.leader_api is app.context
+    assert app.context.leader_api.db is app.context.leader_db
+
+
+def test_a_resource_without_a_context_parameter_is_built_with_no_argument(plugin_manager, tmp_path, monkeypatch):
+    app = leader_app(plugin_manager, tmp_path, monkeypatch)
+    assert falcon.testing.TestClient(app).simulate_get("/unit_api/plain").json == {"plain": True}
+
+
+def test_the_fan_out_client_resolves_targets_from_the_apps_database(plugin_manager, tmp_path, monkeypatch):
+    app = leader_app(plugin_manager, tmp_path, monkeypatch)
+    app.context.leader_db.add_worker("w1")
+    assert app.context.fanout.targets("w1", "workers") == ["w1"]
+    assert app.context.fanout.targets("$broadcast", "workers") == ["w1"]
+    with pytest.raises(ApiError) as info:
+        app.context.fanout.targets("nobody", "workers")
+    assert info.value.status.startswith("400")
