@@ -16,4 +16,6 @@ for folder, name in ROOTS.items():
     packages.append(name)
     packages.extend(f"{name}.{sub}" for sub in find_packages(folder))
 
-setup(packages=packages, package_dir=package_dir, package_data={"reactorkit.api": ["static/*"]})
+# the Swagger UI files are data; listing their folder as a package keeps setuptools from warning
+packages.append("reactorkit.api.static")
+setup(packages=packages, package_dir=package_dir, package_data={"reactorkit.api.static": ["*"]})

@@ -13,7 +13,8 @@ stamp=.venv/.reactorkit-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   echo "[setup] installing reactorkit and its dependencies" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[test,demo]'
+  # the one warning setuptools gives every editable install of a mapped package layout is not ours to fix
+  .venv/bin/python -W "ignore:Editable installation:UserWarning" -m pip install --quiet -e '.[test,demo]'
   touch "$stamp"
 fi
 bash scripts/ensure_services.sh

@@ -28,26 +28,26 @@ def _interrupt(signum: int, frame: object) -> None:
               help="Feed a recorded OD file (CSV, .gz ok) through the last worker instead of a simulated vessel.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the export zip and the plot are written (default: the root folder).")
-@click.option("--keep-running/--no-keep-running", default=None,
-              help="After the results, keep the cluster up until Ctrl-C (default: when run in a terminal).")
+@click.option("--keep-running", is_flag=True, default=False,
+              help="After the results, keep the cluster up (to explore the API and the web UI) until Ctrl-C.")
 @click.option("--ui/--no-ui", default=True, show_default=True, envvar="REACTORKIT_UI_INSTALL",
               help="Install the web UI build from the package index when missing (env REACTORKIT_UI_INSTALL=0 turns it off).")
 def demo(root: Path | None, hours: float, minutes: float, workers: int, replay: Path | None, out_dir: Path | None,
-         keep_running: bool | None, ui: bool) -> None:
+         keep_running: bool, ui: bool) -> None:
     """Run a simulated cluster (a leader and workers) through a real experiment.
 
     Everything goes through the leader's REST API: create an experiment, assign
     the workers, calibrate their pumps with calibration sessions, start an
     experiment profile (stirring, od_reading, growth_rate_calculating, a
     turbidostat and a chemostat), show progress, then export the data and plot it.
+    It stops every process and exits 0 once the results are written (with
+    --keep-running, only at Ctrl-C). Ctrl-C at any time stops everything.
     """
     from reactorkit.core.demo.experiment import DemoError, run_experiment
     from reactorkit.core.paths import dot_pioreactor
 
     root = (root or dot_pioreactor() / "demo").resolve()
     interactive = sys.stdout.isatty()
-    if keep_running is None:
-        keep_running = interactive and sys.stdin.isatty()
 
     def wait_for_ctrl_c(result: object) -> None:
         click.echo("The cluster keeps running: press Ctrl-C to stop it.")

@@ -386,8 +386,28 @@ def run_experiment(
         if progress is not None:
             progress.close()
         echo("Stopping every job and process …")
-        stop_cluster(layout)
+        with _uninterrupted():
+            stop_cluster(layout)
         echo("Stopped.")
+
+
+class _uninterrupted:
+    """Ignore Ctrl-C and SIGTERM while the cluster stops (a second Ctrl-C must not leave processes behind)."""
+
+    def __enter__(self) -> None:
+        import signal
+        import threading
+
+        self.saved: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, signal.SIG_IGN)
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
 
 
 def _watch(progress: Progress, clock: Any, started: float, hours: float, echo: Callable[[str], None], live: bool) -> None:

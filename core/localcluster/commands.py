@@ -117,11 +117,8 @@ def _register_workers(layout: ClusterLayout) -> None:
             raise click.ClickException(f"could not add {worker} to the inventory: {response.text}")
 
 
-def stop_jobs_of(layout: ClusterLayout, timeout_s: float = 20.0) -> int:
-    """SIGINT every job process registered on the cluster's units (long-running ones too); returns how many."""
+def _running_job_pids(layout: ClusterLayout, exclude: set[int]) -> list[int]:
     import sqlite3
-
-    from reactorkit.core.job_registry import pid_alive
 
     pids: list[int] = []
     for unit in layout.units:
@@ -129,25 +126,66 @@ def stop_jobs_of(layout: ClusterLayout, timeout_s: float = 20.0) -> int:
         if not path.exists():
             continue
         with sqlite3.connect(path, timeout=15) as conn:
-            pids += [row[0] for row in conn.execute("SELECT pid FROM pio_job_metadata WHERE is_running = 1")]
+            pids += [row[0] for row in conn.execute("SELECT pid FROM pio_job_metadata WHERE is_running = 1")
+                     if row[0] not in exclude]
+    return pids
+
+
+def _signal_jobs(pids: list[int]) -> None:
     for pid in pids:
         try:
             os.kill(pid, signal.SIGINT)
         except OSError:
             pass
-    deadline = time.monotonic() + timeout_s
+
+
+def _wait_jobs(pids: list[int], deadline: float) -> None:
+    from reactorkit.core.job_registry import pid_alive
+
     for pid in pids:
         while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    return len(pids)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
-def stop_cluster(layout: ClusterLayout) -> None:
-    """Stop the jobs, then every supervised process."""
-    stop_jobs_of(layout)
+def _processes_under(root: Path) -> list[int]:
+    """Pids of live processes whose ``$DOT_PIOREACTOR`` lies under ``root`` (a unit's jobs, registered or not)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "environ"]):
+        try:
+            if (proc.info["environ"] or {}).get("DOT_PIOREACTOR", "").startswith(str(root)):
+                found.append(proc.pid)
+        except (psutil.Error, AttributeError):
+            continue
+    return found
+
+
+def stop_cluster(layout: ClusterLayout, timeout_s: float = 20.0) -> int:
+    """Stop the cluster; returns how many jobs were stopped.
+
+    The registered jobs get SIGINT while supervisord stops its programs (API, task workers,
+    ingestion) all at once; then whatever job a task worker started meanwhile gets SIGINT too;
+    the broker goes last (so jobs still publish their last state), then supervisord. Every
+    process winds down in parallel, so stopping takes about as long as the slowest one, not
+    their sum. A job still alive after ``timeout_s`` is killed.
+    """
+    root = layout.root.resolve()
+    keep = supervisor.program_pids(layout) | {os.getpid(), supervisor.supervisord_pid(layout) or 0}
+    jobs = _running_job_pids(layout, exclude=keep)
+    _signal_jobs(jobs)
+    supervisor.stop_programs(layout, timeout_s=timeout_s)
+    keep |= supervisor.program_pids(layout)  # the broker, still running
+    strays = [pid for pid in _processes_under(root) if pid not in keep and pid not in jobs]
+    _signal_jobs(strays)
+    _wait_jobs(jobs + strays, time.monotonic() + timeout_s)
     supervisor.stop(layout)
+    return len(jobs) + len(strays)
 
 
 @click.group("cluster", context_settings={"help_option_names": ["-h", "--help"]})
@@ -199,8 +237,7 @@ def down(root: Path | None) -> None:
         layout = ClusterLayout.load(root)
     except FileNotFoundError:
         raise click.ClickException(f"no cluster under {root}")
-    stopped = stop_jobs_of(layout)
-    supervisor.stop(layout)
+    stopped = stop_cluster(layout)
     click.echo(f"Cluster under {root} stopped ({stopped} job(s) stopped).")
 
 

@@ -1,0 +1,53 @@
+"""`pio demo` as a person runs it: it ends by itself once the results are written, and Ctrl-C at
+any time stops every process of the cluster."""
+
+import os
+import signal
+import subprocess
+
+import pytest
+
+from reactorkit.core.testing import pio_command, processes_under
+
+pytestmark = pytest.mark.integration
+
+
+def demo_env(tmp_path):
+    return {**os.environ, "DOT_PIOREACTOR": str(tmp_path / "state"), "REACTORKIT_UI_INSTALL": "0"}
+
+
+def test_demo_ends_by_itself_after_its_results_and_exits_0(tmp_path):
+    root = tmp_path / "state" / "demo"
+    result = subprocess.run(pio_command("demo", "--hours", "1", "--minutes", "0.5", "--workers", "1"),
+                            env=demo_env(tmp_path), capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    plot_line = next(line for line in lines if line.startswith("Plot:"))
+    assert os.path.exists(plot_line.split(":", 1)[1].strip())
+    assert lines[-1] == "Stopped."  # the results come first, then everything stops; nothing waits for Ctrl-C
+    assert "Ctrl-C" not in result.stdout.split("Plot:", 1)[1]
+    assert processes_under(root) == []
+
+
+def test_ctrl_c_during_the_experiment_stops_every_process(tmp_path):
+    root = tmp_path / "state" / "demo"
+    proc = subprocess.Popen(pio_command("demo", "--hours", "8", "--minutes", "2", "--workers", "2"),
+                            env=demo_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    seen = []
+    try:
+        for line in proc.stdout:  # wait until the profile runs jobs on the workers
+            seen.append(line)
+            if line.startswith("Profile started"):
+                break
+        assert seen and seen[-1].startswith("Profile started"), "".join(seen)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends to the foreground process group on Ctrl-C
+        rest = proc.stdout.read()
+        code = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 130, rest
+    assert "Stopped." in rest and "Interrupted; the cluster was stopped." in rest
+    assert processes_under(root) == []  # the demo returns only once every job and program has exited
