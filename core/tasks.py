@@ -40,14 +40,17 @@ def enqueue(func: Callable[..., Any] | str, *args: Any, unit: str | None = None,
 
 
 def run_worker(*, burst: bool = False, unit: str | None = None) -> None:
-    """Run an rq worker on this unit's queue (blocks)."""
+    """Run an rq worker on this unit's queue (blocks), with the outbox keeper and the PWM watchdog
+    (:mod:`reactorkit.core.hardware.leases`) as daemon threads."""
     from redis import Redis
     from rq import Queue, Worker
 
+    from reactorkit.core.hardware.leases import start_watchdog
     from reactorkit.core.outbox_keeper import start_thread as keep_outbox
 
     connection = Redis.from_url(redis_url())
     queue = Queue(queue_name(unit), connection=connection)
     if not burst:
         keep_outbox()  # send what ended jobs left in the unit's outbox
+        start_watchdog()  # switch off PWM channels left on by processes that died
     Worker([queue], connection=connection, name=f"{queue_name(unit)}:{os.getpid()}").work(burst=burst, with_scheduler=False)

@@ -75,6 +75,18 @@ def positive(name: str, value: Any) -> float:
     return number
 
 
+def exchange_volume(name: str, value: Any, config: Any = None) -> float:
+    """An exchange / dose volume (mL): a number > 0 and at most ``[pump_limits] max_exchange_volume_ml``
+    (default: vial capacity − efflux level, 6 mL on a 20 mL vial; see :mod:`.limits`).
+
+    Raises:
+        ValueError: not a number, ≤ 0, or above the bound (the message names the parameter and the key).
+    """
+    from reactorkit.builtin_plugins.dosing.limits import check_exchange_volume
+
+    return check_exchange_volume(name, positive(name, value), config or get_config())
+
+
 def plan_subdoses(media_ml: float, alt_media_ml: float, waste_ml: float,
                   max_subdose: float) -> list[tuple[float, float, float]]:
     """Split a dose into equal halves until every part is small enough.
@@ -252,10 +264,17 @@ class DosingAutomationJob(AutomationJob):
 
         Raises:
             ValueError: negative volumes, or too little waste with ``keep_volume``.
+            PumpLimitExceeded: a volume above ``[pump_limits] max_ml_per_call``.
             OverVolume: the projected volume reached ``max_volume_to_stop``
                 (the automation is put to sleep first).
         """
         media_ml, alt_media_ml, waste_ml = float(media_ml), float(alt_media_ml), float(waste_ml)
+        from reactorkit.builtin_plugins.dosing.limits import PumpLimitExceeded, pump_limits
+
+        per_call = pump_limits(self.config).max_ml_per_call
+        for name, volume in (("media_ml", media_ml), ("alt_media_ml", alt_media_ml), ("waste_ml", waste_ml)):
+            if not volume <= per_call:  # also NaN; the sub-dose plan would otherwise grow without bound
+                raise PumpLimitExceeded(name, volume, per_call, "max_ml_per_call", "more than one dose may move")
         if keep_volume and waste_ml + SUBDOSE_EPSILON_ML < media_ml + alt_media_ml:
             raise ValueError(f"waste_ml ({waste_ml}) must be ≥ media_ml + alt_media_ml ({media_ml + alt_media_ml})")
         moved = {"media_ml": 0.0, "alt_media_ml": 0.0, "waste_ml": 0.0}

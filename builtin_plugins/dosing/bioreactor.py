@@ -247,8 +247,11 @@ class BioreactorStore:
         return values
 
     def apply(self, experiment: str, event: str, volume_change_ml: float,
-              source_of_event: str = "") -> tuple[dict[str, float], dict[str, float]]:
+              source_of_event: str = "", also: Any = None) -> tuple[dict[str, float], dict[str, float]]:
         """Apply one dosing event atomically (read, project, write in one transaction).
+
+        Args:
+            also: Optional ``f(connection)`` run inside the same transaction (e.g. the pump ledger).
 
         Returns:
             ``(before, after)``, each the six variables.
@@ -261,6 +264,8 @@ class BioreactorStore:
                 changed = [k for k in VARIABLES if after[k] != before[k]]
                 if changed:
                     self._write(conn, experiment, after, changed)
+                if also is not None:
+                    also(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -26,7 +26,16 @@ are positive). Every event is applied to the vial bookkeeping
 Safety (domain facts §3.5, §3.8): an addition whose projected volume reaches
 ``[bioreactor] max_volume_to_stop`` (default 18 mL) is refused with
 :class:`OverVolume`; reaching ``max_volume_to_warn`` (default 17 mL) logs a
-warning.
+warning. Every call is bounded by ``[pump_limits]`` (:mod:`.limits`: mL per
+call and per hour, from the vial capacity): a request above them is refused
+with :class:`PumpLimitExceeded`, a continuous run stops at them.
+
+A pump left on by a process that died (signal, exception, SIGKILL, power
+cut) is switched off: before the pump goes on, the run takes a PWM lease
+(:mod:`reactorkit.core.hardware.leases`); the unit's watchdog (``pio worker``)
+and every later pump action switch off a channel whose lease holder is gone
+and book, by :func:`reconcile_lease`, the volume it moved after its last
+dosing event.
 """
 
 from __future__ import annotations
@@ -47,15 +56,12 @@ from reactorkit.builtin_plugins.dosing.calibration import (
     missing_calibration_message,
     pump_rate,
 )
+from reactorkit.builtin_plugins.dosing.limits import PumpError, PumpLimitExceeded  # noqa: F401 (re-exported)
 
 ACTIONS = tuple(ACTION_DEVICES)
 CHUNK_SECONDS = 0.5  # run time per dosing event (domain facts §3.8)
 MIN_CHUNK_WALL_SECONDS = 0.05  # under a speed-up, at most ~20 events per wall second
 VOLUME_TOLERANCE_ML = 1e-9  # float noise of a volume summed from chunks (14 + 2 mL may add up to 15.999999999999998)
-
-
-class PumpError(RuntimeError):
-    """A pump action that cannot run (bad arguments, missing ``[PWM]`` channel …)."""
 
 
 class OverVolume(PumpError):
@@ -187,30 +193,37 @@ def pump_action(
     if run_seconds is not None and run_seconds <= 0:
         return 0.0
 
-    store = BioreactorStore(config)
-    warn_at, stop_at = volume_limits(config)
-    is_inflow = action != "remove_waste"
-    tracked = source_of_event != "pump_calibration"
-    if is_inflow and tracked:
-        current = store.get(experiment)["current_volume_ml"]
-        if run_seconds is not None:
-            requested = float(ml) if ml is not None else rate.ml_for(run_seconds)
-            if reaches(current + requested, stop_at):
-                raise OverVolume(current, requested, stop_at)
-        elif reaches(current, stop_at):
-            raise OverVolume(current, 0.0, stop_at)
-
-    from reactorkit.builtin_plugins.dosing.lifecycle import ActionLifecycle
+    from reactorkit.builtin_plugins.dosing.limits import PumpLedger, allowed_ml, pump_limits
+    from reactorkit.core.hardware.leases import sweep
 
     if hardware is None:
         from reactorkit.plugin import get_hardware
 
         hardware = get_hardware(config, unit)
+    sweep(config, hardware, clock)  # a pump a dead process left on is switched off and booked first
+    store = BioreactorStore(config)
+    requested_ml = None if run_seconds is None else (float(ml) if ml is not None else rate.ml_for(run_seconds))
+    cap_ml = allowed_ml(pump_limits(config), PumpLedger(store.path), action, clock.now(), requested_ml,
+                        source_of_event)
+    warn_at, stop_at = volume_limits(config)
+    is_inflow = action != "remove_waste"
+    tracked = source_of_event != "pump_calibration"
+    if is_inflow and tracked:
+        current = store.get(experiment)["current_volume_ml"]
+        if requested_ml is not None:
+            if reaches(current + requested_ml, stop_at):
+                raise OverVolume(current, requested_ml, stop_at)
+        elif reaches(current, stop_at):
+            raise OverVolume(current, 0.0, stop_at)
+
+    from reactorkit.builtin_plugins.dosing.lifecycle import ActionLifecycle
+
     lifecycle = ActionLifecycle(action, unit, experiment, config=config, clock=clock, job_source=job_source,
                                 stop_event=stop_event)
     try:
         runner = _PumpRun(action, rate, channel, run_seconds, source_of_event, unit, experiment, config, clock,
-                          hardware, store, lifecycle, (warn_at, stop_at) if is_inflow and tracked else None, on_event)
+                          hardware, store, lifecycle, (warn_at, stop_at) if is_inflow and tracked else None, on_event,
+                          cap_ml)
         return runner.run()
     finally:
         lifecycle.close()
@@ -222,7 +235,8 @@ class _PumpRun:
     def __init__(self, action: str, rate: PumpRate, channel: int, run_seconds: float | None, source_of_event: str,
                  unit: str, experiment: str, config: Any, clock: Any, hardware: Any, store: BioreactorStore,
                  lifecycle: Any, limits: tuple[float, float] | None,
-                 on_event: Callable[[dict[str, Any], dict[str, float]], None] | None) -> None:
+                 on_event: Callable[[dict[str, Any], dict[str, float]], None] | None,
+                 cap_ml: float | None = None) -> None:
         self.action, self.rate, self.channel = action, rate, channel
         self.run_seconds = run_seconds
         self.source_of_event = source_of_event
@@ -230,6 +244,8 @@ class _PumpRun:
         self.hardware, self.store, self.lifecycle = hardware, store, lifecycle
         self.limits = limits
         self.on_event = on_event
+        self.cap_ml = cap_ml
+        self.lease_id: int | None = None
         self.published_ml = 0.0
         self.warned = False
         self.stopped_at_max = False
@@ -245,17 +261,38 @@ class _PumpRun:
             # a continuous inflow ends when the bookkeeping reaches max_volume_to_stop
             room = self.limits[1] - self.store.get(self.experiment)["current_volume_ml"]
             limit_s = self._seconds_for_room(room)
+        capped = False
+        if self.run_seconds is None and self.cap_ml is not None:
+            cap_s = self._seconds_for_room(self.cap_ml)
+            if limit_s is None or cap_s < limit_s:
+                limit_s, capped = cap_s, True
         chunk_s = max(CHUNK_SECONDS, MIN_CHUNK_WALL_SECONDS * clock.speedup)
         t_on = clock.now()
         timed_by_hardware = False
+        from reactorkit.core.hardware.leases import PwmLeases
+
+        leases = PwmLeases(self.config, self.store.path)
+        self.lease_id = leases.take(
+            self.channel, job_name=self.action, duty_cycle=self.rate.duty_cycle, t_on=t_on,
+            until=None,  # set below when the hardware's own timer ends the run
+            reconcile="reactorkit.builtin_plugins.dosing.pumps:reconcile_lease",
+            details={"action": self.action, "unit": self.unit, "experiment": self.experiment,
+                     "source_of_event": self.source_of_event, "published_ml": 0.0},
+        )
         set_pwm_for = getattr(self.hardware, "set_pwm_for", None)
-        if limit_s is not None and callable(set_pwm_for):
-            # hardware with its own timer stops after exactly limit_s, however late this process wakes up
-            started = set_pwm_for(self.channel, self.rate.duty_cycle, limit_s)
-            if started is not None:
-                t_on, timed_by_hardware = float(started), True
-        else:
-            self.hardware.set_pwm(self.channel, self.rate.duty_cycle)
+        try:
+            if limit_s is not None and callable(set_pwm_for):
+                # hardware with its own timer stops after exactly limit_s, however late this process wakes up
+                started = set_pwm_for(self.channel, self.rate.duty_cycle, limit_s)
+                if started is not None:
+                    t_on, timed_by_hardware = float(started), True
+                    leases.update(self.lease_id, t_on=t_on, until=t_on + limit_s)
+            else:
+                self.hardware.set_pwm(self.channel, self.rate.duty_cycle)
+        except BaseException:
+            self.hardware.set_pwm(self.channel, 0.0)
+            leases.release(self.lease_id)
+            raise
         try:
             while not stop.is_set():
                 elapsed = clock.now() - t_on
@@ -277,7 +314,11 @@ class _PumpRun:
         total = self.rate.ml_for(on_seconds)
         if abs(total - self.published_ml) > 1e-9 or self.published_ml == 0.0:
             self._publish(total - self.published_ml)
-        if self.run_seconds is None and self.limits is not None and not stop.is_set():
+        leases.release(self.lease_id)
+        if capped and not stop.is_set():
+            logger.error("Stopped %s at [pump_limits] (%.4g mL, the most this call may move this hour).",
+                         self.action, self.cap_ml)
+        elif self.run_seconds is None and self.limits is not None and not stop.is_set():
             logger.error(
                 "Stopped %s: the vial reached [bioreactor] max_volume_to_stop = %g mL.", self.action, self.limits[1]
             )
@@ -296,6 +337,23 @@ class _PumpRun:
             return self.rate.seconds_for(room_ml)
         return room_ml / 0.0911
 
+    def _book_in_transaction(self, volume_change_ml: float) -> Callable[[Any], None]:
+        """What is written with the bookkeeping of one event: the hourly ledger, the lease's booked mL and heartbeat."""
+        from reactorkit.builtin_plugins.dosing.limits import PumpLedger
+
+        now = self.clock.now()
+
+        def write(conn: Any) -> None:
+            PumpLedger.record(conn, self.action, now, volume_change_ml, self.source_of_event)
+            if self.lease_id is not None:
+                conn.execute(
+                    "UPDATE pwm_leases SET heartbeat = ?, details = json_set(details, '$.published_ml', "
+                    "json_extract(details, '$.published_ml') + ?) WHERE lease_id = ?",
+                    (now, volume_change_ml, self.lease_id),
+                )
+
+        return write
+
     def _publish(self, volume_change_ml: float) -> None:
         event = {
             "volume_change": round(volume_change_ml, 6),
@@ -305,7 +363,8 @@ class _PumpRun:
         }
         self.lifecycle.publish(self.events_topic, json.dumps(event), qos=2, retain=False)
         self.published_ml += volume_change_ml
-        before, after = self.store.apply(self.experiment, self.action, volume_change_ml, self.source_of_event)
+        before, after = self.store.apply(self.experiment, self.action, volume_change_ml, self.source_of_event,
+                                         also=self._book_in_transaction(volume_change_ml))
         changed = [k for k in after if after[k] != before[k]]
         if changed:
             publish_values(self.lifecycle.client, self.unit, self.experiment, after, changed, self.config)
@@ -317,6 +376,58 @@ class _PumpRun:
             )
         if self.on_event is not None:
             self.on_event(event, after)
+
+
+def reconcile_lease(lease: Any, t_off: float, config: Any) -> float:
+    """Book what a pump moved after its last dosing event, once its dead process's lease was swept.
+
+    The volume is the calibrated volume of ``t_off − t_on`` seconds (clock) minus
+    what the run had booked (``details["published_ml"]``, kept in the same
+    transaction as each event); it is applied to the vial bookkeeping and the
+    hourly ledger, and published as a dosing event (``source_of_event`` of the
+    run) with the changed bioreactor variables.
+
+    Returns:
+        The mL booked now (may be 0).
+    """
+    from reactorkit.builtin_plugins.dosing.limits import PumpLedger
+    from reactorkit.core import mqtt as mq
+    from reactorkit.core.clock import get_clock
+
+    details = lease.details
+    action, experiment, unit = details["action"], details["experiment"], details["unit"]
+    source = details.get("source_of_event", "CLI")
+    rate = pump_rate(action)
+    total = rate.ml_for(max(t_off - lease.t_on, 0.0))
+    missing = total - float(details.get("published_ml", 0.0))
+    store = BioreactorStore(config)
+    clock = get_clock(config)
+    client = mq.create_client(config=config, unit=unit)
+    from reactorkit.core.logs import create_logger
+
+    create_logger(action, unit=unit, experiment=experiment, mqtt_client=client, config=config, clock=clock).warning(
+        "%s was left on by a process that ended without switching it off (killed, crashed or a power cut); "
+        "switched off after %.1f s; booked %.3f mL moved since its last dosing event.",
+        action, t_off - lease.t_on, missing)
+
+    def write(conn: Any) -> None:
+        PumpLedger.record(conn, action, t_off, missing, source)
+        conn.execute("UPDATE pwm_leases SET details = json_set(details, '$.published_ml', ?) WHERE lease_id = ?",
+                     (total, lease.lease_id))
+
+    before, after = store.apply(experiment, action, missing, source, also=write)
+    event = {"volume_change": round(missing, 6), "event": action, "source_of_event": source,
+             "timestamp": clock.utc_iso(t_off)}
+    try:
+        info = client.publish(mq.job_topic(unit, experiment, "dosing_events", config=config), json.dumps(event), qos=2)
+        changed = [k for k in after if after[k] != before[k]]
+        if changed:
+            publish_values(client, unit, experiment, after, changed, config)
+        info.wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return missing
 
 
 def add_media(ml: float | None = None, duration: float | None = None, continuously: bool = False,

@@ -19,7 +19,13 @@ class Hardware:
 
     Units: duty cycles and LED intensities in percent (0–100), voltages in V,
     temperatures in °C, stirring speed in RPM, durations in (simulated) seconds.
+
+    ``pwm_survives_power_loss``: True when a channel left on stays on across a
+    power cut of the unit (the simulated vessel); False on a Pi, whose pins
+    reset at boot.
     """
+
+    pwm_survives_power_loss: bool = False
 
     def set_pwm(self, channel: int, duty_cycle: float) -> None:
         """Set PWM ``channel`` (1–5) to ``duty_cycle`` % (0 turns it off).

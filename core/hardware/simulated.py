@@ -51,7 +51,13 @@ class SimulatedHardware(Hardware):
         unit: Unit name; each unit has its own vessel file.
         clock: Time source (default: the process-wide clock).
         path: State file (default under ``$DOT_PIOREACTOR/storage``).
+
+    PWM channels keep their duty cycle in the state file, so one left on by a
+    process that died stays on until switched off (``pwm_survives_power_loss``;
+    see :mod:`reactorkit.core.hardware.leases`).
     """
+
+    pwm_survives_power_loss = True
 
     def __init__(self, config: Config, unit: str, clock: Clock | None = None, path: Path | None = None) -> None:
         self.config = config

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, positive
+from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, exchange_volume, positive
 from reactorkit.plugin import AutomationEvent, DilutionEvent
 
 
@@ -33,13 +33,13 @@ class Chemostat(DosingAutomationJob):
 
     def __init__(self, unit: str, experiment: str, *, exchange_volume_ml: float, duration: float = 20.0,
                  **kwargs: Any) -> None:
-        exchange = positive("exchange_volume_ml", exchange_volume_ml)
+        exchange = exchange_volume("exchange_volume_ml", exchange_volume_ml, kwargs.get("config"))
         positive("duration", duration)
         super().__init__(unit, experiment, duration=duration, **kwargs)
         self.exchange_volume_ml = exchange
 
     def set_exchange_volume_ml(self, value: float) -> None:
-        self.exchange_volume_ml = positive("exchange_volume_ml", value)
+        self.exchange_volume_ml = exchange_volume("exchange_volume_ml", value, self.config)
 
     def set_duration(self, value: float) -> None:
         super().set_duration(positive("duration", value))

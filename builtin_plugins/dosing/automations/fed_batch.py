@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, positive
+from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, exchange_volume, positive
 from reactorkit.builtin_plugins.dosing.pumps import reaches
 from reactorkit.plugin import AddMediaEvent, AutomationEvent, ErrorOccurred
 
@@ -27,13 +27,13 @@ class FedBatch(DosingAutomationJob):
 
     def __init__(self, unit: str, experiment: str, *, dosing_volume_ml: float, duration: float = 720.0,
                  **kwargs: Any) -> None:
-        dose = positive("dosing_volume_ml", dosing_volume_ml)
+        dose = exchange_volume("dosing_volume_ml", dosing_volume_ml, kwargs.get("config"))
         positive("duration", duration)
         super().__init__(unit, experiment, duration=duration, **kwargs)
         self.dosing_volume_ml = dose
 
     def set_dosing_volume_ml(self, value: float) -> None:
-        self.dosing_volume_ml = positive("dosing_volume_ml", value)
+        self.dosing_volume_ml = exchange_volume("dosing_volume_ml", value, self.config)
 
     def set_duration(self, value: float) -> None:
         super().set_duration(positive("duration", value))

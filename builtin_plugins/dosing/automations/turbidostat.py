@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, positive
+from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, exchange_volume, positive
 from reactorkit.builtin_plugins.dosing.automations.signals import parse_signal, resolve_biomass_signal, signal_topic
 from reactorkit.plugin import AutomationEvent, DilutionEvent, NoEvent
 from reactorkit.plugin import get_config
@@ -44,7 +44,7 @@ class Turbidostat(DosingAutomationJob):
     def __init__(self, unit: str, experiment: str, *, target_biomass: float, exchange_volume_ml: float = 1.0,
                  biomass_signal: str = "auto", duration: Any = None, **kwargs: Any) -> None:
         target = positive("target_biomass", target_biomass)
-        exchange = positive("exchange_volume_ml", exchange_volume_ml)
+        exchange = exchange_volume("exchange_volume_ml", exchange_volume_ml, kwargs.get("config"))
         config = kwargs.get("config") or get_config()
         signal = resolve_biomass_signal(config, str(biomass_signal or "auto"))
         # MQTT callbacks may fire during super().__init__: set what they read first
@@ -61,7 +61,7 @@ class Turbidostat(DosingAutomationJob):
         self.target_biomass = self._target = positive("target_biomass", value)
 
     def set_exchange_volume_ml(self, value: float) -> None:
-        self.exchange_volume_ml = positive("exchange_volume_ml", value)
+        self.exchange_volume_ml = exchange_volume("exchange_volume_ml", value, self.config)
 
     def subscribe_inputs(self, client: Any) -> None:
         client.subscribe(self._signal_topic, qos=QOS_AT_LEAST_ONCE)
