@@ -194,7 +194,7 @@ def pump_action(
         return 0.0
 
     from reactorkit.builtin_plugins.dosing.limits import PumpLedger, allowed_ml, pump_limits
-    from reactorkit.core.hardware.leases import sweep
+    from reactorkit.plugin import sweep_pwm_leases as sweep
 
     if hardware is None:
         from reactorkit.plugin import get_hardware
@@ -269,7 +269,7 @@ class _PumpRun:
         chunk_s = max(CHUNK_SECONDS, MIN_CHUNK_WALL_SECONDS * clock.speedup)
         t_on = clock.now()
         timed_by_hardware = False
-        from reactorkit.core.hardware.leases import PwmLeases
+        from reactorkit.plugin import PwmLeases
 
         leases = PwmLeases(self.config, self.store.path)
         self.lease_id = leases.take(
@@ -391,8 +391,8 @@ def reconcile_lease(lease: Any, t_off: float, config: Any) -> float:
         The mL booked now (may be 0).
     """
     from reactorkit.builtin_plugins.dosing.limits import PumpLedger
-    from reactorkit.core import mqtt as mq
-    from reactorkit.core.clock import get_clock
+    from reactorkit.plugin import mqtt as mq
+    from reactorkit.plugin import get_clock
 
     details = lease.details
     action, experiment, unit = details["action"], details["experiment"], details["unit"]
@@ -403,7 +403,7 @@ def reconcile_lease(lease: Any, t_off: float, config: Any) -> float:
     store = BioreactorStore(config)
     clock = get_clock(config)
     client = mq.create_client(config=config, unit=unit)
-    from reactorkit.core.logs import create_logger
+    from reactorkit.plugin import create_logger
 
     create_logger(action, unit=unit, experiment=experiment, mqtt_client=client, config=config, clock=clock).warning(
         "%s was left on by a process that ended without switching it off (killed, crashed or a power cut); "

@@ -1,8 +1,8 @@
 """PWM leases: a journal of the channels a process has switched on, so none stays on after it dies.
 
 A process that turns a PWM channel on (a pump, the heater) first takes a
-**lease** on it: a row in the unit's persistent cache (SQLite, committed and
-synced before the channel goes on) naming the channel, the holder process
+**lease** on it: a row in the unit's persistent cache (SQLite, committed before
+the channel goes on) naming the channel, the holder process
 (pid, start time and boot id, so a reused pid or a reboot never passes for the
 holder), when it went on and, for a timed run, when it is due off. The holder
 releases the lease after switching the channel off.
@@ -151,11 +151,11 @@ class PwmLeases:
              reconcile: str | None = None, details: dict[str, Any] | None = None) -> int:
         """Record that this process is about to switch ``channel`` on; returns the lease id.
 
-        The row is synced to storage (``synchronous=FULL``) before this returns,
-        so it survives a power cut that happens while the channel is on.
+        The row is committed before this returns (WAL, ``synchronous=NORMAL`` like
+        the vial bookkeeping it goes with: a power cut may lose the last commits
+        of both together, never half of one).
         """
         with closing(connect(self.path)) as conn:
-            conn.execute("PRAGMA synchronous=FULL")
             cur = conn.execute(
                 "INSERT INTO pwm_leases (channel, holder, job_name, duty_cycle, t_on, until, heartbeat, reconcile, "
                 "details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -24,7 +24,7 @@ What is here (each name documented where it is defined; ``help(reactorkit.plugin
   seconds on the shared clock; ``pause()``/``unpause()`` for sleeping jobs);
 * HTTP helpers for routes: ``read_body``, ``body_field``, ``invalid``, ``ApiError``,
   ``enqueue_task``, ``fanout`` (fan-out to units), ``target_units``, ``leader_db``;
-* services: config, clock, hardware, MQTT topics, paths, logs, calibrations store,
+* services: config, clock, hardware (and its PWM leases), MQTT topics, paths, logs, calibrations store,
   the job registry, the task queue;
 * the test kit: ``pytest_plugins = ["reactorkit.plugin.testing"]``.
 """
@@ -90,6 +90,9 @@ _export("reactorkit.core.paths", "UnsafePath", "atomic_write", "dot_pioreactor",
 _export("reactorkit.core.logs", "LOG_LEVELS=LEVELS", "NOTICE", "create_logger")
 _export("reactorkit.core.hardware", "Hardware", "HardwareError", "backend_name", "get_hardware")
 _export("reactorkit.core.hardware.base", "check_duty_cycle")
+# PWM leases: channels switched on are journalled, so none stays on after its process dies
+_export("reactorkit.core.hardware.leases", "PwmLeases", "sweep_pwm_leases=sweep", "holder_token", "holder_alive",
+        "leases_path")
 _export("reactorkit.core.mqtt", "QOS_AT_LEAST_ONCE", "QOS_EXACTLY_ONCE", "job_topic")
 _export("reactorkit.core.cluster", "unit_url")
 

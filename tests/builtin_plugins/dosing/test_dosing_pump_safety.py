@@ -71,7 +71,8 @@ def test_a_refused_pump_request_over_the_api_fails_its_task_with_the_reason(dosi
 
     unit = dosing_unit(speedup=20)
     with pytest.raises(TaskFailed) as refused:
-        start_job("remove_waste", {"ml": 1e9}, env={"EXPERIMENT": unit.env.experiment})
+        # the task waits for the process to refuse (a loaded machine may need more than the usual 1 s to start it)
+        start_job("remove_waste", {"ml": 1e9}, env={"EXPERIMENT": unit.env.experiment}, alive_check_s=60)
     assert "max_ml_per_call" in refused.value.cause
     assert waste_pumped(unit) == 0.0
 
