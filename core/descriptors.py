@@ -30,6 +30,59 @@ RESERVED_JOB_NAMES = frozenset(
 )
 
 
+class SettingOutOfRange(ValueError):
+    """A value outside a setting's or option's declared ``min``/``max``.
+
+    Attributes:
+        name: The setting or option name, e.g. ``"target_rpm"``.
+        value: The value given.
+        min, max: The declared bounds (either may be None).
+        unit: The physical unit (e.g. ``"RPM"``), or None.
+    """
+
+    def __init__(self, name: str, value: Any, min: float | None, max: float | None, unit: str | None = None):
+        self.name, self.value, self.min, self.max, self.unit = name, value, min, max, unit
+        super().__init__(f"{name} must be {describe_bounds(min, max, unit)}, got {value!r}")
+
+
+def describe_bounds(min: float | None, max: float | None, unit: str | None = None) -> str:
+    """``"between 0 and 5000 RPM"``, ``"at least 0 °C"``, ``"at most 100 %"``."""
+    suffix = f" {unit}" if unit else ""
+    if min is not None and max is not None:
+        return f"between {min:g} and {max:g}{suffix}"
+    if min is not None:
+        return f"at least {min:g}{suffix}"
+    return f"at most {max:g}{suffix}"
+
+
+def check_bounds(name: str, value: Any, min: float | None, max: float | None, unit: str | None = None) -> Any:
+    """``value`` unchanged when it is a number inside ``[min, max]`` (or not a number, or no bounds).
+
+    Raises:
+        SettingOutOfRange: a number below ``min`` or above ``max``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if (min is not None and value < min) or (max is not None and value > max):
+        raise SettingOutOfRange(name, value, min, max, unit)
+    return value
+
+
+def _with_setting_bounds(options: tuple[Any, ...], settings: tuple[Any, ...]) -> tuple[Any, ...]:
+    """CLI options named like a published setting take the setting's bounds and unit (declared once)."""
+    from dataclasses import replace
+
+    by_key = {s.key: s for s in settings}
+    out = []
+    for option in options:
+        setting = by_key.get(option.name)
+        if (setting is not None and option.type in ("float", "integer") and option.min is None and option.max is None
+                and (setting.min is not None or setting.max is not None)):
+            option = replace(option, min=setting.min, max=setting.max, unit=option.unit or setting.unit)
+        out.append(option)
+    return tuple(out)
+
+
 def _check_snake(kind: str, value: str) -> None:
     if not isinstance(value, str) or not SNAKE_CASE.fullmatch(value):
         raise ValueError(f"{kind} must be snake_case (lowercase letters, digits, _), got {value!r}")
@@ -71,7 +124,9 @@ class PublishedSetting(_Record):
         editable: Settable through ``…/{key}/set`` and the UI.
         display: Shown in the UI's job card.
         persist: Kept (not emptied) when the job disconnects.
-        min, max: Optional bounds for editable numeric settings.
+        min, max: Optional bounds for numeric settings, enforced for ``…/set`` (the job
+            ignores a value outside them), ``pio run`` (a CLI option of the same name
+            inherits them) and the API (400 naming the setting).
     """
 
     key: str
@@ -99,6 +154,19 @@ class PublishedSetting(_Record):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"setting {self.key!r}: min {self.min} is greater than max {self.max}")
 
+    def check(self, value: Any) -> Any:
+        """``value`` unchanged when inside this setting's bounds.
+
+        Raises:
+            SettingOutOfRange: a number outside ``min``/``max``.
+        """
+        return check_bounds(self.key, value, self.min, self.max, self.unit)
+
+    def as_spec(self) -> dict[str, Any]:
+        """The form :class:`reactorkit.core.job.BackgroundJob` keeps: ``{datatype, settable, unit, persist, min, max}``."""
+        return {"datatype": self.datatype, "settable": self.editable, "unit": self.unit, "persist": self.persist,
+                "min": self.min, "max": self.max}
+
 
 @dataclass(frozen=True, kw_only=True)
 class CliOption(_Record):
@@ -111,6 +179,10 @@ class CliOption(_Record):
         help: One line for ``--help``; give the unit (mL, RPM, °C, seconds).
         required: The job refuses to start without it.
         choices: Allowed string values, if any.
+        min, max: Bounds of a number option (``pio run`` refuses a value outside them). An
+            option named like a published setting of its job inherits the setting's bounds
+            and unit, so they are declared once, on the setting.
+        unit: Physical unit of a number option (inherited like the bounds).
     """
 
     name: str
@@ -119,10 +191,21 @@ class CliOption(_Record):
     help: str = ""
     required: bool = False
     choices: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = None
 
     def __post_init__(self) -> None:
         _check_snake("CLI option name", self.name)
         _check_choice(f"CLI option {self.name!r} type", self.type, CLI_OPTION_TYPES)
+
+    def check(self, value: Any) -> Any:
+        """``value`` unchanged when inside this option's bounds.
+
+        Raises:
+            SettingOutOfRange: a number outside ``min``/``max``.
+        """
+        return check_bounds(self.name, value, self.min, self.max, self.unit)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +264,7 @@ class JobDescriptor(_Record):
         _unique(f"job {self.job_name!r} cli_options", (o.name for o in self.cli_options))
         _check_types(f"job {self.job_name!r} published_settings", self.published_settings, PublishedSetting)
         _check_types(f"job {self.job_name!r} cli_options", self.cli_options, CliOption)
+        object.__setattr__(self, "cli_options", _with_setting_bounds(self.cli_options, self.published_settings))
 
     @property
     def key(self) -> str:

@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 from reactorkit.core import mqtt as mq
 from reactorkit.core.clock import Clock, get_clock
 from reactorkit.core.config import Config, get_config, get_leader_hostname
+from reactorkit.core.descriptors import PublishedSetting, SettingOutOfRange, check_bounds
 from reactorkit.core.job_registry import JobRegistry
 from reactorkit.core.logs import create_logger
 
@@ -51,6 +52,17 @@ TRANSITIONS = {
 }
 TRUE_WORDS = ("true", "1", "y", "on", "yes", "t")
 FALSE_WORDS = ("false", "0", "n", "off", "no", "f")
+
+
+def setting_specs(declared: Any) -> dict[str, dict[str, Any]]:
+    """``published_settings`` as ``name -> {datatype, settable, unit?, persist?, min?, max?}``.
+
+    Accepts the descriptor's records (a tuple of :class:`~reactorkit.core.descriptors.PublishedSetting`,
+    the one declaration of type, unit, editability and bounds) or the dict form.
+    """
+    if isinstance(declared, dict):
+        return {k: (v.as_spec() if isinstance(v, PublishedSetting) else v) for k, v in declared.items()}
+    return {s.key: s.as_spec() for s in declared}
 
 
 class InvalidSettingValue(ValueError):
@@ -131,12 +143,13 @@ class BackgroundJob(metaclass=_PostInit):
 
     Class attributes:
         job_name: snake_case key (topics, registry, ``pio run``).
-        published_settings: ``name -> {datatype, settable, unit?, persist?}``.
+        published_settings: the descriptor's ``PublishedSetting`` records (type, unit, editability, bounds:
+            declared once), or ``name -> {datatype, settable, unit?, persist?, min?, max?}``.
         is_long_running: Survives "stop all".
     """
 
     job_name: ClassVar[str] = ""
-    published_settings: ClassVar[dict[str, dict[str, Any]]] = {}
+    published_settings: ClassVar[Any] = {}
     is_long_running: ClassVar[bool] = False
 
     def __init__(
@@ -164,7 +177,7 @@ class BackgroundJob(metaclass=_PostInit):
         self._state_lock = threading.RLock()
         self._settings: dict[str, dict[str, Any]] = {"state": {"datatype": "string", "settable": True, "persist": True}}
         for cls in reversed(type(self).__mro__):
-            self._settings.update(getattr(cls, "published_settings", {}) or {})
+            self._settings.update(setting_specs(getattr(cls, "published_settings", {}) or {}))
         self._topic_base = mq.job_topic(unit, experiment, self.job_name, config=self.config)
         self.mqtt = mq.create_client(
             client_id=f"{self.job_name}-{unit}-{experiment}-{os.getpid()}",
@@ -263,7 +276,8 @@ class BackgroundJob(metaclass=_PostInit):
             return
         try:
             value = cast_setting(spec.get("datatype", "string"), payload)
-        except InvalidSettingValue as exc:
+            check_bounds(name, value, spec.get("min"), spec.get("max"), spec.get("unit"))
+        except (InvalidSettingValue, SettingOutOfRange) as exc:
             self.logger.error("bad value for %s: %s; ignored", key, exc)
             return
         if name == "state":

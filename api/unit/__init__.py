@@ -28,7 +28,7 @@ UNIT_ROUTES: dict[str, Factory] = {
     "/unit_api/jobs/run/job_name/{job_name}": lambda reg, unit: j.RunJob(reg, unit),
     "/unit_api/jobs/stop": lambda reg, unit: j.StopJobs(unit),
     "/unit_api/jobs/stop/all": lambda reg, unit: j.StopAllJobs(unit),
-    "/unit_api/jobs/settings/job_name/{job_name}": lambda reg, unit: j.JobSettings(unit),
+    "/unit_api/jobs/settings/job_name/{job_name}": lambda reg, unit: j.JobSettings(unit, reg),
     "/unit_api/jobs/settings/job_name/{job_name}/setting/{setting}": lambda reg, unit: j.JobSetting(),
     "/unit_api/task_results/{task_id}": lambda reg, unit: s.TaskResults(),
     "/unit_api/capabilities": lambda reg, unit: s.Capabilities(reg),
@@ -81,12 +81,12 @@ def leader_routes() -> dict[str, Factory]:
                 f, "/unit_api/capabilities", timeout=fanout.CAPABILITIES_TIMEOUT_S),
             f"{base}/jobs/running": lambda reg, unit, f=family: ld.FanOutGet(f, "/unit_api/jobs/running"),
             f"{base}/jobs/run/job_name/{{job_name}}/experiments/{{experiment}}":
-                lambda reg, unit, f=family: ld.RunJobInExperiment(f),
+                lambda reg, unit, f=family: ld.RunJobInExperiment(f, reg),
             f"{base}/jobs/stop/experiments/{{experiment}}": lambda reg, unit, f=family: ld.StopJobsInExperiment(f),
             f"{base}/jobs/stop/job_name/{{job_name}}/experiments/{{experiment}}":
                 lambda reg, unit, f=family: ld.StopJobOnUnit(f),
             f"{base}/jobs/update/job_name/{{job_name}}/experiments/{{experiment}}":
-                lambda reg, unit, f=family: ld.UpdateJobOnUnit(f),
+                lambda reg, unit, f=family: ld.UpdateJobOnUnit(f, reg),
         })
     return routes
 

@@ -94,6 +94,68 @@ def check_run_body(body: dict[str, Any]) -> dict[str, Any]:
             "config_overrides": [[str(v) for v in item] for item in overrides]}
 
 
+def _declared_value(label: str, name: str, datatype: str, value: Any, declared: Any) -> Any:
+    """``value`` (a JSON value, or a string to be cast by ``datatype``) checked against ``declared``'s bounds."""
+    from reactorkit.core.descriptors import SettingOutOfRange, describe_bounds
+    from reactorkit.core.job import InvalidSettingValue, cast_setting
+
+    number = datatype in ("float", "integer")
+    try:
+        if isinstance(value, str):
+            value = cast_setting(datatype, value)
+        elif number and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise InvalidSettingValue(f"{value!r} is not a valid {datatype}")
+        return declared.check(value)
+    except InvalidSettingValue:
+        raise invalid(f"{label} must be {'a number' if number else 'a ' + datatype}, got {value!r}.",
+                      f"Send {name} as a {'number' if number else datatype}.") from None
+    except SettingOutOfRange as exc:
+        raise invalid(f"{label} must be {describe_bounds(exc.min, exc.max, exc.unit)}, got {exc.value!r}.",
+                      f"Send a value {describe_bounds(exc.min, exc.max, exc.unit)}.") from None
+
+
+def check_job_settings(job: Any, settings: dict[str, Any]) -> None:
+    """Check ``settings`` (``{key: value}``, as sent to ``…/{key}/set``) against the job's descriptor.
+
+    Only what the descriptor declares is checked (an automation's own settings pass through).
+
+    Args:
+        job: The :class:`~reactorkit.core.descriptors.JobDescriptor`, or None (nothing to check).
+
+    Raises:
+        ApiError: 400 naming the setting: not editable, not a value of its type, or outside its bounds.
+    """
+    if job is None:
+        return
+    declared = {s.key: s for s in job.published_settings}
+    for key, value in settings.items():
+        setting = declared.get(str(key))
+        if setting is None:
+            continue
+        if not setting.editable:
+            editable = ", ".join(s.key for s in job.published_settings if s.editable) or "none"
+            raise invalid(f"Setting '{key}' of {job.job_name} is not editable.",
+                          f"Editable settings of {job.job_name}: {editable}.")
+        _declared_value(f"Setting '{key}' of {job.job_name}", str(key), setting.datatype, value, setting)
+
+
+def check_job_options(job: Any, options: dict[str, Any]) -> None:
+    """Check a job run's ``options`` against the bounds of the job's CLI options (which a setting of the same
+    name declares once).
+
+    Raises:
+        ApiError: 400 naming the option: not a number, or outside its bounds.
+    """
+    if job is None:
+        return
+    declared = {o.name: o for o in job.cli_options}
+    for key, value in options.items():
+        option = declared.get(str(key).replace("-", "_"))
+        if option is None or option.type not in ("float", "integer") or value is None:
+            continue
+        _declared_value(f"Field 'options.{key}'", str(key), option.type, value, option)
+
+
 def unavailable_queue(exc: Exception) -> ApiError:
     return ApiError(falcon.HTTP_503, "The task queue is unavailable.", cause=f"{type(exc).__name__}: {exc}",
                     remediation="Check that Redis is running and reachable at $REDIS_URL / [redis] url.")

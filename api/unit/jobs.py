@@ -15,6 +15,8 @@ import falcon
 
 from reactorkit.api.errors import ApiError
 from reactorkit.api.unit.common import (
+    check_job_options,
+    check_job_settings,
     check_run_body,
     enqueue_task,
     field,
@@ -118,8 +120,9 @@ class JobSettings:
     ``{"settings": {setting: value}}`` publishes each ``…/{setting}/set``.
     """
 
-    def __init__(self, unit: str) -> None:
+    def __init__(self, unit: str, registry: Any = None) -> None:
         self.unit = unit
+        self.registry = registry
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, job_name: str) -> None:
         _, settings = running_job(job_name)
@@ -131,6 +134,8 @@ class JobSettings:
         settings = field(read_body(req), "settings", dict, required=True)
         if not settings:
             raise invalid("Field 'settings' must name at least one setting.", 'Example: {"settings": {"target_rpm": 300}}.')
+        if self.registry is not None:
+            check_job_settings(self.registry.jobs.get(job_name), settings)
         record, _ = running_job(job_name)
         publish_messages(
             (job_topic(self.unit, record.experiment, job_name, str(key), "set"), setting_payload(value))
@@ -184,6 +189,7 @@ class RunJob:
                            cause=f"No installed plugin registers a job named {job_name!r}.",
                            remediation="See GET /unit_api/jobs/descriptors or /unit_api/capabilities for the jobs "
                                        "of this unit.")
+        check_job_options(self.registry.jobs[job_name], body["options"])
         if not _claim_run(self.unit, job_name):
             raise ApiError(falcon.HTTP_429, f"{job_name} was just requested.",
                            cause=f"{job_name} was requested on {self.unit} less than 1 s ago.",

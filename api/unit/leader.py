@@ -22,6 +22,8 @@ import falcon
 from reactorkit.api import fanout
 from reactorkit.api.errors import ApiError
 from reactorkit.api.unit.common import (
+    check_job_options,
+    check_job_settings,
     check_run_body,
     field,
     invalid,
@@ -103,12 +105,15 @@ class RunJobInExperiment:
     ``EXPERIMENT, HOSTNAME, ACTIVE, TESTING?, MODEL_NAME, MODEL_VERSION``.
     """
 
-    def __init__(self, family: str) -> None:
+    def __init__(self, family: str, registry: Any = None) -> None:
         self.family = family
+        self.registry = registry
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, job_name: str,
                 experiment: str) -> None:
         body = check_run_body(read_body(req))
+        if self.registry is not None:  # the bounds the leader knows (the workers check again)
+            check_job_options(self.registry.jobs.get(job_name), body["options"])
         units = resolve(pioreactor_unit, self.family, experiment=experiment)
         workers = {w["pioreactor_unit"]: w for w in fanout.leader_db().workers()}
         per_unit = {u: {**body, "env": _job_env(u, experiment, body["env"], workers)} for u in units}
@@ -172,8 +177,9 @@ class UpdateJobOnUnit:
     """``PATCH /api/{family}/{u}/jobs/update/job_name/{job_name}/experiments/{experiment}`` ``{settings}``:
     publishes each ``…/{job}/{setting}/set`` (QoS 1) → 202 ``{"status": "accepted"}``."""
 
-    def __init__(self, family: str) -> None:
+    def __init__(self, family: str, registry: Any = None) -> None:
         self.family = family
+        self.registry = registry
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, job_name: str,
                  experiment: str) -> None:
@@ -182,6 +188,8 @@ class UpdateJobOnUnit:
         settings = field(read_body(req), "settings", dict, required=True)
         if not settings:
             raise invalid("Field 'settings' must name at least one setting.", 'Example: {"settings": {"target_rpm": 300}}.')
+        if self.registry is not None:
+            check_job_settings(self.registry.jobs.get(job_name), settings)
         _check_target(pioreactor_unit, self.family)
         publish_messages(
             (job_topic(pioreactor_unit, experiment, job_name, str(k), "set"), setting_payload(v))

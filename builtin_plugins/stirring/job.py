@@ -12,9 +12,10 @@ from reactorkit.plugin import Hardware, get_hardware
 from reactorkit.plugin import READY, BackgroundJob
 from reactorkit.plugin import PID
 
+from .descriptors import STIRRING
 from .dodging import OdDodger
 
-MAX_RPM = 5000.0
+SETTINGS = {s.key: s for s in STIRRING.published_settings}
 MAX_DC_STEP = 7.5  # % per update: the Pioreactor software clamps the PID output to ±7.5
 KICK_DUTY_CYCLE = 100.0  # a stopped motor is started at full power …
 KICK_DURATION_S = 0.5  # … for about half a second (Pioreactor "kick")
@@ -62,15 +63,7 @@ class Stirring(BackgroundJob):
     """
 
     job_name = "stirring"
-    published_settings = {
-        "target_rpm": {"datatype": "float", "settable": True, "unit": "RPM"},
-        "measured_rpm": {"datatype": "json", "settable": False, "unit": "RPM"},
-        "duty_cycle": {"datatype": "float", "settable": True, "unit": "%"},
-        "enable_dodging_od": {"datatype": "boolean", "settable": True},
-        "currently_dodging_od": {"datatype": "boolean", "settable": False},
-        "target_rpm_during_od_reading": {"datatype": "float", "settable": True, "unit": "RPM"},
-        "target_rpm_outside_od_reading": {"datatype": "float", "settable": True, "unit": "RPM"},
-    }
+    published_settings = STIRRING.published_settings  # type, unit, editability and bounds: declared once
 
     def __init__(self, unit: str, experiment: str, *, target_rpm: float | None = None, use_rpm: bool | None = None,
                  duty_cycle: float | None = None, enable_dodging_od: bool | None = None,
@@ -127,13 +120,11 @@ class Stirring(BackgroundJob):
     # ------------------------------------------------------------ validation
     @staticmethod
     def _check_rpm(name: str, value: float) -> None:
-        if not 0 <= value <= MAX_RPM:
-            raise ValueError(f"{name} must be within 0–{MAX_RPM:.0f} RPM, got {value}")
+        SETTINGS[name].check(value)  # the descriptor's bounds (SettingOutOfRange is a ValueError)
 
     @staticmethod
     def _check_duty_cycle(value: float) -> None:
-        if not 0 <= value <= 100:
-            raise ValueError(f"duty_cycle must be within 0–100 %, got {value}")
+        SETTINGS["duty_cycle"].check(value)
 
     def _config_rpm_during(self) -> float:
         value = self.config.getfloat(SECTION, "target_rpm_during_od_reading", fallback=0.0)

@@ -123,6 +123,10 @@ def _job_command(descriptor: Any) -> click.Command:
             params.append(click.Option([flag], is_flag=True, default=False, help=option["help"]))
             continue
         kind: Any = click.Choice(option["choices"]) if option["choices"] else _CLICK_TYPES[option["type"]]
+        low, high = option.get("min"), option.get("max")
+        if option["type"] in ("float", "integer") and (low is not None or high is not None):
+            # the bounds the setting declares (CliOption inherits them): click refuses a value outside in one line
+            kind = click.FloatRange(low, high) if option["type"] == "float" else click.IntRange(low, high)
         params.append(
             click.Option([flag], type=kind, default=option["default"], required=option["required"],
                          help=option["help"], show_default=option["default"] is not None)
