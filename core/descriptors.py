@@ -446,6 +446,38 @@ class CalibrationProtocolDescriptor(_Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TimeSeries(_Record):
+    """How a table's rows form time series (one per unit, or per unit and channel).
+
+    A table that declares one gets an ``(experiment, pioreactor_unit[, channel], timestamp)``
+    index, a down-sampled rollup kept at insert time, the named series
+    ``GET /api/experiments/{experiment}/time_series/{table}`` (and the per-worker variant)
+    and their OpenAPI entries. The table needs ``experiment``, ``pioreactor_unit``,
+    ``timestamp`` (and ``channel`` when ``per_channel``) columns.
+
+    Attributes:
+        value_column: The column plotted, e.g. ``"od_reading"``, ``"rate"``.
+        per_channel: Series split by ``channel`` (named ``unit-channel``).
+        decimals: Digits the series' values are rounded to.
+        rollup: Keep the down-sampled copy (charts cost the points they return).
+    """
+
+    value_column: str
+    per_channel: bool = False
+    decimals: int = 7
+    rollup: bool = True
+
+    def __post_init__(self) -> None:
+        _check_snake("time series value_column", self.value_column)
+        if not 0 <= self.decimals <= 15:
+            raise ValueError(f"time series decimals must be 0 to 15, got {self.decimals}")
+
+    @property
+    def index_columns(self) -> tuple[str, ...]:
+        return ("experiment", "pioreactor_unit", *(("channel",) if self.per_channel else ()), "timestamp")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TableDescriptor(_Record):
     """A leader-database table a plugin needs (``register_storage``).
 
@@ -454,6 +486,8 @@ class TableDescriptor(_Record):
         create_sql: ``CREATE TABLE IF NOT EXISTS …`` (and indexes), idempotent.
         version: Bumped when ``migrations`` grows.
         migrations: SQL statements applied in order when upgrading from an older version.
+        time_series: A :class:`TimeSeries` when the rows are readings over time (index, rollup,
+            named series and its API entries follow from it).
     """
 
     table: str
@@ -461,11 +495,14 @@ class TableDescriptor(_Record):
     version: int = 1
     migrations: tuple[str, ...] = ()
     source: str = "app"
+    time_series: TimeSeries | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_snake("table", self.table)
         if "create" not in self.create_sql.lower():
             raise ValueError(f"table {self.table!r}: create_sql must create the table")
+        if self.time_series is not None and not isinstance(self.time_series, TimeSeries):
+            raise ValueError(f"table {self.table!r}: time_series must be a TimeSeries, got {self.time_series!r}")
 
     @property
     def key(self) -> str:

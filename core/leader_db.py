@@ -19,8 +19,8 @@ order), ``table:<name>`` for each plugin table (its ``create_sql`` first, then
 ``TableDescriptor.migrations[v-1:]`` when its ``version`` grows). Migrating is
 idempotent and safe to run from several processes at once (``BEGIN IMMEDIATE``).
 
-For the time-series tables (:data:`TIME_SERIES_INDEXES`) start-up also makes
-sure an ``(experiment, pioreactor_unit[, channel], timestamp)`` index exists, and
+For the time-series tables (a plugin's ``TableDescriptor(time_series=TimeSeries(…))``)
+start-up also makes sure an ``(experiment, pioreactor_unit[, channel], timestamp)`` index exists, and
 keeps a down-sampled copy in ``time_series_rollups`` (first row of every
 10·2^k / 15·2^k-second bucket, maintained by insert triggers; see
 :meth:`LeaderDB.ensure_rollup`) so that a chart costs what it shows, not what
@@ -131,27 +131,6 @@ CORE_MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-#: Leader tables the time-series endpoints read, and the columns that identify a series.
-#: Their indexes are ensured at start-up when a plugin has declared the table.
-TIME_SERIES_INDEXES: dict[str, tuple[str, ...]] = {
-    "od_readings": ("experiment", "pioreactor_unit", "channel", "timestamp"),
-    "raw_od_readings": ("experiment", "pioreactor_unit", "channel", "timestamp"),
-    "od_readings_fused": ("experiment", "pioreactor_unit", "timestamp"),
-    "od_readings_filtered": ("experiment", "pioreactor_unit", "timestamp"),
-    "growth_rates": ("experiment", "pioreactor_unit", "timestamp"),
-    "temperature_readings": ("experiment", "pioreactor_unit", "timestamp"),
-}
-
-
-#: Time-series tables kept down-sampled at ingestion: ``table -> (value column, has channel)``.
-ROLLUP_SOURCES: dict[str, tuple[str, bool]] = {
-    "od_readings": ("od_reading", True),
-    "raw_od_readings": ("od_reading", True),
-    "od_readings_fused": ("od_reading", False),
-    "od_readings_filtered": ("normalized_od_reading", False),
-    "growth_rates": ("rate", False),
-    "temperature_readings": ("temperature_c", False),
-}
 #: Two chains of nested bucket sizes (seconds): 10·2^k and 15·2^k, k = 0…16 (10 s … 11 days).
 ROLLUP_CHAINS: tuple[tuple[int, ...], ...] = (
     tuple(10 * 2**k for k in range(17)),
@@ -355,20 +334,23 @@ class LeaderDB:
                 self.ensure_table(descriptor)
             except sqlite3.Error as exc:
                 logger.error("table %s from %s could not be created/migrated: %s", descriptor.table, descriptor.source, exc)
-        for table, columns in TIME_SERIES_INDEXES.items():
+        for descriptor in tables.values():
+            series = descriptor.time_series
+            if series is None:
+                continue
             try:
-                self.ensure_index(table, columns)
+                self.ensure_index(descriptor.table, series.index_columns)
+                if series.rollup:
+                    self.ensure_rollup(descriptor.table, series.value_column, per_channel=series.per_channel)
             except sqlite3.Error as exc:
-                logger.error("index on %s could not be created: %s", table, exc)
-        for table in ROLLUP_SOURCES:
-            try:
-                self.ensure_rollup(table)
-            except sqlite3.Error as exc:
-                logger.error("rollup of %s could not be set up: %s", table, exc)
+                logger.error("time series of %s from %s could not be set up: %s", descriptor.table,
+                             descriptor.source, exc)
 
     # ---------------------------------------------------------------- rollups
-    def ensure_rollup(self, table: str) -> bool:
-        """Keep ``table`` down-sampled in ``time_series_rollups`` (when the table exists).
+    def ensure_rollup(self, table: str, value_column: str, *, per_channel: bool = False) -> bool:
+        """Keep ``table``'s ``value_column`` down-sampled in ``time_series_rollups`` (when the table exists).
+
+        ``per_channel``: series are split by the table's ``channel`` column.
 
         For every bucket size ``S`` of :data:`ROLLUP_BUCKETS` the rollup holds, per
         series (experiment, unit, channel) and bucket ``floor(epoch / S)``, the
@@ -386,7 +368,7 @@ class LeaderDB:
             True when the rollup is (now) in place; False when ``table`` or its
             value column is missing.
         """
-        value_column, has_channel = ROLLUP_SOURCES[table]
+        has_channel = per_channel
         if not self.table_exists(table) or value_column not in self.columns(table):
             return False
         component = f"rollup:{table}"
@@ -443,7 +425,7 @@ class LeaderDB:
         cached = self._rollup_cache.get(table)
         if cached is not None and time.monotonic() - cached[1] < 10.0:
             return cached[0]
-        ready = table in ROLLUP_SOURCES and self._trigger_exists(f"{table}_rollup_ai")
+        ready = self._trigger_exists(f"{table}_rollup_ai")
         self._rollup_cache[table] = (ready, time.monotonic())
         return ready
 

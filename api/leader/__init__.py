@@ -18,7 +18,7 @@ from reactorkit.api.leader import workers as wk
 from reactorkit.api.leader.chart_preferences import ChartPreferences
 from reactorkit.api.leader.common import Context
 from reactorkit.api.leader.models import Models
-from reactorkit.api.leader.series import NAMED_SERIES
+from reactorkit.api.leader.series import named_series_specs
 
 Factory = Callable[[Context], Any]
 
@@ -27,8 +27,9 @@ WORKER = "/api/workers/{pioreactor_unit}"
 UNIT = "/api/units/{pioreactor_unit}"
 
 
-def routes() -> dict[str, Factory]:
-    """``path -> factory(ctx)`` of every leader route of this package (classic aliases included)."""
+def routes(registry: Any = None) -> dict[str, Factory]:
+    """``path -> factory(ctx)`` of every leader route of this package (classic aliases included), and a named
+    time series per table of ``registry`` that declares ``time_series``."""
     out: dict[str, Factory] = {
         "/api/models": lambda ctx: Models(),
         # experiments
@@ -79,9 +80,10 @@ def routes() -> dict[str, Factory]:
         "/api/configs/{filename}": cfg.ClassicConfigFile,
         "/api/configs/{filename}/history": cfg.ClassicConfigHistory,
     }
-    for name in NAMED_SERIES:
+    for name in named_series_specs(registry):  # every table whose descriptor declares time_series
         out[f"{EXP}/time_series/{name}"] = lambda ctx, n=name: ts.NamedSeries(ctx, n)
-        out[f"{WORKER}/experiments/{{experiment}}/time_series/{name}"] = lambda ctx, n=name: ts.NamedSeries(ctx, n)
+        out[f"{WORKER}/experiments/{{experiment}}/time_series/{name}"] = (
+            lambda ctx, n=name: ts.NamedSeries(ctx, n, per_worker=True))
     return out
 
 
@@ -119,6 +121,6 @@ def add_routes(app: Any, registry: Any, config: Any = None, *, unit: str | None 
 
     config = config or get_config()
     ctx = context if context is not None else Context(db, config, registry, unit or get_unit_name())
-    for path, factory in routes().items():
+    for path, factory in routes(ctx.registry).items():
         app.add_route(path, factory(ctx))
     return ctx

@@ -51,14 +51,15 @@ class SeriesSpec:
     by_channel: bool = False
 
 
-NAMED_SERIES: dict[str, SeriesSpec] = {
-    "growth_rates": SeriesSpec("growth_rates", "rate", 5),
-    "temperature_readings": SeriesSpec("temperature_readings", "temperature_c", 2),
-    "od_readings_filtered": SeriesSpec("od_readings_filtered", "normalized_od_reading", 7),
-    "od_readings": SeriesSpec("od_readings", "od_reading", 7, by_channel=True),
-    "od_readings_fused": SeriesSpec("od_readings_fused", "od_reading", 7),
-    "raw_od_readings": SeriesSpec("raw_od_readings", "od_reading", 7, by_channel=True),
-}
+def named_series_specs(registry: Any) -> dict[str, SeriesSpec]:
+    """The named series: one per table whose ``TableDescriptor`` declares ``time_series``, keyed by table."""
+    out: dict[str, SeriesSpec] = {}
+    for descriptor in (getattr(registry, "tables", None) or {}).values():
+        series = descriptor.time_series
+        if series is not None:
+            out[descriptor.table] = SeriesSpec(descriptor.table, series.value_column, series.decimals,
+                                               by_channel=series.per_channel)
+    return out
 
 EMPTY = '{"series":[],"data":[]}'
 
@@ -168,19 +169,18 @@ def _exact_grid(conn: sqlite3.Connection, spec: SeriesSpec, p: dict[str, Any], t
         f' JOIN "{t}" o ON o.rowid = p.rid ORDER BY o.timestamp)', {**p, "n": n}).fetchone()[0]
 
 
-def named_series(db: LeaderDB, data_source: str, experiment: str, lo: str, hi: str, target: int,
+def named_series(db: LeaderDB, spec: SeriesSpec, experiment: str, lo: str, hi: str, target: int,
                  unit: str | None = None) -> str:
     """``{"series": [...], "data": [...]}`` (JSON text) of a named series in ``(lo, hi]``.
 
     Args:
-        data_source: A key of :data:`NAMED_SERIES`.
+        spec: The series (from :func:`named_series_specs`).
         lo, hi: Window bounds in the database's timestamp format.
         target: ``target_points`` (> 0).
         unit: Only this unit (per-unit endpoints).
 
     A table that no plugin has declared yet gives an empty result.
     """
-    spec = NAMED_SERIES[data_source]
     if not db.table_exists(spec.table):
         return EMPTY
     names: list[str] = []

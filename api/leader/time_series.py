@@ -13,6 +13,7 @@ import falcon
 
 from reactorkit.api.errors import ApiError
 from reactorkit.api.leader import series
+from reactorkit.api.openapi.schemas.leader import named_series_operations
 from reactorkit.api.leader.common import (
     Context,
     float_param,
@@ -44,11 +45,14 @@ def window(req: falcon.Request) -> tuple[str, str, int]:
 class NamedSeries:
     """``GET /api/experiments/{experiment}/time_series/<data_source>`` and the per-worker variant."""
 
-    def __init__(self, ctx: Context, data_source: str) -> None:
-        if data_source not in series.NAMED_SERIES:
-            raise ValueError(f"unknown named series {data_source!r}")
+    def __init__(self, ctx: Context, data_source: str, *, per_worker: bool = False) -> None:
+        spec = series.named_series_specs(ctx.registry).get(data_source)
+        if spec is None:
+            raise ValueError(f"unknown named series {data_source!r}: no table declares time_series")
         self.ctx = ctx
         self.data_source = data_source
+        self.spec = spec
+        self.openapi = named_series_operations(data_source, per_worker=per_worker)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, experiment: str,
                pioreactor_unit: str | None = None) -> None:
@@ -56,7 +60,7 @@ class NamedSeries:
         require_experiment(self.ctx, experiment)
         if pioreactor_unit is not None:
             require_worker(self.ctx, pioreactor_unit)
-        raw_json(resp, series.named_series(self.ctx.db, self.data_source, experiment, lo, hi, target,
+        raw_json(resp, series.named_series(self.ctx.db, self.spec, experiment, lo, hi, target,
                                            unit=pioreactor_unit), max_age=MAX_AGE_S)
 
 

@@ -7,6 +7,7 @@ from reactorkit.plugin import (
     JobDescriptor,
     PublishedSetting,
     TableDescriptor,
+    TimeSeries,
     TopicMapping,
 )
 
@@ -107,9 +108,10 @@ def parse_od_filtered(topic: str, payload: bytes):
     return _row(topic, payload, "od_filtered", "normalized_od_reading")
 
 
-def _table(name: str, column: str) -> TableDescriptor:
+def _table(name: str, column: str, decimals: int) -> TableDescriptor:
     return TableDescriptor(
         table=name,
+        time_series=TimeSeries(value_column=column, decimals=decimals),
         create_sql=f"""
             CREATE TABLE IF NOT EXISTS {name} (
                 experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
@@ -123,8 +125,8 @@ def _table(name: str, column: str) -> TableDescriptor:
 
 
 STORAGE = (
-    _table("growth_rates", "rate"),
-    _table("od_readings_filtered", "normalized_od_reading"),
+    _table("growth_rates", "rate", decimals=5),
+    _table("od_readings_filtered", "normalized_od_reading", decimals=7),
     TopicMapping(topic="pioreactor/+/+/growth_rate_calculating/growth_rate", table="growth_rates",
                  parse=parse_growth_rate),
     TopicMapping(topic="pioreactor/+/+/growth_rate_calculating/od_filtered", table="od_readings_filtered",

@@ -7,6 +7,7 @@ from reactorkit.plugin import (
     JobDescriptor,
     PublishedSetting,
     TableDescriptor,
+    TimeSeries,
     TopicMapping,
 )
 
@@ -113,9 +114,11 @@ DATASETS = (
 )
 
 
-def _data_table(name: str, columns: str, index: str = "experiment, pioreactor_unit, timestamp") -> TableDescriptor:
+def _data_table(name: str, columns: str, index: str = "experiment, pioreactor_unit, timestamp",
+                time_series: TimeSeries | None = None) -> TableDescriptor:
     return TableDescriptor(
         table=name,
+        time_series=time_series,
         create_sql=f"""
             CREATE TABLE IF NOT EXISTS {name} (
                 experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
@@ -207,11 +210,14 @@ def parse_od_blank(topic: str, payload: bytes):
 STORAGE = (
     _data_table("od_readings", "od_reading REAL NOT NULL,\n                angle INTEGER,\n"
                 "                channel INTEGER NOT NULL CHECK (channel BETWEEN 1 AND 4)",
-                "experiment, pioreactor_unit, channel, timestamp"),
+                "experiment, pioreactor_unit, channel, timestamp",
+                TimeSeries(value_column="od_reading", per_channel=True, decimals=7)),
     _data_table("raw_od_readings", "od_reading REAL NOT NULL,\n"
                 "                channel INTEGER NOT NULL CHECK (channel BETWEEN 1 AND 4)",
-                "experiment, pioreactor_unit, channel, timestamp"),
-    _data_table("od_readings_fused", "od_reading REAL NOT NULL"),
+                "experiment, pioreactor_unit, channel, timestamp",
+                TimeSeries(value_column="od_reading", per_channel=True, decimals=7)),
+    _data_table("od_readings_fused", "od_reading REAL NOT NULL",
+                time_series=TimeSeries(value_column="od_reading", decimals=7)),
     _data_table("ir_led_intensities", "relative_intensity REAL NOT NULL"),
     _data_table("od_blanks", "channel TEXT NOT NULL,\n                angle INTEGER,\n                od_reading REAL NOT NULL",
                 "experiment, pioreactor_unit, channel, timestamp"),

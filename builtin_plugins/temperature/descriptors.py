@@ -9,6 +9,7 @@ from reactorkit.plugin import (
     JobDescriptor,
     PublishedSetting,
     TableDescriptor,
+    TimeSeries,
     TopicMapping,
 )
 
@@ -116,9 +117,10 @@ def parse_temperature(topic: str, payload: bytes):
     return row_from_topic(topic, timestamp=data["timestamp"], temperature_c=float(data["temperature"]))
 
 
-def _table(name: str, columns: str, order: str = "timestamp") -> TableDescriptor:
+def _table(name: str, columns: str, order: str = "timestamp", time_series: TimeSeries | None = None) -> TableDescriptor:
     return TableDescriptor(
         table=name,
+        time_series=time_series,
         create_sql=f"""
             CREATE TABLE IF NOT EXISTS {name} (
                 experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
@@ -131,7 +133,8 @@ def _table(name: str, columns: str, order: str = "timestamp") -> TableDescriptor
 
 
 STORAGE = (
-    _table("temperature_readings", "timestamp TEXT NOT NULL, temperature_c REAL NOT NULL"),
+    _table("temperature_readings", "timestamp TEXT NOT NULL, temperature_c REAL NOT NULL",
+           time_series=TimeSeries(value_column="temperature_c", decimals=2)),
     _table("temperature_automation_settings", "started_at TEXT NOT NULL, ended_at TEXT, automation_name TEXT NOT NULL, "
                                               "settings BLOB NOT NULL", order="started_at"),
     _table("temperature_automation_events", "timestamp TEXT NOT NULL, event_name TEXT NOT NULL, message TEXT, data TEXT"),

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from reactorkit.core.descriptors import TableDescriptor
+from reactorkit.core.descriptors import TableDescriptor, TimeSeries
 from reactorkit.core.hooks import hookimpl
 from reactorkit.core.leader_db import CORE_MIGRATIONS, LeaderDB, UnknownExperiment, UnknownWorker, connect
 from reactorkit.core.plugins import Registry
@@ -85,6 +85,7 @@ def test_time_series_index_is_added_once_to_a_declared_reading_table(db, plugin_
         table="od_readings",
         create_sql="CREATE TABLE IF NOT EXISTS od_readings (experiment TEXT NOT NULL, pioreactor_unit TEXT NOT NULL,"
                    " timestamp TEXT NOT NULL, od_reading REAL, angle INTEGER, channel INTEGER)",
+        time_series=TimeSeries(value_column="od_reading", per_channel=True),
     )
     LeaderDB(db.path, registry=_registry_with(plugin_manager, table))
     indexes = [r["name"] for r in db.query("SELECT name FROM pragma_index_list('od_readings')")]
@@ -160,6 +161,7 @@ OD_TABLE = TableDescriptor(
     table="od_readings",
     create_sql="CREATE TABLE IF NOT EXISTS od_readings (experiment TEXT NOT NULL, pioreactor_unit TEXT NOT NULL,"
                " timestamp TEXT NOT NULL, od_reading REAL NOT NULL, angle INTEGER, channel INTEGER NOT NULL)",
+    time_series=TimeSeries(value_column="od_reading", per_channel=True),
 )
 
 

@@ -68,8 +68,6 @@ TOPIC_FIELDS = {"job_name": TOPIC_LEVEL, "experiment": TOPIC_LEVEL}  # published
 EXP = "/api/experiments/{experiment}"
 WORKER_P = "/api/workers/{pioreactor_unit}"
 UNIT_P = "/api/units/{pioreactor_unit}"
-NAMED_SERIES = ("growth_rates", "temperature_readings", "od_readings_filtered", "od_readings", "od_readings_fused",
-                "raw_od_readings")
 
 
 def _fan_out_routes() -> dict[tuple[str, str], dict[str, Any]]:
@@ -246,13 +244,15 @@ def _log_routes() -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
+def named_series_operations(name: str, *, per_worker: bool) -> dict[str, dict[str, Any]]:
+    """The OpenAPI operation of a named series route (every table that declares ``time_series`` has one)."""
+    summary = (f"One worker's {name} series." if per_worker
+               else f"The {name} series of the experiment, one per unit.")
+    return {"GET": op(summary, ok=SERIES, query=WINDOW_QUERY)}
+
+
 def _series_routes() -> dict[tuple[str, str], dict[str, Any]]:
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for name in NAMED_SERIES:
-        out[("GET", f"{EXP}/time_series/{name}")] = op(f"The {name} series of the experiment, one per unit.",
-                                                        ok=SERIES, query=WINDOW_QUERY)
-        out[("GET", f"{WORKER_P}/experiments/{{experiment}}/time_series/{name}")] = op(
-            f"One worker's {name} series.", ok=SERIES, query=WINDOW_QUERY)
     out[("GET", f"{EXP}/time_series/{{data_source}}/{{column}}")] = op(
         "Any table's column as per-unit series (400 for a table or column that cannot be read).", ok=SERIES,
         query=WINDOW_QUERY)

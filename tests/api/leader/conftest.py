@@ -13,7 +13,7 @@ from reactorkit.api.app import create_app
 from reactorkit.builtin_plugins import dosing, growth_rate, mqtt_to_db, od_reading, stirring
 from reactorkit.core.clock import Clock, set_clock
 from reactorkit.core.config import load_config, set_config
-from reactorkit.core.descriptors import TableDescriptor
+from reactorkit.core.descriptors import TableDescriptor, TimeSeries
 from reactorkit.core.hooks import hookimpl
 from reactorkit.core.plugins import Registry
 
@@ -29,6 +29,7 @@ class TemperatureTable:
             table="temperature_readings",
             create_sql="CREATE TABLE IF NOT EXISTS temperature_readings (experiment TEXT NOT NULL,"
                        " pioreactor_unit TEXT NOT NULL, timestamp TEXT NOT NULL, temperature_c REAL NOT NULL)",
+            time_series=TimeSeries(value_column="temperature_c", decimals=2),
         )
 
 
