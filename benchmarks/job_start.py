@@ -1,73 +1,229 @@
-"""Job start and stop latency, and the memory of an idle job process.
+"""Job start and stop latency, and the memory of an idle job process, for every built-in job.
 
-For each of N runs: spawn ``pio run <job>`` on the simulated vessel, time until
-``$state`` = ``ready`` arrives over MQTT, send SIGTERM, time until
-``disconnected`` arrives and until the process exits. Prints medians, and the
-peak RSS (VmHWM) of the idle job.
+For each job and each way of starting it, N runs: start the job, time until
+``$state`` = ``ready`` arrives over MQTT (a subscriber on the broker), send
+SIGTERM, time until ``disconnected`` arrives and until the process exits.
+Prints medians beside the interpreter floor (``python -c pass``, measured in
+the same run) and the machine's load average, and the peak RSS (VmHWM) and
+unique memory (USS) of the idle job.
 
-Targets: under 100 ms to ready, under 150 ms SIGTERM → exit, peak RSS under
-40 MB (reference, the Pioreactor software 26.11.1 on this machine class:
-177 ms to ready for stirring, 254 ms for od_reading, 1.12 s to exit).
+Ways of starting (``--mode``, repeatable):
 
-Needs mosquitto on 127.0.0.1:1883. Usage:
-    python benchmarks/job_start.py [--runs 10] [--job stirring] [--job od_reading]
+* ``spawn``    — ``pio run <job>`` with no launcher (a fresh interpreter imports everything);
+* ``launcher`` — ``pio run <job>`` with the unit's launcher running (the job is forked from it);
+* ``api``      — ``POST /unit_api/jobs/run/job_name/<job>`` to the unit's API (gunicorn), queued to
+  its task worker (``pio worker``, which keeps the launcher), timed from the request.
+
+Target (issue: "jobs start in a blink"): spawn → ready within 3× the floor.
+Reference, the Pioreactor software 26.11.1 on this machine class: 369 ms to ready
+for stirring, 630 ms for od_reading, 1.17 s SIGTERM → exit.
+
+Needs mosquitto on 127.0.0.1:1883 (and Redis on 127.0.0.1:6379 for ``api``). Usage:
+    python benchmarks/job_start.py [--runs 5] [--job stirring …] [--mode launcher …]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from reactorkit.core.testing import MQTTRecorder, UnitEnv, pio_command
 
+# job -> extra `pio run` options (and the same as the API's options)
+JOBS: dict[str, dict[str, str]] = {
+    "stirring": {},
+    "od_reading": {},
+    "growth_rate_calculating": {},
+    "mqtt_to_db_streaming": {},
+    "dosing_automation": {"automation_name": "silent"},
+    "led_automation": {"automation_name": "silent"},
+    "temperature_automation": {"automation_name": "only_record_temperature"},
+}
+LONG_RUNNING = {"mqtt_to_db_streaming"}  # runs under the experiment "$experiment"
+MODES = ("spawn", "launcher", "api")
+# the `pio` console script, as a user types it (``python -m …`` would skip the launcher's fast path)
+_SCRIPT = Path(sys.executable).with_name("pio")
+PIO = [sys.executable, str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "reactorkit.core.cli.entry"]
 
-def peak_rss_mb(pid: int) -> float:
+
+def floor_ms(runs: int = 7) -> float:
+    """Median wall time of ``python -c pass`` with this interpreter (ms)."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(peak RSS, USS) of ``pid`` in MB."""
+    peak = float("nan")
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+            peak = int(line.split()[1]) / 1024
+    uss = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                uss += int(line.split()[1])
+    except OSError:
+        return peak, float("nan")
+    return peak, uss / 1024
 
 
-def one_run(job: str, unit: UnitEnv, recorder: MQTTRecorder) -> tuple[float, float, float, float]:
-    state = unit.topic(job, "$state")
-    t0 = time.monotonic()
-    proc = subprocess.Popen(pio_command("run", job), env=unit.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    recorder.wait_for(state, lambda p: p == b"ready", timeout=30, since=t0)
-    ready = time.monotonic() - t0
-    time.sleep(0.3)  # idle
-    rss = peak_rss_mb(proc.pid)
-    t1 = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    recorder.wait_for(state, lambda p: p == b"disconnected", timeout=30, since=t1)
-    disconnected = time.monotonic() - t1
-    proc.wait(30)
-    exited = time.monotonic() - t1
-    return ready * 1000, disconnected * 1000, exited * 1000, rss
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_args(options: dict[str, str]) -> list[str]:
+    out: list[str] = []
+    for key, value in options.items():
+        out += ["--" + key.replace("_", "-"), value]
+    return out
+
+
+class Unit:
+    """One simulated unit: its environment, and (for ``launcher``/``api``) its launcher, API and worker."""
+
+    def __init__(self) -> None:
+        self.env_ = UnitEnv(root=Path(tempfile.mkdtemp(prefix="rk-bench-")))
+        self.env_.extra["REACTORKIT_LAUNCHER"] = "0"
+        self.procs: list[subprocess.Popen] = []
+        self.port = 0
+        self.recorder = MQTTRecorder(self.env_.prefix)
+        os.environ.update(DOT_PIOREACTOR=str(self.env_.root), HOSTNAME=self.env_.unit)  # to read the job registry
+        subprocess.run(pio_command("run", "--help"), env=self.env_.env(), stdout=subprocess.DEVNULL, check=True)
+
+    def env(self, mode: str) -> dict[str, str]:
+        return self.env_.env(REACTORKIT_LAUNCHER="0" if mode == "spawn" else "1")
+
+    def start_services(self, modes: list[str]) -> None:
+        import httpx
+
+        if "launcher" not in modes and "api" not in modes:
+            return
+        log = open(self.env_.root / "services.log", "wb")
+        env = self.env("launcher")
+        self.procs.append(subprocess.Popen(pio_command("worker"), env=env, stdout=log, stderr=subprocess.STDOUT))
+        if "api" in modes:
+            self.port = free_port()
+            self.procs.append(subprocess.Popen(pio_command("serve", "--port", str(self.port), "--no-access-log"),
+                                               env=env, stdout=log, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 60
+        sock = self.env_.root / "storage" / "launcher.sock"
+        while not sock.exists() or (self.port and not self._api_up(httpx)):
+            if time.monotonic() > deadline:
+                sys.exit(f"the unit's services did not start; see {self.env_.root / 'services.log'}")
+            time.sleep(0.2)
+
+    def _api_up(self, httpx: object) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/unit_api/health", timeout=2).status_code == 200  # type: ignore[attr-defined]
+        except Exception:
+            return False
+
+    def job_pid(self, job: str, timeout: float = 10) -> int:
+        from reactorkit.core.job_registry import JobRegistry
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = JobRegistry().running(job_name=job)
+            if rows:
+                return rows[-1].pid
+            time.sleep(0.02)
+        raise TimeoutError(f"{job} is not in the job registry")
+
+    def one_run(self, job: str, mode: str) -> tuple[float, float, float, float, float]:
+        import httpx
+
+        experiment = "$experiment" if job in LONG_RUNNING else self.env_.experiment
+        state = "/".join((f"{self.env_.prefix}pioreactor", self.env_.unit, experiment, job, "$state"))
+        options = JOBS[job]
+        t0 = time.monotonic()
+        proc = None
+        if mode == "api":
+            r = httpx.post(f"http://127.0.0.1:{self.port}/unit_api/jobs/run/job_name/{job}",
+                           json={"options": options, "env": {"EXPERIMENT": self.env_.experiment}}, timeout=30)
+            r.raise_for_status()
+        else:
+            proc = subprocess.Popen([*PIO, "run", job, *cli_args(options)], env=self.env(mode),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.recorder.wait_for(state, lambda p: p == b"ready", timeout=30, since=t0)
+        ready = time.monotonic() - t0
+        time.sleep(0.3)  # idle
+        pid = self.job_pid(job)
+        peak, uss = memory_mb(pid)
+        t1 = time.monotonic()
+        os.kill(proc.pid if proc is not None else pid, signal.SIGTERM)
+        self.recorder.wait_for(state, lambda p: p == b"disconnected", timeout=30, since=t1)
+        disconnected = time.monotonic() - t1
+        if proc is not None:
+            proc.wait(30)
+        else:
+            while os.path.exists(f"/proc/{pid}") and _not_zombie(pid):
+                time.sleep(0.002)
+        exited = time.monotonic() - t1
+        time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)))  # the API refuses the same job twice within 1 s
+        return ready * 1000, disconnected * 1000, exited * 1000, peak, uss
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.recorder.close()
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--job", action="append", help="job to measure (repeatable; default stirring and od_reading)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--job", action="append", choices=sorted(JOBS), help="job to measure (repeatable; default all)")
+    parser.add_argument("--mode", action="append", choices=MODES, help="how to start it (repeatable; default all)")
     args = parser.parse_args()
-    jobs = args.job or ["stirring", "od_reading"]
-    unit = UnitEnv(root=Path(tempfile.mkdtemp(prefix="rk-bench-")))
-    recorder = MQTTRecorder(unit.prefix)
-    subprocess.run(pio_command("run", "--help"), env=unit.env(), stdout=subprocess.DEVNULL, check=True)  # build the CLI index
-    print(f"{'job':<14} {'→ ready ms':>11} {'→ disconnected ms':>18} {'→ exit ms':>10} {'peak RSS MB':>12}   (median of {args.runs})")
+    jobs, modes = args.job or list(JOBS), args.mode or list(MODES)
+    unit = Unit()
     try:
+        unit.start_services(modes)
+        floor = floor_ms()
+        print(f"interpreter floor (python -c pass): {floor:.1f} ms; {load()}; median of {args.runs} runs")
+        print(f"{'job':<24} {'mode':<9} {'→ ready ms':>10} {'× floor':>8} {'→ disc. ms':>10} {'→ exit ms':>9} "
+              f"{'peak RSS MB':>11} {'USS MB':>7}  floor ms  load(1 min)")
         for job in jobs:
-            rows = [one_run(job, unit, recorder) for _ in range(args.runs)]
-            ready, disc, exit_, rss = (statistics.median(col) for col in zip(*rows))
-            print(f"{job:<14} {ready:>11.1f} {disc:>18.1f} {exit_:>10.1f} {max(r[3] for r in rows):>12.1f}")
-        print("targets: ready < 100 ms, exit < 150 ms, peak RSS < 40 MB")
+            for mode in modes:
+                rows = [unit.one_run(job, mode) for _ in range(args.runs)]
+                ready, disc, exit_, _, _ = (statistics.median(col) for col in zip(*rows))
+                peak, uss = max(r[3] for r in rows), max(r[4] for r in rows)
+                floor = floor_ms(3)
+                print(f"{job:<24} {mode:<9} {ready:>10.1f} {ready / floor:>8.1f} {disc:>10.1f} {exit_:>9.1f} "
+                      f"{peak:>11.1f} {uss:>7.1f}  {floor:>8.1f}  {os.getloadavg()[0]:.2f}", flush=True)
+        print("targets: → ready within 3× the floor, SIGTERM → exit ≤ 100 ms, idle RSS ≤ 30 MB")
     finally:
-        recorder.close()
+        unit.close()
 
 
 if __name__ == "__main__":

@@ -219,6 +219,24 @@ def cast_automation_kwargs(descriptor: Any, kwargs: dict[str, Any]) -> dict[str,
     return out
 
 
+def _automations(automation_type: str) -> dict[str, Any]:
+    """``name -> descriptor-like record`` of the installed automations of a type, from the CLI's
+    cached index (no plugin is imported); the plugin registry when the index cannot be read."""
+    from types import SimpleNamespace
+
+    try:
+        from reactorkit.core.cli.index import get_index
+
+        named = get_index()["automations"].get(automation_type, {})
+    except Exception:
+        from reactorkit.core.plugins import Registry
+
+        return dict(Registry.installed().automations[automation_type])
+    return {name: SimpleNamespace(automation_name=name, automation_class=entry["automation_class"],
+                                  source=entry["source"], fields=[SimpleNamespace(**f) for f in entry["fields"]])
+            for name, entry in named.items()}
+
+
 def run_automation(automation_type: str, *, unit: str, experiment: str, config: Any, automation_name: str,
                    **kwargs: Any) -> int:
     """Runner of the ``{automation_type}_automation`` host jobs (``pio run dosing_automation …``).
@@ -229,10 +247,13 @@ def run_automation(automation_type: str, *, unit: str, experiment: str, config: 
     import sys
 
     from reactorkit.core.imports import resolve
-    from reactorkit.core.plugins import Registry
 
-    available = Registry.installed().automations[automation_type]
+    available = _automations(automation_type)
     descriptor = available.get(automation_name)
+    if descriptor is not None and descriptor.automation_class is None:  # not importable by path
+        from reactorkit.core.plugins import Registry
+
+        descriptor = Registry.installed().automations[automation_type].get(automation_name)
     if descriptor is None:
         names = ", ".join(sorted(available)) or "none installed"
         print(f"Error: unknown {automation_type} automation {automation_name!r}; available: {names}", file=sys.stderr)

@@ -126,29 +126,44 @@ def start_job(job_name: str, options: dict[str, Any] | None = None, env: dict[st
     """
     flag_options: list[str] = []
     try:
-        from reactorkit.core.plugins import Registry
+        from reactorkit.core.cli.index import get_index
 
-        descriptor = Registry.installed().jobs.get(job_name)
-        if descriptor is not None:
-            flag_options = [o.name for o in descriptor.cli_options if o.type == "flag"]
+        entry = get_index()["jobs"].get(job_name)
+        if entry is not None:
+            flag_options = [o["name"] for o in entry["cli_options"] if o["type"] == "flag"]
     except Exception:  # the CLI itself reports plugin trouble
         pass
     cmd = job_command(job_name, options, args or (), config_overrides or (), flag_options)
     out_path = _output_path(job_name)
-    with open(out_path, "wb") as out:
-        proc = subprocess.Popen(cmd, env=job_environment(env), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-    deadline = time.monotonic() + alive_check_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    code = proc.poll()
+    job_env = job_environment(env)
+    with open(out_path, "wb") as out, open(os.devnull, "rb") as devnull:
+        code = _launch_and_check(cmd, job_env, devnull.fileno(), out.fileno(), alive_check_s)
     if code is None:
         return {"ok": True}
     last = _last_line(out_path) or "(no output)"
     raise fail(f"{job_name} exited with code {code}.", cause=last,
                remediation=f"Run `pio run {job_name}` on the unit to see the full output.")
+
+
+def _launch_and_check(cmd: list[str], env: dict[str, str], stdin: int, out: int, alive_check_s: float) -> int | None:
+    """Start ``cmd`` detached, through the unit's launcher when one runs (else a fresh interpreter);
+    its exit code if it ended within ``alive_check_s``, else None."""
+    from reactorkit.core.launch_client import launch
+
+    launched = launch(["pio", *cmd[3:]], env=env, fds=(stdin, out, out), detach=True)
+    if launched is not None:
+        try:
+            return launched.wait(alive_check_s)
+        finally:
+            launched.close()
+    proc = subprocess.Popen(cmd, env=env, stdin=stdin, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + alive_check_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    return proc.poll()
 
 
 def stop_jobs_task(job_name: str | None = None, experiment: str | None = None, job_id: int | None = None,

@@ -50,7 +50,16 @@ def run_worker(*, burst: bool = False, unit: str | None = None) -> None:
 
     connection = Redis.from_url(redis_url())
     queue = Queue(queue_name(unit), connection=connection)
+    launcher = None
     if not burst:
+        from reactorkit.core.launcher_keeper import keep_launcher
+
         keep_outbox()  # send what ended jobs left in the unit's outbox
         start_watchdog()  # switch off PWM channels left on by processes that died
-    Worker([queue], connection=connection, name=f"{queue_name(unit)}:{os.getpid()}").work(burst=burst, with_scheduler=False)
+        launcher = keep_launcher()  # forks `pio run` jobs with the framework already imported
+    try:
+        Worker([queue], connection=connection, name=f"{queue_name(unit)}:{os.getpid()}").work(burst=burst,
+                                                                                             with_scheduler=False)
+    finally:
+        if launcher is not None:
+            launcher.stop()

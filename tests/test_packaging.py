@@ -20,7 +20,7 @@ def test_a_built_wheel_holds_every_package_under_the_reactorkit_root(tmp_path):
             expected.add(f"{target}/{init.parent.relative_to(ROOT / folder).as_posix()}/__init__.py".replace("/./", "/"))
     assert expected <= names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "pio = reactorkit.core.cli.main:main" in entry_points
+    assert "pio = reactorkit.core.cli.entry:main" in entry_points
     assert "stirring = reactorkit.builtin_plugins.stirring" in entry_points
 
 

@@ -130,8 +130,8 @@ class ODReader(BackgroundJob):
         self.first_od_obs_time = None
         self._ref_monitor = ReferenceNoiseMonitor(self.interval)
         self.hardware.set_led(self.ir_channel, 0.0)
-        if self.use_dark_offsets:
-            self._dark_offsets = self._measure_dark_offsets()
+        # measured by the first reading (LEDs off, settle, sample), so that the job is ready without waiting
+        self._dark_offsets_due = self.use_dark_offsets
         self.timer = self._new_timer(run_after=0.0)
 
     # ------------------------------------------------------------ config/caches
@@ -359,6 +359,9 @@ class ODReader(BackgroundJob):
         with self._lock:
             if self.state != "ready":
                 return None
+            if self._dark_offsets_due:
+                self._dark_offsets = self._measure_dark_offsets()
+                self._dark_offsets_due = False
             now, volts = self.take_voltages()
             timestamp = self.clock.utc_iso(now)
             if self.first_od_obs_time is None:

@@ -2,7 +2,8 @@
 
 Loading every plugin (entry points, descriptor modules) costs tens of
 milliseconds; ``pio --help``, ``pio run --help`` and even ``pio run stirring``
-need only names, help texts, CLI options and import paths. The index holds
+need only names, help texts, CLI options and import paths (and an automation
+host job only its automations' classes and field types). The index holds
 exactly that, as JSON in ``$DOT_PIOREACTOR/storage/cli_index.json``, and is
 rebuilt from the plugin registry whenever its fingerprint changes: the
 reactorkit version, ``SKIP_PLUGINS``, the modification times of the
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 
 def _index_path() -> Path:
@@ -99,7 +100,14 @@ def build(registry: Any) -> dict[str, Any]:
         name: {"help": c.help, "command": _import_path(c.command), "source": c.source}
         for name, c in registry.cli_commands.items()
     }
-    return {"jobs": jobs, "cli_commands": commands}
+    automations: dict[str, dict[str, Any]] = {}
+    for kind, named in registry.automations.items():
+        automations[kind] = {
+            name: {"automation_class": _import_path(a.automation_class), "source": a.source,
+                   "fields": [{"key": f.key, "type": f.type} for f in a.fields]}
+            for name, a in named.items()
+        }
+    return {"jobs": jobs, "cli_commands": commands, "automations": automations}
 
 
 def get_index() -> dict[str, Any]:

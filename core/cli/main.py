@@ -329,6 +329,15 @@ def worker(burst: bool) -> None:
     run_worker(burst=burst)
 
 
+# ----------------------------------------------------------------- launcher
+@pio.command(context_settings=CONTEXT)
+def launcher() -> None:
+    """Run the unit's job launcher (forks `pio run` jobs with the framework imported; `pio worker` starts one)."""
+    from reactorkit.core.launcher import main as launcher_main
+
+    launcher_main()
+
+
 def main() -> None:
     """Console-script entry point."""
     pio(prog_name="pio")

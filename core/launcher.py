@@ -1,0 +1,423 @@
+"""The unit's job launcher: a process with the framework imported that forks job processes on request.
+
+A fresh ``pio run <job>`` spends most of its start importing (click, paho, the
+job's module, sqlite, logging …) and only a little starting the job. The
+launcher pays the imports once: it imports the framework and the built-in job
+modules (not numpy or scipy: the jobs that compute with them import them), then
+waits on ``$DOT_PIOREACTOR/storage/launcher.sock``. For each request (see
+:mod:`reactorkit.core.launch_client` for the protocol) it forks; the child takes
+the caller's stdin/stdout/stderr, environment and working directory, starts a
+session of its own, names itself after the command (``ps`` shows ``pio run
+stirring …``) and runs the ``pio`` command line in-process. The job registry,
+``pio kill``, signals and the job's exit code work as for a job started the
+ordinary way; a caller that cannot reach a launcher starts the job the
+ordinary way.
+
+The launcher keeps one thread (forking a threaded process could copy a held
+lock), answers only its own user, and refuses (so the caller falls back) when
+the caller runs another interpreter or ``PYTHONPATH`` or when a module it
+imported has changed on disk since it started (it then starts itself again).
+
+Run it with ``pio launcher`` (``pio worker`` starts one when none answers).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from typing import Any
+
+from reactorkit.core.launch_client import SOCKET_NAME
+
+# imported once in the launcher; a child imports anything else it needs itself
+PRELOAD = (
+    "reactorkit.core.cli.main", "reactorkit.core.cli.index", "reactorkit.core.imports",
+    "reactorkit.core.config", "reactorkit.core.paths", "reactorkit.core.clock", "reactorkit.core.logs",
+    "reactorkit.core.mqtt", "reactorkit.core.outbox", "reactorkit.core.outbox_client",
+    "reactorkit.core.job_registry", "reactorkit.core.job", "reactorkit.core.automation", "reactorkit.core.pid",
+    "reactorkit.core.hardware", "reactorkit.core.hardware.simulated",
+    "reactorkit.builtin_plugins.stirring.job", "reactorkit.builtin_plugins.od_reading.job",
+    "reactorkit.builtin_plugins.mqtt_to_db.job",
+    "reactorkit.builtin_plugins.dosing.runners", "reactorkit.builtin_plugins.dosing.automation",
+    "reactorkit.builtin_plugins.dosing.pumps", "reactorkit.builtin_plugins.dosing.automations.silent",
+    "reactorkit.builtin_plugins.leds.host",
+    "reactorkit.builtin_plugins.leds.automations", "reactorkit.builtin_plugins.leds.intensity",
+    "reactorkit.builtin_plugins.temperature.host", "reactorkit.builtin_plugins.temperature.automations",
+    "reactorkit.core.calibration_store", "reactorkit.core.storage_rows",
+    "setproctitle", "filelock", "sqlite3", "logging.handlers", "uuid", "json", "encodings.idna",
+)
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+PARENT_ENV = "REACTORKIT_LAUNCHER_PARENT"
+
+
+def preload(modules: tuple[str, ...] = PRELOAD) -> list[str]:
+    """Import ``modules``; returns the ones that failed (a job that needs them imports them itself)."""
+    failed = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            failed.append(name)
+    return failed
+
+
+def _source_files() -> dict[str, int]:
+    """``path -> mtime_ns`` of every imported reactorkit module (to notice edits on disk)."""
+    out: dict[str, int] = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not path or not name.startswith("reactorkit"):
+            continue
+        try:
+            out[path] = os.stat(path).st_mtime_ns
+        except OSError:
+            out[path] = -1
+    return out
+
+
+def _changed(files: dict[str, int]) -> bool:
+    for path, mtime in files.items():
+        try:
+            if os.stat(path).st_mtime_ns != mtime:
+                return True
+        except OSError:
+            if mtime != -1:
+                return True
+    return False
+
+
+def _thread_count() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+class Launcher:
+    """The launcher of the unit whose state folder is ``root`` (``$DOT_PIOREACTOR``)."""
+
+    def __init__(self, root: str) -> None:
+        self.storage = os.path.join(root, "storage")
+        os.makedirs(self.storage, exist_ok=True)
+        self.path = os.path.join(self.storage, SOCKET_NAME)
+        self.children: dict[int, socket.socket | None] = {}
+        self.attached: dict[socket.socket, int] = {}
+        self.stopping = False
+        self.restart = False
+
+    # ---------------------------------------------------------------- serving
+    def serve(self) -> int:
+        """Bind, serve until SIGTERM/SIGINT; returns the exit code (75: another launcher holds the unit)."""
+        self.lock = lock = open(os.path.join(self.storage, "launcher.lock"), "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            print(f"launcher: another launcher serves {self.path}", file=sys.stderr)
+            return 75
+        failed = preload()
+        _set_title(f"pio launcher {os.path.dirname(self.storage)}")
+        if failed:
+            print(f"launcher: not preloaded (jobs import them themselves): {', '.join(failed)}", file=sys.stderr)
+        self.files = _source_files()
+        self.executable, self.pythonpath = sys.executable, os.environ.get("PYTHONPATH", "")
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        old_umask = os.umask(0o177)
+        try:
+            self.listener.bind(self.path)
+        finally:
+            os.umask(old_umask)
+        self.listener.listen(64)
+        self.wake_r, self.wake_w = os.pipe()
+        for fd in (self.wake_r, self.wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGHUP, self._stop)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ, "listen")
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+        print(f"launcher: ready on {self.path} (pid {os.getpid()})", file=sys.stderr, flush=True)
+        parent = int(os.environ.get(PARENT_ENV) or 0)  # set by the task worker that keeps this launcher
+        try:
+            while not self.stopping:
+                if parent and os.getppid() != parent:  # the task worker is gone (even killed outright): so are we
+                    break
+                for key, _ in self.selector.select(timeout=1.0):
+                    if key.data == "listen":
+                        self._accept()
+                    elif key.data == "wake":
+                        self._drain_wake()
+                    else:
+                        self._client_readable(key.fileobj)
+                self._reap()
+        finally:
+            self._close_listener()
+        if self.restart:
+            print("launcher: source changed on disk; starting again", file=sys.stderr, flush=True)
+            lock.close()
+            os.execv(sys.executable, [sys.executable, "-m", "reactorkit.core.launcher"])
+        return 0
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def _close_listener(self) -> None:
+        try:
+            if os.path.exists(self.path) and os.stat(self.path).st_ino == os.fstat(self.listener.fileno()).st_ino:
+                os.unlink(self.path)
+        except OSError:
+            pass
+        self.listener.close()
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.children.pop(pid, None)
+            if conn is not None:
+                self.attached.pop(conn, None)
+                try:
+                    conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
+                except OSError:
+                    pass
+                self._drop(conn)
+
+    def _drop(self, conn: socket.socket) -> None:
+        try:
+            self.selector.unregister(conn)
+        except (KeyError, ValueError):
+            pass
+        conn.close()
+
+    def _client_readable(self, conn: socket.socket) -> None:
+        try:
+            data = conn.recv(256)
+        except OSError:
+            data = b""
+        if data:
+            return
+        pid = self.attached.pop(conn, None)  # the caller is gone: so goes its job
+        if pid is not None and pid in self.children:
+            self.children[pid] = None
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._drop(conn)
+
+    # -------------------------------------------------------------- requests
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        fds: list[int] = []
+        try:
+            conn.settimeout(2.0)
+            uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
+            if uid != os.getuid():
+                raise PermissionError("caller is another user")
+            request, fds = self._read_request(conn)
+            refusal = self._refusal(request, fds)
+            if refusal:
+                conn.sendall(f"refused {refusal}\n".encode())
+                conn.close()
+                return
+            pid = self._fork(conn, request, fds)
+        except (OSError, ValueError) as exc:
+            try:
+                conn.sendall(f"refused {exc}\n".encode())
+            except OSError:
+                pass
+            conn.close()
+            return
+        finally:
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        try:
+            conn.sendall(f"pid {pid}\n".encode())
+        except OSError:
+            pass
+        conn.setblocking(False)
+        self.children[pid] = conn
+        if not request.get("detach"):
+            self.attached[conn] = pid
+        self.selector.register(conn, selectors.EVENT_READ, "client")
+
+    def _read_request(self, conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+        data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
+        if len(data) < 4:
+            raise ValueError("short request")
+        (size,) = struct.unpack(">I", data[:4])
+        if size > MAX_REQUEST_BYTES:
+            raise ValueError("request too large")
+        body = data[4:]
+        while len(body) < size:
+            chunk = conn.recv(min(65536, size - len(body)))
+            if not chunk:
+                raise ValueError("truncated request")
+            body += chunk
+        return json.loads(body), list(fds)
+
+    def _refusal(self, request: dict[str, Any], fds: list[int]) -> str:
+        if len(fds) != 3:
+            return "stdin, stdout and stderr were not passed"
+        if request.get("executable") != self.executable or request.get("pythonpath", "") != self.pythonpath:
+            return "the caller runs another interpreter or PYTHONPATH"
+        argv = request.get("argv") or []
+        if len(argv) < 3 or argv[1] != "run":
+            return "only `pio run <job>` is launched"
+        if _changed(self.files):
+            self.restart = self.stopping = True
+            return "the launcher's code changed on disk; it is starting again"
+        if _thread_count() != 1:
+            return "the launcher has started a thread; forking it is not safe"
+        return ""
+
+    def _fork(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                self._become_job(conn, request, fds)
+                code = _run_cli(request["argv"])
+            except BaseException:  # noqa: BLE001 - a child must never return into the launcher
+                try:
+                    import traceback
+
+                    traceback.print_exc()
+                except Exception:
+                    pass
+            finally:
+                for stream in (sys.stdout, sys.stderr):
+                    try:
+                        stream.flush()
+                    except Exception:
+                        pass
+                os._exit(code)
+        return pid
+
+    def _become_job(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        self.selector.close()
+        for sock in (self.listener, conn, *self.attached, *(c for c in self.children.values() if c is not None)):
+            try:
+                sock.close()
+            except OSError:
+                pass
+        for fd in (self.wake_r, self.wake_w):
+            os.close(fd)
+        self.lock.close()  # the launcher's lock is not the job's
+        os.setsid()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in set(fds):
+            if fd > 2:
+                os.close(fd)
+        argv = [str(a) for a in request["argv"]]
+        _set_title(" ".join(["pio", *argv[1:]]))  # before the environment changes (the title's memory follows it)
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in request.get("env", {}).items()})
+        os.chdir(request.get("cwd") or "/")
+        sys.argv = argv
+        _reopen_std_streams()
+        _reset_process_state()
+
+
+def _set_title(title: str) -> None:
+    """What ``ps`` shows for this process."""
+    try:
+        import setproctitle
+
+        setproctitle.setproctitle(title)
+    except ImportError:
+        pass
+
+
+def _reopen_std_streams() -> None:
+    """New ``sys.stdin/stdout/stderr`` on fds 0–2 (now the caller's), buffered as a fresh interpreter would."""
+    import io
+
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            raw = io.FileIO(fd, mode, closefd=False)
+        except OSError:
+            continue
+        interactive = raw.isatty()
+        if mode == "r":
+            stream: Any = io.TextIOWrapper(io.BufferedReader(raw), line_buffering=interactive)
+        else:
+            buffered = raw if unbuffered else io.BufferedWriter(raw)
+            stream = io.TextIOWrapper(buffered, line_buffering=interactive or fd == 2,
+                                      write_through=unbuffered or fd == 2, errors="backslashreplace" if fd == 2 else None)
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+
+
+def _reset_process_state() -> None:
+    """Forget anything a module cached from the launcher's environment (the job reads its own)."""
+    from reactorkit.core import clock, config
+
+    config.set_config(None)
+    clock._clock = None
+
+
+def _run_cli(argv: list[str]) -> int:
+    from reactorkit.core.cli.main import pio
+
+    try:
+        pio.main(args=argv[1:], prog_name="pio", standalone_mode=True)
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        if isinstance(exc.code, int):
+            return exc.code
+        print(exc.code, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def main() -> None:
+    """``python -m reactorkit.core.launcher``: serve the unit of ``$DOT_PIOREACTOR``."""
+    from reactorkit.core.paths import dot_pioreactor
+
+    sys.exit(Launcher(str(dot_pioreactor())).serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The unit's job launcher: jobs forked from it run, register, stop and report like jobs started the
+ordinary way; without a launcher (or when it refuses) `pio run` starts the job itself."""
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from reactorkit.core.testing import pio_command, stop_process
+
+pytestmark = pytest.mark.integration
+
+PIO = [sys.executable, "-m", "reactorkit.core.cli.entry"]  # the `pio` console script
+
+
+def wait_until(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.02)
+
+
+def running_jobs(unit_env, job_name):
+    out = subprocess.run(pio_command("jobs", "list", "--json"), env=unit_env.env(), capture_output=True, text=True,
+                         check=True)
+    return [row for row in json.loads(out.stdout) if row["job_name"] == job_name]
+
+
+def parent_of(pid):
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.fixture
+def launcher(unit_env):
+    """A launcher serving ``unit_env``'s unit (stopped at teardown)."""
+    subprocess.run(pio_command("run", "--help"), env=unit_env.env(), stdout=subprocess.DEVNULL, check=True)
+    log = open(unit_env.root / "launcher.log", "wb")
+    proc = subprocess.Popen(pio_command("launcher"), env=unit_env.env(), stdout=log, stderr=subprocess.STDOUT)
+    sock = unit_env.root / "storage" / "launcher.sock"
+    wait_until(lambda: sock.exists() or proc.poll() is not None, what="the launcher's socket")
+    assert proc.poll() is None, (unit_env.root / "launcher.log").read_text()
+    yield proc
+    stop_process(proc)
+
+
+def start(unit_env, *args):
+    log = open(unit_env.root / "client.log", "ab")
+    return subprocess.Popen([*PIO, "run", *args], env=unit_env.env(), stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_a_job_started_through_the_launcher_runs_is_registered_and_stops_with_pio_kill(unit_env, mqtt_recorder,
+                                                                                       launcher):
+    client = start(unit_env, "stirring", "--target-rpm", "321")
+    try:
+        mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready", timeout=30)
+        assert mqtt_recorder.wait_for(unit_env.topic("stirring", "target_rpm"), lambda p: bool(p)) == b"321.0"
+        [row] = running_jobs(unit_env, "stirring")
+        assert row["pid"] != client.pid and parent_of(row["pid"]) == launcher.pid  # forked by the launcher
+        cmdline = open(f"/proc/{row['pid']}/cmdline", "rb").read().replace(b"\0", b" ")
+        assert cmdline.startswith(b"pio run stirring --target-rpm 321")  # `ps` names the job
+        t0 = time.monotonic()
+        done = subprocess.run(pio_command("kill", "--job-name", "stirring"), env=unit_env.env(), capture_output=True,
+                              text=True)
+        assert "Stopped 1 job(s): stirring" in done.stdout
+        mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"disconnected", since=t0)
+        assert client.wait(30) == 0  # the `pio run` process leaves with its job's exit code
+        assert running_jobs(unit_env, "stirring") == []
+    finally:
+        stop_process(client)
+
+
+def test_signals_to_pio_run_reach_the_launched_job(unit_env, mqtt_recorder, launcher):
+    client = start(unit_env, "od_reading")
+    mqtt_recorder.wait_for(unit_env.topic("od_reading", "$state"), lambda p: p == b"ready", timeout=30)
+    [row] = running_jobs(unit_env, "od_reading")
+    t0 = time.monotonic()
+    client.send_signal(signal.SIGTERM)
+    mqtt_recorder.wait_for(unit_env.topic("od_reading", "$state"), lambda p: p == b"disconnected", since=t0)
+    assert client.wait(30) == 0
+    wait_until(lambda: not os.path.exists(f"/proc/{row['pid']}"), what="the job's exit")
+
+
+def test_a_launched_job_dies_with_a_pio_run_process_killed_outright(unit_env, mqtt_recorder, launcher):
+    client = start(unit_env, "stirring")
+    mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready", timeout=30)
+    [row] = running_jobs(unit_env, "stirring")
+    client.kill()
+    client.wait(30)
+    wait_until(lambda: not os.path.exists(f"/proc/{row['pid']}"), what="the job's death")
+    # the broker publishes the job's last will, as for any job process that dies
+    mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"lost", timeout=30)
+
+
+def test_the_job_exit_code_and_errors_come_back_through_the_launcher(unit_env, launcher):
+    done = subprocess.run([*PIO, "run", "stirring", "--target-rpm", "fast"], env=unit_env.env(), capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2  # click's usage error, from the forked job
+    assert "--target-rpm" in done.stderr
+
+
+def test_without_a_launcher_pio_run_starts_the_job_itself(unit_env, mqtt_recorder):
+    client = start(unit_env, "stirring")
+    try:
+        mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready", timeout=30)
+        [row] = running_jobs(unit_env, "stirring")
+        assert row["pid"] == client.pid
+    finally:
+        assert stop_process(client) == 0
+
+
+def test_launching_can_be_switched_off(unit_env, mqtt_recorder, launcher):
+    unit_env.extra["REACTORKIT_LAUNCHER"] = "0"
+    client = start(unit_env, "stirring")
+    try:
+        mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready", timeout=30)
+        assert running_jobs(unit_env, "stirring")[0]["pid"] == client.pid
+    finally:
+        assert stop_process(client) == 0
+
+
+def test_the_launcher_refuses_a_caller_on_another_interpreter(unit_env, launcher):
+    request = json.dumps({"argv": ["pio", "run", "stirring"], "env": unit_env.env(), "cwd": "/",
+                          "executable": "/elsewhere/bin/python", "pythonpath": "", "detach": True}).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(unit_env.root / "storage" / "launcher.sock"))
+        socket.send_fds(sock, [struct.pack(">I", len(request)) + request], [0, 1, 2])
+        assert sock.recv(256).startswith(b"refused the caller runs another interpreter")
+
+
+def test_a_task_started_job_is_forked_by_the_launcher_and_outlives_the_task(unit_env, mqtt_recorder, launcher,
+                                                                           monkeypatch):
+    from reactorkit.core.task_functions import TaskFailed, start_job
+
+    for key, value in unit_env.env().items():
+        monkeypatch.setenv(key, value)
+    assert start_job("stirring", {"target_rpm": 250}, alive_check_s=0.5) == {"ok": True}
+    mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready", timeout=30)
+    [row] = running_jobs(unit_env, "stirring")
+    assert parent_of(row["pid"]) == launcher.pid
+    with pytest.raises(TaskFailed, match="exited with code 2"):
+        start_job("od_reading", {"interval": "often"}, alive_check_s=30)
+    os.kill(row["pid"], signal.SIGTERM)
+    wait_until(lambda: not os.path.exists(f"/proc/{row['pid']}") or open(f"/proc/{row['pid']}/stat").read().split()[2] == "Z",
+               what="the job's exit")
+
+
+def test_the_task_worker_keeps_a_launcher_and_stops_it_with_itself(unit_env):
+    from reactorkit.core.launcher_keeper import LauncherKeeper
+
+    sock = unit_env.root / "storage" / "launcher.sock"
+    keeper = LauncherKeeper(env=unit_env.env()).start()
+    try:
+        wait_until(sock.exists, what="a launcher started by the keeper")
+        first = keeper.proc
+        first.kill()  # a launcher that dies is started again
+        wait_until(lambda: keeper.proc is not first and keeper.proc is not None and sock.exists(),
+                   what="a new launcher")
+    finally:
+        keeper.stop()
+    assert keeper.proc.poll() is not None
