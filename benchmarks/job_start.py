@@ -3,8 +3,9 @@
 For each job and each way of starting it, N runs: start the job, time until
 ``$state`` = ``ready`` arrives over MQTT (a subscriber on the broker), send
 SIGTERM, time until ``disconnected`` arrives and until the process exits.
-Prints medians beside the interpreter floor (``python -c pass``, measured in
-the same run) and the machine's load average, and the peak RSS (VmHWM) and
+Prints medians beside the interpreter floor (``python -c pass``, measured just
+before each start; ``× floor`` is the median of the per-start ratios) and the
+machine's load average, and the peak RSS (VmHWM) and
 unique memory (USS) of the idle job.
 
 Ways of starting (``--mode``, repeatable):
@@ -148,8 +149,10 @@ class Unit:
             time.sleep(0.02)
         raise TimeoutError(f"{job} is not in the job registry")
 
-    def one_run(self, job: str, mode: str) -> tuple[float, float, float, float, float]:
+    def one_run(self, job: str, mode: str) -> tuple[float, float, float, float, float, float]:
         import httpx
+
+        floor = floor_ms(1)  # beside each start: the ratio compares figures taken under the same load
 
         experiment = "$experiment" if job in LONG_RUNNING else self.env_.experiment
         state = "/".join((f"{self.env_.prefix}pioreactor", self.env_.unit, experiment, job, "$state"))
@@ -179,7 +182,7 @@ class Unit:
                 time.sleep(0.002)
         exited = time.monotonic() - t1
         time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)))  # the API refuses the same job twice within 1 s
-        return ready * 1000, disconnected * 1000, exited * 1000, peak, uss
+        return ready * 1000, disconnected * 1000, exited * 1000, peak, uss, floor
 
     def close(self) -> None:
         for proc in self.procs:
@@ -216,10 +219,10 @@ def main() -> None:
         for job in jobs:
             for mode in modes:
                 rows = [unit.one_run(job, mode) for _ in range(args.runs)]
-                ready, disc, exit_, _, _ = (statistics.median(col) for col in zip(*rows))
+                ready, disc, exit_, _, _, floor = (statistics.median(col) for col in zip(*rows))
+                ratio = statistics.median(r[0] / r[5] for r in rows)
                 peak, uss = max(r[3] for r in rows), max(r[4] for r in rows)
-                floor = floor_ms(3)
-                print(f"{job:<24} {mode:<9} {ready:>10.1f} {ready / floor:>8.1f} {disc:>10.1f} {exit_:>9.1f} "
+                print(f"{job:<24} {mode:<9} {ready:>10.1f} {ratio:>8.1f} {disc:>10.1f} {exit_:>9.1f} "
                       f"{peak:>11.1f} {uss:>7.1f}  {floor:>8.1f}  {os.getloadavg()[0]:.2f}", flush=True)
         print("targets: → ready within 3× the floor, SIGTERM → exit ≤ 100 ms, idle RSS ≤ 30 MB")
     finally:

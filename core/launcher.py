@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib
+import importlib.abc
 import json
 import os
 import selectors
@@ -38,35 +39,72 @@ from typing import Any
 
 from reactorkit.core.launch_client import SOCKET_NAME
 
-# imported once in the launcher; a child imports anything else it needs itself
-PRELOAD = (
+# the framework, imported once in the launcher; the built-in jobs' modules are added from the CLI index
+FRAMEWORK = (
     "reactorkit.core.cli.main", "reactorkit.core.cli.index", "reactorkit.core.imports",
     "reactorkit.core.config", "reactorkit.core.paths", "reactorkit.core.clock", "reactorkit.core.logs",
     "reactorkit.core.mqtt", "reactorkit.core.outbox", "reactorkit.core.outbox_client",
     "reactorkit.core.job_registry", "reactorkit.core.job", "reactorkit.core.automation", "reactorkit.core.pid",
-    "reactorkit.core.hardware", "reactorkit.core.hardware.simulated",
-    "reactorkit.builtin_plugins.stirring.job", "reactorkit.builtin_plugins.od_reading.job",
-    "reactorkit.builtin_plugins.mqtt_to_db.job",
-    "reactorkit.builtin_plugins.dosing.runners", "reactorkit.builtin_plugins.dosing.automation",
-    "reactorkit.builtin_plugins.dosing.pumps", "reactorkit.builtin_plugins.dosing.automations.silent",
-    "reactorkit.builtin_plugins.leds.host",
-    "reactorkit.builtin_plugins.leds.automations", "reactorkit.builtin_plugins.leds.intensity",
-    "reactorkit.builtin_plugins.temperature.host", "reactorkit.builtin_plugins.temperature.automations",
-    "reactorkit.core.calibration_store", "reactorkit.core.storage_rows",
+    "reactorkit.core.hardware", "reactorkit.core.hardware.simulated", "reactorkit.core.hardware.leases",
+    "reactorkit.core.calibration_store", "reactorkit.core.storage_rows", "reactorkit.plugin",
     "setproctitle", "filelock", "sqlite3", "logging.handlers", "uuid", "json", "encodings.idna",
 )
+# never imported by the launcher: they start threads (BLAS) and would weigh on every job's memory;
+# a job whose module needs them at import imports it (and them) after the fork
+NOT_PRELOADED = frozenset({"numpy", "scipy", "pandas", "matplotlib"})
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 PARENT_ENV = "REACTORKIT_LAUNCHER_PARENT"
 
 
-def preload(modules: tuple[str, ...] = PRELOAD) -> list[str]:
-    """Import ``modules``; returns the ones that failed (a job that needs them imports them itself)."""
-    failed = []
-    for name in modules:
+class _RefuseHeavy(importlib.abc.MetaPathFinder):
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name.partition(".")[0] in NOT_PRELOADED:
+            raise ImportError(f"{name} is not imported by the launcher")
+        return None
+
+
+def builtin_job_modules() -> list[str]:
+    """Modules of the built-in jobs, runners and automations, from the CLI index (no plugin is loaded)."""
+    from reactorkit.core.cli.index import get_index
+
+    pid = os.fork()  # a stale index is rebuilt in a child: loading the plugins stays out of the launcher
+    if pid == 0:
         try:
-            importlib.import_module(name)
+            get_index()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    index = get_index()
+    paths = [entry.get(key) for entry in index["jobs"].values() if entry.get("source") == "app"
+             for key in ("job_class", "runner")]
+    paths += [entry.get("automation_class") for named in index.get("automations", {}).values()
+              for entry in named.values() if entry.get("source") == "app"]
+    return sorted({p.partition(":")[0] for p in paths if p})
+
+
+def preload(modules: tuple[str, ...] | None = None) -> list[str]:
+    """Import the framework and the built-in jobs' modules (or ``modules``), refusing numpy/scipy.
+
+    Returns the modules that were not imported (their jobs import them after the fork).
+    """
+    if modules is None:
+        modules = FRAMEWORK
+        try:
+            importlib.import_module("reactorkit.core.cli.index")
+            modules = (*FRAMEWORK, *builtin_job_modules())
         except Exception:
-            failed.append(name)
+            pass
+    failed = []
+    guard = _RefuseHeavy()
+    sys.meta_path.insert(0, guard)
+    try:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                failed.append(name)
+    finally:
+        sys.meta_path.remove(guard)
     return failed
 
 

@@ -57,6 +57,11 @@ def run_worker(*, burst: bool = False, unit: str | None = None) -> None:
         keep_outbox()  # send what ended jobs left in the unit's outbox
         start_watchdog()  # switch off PWM channels left on by processes that died
         launcher = keep_launcher()  # forks `pio run` jobs with the framework already imported
+    # imported once here, so that each task's work horse (a fork of this process) starts with them
+    import reactorkit.core.cli.index  # noqa: F401
+    import reactorkit.core.launch_client  # noqa: F401
+    import reactorkit.core.task_functions  # noqa: F401
+
     try:
         Worker([queue], connection=connection, name=f"{queue_name(unit)}:{os.getpid()}").work(burst=burst,
                                                                                              with_scheduler=False)

@@ -91,6 +91,7 @@ class Stirring(BackgroundJob):
         )
         self._motor_lock = threading.RLock()
         self._stopping = False
+        self._stop_event = threading.Event()  # cuts a kick short when the job stops
         self._window_generation = 0
         self._dc_outside: float | None = None
         self._requested_dc = None if duty_cycle is None else float(duty_cycle)
@@ -166,7 +167,7 @@ class Stirring(BackgroundJob):
         with self._motor_lock:
             if duty_cycle > 0 and self.duty_cycle == 0 and not self._stopping:
                 self.hardware.set_pwm(self.channel, KICK_DUTY_CYCLE)
-                self.clock.sleep(KICK_DURATION_S)
+                self.clock.wait(self._stop_event, KICK_DURATION_S)
             self._set_motor(duty_cycle)
 
     def start_stirring(self) -> None:
@@ -219,6 +220,7 @@ class Stirring(BackgroundJob):
 
     def on_disconnected(self) -> None:
         self._stopping = True
+        self._stop_event.set()  # a kick in progress ends now, so the motor lock is free at once
         self.timer.cancel()
         if self._dodger is not None:
             self._dodger.stop()
@@ -424,7 +426,7 @@ class Stirring(BackgroundJob):
             return
         restart_dc = min(max(self.duty_cycle + step, 0.0), MAX_DC_AFTER_STALL)
         self.hardware.set_pwm(self.channel, KICK_DUTY_CYCLE)
-        self.clock.sleep(KICK_DURATION_S)
+        self.clock.wait(self._stop_event, KICK_DURATION_S)
         self._set_motor(restart_dc)
 
     def block_until_rpm_is_close_to_target(self, tolerance_rpm: float = 20.0, timeout_s: float = 60.0) -> bool:

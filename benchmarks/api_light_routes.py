@@ -1,0 +1,121 @@
+"""Requests per second of the light API routes, per gunicorn configuration.
+
+Serves a leader (``pio serve``, as deployed; a small database with one
+experiment and four workers) with each configuration given (``--config
+WORKERS:THREADS[:CLASS]``, repeatable; CLASS ``gthread`` or ``sync``) and
+reports, for each light route, p50 of one client and the requests per second
+of ``--concurrency`` keep-alive connections (the load generator of
+``api_time_series.py``, on the same cores as the server), beside the interpreter
+floor and the load average measured in the same run.
+
+Routes: ``/unit_api/health``, ``/unit_api/versions/app``, ``/api/experiments``,
+``/api/units``, ``/api/workers``, ``/unit_api/jobs/running``.
+Target (issue "Fast where it is still level"): ≥ 5,000 req/s each with 16 connections on 2 cores.
+
+Usage::
+
+    python benchmarks/api_light_routes.py                          # the default configuration
+    python benchmarks/api_light_routes.py --config 2:1 --config 2:4 --config 3:1:sync --duration 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location("api_time_series", Path(__file__).with_name("api_time_series.py"))
+ts = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ts)  # type: ignore[union-attr]
+
+ROUTES = ("/unit_api/health", "/unit_api/versions/app", "/api/experiments", "/api/units", "/api/workers",
+          "/unit_api/jobs/running")
+
+
+def floor_ms(runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def start(env: dict[str, str], root: Path, workers: int, threads: int, worker_class: str | None) -> tuple[subprocess.Popen, int]:
+    port = ts.free_port()
+    cmd = [sys.executable, "-m", "reactorkit.core.cli.main", "serve", "--port", str(port), "--workers", str(workers),
+           "--threads", str(threads), "--no-access-log"]
+    if worker_class:
+        cmd += ["--worker-class", worker_class]
+    log = open(root / "serve.log", "ab")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ts._get(port, "/unit_api/health")
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                sys.exit(f"pio serve did not start; see {root / 'serve.log'}")
+            time.sleep(0.2)
+    return proc, port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", action="append", help="WORKERS:THREADS[:CLASS] (repeatable; default: pio serve's)")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds of each throughput run")
+    parser.add_argument("--requests", type=int, default=200, help="sequential requests for p50")
+    parser.add_argument("--route", action="append", help="route to measure (repeatable; default all six)")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="rk-bench-light-"))
+    env = ts.setup_leader(root)
+    env["REACTORKIT_LAUNCHER"] = "0"
+    ts.create_schema(env, ["worker1", "worker2", "worker3", "worker4"])
+    configs = args.config or [""]
+    routes = args.route or list(ROUTES)
+    print(f"interpreter floor (python -c pass): {floor_ms():.1f} ms; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPU(s); "
+          f"{args.concurrency} connections, {args.duration:.0f} s each")
+    for config in configs:
+        parts = config.split(":") if config else []
+        workers = int(parts[0]) if parts else 0
+        threads = int(parts[1]) if len(parts) > 1 else 0
+        worker_class = parts[2] if len(parts) > 2 else None
+        proc, port = start(env, root, workers, threads, worker_class) if parts else _default(env, root)
+        label = config or "pio serve defaults"
+        try:
+            print(f"[{label}]")
+            for route in routes:
+                p50 = statistics.median(ts.latencies(port, route, args.requests))
+                rps = ts.throughput(port, route, args.concurrency, args.duration)
+                print(f"  {route:<26} p50 {p50:6.2f} ms  {rps:8.0f} req/s   (load {os.getloadavg()[0]:.2f})", flush=True)
+        finally:
+            ts.stop(proc)
+
+
+def _default(env: dict[str, str], root: Path) -> tuple[subprocess.Popen, int]:
+    port = ts.free_port()
+    log = open(root / "serve.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "reactorkit.core.cli.main", "serve", "--port", str(port),
+                             "--no-access-log"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ts._get(port, "/unit_api/health")
+            return proc, port
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                sys.exit(f"pio serve did not start; see {root / 'serve.log'}")
+            time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    main()
