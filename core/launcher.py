@@ -168,16 +168,14 @@ class Launcher:
         self.files = _source_files()
         self.executable, self.pythonpath = sys.executable, os.environ.get("PYTHONPATH", "")
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        staging = f"{self.path}.{os.getpid()}"
         old_umask = os.umask(0o177)
         try:
-            self.listener.bind(self.path)
+            self.listener.bind(staging)
         finally:
             os.umask(old_umask)
         self.listener.listen(64)
+        os.replace(staging, self.path)  # the socket appears only once it accepts connections
         self.wake_r, self.wake_w = os.pipe()
         for fd in (self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
