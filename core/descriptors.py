@@ -235,6 +235,8 @@ class JobDescriptor(_Record):
             <job_name>``, passed (as strings) to ``job_class``/``runner`` as keyword
             arguments of those names, e.g. ``("command", "profile_path",
             "profile_experiment")`` for ``pio run experiment_profile execute <path> <exp>``.
+        stop_priority: Order in "stop all" and ``pio kill``: lower stops first (the built-ins:
+            pumps 10, heating 20, dosing 30, LEDs 40, everything else the default 50).
         source: Set by the host: ``"app"`` for built-ins, else the plugin name.
     """
 
@@ -250,6 +252,7 @@ class JobDescriptor(_Record):
     runner: Any = field(default=None, repr=False)
     accepts_extra_options: bool = field(default=False, repr=False)
     cli_arguments: tuple[str, ...] = field(default=(), repr=False)
+    stop_priority: int = field(default=50, repr=False)
     source: str = "app"
 
     def __post_init__(self) -> None:

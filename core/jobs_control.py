@@ -8,9 +8,18 @@ import time
 
 from reactorkit.core.job_registry import JobRecord, JobRegistry, pid_alive
 
-# "stop all" order: pumps and PWM first, then heating, automations, the rest
-_STOP_ORDER = ("add_media", "add_alt_media", "remove_waste", "pwm", "temperature_automation", "dosing_automation",
-               "led_automation")
+DEFAULT_STOP_PRIORITY = 50
+
+
+def stop_priorities() -> dict[str, int]:
+    """``job_name -> stop_priority`` from the jobs' descriptors (through the CLI index; lower stops first)."""
+    from reactorkit.core.cli.index import get_index
+
+    try:
+        jobs = get_index()["jobs"]
+    except Exception:  # stopping must work even when the plugin index cannot be built
+        return {}
+    return {name: int(entry.get("stop_priority", DEFAULT_STOP_PRIORITY)) for name, entry in jobs.items()}
 
 
 def stop_jobs(
@@ -36,7 +45,9 @@ def stop_jobs(
     rows = registry.running(job_name=job_name, experiment=experiment, job_id=job_id, job_source=job_source)
     if all_jobs and job_name is None and job_id is None:
         rows = [r for r in rows if not r.is_long_running_job]
-    rows.sort(key=lambda r: _STOP_ORDER.index(r.job_name) if r.job_name in _STOP_ORDER else len(_STOP_ORDER))
+    if len(rows) > 1:
+        priority = stop_priorities()
+        rows.sort(key=lambda r: priority.get(r.job_name, DEFAULT_STOP_PRIORITY))
     for record in rows:
         if record.pid == os.getpid():
             continue

@@ -33,6 +33,7 @@ def _pump_job(action: str, display_name: str, liquid: str, device: str) -> JobDe
                       help="Recorded with each dosing event (CLI, UI, …)."),
         ),
         runner=f"{_PKG}.pumps:run_{action}",
+        stop_priority=10,  # pumps stop first
     )
 
 
@@ -42,6 +43,7 @@ REMOVE_WASTE = _pump_job("remove_waste", "Remove waste", "waste", "waste_pump")
 
 DOSING_AUTOMATION = JobDescriptor(
     job_name="dosing_automation",
+    stop_priority=30,
     display_name="Dosing automation",
     description="Doses media, alternative media and waste automatically, by the chosen automation "
                 "(turbidostat, chemostat, PID morbidostat, fed batch …).",

@@ -29,6 +29,7 @@ LED_INTENSITY = JobDescriptor(
 
 LED_AUTOMATION = JobDescriptor(
     job_name="led_automation",
+    stop_priority=40,
     display_name="LED automation",
     description="Start an automation that controls the LEDs, e.g. a light/dark cycle for photosynthetic cultures.",
     subtext="automation_name",

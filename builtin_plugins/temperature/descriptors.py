@@ -18,6 +18,7 @@ CELSIUS = "℃"
 
 TEMPERATURE_AUTOMATION = JobDescriptor(
     job_name="temperature_automation",
+    stop_priority=20,  # the heater off before the automations that depend on the vial
     display_name="Temperature automation",
     description="Start an automation to control the temperature of the vial (thermostat) or only record it.",
     subtext="automation_name",

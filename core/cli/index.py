@@ -92,6 +92,7 @@ def build(registry: Any) -> dict[str, Any]:
             "cli_options": [dict(o.to_dict(), choices=list(o.choices)) for o in d.cli_options],
             "accepts_extra_options": d.accepts_extra_options,
             "cli_arguments": list(d.cli_arguments),
+            "stop_priority": d.stop_priority,
             "job_class": job_class,
             "runner": runner,
             "needs_registry": (d.job_class is not None and job_class is None) or (d.runner is not None and runner is None),
