@@ -19,11 +19,24 @@ The growth rate reported is ``μ = r + e``. Dynamics over ``Δt`` hours:
     ℓ' = ℓ + r·Δt + a·Δt²/2 + e·(1 − e^{−λΔt})/λ,   r' = r + a·Δt,   a' = a,
     g' = g,   e' = e·e^{−λΔt},   u' = u
 
-with process noise ``q_ℓ·Δt`` on ℓ, the continuous white-noise jerk matrix of
+(with ``drift_correlation_h`` τ > 0, default 2 h, the drift is a first-order Markov
+process, Singer, *IEEE TAES* 6(4):473, 1970: ``a' = a·e^{−Δt/τ}``,
+``r' = r + τ(1 − e^{−Δt/τ})·a``, ℓ accordingly) with process
+noise ``q_ℓ·Δt`` on ℓ, the continuous white-noise jerk matrix of
 (ℓ, r, a) for ``q_r`` and ``q_a`` (Bar-Shalom, Li & Kirubarajan, *Estimation
 with Applications to Tracking and Navigation*, Wiley 2001, §6.2–6.3), and
 ``q_g·Δt``, ``q_u·Δt`` on g and u. The transition is non-linear in (e, u): the
 filter propagates the covariance with its Jacobian (extended Kalman filter).
+
+**Physical constraints** are kept by estimate projection after each update
+(Simon, *IET Control Theory Appl.* 4(8):1303, 2010): ``g ≥ 0`` (Monod growth
+rises with the substrate and fresh media never holds less than the vial, so a
+dose does not slow growth), and ``λ_min ≤ λ ≤ λ_max`` (1 and 20 h⁻¹): a
+"transient" slower than an hour cannot be told from a change of the
+underlying rate r between doses, and one faster than 3 minutes moves ℓ by less
+than the noise of a few 5-s readings. Without these bounds a culture running
+out of substrate between doses was explained as a negative dose response with
+λ → 0 (r and e collinear), and an over-confident λ ran away to ~100 h⁻¹.
 
 **A dose** of ``Δ`` mL into a vial holding ``V`` mL (a dosing event with the
 volume the job tracks) exchanges the fraction ``f = Δ/(V + Δ)``: biomass is
@@ -122,6 +135,7 @@ class FilterSettings:
         log_od_process_std: √q_ℓ, random walk of ℓ not explained by growth (h^-½).
         rate_process_std: √q_r, random walk of the growth rate (h⁻¹·h^-½).
         drift_process_std: √q_a, random walk of the rate's drift (h⁻²·h^-½).
+        drift_correlation_h: τ (h) of a Singer drift that forgets itself (default 2); 0: a random walk.
         dose_response_process_std: √q_g, random walk of the dose response g (h⁻¹·h^-½).
         initial_rate: Prior growth rate (h⁻¹) when nothing better is known.
         initial_rate_std: Prior SD of the growth rate (h⁻¹).
@@ -145,20 +159,23 @@ class FilterSettings:
             standard deviations on one side are a step in the signal (0: never).
         level_shift_std: The mean surprise (standardised innovation) of such a run; each
             reading of it is at least ``level_shift_std − 1`` off.
+        min_transient_decay_per_hour, max_transient_decay_per_hour: Bounds of λ (h⁻¹).
+        nonnegative_dose_response: Keep g ≥ 0 (fresh media does not slow growth).
     """
 
     outlier_std_threshold: float = 5.0
     log_od_process_std: float = 1e-3
     rate_process_std: float = 0.01
-    drift_process_std: float = 0.01
+    drift_process_std: float = 0.02
+    drift_correlation_h: float = 2.0
     dose_response_process_std: float = 0.15
     initial_rate: float = 0.0
     initial_rate_std: float = 0.3
-    initial_drift_std: float = 0.05
+    initial_drift_std: float = 0.01
     initial_dose_response_std: float = 1.0
     transient_decay_per_hour: float = 2.0
-    transient_decay_log_std: float = 1.0
-    transient_decay_log_process_std: float = 0.1
+    transient_decay_log_std: float = 0.5
+    transient_decay_log_process_std: float = 0.0
     dose_rate_jump_std: float = 0.1
     dose_volume_rel_std: float = 0.05
     min_obs_rel_std: float = 5e-3
@@ -168,10 +185,19 @@ class FilterSettings:
     dilution_lookback_s: float = 30.0
     level_shift_outliers: int = 4
     level_shift_std: float = 3.0
+    min_transient_decay_per_hour: float = 1.0
+    max_transient_decay_per_hour: float = 20.0
+    nonnegative_dose_response: bool = True
 
     def __post_init__(self) -> None:
         if not self.outlier_std_threshold > 2:
             raise ValueError(f"ekf_outlier_std_threshold must be > 2, got {self.outlier_std_threshold}")
+        if not 0 < self.min_transient_decay_per_hour <= self.transient_decay_per_hour <= self.max_transient_decay_per_hour:
+            raise ValueError("need 0 < min_transient_decay_per_hour ≤ transient_decay_per_hour ≤ "
+                             f"max_transient_decay_per_hour, got {self.min_transient_decay_per_hour}, "
+                             f"{self.transient_decay_per_hour}, {self.max_transient_decay_per_hour}")
+        if self.drift_correlation_h < 0:
+            raise ValueError(f"drift_correlation_h must be ≥ 0, got {self.drift_correlation_h}")
         if self.min_obs_rel_std <= 0:
             raise ValueError(f"min_obs_rel_std must be positive, got {self.min_obs_rel_std}")
         if self.readings_after_dilution < 1:
@@ -324,12 +350,20 @@ class GrowthRateEKF:
         decay = math.exp(-lam * dt)
         phi = -math.expm1(-lam * dt) / lam  # ∫₀^dt e^{−λs} ds
         e = x[E]
+        tau = self.s.drift_correlation_h
+        if tau > 0:  # Singer: the drift forgets itself over τ
+            keep = math.exp(-dt / tau)
+            r_a = tau * -math.expm1(-dt / tau)  # ∫₀^dt e^{−s/τ} ds
+            l_a = tau * (dt - r_a)
+        else:
+            keep, r_a, l_a = 1.0, dt, dt * dt / 2.0
         new = x.copy()
-        new[L] = x[L] + x[R] * dt + x[A] * dt * dt / 2.0 + e * phi
-        new[R] = x[R] + x[A] * dt
+        new[L] = x[L] + x[R] * dt + x[A] * l_a + e * phi
+        new[R] = x[R] + x[A] * r_a
+        new[A] = x[A] * keep
         new[E] = e * decay
         F = np.eye(N_STATES)
-        F[L, R], F[L, A], F[R, A] = dt, dt * dt / 2.0, dt
+        F[L, R], F[L, A], F[R, A], F[A, A] = dt, l_a, r_a, keep
         F[L, E], F[L, U] = phi, e * (dt * decay - phi)
         F[E, E], F[E, U] = decay, -e * lam * dt * decay
         return new, F
@@ -417,6 +451,16 @@ class GrowthRateEKF:
         I_KH = np.eye(N_STATES) - np.outer(K, H)
         self.P = I_KH @ self.P @ I_KH.T + np.outer(K, K) * r_var
 
+    def _project(self) -> None:
+        """Estimate projection onto the physical constraints (Simon, *IET Control Theory Appl.* 4(8):1303, 2010):
+        fresh media does not slow growth (g ≥ 0), and a transient slower than ``min_transient_decay_per_hour``
+        is a change of the underlying rate, and one faster than ``max_transient_decay_per_hour`` is not
+        seen (λ_min ≤ λ ≤ λ_max)."""
+        if self.s.nonnegative_dose_response and self.x[G] < 0:
+            self.x[G] = 0.0
+        self.x[U] = min(max(self.x[U], math.log(self.s.min_transient_decay_per_hour)),
+                        math.log(self.s.max_transient_decay_per_hour))
+
     def update(self, t: float, observations: Mapping[str, float]) -> Estimate:
         """Predict to ``t`` (epoch s) and assimilate normalised readings ``{channel: nOD}``.
 
@@ -483,6 +527,7 @@ class GrowthRateEKF:
                 outliers.append(channel)
                 weight = k / abs(z)
             self._scalar_update(y, y_hat, r_var / weight)
+            self._project()
             if not after_dilution and not level_shift:
                 # covariance matching on the (clipped) relative innovation
                 clip = min(k, self.s.level_shift_std) ** 2  # a step's first surprises must not teach the filter noise

@@ -295,3 +295,35 @@ def test_an_unusable_carried_over_state_is_ignored():
     calc = GrowthRateCalculator(skip_first=0, normalization=Normalization({"2": 0.1}, {"2": 1e-4}),
                                 prior={"x": [1.0], "P": [[1.0]]})
     assert calc.on_od(0.0, {"2": 0.1}) is not None
+
+
+def test_a_culture_running_out_of_substrate_between_doses_is_not_read_as_media_slowing_growth():
+    """μ falls from 0.5 to 0.1 h⁻¹ over 3 h while doses continue (a chemostat leaving batch growth): the
+    dose response stays ≥ 0, λ within its bounds, and the estimate follows the fall."""
+    rng = random.Random(7)
+    rows, doses, truth = [], [], {}
+    log_od, volume = math.log(0.5), 14.0
+    for i in range(1, int(6 * 3600 / INTERVAL_S)):
+        t = i * INTERVAL_S
+        mu = 0.5 if t < 3600 else max(0.1, 0.5 - 0.4 * (t - 3600) / (3 * 3600))
+        log_od += mu * INTERVAL_S / 3600
+        if i % 240 == 0:  # every 20 min, 0.5 mL into 14 mL
+            log_od -= math.log((volume + 0.5) / volume)
+            doses.append((t - 1.0, "add_media", 0.5, volume))
+        truth[t] = mu
+        rows.append((t, math.exp(log_od) * (1 + rng.gauss(0, 0.015))))
+    settings = FilterSettings()
+    calc = GrowthRateCalculator(settings)
+    estimates = run_with_doses(calc, rows, doses)
+    assert min(e.dose_response for e in estimates) >= 0.0
+    lam = math.exp(calc.ekf.x[5])
+    assert settings.min_transient_decay_per_hour <= lam <= settings.max_transient_decay_per_hour
+    late = [e for e in estimates if e.timestamp > 4.5 * 3600]
+    assert sum(e.growth_rate for e in late) / len(late) == pytest.approx(0.1, abs=0.02)
+
+
+@pytest.mark.parametrize("field,value", [("min_transient_decay_per_hour", 0.0), ("max_transient_decay_per_hour", 1.5),
+                                         ("drift_correlation_h", -1.0)])
+def test_settings_out_of_range_are_refused_with_their_name(field, value):
+    with pytest.raises(ValueError, match=field):
+        FilterSettings(**{field: value})
