@@ -610,6 +610,38 @@ def _check_types(kind: str, values: tuple, cls: type) -> None:
             raise ValueError(f"{kind}: expected {cls.__name__}, got {type(value).__name__}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class SettingsCollection(_Record):
+    """A collection of per-unit settings the UI edits outside any job (``register_settings_collections``),
+    e.g. ``bioreactor`` (the vial's volumes), as ``/unit_api/settings/descriptors`` lists it.
+
+    Attributes:
+        key: snake_case key, e.g. ``"bioreactor"``.
+        display_name: Title in the UI.
+        published_settings: The settings (type, unit, editability, bounds).
+        display: Shown in the UI.
+        description, subtext: As for a job.
+        defaults: Optional ``defaults(config) -> {setting key: default}`` (or ``"module:function"``),
+            e.g. the bioreactor's initial volume from ``[bioreactor]``; settings it does not name
+            default to None.
+    """
+
+    key: str
+    display_name: str
+    published_settings: tuple[PublishedSetting, ...] = ()
+    display: bool = True
+    description: str | None = None
+    subtext: str | None = None
+    source: str = "app"
+    defaults: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_snake("settings collection key", self.key)
+        _check_types(f"settings collection {self.key!r} published_settings", self.published_settings,
+                     PublishedSetting)
+        _unique(f"settings collection {self.key!r} published_settings", (s.key for s in self.published_settings))
+
+
 DESCRIPTOR_TYPES: dict[str, type] = {
     "jobs": JobDescriptor,
     "automations": AutomationDescriptor,
@@ -619,7 +651,9 @@ DESCRIPTOR_TYPES: dict[str, type] = {
     "storage": (TableDescriptor, TopicMapping),  # type: ignore[dict-item]
     "routes": RouteDescriptor,
     "cli_commands": CliCommandDescriptor,
+    "settings_collections": SettingsCollection,
 }
 
 Loader = Callable[[], Any]
-Kind = Literal["jobs", "automations", "charts", "datasets", "calibration_protocols", "storage", "routes", "cli_commands"]
+Kind = Literal["jobs", "automations", "charts", "datasets", "calibration_protocols", "storage", "routes", "cli_commands",
+               "settings_collections"]

@@ -414,9 +414,14 @@ class Registry:
     def cli_commands(self) -> dict[str, d.CliCommandDescriptor]:
         return self._keyed("register_cli_commands", d.CliCommandDescriptor)
 
+    @cached_property
+    def settings_collections(self) -> dict[str, d.SettingsCollection]:
+        return self._keyed("register_settings_collections", d.SettingsCollection)
+
     def collect_all(self) -> "Registry":
         """Collect every kind now (so :attr:`failures` is complete)."""
-        for kind in ("jobs", "automations", "charts", "datasets", "calibration_protocols", "tables", "routes", "cli_commands"):
+        for kind in ("jobs", "automations", "charts", "datasets", "calibration_protocols", "tables", "routes", "cli_commands",
+                     "settings_collections"):
             getattr(self, kind)
         return self
 

@@ -65,57 +65,26 @@ def dataset_descriptors(registry: Any) -> list[dict[str, Any]]:
     return [d.to_dict() for d in registry.datasets.values()]
 
 
-def _bioreactor_setting(key: str, label: str, description: str, default: float, max_: float | None = None,
-                        unit: str | None = "mL") -> dict[str, Any]:
-    return {"key": key, "type": "numeric", "display": True, "description": description, "default": default,
-            "unit": unit, "label": label, "editable": True, "min": 0.0, "max": max_}
-
-
 def settings_descriptors(registry: Any = None, config: Any = None) -> list[dict[str, Any]]:
-    """The built-in settings collections ``bioreactor`` (its six variables, defaults from
-    ``[bioreactor]``), ``leds`` (``intensity``) and ``pwms`` (``dc``) — §5, §3.8."""
+    """The settings collections the installed plugins register (``bioreactor``, ``leds``, ``pwms`` …, §5, §3.8),
+    each setting's ``default`` from the collection's ``defaults(config)``."""
     from reactorkit.core.config import get_config
+    from reactorkit.core.descriptors import resolve
 
     config = config or get_config()
-
-    def initial(key: str, fallback: float) -> float:
-        try:
-            return config.getfloat("bioreactor", key, fallback=fallback)
-        except ValueError:
-            return fallback
-
-    bioreactor = [
-        _bioreactor_setting("current_volume_ml", "Current volume", "Current estimated liquid volume in the vial.",
-                            initial("initial_volume_ml", 14.0)),
-        _bioreactor_setting("efflux_tube_volume_ml", "Efflux tube level",
-                            "Liquid volume equivalent to the height of the waste/efflux tube.",
-                            initial("efflux_tube_volume_ml", 14.0)),
-        _bioreactor_setting("alt_media_fraction", "Alt media fraction",
-                            "Fraction of the current volume estimated to be alt media.",
-                            initial("initial_alt_media_fraction", 0.0), 1.0, unit=None),
-        _bioreactor_setting("cumulative_media_added_ml", "Media added", "Total media added in this experiment.",
-                            initial("initial_cumulative_media_added_ml", 0.0)),
-        _bioreactor_setting("cumulative_alt_media_added_ml", "Alt media added",
-                            "Total alt media added in this experiment.",
-                            initial("initial_cumulative_alt_media_added_ml", 0.0)),
-        _bioreactor_setting("cumulative_waste_removed_ml", "Waste removed", "Total waste removed in this experiment.",
-                            initial("initial_cumulative_waste_removed_ml", 0.0)),
-    ]
-
-    def readonly(key: str, label: str) -> dict[str, Any]:
-        return {"key": key, "type": "string", "display": True, "description": None, "default": None, "unit": None,
-                "label": label, "editable": False, "min": None, "max": None}
-
-    return [
-        {"key": "bioreactor", "display_name": "Bioreactor", "display": True, "published_settings": bioreactor,
-         "source": "app", "description": "Per-unit bioreactor settings.", "subtext": None},
-        {"key": "leds", "display_name": "led intensity", "display": False,
-         "published_settings": [readonly("intensity", "LED intensity")], "source": "app", "description": None,
-         "subtext": None},
-        {"key": "pwms", "display_name": "PWMs", "display": False,
-         "published_settings": [readonly("dc", "PWM intensity")], "source": "app", "description": None,
-         "subtext": None},
-    ]
+    out = []
+    for collection in (getattr(registry, "settings_collections", None) or {}).values():
+        defaults = resolve(collection.defaults)(config) if collection.defaults is not None else {}
+        settings = []
+        for setting in collection.published_settings:
+            entry = setting_to_dict(setting)
+            entry["default"] = defaults.get(setting.key)
+            entry.pop("datatype", None)
+            settings.append(entry)
+        out.append({"key": collection.key, "display_name": collection.display_name, "display": collection.display,
+                    "published_settings": settings, "source": collection.source,
+                    "description": collection.description, "subtext": collection.subtext})
+    return out
 
 
 # ----------------------------------------------------------------- resources

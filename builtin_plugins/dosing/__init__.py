@@ -2,7 +2,7 @@
 
 from reactorkit.plugin import hookimpl
 
-from .descriptors import AUTOMATIONS, CHARTS, DATASETS, JOBS, ROUTES, STORAGE
+from .descriptors import AUTOMATIONS, BIOREACTOR_SETTINGS, CHARTS, DATASETS, JOBS, ROUTES, STORAGE
 
 
 @hookimpl
@@ -33,6 +33,11 @@ def register_storage():
 @hookimpl
 def register_routes():
     yield from ROUTES
+
+
+@hookimpl
+def register_settings_collections():
+    yield BIOREACTOR_SETTINGS
 
 
 @hookimpl

@@ -8,6 +8,7 @@ from reactorkit.plugin import (
     DatasetDescriptor,
     JobDescriptor,
     PublishedSetting,
+    SettingsCollection,
     RouteDescriptor,
     TableDescriptor,
     TopicMapping,
@@ -243,4 +244,44 @@ ROUTES = (
     RouteDescriptor(path="/unit_api/bioreactor/experiments/{experiment}", resource=f"{_PKG}.api:BioreactorValues"),
     RouteDescriptor(path="/api/workers/{pioreactor_unit}/bioreactor/update/experiments/{experiment}",
                     resource=f"{_PKG}.api:BioreactorUpdateOnWorkers", leader_only=True),
+)
+
+
+def _volume(key: str, label: str, description: str, max_: float | None = None, unit: str | None = "mL"):
+    return PublishedSetting(key=key, type="numeric", unit=unit, label=label, description=description, editable=True,
+                            min=0.0, max=max_)
+
+
+def bioreactor_defaults(config) -> dict:
+    """Defaults of the ``bioreactor`` settings from ``[bioreactor]`` (a malformed value keeps the fallback)."""
+    fallbacks = {"current_volume_ml": ("initial_volume_ml", 14.0),
+                 "efflux_tube_volume_ml": ("efflux_tube_volume_ml", 14.0),
+                 "alt_media_fraction": ("initial_alt_media_fraction", 0.0),
+                 "cumulative_media_added_ml": ("initial_cumulative_media_added_ml", 0.0),
+                 "cumulative_alt_media_added_ml": ("initial_cumulative_alt_media_added_ml", 0.0),
+                 "cumulative_waste_removed_ml": ("initial_cumulative_waste_removed_ml", 0.0)}
+    out = {}
+    for key, (option, fallback) in fallbacks.items():
+        try:
+            out[key] = config.getfloat("bioreactor", option, fallback=fallback)
+        except ValueError:
+            out[key] = fallback
+    return out
+
+
+BIOREACTOR_SETTINGS = SettingsCollection(
+    key="bioreactor",
+    display_name="Bioreactor",
+    description="Per-unit bioreactor settings.",
+    published_settings=(
+        _volume("current_volume_ml", "Current volume", "Current estimated liquid volume in the vial."),
+        _volume("efflux_tube_volume_ml", "Efflux tube level",
+                "Liquid volume equivalent to the height of the waste/efflux tube."),
+        _volume("alt_media_fraction", "Alt media fraction", "Fraction of the current volume estimated to be alt media.",
+                1.0, unit=None),
+        _volume("cumulative_media_added_ml", "Media added", "Total media added in this experiment."),
+        _volume("cumulative_alt_media_added_ml", "Alt media added", "Total alt media added in this experiment."),
+        _volume("cumulative_waste_removed_ml", "Waste removed", "Total waste removed in this experiment."),
+    ),
+    defaults=bioreactor_defaults,
 )

@@ -2,7 +2,7 @@
 
 from reactorkit.plugin import hookimpl
 
-from .descriptors import AUTOMATIONS, DATASETS, LED_AUTOMATION, LED_INTENSITY, STORAGE
+from .descriptors import AUTOMATIONS, DATASETS, LED_AUTOMATION, LED_INTENSITY, SETTINGS_COLLECTIONS, STORAGE
 
 
 @hookimpl
@@ -24,3 +24,8 @@ def register_datasets():
 @hookimpl
 def register_storage():
     yield from STORAGE
+
+
+@hookimpl
+def register_settings_collections():
+    yield from SETTINGS_COLLECTIONS

@@ -7,6 +7,7 @@ from reactorkit.plugin import (
     DatasetDescriptor,
     JobDescriptor,
     PublishedSetting,
+    SettingsCollection,
     TableDescriptor,
     TopicMapping,
 )
@@ -142,4 +143,12 @@ STORAGE = (
                  parse="reactorkit.core.storage_rows:automation_settings_row"),
     TopicMapping(topic="pioreactor/+/+/led_automation/latest_event", table="led_automation_events",
                  parse="reactorkit.core.storage_rows:automation_event_row"),
+)
+
+
+SETTINGS_COLLECTIONS = (
+    SettingsCollection(key="leds", display_name="led intensity", display=False, published_settings=(
+        PublishedSetting(key="intensity", type="string", label="LED intensity", editable=False),)),
+    SettingsCollection(key="pwms", display_name="PWMs", display=False, published_settings=(
+        PublishedSetting(key="dc", type="string", label="PWM intensity", editable=False),)),
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from reactorkit.core.descriptors import (
+    SettingsCollection,
     AutomationDescriptor,
     CalibrationProtocolDescriptor,
     ChartDescriptor,
@@ -138,5 +139,17 @@ def register_cli_commands() -> Iterable[CliCommandDescriptor]:
     Returns:
         Zero or more ``CliCommandDescriptor`` (name, help, command). The click
         command is loaded only when the user invokes it.
+    """
+    return ()
+
+
+@hookspec
+def register_settings_collections() -> Iterable[SettingsCollection]:
+    """Contribute per-unit settings collections (``/unit_api/settings/descriptors``).
+
+    Returns:
+        Zero or more ``SettingsCollection`` (key, display_name, published_settings,
+        defaults from the config). The dosing plugin registers ``bioreactor``, the LED
+        plugin ``leds``.
     """
     return ()

@@ -50,7 +50,7 @@ _export(
     "reactorkit.core.descriptors",
     "AutomationDescriptor", "AutomationField", "CalibrationProtocolDescriptor", "ChartDescriptor",
     "CliCommandDescriptor", "CliOption", "DatasetDescriptor", "JobDescriptor", "PublishedSetting",
-    "RouteDescriptor", "TableDescriptor", "TimeSeries", "TopicMapping", "resolve_reference=resolve",
+    "RouteDescriptor", "SettingsCollection", "TableDescriptor", "TimeSeries", "TopicMapping", "resolve_reference=resolve",
 )
 _export("reactorkit.core.plugins", "Registry", "ENTRY_POINT_GROUP", "make_plugin_manager")
 

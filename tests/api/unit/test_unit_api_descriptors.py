@@ -59,9 +59,24 @@ class PluginB:
 
 @pytest.fixture
 def registry(plugin_manager):
+    from reactorkit.builtin_plugins import dosing, leds
+
     plugin_manager.register(PluginA(), name="plugin_a")
     plugin_manager.register(PluginB(), name="plugin_b")
+    plugin_manager.register(_SettingsOnly(dosing), name="dosing")  # the collections come from their plugins
+    plugin_manager.register(_SettingsOnly(leds), name="leds")
     return Registry.from_plugins(plugin_manager)
+
+
+class _SettingsOnly:
+    """Only the settings collections of a built-in plugin (its jobs would change the other assertions)."""
+
+    def __init__(self, plugin):
+        self._plugin = plugin
+
+    @hookimpl
+    def register_settings_collections(self):
+        return self._plugin.register_settings_collections()
 
 
 @pytest.fixture
@@ -107,7 +122,7 @@ def test_an_unknown_automation_type_is_a_400_naming_the_choices(worker):
     assert "ph" in result.json["error"]
 
 
-def test_settings_descriptors_are_the_builtin_collections(worker):
+def test_settings_descriptors_are_the_collections_the_plugins_register(worker):
     collections = {c["key"]: c for c in worker.simulate_get("/unit_api/settings/descriptors").json}
     assert set(collections) == {"bioreactor", "leds", "pwms"}
     keys = [s["key"] for s in collections["bioreactor"]["published_settings"]]
@@ -163,3 +178,24 @@ def test_a_worker_has_no_api_routes(worker):
     result = worker.simulate_get("/api/jobs/descriptors")
     assert result.status_code == 404
     assert set(result.json) >= {"error", "cause", "status"}
+
+
+def test_a_plugin_settings_collection_is_listed_with_its_defaults(plugin_manager, tmp_path, monkeypatch):
+    from reactorkit.core.descriptors import PublishedSetting, SettingsCollection
+
+    class PhProbe:
+        @hookimpl
+        def register_settings_collections(self):
+            yield SettingsCollection(
+                key="ph_probe", display_name="pH probe",
+                published_settings=(PublishedSetting(key="offset", unit="pH", editable=True, min=-1, max=1),),
+                defaults=lambda config: {"offset": config.getfloat("ph_probe", "offset", fallback=0.05)})
+
+    monkeypatch.setenv("DOT_PIOREACTOR", str(tmp_path))
+    plugin_manager.register(PhProbe(), name="ph")
+    app = create_app(Registry.from_plugins(plugin_manager), unit="worker", leader=False)
+    (collection,) = falcon.testing.TestClient(app).simulate_get("/unit_api/settings/descriptors").json
+    assert collection["key"] == "ph_probe" and collection["source"] == "ph"
+    setting = collection["published_settings"][0]
+    assert (setting["key"], setting["unit"], setting["min"], setting["max"], setting["default"]) == (
+        "offset", "pH", -1, 1, 0.05)
