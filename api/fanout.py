@@ -263,6 +263,48 @@ def fan_out_task(method: str, units: list[str], path: str, json: Any = None, *, 
 
 
 # --------------------------------------------------------------- async tasks
+FAN_OUT_TASK = "reactorkit.api.fanout.fan_out_task"
+TERMINAL_STATUSES = ("succeeded", "partial", "failed")
+"""Statuses of a task that has ended (``partial``: a fan-out task where some targets failed)."""
+
+
+def task_outcome(result: Any) -> dict[str, Any]:
+    """Status (and, when a target failed, ``error``, ``cause``, ``remediation``) of a finished fan-out task.
+
+    ``result`` is the task's ``{unit: envelope}``. Every envelope ``ok``: ``succeeded``; none ``ok``:
+    ``failed``; some: ``partial``. The body keeps ``result`` in every case, so each unit's
+    envelope stays readable. Anything else than a dict of envelopes is ``succeeded``.
+    """
+    body: dict[str, Any] = {"result": result}
+    if not isinstance(result, dict) or not result:
+        return {"status": "succeeded", **body}
+    failed = {u: e for u, e in result.items() if isinstance(e, dict) and e.get("ok") is False}
+    if not failed:
+        return {"status": "succeeded", **body}
+    names = ", ".join(sorted(failed))
+    causes = []
+    remediations: list[str] = []
+    for unit in sorted(failed):
+        error = failed[unit].get("error") or {}
+        message = str(error.get("message") or "failed")
+        detail = error.get("cause")
+        causes.append(f"{unit}: {message}" + (f" ({detail})" if detail and detail != message else ""))
+        hint = error.get("remediation")
+        if hint and hint not in remediations:
+            remediations.append(str(hint))
+    if any(failed[u].get("retryable") for u in failed):
+        remediations.append(f"Check that {names} {'is' if len(failed) == 1 else 'are'} on the network and "
+                            f"serving its API, then send the request again.")
+    if len(failed) == len(result):
+        status, error = "failed", (f"The call failed on its only target, {names}." if len(result) == 1
+                                   else f"The call failed on every target ({names}).")
+    else:
+        status, error = "partial", f"The call failed on {len(failed)} of {len(result)} targets ({names}); the others succeeded."
+        remediations.append(f"Send it again to {names} only (/api/workers/<unit>/…).")
+    return {"status": status, "error": error, "cause": "; ".join(causes),
+            "remediation": " ".join(remediations) or "See each unit's envelope in result.", **body}
+
+
 def task_envelope(task_id: str, unit: str | None = None) -> dict[str, Any]:
     """``{"unit", "task_id", "result_url_path", "status": "accepted"}`` of a queued task (§8)."""
     if unit is None:

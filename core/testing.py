@@ -368,7 +368,7 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         while True:
             body = httpx.get(base + accepted["result_url_path"], timeout=5).json()
-            if body.get("status") in ("succeeded", "failed"):
+            if body.get("status") in ("succeeded", "partial", "failed"):
                 return body
             if time.monotonic() > deadline:
                 raise TimeoutError(f"task {accepted['task_id']} still {body.get('status')} after {timeout} s")

@@ -85,7 +85,7 @@ def wait_for(task_id: str, seconds: float) -> tuple[str, dict[str, Any]] | None:
     interval = POLL_INTERVAL_S
     while True:
         status, body = task_status(task_id)
-        if body.get("status") in ("succeeded", "failed"):
+        if body.get("status") in ("succeeded", "partial", "failed"):
             return status, body
         left = deadline - time.monotonic()
         if left <= 0:

@@ -96,7 +96,10 @@ def task_status(task_id: str) -> tuple[str, dict[str, Any]]:
 
     Bodies always carry ``task_id`` and ``result_url_path``; ``status`` is
     ``pending`` or ``running`` (202), ``succeeded`` with ``result`` (200) or
-    ``failed`` with ``error, cause, remediation`` (200).
+    ``failed`` with ``error, cause, remediation`` (200). A leader's fan-out task
+    (one envelope per target unit in ``result``) is ``failed`` when every target
+    failed and ``partial`` when some did, both with ``error, cause, remediation``
+    naming the units (:func:`reactorkit.api.fanout.task_outcome`).
 
     Raises:
         ApiError: 404 for an unknown id, 503 when Redis is unreachable.
@@ -106,6 +109,7 @@ def task_status(task_id: str) -> tuple[str, dict[str, Any]]:
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
 
+    from reactorkit.api.fanout import FAN_OUT_TASK, task_outcome
     from reactorkit.api.unit.common import unavailable_queue
     from reactorkit.core.tasks import redis_url
 
@@ -119,6 +123,8 @@ def task_status(task_id: str) -> tuple[str, dict[str, Any]]:
             progress = (job.meta or {}).get("progress")  # long tasks (exports) report how far they are
             return falcon.HTTP_202, {**base, "status": "running", **({"progress": progress} if progress else {})}
         if status == "finished":
+            if job.func_name == FAN_OUT_TASK:  # one envelope per target: failed/partial when targets failed
+                return falcon.HTTP_200, {**base, **task_outcome(job.return_value())}
             return falcon.HTTP_200, {**base, "status": "succeeded", "result": job.return_value()}
         if status in _FAILED:
             return falcon.HTTP_200, {**base, "status": "failed", **_failure(job, status)}

@@ -115,7 +115,7 @@ class Api:
             record = self.call("GET", path, step)
             if record.get("status") in ("succeeded", "complete"):
                 return record
-            if record.get("status") == "failed":
+            if record.get("status") in ("failed", "partial"):
                 raise DemoError(f"{step}: task failed: {record.get('error')} {record.get('cause', '')}")
             time.sleep(0.25)
         raise DemoError(f"{step}: task {path} did not finish within {timeout_s:.0f} s")

@@ -113,9 +113,11 @@ TASK_ENVELOPE = obj(
 TASK_RESULT = obj(
     ("task_id", "result_url_path", "status"),
     task_id=STR, result_url_path=STR,
-    status={"type": "string", "enum": ["pending", "running", "succeeded", "failed"]},
+    status={"type": "string", "enum": ["pending", "running", "succeeded", "partial", "failed"]},
     result=ANY, error=STR, cause=STR, remediation=STR,
-    _doc="A task's state: pending/running (202), succeeded with result or failed with error (200).",
+    _doc="A task's state: pending/running (202), succeeded with result or failed with error (200); a leader's "
+         "fan-out task is failed when every target unit failed and partial when some did (result keeps each "
+         "unit's envelope).",
 )
 
 STATUS = obj(("status",), status=STR, _doc='{"status": "success"} or {"status": "accepted"}.')

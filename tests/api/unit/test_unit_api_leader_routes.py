@@ -102,11 +102,13 @@ def test_job_settings_read_for_a_broadcast_means_the_assigned_workers(cluster, l
     assert queued(many["task_id"])[0][1:3] == (["pio02"], "/unit_api/jobs/settings/job_name/stirring")
 
 
-def test_the_fan_out_task_reports_unreachable_units_per_unit(cluster, leader_client, run_tasks):
+def test_a_fan_out_task_whose_only_target_is_unreachable_failed_and_says_so(cluster, leader_client, run_tasks):
     accepted = leader_client.simulate_get("/api/workers/pio01/jobs/running").json
     run_tasks()
     done = leader_client.simulate_get(accepted["result_url_path"])
-    assert done.status_code == 200 and done.json["status"] == "succeeded"
+    assert done.status_code == 200 and done.json["status"] == "failed"
+    assert done.json["error"] == "The call failed on its only target, pio01."
+    assert done.json["cause"].startswith("pio01: ") and "pio01" in done.json["remediation"]
     envelope = done.json["result"]["pio01"]
     assert envelope["ok"] is False and envelope["unit"] == "pio01"
     assert envelope["error"]["kind"] == "connection_error" and envelope["retryable"] is True

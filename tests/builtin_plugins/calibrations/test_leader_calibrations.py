@@ -31,11 +31,11 @@ def api(cluster, method, path, **kwargs):
     return httpx.request(method, cluster.leader.url + path, timeout=60, **kwargs)
 
 
-def fan_out(cluster, method, path, **kwargs):
+def fan_out(cluster, method, path, expect="succeeded", **kwargs):
     accepted = api(cluster, method, path, **kwargs)
     assert accepted.status_code == 202, accepted.text
     done = cluster.wait_task(accepted.json())
-    assert done["status"] == "succeeded", done
+    assert done["status"] == expect, done
     return done["result"]
 
 
@@ -59,7 +59,7 @@ def test_calibrations_fan_out_to_workers_as_tasks(cluster):
     listed = fan_out(cluster, "GET", "/api/workers/worker1/calibrations/media_pump")
     assert [c["is_active"] for c in listed["worker1"]["value"]] == [True]
 
-    missing = fan_out(cluster, "GET", "/api/workers/worker1/calibrations/media_pump/nothing")
+    missing = fan_out(cluster, "GET", "/api/workers/worker1/calibrations/media_pump/nothing", expect="failed")
     assert missing["worker1"]["ok"] is False and missing["worker1"]["status_code"] == 404
 
     archive = api(cluster, "GET", "/api/workers/$broadcast/zipped_calibrations")
