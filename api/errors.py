@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import falcon
+from falcon.util.misc import code_to_http_status
 
 from reactorkit.core.paths import UnsafePath
 
@@ -50,8 +51,18 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTP
     """Render any ``HTTPError`` (ours or Falcon's) in the contract's shape:
     ``{"error", "cause", "remediation", "status"}`` (a generic remediation when none was given)."""
     code = status_code(exc.status)
-    body: dict[str, Any] = {"error": exc.title or "Error", "cause": exc.description or exc.title or "Error"}
-    remediation = getattr(exc, "remediation", None) or DEFAULT_REMEDIATIONS.get(
+    status_line = code_to_http_status(code)
+    title = exc.title or "Error"
+    if title == status_line:  # Falcon's default title: say it as a sentence, not the status line again
+        title = status_line.split(" ", 1)[-1].capitalize() + "."
+    cause = exc.description
+    remediation = getattr(exc, "remediation", None)
+    if code == 405:
+        allowed = _allowed_methods(exc)
+        cause = cause or f"{req.method} is not one of the methods {req.path} takes ({allowed or 'none'})."
+        remediation = remediation or (f"Send the request as {allowed}." if allowed else None)
+    body: dict[str, Any] = {"error": title, "cause": cause or f"{req.method} {req.path} answered {status_line}."}
+    remediation = remediation or DEFAULT_REMEDIATIONS.get(
         code, "See the unit's log file; report it if it persists." if code >= 500 else "Check the request.")
     body["remediation"] = remediation
     body["status"] = code
@@ -60,6 +71,13 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTP
     resp.text = json.dumps(body)
     if exc.headers:
         resp.set_headers(exc.headers)
+
+
+def _allowed_methods(exc: falcon.HTTPError) -> str:
+    """``"GET or POST"`` from a 405's Allow header (OPTIONS left out: every path takes it)."""
+    allow = (exc.headers or {}).get("Allow", "")
+    methods = [m.strip() for m in allow.split(",") if m.strip() and m.strip() != "OPTIONS"]
+    return " or ".join(methods)
 
 
 def _not_found(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:

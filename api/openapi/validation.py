@@ -140,19 +140,41 @@ def read_json_body(req: falcon.Request, operation: Operation) -> Any:
     try:
         return req.get_media(default_when_empty=None)
     except falcon.MediaMalformedError as exc:
-        raise invalid_body(f"The body is not valid JSON: {exc.description or exc.title}.", operation) from None
+        raise malformed_json(exc, operation) from None
+
+
+def malformed_json(exc: falcon.MediaMalformedError, operation: Operation) -> ApiError:
+    """400 for a body that is not JSON, naming the line and column where parsing stopped."""
+    import json
+
+    parse = exc.__cause__ if isinstance(exc.__cause__, json.JSONDecodeError) else None
+    if parse is None:
+        return ApiError(falcon.HTTP_400, "The body is not valid JSON.", cause=str(exc.description or exc.title),
+                        remediation=f"Send a JSON body with Content-Type: application/json; its schema is in the "
+                                    f"OpenAPI document ({operation.method} {operation.path}).")
+    where = f"line {parse.lineno}, column {parse.colno}"
+    return ApiError(falcon.HTTP_400, f"The body is not valid JSON ({where}).",
+                    cause=f"JSON parsing stopped at {where}: {parse.msg}.",
+                    remediation=f"Fix the JSON at {where} (strings in double quotes, no trailing comma) and send it "
+                                f"again; the body's schema is in the OpenAPI document ({operation.method} "
+                                f"{operation.path}).")
 
 
 def check_body(req: falcon.Request, operation: Operation) -> None:
-    """Raises: ApiError 400 naming the field when the JSON body does not match the operation's schema."""
+    """Raises: ApiError 400 when a JSON body does not parse (line and column) or does not match the
+    operation's schema (naming the field), whether or not the operation declares a body schema."""
     schema = operation.spec.get("body")
     media = operation.spec.get("body_content") or "application/json"
-    if not isinstance(schema, dict) or media != "application/json":
+    if media != "application/json":
         return
     content_type = (req.content_type or "application/json").split(";")[0].strip().lower()
     if content_type not in ("application/json", "") and not content_type.endswith("+json"):
         return  # another media type: Falcon (415) or the handler decides
+    if not isinstance(schema, dict) and not req.content_length:
+        return
     body = read_json_body(req, operation)
+    if not isinstance(schema, dict):
+        return
     if body is None:
         if not operation.spec.get("body_required"):
             return

@@ -111,7 +111,27 @@ def test_a_body_that_is_not_an_object_or_not_json_is_a_400(client):
     array = client.simulate_post("/api/experiments", json=["exp"])
     assert array.status_code == 400 and array.json["cause"] == "The body must be an object, got an array."
     broken = client.simulate_post("/api/experiments", body="{nope", headers={"Content-Type": "application/json"})
-    assert broken.status_code == 400 and "not valid JSON" in broken.json["cause"]
+    assert broken.status_code == 400 and "not valid JSON" in broken.json["error"]
+
+
+def test_a_json_parse_error_names_its_line_and_column_in_one_body(client):
+    text = '{"experiment": "e1",\n "description": unquoted}'
+    result = client.simulate_post("/api/experiments", body=text, headers={"Content-Type": "application/json"})
+    assert result.status_code == 400
+    assert result.json["error"] == "The body is not valid JSON (line 2, column 17)."
+    assert result.json["cause"] == "JSON parsing stopped at line 2, column 17: Expecting value."
+    assert result.json["remediation"].startswith("Fix the JSON at line 2, column 17")
+    # also on an operation that declares no body schema
+    bare = client.simulate_post("/unit_api/jobs/stop/all", body="{,}", headers={"Content-Type": "application/json"})
+    assert bare.status_code == 400 and bare.json["error"] == "The body is not valid JSON (line 1, column 2)."
+
+
+def test_a_method_the_path_does_not_take_is_named_with_the_ones_it_takes(client):
+    result = client.simulate_delete("/api/experiments")
+    assert result.status_code == 405
+    assert result.json == {"error": "Method not allowed.",
+                           "cause": "DELETE is not one of the methods /api/experiments takes (GET or POST).",
+                           "remediation": "Send the request as GET or POST.", "status": 405}
 
 
 def test_nested_fields_are_named_with_their_path(client):
