@@ -322,8 +322,22 @@ class BackgroundJob(metaclass=_PostInit):
                 if callable(method):
                     method()
             self.state = new_state
-            if new_state in (READY, SLEEPING) and current != INIT:
+            if new_state == READY and current == INIT:
+                self.logger.info("%s", self._ready_line())
+            elif new_state in (READY, SLEEPING):
                 self.logger.info("%s → %s", current, new_state)
+
+    def _ready_line(self) -> str:
+        """The line a job logs once it is ready: its settings, where it runs and how to stop it."""
+        shown = []
+        for name in self._settings:
+            value = getattr(self, name, None)
+            if name == "state" or value is None or isinstance(value, (dict, list)):
+                continue
+            shown.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
+        settings = f" ({', '.join(shown[:6])})" if shown else ""
+        return (f"Ready{settings} on {self.unit}, experiment {self.experiment}; stop it with Ctrl-C or "
+                f"`pio kill --job-name {self.job_name}`.")
 
     def clean_up(self) -> None:
         """Disconnect: hooks, state ``disconnected``, settings emptied, registry row removed, MQTT closed."""

@@ -205,6 +205,10 @@ def run_job(descriptor: Any, kwargs: dict[str, Any], overrides: tuple[tuple[str,
     except ConnectionError as exc:
         click.echo(f"Error: {exc}. Is mosquitto running? Check [mqtt] in config.ini.", err=True)
         return 1
+    except ValueError as exc:  # the job refused an option's value: one line, not a traceback
+        click.echo(f"Error: pio run {descriptor.job_name}: {exc}. See `pio run {descriptor.job_name} --help` "
+                   f"for its options.", err=True)
+        return 2
     job.block_until_disconnected()
     return 0
 

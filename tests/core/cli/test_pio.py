@@ -1,6 +1,7 @@
 """The `pio` command line, run as a user would run it."""
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -57,3 +58,25 @@ def test_jobs_list_and_kill_by_name(unit_env, mqtt_recorder, spawn_job):
 def test_config_override_applies_to_one_run(unit_env, mqtt_recorder, spawn_job):
     spawn_job("stirring", "--config-override", "stirring.config", "initial_target_rpm", "321")
     assert mqtt_recorder.wait_for(unit_env.topic("stirring", "target_rpm")) == b"321.0"
+
+
+@pytest.mark.integration
+def test_a_job_says_once_that_it_is_ready_with_its_settings_and_how_to_stop_it(unit_env, mqtt_recorder):
+    proc = subprocess.Popen(pio_command("run", "stirring", "--target-rpm", "400"), env=unit_env.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = proc.stdout.readline()  # blocks until the job prints its first line
+        assert "Ready (target_rpm=400" in first and f"on {unit_env.unit}, experiment {unit_env.experiment}" in first
+        assert "Ctrl-C" in first and "pio kill --job-name stirring" in first
+    finally:
+        proc.send_signal(2)
+        rest = proc.communicate(timeout=30)[0]
+    assert rest.count("Ready") == 0 and "Disconnected." in rest
+
+
+@pytest.mark.integration
+def test_a_value_the_job_refuses_is_one_line_naming_the_option_and_the_help(unit_env):
+    result = pio(unit_env, "run", "stirring", "--target-rpm", "-5", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and re.search(r"target.rpm", errors[0]) and "-5" in errors[0], result.stderr
