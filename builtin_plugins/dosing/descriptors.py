@@ -190,8 +190,12 @@ DATASETS = (
     DatasetDescriptor(
         dataset_name="dosing_automation_settings",
         display_name="Dosing automation settings",
-        description="The settings of each dosing automation run (base64-encoded JSON), with start and end times.",
-        table="dosing_automation_settings",
+        description="One row per dosing automation run: its name, start and end times and its settings as JSON "
+                    "(as they were when it ended, or latest while it runs).",
+        query=("SELECT experiment, pioreactor_unit, automation_name, started_at, MAX(ended_at) AS ended_at, "
+               "json_from_base64(settings) AS settings FROM dosing_automation_settings "
+               "GROUP BY experiment, pioreactor_unit, automation_name, started_at"),  # runs are stored at start and end
+        column_descriptions={"settings": "The automation's settings, a JSON object."},
         default_order_by="started_at",
         timestamp_columns=("started_at", "ended_at"),
     ),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -171,7 +170,7 @@ def write_archive(folder: Path, datasets: list[str], experiments: list[str] | No
     from reactorkit.plugin import connect_leader_db as connect, leader_database_path as database_path
     from reactorkit.plugin import Registry
 
-    from .writer import Filters, write_export
+    from .writer import Filters, clock_entry, utc_stamp, write_export
 
     db_path = database_path()
     check_resources(db_path, folder)
@@ -181,8 +180,9 @@ def write_archive(folder: Path, datasets: list[str], experiments: list[str] | No
     if not selected:
         raise fail("None of the requested datasets exist.", cause=f"Unknown: {', '.join(skipped)}.",
                    remediation="Pick names from GET /api/datasets/exportable.")
-    now = time.time()
-    filename = "export_" + time.strftime("%Y%m%d%H%M%S", time.gmtime(now)) + ".zip"
+    clock = get_clock()
+    now = clock.now()  # one clock for the whole export: simulated time when simulated
+    filename = "export_" + utc_stamp(now) + ".zip"
     final = folder / filename
     suffix = 1
     while final.exists():  # two exports within one second
@@ -210,8 +210,8 @@ def write_archive(folder: Path, datasets: list[str], experiments: list[str] | No
         conn = sqlite3.connect(":memory:")
     try:
         entries = write_export(tmp, conn, selected, filters, version=__version__,
-                               created_at=utc_iso_ms(get_clock().now()), selected=list(datasets),
-                               progress=on_progress)
+                               created_at=utc_iso_ms(now), selected=list(datasets), progress=on_progress,
+                               stamp=utc_stamp(now), clock=clock_entry(clock.speedup, clock.origin, now))
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -7,7 +7,11 @@ Layout of the archive::
 
     manifest.json
     <dataset>/schema.json
-    <dataset>/<dataset>-<experiment|all_experiments>-<unit|all_units>-<YYYYMMDDHHMMSS local>.csv
+    <dataset>/<dataset>-<experiment|all_experiments>-<unit|all_units>-<YYYYMMDDHHMMSS>.csv
+
+One clock for the whole archive: the task passes the unit's clock (simulated time
+when simulated), whose UTC time names the zip and the CSVs and is
+``export_created_at``; ``manifest.json`` names it under ``clock``.
 
 Each CSV (UTF-8, comma, header, CRLF) has the dataset's columns ``T.*``, then
 ``<col>_localtime`` (local ``YYYY-MM-DD HH:MM:SS.fff``) per timestamp column,
@@ -312,16 +316,69 @@ def _gaps_csv(gaps: list[dict[str, Any]]) -> str:
 
 
 def local_stamp(ts: float | None = None) -> str:
-    """``YYYYMMDDHHMMSS`` in local time (CSV names)."""
+    """``YYYYMMDDHHMMSS`` in local time."""
     return time.strftime("%Y%m%d%H%M%S", time.localtime(ts))
+
+
+def utc_stamp(ts: float) -> str:
+    """``YYYYMMDDHHMMSS`` in UTC of epoch seconds ``ts`` (the zip's and the CSVs' names)."""
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(ts))
+
+
+def clock_entry(speedup: float, origin: float, now: float) -> dict[str, Any]:
+    """The manifest's ``clock``: which clock every time of the export is on.
+
+    Args:
+        speedup: Simulated seconds per wall second (1: the real clock).
+        origin: Epoch second where simulated and wall time coincide.
+        now: The export's time on that clock (epoch seconds).
+    """
+    from datetime import datetime, timezone
+
+    def iso(ts: float) -> str:
+        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+    if speedup == 1:
+        return {"kind": "real", "speedup": 1.0, "now": iso(now),
+                "note": "Every time in this export (file names, export_created_at, the rows' timestamps) is UTC "
+                        "wall-clock time."}
+    return {"kind": "simulated", "speedup": speedup, "origin": iso(origin), "now": iso(now),
+            "note": f"Every time in this export (file names, export_created_at, the rows' timestamps) is simulated "
+                    f"time: it runs {speedup:g}× faster than the wall clock from origin, where both agree."}
+
+
+def json_from_base64(value: Any) -> Any:
+    """SQL function of exports: the JSON text inside base64 (automation settings as stored), compact;
+    the value unchanged when it is not base64 of JSON."""
+    import base64
+    import binascii
+
+    if not isinstance(value, (str, bytes)):
+        return value
+    try:
+        decoded = json.loads(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return value
+    return json.dumps(decoded, sort_keys=True, separators=(", ", ": "))
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """SQL functions dataset queries may use: ``json_from_base64(text)``."""
+    conn.create_function("json_from_base64", 1, json_from_base64, deterministic=True)
 
 
 def write_export(path: Any, conn: sqlite3.Connection, datasets: Iterable[Any], filters: Filters, *,
                  version: str, created_at: str, selected: list[str],
-                 progress: Callable[[str, int, int], None] | None = None) -> list[DatasetExport]:
-    """Write the whole archive at ``path`` (datasets, then ``manifest.json``); returns the entries."""
+                 progress: Callable[[str, int, int], None] | None = None, stamp: str | None = None,
+                 clock: dict[str, Any] | None = None) -> list[DatasetExport]:
+    """Write the whole archive at ``path`` (datasets, then ``manifest.json``); returns the entries.
+
+    ``stamp`` names the CSVs (``YYYYMMDDHHMMSS``, default the local time now); ``clock``
+    (:func:`clock_entry`) says in the manifest which clock the export's times are on.
+    """
     datasets = list(datasets)
-    stamp = local_stamp()
+    stamp = stamp or local_stamp()
+    register_functions(conn)
     entries = []
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         for index, dataset in enumerate(datasets):
@@ -331,6 +388,7 @@ def write_export(path: Any, conn: sqlite3.Connection, datasets: Iterable[Any], f
             "schema_version": SCHEMA_VERSION,
             "pioreactor_version": version,
             "export_created_at": created_at,
+            **({"clock": clock} if clock else {}),
             "filters": filters.to_dict(),
             "selected_datasets": selected,
             "datasets": [e.to_dict() for e in entries],

@@ -90,8 +90,12 @@ DATASETS = (
     DatasetDescriptor(
         dataset_name="temperature_automation_settings",
         display_name="Temperature automation settings",
-        description="The settings of each temperature automation run (base64-encoded JSON), with start and end times.",
-        table="temperature_automation_settings",
+        description="One row per temperature automation run: its name, start and end times and its settings as JSON "
+                    "(as they were when it ended, or latest while it runs).",
+        query=("SELECT experiment, pioreactor_unit, automation_name, started_at, MAX(ended_at) AS ended_at, "
+               "json_from_base64(settings) AS settings FROM temperature_automation_settings "
+               "GROUP BY experiment, pioreactor_unit, automation_name, started_at"),  # runs are stored at start and end
+        column_descriptions={"settings": "The automation's settings, a JSON object."},
         default_order_by="started_at",
         timestamp_columns=("started_at", "ended_at"),
     ),

@@ -120,3 +120,31 @@ def test_classic_export_waits_for_the_result(leader_client, od_db, leader_env):
     assert result.status_code == 200
     assert result.json["msg"] == "Finished"
     assert (leader_env.root / "exports" / result.json["filename"]).is_file()
+
+
+def test_an_export_of_a_simulated_cluster_is_on_simulated_time_and_says_so(leader_client, od_db, run_tasks, leader_env):
+    import re
+    import time
+
+    from reactorkit.core.clock import Clock, set_clock
+
+    clock = Clock(24.0, origin=time.time() - 3600)  # simulated time is 23 h ahead of the wall clock
+    set_clock(clock)
+    try:
+        before = clock.now()
+        accepted = leader_client.simulate_post("/api/datasets/exportable/export", json={
+            "datasets": ["od_readings"], "experiments": ["exp1"], "partition_by_unit": True,
+            "partition_by_experiment": False})
+        run_tasks()
+        after = clock.now()
+    finally:
+        set_clock(None)
+    result = leader_client.simulate_get(accepted.json["result_url_path"]).json["result"]
+    stamp = re.fullmatch(r"export_(\d{14})\.zip", result["filename"]).group(1)
+    allowed = {time.strftime("%Y%m%d%H%M%S", time.gmtime(t)) for t in range(int(before), int(after) + 2)}
+    assert stamp in allowed  # simulated, not wall-clock, time names the file
+    zf = zipfile.ZipFile(leader_env.root / "exports" / result["filename"])
+    manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["clock"]["kind"] == "simulated" and manifest["clock"]["speedup"] == 24.0
+    assert manifest["export_created_at"].replace("-", "").replace("T", "").replace(":", "")[:14] == stamp
+    assert all(path.endswith(f"-{stamp}.csv") for path in manifest["datasets"][0]["csv_paths"])

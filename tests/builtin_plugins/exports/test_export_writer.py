@@ -139,3 +139,33 @@ def test_readings_lost_before_storage_are_marked_in_the_export(tmp_path, db):
     assert [r["count"] for r in read_csv(zf, "ingestion_gaps.csv")] == ["4"]
     zf, manifest = export(tmp_path, db, [OD], experiments=("exp1",), end_time="2026-01-02T00:30:00.000Z")
     assert "ingestion_gaps" not in manifest and "ingestion_gaps.csv" not in zf.namelist()
+
+
+def test_automation_settings_are_one_row_per_run_with_readable_json(tmp_path, db):
+    import base64
+
+    from reactorkit.builtin_plugins.dosing.descriptors import DATASETS
+
+    dataset = next(d for d in DATASETS if d.dataset_name == "dosing_automation_settings")
+    db.execute("CREATE TABLE dosing_automation_settings (experiment TEXT, pioreactor_unit TEXT, started_at TEXT,"
+               " ended_at TEXT, automation_name TEXT, settings BLOB)")
+
+    def b64(settings):
+        return base64.b64encode(json.dumps(settings).encode()).decode()
+
+    rows = [  # as stored: each run once when it starts, once when it ends
+        ("exp1", "w1", "2026-01-02T00:30:00.000Z", None, "turbidostat", b64({"target_biomass": 3.0})),
+        ("exp1", "w1", "2026-01-02T00:30:00.000Z", "2026-01-02T06:00:00.000Z", "turbidostat",
+         b64({"target_biomass": 4.0})),
+        ("exp1", "w2", "2026-01-02T00:30:00.000Z", None, "chemostat", b64({"exchange_volume_ml": 0.5})),
+    ]
+    db.executemany("INSERT INTO dosing_automation_settings VALUES (?, ?, ?, ?, ?, ?)", rows)
+    db.commit()
+    zf, manifest = export(tmp_path, db, [dataset])
+    entry = manifest["datasets"][0]
+    assert "error" not in entry and entry["row_count"] == 2
+    out = read_csv(zf, entry["csv_paths"][0])
+    by_unit = {r["pioreactor_unit"]: r for r in out}
+    assert by_unit["w1"]["ended_at"] == "2026-01-02T06:00:00.000Z"
+    assert json.loads(by_unit["w1"]["settings"]) == {"target_biomass": 4.0}  # as it was when the run ended
+    assert by_unit["w2"]["ended_at"] == "" and json.loads(by_unit["w2"]["settings"]) == {"exchange_volume_ml": 0.5}
