@@ -82,10 +82,19 @@ class PluginInfo:
     source: str = "entry_points"
     is_builtin: bool = False
     errors: list[str] = field(default_factory=list)
+    distribution: str = ""
+
+    @property
+    def public_name(self) -> str:
+        """The name a user installs and uninstalls: the distribution for a third-party package
+        (``reactorkit-ph-plugin``), else the plugin's own name (built-ins, single files)."""
+        if self.source == "entry_points" and self.distribution:
+            return self.distribution
+        return self.name
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
+        out = {
+            "name": self.public_name,
             "version": self.version,
             "description": self.description,
             "homepage": self.homepage,
@@ -93,6 +102,9 @@ class PluginInfo:
             "source": self.source,
             "errors": list(self.errors),
         }
+        if self.public_name != self.name:
+            out["entry_point"] = self.name
+        return out
 
 
 @dataclass
@@ -175,6 +187,7 @@ def make_plugin_manager(
             author=meta.get("author", "Unknown"),
             source="app" if builtin else "entry_points",
             is_builtin=builtin,
+            distribution="" if builtin else meta.get("dist_name", ""),
         )
         loaded.infos[ep.name] = info
         try:
@@ -296,6 +309,7 @@ class Registry:
         self._pm = pm
         self._loaded = loaded or LoadedPlugins()
         self.failures: list[PluginFailure] = list(self._loaded.failures)
+        self._plugin_of: dict[int, str] = {}  # id(record) -> the plugin that contributed it
         for name, plugin in pm.list_name_plugin():
             if name not in self._loaded.infos and not name.startswith("_"):
                 builtin = getattr(plugin, "__name__", "").startswith(BUILTIN_PREFIX)
@@ -350,7 +364,10 @@ class Registry:
                 self._fail(contribution.plugin, hook, exc)
                 continue
             source = self._source_of(contribution.plugin)
-            records.extend(replace(r, source=source) for r in contribution)
+            for record in contribution:
+                stamped = replace(record, source=source)
+                self._plugin_of[id(stamped)] = contribution.plugin
+                records.append(stamped)
         return records
 
     def _keyed(self, hook: str, expected: type) -> dict[str, Any]:
@@ -417,6 +434,49 @@ class Registry:
     @cached_property
     def settings_collections(self) -> dict[str, d.SettingsCollection]:
         return self._keyed("register_settings_collections", d.SettingsCollection)
+
+    def check_contributions(self) -> "Registry":
+        """Try what the host does later with each contribution, and record what fails under its plugin.
+
+        Routes: the resource imports; topic mappings: the parser imports and names a declared table;
+        CLI commands: the command imports; tables: ``create_sql`` runs on an empty in-memory database. A failure is listed like a hook failure (stage ``route /api/…``,
+        ``table …``, ``topic …``, ``cli command …``), its traceback in the log only.
+        """
+        import re
+        import sqlite3
+
+        from reactorkit.core.imports import resolve
+        from reactorkit.core.leader_db import CORE_MIGRATIONS
+
+        self.collect_all()
+        core_tables = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", "\n".join(CORE_MIGRATIONS)))
+
+        def attempt(record: Any, stage: str, check: Any) -> None:
+            try:
+                check()
+            except Exception as exc:
+                self._fail(self._plugin_of.get(id(record), record.source), stage, exc)
+
+        for route in self.routes.values():
+            attempt(route, f"route {route.path}", lambda r=route: resolve(r.resource))
+        for name, command in self.cli_commands.items():
+            attempt(command, f"cli command {name}", lambda c=command: resolve(c.command))
+        for mapping in self.topic_mappings:
+            def check_mapping(m: Any = mapping) -> None:
+                resolve(m.parse)
+                if m.table not in self.tables and m.table not in core_tables:
+                    raise LookupError(f"table {m.table!r} is not declared by any plugin")
+            attempt(mapping, f"topic {mapping.topic}", check_mapping)
+        for table in self.tables.values():
+            def check_table(t: Any = table) -> None:
+                conn = sqlite3.connect(":memory:")
+                try:
+                    conn.execute("CREATE TABLE experiments (experiment TEXT PRIMARY KEY)")
+                    conn.executescript(t.create_sql)
+                finally:
+                    conn.close()
+            attempt(table, f"table {table.table}", check_table)
+        return self
 
     def collect_all(self) -> "Registry":
         """Collect every kind now (so :attr:`failures` is complete)."""

@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
-from importlib.metadata import distributions, entry_points
+from importlib.metadata import distributions
 from pathlib import Path
 from typing import Any
 
@@ -42,27 +42,15 @@ def installed_plugins(include_builtin: bool = False) -> list[dict[str, Any]]:
     """``[{name, version, description, homepage, source, author, errors}]`` of this unit's plugins.
 
     Entry-point plugins are named by their distribution (what pip installs);
-    file plugins by ``__plugin_name__`` (else the file's stem). ``errors`` lists
-    import and hook failures.
+    file plugins by ``__plugin_name__`` (else the file's stem), as ``pio plugins list``
+    names them. ``errors`` lists import and hook failures and every contribution that
+    fails (route, table, topic mapping, CLI command: :meth:`Registry.check_contributions`).
     """
-    from reactorkit.plugin import ENTRY_POINT_GROUP, Registry, make_plugin_manager
+    from reactorkit.plugin import Registry, make_plugin_manager
 
     importlib.invalidate_caches()
-    dist_names = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        if dist is not None:
-            dist_names[ep.name] = dist.metadata["Name"]
-    registry = Registry.from_plugins(*make_plugin_manager()).collect_all()
-    out = []
-    for info in registry.plugins.values():
-        if info.is_builtin and not include_builtin:
-            continue
-        entry = info.to_dict()
-        if info.source == "entry_points" and info.name in dist_names:
-            entry["name"] = dist_names[info.name]
-            entry["entry_point"] = info.name
-        out.append(entry)
+    registry = Registry.from_plugins(*make_plugin_manager()).check_contributions()
+    out = [info.to_dict() for info in registry.plugins.values() if include_builtin or not info.is_builtin]
     return sorted(out, key=lambda e: e["name"].lower())
 
 

@@ -274,7 +274,7 @@ def plugins_list(as_json: bool) -> None:
     """List plugins with version, source and any load error."""
     import json
 
-    registry = _registry().collect_all()
+    registry = _registry().check_contributions()
     infos = list(registry.plugins.values())
     if as_json:
         click.echo(json.dumps([i.to_dict() for i in infos], indent=2))
@@ -282,7 +282,7 @@ def plugins_list(as_json: bool) -> None:
     click.echo(f"{'name':<24} {'version':<10} {'source':<22} status")
     for info in infos:
         status = "ok" if not info.errors else "FAILED: " + "; ".join(info.errors)
-        click.echo(f"{info.name:<24} {info.version:<10} {info.source:<22} {status}")
+        click.echo(f"{info.public_name:<24} {info.version:<10} {info.source:<22} {status}")
 
 
 # ------------------------------------------------------------------ version

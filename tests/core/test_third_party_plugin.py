@@ -40,13 +40,18 @@ def test_installed_plugin_job_is_in_the_aggregated_descriptors(hello_installed):
     assert "hello_chart" in found["charts"]
 
 
-def test_installed_plugin_is_listed_by_pio_plugins_list(hello_installed, tmp_path):
+def test_installed_plugin_is_listed_by_pio_plugins_list_and_the_api_under_its_distribution_name(hello_installed,
+                                                                                                  tmp_path):
     env = {**os.environ, "DOT_PIOREACTOR": str(tmp_path)}
     out = subprocess.run(pio_command("plugins", "list", "--json"), capture_output=True, text=True, env=env, check=True).stdout
-    hello = next(p for p in json.loads(out) if p["name"] == "hello")
+    hello = next(p for p in json.loads(out) if p.get("entry_point") == "hello")
+    assert hello["name"] == "reactorkit-hello-plugin"  # what pip installs and uninstalls
     assert hello["version"] == "1.2.3"
     assert hello["author"] == "Test Author"
     assert hello["errors"] == []
+    api = json.loads(run_fresh("import json; from reactorkit.builtin_plugins.system.plugin_tasks import "
+                               "installed_plugins; print(json.dumps(installed_plugins()))"))
+    assert [p for p in api if p.get("entry_point") == "hello"] == [hello]
 
 
 def test_installed_plugin_job_is_offered_by_pio_run(hello_installed, tmp_path):
