@@ -329,6 +329,10 @@ class Registry:
     def plugins(self) -> dict[str, PluginInfo]:
         return self._loaded.infos
 
+    def plugin_modules(self) -> dict[str, Any]:
+        """``name -> module`` (or object) of every registered plugin."""
+        return {name: plugin for name, plugin in self._pm.list_name_plugin() if plugin is not None}
+
     def _source_of(self, name: str) -> str:
         info = self._loaded.infos.get(name)
         if info is None:

@@ -8,7 +8,9 @@ exactly that, as JSON in ``$DOT_PIOREACTOR/storage/cli_index.json``, and is
 rebuilt from the plugin registry whenever its fingerprint changes: the
 reactorkit version, ``SKIP_PLUGINS``, the modification times of the
 site-packages directories on ``sys.path`` (an install or uninstall touches them),
-of the built-in plugins' source files and of ``$DOT_PIOREACTOR/plugins/*.py``.
+of the built-in plugins' source files, of ``$DOT_PIOREACTOR/plugins/*.py`` and of the
+source files of each third-party plugin package (the index lists them when it is
+built, so editing an editable install — ``pip install -e`` — is noticed too).
 
 A job whose class or runner cannot be named by an import path (a lambda, a
 nested class) is marked ``needs_registry`` and loaded the slow way.
@@ -22,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 
 
 def _index_path() -> Path:
@@ -39,8 +41,28 @@ def _builtin_plugins_dir() -> Path | None:
     return Path(locations[0]) if locations else None
 
 
-def fingerprint() -> str:
-    """A string that changes whenever installed plugins or their descriptors may have changed."""
+def watched_files(registry: Any) -> list[str]:
+    """The source files of the third-party entry-point plugins of ``registry`` (their package's ``*.py``)."""
+    out: list[str] = []
+    for name, plugin in registry.plugin_modules().items():
+        info = registry.plugins.get(name)
+        origin = getattr(plugin, "__file__", None)
+        if info is None or info.is_builtin or info.source != "entry_points" or not origin:
+            continue
+        path = Path(origin)
+        if path.name == "__init__.py":
+            out.extend(str(p) for p in sorted(path.parent.rglob("*.py")) if "__pycache__" not in p.parts)
+        else:
+            out.append(str(path))
+    return out
+
+
+def fingerprint(watched: list[str] | tuple[str, ...] = ()) -> str:
+    """A string that changes whenever installed plugins or their descriptors may have changed.
+
+    Args:
+        watched: Extra source files whose modification (or removal) counts (see :func:`watched_files`).
+    """
     from reactorkit import __version__
     from reactorkit.core.paths import dot_pioreactor
 
@@ -65,6 +87,11 @@ def fingerprint() -> str:
     if plugins.is_dir():
         for f in sorted(plugins.glob("*.py")):
             parts.append(f"{f.name}:{f.stat().st_mtime_ns}")
+    for name in watched:
+        try:
+            parts.append(f"{name}:{os.stat(name).st_mtime_ns}")
+        except OSError:
+            parts.append(f"{name}:missing")
     return "|".join(parts)
 
 
@@ -108,23 +135,23 @@ def build(registry: Any) -> dict[str, Any]:
                    "fields": [{"key": f.key, "type": f.type} for f in a.fields]}
             for name, a in named.items()
         }
-    return {"jobs": jobs, "cli_commands": commands, "automations": automations}
+    return {"jobs": jobs, "cli_commands": commands, "automations": automations, "watched": watched_files(registry)}
 
 
 def get_index() -> dict[str, Any]:
     """The current index: read from disk when its fingerprint matches, else rebuilt and saved."""
-    current = fingerprint()
     path = _index_path()
     try:
         data = json.loads(path.read_text())
-        if data.get("fingerprint") == current:
+        if data.get("fingerprint") == fingerprint(data.get("watched") or ()):
             return data
     except (OSError, ValueError):
         pass
     from reactorkit.core.paths import atomic_write
     from reactorkit.core.plugins import Registry
 
-    data = {"fingerprint": current, **build(Registry.installed())}
+    built = build(Registry.installed())
+    data = {"fingerprint": fingerprint(built["watched"]), **built}
     try:
         atomic_write(path, json.dumps(data))
     except OSError:  # read-only state folder: work without the cache

@@ -1,0 +1,73 @@
+"""The CLI index notices a changed editable plugin (pip install -e) and a changed single-file plugin."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reactorkit.core.testing import pio_command
+
+FIXTURE = Path(__file__).parents[2] / "fixtures" / "hello_plugin"
+RENAMES = (("reactorkit_hello", "reactorkit_hello_ed"), ("reactorkit-hello-plugin", "reactorkit-hello-ed-plugin"),
+           ("hello_job", "hello_ed_job"), ("hello_chart", "hello_ed_chart"), ("hello = ", "hello_ed = "))
+
+
+@pytest.fixture
+def editable_plugin(tmp_path):
+    """A copy of the hello plugin under other names, installed with ``pip install -e``; uninstalled after."""
+    source = tmp_path / "src"
+    shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("*.egg-info", "build", "__pycache__"))
+    (source / "reactorkit_hello").rename(source / "reactorkit_hello_ed")
+    for path in [source / "pyproject.toml", *(source / "reactorkit_hello_ed").glob("*.py")]:
+        text = path.read_text()
+        for old, new in RENAMES:
+            text = text.replace(old, new)
+        path.write_text(text)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-build-isolation", "--no-deps", "-e",
+                    str(source)], check=True, cwd=tmp_path, timeout=300)
+    yield source / "reactorkit_hello_ed"
+    subprocess.run([sys.executable, "-m", "pip", "uninstall", "--quiet", "--yes", "reactorkit-hello-ed-plugin"],
+                   check=False, timeout=300)
+
+
+def job_help(root: Path, job: str) -> str:
+    env = {**os.environ, "DOT_PIOREACTOR": str(root)}
+    return subprocess.run(pio_command("run", job, "--help"), capture_output=True, text=True, env=env, check=True,
+                          timeout=120).stdout
+
+
+def test_a_new_option_of_an_editable_plugin_is_offered_without_deleting_the_index(editable_plugin, tmp_path):
+    root = tmp_path / "dot"
+    root.mkdir()
+    assert "--probe-offset" not in job_help(root, "hello_ed_job")
+    assert (root / "storage" / "cli_index.json").is_file()
+    init = editable_plugin / "__init__.py"
+    text = init.read_text().replace(
+        "from reactorkit.plugin import ChartDescriptor, JobDescriptor, PublishedSetting, hookimpl",
+        "from reactorkit.plugin import ChartDescriptor, CliOption, JobDescriptor, PublishedSetting, hookimpl")
+    text = text.replace('job_class="reactorkit_hello_ed.job:Hello",',
+                        'job_class="reactorkit_hello_ed.job:Hello",\n'
+                        '        cli_options=(CliOption(name="probe_offset", type="float", help="pH offset."),),')
+    assert text != init.read_text()
+    init.write_text(text)
+    os.utime(init, ns=(init.stat().st_atime_ns, init.stat().st_mtime_ns + 10**9))  # a later save
+    assert "--probe-offset" in job_help(root, "hello_ed_job")
+
+
+def test_a_changed_single_file_plugin_is_noticed(tmp_path):
+    root = tmp_path / "dot"
+    (root / "plugins").mkdir(parents=True)
+    plugin = root / "plugins" / "ph.py"
+    body = ("from reactorkit.plugin import CliOption, JobDescriptor, hookimpl\n"
+            "@hookimpl\ndef register_jobs():\n"
+            "    yield JobDescriptor(job_name='ph_reading', display_name='pH', job_class='x:Y', cli_options=(OPTS))\n")
+    plugin.write_text(body.replace("OPTS", ""))
+    assert "--interval" not in job_help(root, "ph_reading")
+    plugin.write_text(body.replace("OPTS", "CliOption(name='interval', type='float'),"))
+    os.utime(plugin, ns=(plugin.stat().st_atime_ns, plugin.stat().st_mtime_ns + 10**9))  # a later save
+    assert "--interval" in job_help(root, "ph_reading")
