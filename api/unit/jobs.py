@@ -37,6 +37,33 @@ def _registry() -> Any:
     return JobRegistry()
 
 
+_READERS: dict[tuple[int, str], tuple[Any, int]] = {}
+
+
+def _reader() -> Any:
+    """This process's open job registry for the read routes (opening one costs ~1 ms: the schema check);
+    opened again when the file was replaced (a state archive imported) or after a fork."""
+    import os
+
+    from reactorkit.core.config import get_config
+    from reactorkit.core.job_registry import JobRegistry
+
+    path = get_config().path("storage", "temporary_cache")
+    key = (os.getpid(), str(path))
+    try:
+        inode = os.stat(path).st_ino
+    except OSError:
+        inode = -1
+    cached = _READERS.get(key)
+    if cached is not None and cached[1] == inode:
+        return cached[0]
+    registry = JobRegistry(path=path)
+    _READERS[key] = (registry, os.stat(path).st_ino)
+    if cached is not None:
+        cached[0].close()
+    return registry
+
+
 def as_row(row: dict[str, Any]) -> dict[str, Any]:
     """A registry row as the contract sends it: ``is_running`` and ``is_long_running_job`` as 0/1 integers
     (SQLite's, which the web UI compares with)."""
@@ -44,11 +71,7 @@ def as_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rows(**filters: Any) -> list[dict[str, Any]]:
-    registry = _registry()
-    try:
-        return [as_row(r.to_dict()) for r in registry.running(**filters)]
-    finally:
-        registry.close()
+    return [as_row(r.to_dict()) for r in _reader().running(**filters)]
 
 
 def running_job(job_name: str) -> tuple[Any, dict[str, Any]]:

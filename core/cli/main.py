@@ -300,15 +300,18 @@ def version() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--workers", type=int, default=2, show_default=True, help="gunicorn worker processes.")
 @click.option("--threads", type=int, default=4, show_default=True, help="Threads per worker process.")
+@click.option("--worker-class", default=None,
+              help="gunicorn worker class (default: gthread when --threads > 1, else sync).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Write one line per request to stdout (costs about a quarter of the throughput of small requests).")
-def serve(port: int | None, host: str, workers: int, threads: int, access_log: bool) -> None:
+def serve(port: int | None, host: str, workers: int, threads: int, worker_class: str | None, access_log: bool) -> None:
     """Serve /unit_api (and /api on the leader) with gunicorn."""
     from reactorkit.core.config import get_config
 
     port = port or get_config().getint("ui", "port", fallback=4999)
     args = [sys.executable, "-m", "gunicorn", "reactorkit.api.app:get_app()", "--bind", f"{host}:{port}",
             "--workers", str(workers), "--threads", str(threads),
+            *(["--worker-class", worker_class] if worker_class else []),
             "--timeout", "330",  # a calibration step may run the hardware for up to 300 s
             "--graceful-timeout", "5",
             *(["--access-logfile", "-"] if access_log else []), "--log-level", "warning",
