@@ -642,6 +642,35 @@ class SettingsCollection(_Record):
         _unique(f"settings collection {self.key!r} published_settings", (s.key for s in self.published_settings))
 
 
+@dataclass(frozen=True, kw_only=True)
+class ConfigSection(_Record):
+    """Default ``config.ini`` values a plugin ships (``register_config_sections``), as Pioreactor
+    plugins ship ``additional_config.ini``. They are merged into the unit's ``config.ini``
+    (:func:`reactorkit.core.config_defaults.merge_config_sections`) without overwriting a value
+    the user has set: only missing sections and keys are added.
+
+    Attributes:
+        section: The section name, e.g. ``"ph_reading.config"``.
+        values: ``{key: value}`` (values are written as text).
+        comment: One line written above the keys of a new section.
+    """
+
+    section: str
+    values: Any = field(default_factory=dict)
+    comment: str = ""
+    source: str = "app"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.section or ""):
+            raise ValueError(f"config section name must be letters, digits, '_', '.', '-', got {self.section!r}")
+        if not isinstance(self.values, dict) or not all(isinstance(k, str) and k for k in self.values):
+            raise ValueError(f"config section {self.section!r}: values must be a dict with string keys")
+
+    @property
+    def key(self) -> str:
+        return self.section
+
+
 DESCRIPTOR_TYPES: dict[str, type] = {
     "jobs": JobDescriptor,
     "automations": AutomationDescriptor,
@@ -652,8 +681,9 @@ DESCRIPTOR_TYPES: dict[str, type] = {
     "routes": RouteDescriptor,
     "cli_commands": CliCommandDescriptor,
     "settings_collections": SettingsCollection,
+    "config_sections": ConfigSection,
 }
 
 Loader = Callable[[], Any]
 Kind = Literal["jobs", "automations", "charts", "datasets", "calibration_protocols", "storage", "routes", "cli_commands",
-               "settings_collections"]
+               "settings_collections", "config_sections"]

@@ -439,6 +439,10 @@ class Registry:
     def settings_collections(self) -> dict[str, d.SettingsCollection]:
         return self._keyed("register_settings_collections", d.SettingsCollection)
 
+    @cached_property
+    def config_sections(self) -> list[d.ConfigSection]:
+        return self._collect("register_config_sections", d.ConfigSection)
+
     def check_contributions(self) -> "Registry":
         """Try what the host does later with each contribution, and record what fails under its plugin.
 
@@ -485,7 +489,7 @@ class Registry:
     def collect_all(self) -> "Registry":
         """Collect every kind now (so :attr:`failures` is complete)."""
         for kind in ("jobs", "automations", "charts", "datasets", "calibration_protocols", "tables", "routes", "cli_commands",
-                     "settings_collections"):
+                     "settings_collections", "config_sections"):
             getattr(self, kind)
         return self
 

@@ -1,7 +1,9 @@
 """Plugin install/uninstall tasks and the installed-plugins listing (domain facts §9).
 
 pip installs into this unit's environment, or into ``[plugins] install_target``
-(a folder on ``PYTHONPATH``, e.g. for tests) when set. After a change the
+(a folder on ``PYTHONPATH``, e.g. for tests) when set. An install merges the
+default config sections the plugins ship (``register_config_sections``) into
+``config.ini``, adding only what is missing. After a change the
 ``pio serve`` master gets SIGHUP so fresh workers load the new plugin set
 (descriptors and routes), and the plugins are loaded once in a fresh
 interpreter: a plugin that fails to import is reported in the result (and in
@@ -118,10 +120,24 @@ def install_plugin(name: str, source: str | None = None) -> dict[str, Any]:
         Path(target).mkdir(parents=True, exist_ok=True)
         args += ["--target", target]
     _pip(args + [spec])
+    config_added = _merge_config_defaults()
     reloaded = _after_change()
     found = _matching(_fresh_listing(), name)
     errors = [e for p in found for e in p.get("errors", [])]
-    return {"installed": name, "plugins": found, "load_errors": errors, "web_server_reloaded": reloaded}
+    return {"installed": name, "plugins": found, "load_errors": errors, "web_server_reloaded": reloaded,
+            "config_added": config_added}
+
+
+def _merge_config_defaults() -> list[str]:
+    """The plugins' default config sections merged into config.ini, in a fresh interpreter (sees the new plugin);
+    returns the ``section.key`` added (a plugin's broken defaults are reported by the listing, never fatal)."""
+    code = ("import json; from reactorkit.plugin import merge_installed_config_sections as merge;"
+            "print(json.dumps(merge()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return []
 
 
 def _remove_from_target(target: str, name: str) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from reactorkit.core.descriptors import (
+    ConfigSection,
     SettingsCollection,
     AutomationDescriptor,
     CalibrationProtocolDescriptor,
@@ -151,5 +152,15 @@ def register_settings_collections() -> Iterable[SettingsCollection]:
         Zero or more ``SettingsCollection`` (key, display_name, published_settings,
         defaults from the config). The dosing plugin registers ``bioreactor``, the LED
         plugin ``leds``.
+    """
+    return ()
+
+
+@hookspec
+def register_config_sections() -> Iterable[ConfigSection]:
+    """Contribute default ``config.ini`` sections (merged without overwriting the user's values).
+
+    Returns:
+        Zero or more ``ConfigSection`` (section, values, comment).
     """
     return ()

@@ -48,7 +48,7 @@ def _export(module: str, *names: str) -> None:
 _export("reactorkit.core.hooks", "hookimpl")
 _export(
     "reactorkit.core.descriptors",
-    "AutomationDescriptor", "AutomationField", "CalibrationProtocolDescriptor", "ChartDescriptor",
+    "AutomationDescriptor", "AutomationField", "ConfigSection", "CalibrationProtocolDescriptor", "ChartDescriptor",
     "CliCommandDescriptor", "CliOption", "DatasetDescriptor", "JobDescriptor", "PublishedSetting",
     "RouteDescriptor", "SettingsCollection", "TableDescriptor", "TimeSeries", "TopicMapping", "resolve_reference=resolve",
 )
@@ -118,6 +118,7 @@ _export(
 
 # the command line and the API server of this unit
 _export("reactorkit.core.cli.index", "rebuild_cli_index=get_index")
+_export("reactorkit.core.config_defaults", "merge_config_sections", "merge_installed_config_sections")
 _export("reactorkit.core.cli.main", "gunicorn_pid_path")
 
 # HTTP helpers for plugin routes

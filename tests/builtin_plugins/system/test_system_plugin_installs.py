@@ -93,6 +93,31 @@ def test_install_list_and_uninstall_a_wheel(leader_client, site, run_tasks):
     assert not list(site.glob("rk_good_plugin*"))
 
 
+WITH_DEFAULTS = (
+    "from reactorkit.plugin import ConfigSection, hookimpl\n"
+    "@hookimpl\n"
+    "def register_config_sections():\n"
+    "    yield ConfigSection(section='ph_reading.config', values={'interval': '5', 'probe_offset': '0.0'})\n"
+)
+
+
+def test_installing_merges_the_plugins_default_config_without_overwriting(leader_env, leader_client, site, run_tasks):
+    with open(leader_env.root / "config.ini", "a") as fh:
+        fh.write("\n[ph_reading.config]\n# my probe\ninterval = 30\n")
+    path = upload(leader_client, *wheel("rk-ph-defaults", "1.0.0", WITH_DEFAULTS))
+    result = run(leader_client, leader_client.simulate_post("/unit_api/plugins/install",
+                                                            json={"args": ["rk-ph-defaults"], "options": {"source": path}}),
+                 run_tasks)
+    assert result["status"] == "succeeded", result
+    assert result["result"]["config_added"] == ["ph_reading.config.probe_offset"]
+    from reactorkit.core.config import load_config
+
+    config = load_config()
+    assert config.get("ph_reading.config", "interval") == "30"  # the user's value stays
+    assert config.get("ph_reading.config", "probe_offset") == "0.0"
+    assert "# my probe" in (leader_env.root / "config.ini").read_text()
+
+
 def test_a_plugin_that_breaks_on_import_is_reported_not_fatal(leader_client, site, run_tasks):
     path = upload(leader_client, *wheel("rk-broken-plugin", "1.0.0", BROKEN))
     result = run(leader_client, leader_client.simulate_post("/unit_api/plugins/install",
