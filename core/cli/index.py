@@ -101,8 +101,8 @@ def _import_path(obj: Any) -> str | None:
     if isinstance(obj, str):
         return obj
     module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
-    if not module or "<" in qualname or module.startswith("reactorkit_file_plugin_"):
-        return None
+    if not module or not qualname or "<" in qualname or module.startswith("reactorkit_file_plugin_"):
+        return None  # (an instance, e.g. a click command, has no qualname of its own: found through the registry)
     return f"{module}:{qualname}"
 
 
