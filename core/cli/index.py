@@ -21,24 +21,30 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 INDEX_VERSION = 4
 
 
-def _index_path() -> Path:
-    from reactorkit.core.paths import dot_pioreactor
+def _index_path() -> "Path":
+    from pathlib import Path
 
-    return dot_pioreactor() / "storage" / "cli_index.json"
+    return Path(_dot_pioreactor()) / "storage" / "cli_index.json"
 
 
-def _builtin_plugins_dir() -> Path | None:
+def _dot_pioreactor() -> str:
+    return os.environ.get("DOT_PIOREACTOR") or os.path.join(os.path.expanduser("~"), ".pioreactor")
+
+
+def _builtin_plugins_dir() -> str | None:
     import importlib.util
 
     spec = importlib.util.find_spec("reactorkit.builtin_plugins")
     locations = list(spec.submodule_search_locations or []) if spec else []
-    return Path(locations[0]) if locations else None
+    return locations[0] if locations else None
 
 
 def watched_files(registry: Any) -> list[str]:
@@ -49,6 +55,8 @@ def watched_files(registry: Any) -> list[str]:
         origin = getattr(plugin, "__file__", None)
         if info is None or info.is_builtin or info.source != "entry_points" or not origin:
             continue
+        from pathlib import Path
+
         path = Path(origin)
         if path.name == "__init__.py":
             out.extend(str(p) for p in sorted(path.parent.rglob("*.py")) if "__pycache__" not in p.parts)
@@ -64,7 +72,6 @@ def fingerprint(watched: list[str] | tuple[str, ...] = ()) -> str:
         watched: Extra source files whose modification (or removal) counts (see :func:`watched_files`).
     """
     from reactorkit import __version__
-    from reactorkit.core.paths import dot_pioreactor
 
     parts: list[str] = [str(INDEX_VERSION), __version__, os.environ.get("SKIP_PLUGINS", "")]
     for entry in sys.path:
@@ -83,10 +90,13 @@ def fingerprint(watched: list[str] | tuple[str, ...] = ()) -> str:
                 for f in os.scandir(plugin.path):
                     if f.name.endswith(".py"):
                         parts.append(f"{plugin.name}/{f.name}:{f.stat().st_mtime_ns}")
-    plugins = dot_pioreactor() / "plugins"
-    if plugins.is_dir():
-        for f in sorted(plugins.glob("*.py")):
-            parts.append(f"{f.name}:{f.stat().st_mtime_ns}")
+    try:
+        files = sorted((f for f in os.scandir(os.path.join(_dot_pioreactor(), "plugins")) if f.name.endswith(".py")),
+                       key=lambda f: f.name)
+    except OSError:
+        files = []
+    for f in files:
+        parts.append(f"{f.name}:{f.stat().st_mtime_ns}")
     for name in watched:
         try:
             parts.append(f"{name}:{os.stat(name).st_mtime_ns}")
@@ -136,6 +146,15 @@ def build(registry: Any) -> dict[str, Any]:
             for name, a in named.items()
         }
     return {"jobs": jobs, "cli_commands": commands, "automations": automations, "watched": watched_files(registry)}
+
+
+def read_watched() -> list[str]:
+    """The watched files recorded in the saved index (empty when there is none)."""
+    try:
+        with open(_index_path()) as f:
+            return list(json.load(f).get("watched") or ())
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def get_index() -> dict[str, Any]:

@@ -345,6 +345,18 @@ def launcher() -> None:
     launcher_main()
 
 
+def render_help(path: list[str], width: int) -> str:
+    """The help text of ``pio`` (``path == []``) or ``pio run`` (``["run"]``) at ``width`` columns."""
+    ctx = click.Context(pio, info_name="pio", terminal_width=width, max_content_width=CONTEXT["max_content_width"],
+                        help_option_names=CONTEXT["help_option_names"])
+    if not path:
+        return pio.get_help(ctx)
+    command = pio.get_command(ctx, path[0])
+    sub = click.Context(command, info_name=path[0], parent=ctx, terminal_width=width,
+                        max_content_width=CONTEXT["max_content_width"], help_option_names=CONTEXT["help_option_names"])
+    return command.get_help(sub)
+
+
 def main() -> None:
     """Console-script entry point."""
     pio(prog_name="pio")

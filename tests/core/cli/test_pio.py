@@ -3,6 +3,7 @@
 import json
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -80,3 +81,32 @@ def test_a_value_the_job_refuses_is_one_line_naming_the_option_and_the_help(unit
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and re.search(r"target.rpm", errors[0]) and "-5" in errors[0], result.stderr
+
+
+ENTRY = [sys.executable, "-m", "reactorkit.core.cli.entry"]  # the `pio` console script
+
+
+def test_the_console_script_prints_help_from_its_cache_as_click_renders_it(unit_env):
+    env = unit_env.env(COLUMNS="90")
+    for args in (["--help"], ["run", "--help"]):
+        rendered = subprocess.run(pio_command(*args), env=env, capture_output=True, text=True, check=True).stdout
+        first = subprocess.run([*ENTRY, *args], env=env, capture_output=True, text=True, check=True).stdout
+        cached = subprocess.run([*ENTRY, *args], env=env, capture_output=True, text=True, check=True).stdout
+        assert first == cached == rendered
+    assert (unit_env.root / "storage" / "cli_help.json").exists()
+
+
+def test_a_new_file_plugin_command_reaches_the_cached_help(unit_env):
+    env = unit_env.env(COLUMNS="90")
+    assert "ph-probe" not in subprocess.run([*ENTRY, "--help"], env=env, capture_output=True, text=True).stdout
+    (unit_env.root / "plugins").mkdir(exist_ok=True)
+    (unit_env.root / "plugins" / "ph_probe.py").write_text(
+        "import click\n"
+        "from reactorkit.plugin import CliCommandDescriptor, hookimpl\n\n"
+        "@click.command(help='Probe the pH.')\n"
+        "def ph_probe():\n    pass\n\n"
+        "@hookimpl\n"
+        "def register_cli_commands():\n"
+        "    yield CliCommandDescriptor(name='ph-probe', command=ph_probe, help='Probe the pH.')\n")
+    out = subprocess.run([*ENTRY, "--help"], env=env, capture_output=True, text=True, check=True).stdout
+    assert "ph-probe" in out and "Probe the pH." in out
