@@ -80,7 +80,7 @@ def plugin_request(body: dict[str, Any], *, with_source: bool) -> tuple[str, str
     Raises:
         ApiError: 400 naming the field; UnsafePath for a local source outside ``$DOT_PIOREACTOR``.
     """
-    from .plugin_tasks import NAME
+    from reactorkit.plugin import PACKAGE_NAME as NAME
 
     args = files.json_list_of_names(body, "args")
     name = args[0]

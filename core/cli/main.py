@@ -265,7 +265,7 @@ def jobs_list(as_json: bool) -> None:
 # ------------------------------------------------------------------ plugins
 @pio.group(context_settings=CONTEXT)
 def plugins() -> None:
-    """Inspect installed plugins."""
+    """List, install and uninstall plugins."""
 
 
 @plugins.command("list")
@@ -283,6 +283,45 @@ def plugins_list(as_json: bool) -> None:
     for info in infos:
         status = "ok" if not info.errors else "FAILED: " + "; ".join(info.errors)
         click.echo(f"{info.public_name:<24} {info.version:<10} {info.source:<22} {status}")
+
+
+def _plugin_change(action: Any, *args: Any) -> dict[str, Any]:
+    """Run an install/uninstall; a TaskFailed becomes one ``Error: …`` line (exit 1), not a traceback."""
+    from reactorkit.core.task_functions import TaskFailed
+
+    try:
+        return action(*args)
+    except TaskFailed as exc:
+        detail = f" ({exc.cause})" if exc.cause and exc.cause != exc.error else ""
+        hint = f" {exc.remediation}" if exc.remediation else ""
+        raise click.ClickException(f"{exc.error}{detail}{hint}") from None
+
+
+@plugins.command("install")
+@click.argument("name")
+@click.option("--source", help="A wheel, sdist or folder to install from (default: NAME from the package index).")
+def plugins_install(name: str, source: str | None) -> None:
+    """Install a plugin package (pip) and merge its default config sections into config.ini."""
+    from reactorkit.core.plugin_packages import install_package
+
+    result = _plugin_change(install_package, name, source)
+    for entry in result["plugins"]:
+        click.echo(f"installed {entry['name']} {entry['version']}")
+    for key in result["config_added"]:
+        click.echo(f"config.ini: added {key}")
+    for error in result["load_errors"]:
+        click.echo(f"warning: {error}", err=True)
+    click.echo("Restart `pio serve` (or POST /unit_api/plugins/install next time) for its routes.")
+
+
+@plugins.command("uninstall")
+@click.argument("name")
+def plugins_uninstall(name: str) -> None:
+    """Uninstall a plugin: a file in $DOT_PIOREACTOR/plugins/, else the pip package."""
+    from reactorkit.core.plugin_packages import uninstall_package
+
+    result = _plugin_change(uninstall_package, name)
+    click.echo(f"uninstalled {result['uninstalled']} ({result['source']})")
 
 
 # ------------------------------------------------------------------ version

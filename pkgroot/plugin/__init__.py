@@ -118,6 +118,7 @@ _export(
 
 # the command line and the API server of this unit
 _export("reactorkit.core.cli.index", "rebuild_cli_index=get_index")
+_export("reactorkit.core.plugin_packages", "install_package", "uninstall_package", "installed_plugins", "PACKAGE_NAME=NAME")
 _export("reactorkit.core.config_defaults", "merge_config_sections", "merge_installed_config_sections")
 _export("reactorkit.core.cli.main", "gunicorn_pid_path")
 
