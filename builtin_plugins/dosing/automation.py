@@ -31,6 +31,16 @@ Start options ``current_volume_ml``, ``efflux_tube_volume_ml`` and
 ``alt_media_fraction`` (as the web UI sends them) set the vial's bookkeeping
 before the first run, published as any other change of it.
 
+Safety pauses (:mod:`.safety`): before every dose and every
+``safety_check_interval_seconds`` (10 s) the automation checks that its OD
+readings are fresh (automations with ``watches_od``), that its broker
+connection is up and that the vial bookkeeping is certain (no pump left on by
+a dead process, no interrupted dilution). While one fails no dose starts; the
+reason is logged and published as ``safety_pause`` (``{"reason", "message",
+"since"}``, or empty), and dosing resumes by itself at the next regular
+opportunity, without catching up. A dilution interrupted by a crash or a power
+cut is completed by the books when the automation runs again (:mod:`.dilution`).
+
 Start-up fails with a clear error (logged, job disconnected) when a pump it
 needs has no ``[PWM]`` channel or no active calibration, or a start value is out of bounds.
 """
@@ -50,8 +60,10 @@ from reactorkit.builtin_plugins.dosing.pumps import (
     reaches,
     volume_limits,
 )
-from reactorkit.plugin import AutomationEvent, AutomationJob, ErrorOccurred
-from reactorkit.plugin import get_config
+from reactorkit.builtin_plugins.dosing.dilution import DilutionJournal, complete_interrupted
+from reactorkit.builtin_plugins.dosing.safety import DEFAULT_CHECK_INTERVAL_S, DoseGuard
+from reactorkit.plugin import AutomationEvent, AutomationJob, ErrorOccurred, RepeatedTimer
+from reactorkit.plugin import get_clock, get_config
 from reactorkit.plugin import QOS_AT_LEAST_ONCE, job_topic
 
 CONFIG_SECTION = "dosing_automation.config"
@@ -117,6 +129,8 @@ class DosingAutomationJob(AutomationJob):
         automation_name: snake_case name given as ``--automation-name``.
         pumps: Pump actions the automation uses, checked at start
             (``add_media``, ``add_alt_media``, ``remove_waste``).
+        watches_od: The automation doses on OD-like readings (its :meth:`subscribe_inputs`
+            topics): stale readings pause it (``[dosing_automation.config] max_od_age_seconds``).
 
     Args:
         unit, experiment, duration, skip_first_run: As :class:`AutomationJob`
@@ -130,7 +144,10 @@ class DosingAutomationJob(AutomationJob):
     job_name = "dosing_automation"
     automation_type = "dosing"
     pumps: ClassVar[tuple[str, ...]] = ()
-    published_settings: ClassVar[dict[str, dict[str, Any]]] = {}
+    watches_od: ClassVar[bool] = False
+    published_settings: ClassVar[dict[str, dict[str, Any]]] = {
+        "safety_pause": {"datatype": "json", "settable": False},
+    }
 
     def __init__(self, unit: str, experiment: str, **kwargs: Any) -> None:
         # the vial's state given at start (the web UI sends it), applied once the job is up
@@ -149,7 +166,15 @@ class DosingAutomationJob(AutomationJob):
         self.max_subdose = cfg.getfloat(CONFIG_SECTION, "max_subdose", fallback=1.0)
         self.bioreactor = BioreactorStore(cfg)
         self._volume_topic = job_topic(unit, experiment, "bioreactor", "current_volume_ml", config=cfg)
+        self._guard = DoseGuard(cfg, kwargs.get("clock") or get_clock(cfg), watches_od=self.watches_od, unit=unit,
+                                experiment=experiment)
+        self._safety_lock = threading.Lock()
+        self._pause_key: tuple[str, ...] = ()
+        self.safety_check_interval_s = cfg.getfloat(CONFIG_SECTION, "safety_check_interval_seconds",
+                                                    fallback=DEFAULT_CHECK_INTERVAL_S)
+        self._safety_timer: RepeatedTimer | None = None
         super().__init__(unit, experiment, **kwargs)
+        self.safety_pause = None
         self.source_of_event = f"dosing_automation:{self.automation_name}"
         try:
             self._check_pumps()
@@ -192,6 +217,12 @@ class DosingAutomationJob(AutomationJob):
         if message.topic == self._volume_topic:
             self._check_volume_message(message.payload)
             return
+        if self.watches_od and not message.retain:
+            if not self._guard.fresh(message.payload):
+                self.logger.debug("ignored a reading older than max_od_age_seconds on %s", message.topic)
+                return
+            if self._pause_key:  # a fresh reading may end an od_stale pause before it is dosed on
+                self._safe_to_dose(holding_run_lock=False)  # (never a pump run on the network thread)
         self.on_input(message)
 
     def on_input(self, message: Any) -> None:
@@ -217,6 +248,8 @@ class DosingAutomationJob(AutomationJob):
 
     def _run_locked(self) -> AutomationEvent | None:
         if self.state != "ready":
+            return None
+        if not self._safe_to_dose(holding_run_lock=True):
             return None
         try:
             return super().run()
@@ -246,6 +279,62 @@ class DosingAutomationJob(AutomationJob):
 
         threading.Thread(target=target, name=f"{self.automation_name}-dose", daemon=True).start()
         return True
+
+    # ------------------------------------------------------------ safety pauses
+    def check_safety(self) -> bool:
+        """Evaluate the safety conditions now (see :mod:`.safety`); True when dosing may go on."""
+        if self._run_lock.acquire(blocking=False):
+            try:
+                return self._safe_to_dose(holding_run_lock=True)
+            finally:
+                self._run_lock.release()
+        return self._safe_to_dose(holding_run_lock=False)
+
+    def _safe_to_dose(self, holding_run_lock: bool) -> bool:
+        with self._safety_lock:
+            if self.is_disconnected:
+                return False
+            if holding_run_lock and self.state == "ready":
+                self._settle_the_books()
+            reasons = self._guard.reasons(connected=self.mqtt.is_connected())
+            key = tuple(r["reason"] for r in reasons)
+            if key != self._pause_key:
+                if reasons:
+                    message = "; ".join(r["message"] for r in reasons)
+                    self.logger.warning("Doses paused: %s.", message)
+                    self.safety_pause = {"reason": ",".join(key), "message": message, "since": self.clock.utc_iso()}
+                    self.latest_event = ErrorOccurred(message=f"doses paused: {message}",
+                                                      data={"reasons": list(key)}).to_dict()
+                else:
+                    self.logger.info("Doses resumed: %s no longer holds.", " and ".join(self._pause_key))
+                    self.safety_pause = None
+                self._pause_key = key
+            return not reasons
+
+    def _settle_the_books(self) -> None:
+        """Switch off and book pumps left on by dead processes; complete an interrupted dilution (run lock held)."""
+        from reactorkit.plugin import sweep_pwm_leases
+
+        try:
+            sweep_pwm_leases(self.config)
+        except Exception as exc:
+            self.logger.debug("pump journal sweep failed: %s", exc)
+        try:
+            complete_interrupted(self)
+        except Exception as exc:
+            self.logger.error("could not complete an interrupted dilution: %s", exc)
+
+    def remove_owed_waste(self, owed_ml: float) -> float:
+        """Remove ``owed_ml`` mL of waste (an interrupted dilution's) plus the usual extra; returns mL counted."""
+        from reactorkit.builtin_plugins.dosing.limits import pump_limits
+
+        per_call = pump_limits(self.config).max_ml_per_call
+        self._rates = {}
+        moved = self._pump("remove_waste", min(owed_ml, per_call))
+        extra = min(owed_ml * self.waste_removal_multiplier, per_call)
+        if extra > 0 and not self._stop_dosing.is_set():
+            self._pump("remove_waste", extra)
+        return moved
 
     def current_volume_ml(self) -> float:
         """The bookkept liquid volume (mL) of this experiment."""
@@ -279,6 +368,17 @@ class DosingAutomationJob(AutomationJob):
             raise ValueError(f"waste_ml ({waste_ml}) must be ≥ media_ml + alt_media_ml ({media_ml + alt_media_ml})")
         moved = {"media_ml": 0.0, "alt_media_ml": 0.0, "waste_ml": 0.0}
         self._rates = {}  # read each pump's calibration once per dose
+        journal = DilutionJournal(self.config)
+        books = self.bioreactor.get(self.experiment)
+        journal.begin(self.experiment, self.automation_name, media_ml, alt_media_ml, waste_ml, keep_volume,
+                      books["cumulative_waste_removed_ml"], self.clock.now())
+        try:
+            self._dose(media_ml, alt_media_ml, waste_ml, moved)
+        finally:
+            journal.end(self.experiment)
+        return moved
+
+    def _dose(self, media_ml: float, alt_media_ml: float, waste_ml: float, moved: dict[str, float]) -> None:
         for media, alt, waste in plan_subdoses(media_ml, alt_media_ml, waste_ml, self.max_subdose):
             if not not self._stop_dosing.is_set():
                 break
@@ -302,7 +402,6 @@ class DosingAutomationJob(AutomationJob):
                 if extra > 0 and not self._stop_dosing.is_set():
                     self._pump("remove_waste", extra)
                 self._pause()
-        return moved
 
     def _pause(self) -> None:
         if self.pause_between_subdoses_s > 0:
@@ -339,6 +438,12 @@ class DosingAutomationJob(AutomationJob):
     # ------------------------------------------------------------ lifecycle
     def _post_init(self) -> None:
         super()._post_init()
+        # at least half a wall second apart, however fast simulated time runs
+        interval = max(self.safety_check_interval_s, 0.5 * getattr(self.clock, "speedup", 1.0))
+        self._safety_timer = RepeatedTimer(
+            interval, self.check_safety, clock=self.clock, run_immediately=True,
+            on_error=lambda exc: self.logger.error("safety check failed: %s", exc), name="dosing-safety",
+        ).start()
         try:
             if reaches(self.current_volume_ml(), self.max_volume_to_stop):
                 self.logger.error("The vial already holds %.2f mL (≥ max_volume_to_stop = %g mL); pausing.",
@@ -356,6 +461,8 @@ class DosingAutomationJob(AutomationJob):
         super().on_sleeping_to_ready()
 
     def on_disconnected(self) -> None:
+        if self._safety_timer is not None:
+            self._safety_timer.cancel()
         self._stop_pumps()
         if self._run_lock.acquire(timeout=STOP_JOIN_TIMEOUT_S):  # the running dose has turned its pump off
             self._run_lock.release()

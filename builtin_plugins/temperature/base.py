@@ -39,6 +39,12 @@ class TemperatureAutomationJob(AutomationJob):
     same, logged as a request to shut the unit down (the process does not power
     the computer off).
 
+    Heating stops when temperature readings stop: when the sensor cannot be
+    read at a safety check, or no reading succeeded for
+    ``max_temperature_age_seconds`` (default 2.5 reading intervals), the heater
+    goes to 0 % (error log, ``ErrorOccurred`` event) until a reading succeeds
+    again (info log); then :meth:`execute` sets it as usual.
+
     Sleeping turns the heater off (readings continue, :meth:`execute` does not
     run); waking restores the duty cycle. Disconnecting leaves the heater at 0 %.
 
@@ -88,12 +94,18 @@ class TemperatureAutomationJob(AutomationJob):
         self._stopping = False
         self._sampling = False
         self._heating_disabled = False
+        self._readings_stopped = False
+        self.max_temperature_age_s = cfg.getfloat(SECTION, "max_temperature_age_seconds",
+                                                  fallback=2.5 * self.reading_interval_s)
+        if not self.max_temperature_age_s > 0:
+            raise ValueError(f"[{SECTION}] max_temperature_age_seconds must be > 0 s, got {self.max_temperature_age_s}")
         self._dc_before_sleep = 0.0
         self.latest_temperature: float | None = None
         self.latest_temperature_at: float | None = None
         kwargs.pop("duration", None)  # execute runs after each reading, never on a timer
         kwargs.pop("skip_first_run", None)
         super().__init__(unit, experiment, **kwargs)
+        self._watch_started_at = self.clock.now()
         self.hardware = hardware or get_hardware(cfg, unit)
         self.heater_channel = channel
         self.temperature = None
@@ -130,7 +142,7 @@ class TemperatureAutomationJob(AutomationJob):
         with self._heater_lock:
             if self._stopping:
                 return 0.0
-            if self._heating_disabled or self.state not in (READY, "init"):
+            if self._heating_disabled or self._readings_stopped or self.state not in (READY, "init"):
                 duty_cycle = 0.0
             if not (self._sampling and self.heater_off_while_sampling):
                 self.hardware.set_pwm(self.heater_channel, duty_cycle)
@@ -146,11 +158,37 @@ class TemperatureAutomationJob(AutomationJob):
         self.logger.error(message)
         self.latest_event = ErrorOccurred(message=message).to_dict()
 
+    def _stop_heating_without_readings(self, why: str) -> None:
+        with self._heater_lock:
+            if self._readings_stopped:
+                return
+            self._readings_stopped = True
+            if not self._stopping:
+                self.hardware.set_pwm(self.heater_channel, 0.0)
+            self.heater_duty_cycle = 0.0
+        message = f"Heating stopped: {why}. It resumes when temperature readings do."
+        self.logger.error(message)
+        self.latest_event = ErrorOccurred(message=message).to_dict()
+
     def check_heating_limits(self, temperature: float | None = None) -> None:
-        """Compare the sensor temperature (°C; read now when None) with the limits and act (see class doc)."""
+        """Compare the sensor temperature (°C; read now when None) with the limits and act (see class doc);
+        without a temperature (sensor failing, readings stopped) the heater goes off."""
         if self._stopping or self.state == DISCONNECTED:
             return
-        temp = self.hardware.read_temperature() if temperature is None else float(temperature)
+        if temperature is None:
+            last = self.latest_temperature_at if self.latest_temperature_at is not None else self._watch_started_at
+            age = self.clock.now() - last
+            if age > self.max_temperature_age_s:
+                self._stop_heating_without_readings(
+                    f"no temperature reading for {age:.0f} s (more than [{SECTION}] max_temperature_age_seconds = "
+                    f"{self.max_temperature_age_s:g} s)")
+            try:
+                temp = self.hardware.read_temperature()
+            except Exception as exc:
+                self._stop_heating_without_readings(f"the temperature sensor cannot be read ({exc})")
+                return
+        else:
+            temp = float(temperature)
         limits = self.limits
         if temp > limits.shutdown_c:
             self._disable_heating(
@@ -204,6 +242,10 @@ class TemperatureAutomationJob(AutomationJob):
         value = self.read_temperature()
         now = self.clock.now()
         self.latest_temperature, self.latest_temperature_at = value, now
+        if self._readings_stopped:
+            with self._heater_lock:
+                self._readings_stopped = False
+            self.logger.info("Temperature readings are back (%.2f ℃); heating resumes.", value)
         self.temperature = {"temperature": round(value, 2), "timestamp": self.clock.utc_iso(now)}
         if self.state == READY:
             self.run()

@@ -59,6 +59,14 @@ class SimulatedHardware(Hardware):
 
     pwm_survives_power_loss = True
 
+    def faults(self) -> dict[str, Any]:
+        """Simulated sensor faults: ``$DOT_PIOREACTOR/storage/simulated_faults_{unit}.json``, e.g.
+        ``{"temperature_sensor": true}`` (the sensor does not answer); ``{}`` without the file."""
+        try:
+            return json.loads(self.path.with_name(f"simulated_faults_{self.unit}.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
     def __init__(self, config: Config, unit: str, clock: Clock | None = None, path: Path | None = None) -> None:
         self.config = config
         self.unit = unit
@@ -147,6 +155,8 @@ class SimulatedHardware(Hardware):
         return {c: voltages.get(c, 0.0) for c in channels}
 
     def read_temperature(self) -> float:
+        if self.faults().get("temperature_sensor"):
+            raise HardwareError("simulated fault: the temperature sensor does not answer")
         with self.vessel() as v:
             return v.temperature_reading()
 

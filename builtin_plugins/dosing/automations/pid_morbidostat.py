@@ -45,6 +45,7 @@ class PIDMorbidostat(DosingAutomationJob):
     """
 
     automation_name = "pid_morbidostat"
+    watches_od = True
     pumps = ("add_media", "add_alt_media", "remove_waste")
     published_settings = {
         "target_growth_rate": {"datatype": "float", "settable": True, "unit": "h⁻¹"},

@@ -33,6 +33,7 @@ class Turbidostat(DosingAutomationJob):
     """
 
     automation_name = "turbidostat"
+    watches_od = True
     pumps = ("add_media", "remove_waste")
     published_settings = {
         "target_biomass": {"datatype": "float", "settable": True},

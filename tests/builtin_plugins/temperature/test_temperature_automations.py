@@ -138,3 +138,26 @@ def test_unknown_automation_and_missing_target_are_refused(unit_env, spawn_job):
     assert spawn_job(JOB, "--automation-name", "sauna").wait(30) == 2
     assert spawn_job(JOB, "--automation-name", "thermostat").wait(30) == 2
     assert spawn_job(JOB, "--automation-name", "thermostat", "--target-temperature", "warm").wait(30) == 2
+
+
+def test_heating_stops_when_temperature_readings_stop_and_resumes_with_them(unit_env, mqtt_recorder, spawn_job,
+                                                                           ground_truth):
+    unit_env.speedup = 100
+    unit_env.write_config("[temperature_automation.config]\nreading_interval_seconds = 60\nsamples_per_reading = 3\n"
+                          "seconds_between_samples = 2\nmax_temperature_age_seconds = 150\n"
+                          "safety_check_interval_seconds = 20\n")
+    start(unit_env, mqtt_recorder, spawn_job, "--automation-name", "thermostat", "--target-temperature", "40")
+    heater = lambda: ground_truth()["pwm"].get("5", 0.0)  # noqa: E731 ([PWM] 5 = heating)
+    assert wait_until(lambda: heater() > 0, timeout=30), "the thermostat never heated"
+    faults = unit_env.root / "storage" / f"simulated_faults_{unit_env.unit}.json"
+    faults.write_text(json.dumps({"temperature_sensor": True}))  # the sensor stops answering
+    assert wait_until(lambda: heater() == 0.0, timeout=30), "the heater stayed on without readings"
+    error = mqtt_recorder.wait_for(unit_env.topic("logs", "app", "error"), lambda p: b"Heating stopped" in p,
+                                   timeout=10)
+    assert b"temperature sensor" in error or b"max_temperature_age_seconds" in error
+    t_off = ground_truth()["t"]
+    wait_until(lambda: ground_truth()["t"] > t_off + 180, timeout=30)
+    assert heater() == 0.0  # three reading intervals later, still off
+    faults.unlink()
+    mqtt_recorder.wait_for(unit_env.topic("logs", "app", "info"), lambda p: b"heating resumes" in p, timeout=30)
+    assert wait_until(lambda: heater() > 0, timeout=30), "heating did not resume with the readings"
