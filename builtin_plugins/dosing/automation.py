@@ -294,9 +294,10 @@ class DosingAutomationJob(AutomationJob):
         with self._safety_lock:
             if self.is_disconnected:
                 return False
-            if holding_run_lock and self.state == "ready":
-                self._settle_the_books()
             reasons = self._guard.reasons(connected=self.mqtt.is_connected())
+            if holding_run_lock and self.state == "ready" and any(r["reason"] == "volume_uncertain" for r in reasons):
+                self._settle_the_books()
+                reasons = self._guard.reasons(connected=self.mqtt.is_connected())
             key = tuple(r["reason"] for r in reasons)
             if key != self._pause_key:
                 if reasons:

@@ -21,8 +21,6 @@ dropped. Either way a log line says what was found and done.
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,13 +65,10 @@ class DilutionJournal:
 
         self.path = leases_path(config)
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=15, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=15000")
-        conn.execute(SCHEMA)
-        return conn
+    def _connect(self) -> Any:
+        from reactorkit.plugin import lease_database
+
+        return lease_database(self.path)
 
     def begin(self, experiment: str, automation: str, media_ml: float, alt_media_ml: float, waste_ml: float,
               keep_volume: bool, waste_before_ml: float, started_at: float) -> None:
@@ -82,13 +77,15 @@ class DilutionJournal:
 
         plan = json.dumps({"media_ml": media_ml, "alt_media_ml": alt_media_ml, "waste_ml": waste_ml,
                            "keep_volume": bool(keep_volume)})
-        with closing(self._connect()) as conn:
+        with self._connect() as conn:
+            conn.execute(SCHEMA)
             conn.execute("INSERT OR REPLACE INTO dilutions VALUES (?, ?, ?, ?, ?, ?)",
                          (experiment, holder_token(), automation, plan, float(waste_before_ml), float(started_at)))
 
     def end(self, experiment: str) -> None:
         """The dose ended (completed or stopped in-process): forget it."""
-        with closing(self._connect()) as conn:
+        with self._connect() as conn:
+            conn.execute(SCHEMA)
             conn.execute("DELETE FROM dilutions WHERE experiment = ?", (experiment,))
 
     def pending(self, experiment: str) -> Dilution | None:
@@ -97,7 +94,8 @@ class DilutionJournal:
 
         if not self.path.exists():
             return None
-        with closing(self._connect()) as conn:
+        with self._connect() as conn:
+            conn.execute(SCHEMA)
             row = conn.execute("SELECT experiment, holder, automation, plan, waste_before_ml, started_at "
                                "FROM dilutions WHERE experiment = ?", (experiment,)).fetchone()
         if row is None or holder_alive(row[1]):

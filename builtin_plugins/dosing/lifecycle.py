@@ -3,7 +3,8 @@
 Pumps are actions, not background jobs, but they follow the same conventions
 (domain facts §2.5): a row in the unit's job registry while they run (so
 ``pio kill`` and ``/unit_api/jobs/stop`` find them), ``$state`` published
-retained ``init → ready → disconnected`` with the last will ``lost``, and a
+retained ``init → ready → disconnected`` with the last will ``lost`` (re-announced after a reconnect, so a broker restart mid-run does not
+leave the last will's ``lost`` standing), and a
 ``disconnected`` (or ``sleeping``) on ``…/{action}/$state/set`` — from this unit
 or ``$broadcast`` — stops the action early.
 """
@@ -65,6 +66,7 @@ class ActionLifecycle:
         self.stop_event = stop_event or threading.Event()
         self._pending: list[Any] = []
         self._closed = False
+        self._state: str | None = None
         self.state_topic = mq.job_topic(unit, experiment, action, "$state", config=config)
         self.registry = JobRegistry(config=config)
         try:
@@ -99,6 +101,9 @@ class ActionLifecycle:
         root = mq.root_topic(self.config)
         for unit in (self.unit, "$broadcast"):
             client.subscribe(f"{root}/{unit}/{self.experiment}/{self.action}/$state/set", qos=mq.QOS_AT_LEAST_ONCE)
+        state = getattr(self, "_state", None)
+        if state is not None:  # a reconnect: the broker may hold our last will's "lost"
+            client.publish(self.state_topic, state, qos=mq.QOS_EXACTLY_ONCE, retain=True)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         if message.retain:  # retained /set messages are ignored (§2.4)
@@ -126,6 +131,7 @@ class ActionLifecycle:
         return info
 
     def _set_state(self, state: str) -> None:
+        self._state = state
         self.publish(self.state_topic, state, qos=mq.QOS_EXACTLY_ONCE, retain=True)
         try:
             self.registry.set_setting(self.job_id, "$state", state)
@@ -139,6 +145,7 @@ class ActionLifecycle:
             return
         self._closed = True
         try:
+            self._state = "disconnected"
             self.publish(self.state_topic, "disconnected", qos=mq.QOS_EXACTLY_ONCE, retain=True)
             deadline = time.monotonic() + flush_timeout_s
             for info in self._pending:

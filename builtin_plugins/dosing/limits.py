@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,8 +147,9 @@ class PumpLedger:
         """mL ``action`` moved in the ``window_s`` seconds before ``now`` (clock seconds); prunes older rows."""
         if not self.path.exists():
             return 0.0
-        with closing(sqlite3.connect(self.path, timeout=15, isolation_level=None)) as conn:
-            conn.execute("PRAGMA busy_timeout=15000")
+        from reactorkit.plugin import lease_database
+
+        with lease_database(self.path) as conn:
             conn.execute(LEDGER_SCHEMA)
             conn.execute("DELETE FROM pump_ledger WHERE t < ?", (now - 2 * window_s,))
             row = conn.execute("SELECT coalesce(sum(ml), 0) FROM pump_ledger WHERE action = ? AND t > ?",

@@ -92,7 +92,7 @@ _export("reactorkit.core.hardware", "Hardware", "HardwareError", "backend_name",
 _export("reactorkit.core.hardware.base", "check_duty_cycle")
 # PWM leases: channels switched on are journalled, so none stays on after its process dies
 _export("reactorkit.core.hardware.leases", "PwmLeases", "sweep_pwm_leases=sweep", "holder_token", "holder_alive",
-        "leases_path")
+        "leases_path", "lease_database=database")
 _export("reactorkit.core.mqtt", "QOS_AT_LEAST_ONCE", "QOS_EXACTLY_ONCE", "job_topic")
 _export("reactorkit.core.cluster", "unit_url")
 
