@@ -89,6 +89,9 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
     app.context = context = AppContext(registry, config, unit, leader)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
+    from reactorkit.api.body_limits import install as bound_json_bodies
+
+    bound_json_bodies(app, config)  # 413 above [api] max_body_bytes; nesting and text length bounded
     app.add_route("/unit_api/health", Health(unit, config, leader))
     app.add_route("/unit_api/versions/app", AppVersion())
     mount_jobs_tasks_descriptors(app, registry, unit=unit, leader=leader)

@@ -191,7 +191,7 @@ def poll_task(client: httpx.Client, unit: str, accepted: dict[str, Any], *, base
         last_status = body.get("status")
         if last_status in ("pending", "running", "queued", "started", "accepted"):
             continue
-        if last_status in ("succeeded", "complete"):
+        if last_status in ("succeeded", "complete", "partial"):
             if "result" not in body:
                 return error_envelope(unit, "missing_result", f"{unit}'s task {body.get('task_id')} has no result.",
                                       status_code=response.status_code)

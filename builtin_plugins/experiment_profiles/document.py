@@ -1,4 +1,10 @@
-"""YAML documents with the line of every key and item, for diagnostics that point at the text."""
+"""YAML documents with the line of every key and item, for diagnostics that point at the text.
+
+Profiles are plain data: aliases (``*name``) are refused — a few hundred bytes
+of nested aliases expand to gigabytes ("billion laughs") — and so is nesting
+deeper than :data:`MAX_DEPTH` levels. Anchors alone (``&name``) are harmless
+and accepted.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,49 @@ from typing import Any
 import yaml
 
 Path = tuple[Any, ...]
+MAX_DEPTH = 64  # nesting levels of mappings and sequences; real profiles use fewer than 10
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases and nesting deeper than :data:`MAX_DEPTH`.
+
+    Raises (while composing):
+        yaml.composer.ComposerError: at the alias or the too-deep node, with its position.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed in experiment profiles; write the value out",
+                event.start_mark)
+        if self.check_event(yaml.MappingStartEvent, yaml.SequenceStartEvent):
+            self._depth += 1
+            try:
+                if self._depth > MAX_DEPTH:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+        return super().compose_node(parent, index)
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` with :class:`BoundedLoader` (no aliases, bounded nesting).
+
+    Raises:
+        yaml.YAMLError: not YAML, an alias, or too deep.
+    """
+    loader = BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 class YamlSyntaxError(ValueError):
@@ -31,7 +80,7 @@ def load_with_lines(text: str) -> tuple[Any, dict[Path, int]]:
         YamlSyntaxError: the text does not parse.
     """
     try:
-        loader = yaml.SafeLoader(text)
+        loader = BoundedLoader(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None

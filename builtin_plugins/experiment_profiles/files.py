@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from .document import safe_load
+
 from reactorkit.plugin import UnsafePath, dot_pioreactor, safe_join
 
 EXTENSIONS = (".yaml", ".yml")
@@ -67,7 +69,7 @@ def list_profiles() -> list[dict[str, Any]]:
         if not entry.is_file(follow_symlinks=False):
             continue
         try:
-            data = yaml.safe_load(Path(entry.path).read_text(encoding="utf-8"))
+            data = safe_load(Path(entry.path).read_text(encoding="utf-8"))  # no aliases: a listing costs its bytes
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
         if not isinstance(data, dict):

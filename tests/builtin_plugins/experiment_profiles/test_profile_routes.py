@@ -98,3 +98,38 @@ def test_recent_runs_are_newest_first_for_the_experiment(leader_client, leader_e
     recent = leader_client.simulate_get("/api/experiments/e1/experiment_profiles/recent").json
     assert [r["experiment_profile_name"] for r in recent] == ["c", "a"]
     assert set(recent[0]) == {"started_at", "experiment_profile_name", "experiment"}
+
+
+def nested_aliases(levels: int) -> str:
+    """A few hundred bytes whose aliases would expand to 9**levels items."""
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    for i in range(1, levels + 1):
+        lines.append(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]")
+    return 'version: "1.0"\nexperiment_profile_name: bomb\n' + "\n".join(lines) + "\n"
+
+
+def test_yaml_aliases_are_refused_without_expanding_them(leader_client, leader_env):
+    bomb = nested_aliases(9)  # 9**9 ≈ 387 million items if expanded
+    assert len(bomb) < 1000
+    result = leader_client.simulate_post("/api/experiment_profiles", json={"filename": "bomb.yaml", "body": bomb})
+    assert result.status_code == 400
+    diagnostic = result.json["diagnostics"][0]
+    assert "aliases (*a0) are not allowed" in diagnostic["message"] and diagnostic["line"] == 4
+    assert not (leader_env.root / "experiment_profiles" / "bomb.yaml").exists()
+    # a file with aliases put in the folder by hand is left out of the listing, not expanded
+    (leader_env.root / "experiment_profiles").mkdir(exist_ok=True)
+    (leader_env.root / "experiment_profiles" / "bomb.yaml").write_text(bomb)
+    assert leader_client.simulate_get("/api/experiment_profiles").json == []
+
+
+def test_anchors_without_aliases_are_accepted(leader_client):
+    body = GOOD.replace("common:", "common: &shared")
+    result = leader_client.simulate_post("/api/experiment_profiles", json={"filename": "anchor.yaml", "body": body})
+    assert result.status_code in (200, 201), result.text
+
+
+def test_profiles_nested_deeper_than_64_levels_are_refused(leader_client):
+    deep = 'version: "1.0"\nexperiment_profile_name: deep\nx: ' + "[" * 200 + "]" * 200 + "\n"
+    result = leader_client.simulate_post("/api/experiment_profiles", json={"filename": "deep.yaml", "body": deep})
+    assert result.status_code == 400
+    assert "nested deeper than 64 levels" in result.json["diagnostics"][0]["message"]

@@ -1,0 +1,137 @@
+"""Bounded JSON request bodies: size, nesting depth and text length, refused in the contract's error shape.
+
+Config ``[api]`` (each request costs at most what these allow):
+
+* ``max_body_bytes`` (1,048,576): a JSON body above it is refused with 413
+  (``Content-Length`` checked before reading; a body without one is read up
+  to the limit and no further);
+* ``max_json_depth`` (64): deeper nesting of objects and arrays is a 400
+  (checked on the raw text before parsing, so 5,000 nested brackets never
+  reach the parser's recursion);
+* ``max_text_chars`` (100,000): a longer string anywhere in the body is a 400
+  naming its path (a profile's YAML is a string field, and fits).
+
+File uploads (state archives, plugin files) are not JSON and keep their own limits.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import falcon
+from falcon.media import BaseHandler
+
+from reactorkit.api.errors import ApiError
+
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+DEFAULT_MAX_DEPTH = 64
+DEFAULT_MAX_TEXT_CHARS = 100_000
+
+
+def nesting_depth(text: str, limit: int) -> int:
+    """Deepest ``{``/``[`` nesting of JSON ``text`` (strings skipped), stopping early once above ``limit``."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    return deepest
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _long_text(value: Any, limit: int, path: str = "") -> tuple[str, int] | None:
+    if isinstance(value, str):
+        return (path or "(body)", len(value)) if len(value) > limit else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if len(key) > limit:
+                return (f"{path}.{key[:20]}…" if path else f"{key[:20]}…", len(key))
+            found = _long_text(item, limit, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _long_text(item, limit, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+class BoundedJSONHandler(BaseHandler):
+    """Falcon media handler for ``application/json`` with the bounds of the module docstring.
+
+    Args:
+        max_body_bytes, max_depth, max_text_chars: The bounds (bytes, levels, characters).
+    """
+
+    def __init__(self, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_depth: int = DEFAULT_MAX_DEPTH,
+                 max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> None:
+        super().__init__()
+        self.max_body_bytes, self.max_depth, self.max_text_chars = max_body_bytes, max_depth, max_text_chars
+
+    def _too_large(self, size: str) -> ApiError:
+        return ApiError(falcon.HTTP_413, "Request body too large.",
+                        cause=f"The JSON body is {size}; this API accepts at most {self.max_body_bytes} bytes "
+                              "([api] max_body_bytes).",
+                        remediation="Send a smaller body (split the request), or raise [api] max_body_bytes.")
+
+    def deserialize(self, stream: Any, content_type: str | None, content_length: int | None) -> Any:
+        if content_length is not None and content_length > self.max_body_bytes:
+            raise self._too_large(f"{content_length} bytes")
+        raw = stream.read(self.max_body_bytes + 1)
+        if len(raw) > self.max_body_bytes:
+            raise self._too_large(f"more than {self.max_body_bytes} bytes")
+        if not raw:
+            raise falcon.MediaNotFoundError("JSON")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise falcon.MediaMalformedError("JSON") from exc
+        depth = nesting_depth(text, self.max_depth)
+        if depth > self.max_depth:
+            raise ApiError(falcon.HTTP_400, "JSON body nested too deeply.",
+                           cause=f"Objects and arrays are nested more than {self.max_depth} levels "
+                                 "([api] max_json_depth).",
+                           remediation="Send a flatter document.")
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise falcon.MediaMalformedError("JSON") from exc  # the routes word it ("not valid JSON: …")
+        found = _long_text(data, self.max_text_chars)
+        if found:
+            where, length = found
+            raise ApiError(falcon.HTTP_400, "Text field too long.",
+                           cause=f"Field {where!r} has {length} characters; at most {self.max_text_chars} are accepted "
+                                 "([api] max_text_chars).",
+                           remediation=f"Shorten {where!r}.")
+        return data
+
+    def serialize(self, media: Any, content_type: str | None) -> bytes:
+        return json.dumps(media, ensure_ascii=False).encode("utf-8")
+
+
+def install(app: falcon.App, config: Any) -> BoundedJSONHandler:
+    """Use a :class:`BoundedJSONHandler` (bounds from ``[api]``) for JSON request bodies of ``app``."""
+    handler = BoundedJSONHandler(
+        max_body_bytes=config.getint("api", "max_body_bytes", fallback=DEFAULT_MAX_BODY_BYTES),
+        max_depth=config.getint("api", "max_json_depth", fallback=DEFAULT_MAX_DEPTH),
+        max_text_chars=config.getint("api", "max_text_chars", fallback=DEFAULT_MAX_TEXT_CHARS),
+    )
+    for media_type in (falcon.MEDIA_JSON, "application/json; charset=UTF-8"):
+        app.req_options.media_handlers[media_type] = handler
+    return handler

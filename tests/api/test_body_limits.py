@@ -1,0 +1,55 @@
+"""JSON request bodies are bounded: size (413), nesting depth and text length (400), in the contract's error shape."""
+
+import falcon.testing
+import pytest
+
+from reactorkit.api.app import create_app
+from reactorkit.api.body_limits import nesting_depth
+from reactorkit.core.config import DEFAULTS, Config
+from reactorkit.core.plugins import Registry
+
+
+@pytest.fixture
+def client(unit_env, monkeypatch):
+    for key, value in unit_env.env().items():
+        monkeypatch.setenv(key, value)
+    config = Config()
+    config.read_string(DEFAULTS)
+    config.read_string("[api]\nmax_body_bytes = 40000\nmax_text_chars = 5000\n")
+    return falcon.testing.TestClient(create_app(Registry.installed(), config=config, unit=unit_env.unit, leader=True))
+
+
+def contract_shape(body):
+    return set(body) >= {"error", "cause", "remediation", "status"}
+
+
+def test_a_body_above_the_size_limit_is_a_413_in_the_contracts_shape(client):
+    big = '{"experiment": "' + "x" * 50000 + '"}'
+    result = client.simulate_post("/api/experiments", body=big, headers={"Content-Type": "application/json"})
+    assert result.status_code == 413
+    assert contract_shape(result.json) and result.json["status"] == 413
+    assert "40000 bytes" in result.json["cause"] and "max_body_bytes" in result.json["cause"]
+
+
+def test_a_body_without_content_length_is_read_only_up_to_the_limit(client):
+    big = b'{"experiment": "' + b"x" * 50000 + b'"}'
+    result = client.simulate_post("/api/experiments", body=big,
+                                  headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    assert result.status_code == 413
+
+
+def test_five_thousand_nested_brackets_are_a_400_not_a_500(client):
+    for body in ("[" * 5000 + "]" * 5000, '{"a":' * 5000 + "1" + "}" * 5000):
+        result = client.simulate_post("/api/experiments", body=body, headers={"Content-Type": "application/json"})
+        assert result.status_code == 400, result.text
+        assert contract_shape(result.json) and "max_json_depth" in result.json["cause"]
+
+
+def test_a_text_field_above_the_limit_is_a_400_naming_the_field(client):
+    result = client.simulate_post("/api/experiments", json={"experiment": "e1", "description": "d" * 6000})
+    assert result.status_code == 400
+    assert "'description' has 6000 characters" in result.json["cause"]
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    assert nesting_depth('{"a": "[[[[[[[[", "b": [1, {"c": "\\"]]]"}]}', 64) == 3
