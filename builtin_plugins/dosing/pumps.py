@@ -288,7 +288,10 @@ class _PumpRun:
                     t_on, timed_by_hardware = float(started), True
                     leases.update(self.lease_id, t_on=t_on, until=t_on + limit_s)
             else:
-                self.hardware.set_pwm(self.channel, self.rate.duty_cycle)
+                started = self.hardware.set_pwm(self.channel, self.rate.duty_cycle)
+                if isinstance(started, (int, float)):  # the backend says when it went on (the simulated vessel)
+                    t_on = float(started)
+                    leases.update(self.lease_id, t_on=t_on)
         except BaseException:
             self.hardware.set_pwm(self.channel, 0.0)
             leases.release(self.lease_id)
@@ -307,7 +310,9 @@ class _PumpRun:
                 self._publish(self.rate.ml_for(elapsed) - self.published_ml)
         finally:
             t_off = clock.now()
-            self.hardware.set_pwm(self.channel, 0.0)
+            took_effect = self.hardware.set_pwm(self.channel, 0.0)
+            if isinstance(took_effect, (int, float)):  # when the backend switched it off (the simulated vessel)
+                t_off = float(took_effect)
         on_seconds = t_off - t_on
         if timed_by_hardware:
             on_seconds = min(on_seconds, limit_s)

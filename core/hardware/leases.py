@@ -280,8 +280,8 @@ def sweep(config: Any = None, hardware: Any = None, clock: Any = None,
         for lease in orphans:
             t_off = lease.t_off
             if t_off is None:
-                now = clock.now()
-                hardware.set_pwm(lease.channel, 0.0)
+                took_effect = hardware.set_pwm(lease.channel, 0.0)  # a backend may say when (the simulated vessel)
+                now = float(took_effect) if isinstance(took_effect, (int, float)) else clock.now()
                 t_off = off_time(lease, now, hardware)
                 journal.mark_off(lease.lease_id, t_off)
             message = (f"PWM channel {lease.channel} was left on ({lease.duty_cycle:g} %) by {lease.job_name}, "

@@ -109,13 +109,15 @@ class SimulatedHardware(Hardware):
             atomic_write(self.path, json.dumps(fresh.to_dict()), durable=False)
 
     # ----------------------------------------------------------- actuators
-    def set_pwm(self, channel: int, duty_cycle: float) -> None:
+    def set_pwm(self, channel: int, duty_cycle: float) -> float:
+        """As :meth:`Hardware.set_pwm`; returns the vessel's clock time at which the change took effect."""
         if int(channel) not in PWM_CHANNELS:
             raise HardwareError(f"PWM channel must be one of {PWM_CHANNELS}, got {channel}")
         duty_cycle = check_duty_cycle(duty_cycle)
         with self.vessel() as v:
             v.s.pwm[str(int(channel))] = duty_cycle
             v.s.pwm_off_at.pop(str(int(channel)), None)
+            return v.s.t
 
     def set_pwm_for(self, channel: int, duty_cycle: float, seconds: float) -> float:
         """On for exactly ``seconds`` of simulated time from now (the vessel turns it off); returns the start time."""
