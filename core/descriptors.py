@@ -286,6 +286,8 @@ class AutomationField(_Record):
         default: Default value (None: required from the user when ``required``).
         required, disabled: Form flags.
         options: Choices for ``select`` fields.
+        min, max: Bounds of a numeric field, enforced like a published setting's (the field is
+            published as an editable setting of its host job, ``dosing_automation`` …).
     """
 
     key: str
@@ -296,6 +298,14 @@ class AutomationField(_Record):
     required: bool = True
     disabled: bool = False
     options: tuple[str, ...] = ()
+    min: float | None = field(default=None, repr=False)
+    max: float | None = field(default=None, repr=False)
+
+    def as_setting(self) -> "PublishedSetting":
+        """This field as an editable setting of its host job (what the UI's automation card edits)."""
+        kind = {"numeric": "numeric", "boolean": "boolean"}.get(self.type, "string")
+        return PublishedSetting(key=self.key, type=kind, unit=self.unit, label=self.label, editable=True,
+                                display=False, min=self.min, max=self.max)
 
     def __post_init__(self) -> None:
         _check_snake("automation field key", self.key)

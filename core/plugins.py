@@ -388,7 +388,23 @@ class Registry:
 
     @cached_property
     def jobs(self) -> dict[str, d.JobDescriptor]:
-        return self._keyed("register_jobs", d.JobDescriptor)
+        """Jobs by name; an automation host (``dosing_automation``, ``led_automation``, ``temperature_automation``)
+        also publishes every field of its type's automations as an editable setting (declared on the field)."""
+        jobs = self._keyed("register_jobs", d.JobDescriptor)
+        for automation_type, named in self.automations.items():
+            host = jobs.get(f"{automation_type}_automation")
+            if host is None:
+                continue
+            declared = {s.key for s in host.published_settings}
+            extra: list[d.PublishedSetting] = []
+            for automation in named.values():
+                for automation_field in automation.fields:
+                    if automation_field.key not in declared:
+                        declared.add(automation_field.key)
+                        extra.append(automation_field.as_setting())
+            if extra:
+                jobs[host.job_name] = replace(host, published_settings=(*host.published_settings, *extra))
+        return jobs
 
     @cached_property
     def automations(self) -> dict[str, dict[str, d.AutomationDescriptor]]:
