@@ -4,7 +4,8 @@ Serves a leader (``pio serve``, as deployed; a small database with one
 experiment and four workers) with each configuration given (``--config
 WORKERS:THREADS[:CLASS]``, repeatable; CLASS ``gthread`` or ``sync``) and
 reports, for each light route, p50 of one client and the requests per second
-of ``--concurrency`` keep-alive connections (the load generator of
+of ``--concurrency`` keep-alive connections, and the gunicorn workers' CPU time per
+request (the load generator of
 ``api_time_series.py``, on the same cores as the server), beside the interpreter
 floor and the load average measured in the same run.
 
@@ -95,10 +96,30 @@ def main() -> None:
             print(f"[{label}]")
             for route in routes:
                 p50 = statistics.median(ts.latencies(port, route, args.requests))
+                workers = _workers(proc.pid)
+                cpu0 = sum(_cpu_s(w) for w in workers)
                 rps = ts.throughput(port, route, args.concurrency, args.duration)
-                print(f"  {route:<26} p50 {p50:6.2f} ms  {rps:8.0f} req/s   (load {os.getloadavg()[0]:.2f})", flush=True)
+                per_request = (sum(_cpu_s(w) for w in workers) - cpu0) / max(rps * args.duration, 1) * 1e6
+                print(f"  {route:<26} p50 {p50:6.2f} ms  {rps:8.0f} req/s  server CPU {per_request:5.0f} µs/request"
+                      f"   (load {os.getloadavg()[0]:.2f})", flush=True)
         finally:
             ts.stop(proc)
+
+
+def _workers(master: int) -> list[int]:
+    """gunicorn's worker processes (children of the master ``pio serve`` became)."""
+    try:
+        return [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError):
+        return 0.0
 
 
 def _default(env: dict[str, str], root: Path) -> tuple[subprocess.Popen, int]:

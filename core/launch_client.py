@@ -6,7 +6,7 @@ to the launcher.
 
 Protocol (a Unix stream socket at ``$DOT_PIOREACTOR/storage/launcher.sock``,
 owner-only): the client sends a 4-byte big-endian length and a JSON request
-``{"argv", "env", "cwd", "executable", "pythonpath", "detach"}``; the first
+``{"argv", "env", "cwd", "executable", "pythonpath", "detach", "umask"}``; the first
 ``sendmsg`` carries the client's stdin, stdout and stderr as ``SCM_RIGHTS``. The
 launcher answers one line, ``pid <n>`` (the job's process) or ``refused <reason>``,
 and, when the job exits, ``exit <code>`` (negative: killed by that signal). An
@@ -127,9 +127,11 @@ def launch(argv: list[str], *, env: dict[str, str] | None = None, cwd: str | Non
     path = socket_path(env)
     if len(path.encode()) >= 104 or not os.path.exists(path):
         return None
+    umask = os.umask(0o022)
+    os.umask(umask)
     request = json.dumps({
         "argv": list(argv), "env": env, "cwd": cwd or os.getcwd(), "executable": sys.executable,
-        "pythonpath": env.get("PYTHONPATH", ""), "detach": detach,
+        "pythonpath": env.get("PYTHONPATH", ""), "detach": detach, "umask": umask,
     }).encode()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

@@ -387,6 +387,8 @@ class Launcher:
         os.environ.clear()
         os.environ.update({str(k): str(v) for k, v in request.get("env", {}).items()})
         os.chdir(request.get("cwd") or "/")
+        if isinstance(request.get("umask"), int):
+            os.umask(request["umask"])
         sys.argv = argv
         _reopen_std_streams()
         _reset_process_state()
