@@ -76,15 +76,20 @@ def _pip(args: list[str]) -> list[str]:
     return lines
 
 
-def _fresh_listing() -> list[dict[str, Any]]:
-    """:func:`installed_plugins` in a new interpreter (sees exactly what is installed now)."""
-    code = ("import json; from reactorkit.core.plugin_packages import installed_plugins;"
-            "print(json.dumps(installed_plugins()))")
+def _in_fresh_interpreter(function: str) -> list[Any]:
+    """``function()`` (``"module:name"``, returning JSON-able data) run in a new interpreter, which sees exactly
+    what is installed now; ``[]`` when it fails (the listing reports a broken plugin, never this)."""
+    code = f"import json, pkgutil; print(json.dumps(pkgutil.resolve_name({function!r})()))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return []
+
+
+def _fresh_listing() -> list[dict[str, Any]]:
+    """:func:`installed_plugins` in a new interpreter."""
+    return _in_fresh_interpreter("reactorkit.core.plugin_packages:installed_plugins")
 
 
 def _matching(listing: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -118,13 +123,7 @@ def install_package(name: str, source: str | None = None) -> dict[str, Any]:
 def _merge_config_defaults() -> list[str]:
     """The plugins' default config sections merged into config.ini, in a fresh interpreter (sees the new plugin);
     returns the ``section.key`` added (a plugin's broken defaults are reported by the listing, never fatal)."""
-    code = ("import json; from reactorkit.core.config_defaults import merge_installed_config_sections as merge;"
-            "print(json.dumps(merge()))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    try:
-        return json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return []
+    return _in_fresh_interpreter("reactorkit.core.config_defaults:merge_installed_config_sections")
 
 
 def _remove_from_target(target: str, name: str) -> bool:
