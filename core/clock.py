@@ -72,6 +72,21 @@ def utc_iso_ms(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def iso_to_utc_iso_ms(text: str) -> str:
+    """``utc_iso_ms(parse_iso(text))``, without the round trip through epoch seconds for UTC input
+    (the ingestion normalises every reading's timestamp; this is about a third quicker).
+
+    Raises:
+        ValueError: not an ISO-8601 timestamp.
+    """
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    offset = dt.utcoffset()
+    if offset is not None and not offset and 1970 <= dt.year <= 2999:
+        return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+                f".{dt.microsecond // 1000:03d}Z")
+    return utc_iso_ms(parse_iso(text))
+
+
 def parse_iso(text: str) -> float:
     """Epoch seconds of an ISO-8601 timestamp (``Z`` or offset; naive = UTC).
 

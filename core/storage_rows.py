@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reactorkit.core.clock import parse_iso, utc_iso_ms
+from reactorkit.core.clock import iso_to_utc_iso_ms, parse_iso, utc_iso_ms
 
 
 def row_from_topic(topic: str, *, timestamp: str | None = None, **values: Any) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def row_from_topic(topic: str, *, timestamp: str | None = None, **values: Any) -
         raise ValueError(f"topic {topic!r} has no pioreactor/{{unit}}/{{experiment}} segments") from exc
     row: dict[str, Any] = {"pioreactor_unit": unit, "experiment": experiment}
     if timestamp is not None:
-        row["timestamp"] = utc_iso_ms(parse_iso(timestamp))
+        row["timestamp"] = iso_to_utc_iso_ms(timestamp)
     row.update(values)
     return row
 

@@ -68,3 +68,21 @@ def test_timestamps_round_trip():
     assert utc_iso_ms(ts) == "2023-11-14T22:13:20.123Z"
     assert abs(parse_iso(utc_iso_ms(ts)) - ts) < 1e-3
     assert abs(parse_iso(Clock().utc_iso(ts)) - ts) < 1e-5
+
+
+def test_iso_timestamps_normalise_to_milliseconds_as_the_epoch_round_trip_does():
+    import random
+    from datetime import datetime, timezone
+
+    from reactorkit.core.clock import iso_to_utc_iso_ms, parse_iso, utc_iso_ms
+
+    rng = random.Random(7)
+    samples = [datetime.fromtimestamp(rng.uniform(0, 3e9), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+               for _ in range(2000)]
+    samples += ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.999999Z", "2026-06-01T12:34:56.0005+00:00",
+                "2026-06-01T12:34:56.123+02:00", "2026-06-01T12:34:56", "1969-12-31T23:59:59.5Z"]
+    for text in samples:
+        assert iso_to_utc_iso_ms(text) == utc_iso_ms(parse_iso(text)), text
+    for bad in ("2026-02-30T00:00:00Z", "yesterday", ""):
+        with pytest.raises(ValueError):
+            iso_to_utc_iso_ms(bad)
