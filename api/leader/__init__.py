@@ -39,7 +39,6 @@ def routes(registry: Any = None) -> dict[str, Factory]:
         "/api/experiments/active": ex.ActiveExperiments,
         "/api/experiments/assignment_count": ex.AssignmentCount,
         f"{EXP}/unit_labels": ex.UnitLabels,
-        f"{EXP}/media_rates": ex.MediaRates,
         "/api/historical_media": lambda ctx: ex.Historical(ctx, "media_used"),
         "/api/historical_organisms": lambda ctx: ex.Historical(ctx, "organism_used"),
         # workers, units, assignments

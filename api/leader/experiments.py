@@ -1,4 +1,4 @@
-"""Experiments: CRUD, latest/active, assignment counts, tags, unit labels, historical media/organisms, media rates.
+"""Experiments: CRUD, latest/active, assignment counts, tags, unit labels, historical media/organisms.
 
 Rows are ``{experiment, created_at, description, delta_hours, worker_count, tags}``
 (domain facts §4.4); ``delta_hours`` is the age in whole hours on the cluster
@@ -25,7 +25,6 @@ from reactorkit.core.leader_db import now_iso
 
 FORBIDDEN_CHARACTERS = "#$%+/\\"
 MAX_NAME_LENGTH = 200
-MEDIA_RATE_WINDOW_H = 3.0
 
 _EXPERIMENT_SQL = """
 SELECT e.experiment, e.created_at, e.description, e.media_used, e.organism_used,
@@ -277,42 +276,4 @@ class UnitLabels:
         success(resp, falcon.HTTP_201)
 
     on_patch = on_put
-
-
-class MediaRates:
-    """``GET /api/experiments/{experiment}/media_rates``: mL/h added by dosing automations over the last 3 h.
-
-    ``{unit: {mediaRate, altMediaRate}, …, "all": {…}}`` (domain facts §4.4): the
-    ``add_media`` / ``add_alt_media`` volumes of ``dosing_events`` whose
-    ``source_of_event`` starts with ``dosing_automation``, summed over the last
-    3 hours of the cluster clock and divided by 3; ``all`` is the sum over units.
-    An experiment without dosing (or no ``dosing_events`` table) gives zeros.
-    """
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, experiment: str) -> None:
-        from reactorkit.core.clock import utc_iso_ms
-
-        require_experiment(self.ctx, experiment)
-        out: dict[str, dict[str, float]] = {}
-        total_media = total_alt = 0.0
-        if self.ctx.db.table_exists("dosing_events"):
-            since = utc_iso_ms(get_clock().now() - MEDIA_RATE_WINDOW_H * 3600)
-            rows = self.ctx.db.query(
-                "SELECT pioreactor_unit,"
-                " sum(CASE WHEN event = 'add_media' THEN volume_change_ml ELSE 0 END) AS media,"
-                " sum(CASE WHEN event = 'add_alt_media' THEN volume_change_ml ELSE 0 END) AS alt"
-                " FROM dosing_events WHERE experiment = ? AND timestamp >= ?"
-                " AND event IN ('add_media', 'add_alt_media') AND source_of_event LIKE 'dosing_automation%'"
-                " GROUP BY pioreactor_unit ORDER BY pioreactor_unit",
-                (experiment, since))
-            for r in rows:
-                media, alt = float(r["media"] or 0) / MEDIA_RATE_WINDOW_H, float(r["alt"] or 0) / MEDIA_RATE_WINDOW_H
-                out[r["pioreactor_unit"]] = {"mediaRate": round(media, 4), "altMediaRate": round(alt, 4)}
-                total_media += media
-                total_alt += alt
-        out["all"] = {"mediaRate": round(total_media, 4), "altMediaRate": round(total_alt, 4)}
-        resp.media = out
 

@@ -123,3 +123,49 @@ class BioreactorUpdateOnWorkers(RouteResource):
             self.context.fanout.respond(resp, "PATCH", units, path, {"values": values})
         except RedisError as exc:
             raise unavailable_queue(exc) from exc
+
+
+MEDIA_RATE_WINDOW_H = 3.0
+_RATE = {"type": "object", "required": ["mediaRate", "altMediaRate"],
+         "properties": {"mediaRate": {"type": "number"}, "altMediaRate": {"type": "number"}}}
+MEDIA_RATES_SCHEMAS = {"GET": {"summary": "Media added by dosing automations over the last 3 h, mL/h per unit.",
+                               "responses": {"200": {"type": "object", "additionalProperties": _RATE}}}}
+
+
+class MediaRates(RouteResource):
+    """``GET /api/experiments/{experiment}/media_rates``: mL/h added by dosing automations over the last 3 h.
+
+    ``{unit: {mediaRate, altMediaRate}, …, "all": {…}}`` (domain facts §4.4): the
+    ``add_media`` / ``add_alt_media`` volumes of ``dosing_events`` whose
+    ``source_of_event`` starts with ``dosing_automation``, summed over the last
+    3 hours of the cluster clock and divided by 3; ``all`` is the sum over units.
+    An experiment without dosing gives zeros; an unknown experiment is a 404.
+    """
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, experiment: str) -> None:
+        from reactorkit.plugin import get_clock, utc_iso_ms
+
+        db = self.context.leader_db
+        if not db.experiment_exists(experiment):
+            raise ApiError(falcon.HTTP_404, f"Experiment {experiment!r} not found.",
+                           cause=f"No experiment named {experiment!r} exists on this leader.",
+                           remediation="Check GET /api/experiments, or create it with POST /api/experiments.")
+        out: dict[str, dict[str, float]] = {}
+        total_media = total_alt = 0.0
+        if db.table_exists("dosing_events"):
+            since = utc_iso_ms(get_clock().now() - MEDIA_RATE_WINDOW_H * 3600)
+            rows = db.query(
+                "SELECT pioreactor_unit,"
+                " sum(CASE WHEN event = 'add_media' THEN volume_change_ml ELSE 0 END) AS media,"
+                " sum(CASE WHEN event = 'add_alt_media' THEN volume_change_ml ELSE 0 END) AS alt"
+                " FROM dosing_events WHERE experiment = ? AND timestamp >= ?"
+                " AND event IN ('add_media', 'add_alt_media') AND source_of_event LIKE 'dosing_automation%'"
+                " GROUP BY pioreactor_unit ORDER BY pioreactor_unit",
+                (experiment, since))
+            for r in rows:
+                media, alt = float(r["media"] or 0) / MEDIA_RATE_WINDOW_H, float(r["alt"] or 0) / MEDIA_RATE_WINDOW_H
+                out[r["pioreactor_unit"]] = {"mediaRate": round(media, 4), "altMediaRate": round(alt, 4)}
+                total_media += media
+                total_alt += alt
+        out["all"] = {"mediaRate": round(total_media, 4), "altMediaRate": round(total_alt, 4)}
+        resp.media = out

@@ -248,6 +248,8 @@ ROUTES = (
     RouteDescriptor(path="/unit_api/bioreactor/experiments/{experiment}", resource=f"{_PKG}.api:BioreactorValues"),
     RouteDescriptor(path="/api/workers/{pioreactor_unit}/bioreactor/update/experiments/{experiment}",
                     resource=f"{_PKG}.api:BioreactorUpdateOnWorkers", leader_only=True),
+    RouteDescriptor(path="/api/experiments/{experiment}/media_rates", resource=f"{_PKG}.api:MediaRates",
+                    leader_only=True, schemas=f"{_PKG}.api:MEDIA_RATES_SCHEMAS"),
 )
 
 

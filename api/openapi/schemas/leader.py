@@ -52,7 +52,6 @@ WORKER = obj(("pioreactor_unit", "is_active"), pioreactor_unit=STR, added_at=STR
 ASSIGNMENT = obj(("pioreactor_unit",), pioreactor_unit=STR, experiment=nullable(STR), is_active=INT)
 UNIT_ROW = obj(("pioreactor_unit",), pioreactor_unit=STR)
 CONFIGS = obj(("configs",), configs=mapping(mapping(mapping(STR))), errors=mapping(ANY))
-MEDIA_RATE = obj(("mediaRate", "altMediaRate"), mediaRate=NUM, altMediaRate=NUM)
 
 NEW_EXPERIMENT = obj(
     ("experiment",), experiment=STR, description=STR, mediaUsed=nullable(STR), organismUsed=nullable(STR),
@@ -163,8 +162,6 @@ def _experiment_routes() -> dict[tuple[str, str], dict[str, Any]]:
                                           status=201),
         ("PATCH", f"{EXP}/unit_labels"): op("Label a unit (as PUT).", body=obj(("unit",), unit=STR, label=STR),
                                             body_required=True, ok=STATUS, status=201),
-        ("GET", f"{EXP}/media_rates"): op("Media added by dosing automations over the last 3 h, mL/h per unit.",
-                                          ok=mapping(MEDIA_RATE)),
     }
 
 
