@@ -12,8 +12,9 @@ Steps (each one an HTTP call a user or the UI would make):
    growth_rate_calculating on every worker, a turbidostat on the first worker and
    a chemostat on the second, for ``hours`` simulated hours;
 5. show progress (simulated hours, OD, growth rate, volume, doses per unit) in place;
-6. at the end export the experiment's datasets as a zip and plot OD, growth rate
-   and dosing events per unit from the time-series endpoints.
+6. at the end export the experiment's datasets as a zip and draw its figure from
+   that zip (:mod:`reactorkit.core.demo.figure`: OD, growth rate, volume, dilution
+   rate and doses per unit against hours since the start).
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ from reactorkit.core.localcluster.layout import ClusterLayout
 TURBIDOSTAT_TARGET_NOD = 10.0  # normalised OD: 10× the OD of the first readings
 CHEMOSTAT_EXCHANGE_ML = 0.5
 CHEMOSTAT_EVERY_MIN = 20.0
+
+
+PROGRESS_LEGEND = (
+    "Progress, per unit: OD = what od_reading publishes (photodiode signal unless an OD calibration is active); "
+    "true = the simulated vessel's actual OD600; growth rate = growth_rate_calculating's estimate (h⁻¹); "
+    "volume = liquid in the vessel (mL); doses = media additions so far."
+)
 
 
 class DemoError(RuntimeError):
@@ -231,43 +239,19 @@ class Progress:
         return lines
 
 
-def plot(api: Api, experiment: str, lookback_h: float, path: Path) -> Path:
-    """OD, growth rate and dosing events per unit against time, from the time-series endpoints."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from datetime import datetime
-
-    import matplotlib.pyplot as plt
-
-    params = {"lookback": lookback_h, "target_points": 720}
-    panels = [
-        ("od_readings", "OD (photodiode signal)"),
-        ("growth_rates", "growth rate (h⁻¹)"),
-        ("dosing_events/volume_change_ml", "dosing events: volume (mL)"),
-    ]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 9), sharex=True)
-    for ax, (source, label) in zip(axes, panels):
-        data = api.call("GET", f"/api/experiments/{experiment}/time_series/{source}", f"read {source}", params=params)
-        for name, points in zip(data.get("series", []), data.get("data", [])):
-            xs = [datetime.fromisoformat(p["x"].replace("Z", "+00:00")) for p in points]
-            ys = [p["y"] for p in points]
-            if source.startswith("dosing_events"):
-                ax.scatter(xs, ys, s=8, label=name)
-            else:
-                ax.plot(xs, ys, lw=1, label=name)
-        ax.set_ylabel(label)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper left", fontsize=8)
-        else:
-            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="grey")
-        ax.grid(alpha=0.3)
-    axes[-1].set_xlabel("time (UTC, simulated)")
-    fig.suptitle(f"{experiment}: OD, growth rate and dosing per unit")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def od_calibrated(api: Api, units: list[str]) -> bool:
+    """Whether every unit in ``units`` has an active OD calibration (then od_readings are calibrated OD600)."""
+    try:
+        accepted = api.call("GET", "/api/workers/$broadcast/active_calibrations", "read active calibrations")
+        record = api.wait_task(accepted, "read active calibrations", timeout_s=60)
+    except DemoError:
+        return False
+    result = record.get("result") or {}
+    for unit in units:
+        active = (result.get(unit) or {}).get("value") or {}
+        if not any(device.startswith("od") for device in active):
+            return False
+    return True
 
 
 def export_zip(api: Api, experiment: str, out_dir: Path) -> Path:
@@ -345,6 +329,7 @@ def run_experiment(
         api = Api(layout.url())
         echo_addresses(layout, echo)
         experiment = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+        created = Clock(layout.speedup, layout.clock_origin).now()
         api.call("POST", "/api/experiments", "create the experiment",
                  json={"experiment": experiment, "description": "reactorkit demo: turbidostat and chemostat"})
         for worker in layout.workers:
@@ -371,10 +356,17 @@ def run_experiment(
         started = clock.now()
         roles = f"turbidostat on {turbidostat}" + (f", chemostat on {chemostat}" if chemostat else "")
         echo(f"Profile started: stirring, od_reading, growth_rate_calculating on every worker; {roles}.")
+        echo(PROGRESS_LEGEND)
         _watch(progress, clock, started, hours, echo, live)
         echo("Experiment finished; writing results …")
         export_path = export_zip(api, experiment, out_dir)
-        plot_path = plot(api, experiment, lookback_h=hours + 2, path=out_dir / f"{experiment}.png")
+        from reactorkit.core.demo.figure import plot_export
+
+        roles_title = f"turbidostat on {turbidostat}" + (f", chemostat on {chemostat}" if chemostat else "")
+        plot_path = plot_export(export_path, out_dir / f"{experiment}.png",
+                                title=f"{experiment}: {roles_title} ({hours:g} h, simulated vessels)",
+                                od_calibrated=od_calibrated(api, [w for w in layout.workers if w not in replays]),
+                                start_h=max(0.0, (started - created) / 3600.0))
         echo(f"Export: {export_path}")
         echo(f"Plot:   {plot_path}")
         echo(f"Explore the API at {layout.url()}/api/experiments/{experiment}/time_series/od_readings")
