@@ -133,6 +133,7 @@ def plot_export(export_path: Path, path: Path, *, title: str, od_calibrated: boo
         if unit in dilution:
             axes[3].step(*dilution[unit], where="post", lw=1.2, color=colours[unit], label=unit)
     axes[3].set_ylabel(f"dilution rate (h⁻¹,\n{DILUTION_BIN_H:g} h bins)")
+    axes[3].set_ylim(bottom=0)
     for unit in units:
         mine = [r for r in doses if r["pioreactor_unit"] == unit]
         for events, sign, marker in ((MEDIA_EVENTS, 1, "^"), (WASTE_EVENTS, -1, "v")):
