@@ -267,3 +267,27 @@ def run_automation(automation_type: str, *, unit: str, experiment: str, config: 
     job = cls(unit=unit, experiment=experiment, config=config, source=descriptor.source, **options)
     job.block_until_disconnected()
     return 0
+
+
+def run_automation_host(automation_type: str, *, unit: str, experiment: str, config: Any, automation_name: str,
+                        refusals: tuple[type[BaseException], ...] = (ValueError, TypeError), refusal_exit: int = 2,
+                        **kwargs: Any) -> int:
+    """The runner of a host job (``pio run {automation_type}_automation``): start the automation
+    ``automation_name`` (:func:`run_automation`) and block until it disconnects.
+
+    Other options arrive as strings and are cast with the automation's field types.
+
+    Returns:
+        0 after a clean stop; 1 when it could not start (another one runs, no broker); ``refusal_exit``
+        for one of ``refusals`` (an unknown automation, a bad option …), with one line on stderr.
+    """
+    from reactorkit.core.start_errors import start_failure
+
+    try:
+        return run_automation(automation_type, unit=unit, experiment=experiment, config=config,
+                              automation_name=automation_name, **kwargs)
+    except Exception as exc:
+        code = start_failure(f"{automation_type}_automation", exc, refusals=refusals, refusal_exit=refusal_exit)
+        if code is None:
+            raise
+        return code

@@ -43,7 +43,6 @@ from __future__ import annotations
 import json
 import math
 import signal
-import sys
 import threading
 import time
 from typing import Any, Callable
@@ -465,7 +464,7 @@ def _run_cli(action: str, *, unit: str, experiment: str, config: Any, ml: float 
     Returns:
         0 on success, 1 when the action was refused (message on stderr).
     """
-    from reactorkit.plugin import JobAlreadyRunning
+    from reactorkit.plugin import start_failure
 
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -475,16 +474,13 @@ def _run_cli(action: str, *, unit: str, experiment: str, config: Any, ml: float 
         pump_action(action, ml=ml, duration=duration, continuously=bool(continuously),
                     source_of_event=source_of_event or "CLI", unit=unit, experiment=experiment, config=config,
                     stop_event=stop)
-    except JobAlreadyRunning as exc:
-        print(f"Error: {exc}. Stop it first with: pio kill --job-name {action}", file=sys.stderr)
-        return 1
-    except ConnectionError as exc:
-        print(f"Error: {exc}. Is mosquitto running? Check [mqtt] in config.ini.", file=sys.stderr)
-        return 1
-    except (PumpError, MissingCalibration, ValueError) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        _log_refusal(action, unit, experiment, config, str(exc))
-        return 1
+    except Exception as exc:
+        code = start_failure(action, exc, refusals=(PumpError, MissingCalibration, ValueError))
+        if code is None:
+            raise
+        if isinstance(exc, (PumpError, MissingCalibration, ValueError)):
+            _log_refusal(action, unit, experiment, config, str(exc))
+        return code
     return 0
 
 

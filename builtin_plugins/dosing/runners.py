@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 TRUE_WORDS = ("1", "true", "yes", "on", "y", "t", "")
@@ -20,20 +19,10 @@ def run_dosing_automation(*, unit: str, experiment: str, config: Any, automation
     """
     from reactorkit.builtin_plugins.dosing.calibration import MissingCalibration
     from reactorkit.builtin_plugins.dosing.pumps import PumpError
-    from reactorkit.plugin import run_automation
-    from reactorkit.plugin import JobAlreadyRunning
+    from reactorkit.plugin import run_automation_host
 
     if isinstance(kwargs.get("skip_first_run"), str):
         kwargs["skip_first_run"] = kwargs["skip_first_run"].strip().lower() in TRUE_WORDS
-    try:
-        return run_automation("dosing", unit=unit, experiment=experiment, config=config,
-                              automation_name=automation_name, **kwargs)
-    except JobAlreadyRunning as exc:
-        print(f"Error: {exc}. Stop it first with: pio kill --job-name dosing_automation", file=sys.stderr)
-        return 1
-    except ConnectionError as exc:
-        print(f"Error: {exc}. Is mosquitto running? Check [mqtt] in config.ini.", file=sys.stderr)
-        return 1
-    except (PumpError, MissingCalibration, ValueError, TypeError) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+    return run_automation_host("dosing", unit=unit, experiment=experiment, config=config,
+                               automation_name=automation_name, refusals=(PumpError, MissingCalibration, ValueError,
+                                                                          TypeError), refusal_exit=1, **kwargs)

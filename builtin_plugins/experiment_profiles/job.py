@@ -280,15 +280,14 @@ def run_profile(*, unit: str, experiment: str, config: Config, command: str, pro
         for line in runner.dry_run():
             print(line)
         return 0
-    from reactorkit.plugin import JobAlreadyRunning
+    from reactorkit.plugin import start_failure
 
     try:
         job = ExperimentProfileJob(unit, profile_experiment, profile=profile, profile_path=path, db=db, config=config)
-    except JobAlreadyRunning as exc:
-        print(f"Error: {exc}. Stop it first with: pio kill --job-name experiment_profile", file=sys.stderr)
-        return 1
-    except ConnectionError as exc:
-        print(f"Error: {exc}. Is mosquitto running? Check [mqtt] in config.ini.", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        code = start_failure("experiment_profile", exc)
+        if code is None:
+            raise
+        return code
     job.block_until_disconnected()
     return 0

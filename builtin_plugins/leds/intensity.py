@@ -152,14 +152,13 @@ def run_led_intensity(*, unit: str, experiment: str, config: Any, source_of_even
     from reactorkit.plugin import mqtt as mq
     from reactorkit.plugin import get_clock
     from reactorkit.plugin import HardwareError, get_hardware
-    from reactorkit.plugin import create_logger
+    from reactorkit.plugin import create_logger, start_failure
 
     clock = get_clock(config)
     try:
         client = mq.create_client(client_id=None, config=config)
     except ConnectionError as exc:
-        print(f"Error: {exc}. Is mosquitto running? Check [mqtt] in config.ini.", file=sys.stderr)
-        return 1
+        return start_failure("led_intensity", exc)
     try:
         logger = create_logger("led_intensity", unit=unit, experiment=experiment, mqtt_client=client, config=config,
                                clock=clock)

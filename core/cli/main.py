@@ -194,21 +194,17 @@ def run_job(descriptor: Any, kwargs: dict[str, Any], overrides: tuple[tuple[str,
     if descriptor.runner is not None:
         result = resolve(descriptor.runner)(unit=unit, experiment=experiment, config=config, **kwargs)
         return int(result or 0)
-    from reactorkit.core.job_registry import JobAlreadyRunning
+    from reactorkit.core.start_errors import start_failure
 
     job_class = resolve(descriptor.job_class)
     try:
         job = job_class(unit=unit, experiment=experiment, config=config, source=descriptor.source, **kwargs)
-    except JobAlreadyRunning as exc:
-        click.echo(f"Error: {exc}. Stop it first with: pio kill --job-name {descriptor.job_name}", err=True)
-        return 1
-    except ConnectionError as exc:
-        click.echo(f"Error: {exc}. Is mosquitto running? Check [mqtt] in config.ini.", err=True)
-        return 1
-    except ValueError as exc:  # the job refused an option's value: one line, not a traceback
-        click.echo(f"Error: pio run {descriptor.job_name}: {exc}. See `pio run {descriptor.job_name} --help` "
-                   f"for its options.", err=True)
-        return 2
+    except Exception as exc:  # the job refused an option's value, or cannot start: one line, not a traceback
+        code = start_failure(descriptor.job_name, exc, refusals=(ValueError,), refusal_exit=2,
+                             refusal_hint=f". See `pio run {descriptor.job_name} --help` for its options.")
+        if code is None:
+            raise
+        return code
     job.block_until_disconnected()
     return 0
 

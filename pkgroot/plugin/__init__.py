@@ -59,8 +59,9 @@ _export("reactorkit.core.job", "BackgroundJob", "DISCONNECTED", "READY")
 _export(
     "reactorkit.core.automation",
     "AutomationJob", "AutomationEvent", "NoEvent", "DilutionEvent", "AddMediaEvent", "AddAltMediaEvent",
-    "ChangedLedIntensity", "ErrorOccurred", "UpdatedHeaterDC", "run_automation",
+    "ChangedLedIntensity", "ErrorOccurred", "UpdatedHeaterDC", "run_automation", "run_automation_host",
 )
+_export("reactorkit.core.start_errors", "start_failure")
 _export("reactorkit.builtin_plugins.dosing.automation", "DosingAutomationJob")
 _export("reactorkit.builtin_plugins.leds.base", "LedAutomationJob")
 _export("reactorkit.builtin_plugins.temperature.base", "TemperatureAutomationJob")
