@@ -12,6 +12,9 @@ pytestmark = pytest.mark.integration
 
 SPEEDUP = 1000.0
 RUN_HOURS = 8.0
+DURATION_MIN = 10.0
+RUNS = int(RUN_HOURS * 60 / DURATION_MIN)  # the automation's decisions in RUN_HOURS on an idle machine
+WALL_CAP_S = 900.0  # only against a hang: a loaded machine takes longer, never fails for it
 CONFIG = """
 [simulation]
 initial_od = 0.2
@@ -31,11 +34,19 @@ def test_pid_morbidostat_slows_growth_with_alt_media_and_the_books_match_the_ves
     spawn_job("growth_rate_calculating")
     mqtt_recorder.wait_for(unit.env.topic("growth_rate_calculating", "growth_rate"), timeout=60)
     automation = spawn_job("dosing_automation", "--automation-name", "pid_morbidostat", "--target-growth-rate", "0.15",
-                           "--target-normalized-od", "1.2", "--duration", "10")
-    mqtt_recorder.wait_for(unit.env.topic("dosing_automation", "$state"), lambda p: p == b"ready", timeout=20)
+                           "--target-normalized-od", "1.2", "--duration", f"{DURATION_MIN:g}")
+    mqtt_recorder.wait_for(unit.env.topic("dosing_automation", "$state"), lambda p: p == b"ready", timeout=60)
+
+    # Wait for RUN_HOURS of simulated time *and* for the decisions the automation makes in that time: on a busy
+    # machine its timer skips beats it missed, so simulated time alone would leave it fewer decisions to act.
+    def decisions():
+        return len([p for p in mqtt_recorder.values(unit.env.topic("dosing_automation", "latest_event")) if p])
+
     end = start["t"] + RUN_HOURS * 3600
-    while unit.truth()["t"] < end:
+    deadline = time.monotonic() + WALL_CAP_S
+    while unit.truth()["t"] < end or decisions() < RUNS:
         assert automation.poll() is None, "the automation died"
+        assert time.monotonic() < deadline, f"{decisions()} of {RUNS} decisions after {WALL_CAP_S:.0f} s"
         time.sleep(0.2)
 
     # books and vessel are compared once the automation has stopped (during a dose the vessel has the
