@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 from typing import Any, ClassVar
 
@@ -205,6 +206,12 @@ class BackgroundJob(metaclass=_PostInit):
         except Exception:
             self._close_mqtt()
             raise
+        argv = sys.argv[1:]
+        if len(argv) >= 2 and argv[0] == "run" and argv[1] == self.job_name:  # started as `pio run <job> …`
+            try:
+                self.registry.set_restart_argv(self.job_id, argv)  # for a restore after an unclean stop
+            except Exception as exc:  # the registry is a cache: never fatal
+                self.logger.debug("registry restart arguments: %s", exc)
         self._publishing = True
         self._publish_setting("state", INIT)
 

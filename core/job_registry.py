@@ -9,7 +9,10 @@ Tables follow the Pioreactor software's ``[storage] temporary_cache``:
   ``created_at``, ``updated_at``, ``job_id``; unique (``setting``, ``job_id``).
 
 A job's row is removed when it exits cleanly. Rows whose pid is no longer
-alive are "stale": :meth:`JobRegistry.clean_stale` removes them (called before
+alive are "stale" (the job was killed, crashed or the unit lost power):
+:meth:`JobRegistry.clean_stale` keeps what a restart needs — the job's ``pio
+run`` arguments (``pio_job_restart``) and last settings — in ``unclean_stops``
+(read by :mod:`reactorkit.core.restore`) and removes them (called before
 every listing and before a job starts, so a crashed job never blocks a restart).
 """
 
@@ -49,6 +52,19 @@ CREATE TABLE IF NOT EXISTS pio_job_published_settings (
     updated_at TEXT NOT NULL,
     job_id INTEGER NOT NULL REFERENCES pio_job_metadata(job_id) ON DELETE CASCADE,
     UNIQUE (setting, job_id)
+);
+CREATE TABLE IF NOT EXISTS pio_job_restart (
+    job_id INTEGER PRIMARY KEY REFERENCES pio_job_metadata(job_id) ON DELETE CASCADE,
+    argv TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS unclean_stops (
+    job_name TEXT NOT NULL,
+    experiment TEXT NOT NULL,
+    job_source TEXT,
+    argv TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    found_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS pio_job_metadata_name ON pio_job_metadata (job_name, is_running);
 """
@@ -228,12 +244,41 @@ class JobRegistry:
 
     @_locked
     def clean_stale(self) -> list[JobRecord]:
-        """Remove rows whose pid is dead; returns what was removed."""
+        """Remove rows whose pid is dead (their restart arguments go to ``unclean_stops``); returns them."""
         rows = self._conn.execute("SELECT * FROM pio_job_metadata WHERE is_running = 1").fetchall()
         stale = [_record(r) for r in rows if not pid_alive(r["pid"])]
         for record in stale:
+            with self._transaction():
+                argv = self._conn.execute("SELECT argv FROM pio_job_restart WHERE job_id = ?",
+                                          (record.job_id,)).fetchone()
+                if argv is not None:
+                    settings = {r["setting"]: r["value"] for r in self._conn.execute(
+                        "SELECT setting, value FROM pio_job_published_settings WHERE job_id = ?", (record.job_id,))}
+                    self._conn.execute(
+                        "INSERT INTO unclean_stops VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (record.job_name, record.experiment, record.job_source, argv["argv"],
+                         json.dumps(settings, default=str), record.pid, _now()))
             self.remove(record.job_id)
         return stale
+
+    @_locked
+    def set_restart_argv(self, job_id: int, argv: list[str]) -> None:
+        """Keep the ``pio`` arguments that started a job (``["run", job_name, …]``), for a restore after an
+        unclean stop."""
+        self._conn.execute("INSERT OR REPLACE INTO pio_job_restart (job_id, argv) VALUES (?, ?)",
+                           (job_id, json.dumps([str(a) for a in argv])))
+
+    @_locked
+    def take_unclean_stops(self) -> list[dict[str, Any]]:
+        """Jobs that were running when they stopped uncleanly, oldest first, removed from the table:
+        ``[{job_name, experiment, job_source, argv, settings, pid, found_at}]``."""
+        self.clean_stale()
+        with self._transaction():
+            rows = self._conn.execute("SELECT rowid, * FROM unclean_stops ORDER BY rowid").fetchall()
+            self._conn.execute("DELETE FROM unclean_stops")
+        return [{"job_name": r["job_name"], "experiment": r["experiment"], "job_source": r["job_source"],
+                 "argv": json.loads(r["argv"]), "settings": json.loads(r["settings"]), "pid": r["pid"],
+                 "found_at": r["found_at"]} for r in rows]
 
     def _transaction(self) -> Iterator[None]:
         return _Transaction(self._conn)

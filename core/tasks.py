@@ -8,6 +8,7 @@ the API enqueues long or side-effecting work there and answers
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Callable
 
@@ -56,6 +57,12 @@ def run_worker(*, burst: bool = False, unit: str | None = None) -> None:
 
         keep_outbox()  # send what ended jobs left in the unit's outbox
         start_watchdog()  # switch off PWM channels left on by processes that died
+        from reactorkit.core.restore import restore_after_unclean_stop
+
+        try:
+            restore_after_unclean_stop()  # jobs a power cut or a crash stopped: restored, or said to stay stopped
+        except Exception as exc:  # a bad policy value or a busy registry never keeps the worker from starting
+            logging.getLogger("reactorkit.restore").error("restore after an unclean stop failed: %s", exc)
         launcher = keep_launcher()  # forks `pio run` jobs with the framework already imported
     # imported once here, so that each task's work horse (a fork of this process) starts with them
     import reactorkit.core.cli.index  # noqa: F401

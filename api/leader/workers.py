@@ -41,8 +41,21 @@ def _address(unit: str, config: Any) -> str | None:
         return None
 
 
-def worker_row(row: dict[str, Any], config: Any) -> dict[str, Any]:
-    return {
+def reachability(ctx: Any) -> Any:
+    """The app's :class:`~reactorkit.api.leader.reachability.Reachability` (created and started on first use)."""
+    found = getattr(ctx, "reachability", None)
+    if found is None:
+        from reactorkit.api.leader.reachability import Reachability
+
+        found = Reachability(ctx.config, lambda: [w["pioreactor_unit"] for w in ctx.db.workers()], ctx.unit)
+        ctx.reachability = found
+    return found
+
+
+def worker_row(row: dict[str, Any], config: Any, ctx: Any = None) -> dict[str, Any]:
+    """A worker of the inventory; with ``ctx``, also ``reachable`` (bool, null before the first probe) and
+    ``last_seen_at`` (:mod:`reactorkit.api.leader.reachability`)."""
+    out = {
         "pioreactor_unit": row["pioreactor_unit"],
         "added_at": row["added_at"],
         "is_active": int(row["is_active"]),
@@ -50,6 +63,9 @@ def worker_row(row: dict[str, Any], config: Any) -> dict[str, Any]:
         "model_version": row["model_version"],
         "ipv4_address": _address(row["pioreactor_unit"], config),
     }
+    if ctx is not None:
+        out.update(reachability(ctx).status(row["pioreactor_unit"]))
+    return out
 
 
 def _accepted(resp: falcon.Response, envelope: dict[str, Any] | None) -> None:
@@ -64,7 +80,7 @@ class Workers:
         self.ctx = ctx
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = [worker_row(r, self.ctx.config) for r in self.ctx.db.workers()]
+        resp.media = [worker_row(r, self.ctx.config, self.ctx) for r in self.ctx.db.workers()]
 
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_body(req)
@@ -88,7 +104,7 @@ class Worker:
         self.ctx = ctx
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
-        resp.media = worker_row(require_worker(self.ctx, pioreactor_unit), self.ctx.config)
+        resp.media = worker_row(require_worker(self.ctx, pioreactor_unit), self.ctx.config, self.ctx)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
         require_worker(self.ctx, pioreactor_unit)
@@ -272,13 +288,15 @@ class HistoricalAssignments:
 
 
 class Units:
-    """``GET /api/units``: the leader and every worker, ``[{pioreactor_unit}]`` sorted by name."""
+    """``GET /api/units``: the leader and every worker, ``[{pioreactor_unit, reachable, last_seen_at}]`` sorted
+    by name."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = [{"pioreactor_unit": u} for u in self.ctx.db.units()]
+        reach = reachability(self.ctx)
+        resp.media = [{"pioreactor_unit": u, **reach.status(u)} for u in self.ctx.db.units()]
 
 
 class DiscoverWorkers:

@@ -115,6 +115,9 @@ class ClusterLayout:
             f"{mqtt_section(broker_address='127.0.0.1', broker_port=self.mqtt_port, broker_ws_port=self.mqtt_ws_port or 9001, topic_prefix=self.prefix)}\n"
             f"[redis]\nurl = {self.redis_url}\nqueue_prefix = {self.queue()}\n\n"
             f"[hardware]\nbackend = {'replay' if unit in self.replay else 'simulated'}\n\n"
+            # a local cluster starts its own experiment each time: jobs of a run that was killed are reported, not
+            # restarted ([reliability] restore_policy, reactorkit.core.restore)
+            "[reliability]\nrestore_policy = stay_stopped\n\n"
             f"[simulation]\nspeedup = {self.speedup!r}\nclock_origin = {self.clock_origin!r}\n"
             f"seed = {abs(hash(unit)) % 10_000}\n"
             + (f"\n{ui_sections}" if ui_sections else "")

@@ -48,9 +48,10 @@ MODEL = obj(("model_name", "model_version", "display_name"), model_name=STR, mod
             reactor_capacity_ml=NUM, reactor_max_fill_volume_ml=NUM, reactor_diameter_mm=NUM, is_legacy=BOOL,
             is_contrib=BOOL)
 WORKER = obj(("pioreactor_unit", "is_active"), pioreactor_unit=STR, added_at=STR, is_active=INT,
-             model_name=nullable(STR), model_version=nullable(STR), ipv4_address=nullable(STR))
+             model_name=nullable(STR), model_version=nullable(STR), ipv4_address=nullable(STR),
+             reachable=nullable(BOOL), last_seen_at=nullable(STR))
 ASSIGNMENT = obj(("pioreactor_unit",), pioreactor_unit=STR, experiment=nullable(STR), is_active=INT)
-UNIT_ROW = obj(("pioreactor_unit",), pioreactor_unit=STR)
+UNIT_ROW = obj(("pioreactor_unit",), pioreactor_unit=STR, reachable=nullable(BOOL), last_seen_at=nullable(STR))
 CONFIGS = obj(("configs",), configs=mapping(mapping(mapping(STR))), errors=mapping(ANY))
 
 NEW_EXPERIMENT = obj(

@@ -13,7 +13,8 @@ def test_add_list_and_get_workers(api, cluster):
     cluster.worker("w1")
     rows = api.simulate_get("/api/workers").json
     assert [r["pioreactor_unit"] for r in rows] == ["w1", "w2"]
-    assert set(rows[0]) == {"pioreactor_unit", "added_at", "is_active", "model_name", "model_version", "ipv4_address"}
+    assert set(rows[0]) == {"pioreactor_unit", "added_at", "is_active", "model_name", "model_version", "ipv4_address",
+                            "reachable", "last_seen_at"}
     assert rows[1]["model_name"] == "pioreactor_40ml" and rows[1]["is_active"] == 1
     assert api.simulate_get("/api/workers/w2").json["model_version"] == "1.5"
     assert api.simulate_get("/api/workers/ghost").status_code == 404
@@ -37,7 +38,58 @@ def test_bad_worker_bodies_are_400(api, body, name):
 
 def test_units_are_the_leader_and_workers(api, cluster):
     cluster.worker("w1")
-    assert api.simulate_get("/api/units").json == [{"pioreactor_unit": "leader"}, {"pioreactor_unit": "w1"}]
+    units = api.simulate_get("/api/units").json
+    assert [u["pioreactor_unit"] for u in units] == ["leader", "w1"]
+    assert units[0]["reachable"] is True  # the leader answers this very call
+
+
+def test_a_unit_that_does_not_answer_is_marked_unreachable_and_one_that_does_reachable(leader_env, registry,
+                                                                                          effects):
+    import http.server
+    import time
+
+    import falcon.testing
+
+    from reactorkit.core.config import load_config
+
+    class Health(http.server.BaseHTTPRequestHandler):  # w2's API answers; nothing listens at w1's address
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with open(leader_env / "config.ini", "a") as fh:
+        fh.write(f"\n[cluster.addresses]\nw1 = 127.0.0.1:1\nw2 = 127.0.0.1:{server.server_address[1]}\n"
+                 "\n[cluster]\nreachability_interval_s = 1\nreachability_timeout_s = 2\n")
+    app = create_app(registry, config=load_config(), unit="leader", leader=True)
+    api = falcon.testing.TestClient(app)
+    try:
+        for unit in ("w1", "w2"):
+            assert api.simulate_put("/api/workers", json={"pioreactor_unit": unit}).status_code == 201
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            rows = {r["pioreactor_unit"]: r for r in api.simulate_get("/api/workers").json}
+            if rows["w1"]["reachable"] is not None and rows["w2"]["reachable"] is not None:
+                break
+            time.sleep(0.2)
+        assert rows["w1"]["reachable"] is False and rows["w1"]["last_seen_at"] is None
+        assert rows["w2"]["reachable"] is True and rows["w2"]["last_seen_at"]
+        units = {u["pioreactor_unit"]: u["reachable"] for u in api.simulate_get("/api/units").json}
+        assert units["w1"] is False and units["w2"] is True
+        server.shutdown()  # w2 loses power: within a few probing rounds it reads unreachable
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and api.simulate_get("/api/workers/w2").json["reachable"] is not False:
+            time.sleep(0.2)
+        assert api.simulate_get("/api/workers/w2").json["reachable"] is False
+    finally:
+        server.shutdown()
+        app.context.leader_api.db.close()
 
 
 def test_models_list_the_contract_models(api):
