@@ -60,6 +60,9 @@ class AppContext:
 class RouteResource:
     """Base of a route resource built with the app's context (``self.context``, an :class:`AppContext`).
 
+    A subclass whose ``__init__`` takes no ``context`` (e.g. ``super().__init__("reboot")``) is built
+    with its own arguments and gets ``context`` set right after.
+
     Example::
 
         class PhReadings(RouteResource):
@@ -68,7 +71,9 @@ class RouteResource:
                                                           (experiment,))
     """
 
-    def __init__(self, context: AppContext) -> None:
+    context: Any = None
+
+    def __init__(self, context: AppContext | None = None) -> None:
         self.context = context
 
 
@@ -85,4 +90,7 @@ def build_resource(resource: Any, context: AppContext) -> Any:
         wants = "context" in inspect.signature(resource).parameters
     except (TypeError, ValueError):  # a builtin or C class: no signature
         wants = False
-    return resource(context=context) if wants else resource()
+    built = resource(context=context) if wants else resource()
+    if isinstance(built, RouteResource) and built.context is None:
+        built.context = context
+    return built

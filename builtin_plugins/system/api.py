@@ -24,7 +24,7 @@ from typing import Any
 
 import falcon
 
-from reactorkit.plugin import ApiError
+from reactorkit.plugin import ApiError, RouteResource
 from reactorkit.plugin import enqueue_task, body_field as field, invalid, read_body
 from reactorkit.plugin import UnsafePath, dot_pioreactor, safe_join
 
@@ -317,11 +317,6 @@ class Upload:
         resp.media = {"message": "File successfully uploaded", "save_path": str(path)}
 
 
-def _resolve(unit: str, family: str = "units") -> list[str]:
-    from reactorkit.plugin import target_units as resolve
-
-    return resolve(unit, family)
-
 
 def _queue(resp: falcon.Response, func: str, *args: Any, timeout_s: int = 1800, **kwargs: Any) -> None:
     enqueue_task(resp, _unit(), func, *args, timeout_s=timeout_s, **kwargs)
@@ -341,7 +336,7 @@ def _remote_source(source: str | None, units: list[str]) -> dict[str, Any] | Non
     return {u: (source if u == leader else url) for u in units}
 
 
-class ClusterPlugins:
+class ClusterPlugins(RouteResource):
     """``POST|PATCH /api/units/{u}/plugins/install|uninstall``: the unit route on each target → 202 task."""
 
     def __init__(self, action: str) -> None:
@@ -351,7 +346,7 @@ class ClusterPlugins:
         _installs_disallowed()
         body = read_body(req)
         name, source = plugin_request(body, with_source=self.action == "install")
-        units = _resolve(pioreactor_unit)
+        units = self.context.fanout.targets(pioreactor_unit, "units")
         per_unit = None
         sources = _remote_source(source, units)
         if sources:
@@ -373,22 +368,22 @@ class ClusterUninstall(ClusterPlugins):
         super().__init__("uninstall")
 
 
-class ClusterInstalledPlugins:
+class ClusterInstalledPlugins(RouteResource):
     """``GET /api/units/{u}/plugins/installed`` → 202 task (``{unit: envelope}``)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
-        units = _resolve(pioreactor_unit)
+        units = self.context.fanout.targets(pioreactor_unit, "units")
         _queue(resp, "reactorkit.api.fanout.fan_out_task", "GET", units, "/unit_api/plugins/installed", timeout_s=120)
 
 
-class ClusterSystemCommand:
+class ClusterSystemCommand(RouteResource):
     """``POST /api/units/{u}/system/{reboot|shutdown|repair}`` → 202 task fanning out to the targets."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
-        units = _resolve(pioreactor_unit)
+        units = self.context.fanout.targets(pioreactor_unit, "units")
         _queue(resp, f"{_PKG}.plugin_tasks.fan_out_long", "POST", units, f"/unit_api/system/{self.kind}", None,
                poll_minutes=2.0)
 
@@ -408,15 +403,15 @@ class ClusterRepair(ClusterSystemCommand):
         super().__init__("repair")
 
 
-class UpdateNextVersion:
+class UpdateNextVersion(RouteResource):
     """``POST /api/system/update_next_version``: every unit updates the app → 202 task."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        units = _resolve("$broadcast")
+        units = self.context.fanout.targets("$broadcast", "units")
         _queue(resp, f"{_PKG}.plugin_tasks.fan_out_long", "POST", units, "/unit_api/system/update/app", {})
 
 
-class UpdateFromArchive:
+class UpdateFromArchive(RouteResource):
     """``POST /api/system/update_from_archive {release_archive_location, units?}`` → 202 task.
 
     The archive must be inside ``$DOT_PIOREACTOR`` (upload it first); other units fetch it from the leader.
@@ -430,14 +425,15 @@ class UpdateFromArchive:
             raise invalid(f"Field 'release_archive_location': {location} does not exist.",
                           "Upload the archive with POST /api/system/upload first.")
         requested = field(body, "units", list)
-        units = sorted({u for name in (requested or ["$broadcast"]) for u in _resolve(str(name))})
+        units = sorted({u for name in (requested or ["$broadcast"])
+                        for u in self.context.fanout.targets(str(name), "units")})
         sources = _remote_source(str(path), units) or {u: str(path) for u in units}
         per_unit = {u: {"options": {"source": sources[u]}} for u in units}
         _queue(resp, f"{_PKG}.plugin_tasks.fan_out_long", "POST", units, "/unit_api/system/update/app", None,
                json_per_unit=per_unit)
 
 
-class ClusterZippedDotPioreactor:
+class ClusterZippedDotPioreactor(RouteResource):
     """``GET /api/units/{u}/zipped_dot_pioreactor``: one unit's zip, or for ``$broadcast`` a zip of ``<unit>.zip``."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
@@ -447,7 +443,7 @@ class ClusterZippedDotPioreactor:
 
         from reactorkit.plugin import unit_url
 
-        units = _resolve(pioreactor_unit)
+        units = self.context.fanout.targets(pioreactor_unit, "units")
         me = _unit()
         if len(units) == 1 and pioreactor_unit != "$broadcast" and units[0] == me:
             _zip_response(resp, f"{me}_dot_pioreactor.zip")
@@ -483,13 +479,13 @@ class ClusterZippedDotPioreactor:
         resp.stream = spool
 
 
-class ClusterImportZippedDotPioreactor:
+class ClusterImportZippedDotPioreactor(RouteResource):
     """``POST /api/units/{u}/import_zipped_dot_pioreactor`` (one unit; field ``archive``) → 202 leader task."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
         if pioreactor_unit == "$broadcast":
             raise ApiError(falcon.HTTP_400, "$broadcast is not allowed here.",
                            cause="An archive belongs to one unit.", remediation="Name the unit to restore.")
-        unit = _resolve(pioreactor_unit)[0]
+        unit = self.context.fanout.targets(pioreactor_unit, "units")[0]
         path = _save_import(req)
         _queue(resp, f"{_PKG}.tasks.forward_import", unit, str(path))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import falcon
 
-from reactorkit.plugin import ApiError
+from reactorkit.plugin import ApiError, RouteResource
 from reactorkit.plugin import enqueue_task, body_field as field, invalid, read_body
 
 _PKG = "reactorkit.builtin_plugins.system"
@@ -122,20 +122,15 @@ class HardwareCheck:
 
 
 # ------------------------------------------------------------------- leader
-def _resolve(unit: str) -> list[str]:
-    from reactorkit.plugin import target_units as resolve
 
-    return resolve(unit, "units")
-
-
-class ClusterUsbRead:
+class ClusterUsbRead(RouteResource):
     """``GET /api/units/{u}/usb[/artifacts]`` → 202 task: each unit's ``/unit_api/usb[/artifacts]``."""
 
     def __init__(self, unit_path: str) -> None:
         self.unit_path = unit_path
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
-        units = _resolve(pioreactor_unit)
+        units = self.context.fanout.targets(pioreactor_unit, "units")
         enqueue_task(resp, _unit(), "reactorkit.api.fanout.fan_out_task", "GET", units, self.unit_path,
                      timeout_s=120)
 
@@ -150,7 +145,7 @@ class ClusterUsbArtifacts(ClusterUsbRead):
         super().__init__("/unit_api/usb/artifacts")
 
 
-class ClusterUsbAction:
+class ClusterUsbAction(RouteResource):
     """``POST /api/units/{u}/usb/{mount|eject} {device?}`` → 202 task: each unit's action, awaited (≤ 2 min)."""
 
     def __init__(self, action: str) -> None:
@@ -158,7 +153,7 @@ class ClusterUsbAction:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
         device = _device(req)
-        units = _resolve(pioreactor_unit)
+        units = self.context.fanout.targets(pioreactor_unit, "units")
         body = {"device": device} if device else {}
         enqueue_task(resp, _unit(), f"{_PKG}.plugin_tasks.fan_out_long", "POST", units,
                      f"/unit_api/usb/{self.action}", body, poll_minutes=2.0, timeout_s=300)
@@ -174,7 +169,7 @@ class ClusterUsbEject(ClusterUsbAction):
         super().__init__("eject")
 
 
-class InstallFromLeaderUsb:
+class InstallFromLeaderUsb(RouteResource):
     """``POST|PATCH /api/units/{u}/plugins/install-from-leader-usb {args: [name or file]}`` → 202 task.
 
     ``name`` is a package name with an optional version specifier (the newest matching wheel, else sdist, on the
@@ -189,7 +184,7 @@ class InstallFromLeaderUsb:
 
         _installs_disallowed()
         name, _ = plugin_request(read_body(req), with_source=False)
-        units = _resolve(pioreactor_unit)
+        units = self.context.fanout.targets(pioreactor_unit, "units")
         if not mounted_drives():
             raise no_drive("No USB drive is mounted on the leader.",
                            "Plug the drive into the leader and mount it (POST /api/units/<leader>/usb/mount).")
