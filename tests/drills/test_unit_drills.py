@@ -215,3 +215,23 @@ def test_a_chemostat_through_a_broker_or_leader_outage_keeps_the_books(cluster, 
     stop_unit_jobs(cluster)
     assert_books_match_the_vessel(cluster)
     finish(cluster)
+
+
+def test_a_pump_action_reannounces_its_state_when_its_network_returns(tmp_path):
+    try:
+        c = DrillCluster(tmp_path / "link", speedup=10, link=True, worker_config=CONFIG)
+        c.start()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    try:
+        proc = c.start_job("remove_waste", "--duration", "150")  # 15 s of wall time at the default rate
+        state = c.topic(c.worker_name, c.experiment, "remove_waste", "$state")
+        c.link.cut()  # the broker sees the connection drop and publishes the last will
+        wait_until(lambda: c.retained(state) == b"lost", timeout=30, what="the last will 'lost'")
+        time.sleep(2)
+        c.link.restore()
+        wait_until(lambda: c.retained(state) == b"ready", timeout=30, what="the pump re-announced 'ready'")
+        assert proc.wait(60) == 0
+        wait_until(lambda: c.retained(state) == b"disconnected", timeout=30, what="the pump's clean end")
+    finally:
+        c.stop()
