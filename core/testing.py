@@ -123,9 +123,12 @@ class MQTTRecorder:
     def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False) -> None:
         self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(5)
 
-    def wait_for(self, topic: str, predicate: Callable[[bytes], bool] = lambda p: True, timeout: float = 10.0,
+    def wait_for(self, topic: str, predicate: Callable[[bytes], bool] = lambda p: True, timeout: float = 60.0,
                  since: float = 0.0) -> bytes:
         """The first payload on ``topic`` (received after monotonic time ``since``) satisfying ``predicate``.
+
+        ``timeout`` only guards against a hang (a busy machine may take long; returning is immediate once it
+        arrives), so keep it generous.
 
         Raises:
             TimeoutError: none arrived within ``timeout`` seconds (lists the topics seen).

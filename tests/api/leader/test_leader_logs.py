@@ -126,7 +126,7 @@ def test_publishing_a_log_sends_it_over_mqtt(api, cluster):
                                          "timestamp": "2026-01-31T12:45:00.000Z", "source_": "ui"})
         assert result.status_code == 202 and result.json == {"status": "accepted"}
         for unit in ("w1", "w2"):
-            payload = json.loads(recorder.wait_for(f"{prefix}pioreactor/{unit}/exp1/logs/ui/notice", timeout=5))
+            payload = json.loads(recorder.wait_for(f"{prefix}pioreactor/{unit}/exp1/logs/ui/notice", timeout=30))
             assert payload == {"message": "Added 1 mL", "level": "NOTICE", "task": "ui",
                                "timestamp": "2026-01-31T12:45:00.000Z", "source": "ui"}
     finally:

@@ -45,7 +45,7 @@ def test_fed_batch_stops_before_overflowing_and_logs_an_error(dosing_unit, mqtt_
     assert truth["volume_ml"] < 17.0
     assert unit.bookkeeping()["current_volume_ml"] == pytest.approx(truth["volume_ml"], rel=0.02)
     latest = mqtt_recorder.wait_for(unit.env.topic("dosing_automation", "latest_event"),
-                                    lambda p: p and json.loads(p)["event_name"] == "ErrorOccurred", timeout=5)
+                                    lambda p: p and json.loads(p)["event_name"] == "ErrorOccurred", timeout=30)
     assert "max_volume_to_stop" in json.loads(latest)["message"]
     time.sleep(0.5)  # 100 simulated seconds: asleep, nothing more is added
     assert len(add_media_events(mqtt_recorder, unit)) == doses
@@ -62,7 +62,7 @@ def test_an_over_volume_reported_by_the_bookkeeping_pauses_the_automation(dosing
     try:
         mqtt_recorder.wait_for(state, lambda p: p == b"sleeping", timeout=10)
         assert wait_until(lambda: any("max_volume_to_stop" in m for m in log_messages(mqtt_recorder, unit, "error")),
-                          timeout=5)
+                          timeout=30)
     finally:
         mqtt_recorder.publish(unit.env.topic("bioreactor", "current_volume_ml"), b"", retain=True)
 
@@ -77,7 +77,7 @@ def test_settings_change_while_running_and_sleeping_pauses_dosing(dosing_unit, m
     mqtt_recorder.publish(base + "/exchange_volume_ml/set", "0.25")
     mqtt_recorder.wait_for(base + "/exchange_volume_ml", lambda p: p == b"0.25")
     settings = mqtt_recorder.wait_for(
-        base + "/dosing_automation_settings", timeout=5,
+        base + "/dosing_automation_settings", timeout=30,
         predicate=lambda p: json.loads(base64.b64decode(json.loads(p)["settings"])).get("exchange_volume_ml") == 0.25)
     assert json.loads(settings)["automation_name"] == "chemostat"
     n = len(add_media_events(mqtt_recorder, unit))
@@ -116,7 +116,7 @@ def test_an_automation_needing_an_uncalibrated_pump_refuses_to_start(dosing_unit
     assert result.returncode == 1
     assert "media_pump" in result.stderr and "calibration" in result.stderr
     mqtt_recorder.wait_for(unit.env.topic("dosing_automation", "$state"), lambda p: p == b"disconnected")
-    assert wait_until(lambda: any("media_pump" in m for m in log_messages(mqtt_recorder, unit, "error")), timeout=5)
+    assert wait_until(lambda: any("media_pump" in m for m in log_messages(mqtt_recorder, unit, "error")), timeout=30)
 
 
 def test_an_unknown_automation_or_bad_option_is_refused(dosing_unit):

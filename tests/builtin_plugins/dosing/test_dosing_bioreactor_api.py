@@ -84,10 +84,10 @@ def test_patch_publishes_the_new_values_retained(api, prefix):
     try:
         api.simulate_patch(PATH.format("exp1"), json={"values": {"current_volume_ml": 13.25}})
         topic = f"{prefix}pioreactor/testunit/exp1/bioreactor/current_volume_ml"
-        assert recorder.wait_for(topic, timeout=5) == b"13.25"
+        assert recorder.wait_for(topic, timeout=30) == b"13.25"
         late = MQTTRecorder(prefix)  # a later subscriber gets the retained value
         try:
-            assert late.wait_for(topic, timeout=5) == b"13.25"
+            assert late.wait_for(topic, timeout=30) == b"13.25"
         finally:
             late.close()
     finally:

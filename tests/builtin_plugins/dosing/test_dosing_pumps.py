@@ -20,7 +20,7 @@ def events(recorder, unit):
     return recorder.json_values(unit.env.topic("dosing_events"))
 
 
-def wait_for_events(recorder, unit, n, timeout=10):
+def wait_for_events(recorder, unit, n, timeout=60):
     """The dosing events, once ``n`` of them arrived and the last pump action's ``disconnected`` (published after them)."""
     deadline = time.monotonic() + timeout
     while len(events(recorder, unit)) < n and time.monotonic() < deadline:
@@ -100,11 +100,11 @@ def test_an_addition_that_would_overflow_is_refused(dosing_unit, mqtt_recorder):
     result = pio(unit, "add_media", "--ml", "1.0")
     assert result.returncode == 1
     assert "max_volume_to_stop" in result.stderr
-    error = mqtt_recorder.wait_for(unit.env.topic("logs", "app", "error"), timeout=5)
+    error = mqtt_recorder.wait_for(unit.env.topic("logs", "app", "error"), timeout=30)
     assert "max_volume_to_stop" in json.loads(error)["message"]  # the UI sees why
     assert unit.truth()["volume_ml"] == pytest.approx(16.0, rel=0.02)
     warning = mqtt_recorder.wait_for(unit.env.topic("logs", "app", "warning"),
-                                     lambda p: b"max_volume_to_warn" in p, timeout=5)
+                                     lambda p: b"max_volume_to_warn" in p, timeout=30)
     assert json.loads(warning)["task"] == "add_media"
 
 
@@ -149,5 +149,5 @@ def test_a_continuous_inflow_stops_at_the_maximum_volume(dosing_unit, mqtt_recor
     truth = unit.truth()
     assert truth["volume_ml"] == pytest.approx(15.0, abs=0.1)
     assert unit.bookkeeping()["current_volume_ml"] == pytest.approx(truth["volume_ml"], rel=0.02)
-    error = mqtt_recorder.wait_for(unit.env.topic("logs", "app", "error"), timeout=5)
+    error = mqtt_recorder.wait_for(unit.env.topic("logs", "app", "error"), timeout=30)
     assert "max_volume_to_stop" in json.loads(error)["message"]

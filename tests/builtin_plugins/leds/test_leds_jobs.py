@@ -30,14 +30,14 @@ def test_led_intensity_sets_channels_and_publishes_state_and_one_event_per_chang
     assert ground_truth()["leds"] == {"A": 50.0, "B": 20.0, "C": 0.0, "D": 0.0}
     state = mqtt_recorder.wait_for(unit_env.topic("leds", "intensity"))
     assert json.loads(state) == {"A": 50.0, "B": 20.0, "C": 0.0, "D": 0.0}
-    assert wait_until(lambda: len(change_events(mqtt_recorder, unit_env)) == 2, timeout=5)
+    assert wait_until(lambda: len(change_events(mqtt_recorder, unit_env)) == 2, timeout=30)
     assert {(e["channel"], e["intensity"], e["source_of_event"]) for e in change_events(mqtt_recorder, unit_env)} == {
         ("A", 50.0, "CLI"), ("B", 20.0, "CLI")}
 
     second = time.monotonic()
     assert spawn_job("led_intensity", "--A", "50", "--C", "10", "--source-of-event", "UI").wait(30) == 0
     assert ground_truth()["leds"] == {"A": 50.0, "B": 20.0, "C": 10.0, "D": 0.0}
-    assert wait_until(lambda: len(change_events(mqtt_recorder, unit_env)) == 3, timeout=5)
+    assert wait_until(lambda: len(change_events(mqtt_recorder, unit_env)) == 3, timeout=30)
     time.sleep(0.2)
     assert [(e["channel"], e["source_of_event"]) for e in change_events(mqtt_recorder, unit_env)][2:] == [("C", "UI")]
     assert json.loads(mqtt_recorder.wait_for(unit_env.topic("leds", "intensity"), since=second))["C"] == 10.0
@@ -109,7 +109,7 @@ def test_light_intensity_change_applies_during_the_light_phase(unit_env, mqtt_re
     mqtt_recorder.wait_for(unit_env.topic("led_automation", "light_active"), lambda p: p == b"True")
     mqtt_recorder.publish(unit_env.topic("led_automation", "light_intensity", "set"), "70")
     mqtt_recorder.wait_for(unit_env.topic("led_automation", "light_intensity"), lambda p: p == b"70.0")
-    wait_until(lambda: ground_truth()["leds"]["D"] == 70.0, timeout=5)
+    wait_until(lambda: ground_truth()["leds"]["D"] == 70.0, timeout=30)
     assert ground_truth()["leds"] == {"A": 0.0, "B": 0.0, "C": 70.0, "D": 70.0}
     mqtt_recorder.publish(unit_env.topic("led_automation", "light_intensity", "set"), "lots")
     mqtt_recorder.publish(unit_env.topic("led_automation", "state", "set"), "sleeping")  # not a setting: ignored
@@ -119,7 +119,7 @@ def test_light_intensity_change_applies_during_the_light_phase(unit_env, mqtt_re
     since = time.monotonic()
     mqtt_recorder.publish(unit_env.topic("led_automation", "$state", "set"), "ready")
     mqtt_recorder.wait_for(unit_env.topic("led_automation", "$state"), lambda p: p == b"ready", since=since)
-    wait_until(lambda: ground_truth()["leds"]["D"] == 70.0, timeout=5)
+    wait_until(lambda: ground_truth()["leds"]["D"] == 70.0, timeout=30)
     assert ground_truth()["leds"]["D"] == 70.0
 
 

@@ -61,7 +61,7 @@ def test_sleeping_stops_the_motor_and_waking_restarts_it(unit_env, mqtt_recorder
     mqtt_recorder.publish(unit_env.topic("stirring", "$state", "set"), "sleeping")
     mqtt_recorder.wait_for(state, lambda p: p == b"sleeping")
     assert ground_truth()["pwm"]["1"] == 0.0
-    wait_until(lambda: ground_truth()["rpm"] < 1, timeout=5)
+    wait_until(lambda: ground_truth()["rpm"] < 1, timeout=30)
     assert ground_truth()["rpm"] < 1
     since = time.monotonic()
     mqtt_recorder.publish(unit_env.topic("stirring", "$state", "set"), "ready")
