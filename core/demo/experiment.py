@@ -29,7 +29,8 @@ import httpx
 
 from reactorkit.core.localcluster.layout import ClusterLayout
 
-TURBIDOSTAT_TARGET_NOD = 10.0  # normalised OD: 10× the OD of the first readings
+TURBIDOSTAT_TARGET_NOD = 10.0  # normalised OD: 10× the OD of the first readings, at most
+TURBIDOSTAT_HOLD_OD = 1.0  # OD600 the turbidostat should hold at least within reach of: about half the vessel's capacity
 CHEMOSTAT_EXCHANGE_ML = 0.5
 CHEMOSTAT_EVERY_MIN = 20.0
 
@@ -127,6 +128,14 @@ class Api:
                 raise DemoError(f"{step}: task failed: {record.get('error')} {record.get('cause', '')}")
             time.sleep(0.25)
         raise DemoError(f"{step}: task {path} did not finish within {timeout_s:.0f} s")
+
+
+def turbidostat_target_for(od_now: float | None) -> float:
+    """The turbidostat's target in normalised OD for a culture now at OD600 ``od_now``: enough to hold
+    about :data:`TURBIDOSTAT_HOLD_OD`, between 1.5× and :data:`TURBIDOSTAT_TARGET_NOD`× the first readings."""
+    if not od_now or od_now <= 0:
+        return TURBIDOSTAT_TARGET_NOD
+    return round(min(TURBIDOSTAT_TARGET_NOD, max(1.5, TURBIDOSTAT_HOLD_OD / od_now)), 2)
 
 
 def read_vessel(layout: ClusterLayout, unit: str) -> dict[str, Any]:
@@ -292,7 +301,7 @@ def run_experiment(
     echo: Callable[[str], None] = print,
     live: bool = True,
     keep_running: Callable[["DemoResult"], None] | None = None,
-    turbidostat_target: float = TURBIDOSTAT_TARGET_NOD,
+    turbidostat_target: float | None = None,
     ui: bool = False,
 ) -> DemoResult:
     """Run the scripted experiment end to end; every process is stopped before returning.
@@ -309,7 +318,9 @@ def run_experiment(
         live: Redraw the progress block in place (a terminal) instead of printing lines.
         keep_running: Called with the :class:`DemoResult` after the results are written, before the
             cluster stops (e.g. wait for Ctrl-C so a person can explore the API).
-        turbidostat_target: The turbidostat's target, in normalised OD.
+        turbidostat_target: The turbidostat's target, in normalised OD (default :func:`turbidostat_target_for`
+            of the culture when the profile starts: the vessels grow while the pumps are calibrated, longer
+            on a busy machine, and a fixed multiple of the first readings could lie beyond their capacity).
         ui: Install the web UI build when missing (the leader serves it at its address).
 
     Raises:
@@ -344,6 +355,8 @@ def run_experiment(
 
         turbidostat = vessel_workers[0] if vessel_workers else layout.workers[0]
         chemostat = vessel_workers[1] if len(vessel_workers) > 1 else None
+        if turbidostat_target is None:
+            turbidostat_target = turbidostat_target_for(read_vessel(layout, turbidostat).get("od"))
         api.call("POST", "/api/experiment_profiles", "upload the profile",
                  json={"filename": f"{experiment}.yaml", "body": profile_yaml(turbidostat, chemostat, hours, turbidostat_target)})
         fullpath = next(p["fullpath"] for p in api.call("GET", "/api/experiment_profiles", "list profiles")

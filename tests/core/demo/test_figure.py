@@ -65,3 +65,4 @@ def test_the_figure_is_drawn_from_the_export(tmp_path):
         assert read_dataset(zf, json.loads(zf.read("manifest.json")), "nothing") == []
     path = plot_export(export, tmp_path / "fig.png", title="exp: turbidostat on w1", start_h=0.5)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
+
