@@ -84,11 +84,27 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
     config = config or get_config()
     unit = unit or get_unit_name()
     leader = is_leader(config) if leader is None else leader
-    app = App(cors_enable=True)
+    app = App()
     install_json_encoder(app)
     app.context = context = AppContext(registry, config, unit, leader)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
+    from reactorkit.api.security import auth, browser, tokens_api
+
+    enabled = auth.auth_enabled(config)
+    app.context.auth_enabled = enabled
+    if not enabled:
+        auth.warn_auth_off(unit)
+    origins = browser.allowed_origins(config)
+    cors = browser.cors_middleware(origins)
+    # before every other check: CORS (only for listed origins), foreign origins, the caller's token and scope,
+    # then the body's media type
+    app.add_middleware([m for m in (cors, browser.OriginMiddleware(origins), auth.AuthMiddleware(app, enabled=enabled),
+                                    browser.ContentTypeMiddleware(app)) if m is not None])
+    tokens_api.mount(app, config=config, leader=leader)
+    from reactorkit.api.security import audit
+
+    app.context.audit_log = audit.install(app, config=config, unit=unit, leader=leader)
     from reactorkit.api.body_limits import install as bound_json_bodies
 
     bound_json_bodies(app, config)  # 413 above [api] max_body_bytes; nesting and text length bounded
@@ -102,8 +118,10 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
         from reactorkit.api.leader import add_routes as mount_leader_api
 
         app.context.leader_api = mount_leader_api(app, registry, config, unit=unit, context=context)
+        from reactorkit.api.security import login
         from reactorkit.api.webui import mount as mount_web_ui
 
+        login.mount(app)  # /login, /logout: a token for the UI's cookie
         mount_web_ui(app)  # the web UI at / (every path but /api and /unit_api)
     for route in registry.routes.values():
         if route.leader_only and not leader:

@@ -32,6 +32,16 @@ def invalid_config(exc: Exception) -> ApiError:
                     remediation="Fix the INI text (sections in [brackets], one key = value per line) and save again.")
 
 
+def protected_setting(exc: Exception) -> ApiError:
+    """403 for a config that would change a setting only the unit's owner may set (``exc`` names them)."""
+    keys = ", ".join(getattr(exc, "keys", []) or [str(exc)])
+    return ApiError(falcon.HTTP_403, "Protected setting.",
+                    cause=f"{keys} cannot be set through the API: shell commands and the API's security settings "
+                          "are set only in the unit's own files.",
+                    remediation="Leave these keys as they are in the text you save; to change them, edit config.ini "
+                                "or unit_config.ini on the unit itself.")
+
+
 def status_code(status: Any) -> int:
     return int(str(status).split()[0])
 

@@ -43,6 +43,8 @@ from typing import Any, Callable, Iterable
 
 import httpx
 
+from reactorkit.core.auth.client import cluster_headers
+
 BROADCAST = "$broadcast"
 UNIVERSAL_EXPERIMENT = "$experiment"
 
@@ -129,7 +131,7 @@ def call_unit(client: httpx.Client, method: str, unit: str, path: str, *, json: 
     except Exception as exc:  # a broken address entry is this unit's problem only
         return error_envelope(unit, "connection_error", f"No address for {unit}.", cause=str(exc))
     try:
-        response = client.request(method, url, json=json, params=params, timeout=timeout)
+        response = client.request(method, url, json=json, params=params, timeout=timeout, headers=cluster_headers())
     except httpx.HTTPError as exc:
         return error_envelope(
             unit, "connection_error", f"Could not {method} to {unit}'s {path}.",
@@ -172,7 +174,7 @@ def poll_task(client: httpx.Client, unit: str, accepted: dict[str, Any], *, base
         if attempt:
             time.sleep(poll_interval_s)
         try:
-            response = client.get(base_url + path, timeout=GET_TIMEOUT_S)
+            response = client.get(base_url + path, timeout=GET_TIMEOUT_S, headers=cluster_headers())
         except httpx.HTTPError as exc:
             return error_envelope(unit, "task_exception", f"Polling {unit}'s {path} failed.",
                                   cause=f"{type(exc).__name__}: {exc}", retryable=True)

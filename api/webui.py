@@ -5,6 +5,9 @@ root), so ``/static/<file>`` and ``/<file>`` both serve ``<build>/<file>``. Ever
 other path that is not under ``/api`` or ``/unit_api`` answers ``index.html``:
 the UI routes itself in the browser (``/overview``, ``/pioreactors/worker1`` …).
 
+With authentication on, a page of the UI (not one of its files) asked for without
+the login cookie is redirected to ``/login`` (:mod:`reactorkit.api.security.login`).
+
 ``/exports/<file>`` serves the leader's export archives (``$DOT_PIOREACTOR/exports``),
 where the UI downloads a finished dataset export from.
 
@@ -51,8 +54,9 @@ class WebUI:
         locate: Returns the build folder, or None when there is none (called per request).
     """
 
-    def __init__(self, locate: Callable[[], Path | None]) -> None:
+    def __init__(self, locate: Callable[[], Path | None], *, auth: bool = False) -> None:
         self.locate = locate
+        self.auth = auth
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
         if req.method not in ("GET", "HEAD"):
@@ -65,6 +69,15 @@ class WebUI:
             resp.text = NO_BUILD_PAGE.format(detail=detail)
             return
         file = self.file_of(build, req.path)
+        if file is None and self.auth:
+            from reactorkit.api.security.login import has_session
+
+            if not has_session(req):  # a page of the UI without a login: to the login page, then back
+                from urllib.parse import quote
+
+                resp.status = falcon.HTTP_303
+                resp.location = "/login?next=" + quote(req.relative_uri, safe="")
+                return
         if file is None:
             file = build / "index.html"
             resp.cache_control = ["no-cache"]
@@ -124,4 +137,4 @@ def mount(app: Any) -> None:
 
     context = app.context
     app.add_route("/exports/{filename}", ExportDownload())
-    app.add_sink(WebUI(lambda: static_dir(context.config)), UI_PATHS)
+    app.add_sink(WebUI(lambda: static_dir(context.config), auth=getattr(context, "auth_enabled", False)), UI_PATHS)

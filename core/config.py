@@ -2,7 +2,8 @@
 
 Order (later wins): built-in defaults (:data:`DEFAULTS`), ``$GLOBAL_CONFIG`` or
 ``$DOT_PIOREACTOR/config.ini``, ``$LOCAL_CONFIG`` or
-``$DOT_PIOREACTOR/unit_config.ini``, then one-run overrides
+``$DOT_PIOREACTOR/unit_config.ini``, the unit's broker credentials
+(``storage/mqtt_credentials.ini``, when the broker has users), then one-run overrides
 (``pio run --config-override SECTION KEY VALUE``). Keys are case-sensitive and
 may have no value, as in the Pioreactor software.
 """
@@ -129,7 +130,8 @@ def load_config(overrides: Iterable[tuple[str, str, str]] = ()) -> Config:
     """
     config = Config()
     config.read_string(DEFAULTS, source="<defaults>")
-    config.read([shared_config_path(), unit_config_path()], encoding="utf-8")
+    config.read([shared_config_path(), unit_config_path(), dot_pioreactor() / "storage" / "mqtt_credentials.ini"],
+                encoding="utf-8")  # the unit's own broker credentials last (reactorkit.core.auth.mqtt)
     for section, key, value in overrides:
         if not config.has_section(section):
             config.add_section(section)

@@ -257,6 +257,10 @@ class LocalCluster:
 
     Use as a context manager (``with LocalCluster(tmp_path, ["worker1"]) as cluster:``);
     :meth:`stop` ends every process and job it started.
+
+    Authentication is on, as on a real cluster: :meth:`start` gives the units a cluster token and
+    an ``admin`` token (``token``); ``headers`` carries it, ``client()`` is an ``httpx.Client`` that
+    sends it, and ``token_for(scope)`` makes a token of a smaller scope.
     """
 
     def __init__(self, base: Path, workers: tuple[str, ...] | list[str] = ("worker1",), *, leader: str = "leader",
@@ -269,6 +273,7 @@ class LocalCluster:
         self.speedup = speedup
         self.origin = time.time()
         self.extra_addresses = dict(extra_addresses or {})
+        self.token = ""
         names = [leader] + [w for w in self.worker_names if w != leader]
         self.units: dict[str, LocalUnit] = {}
         for name in names:
@@ -304,9 +309,37 @@ class LocalCluster:
             DOT_PIOREACTOR=str(unit.root), HOSTNAME=unit.name, MQTT_TOPIC_PREFIX=self.prefix,
             REDIS_URL=f"redis://127.0.0.1:6379/{TEST_REDIS_DB}", REACTORKIT_QUEUE_PREFIX=self.queue_prefix,
             REACTORKIT_SPEEDUP=str(self.speedup), REACTORKIT_CLOCK_ORIGIN=repr(self.origin), HARDWARE="simulated",
-            PYTHONUNBUFFERED="1",
+            PYTHONUNBUFFERED="1", REACTORKIT_API_AUTH="on",
         )
         return env
+
+    def provision_tokens(self) -> str:
+        """Give every unit the cluster token and the leader's list; returns the ``admin`` token."""
+        from reactorkit.core.auth.provision import provision
+
+        self.token = provision(self.leader.root, [u.root for u in self.workers], admin_file=self.base / "admin_token")
+        return self.token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``Authorization: Bearer <admin token>``."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self, unit: str | None = None, **kwargs: Any) -> Any:
+        """An ``httpx.Client`` on ``unit`` (default the leader) that sends the admin token."""
+        import httpx
+
+        return httpx.Client(base_url=self.units[unit or self.leader_name].url, headers=self.headers, **kwargs)
+
+    def token_for(self, scope: str, name: str | None = None) -> str:
+        """A new token of ``scope`` (``read``, ``control`` or ``admin``), known to every unit."""
+        from reactorkit.core.auth.tokens import TokenStore
+
+        token, _ = TokenStore(self.leader.root).create(name or f"test-{scope}", scope)
+        rows = TokenStore(self.leader.root).rows()
+        for unit in self.workers:
+            TokenStore(unit.root).replace(rows)
+        return token
 
     def start(self, timeout: float = 60.0) -> "LocalCluster":
         """Write each unit's config.ini, start its API and task worker, wait for ``/unit_api/health``."""
@@ -319,6 +352,7 @@ class LocalCluster:
     def _start(self, timeout: float) -> "LocalCluster":
         import httpx
 
+        self.provision_tokens()
         for unit in self.units.values():
             (unit.root / "config.ini").write_text(self.config_text())
             for what, args in (("serve", ("serve", "--port", str(unit.port), "--workers", "1")), ("worker", ("worker",))):
@@ -370,7 +404,7 @@ class LocalCluster:
         base = self.units[unit or self.leader_name].url
         deadline = time.monotonic() + timeout
         while True:
-            body = httpx.get(base + accepted["result_url_path"], timeout=5).json()
+            body = httpx.get(base + accepted["result_url_path"], headers=self.headers, timeout=5).json()
             if body.get("status") in ("succeeded", "partial", "failed"):
                 return body
             if time.monotonic() > deadline:

@@ -13,6 +13,9 @@ pytest_plugins = ["reactorkit.core.testing"]
 # `pio cluster up` and `pio demo` install the web UI from the package index when missing; tests that want it
 # (tests/core/webui) ask for it, the others start their clusters without it.
 os.environ.setdefault("REACTORKIT_UI_INSTALL", "0")
+# In-process apps of the API tests run without authentication (as with `[api] auth = off`); tests/api/security
+# checks authentication on every operation, and clusters (LocalCluster, `pio cluster up`) always run with it on.
+os.environ.setdefault("REACTORKIT_API_AUTH", "off")
 
 
 @pytest.fixture

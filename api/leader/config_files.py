@@ -26,7 +26,8 @@ from typing import Any
 
 import falcon
 
-from reactorkit.api.errors import ApiError, invalid_config
+from reactorkit.api.errors import ApiError, invalid_config, protected_setting
+from reactorkit.core.config_guard import ProtectedSetting, check_unchanged
 from reactorkit.api.leader.common import (
     BROADCAST,
     Context,
@@ -84,8 +85,11 @@ def save_shared(ctx: Context, code: str) -> None:
 
     try:
         validate_shared(code)
+        check_unchanged(shared_text(), code)
     except InvalidConfig as exc:
         raise invalid_config(exc) from None
+    except ProtectedSetting as exc:
+        raise protected_setting(exc) from None
     atomic_write(shared_config_path(), code)
     _record(ctx, SHARED, code)
     set_config(None)  # this process re-reads the files next time
@@ -153,13 +157,16 @@ def specific_text(ctx: Context, unit: str) -> str:
     """``unit``'s ``unit_config.ini`` (the leader's own file, else from the worker). Raises: ApiError 502."""
     import httpx
 
+    from reactorkit.core.auth.client import cluster_headers
+
     from reactorkit.core.cluster import unit_url
     from reactorkit.core.config import unit_config_path
 
     if unit == ctx.unit:
         return _read_text(unit_config_path())
     try:
-        reply = httpx.get(f"{unit_url(unit, ctx.config)}/unit_api/config/specific", timeout=5.0)
+        reply = httpx.get(f"{unit_url(unit, ctx.config)}/unit_api/config/specific", timeout=5.0,
+                          headers=cluster_headers())
     except httpx.HTTPError as exc:
         raise _proxy_error(unit, "read", exc) from None
     if reply.status_code != 200:
@@ -171,20 +178,27 @@ def save_specific(ctx: Context, unit: str, code: str) -> None:
     """Validate with the shared file, write (locally or through the worker), record history."""
     import httpx
 
+    from reactorkit.core.auth.client import cluster_headers
+
     from reactorkit.core.cluster import unit_url
     from reactorkit.core.config import set_config, unit_config_path
     from reactorkit.core.paths import atomic_write
 
     try:
         validate_specific(code, unit, shared_text())
+        if unit == ctx.unit:  # a worker checks its own file (PATCH /unit_api/config/specific)
+            check_unchanged(_read_text(unit_config_path()), code)
     except InvalidConfig as exc:
         raise invalid_config(exc) from None
+    except ProtectedSetting as exc:
+        raise protected_setting(exc) from None
     if unit == ctx.unit:
         atomic_write(unit_config_path(), code)
         set_config(None)
     else:
         try:
             reply = httpx.patch(f"{unit_url(unit, ctx.config)}/unit_api/config/specific", json={"code": code},
+                                headers=cluster_headers(),
                                 timeout=5.0)
         except httpx.HTTPError as exc:
             raise _proxy_error(unit, "write", exc) from None
@@ -255,6 +269,16 @@ def merged_configs(ctx: Context, unit: str) -> tuple[dict[str, Any], dict[str, A
     return dict(sorted(configs.items())), dict(sorted(errors.items()))
 
 
+def _for_caller(req: falcon.Request, configs: dict[str, Any]) -> dict[str, Any]:
+    """Each unit's merged config with the broker credentials the caller may have (the web UI's, by scope)."""
+    from reactorkit.core.auth.mqtt import for_browser
+
+    record = getattr(req.context, "token", None)
+    scope = getattr(record, "scope", None) or ("admin" if getattr(req.context, "auth", "") == "off" else None)
+    return {unit: for_browser(config, scope) if isinstance(config, dict) else config
+            for unit, config in configs.items()}
+
+
 class UnitConfig:
     """``GET /api/config/units/{unit}`` → ``{"configs": {unit: {...}}, "errors": {unit: error}}``."""
 
@@ -264,7 +288,7 @@ class UnitConfig:
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
         require_unit(self.ctx, pioreactor_unit)
         configs, errors = merged_configs(self.ctx, pioreactor_unit)
-        resp.media = {"configs": configs, "errors": errors}
+        resp.media = {"configs": _for_caller(req, configs), "errors": errors}
 
 
 class ClassicUnitConfiguration:
@@ -276,7 +300,7 @@ class ClassicUnitConfiguration:
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
         require_unit(self.ctx, pioreactor_unit)
         configs, _ = merged_configs(self.ctx, pioreactor_unit)
-        resp.media = configs
+        resp.media = _for_caller(req, configs)
 
 
 # ----------------------------------------------------------------- classic

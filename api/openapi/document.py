@@ -56,17 +56,30 @@ def build(app: Any, root: str, *, max_wait_s: float) -> dict[str, Any]:
             "description": DESCRIPTIONS.get(root, "") + (
                 f" Errors are {{error, cause, remediation, status}}. Async operations answer 202 with a task "
                 f"envelope; add ?wait=<seconds> (at most {max_wait_s:g}) to get the finished task in the same call. "
-                f"Send {version.HEADER}: {' or '.join(version.SUPPORTED)} to pin the API version."),
+                f"Send {version.HEADER}: {' or '.join(version.SUPPORTED)} to pin the API version. Every operation but "
+                f"health and the docs needs a bearer token whose scope (read < control < admin) is the operation's "
+                f"x-scope: no or a bad token is 401, too small a scope 403."),
         },
         "tags": [{"name": t} for t in sorted(tags)],
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": copy.deepcopy(COMPONENTS),
+            "securitySchemes": SECURITY_SCHEMES,
             "parameters": {"ReactorkitVersion": version.parameter()},
             "headers": {"ReactorkitVersion": version.response_header()},
             "responses": {
                 "Error": {
                     "description": "An error, in the contract's error shape.",
+                    "headers": {version.HEADER: {"$ref": "#/components/headers/ReactorkitVersion"}},
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+                "Unauthorized": {
+                    "description": "No token, or a token that is unknown, revoked or expired on this unit.",
+                    "headers": {version.HEADER: {"$ref": "#/components/headers/ReactorkitVersion"}},
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+                "Forbidden": {
+                    "description": "The token's scope is too small for this operation.",
                     "headers": {version.HEADER: {"$ref": "#/components/headers/ReactorkitVersion"}},
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                 },
@@ -77,13 +90,34 @@ def build(app: Any, root: str, *, max_wait_s: float) -> dict[str, Any]:
     }
 
 
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer",
+                   "description": "An API token (`pio tokens create --scope read|control|admin` on the leader). "
+                                  "Scopes: read < control < admin; an operation lists the one it needs."},
+    "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "reactorkit_token",
+                   "description": "The web UI's login cookie (POST /login exchanges a token for it)."},
+}
+
+
+def security_of(operation: Operation) -> list[dict[str, list[str]]]:
+    """The operation's ``security``: ``[]`` when public, else bearer or cookie with the scope it needs."""
+    from reactorkit.api.security.auth import operation_scope
+    from reactorkit.core.auth.scopes import PUBLIC
+
+    scope = operation_scope(operation)
+    return [] if scope == PUBLIC else [{"bearerAuth": [scope]}, {"cookieAuth": [scope]}]
+
+
 def operation_object(operation: Operation, root: str, *, max_wait_s: float) -> dict[str, Any]:
     """The OpenAPI operation object of one catalog entry."""
     spec = operation.spec
+    security = security_of(operation)
     out: dict[str, Any] = {
         "operationId": operation_id(operation.method, operation.path),
         "summary": spec.get("summary") or "",
         "tags": list(spec.get("tags") or [tag_of(operation.path, root)]),
+        "security": security,
+        "x-scope": security[0]["bearerAuth"][0] if security else "public",
     }
     if spec.get("description"):
         out["description"] = spec["description"]
@@ -108,6 +142,9 @@ def operation_object(operation: Operation, root: str, *, max_wait_s: float) -> d
     responses: dict[str, Any] = {}
     for status, schema in (spec.get("responses") or {}).items():
         responses[str(status)] = response_object(str(status), schema)
+    if security:
+        responses.setdefault("401", {"$ref": "#/components/responses/Unauthorized"})
+        responses.setdefault("403", {"$ref": "#/components/responses/Forbidden"})
     for status in HTTP_SERVER_RESPONSES:
         responses.setdefault(status, {"$ref": f"#/components/responses/HttpServer{status}"})
     responses["default"] = {"$ref": "#/components/responses/Error"}

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import falcon
 
-from reactorkit.api.errors import invalid_config
+from reactorkit.api.errors import invalid_config, protected_setting
+from reactorkit.core.config_guard import ProtectedSetting, check_unchanged
 from reactorkit.api.unit.common import field, read_body
 from reactorkit.core.config import load_config, set_config, shared_config_path, unit_config_path
 from reactorkit.core.config_validation import InvalidConfig, normalise, validate_shared, validate_specific
-from reactorkit.core.paths import atomic_write
+from reactorkit.core.auth.mqtt import CREDENTIALS_FILE
+from reactorkit.core.paths import atomic_write, dot_pioreactor
 
 
 def _read(path) -> str:
@@ -38,7 +40,10 @@ class MergedConfig:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         config = load_config()
-        resp.media = {section: dict(config.items(section, raw=True)) for section in config.sections()}
+        merged = {section: dict(config.items(section, raw=True)) for section in config.sections()}
+        if merged.get("mqtt", {}).get("password") and (dot_pioreactor() / CREDENTIALS_FILE).exists():
+            merged["mqtt"] = {**merged["mqtt"], "password": ""}  # the unit's own broker password stays on the unit
+        resp.media = merged
 
 
 class SpecificConfig:
@@ -55,8 +60,11 @@ class SpecificConfig:
         code = _code(req)
         try:
             validate_specific(code, self.unit, _read(shared_config_path()))
+            check_unchanged(_read(unit_config_path()), code)
         except InvalidConfig as exc:
             raise invalid_config(exc) from None
+        except ProtectedSetting as exc:
+            raise protected_setting(exc) from None
         atomic_write(unit_config_path(), code)
         set_config(None)
         resp.media = {"status": "success"}
@@ -71,8 +79,11 @@ class SharedConfigCopy:
         code = _code(req)
         try:
             validate_shared(code)
+            check_unchanged(_read(shared_config_path()), code)
         except InvalidConfig as exc:
             raise invalid_config(exc) from None
+        except ProtectedSetting as exc:
+            raise protected_setting(exc) from None
         atomic_write(shared_config_path(), code)
         set_config(None)
         resp.media = {"status": "success"}

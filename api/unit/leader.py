@@ -237,12 +237,14 @@ class WorkerProxy:
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, **fields: str) -> None:
         import httpx
 
+        from reactorkit.core.auth.client import cluster_headers
+
         if pioreactor_unit == fanout.BROADCAST:
             raise ApiError(falcon.HTTP_400, "$broadcast is not allowed here.",
                            cause="This route reads one worker's descriptors.",
                            remediation="Name one worker, e.g. /api/workers/pio01/jobs/descriptors.")
         resolve(pioreactor_unit, "workers")
-        with httpx.Client() as client:
+        with httpx.Client(headers=cluster_headers()) as client:
             envelope = fanout.call_unit(client, "GET", pioreactor_unit, self.unit_path.format(**fields))
         if envelope["ok"]:
             resp.media = envelope["value"]

@@ -148,10 +148,11 @@ def proxy(resp: falcon.Response, unit: str, method: str, path: str, body: Any = 
     import httpx
 
     from reactorkit.plugin import unit_url
+    from reactorkit.plugin import cluster_headers
 
     url = unit_url(unit) + path
     try:
-        with httpx.Client(timeout=timeout) as client:
+        with httpx.Client(timeout=timeout, headers=cluster_headers()) as client:
             reply = client.request(method, url, json=body)
     except httpx.HTTPError as exc:
         raise ApiError(falcon.HTTP_502, f"Could not {method} to {unit}'s {path}.",
@@ -237,9 +238,10 @@ class ZippedCalibrationsProxy:
         import httpx
 
         from reactorkit.plugin import unit_url
+        from reactorkit.plugin import cluster_headers
 
         archives: dict[str, bytes] = {}
-        with httpx.Client(timeout=ZIP_TIMEOUT_S) as client:
+        with httpx.Client(timeout=ZIP_TIMEOUT_S, headers=cluster_headers()) as client:
             for unit in targets(pioreactor_unit):
                 try:
                     reply = client.get(unit_url(unit) + "/unit_api/zipped_calibrations")

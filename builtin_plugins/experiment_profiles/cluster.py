@@ -24,6 +24,7 @@ import httpx
 from reactorkit.plugin import fanout
 from reactorkit.plugin import mqtt as mq
 from reactorkit.plugin import Config, get_leader_hostname
+from reactorkit.plugin import cluster_headers
 
 from . import expressions as ex
 from .runner import ActionFailed
@@ -108,7 +109,7 @@ class HttpCluster:
         self.publish = publish
         self.clock = clock
         self.leader = get_leader_hostname(config)
-        self.http = httpx.Client()
+        self.http = httpx.Client(headers=cluster_headers())
         self._assigned_at_start: list[str] | None = None
 
     def close(self) -> None:

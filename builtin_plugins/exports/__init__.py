@@ -2,12 +2,17 @@
 
 from reactorkit.plugin import hookimpl
 
-from .descriptors import DATASETS, ROUTES
+from .descriptors import DATASETS, ROUTES, TABLES
 
 
 @hookimpl
 def register_datasets():
     yield from DATASETS
+
+
+@hookimpl
+def register_storage():
+    yield from TABLES
 
 
 @hookimpl

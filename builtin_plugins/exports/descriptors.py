@@ -1,6 +1,6 @@
 """Descriptors of the exports plugin: routes and the datasets of the core tables (plain data)."""
 
-from reactorkit.plugin import DatasetDescriptor, RouteDescriptor
+from reactorkit.plugin import AUDIT_CREATE_SQL, DatasetDescriptor, RouteDescriptor, TableDescriptor
 
 _API = "reactorkit.builtin_plugins.exports.api"
 
@@ -17,7 +17,17 @@ ROUTES = (
                     leader_only=True),
 )
 
+TABLES = (TableDescriptor(table="audit_log", create_sql=AUDIT_CREATE_SQL),)
+
 DATASETS = (
+    DatasetDescriptor(
+        dataset_name="audit_log",
+        display_name="Audit log",
+        description="Every state-changing API request: who (token name), what (method, path), when, and the result.",
+        table="audit_log",
+        column_descriptions={"actor": "the token's name (anonymous: no valid token; auth-off: authentication off)",
+                             "status": "the HTTP status answered", "pioreactor_unit": "the unit that served it"},
+    ),
     DatasetDescriptor(
         dataset_name="experiments",
         display_name="Experiments",

@@ -442,6 +442,7 @@ class ClusterZippedDotPioreactor(RouteResource):
         import httpx
 
         from reactorkit.plugin import unit_url
+        from reactorkit.plugin import cluster_headers
 
         units = self.context.fanout.targets(pioreactor_unit, "units")
         me = _unit()
@@ -451,7 +452,7 @@ class ClusterZippedDotPioreactor(RouteResource):
         if pioreactor_unit != "$broadcast":  # one other unit: pass its archive through
             unit = units[0]
             try:
-                with httpx.Client(timeout=120) as client:
+                with httpx.Client(timeout=120, headers=cluster_headers()) as client:
                     response = client.get(unit_url(unit) + "/unit_api/zipped_dot_pioreactor")
                     response.raise_for_status()
             except httpx.HTTPError as exc:
@@ -463,7 +464,7 @@ class ClusterZippedDotPioreactor(RouteResource):
             return
         spool = tempfile.NamedTemporaryFile(prefix="cluster_dot_pioreactor", suffix=".zip")
         with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as outer, \
-                httpx.Client(timeout=120) as client:
+                httpx.Client(timeout=120, headers=cluster_headers()) as client:
             for unit in units:
                 try:
                     response = client.get(unit_url(unit) + "/unit_api/zipped_dot_pioreactor")

@@ -52,13 +52,14 @@ def forward_import(unit: str, archive_path: str) -> dict[str, Any]:
     from reactorkit.plugin import fanout
     from reactorkit.plugin import unit_url
     from reactorkit.plugin import get_unit_name
+    from reactorkit.plugin import cluster_headers
 
     path = Path(archive_path)
     try:
         if unit == get_unit_name():
             return {unit: fanout.ok_envelope(unit, import_dot_pioreactor(str(path)))}
         base = unit_url(unit)
-        with httpx.Client() as client:
+        with httpx.Client(headers=cluster_headers()) as client:
             try:
                 with open(path, "rb") as fh:
                     response = client.post(base + "/unit_api/import_zipped_dot_pioreactor",

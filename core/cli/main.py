@@ -36,6 +36,7 @@ LAZY_COMMANDS = {
     "demo": ("reactorkit.core.demo.command:demo", "The main job: a simulated cluster running a real experiment."),
     "cluster": ("reactorkit.core.localcluster.commands:cluster", "A local simulated cluster: up, status, down."),
     "ui": ("reactorkit.core.webui.command:ui", "The web UI the leader serves: install, status."),
+    "tokens": ("reactorkit.core.auth.command:tokens", "API tokens: create, list, revoke, push."),
 }
 
 

@@ -103,10 +103,12 @@ class Api:
 
     base: str
     timeout: float = 30.0
+    token: str = ""
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.base, timeout=self.timeout)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self.client = httpx.Client(base_url=self.base, timeout=self.timeout, headers=headers)
 
     def call(self, method: str, path: str, step: str, *, ok: tuple[int, ...] = (200, 201, 202), **kwargs: Any) -> Any:
         response = self.client.request(method, path, **kwargs)
@@ -206,6 +208,9 @@ class Progress:
 
         self.client.on_connect = on_connect
         self.client.on_message = self._on_message
+        credentials = layout.mqtt_credentials()
+        if credentials:
+            self.client.username_pw_set(*credentials)
         self.client.connect("127.0.0.1", layout.mqtt_port)
         self.client.loop_start()
 
@@ -337,7 +342,7 @@ def run_experiment(
     layout = start_cluster(root, workers=workers, speedup=speedup, replay=replays, ui=ui, echo=echo)
     progress: Progress | None = None
     try:
-        api = Api(layout.url())
+        api = Api(layout.url(), token=layout.admin_token())
         echo_addresses(layout, echo)
         experiment = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
         created = Clock(layout.speedup, layout.clock_origin).now()

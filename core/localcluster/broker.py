@@ -22,7 +22,8 @@ WEBSOCKET_PATH = "/mqtt"
 
 def mosquitto_config(*, tcp_port: int = MQTT_PORT, ws_port: int = WEBSOCKET_PORT, bind_tcp: str | None = None,
                      bind_ws: str | None = None, data_dir: Path | None = None, log_file: Path | None = None,
-                     user: str | None = None) -> str:
+                     user: str | None = None, password_file: Path | None = None, acl_file: Path | None = None,
+                     tls: dict[str, str] | None = None) -> str:
     """The ``mosquitto.conf`` of a leader's broker.
 
     Args:
@@ -33,17 +34,24 @@ def mosquitto_config(*, tcp_port: int = MQTT_PORT, ws_port: int = WEBSOCKET_PORT
         log_file: Where the broker logs (None: stderr).
         user: The user mosquitto runs as when started by root (it switches to ``mosquitto`` otherwise,
             which cannot write ``data_dir`` or ``log_file`` under another user's folder).
+        password_file, acl_file: Credentials and access control (:mod:`reactorkit.core.auth.mqtt`); with them
+            anonymous clients are refused. Without them the broker is open (a closed bench only).
+        tls: ``{"certfile", "keyfile"[, "cafile"]}``: both listeners speak TLS (MQTT over TLS, WSS).
 
     Returns:
-        The file's text. Anonymous clients are allowed (credentials and ACLs are
-        added on top of this function's output where a deployment needs them).
+        The file's text.
     """
+    secured = password_file is not None
     lines = ["# mosquitto.conf written by reactorkit (MQTT over TCP, and over WebSocket for the web UI)",
-             "per_listener_settings false", "allow_anonymous true", "max_queued_messages 10000", ""]
+             "per_listener_settings false", f"allow_anonymous {'false' if secured else 'true'}",
+             "max_queued_messages 10000", ""]
+    if secured:
+        lines += [f"password_file {password_file}"] + ([f"acl_file {acl_file}"] if acl_file else []) + [""]
     if user:
         lines += [f"user {user}", ""]
-    lines += [f"listener {tcp_port}" + (f" {bind_tcp}" if bind_tcp else ""), "protocol mqtt", ""]
-    lines += [f"listener {ws_port}" + (f" {bind_ws}" if bind_ws else ""), "protocol websockets", ""]
+    tls_lines = [f"{key} {value}" for key, value in (tls or {}).items() if key in ("certfile", "keyfile", "cafile")]
+    lines += [f"listener {tcp_port}" + (f" {bind_tcp}" if bind_tcp else ""), "protocol mqtt", *tls_lines, ""]
+    lines += [f"listener {ws_port}" + (f" {bind_ws}" if bind_ws else ""), "protocol websockets", *tls_lines, ""]
     if data_dir is not None:
         lines += ["persistence true", f"persistence_location {data_dir}/", "autosave_interval 30", ""]
     else:

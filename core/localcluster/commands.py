@@ -37,12 +37,15 @@ ui_option = click.option(
 
 
 def echo_addresses(layout: ClusterLayout, echo: Callable[[str], None] = click.echo) -> None:
-    """Print where the web UI, the API and the broker of ``layout`` are."""
+    """Print where the web UI, the API and the broker of ``layout`` are, and how to use the admin token."""
+    token = layout.admin_token()
     if layout.ui_dir:
-        echo(f"Web UI:     {layout.url()}/  (open it in a browser)")
+        echo(f"Web UI:     {layout.url()}/login#token={token}  (open it in a browser; it logs you in)")
     else:
         echo(f"Web UI:     not installed (install it with `pio ui install`, then start the cluster again)")
-    echo(f"Leader API: {layout.url()}  (try {layout.url()}/api/workers; docs at {layout.url()}/api/docs)")
+    echo(f"Leader API: {layout.url()}  (docs at {layout.url()}/api/docs)")
+    echo(f"API token:  admin, kept in {layout.admin_token_file}; try:")
+    echo(f"            curl -H \"Authorization: Bearer $(cat {layout.admin_token_file})\" {layout.url()}/api/workers")
     if layout.own_broker:
         echo(f"MQTT:       127.0.0.1:{layout.mqtt_port}, WebSocket ws://127.0.0.1:{layout.mqtt_ws_port}/mqtt")
 
@@ -92,6 +95,7 @@ def start_cluster(root: Path, *, workers: int = 2, speedup: float = 60.0,
         build = ensure_ui(echo=echo)
         layout.ui_dir = str(build) if build is not None else ""
     layout.write()
+    layout.provision_tokens()
     supervisor.start(layout)
     try:
         if layout.own_broker:
@@ -112,7 +116,7 @@ def _register_workers(layout: ClusterLayout) -> None:
 
     for worker in layout.workers:
         response = httpx.put(f"{layout.url()}/api/workers", json={"pioreactor_unit": worker, **SIMULATED_MODEL},
-                             timeout=10)
+                             headers=layout.headers(), timeout=10)
         if response.status_code >= 400 and response.status_code != 409:
             raise click.ClickException(f"could not add {worker} to the inventory: {response.text}")
 

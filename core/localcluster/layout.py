@@ -5,6 +5,7 @@ A cluster lives under one root folder::
     <root>/cluster.json             names, ports, broker ports, queue prefix, clock origin, speed-up
     <root>/supervisord.conf         the process manager's configuration
     <root>/mosquitto.conf           the cluster's broker (TCP and WebSocket listeners)
+    <root>/admin_token              the cluster's admin API token (mode 0600)
     <root>/units/<unit>/            each unit's $DOT_PIOREACTOR (config.ini, storage/, logs/)
     <root>/logs/                    one log per supervised process
 
@@ -98,7 +99,38 @@ class ClusterLayout:
             "REACTORKIT_QUEUE_PREFIX": self.queue(),
             "REDIS_URL": self.redis_url,
             "PYTHONUNBUFFERED": "1",
+            "REACTORKIT_API_AUTH": "on",
         }
+
+    @property
+    def admin_token_file(self) -> Path:
+        """``<root>/admin_token``: the cluster's ``admin`` API token (mode 0600)."""
+        return self.root / "admin_token"
+
+    def admin_token(self) -> str:
+        """The ``admin`` API token ``pio cluster up`` created ("" before the first start)."""
+        try:
+            return self.admin_token_file.read_text().strip()
+        except OSError:
+            return ""
+
+    def headers(self) -> dict[str, str]:
+        """``Authorization: Bearer <admin token>`` for calls to the cluster's API."""
+        return {"Authorization": f"Bearer {self.admin_token()}"}
+
+    def mqtt_credentials(self, unit: str | None = None) -> tuple[str, str] | None:
+        """``(username, password)`` of ``unit`` (default the leader) on the cluster's own broker, or None."""
+        from reactorkit.core.auth.mqtt import read_unit_credentials
+
+        return read_unit_credentials(self.unit_dir(unit or self.leader))
+
+    def provision_tokens(self) -> str:
+        """Give the leader the cluster token and an ``admin`` token (reused while valid), and every worker
+        the token list and the cluster token; returns the admin token."""
+        from reactorkit.core.auth.provision import provision
+
+        return provision(self.unit_dir(self.leader), [self.unit_dir(w) for w in self.workers if w != self.leader],
+                         admin_file=self.admin_token_file)
 
     def config_ini(self, unit: str, ui_sections: str = "") -> str:
         """The ``config.ini`` of ``unit``; ``ui_sections`` (the web UI's) are appended."""

@@ -81,10 +81,16 @@ def write_config(layout: ClusterLayout) -> Path:
     if layout.own_broker:
         from reactorkit.core.localcluster.broker import mosquitto_config
 
+        from reactorkit.core.auth.mqtt import provision_broker
+
         (root / "mosquitto").mkdir(exist_ok=True)
+        passwords, acl = provision_broker(
+            root / "broker", (layout.leader, layout.unit_dir(layout.leader)),
+            [(w, layout.unit_dir(w)) for w in layout.workers if w != layout.leader])
         broker_config_path(layout).write_text(mosquitto_config(
             tcp_port=layout.mqtt_port, ws_port=layout.mqtt_ws_port, bind_tcp="127.0.0.1", bind_ws="127.0.0.1",
-            data_dir=root / "mosquitto", log_file=root / "logs" / "mosquitto.log", user=getpass.getuser()))
+            data_dir=root / "mosquitto", log_file=root / "logs" / "mosquitto.log", user=getpass.getuser(),
+            password_file=passwords, acl_file=acl))
     for name, (command, unit) in programs(layout).items():
         text += _program(name, command, {**base_env, **layout.env(unit)}, layout, layout.unit_dir(unit))
     path = root / "supervisord.conf"

@@ -96,6 +96,8 @@ _export("reactorkit.core.hardware.leases", "PwmLeases", "sweep_pwm_leases=sweep"
         "leases_path", "lease_database=database")
 _export("reactorkit.core.mqtt", "QOS_AT_LEAST_ONCE", "QOS_EXACTLY_ONCE", "job_topic")
 _export("reactorkit.core.cluster", "unit_url")
+_export("reactorkit.core.auth.client", "cluster_headers")
+_export("reactorkit.core.audit", "AUDIT_CREATE_SQL=CREATE_SQL")
 
 # the unit's jobs and tasks
 _export("reactorkit.core.job_registry", "JobAlreadyRunning", "JobRegistry", "pid_alive")

@@ -34,7 +34,8 @@ def recorder(cluster):
 
 
 def api(cluster, method, path, **kwargs):
-    response = httpx.request(method, cluster.leader.url + path, timeout=15, **kwargs)
+    headers = {**cluster.headers, **kwargs.pop("headers", {})}
+    response = httpx.request(method, cluster.leader.url + path, timeout=15, headers=headers, **kwargs)
     return response
 
 

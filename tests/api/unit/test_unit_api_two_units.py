@@ -28,7 +28,8 @@ def recorder(cluster):
 
 
 def api(cluster, method, path, **kwargs):
-    return httpx.request(method, cluster.leader.url + path, timeout=10, **kwargs)
+    headers = {**cluster.headers, **kwargs.pop("headers", {})}
+    return httpx.request(method, cluster.leader.url + path, timeout=10, headers=headers, **kwargs)
 
 
 def fan_out(cluster, method, path, expect="succeeded", **kwargs):
@@ -59,7 +60,7 @@ def test_job_lifecycle_on_a_worker_through_the_leader(cluster, recorder):
 
     running = fan_out(cluster, "GET", "/api/workers/worker1/jobs/running")["worker1"]["value"]
     assert [(r["job_name"], r["experiment"], r["unit"]) for r in running] == [("stirring", "exp1", "worker1")]
-    assert httpx.get(cluster.leader.url + "/unit_api/jobs/running").json() == []  # not on the leader
+    assert httpx.get(cluster.leader.url + "/unit_api/jobs/running", headers=cluster.headers).json() == []  # not on the leader
 
     update = api(cluster, "PATCH", "/api/workers/worker1/jobs/update/job_name/stirring/experiments/exp1",
                  json={"settings": {"target_rpm": 450}})
@@ -72,14 +73,14 @@ def test_job_lifecycle_on_a_worker_through_the_leader(cluster, recorder):
             break
         assert time.monotonic() < deadline, value
         time.sleep(0.2)
-    settings = httpx.get(worker.url + "/unit_api/jobs/settings/job_name/stirring").json()["settings"]
+    settings = httpx.get(worker.url + "/unit_api/jobs/settings/job_name/stirring", headers=cluster.headers).json()["settings"]
     assert settings["target_rpm"] == 450.0
 
     stop = api(cluster, "POST", "/api/workers/worker1/jobs/stop/job_name/stirring/experiments/exp1")
     assert stop.status_code == 202
     recorder.wait_for(state, lambda p: p == b"disconnected", timeout=20)
     deadline = time.monotonic() + 10
-    while httpx.get(worker.url + "/unit_api/jobs/running").json():
+    while httpx.get(worker.url + "/unit_api/jobs/running", headers=cluster.headers).json():
         assert time.monotonic() < deadline, "stirring still registered after the stop"
         time.sleep(0.1)
 

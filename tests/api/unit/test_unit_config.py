@@ -68,10 +68,11 @@ def test_saving_the_shared_config_on_the_leader_reaches_the_workers(tmp_path):
     with LocalCluster(tmp_path, ["worker1"]) as cluster:
         cluster.add_workers()
         code = cluster.config_text() + "\n[mqtt]\nbroker_port = 1883\n\n[stirring.config]\ninitial_target_rpm = 444\n"
-        reply = httpx.patch(f"{cluster.leader.url}/api/config/shared", json={"code": code}, timeout=30).json()
+        reply = httpx.patch(f"{cluster.leader.url}/api/config/shared", json={"code": code}, timeout=30,
+                            headers=cluster.headers).json()
         assert reply["status"] == "success"
         assert reply["sync"]["worker1"]["ok"] is True
         worker = cluster.workers[0]
         assert (worker.root / "config.ini").read_text() == code
-        merged = httpx.get(f"{worker.url}/unit_api/config/merged").json()
+        merged = httpx.get(f"{worker.url}/unit_api/config/merged", headers=cluster.headers).json()
         assert merged["stirring.config"]["initial_target_rpm"] == "444"

@@ -28,7 +28,8 @@ def cluster(tmp_path_factory):
 
 
 def api(cluster, method, path, **kwargs):
-    return httpx.request(method, cluster.leader.url + path, timeout=60, **kwargs)
+    headers = {**cluster.headers, **kwargs.pop("headers", {})}
+    return httpx.request(method, cluster.leader.url + path, timeout=60, headers=headers, **kwargs)
 
 
 def fan_out(cluster, method, path, expect="succeeded", **kwargs):

@@ -7,6 +7,7 @@ import falcon.testing
 import httpx
 import pytest
 
+from reactorkit.core.auth.client import cluster_headers
 from reactorkit.core.config import set_config
 from reactorkit.core.testing import LocalCluster, free_port
 
@@ -79,11 +80,13 @@ def cluster(tmp_path_factory):
 
 
 def values(unit, experiment="exp1"):
-    return httpx.get(f"{unit.url}/unit_api/bioreactor/experiments/{experiment}", timeout=10).json()["values"]
+    return httpx.get(f"{unit.url}/unit_api/bioreactor/experiments/{experiment}", timeout=10,
+                     headers=cluster_headers(unit.root)).json()["values"]
 
 
 def fan_out(cluster, unit, experiment, body, expect="succeeded"):
-    accepted = httpx.patch(cluster.leader.url + ROUTE.format(unit, experiment), json=body, timeout=10)
+    accepted = httpx.patch(cluster.leader.url + ROUTE.format(unit, experiment), json=body, timeout=10,
+                           headers=cluster.headers)
     assert accepted.status_code == 202, accepted.text
     done = cluster.wait_task(accepted.json())
     assert done["status"] == expect, done

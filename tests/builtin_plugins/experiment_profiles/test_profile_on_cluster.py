@@ -42,10 +42,10 @@ def start_cluster_and_profile(cluster, unit_env, text):
     db.add_worker(worker)
     db.assign(worker, EXPERIMENT)
     leader = cluster.leader
-    created = httpx.post(f"{leader.url}/api/experiment_profiles", json={"filename": "stir.yaml", "body": text})
+    created = httpx.post(f"{leader.url}/api/experiment_profiles", headers=cluster.headers, json={"filename": "stir.yaml", "body": text})
     assert created.status_code == 200, created.text
-    fullpath = httpx.get(f"{leader.url}/api/experiment_profiles").json()[0]["fullpath"]
-    accepted = httpx.post(f"{leader.url}/unit_api/jobs/run/job_name/experiment_profile",
+    fullpath = httpx.get(f"{leader.url}/api/experiment_profiles", headers=cluster.headers).json()[0]["fullpath"]
+    accepted = httpx.post(f"{leader.url}/unit_api/jobs/run/job_name/experiment_profile", headers=cluster.headers,
                           json={"args": ["execute", fullpath, EXPERIMENT]})
     assert accepted.status_code == 202, accepted.text
     assert cluster.wait_task(accepted.json(), unit=leader.name)["status"] == "succeeded"
@@ -78,10 +78,10 @@ def test_profile_starts_updates_and_stops_stirring_at_speed_up(local_cluster, un
     mqtt_recorder.wait_for(topic(leader.name, "experiment_profile", job_id, "$state"),
                            lambda p: p == b"disconnected", timeout=30)
 
-    recent = httpx.get(f"{leader.url}/api/experiments/{EXPERIMENT}/experiment_profiles/recent").json()
+    recent = httpx.get(f"{leader.url}/api/experiments/{EXPERIMENT}/experiment_profiles/recent", headers=cluster.headers).json()
     assert [r["experiment_profile_name"] for r in recent] == ["stir and stop"]
-    assert httpx.get(f"{leader.url}/api/experiments/{EXPERIMENT}/experiment_profiles/running").json() == []
-    jobs = httpx.get(f"{cluster.workers[0].url}/unit_api/jobs").json()
+    assert httpx.get(f"{leader.url}/api/experiments/{EXPERIMENT}/experiment_profiles/running", headers=cluster.headers).json() == []
+    jobs = httpx.get(f"{cluster.workers[0].url}/unit_api/jobs", headers=cluster.headers).json()
     assert {j["job_source"] for j in jobs if j["job_name"] == "stirring"} <= {f"experiment_profile/{job_id}"}
 
 
@@ -91,11 +91,11 @@ def test_stopping_a_profile_early_stops_the_jobs_it_started(local_cluster, unit_
     leader = local_cluster.leader
     state = "/".join((f"{unit_env.prefix}pioreactor", worker, EXPERIMENT, "stirring", "$state"))
     mqtt_recorder.wait_for(state, lambda p: p == b"ready", timeout=30)
-    running = httpx.get(f"{leader.url}/api/experiments/{EXPERIMENT}/experiment_profiles/running").json()
+    running = httpx.get(f"{leader.url}/api/experiments/{EXPERIMENT}/experiment_profiles/running", headers=local_cluster.headers).json()
     assert [r["settings"]["experiment_profile_name"] for r in running] == ["stir and stop"]
 
-    stop = httpx.post(f"{leader.url}/unit_api/jobs/stop", json={"job_id": running[0]["job_id"]})
+    stop = httpx.post(f"{leader.url}/unit_api/jobs/stop", headers=local_cluster.headers, json={"job_id": running[0]["job_id"]})
     assert local_cluster.wait_task(stop.json(), unit=leader.name)["status"] == "succeeded"
     mqtt_recorder.wait_for(state, lambda p: p == b"disconnected", timeout=30)
     mqtt_recorder.wait_for(state.replace("/stirring/", "/od_reading/"), lambda p: p == b"disconnected", timeout=30)
-    assert httpx.get(f"{leader.url}/api/experiments/{EXPERIMENT}/experiment_profiles/running").json() == []
+    assert httpx.get(f"{leader.url}/api/experiments/{EXPERIMENT}/experiment_profiles/running", headers=local_cluster.headers).json() == []

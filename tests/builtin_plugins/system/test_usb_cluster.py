@@ -20,7 +20,8 @@ def cluster(tmp_path_factory):
 
 
 def run(cluster, method, path, **kwargs):
-    accepted = httpx.request(method, cluster.leader.url + path, timeout=10, **kwargs)
+    headers = {**cluster.headers, **kwargs.pop("headers", {})}
+    accepted = httpx.request(method, cluster.leader.url + path, timeout=10, headers=headers, **kwargs)
     assert accepted.status_code == 202, accepted.text
     done = cluster.wait_task(accepted.json(), timeout=60)
     assert done["status"] == "succeeded", done
@@ -32,7 +33,7 @@ def test_broadcast_usb_status_is_each_units_own(cluster):
     assert sorted(result) == ["leader", "worker1"]
     for name, envelope in result.items():
         assert envelope["ok"] is True, envelope
-        own = httpx.get(cluster.units[name].url + "/unit_api/usb", timeout=10).json()
+        own = httpx.get(cluster.units[name].url + "/unit_api/usb", timeout=10, headers=cluster.headers).json()
         assert envelope["value"]["present"] == own["present"]
         assert [d["device"] for d in envelope["value"]["drives"]] == [d["device"] for d in own["drives"]]
     artifacts = run(cluster, "GET", "/api/units/worker1/usb/artifacts")["worker1"]
@@ -52,7 +53,8 @@ def test_usb_actions_off_a_pi_never_report_a_success(cluster, action):
 def test_the_hardware_check_on_a_worker_is_skipped_with_the_reason(cluster):
     worker = cluster.units["worker1"]
     accepted = httpx.post(worker.url + "/unit_api/hardware/check",
-                          json={"model_name": "pioreactor_40ml", "model_version": "1.5"}, timeout=10).json()
+                          json={"model_name": "pioreactor_40ml", "model_version": "1.5"}, timeout=10,
+                          headers=cluster.headers).json()
     done = cluster.wait_task(accepted, unit="worker1")
     assert done["status"] == "succeeded", done
     assert done["result"]["status"] == "skipped" and done["result"]["unit"] == "worker1"

@@ -46,7 +46,8 @@ def test_the_scripted_experiment_runs_end_to_end(tmp_path):
 
     def inspect(result):
         """While the cluster is still up: read what the API serves."""
-        api = httpx.Client(base_url=result.api_url, timeout=30)
+        api = httpx.Client(base_url=result.api_url, timeout=30,
+                           headers={"Authorization": f"Bearer {ClusterLayout.load(root).admin_token()}"})
         params = {"lookback": HOURS + 2, "target_points": 720}
         for source in ("od_readings", "growth_rates"):
             seen[source] = api.get(f"/api/experiments/{result.experiment}/time_series/{source}", params=params).json()

@@ -1,7 +1,10 @@
 """`pio cluster up/status/down`: a local cluster in the background under supervisord."""
 
+import json
 import os
 import subprocess
+import threading
+import time
 
 import httpx
 import pytest
@@ -36,6 +39,7 @@ def assert_broker_speaks_websocket(layout):
     client.on_connect = lambda c, *_: c.subscribe("pioreactor/+/+/ws_probe", qos=1)
     client.on_subscribe = lambda c, *_: c.publish("pioreactor/leader/exp/ws_probe", "1", qos=1)
     client.on_message = lambda *_: received.set()
+    client.username_pw_set(*layout.mqtt_credentials())
     client.connect("127.0.0.1", layout.mqtt_ws_port)
     client.loop_start()
     try:
@@ -43,6 +47,75 @@ def assert_broker_speaks_websocket(layout):
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def mqtt_client(layout, credentials):
+    """A connected paho client on the cluster's broker, or the refusal's reason code."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    outcome: dict = {}
+    done = threading.Event()
+
+    def on_connect(c, userdata, flags, reason_code, properties=None):
+        outcome["rc"] = reason_code
+        done.set()
+
+    client.on_connect = on_connect
+    if credentials:
+        client.username_pw_set(*credentials)
+    client.connect("127.0.0.1", layout.mqtt_port)
+    client.loop_start()
+    assert done.wait(15), "the broker did not answer the connection"
+    return client, outcome["rc"]
+
+
+def assert_broker_enforces_credentials_and_acls(layout):
+    """Anonymous clients are refused; a worker publishes only under its own topics; the UI's read user writes
+    nothing and its control user only the /set topics. A refused publish (MQTT 3.1.1) is dropped by the broker,
+    so what a subscriber receives is the proof."""
+    anonymous, rc = mqtt_client(layout, None)
+    anonymous.loop_stop()
+    assert rc != 0  # not authorised
+    wrong, rc = mqtt_client(layout, ("worker1", "not-the-password"))
+    wrong.loop_stop()
+    assert rc != 0
+
+    received: list[str] = []
+    watcher, rc = mqtt_client(layout, layout.mqtt_credentials())  # the leader reads everything
+    assert rc == 0
+    subscribed = threading.Event()
+    watcher.on_message = lambda c, u, m: received.append(m.topic)
+    watcher.on_subscribe = lambda *_: subscribed.set()
+    watcher.subscribe("pioreactor/#", qos=1)
+    assert subscribed.wait(15)
+    ui = json.loads((layout.unit_dir(layout.leader) / "storage" / "mqtt_ui_credentials.json").read_text())
+    attempts = [
+        (layout.mqtt_credentials("worker1"), "pioreactor/worker1/acl/stirring/target_rpm", True),
+        (layout.mqtt_credentials("worker1"), "pioreactor/leader/acl/stirring/target_rpm/set", False),
+        (layout.mqtt_credentials("worker1"), "pioreactor/$broadcast/acl/stirring/target_rpm/set", False),
+        ((ui["read"]["username"], ui["read"]["password"]), "pioreactor/worker1/acl/stirring/target_rpm/set", False),
+        ((ui["control"]["username"], ui["control"]["password"]), "pioreactor/worker1/acl/stirring/$state", False),
+        ((ui["control"]["username"], ui["control"]["password"]), "pioreactor/worker1/acl/stirring/target_rpm/set",
+         True),
+    ]
+    for credentials, topic, _ in attempts:
+        publisher, rc = mqtt_client(layout, credentials)
+        assert rc == 0, credentials[0]
+        publisher.publish(topic, "1", qos=1).wait_for_publish(10)
+        publisher.disconnect()
+        publisher.loop_stop()
+    marker, rc = mqtt_client(layout, layout.mqtt_credentials())
+    marker.publish("pioreactor/leader/acl/marker", "1", qos=1).wait_for_publish(10)  # everything before it arrived
+    marker.disconnect()
+    marker.loop_stop()
+    deadline = time.monotonic() + 15
+    while "pioreactor/leader/acl/marker" not in received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    watcher.disconnect()
+    watcher.loop_stop()
+    assert [t for _, t, allowed in attempts if allowed] == [t for t in received if "/acl/" in t and "marker" not in t]
 
 
 def test_up_status_down(tmp_path):
@@ -53,11 +126,14 @@ def test_up_status_down(tmp_path):
         assert up.returncode == 0, up.stderr
         layout = ClusterLayout.load(root / "localcluster")
         assert f"Leader API: {layout.url()}" in up.stdout
-        workers = httpx.get(f"{layout.url()}/api/workers", timeout=10).json()
+        assert f"API token:  admin, kept in {layout.admin_token_file}" in up.stdout
+        assert httpx.get(f"{layout.url()}/api/workers", timeout=10).status_code == 401  # authentication is on
+        workers = httpx.get(f"{layout.url()}/api/workers", timeout=10, headers=layout.headers()).json()
         assert [w["pioreactor_unit"] for w in workers] == ["worker1"]
         assert httpx.get(f"{layout.url('worker1')}/unit_api/health").json()["pioreactor_unit"] == "worker1"
 
         assert_broker_speaks_websocket(layout)
+        assert_broker_enforces_credentials_and_acls(layout)
         status = pio("cluster", "status", env=env).stdout
         for program in ("broker", "leader-api", "leader-worker", "leader-mqtt_to_db", "worker1-api", "worker1-worker"):
             line = next(l for l in status.splitlines() if l.strip().startswith(program))

@@ -95,7 +95,7 @@ class Cluster:
     mqtt: "Retained"
 
     def unit_api(self, unit: str) -> httpx.Client:
-        return httpx.Client(base_url=self.layout.url(unit), timeout=20)
+        return httpx.Client(base_url=self.layout.url(unit), timeout=20, headers=self.layout.headers())
 
     def running(self, unit: str) -> set[str]:
         with self.unit_api(unit) as client:
@@ -113,7 +113,7 @@ class Cluster:
 class Retained:
     """The latest payload of every topic under ``pioreactor/#`` on the cluster's broker (no prefix)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, credentials: tuple[str, str] | None = None) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -122,6 +122,8 @@ class Retained:
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
         self.client.on_connect = lambda c, *_: c.subscribe("pioreactor/#", qos=1)
         self.client.on_message = self._on_message
+        if credentials:
+            self.client.username_pw_set(*credentials)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
@@ -187,8 +189,8 @@ def cluster(tmp_path_factory):
             unavailable(f"the web UI could not be installed:\n{up.stdout}")
         layout = ClusterLayout.load(root)
         base = layout.url()
-        mqtt = Retained(layout.mqtt_port)
-        api = httpx.Client(base_url=base, timeout=30)
+        mqtt = Retained(layout.mqtt_port, layout.mqtt_credentials())
+        api = httpx.Client(base_url=base, timeout=30, headers=layout.headers())
         cl = Cluster(layout, base, api, up.stdout, mqtt)
         prepare_experiment(cl, state)
         yield cl
@@ -312,10 +314,12 @@ def monitor(cluster):
 
 
 @pytest.fixture(scope="module")
-def page(browser, monitor):
+def page(browser, monitor, cluster):
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(30_000)
+    page.goto(f"{monitor.base}/login#token={cluster.layout.admin_token()}")  # the link `pio cluster up` prints
+    page.wait_for_url(f"{monitor.base}/")
     monitor.attach(page)
     yield page
     context.close()
@@ -376,10 +380,12 @@ def concrete(pattern: str) -> str:
 # ------------------------------------------------------------------------------------------- tests
 def test_cluster_up_installs_the_ui_and_prints_its_address(cluster):
     assert "Fetching the Pioreactor web UI" in cluster.up_output
-    assert f"Web UI:     {cluster.base}/" in cluster.up_output
+    assert f"Web UI:     {cluster.base}/login#token={cluster.layout.admin_token()}" in cluster.up_output
     assert "ws://127.0.0.1:" in cluster.up_output
-    served = httpx.get(cluster.base + "/overview")
+    served = httpx.get(cluster.base + "/overview", headers=cluster.layout.headers())
     assert served.status_code == 200 and '<div id="root">' in served.text
+    to_login = httpx.get(cluster.base + "/overview")  # without the login cookie
+    assert to_login.status_code == 303 and to_login.headers["location"] == "/login?next=%2Foverview"
 
 
 def test_every_route_of_the_ui_loads_without_a_failed_call_or_an_error(cluster, page, monitor):
