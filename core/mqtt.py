@@ -98,6 +98,9 @@ def create_client(
     username = config.get("mqtt", "username", fallback="")
     if username:
         client.username_pw_set(username, config.get("mqtt", "password", fallback="") or None)
+    context = tls_context(config)
+    if context is not None:
+        client.tls_set_context(context)
     if will is not None:
         client.will_set(*will)
     connected = threading.Event()
@@ -127,6 +130,17 @@ def create_client(
             client.loop_stop()
             raise ConnectionError(f"the MQTT broker at {host}:{port} did not accept the connection within {timeout} s")
     return client
+
+
+def tls_context(config: Config) -> Any:
+    """An ``ssl.SSLContext`` for the broker when ``[mqtt] tls_ca_file`` names the CA (or self-signed
+    certificate) that signed the broker's certificate; None for plain MQTT."""
+    ca_file = config.get("mqtt", "tls_ca_file", fallback="").strip()
+    if not ca_file:
+        return None
+    import ssl
+
+    return ssl.create_default_context(cafile=ca_file)
 
 
 def _no_delay(client: mqtt.Client) -> None:

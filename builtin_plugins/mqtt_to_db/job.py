@@ -376,7 +376,8 @@ class MqttToDb(BackgroundJob):
         def run() -> None:
             asyncio.set_event_loop(loop)
             try:
-                loop.run_until_complete(client.connect(host, port, keepalive=60))
+                loop.run_until_complete(client.connect(host, port, keepalive=60,
+                                                       ssl=mq.tls_context(self.config) or False))
             except BaseException as exc:  # reported to the constructor
                 failure.append(exc)
                 started.set()

@@ -344,8 +344,12 @@ def serve(port: int | None, host: str, workers: int, threads: int, worker_class:
     """Serve /unit_api (and /api on the leader) with gunicorn."""
     from reactorkit.core.config import get_config
 
-    port = port or get_config().getint("ui", "port", fallback=4999)
-    args = [sys.executable, "-m", "gunicorn", "reactorkit.api.app:get_app()", "--bind", f"{host}:{port}",
+    config = get_config()
+    port = port or config.getint("ui", "port", fallback=4999)
+    # HTTPS when [api] tls_cert_file and tls_key_file name a certificate and its key (then set [ui] proto = https)
+    cert, key = (config.get("api", k, fallback="").strip() for k in ("tls_cert_file", "tls_key_file"))
+    tls = ["--certfile", cert, "--keyfile", key] if cert and key else []
+    args = [sys.executable, "-m", "gunicorn", "reactorkit.api.app:get_app()", "--bind", f"{host}:{port}", *tls,
             "--workers", str(workers), "--threads", str(threads),
             *(["--worker-class", worker_class] if worker_class else []),
             "--timeout", "330",  # a calibration step may run the hardware for up to 300 s
