@@ -1,0 +1,89 @@
+"""The broker configuration with credentials and TLS: a self-signed certificate (the README's example), a unit
+connecting with its user over TLS, and a client without the certificate refused."""
+
+from __future__ import annotations
+
+import getpass
+import ssl
+import subprocess
+import threading
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from reactorkit.core.auth.mqtt import provision_broker
+from reactorkit.core.cluster import free_port
+from reactorkit.core.config import Config
+from reactorkit.core.localcluster.broker import mosquitto_binary, mosquitto_config, wait_for_port
+from reactorkit.core.mqtt import create_client
+from reactorkit.core.testing import stop_process
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    cert, key = tmp_path / "leader.crt", tmp_path / "leader.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    passwords, acl = provision_broker(tmp_path / "broker", ("leader", tmp_path / "leader"),
+                                      [("worker1", tmp_path / "worker1")])
+    port, ws_port = free_port(), free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(mosquitto_config(tcp_port=port, ws_port=ws_port, bind_tcp="127.0.0.1", bind_ws="127.0.0.1",
+                                     log_file=tmp_path / "mosquitto.log", user=getpass.getuser(),
+                                     password_file=passwords, acl_file=acl,
+                                     tls={"certfile": str(cert), "keyfile": str(key)}))
+    proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield port, cert, tmp_path
+    finally:
+        stop_process(proc)
+
+
+def unit_config(port: int, cert, root, unit: str) -> Config:
+    config = Config()
+    username, password = (root / unit / "storage" / "mqtt_credentials.ini").read_text().split("\n")[1:3]
+    config.read_string(f"[mqtt]\nbroker_address = 127.0.0.1\nbroker_port = {port}\ntls_ca_file = {cert}\n"
+                       f"{username}\n{password}\n")
+    return config
+
+
+def test_a_unit_talks_to_the_broker_over_tls_with_its_own_user(tls_broker):
+    port, cert, root = tls_broker
+    got = threading.Event()
+    listener = create_client(config=unit_config(port, cert, root, "leader"), outbox=False,
+                             on_connect=lambda c: c.subscribe("pioreactor/worker1/tls/#", qos=1),
+                             on_message=lambda *_: got.set())
+    publisher = create_client(config=unit_config(port, cert, root, "worker1"), outbox=False)
+    try:
+        publisher.publish("pioreactor/worker1/tls/probe", "1", qos=1).wait_for_publish(10)
+        assert got.wait(15)
+    finally:
+        for client in (listener, publisher):
+            client.disconnect()
+            client.loop_stop()
+
+
+def test_plain_mqtt_and_an_untrusted_certificate_are_refused(tls_broker):
+    port, cert, root = tls_broker
+    plain = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    plain.username_pw_set("leader", "x")
+    outcome: list[str] = []
+    answered = threading.Event()
+    plain.on_connect = lambda *a: (outcome.append("connected"), answered.set())
+    plain.on_disconnect = lambda *a: (outcome.append("dropped"), answered.set())
+    plain.connect("127.0.0.1", port)
+    plain.loop_start()
+    try:
+        assert answered.wait(15) and outcome[0] == "dropped"  # the TLS listener hangs up on plain MQTT
+    finally:
+        plain.disconnect()
+        plain.loop_stop()
+    untrusted = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    untrusted.tls_set_context(ssl.create_default_context())  # the system's CAs do not know the self-signed one
+    with pytest.raises(ssl.SSLError):
+        untrusted.connect("127.0.0.1", port)
