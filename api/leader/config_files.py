@@ -78,8 +78,25 @@ def shared_text() -> str:
     return _read_text(shared_config_path())
 
 
-def save_shared(ctx: Context, code: str) -> None:
-    """Validate, write atomically, record history. Raises: ApiError 400."""
+def _scope_of(req: falcon.Request) -> str | None:
+    record = getattr(req.context, "token", None)
+    return getattr(record, "scope", None) or ("admin" if getattr(req.context, "auth", "") == "off" else None)
+
+
+def shared_for_caller(req: falcon.Request) -> str:
+    """``config.ini`` with the broker user the caller's web UI connects with (see
+    :func:`reactorkit.core.auth.mqtt.shared_config_for`)."""
+    from reactorkit.core.auth.mqtt import shared_config_for
+
+    return shared_config_for(shared_text(), _scope_of(req))
+
+
+def save_shared(ctx: Context, code: str) -> str:
+    """Validate, write atomically, record history; returns the text saved (the UI's broker user is not written
+    back, see :func:`reactorkit.core.auth.mqtt.shared_config_to_save`). Raises: ApiError 400, 403."""
+    from reactorkit.core.auth.mqtt import shared_config_to_save
+
+    code = shared_config_to_save(code, shared_text())
     from reactorkit.core.config import set_config, shared_config_path
     from reactorkit.core.paths import atomic_write
 
@@ -93,6 +110,7 @@ def save_shared(ctx: Context, code: str) -> None:
     atomic_write(shared_config_path(), code)
     _record(ctx, SHARED, code)
     set_config(None)  # this process re-reads the files next time
+    return code
 
 
 class SharedConfig:
@@ -103,11 +121,11 @@ class SharedConfig:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_TEXT
-        resp.text = shared_text()
+        resp.text = shared_for_caller(req)
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response) -> None:
         code = _code(req)
-        save_shared(self.ctx, code)
+        code = save_shared(self.ctx, code)
         synced = sync_shared(self.ctx, code)
         success(resp, **({"sync": synced} if synced else {}))
 
@@ -273,8 +291,7 @@ def _for_caller(req: falcon.Request, configs: dict[str, Any]) -> dict[str, Any]:
     """Each unit's merged config with the broker credentials the caller may have (the web UI's, by scope)."""
     from reactorkit.core.auth.mqtt import for_browser
 
-    record = getattr(req.context, "token", None)
-    scope = getattr(record, "scope", None) or ("admin" if getattr(req.context, "auth", "") == "off" else None)
+    scope = _scope_of(req)
     return {unit: for_browser(config, scope) if isinstance(config, dict) else config
             for unit, config in configs.items()}
 
@@ -336,7 +353,7 @@ class ClassicConfigFile:
     def on_get(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
         unit = _classic_target(self.ctx, filename)
         resp.content_type = falcon.MEDIA_TEXT
-        resp.text = shared_text() if unit is None else specific_text(self.ctx, unit)
+        resp.text = shared_for_caller(req) if unit is None else specific_text(self.ctx, unit)
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, filename: str) -> None:
         code = _code(req)

@@ -121,3 +121,54 @@ def for_browser(config: dict[str, dict[str, str]], scope: str | None, root: Path
     mqtt = {**(config.get("mqtt") or {}), "username": chosen.get("username", ""),
             "password": chosen.get("password", "")}
     return {**config, "mqtt": mqtt}
+
+
+def _mqtt_credential_lines(text: str) -> tuple[list[str], int | None, list[str]]:
+    """``(lines without [mqtt] username/password, index after the [mqtt] header or None, the removed lines)``."""
+    out: list[str] = []
+    removed: list[str] = []
+    section, header_at = None, None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip()
+            out.append(line)
+            if section == "mqtt" and header_at is None:
+                header_at = len(out)
+            continue
+        key = stripped.split("=", 1)[0].split(":", 1)[0].strip()
+        if section == "mqtt" and key in ("username", "password"):
+            removed.append(line)
+            continue
+        out.append(line)
+    return out, header_at, removed
+
+
+def with_ini_credentials(text: str, lines: list[str]) -> str:
+    """``config.ini`` text whose ``[mqtt]`` ``username``/``password`` lines are ``lines`` (section added if absent)."""
+    out, header_at, _ = _mqtt_credential_lines(text)
+    if header_at is None:
+        out += ["", "[mqtt]"]
+        header_at = len(out)
+    out[header_at:header_at] = lines
+    return "\n".join(out) + "\n"
+
+
+def shared_config_for(text: str, scope: str | None, root: Path | None = None) -> str:
+    """The leader's ``config.ini`` as the web UI reads it (``GET /api/config/shared``): ``[mqtt] username`` and
+    ``password`` are the UI's broker user for ``scope`` when the broker has users (the UI connects with them)."""
+    ui = ui_credentials(root)
+    if not ui:
+        return text
+    chosen = ui.get("read" if scope in (None, "read") else "control") or {}
+    return with_ini_credentials(text, [f"username = {chosen.get('username', '')}",
+                                       f"password = {chosen.get('password', '')}"])
+
+
+def shared_config_to_save(new_text: str, current_text: str, root: Path | None = None) -> str:
+    """Text to save as ``config.ini`` from the API: when the broker has users, the ``[mqtt]`` credentials the
+    UI was shown are not written back; the file keeps its own."""
+    if not ui_credentials(root):
+        return new_text
+    _, _, kept = _mqtt_credential_lines(current_text)
+    return with_ini_credentials(new_text, kept)
