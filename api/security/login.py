@@ -66,6 +66,13 @@ def _safe_next(value: Any) -> str:
     return text if text.startswith("/") and not text.startswith("//") and "\\" not in text else "/"
 
 
+def _js_string(text: str) -> str:
+    """``text`` as a JavaScript string literal safe inside ``<script>``."""
+    import json
+
+    return json.dumps(text).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 class Login:
     """``GET|POST /login``."""
 
@@ -82,7 +89,7 @@ class Login:
         target = _safe_next(req.get_param("next"))
         resp.content_type = falcon.MEDIA_HTML
         resp.cache_control = ["no-store"]
-        resp.text = PAGE.format(error="", next=html.escape(target), next_js=html.escape(repr(target)))
+        resp.text = PAGE.format(error="", next=html.escape(target), next_js=_js_string(target))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         form = (req.content_type or "").startswith("application/x-www-form-urlencoded")
@@ -98,7 +105,7 @@ class Login:
                 resp.content_type = falcon.MEDIA_HTML
                 target = _safe_next(fields.get("next"))
                 resp.text = PAGE.format(error="That token is unknown, revoked or expired.",
-                                        next=html.escape(target), next_js=html.escape(repr(target)))
+                                        next=html.escape(target), next_js=_js_string(target))
                 return
             raise ApiError(falcon.HTTP_401, "Authentication required.",
                            cause="The token is unknown, revoked or expired on this unit.",

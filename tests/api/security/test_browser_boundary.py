@@ -70,8 +70,9 @@ def test_listed_origins_get_cors_and_may_change_state(configured_cors, tokens):
 
 
 def test_login_exchanges_a_token_for_a_strict_http_only_cookie(secured_leader, tokens):
-    page = secured_leader.simulate_get("/login")
+    page = secured_leader.simulate_get("/login", params={"next": "/overview"})
     assert page.status_code == 200 and "<form" in page.text
+    assert 'window.location.replace("/overview")' in page.text  # where the page goes once logged in
     bad = secured_leader.simulate_post("/login", json={"token": "rk_00000000_wrongwrongwrongwrongwrong"})
     assert bad.status_code == 401 and "set-cookie" not in bad.headers
     good = secured_leader.simulate_post("/login", json={"token": tokens.read})
