@@ -2,7 +2,7 @@
 
 ``[system] commands_enabled`` and every ``[system] *_command`` (reboot, shutdown,
 repair, update, web-server restart, USB) are shell commands the unit runs; ``[api]``
-holds authentication, CORS and TLS. They are set only in the files the unit's owner
+``auth``, ``cors_origins`` and ``tls_*`` are the API's security. They are set only in the files the unit's owner
 edits on the unit (``config.ini``, ``unit_config.ini``); a config saved through the
 API (the leader's ``/api/config…`` routes, a worker's ``/unit_api/config…``) must
 leave them as they are — adding, changing or removing one is refused.
@@ -14,7 +14,8 @@ import configparser
 import fnmatch
 
 #: ``(section, key pattern)`` the API cannot change.
-PROTECTED = (("system", "commands_enabled"), ("system", "*_command"), ("api", "*"))
+PROTECTED = (("system", "commands_enabled"), ("system", "*_command"), ("api", "auth"), ("api", "cors_origins"),
+             ("api", "tls_*"))
 
 
 class ProtectedSetting(PermissionError):
