@@ -91,7 +91,7 @@ def test_malformed_json_is_a_400(unit_client):
     result = unit_client.simulate_post("/unit_api/jobs/run/job_name/stirring", body="{not json",
                                        headers={"Content-Type": "application/json"})
     assert result.status_code == 400
-    assert result.json["error"] == "Invalid request body."
+    assert result.json["error"].startswith("The body is not valid JSON (line 1, column")
     assert result.json["status"] == 400
 
 

@@ -31,14 +31,15 @@ def test_run_then_stop_a_job_through_tasks(api_env, unit_client, run_tasks, mqtt
 
 
 def test_a_job_that_exits_at_once_is_a_failed_task_with_its_last_line(api_env, unit_client, run_tasks):
+    # an option the job does not know passes the API (it checks the settings it knows) and the job refuses it
     accepted = unit_client.simulate_post("/unit_api/jobs/run/job_name/stirring",
-                                         json={"options": {"target_rpm": "fast"}}).json
+                                         json={"options": {"no_such_option": 1}}).json
     run_tasks()
     failed = unit_client.simulate_get(accepted["result_url_path"])
     assert failed.status_code == 200
     assert failed.json["status"] == "failed"
     assert "exited with code 2" in failed.json["error"]
-    assert "fast" in failed.json["cause"]
+    assert "no-such-option" in failed.json["cause"] or "no_such_option" in failed.json["cause"]
     assert failed.json["remediation"]
 
 

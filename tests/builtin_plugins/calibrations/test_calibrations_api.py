@@ -92,7 +92,7 @@ def test_a_body_that_is_not_json_is_invalid(client):
     result = client.simulate_post("/unit_api/calibrations/media_pump", body="{nope",
                                   headers={"content-type": "application/json"})
     assert_error_shape(result, 400)
-    assert result.json["error"] == "Invalid request body."
+    assert result.json["error"].startswith("The body is not valid JSON (line 1, column")
 
 
 def test_unknown_names_are_404_and_unsafe_names_400(client):
