@@ -31,5 +31,10 @@ def test_the_audit_log_is_filtered_and_admin_only(secured_leader, tokens):
 
 
 def test_the_audit_log_is_an_exportable_dataset(secured_leader, tokens):
+    secured_leader.simulate_post("/api/experiments", json={"experiment": "exported"}, headers=bearer(tokens.control))
     datasets = secured_leader.simulate_get("/api/datasets/exportable", headers=bearer(tokens.read)).json
     assert "audit_log" in [d["dataset_name"] for d in datasets]
+    rows = secured_leader.simulate_get("/api/datasets/exportable/audit_log/preview", params={"n_rows": 100},
+                                       headers=bearer(tokens.read)).json
+    assert ("t-control", "POST", "/api/experiments", "exported") in [
+        (r["actor"], r["method"], r["path"], r["experiment"]) for r in rows]
