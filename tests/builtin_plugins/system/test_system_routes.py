@@ -178,7 +178,11 @@ def test_import_refuses_evil_archives_and_writes_nothing(leader_client, tree, tm
     assert result.status_code == 400
     assert result.json["error"] == "The archive was refused."
     assert (tree / "notes.txt").read_text() == "hello"
-    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+    # nothing but the audit log's row of the refused request (in the leader database)
+    audit = {str(p) for p in tmp_path.rglob("pioreactor.sqlite*")}
+    assert sorted(str(p) for p in tmp_path.rglob("*") if str(p) not in audit) == [p for p in before if p not in audit]
+    last = leader_client.simulate_get("/api/audit").json[-1]
+    assert (last["method"], last["path"], last["status"]) == ("POST", "/unit_api/import_zipped_dot_pioreactor", 400)
 
 
 def test_oversize_uploads_are_413(leader_client, leader_env, tree):
