@@ -7,7 +7,11 @@ Steps (each one an HTTP call a user or the UI would make):
 2. create an experiment and assign the workers to it;
 3. calibrate each worker's media and waste pumps with the ``duration_based``
    calibration session, answering the "how many mL?" prompts with what a scale
-   under the simulated beaker reads (the vessel's ``pumped_ml``);
+   under the simulated beaker reads (the vessel's ``pumped_ml``), then each worker's
+   90° photodiode with the od_reading ``standards`` session (OD600 standards
+   3.0 … 0.1 and a blank placed in the simulated vessel, the culture put back
+   afterwards), so that od_reading publishes OD600 and the growth rate is that of
+   biomass, not of the photodiode's saturating signal;
 4. upload and start an experiment profile: stirring, od_reading and
    growth_rate_calculating on every worker, a turbidostat on the first worker and
    a chemostat on the second, for ``hours`` simulated hours;
@@ -33,6 +37,8 @@ TURBIDOSTAT_TARGET_NOD = 10.0  # normalised OD: 10× the OD of the first reading
 TURBIDOSTAT_HOLD_OD = 1.0  # OD600 the turbidostat should hold at least within reach of: about half the vessel's capacity
 CHEMOSTAT_EXCHANGE_ML = 0.5
 CHEMOSTAT_EVERY_MIN = 20.0
+OD_STANDARDS = (3.0, 2.0, 1.5, 1.0, 0.5, 0.25, 0.1)  # OD600 of the standards the demo "places"; the blank is 0
+CULTURE_FIELDS = ("od", "substrate", "alt_media_fraction", "volume_ml")  # what the culture vial carries
 
 
 PROGRESS_LEGEND = (
@@ -183,6 +189,77 @@ def calibrate_pump(api: Api, layout: ClusterLayout, unit: str, device: str, log:
     slope = session["result"]["calibration"]["curve_data_"]["coefficients"][0]
     log(f"  {unit}: {device} calibrated, {slope:.3f} mL/s")
     return session["result"]
+
+
+def calibrate_od(api: Api, layout: ClusterLayout, unit: str, log: Callable[[str], None], device: str = "od90") -> dict:
+    """Run the od_reading ``standards`` session of ``device`` on ``unit`` through the leader; returns its result.
+
+    Each standard of :data:`OD_STANDARDS` and then a blank (OD600 0) is placed in the simulated vessel by the
+    protocol's ``place_standard_vial`` action, which replaces the culture: the caller puts it back
+    (:func:`put_culture_back`). The IR LED intensity is the protocol's default, i.e. ``[od_reading.config]
+    ir_led_intensity``, so that od_reading applies the calibration. stirring and od_reading must not run.
+
+    Raises:
+        DemoError: the session did not complete.
+    """
+    base = f"/api/workers/{unit}/calibrations/sessions"
+    reply = api.call("POST", base, f"start {device} calibration on {unit}",
+                     json={"target_device": device, "protocol_name": "standards"})
+    session_id = reply["session"]["session_id"]
+    queue = list(OD_STANDARDS)
+    for _ in range(4 * len(OD_STANDARDS) + 10):
+        if reply["session"]["status"] != "in_progress":
+            break
+        step = reply["step"]
+        step_id = step["step_id"]
+        if step_id == "settings":
+            defaults = {f.get("name"): f.get("default") for f in step.get("fields") or []}
+            inputs: dict[str, Any] = {"calibration_name": f"demo-{device}",
+                                      "ir_led_intensity": float(defaults.get("ir_led_intensity") or 80.0)}
+        elif step_id == "place_standard":
+            inputs = {"od600": queue.pop(0)}
+        elif step_id == "next":
+            inputs = {"next": "another_standard" if queue else "blank"}
+        elif step_id == "place_blank":
+            inputs = {"blank_od600": 0.0}
+        else:
+            inputs = {}
+        reply = api.call("POST", f"{base}/{session_id}/inputs", f"{device} calibration on {unit} ({step_id})",
+                         json={"inputs": inputs}, timeout=300)
+    session = reply["session"]
+    if session["status"] != "complete":
+        raise DemoError(f"{device} calibration on {unit} ended {session['status']}: {session.get('error')}")
+    log(f"  {unit}: {device} calibrated with {len(OD_STANDARDS)} standards and a blank")
+    return session["result"]
+
+
+def fresh_culture(layout: ClusterLayout, unit: str) -> dict[str, Any]:
+    """The culture a simulated vessel starts with (its state file not written yet): ``[simulation] initial_od``
+    (0.05), the rest of ``substrate_in`` as substrate, ``[bioreactor] initial_volume_ml`` (14 mL)."""
+    import configparser
+
+    from reactorkit.core.hardware.simulated import parameters_from_config
+
+    config = configparser.ConfigParser(strict=False, interpolation=None)
+    config.read([layout.unit_dir(unit) / "config.ini", layout.unit_dir(unit) / "unit_config.ini"])
+    od = config.getfloat("simulation", "initial_od", fallback=0.05)
+    substrate = max(parameters_from_config(config).substrate_in - od, 0.0)  # type: ignore[arg-type]
+    return {"od": od, "substrate": substrate, "alt_media_fraction": 0.0,
+            "volume_ml": config.getfloat("bioreactor", "initial_volume_ml", fallback=14.0)}
+
+
+def put_culture_back(layout: ClusterLayout, unit: str, culture: dict[str, Any]) -> None:
+    """The person puts the culture vial back after a calibration: the simulated vessel's culture fields
+    (:data:`CULTURE_FIELDS`) return to ``culture`` (a :func:`read_vessel` state); its clock, pumps and LEDs stay."""
+    from filelock import FileLock
+
+    from reactorkit.core.paths import atomic_write
+
+    path = layout.unit_dir(unit) / "storage" / f"simulated_vessel_{unit}.json"
+    with FileLock(str(path) + ".lock"):
+        state = json.loads(path.read_text())
+        state.update({k: culture[k] for k in CULTURE_FIELDS if k in culture})
+        atomic_write(path, json.dumps(state), durable=False)
 
 
 class Progress:
@@ -354,9 +431,20 @@ def run_experiment(
         echo(f"Experiment {experiment!r} created; assigned {', '.join(layout.workers)}.")
         echo("Calibrating pumps through calibration sessions …")
         vessel_workers = [w for w in layout.workers if w not in replays]
+        # the culture vials are set aside while the pumps and photodiodes are calibrated (into a beaker, with
+        # standards) and put back as they were before the profile starts, whatever the speed-up
+        cultures = {worker: read_vessel(layout, worker) or fresh_culture(layout, worker) for worker in vessel_workers}
         for worker in vessel_workers:
             for device in ("media_pump", "waste_pump"):
                 calibrate_pump(api, layout, worker, device, echo)
+        echo("Calibrating OD (90° photodiode) with standards of known OD600 …")
+        try:
+            for worker in vessel_workers:
+                calibrate_od(api, layout, worker, echo)
+        finally:
+            for worker, culture in cultures.items():
+                if culture:
+                    put_culture_back(layout, worker, culture)
 
         turbidostat = vessel_workers[0] if vessel_workers else layout.workers[0]
         chemostat = vessel_workers[1] if len(vessel_workers) > 1 else None
