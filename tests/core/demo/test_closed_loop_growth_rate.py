@@ -80,7 +80,8 @@ def closed_loop(tmp_path_factory):
                                 .is_file() for unit in layout.workers}
         params = {"lookback": HOURS + 2, "target_points": 5000}
         seen["growth_rates"] = httpx.get(f"{result.api_url}/api/experiments/{result.experiment}/time_series/growth_rates",
-                                         params=params, timeout=60).json()
+                                         params=params, timeout=60,
+                                         headers={"Authorization": f"Bearer {layout.admin_token()}"}).json()
         seen["result"] = result
 
     try:
