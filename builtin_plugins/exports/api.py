@@ -28,6 +28,28 @@ MAX_PREVIEW_ROWS = 100
 CLASSIC_WAIT_S = 600.0
 TASK = "reactorkit.builtin_plugins.exports.tasks.export_datasets"
 USB_TASK = "reactorkit.builtin_plugins.exports.tasks.export_datasets_to_usb"
+#: Datasets only an ``admin`` token may read or export (the audit trail names tokens and every change made).
+ADMIN_DATASETS = frozenset({"audit_log"})
+
+
+def require_dataset_scope(req: falcon.Request, names: list[str] | tuple[str, ...]) -> None:
+    """Refuse a preview or export of an admin-only dataset (:data:`ADMIN_DATASETS`) to a smaller scope.
+
+    The caller's scope is the one the API's auth middleware recorded on the request
+    (``req.context.token``); with authentication off every caller counts as ``admin``.
+
+    Raises:
+        ApiError: 403 naming the dataset and the scope it needs.
+    """
+    guarded = sorted(set(names) & ADMIN_DATASETS)
+    if not guarded:
+        return
+    record = getattr(req.context, "token", None)
+    scope = getattr(record, "scope", None) or ("admin" if getattr(req.context, "auth", "") == "off" else None)
+    if scope != "admin":
+        raise ApiError(falcon.HTTP_403, f"Dataset {guarded[0]!r} needs an admin token.",
+                       cause=f"The token's scope is {scope or 'none'}; {', '.join(guarded)} can be read by admin only.",
+                       remediation="Leave it out of the request, or use a token created with --scope admin.")
 
 
 def _dataset(context: AppContext, name: str) -> Any:
@@ -46,6 +68,7 @@ class Preview(RouteResource):
         from .writer import source_exists, source_sql
 
         dataset = _dataset(self.context, target_dataset)
+        require_dataset_scope(req, [target_dataset])
         raw = req.get_param("n_rows", default="5")
         try:
             n_rows = int(raw)
@@ -133,6 +156,7 @@ class Export(RouteResource):
         from reactorkit.plugin import get_unit_name
 
         kwargs = export_request(read_body(req), self.context.registry.datasets)
+        require_dataset_scope(req, kwargs["datasets"])
         enqueue_task(resp, get_unit_name(), TASK, timeout_s=3600, **kwargs)
 
 
@@ -148,6 +172,7 @@ class ExportToUsb(RouteResource):
         from reactorkit.plugin import get_unit_name
 
         kwargs = export_request(read_body(req), self.context.registry.datasets)
+        require_dataset_scope(req, kwargs["datasets"])
         if writable_drive() is None:
             raise ApiError(falcon.HTTP_409, "No USB drive to export to.",
                            cause="No writable USB drive is mounted on the leader.",

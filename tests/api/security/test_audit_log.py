@@ -35,6 +35,20 @@ def test_the_audit_log_is_an_exportable_dataset(secured_leader, tokens):
     datasets = secured_leader.simulate_get("/api/datasets/exportable", headers=bearer(tokens.read)).json
     assert "audit_log" in [d["dataset_name"] for d in datasets]
     rows = secured_leader.simulate_get("/api/datasets/exportable/audit_log/preview", params={"n_rows": 100},
-                                       headers=bearer(tokens.read)).json
+                                       headers=bearer(tokens.admin)).json
     assert ("t-control", "POST", "/api/experiments", "exported") in [
         (r["actor"], r["method"], r["path"], r["experiment"]) for r in rows]
+
+
+def test_the_audit_log_dataset_is_read_and_exported_by_admin_only(secured_leader, tokens):
+    preview = secured_leader.simulate_get("/api/datasets/exportable/audit_log/preview",
+                                          headers=bearer(tokens.control))
+    assert preview.status_code == 403 and "admin" in preview.json["remediation"]
+    body = {"datasets": ["od_readings", "audit_log"], "experiments": ["<All experiments>"],
+            "partition_by_unit": False, "partition_by_experiment": False}
+    export = secured_leader.simulate_post("/api/datasets/exportable/export", json=body,
+                                          headers=bearer(tokens.control))
+    assert export.status_code == 403 and "audit_log" in export.json["cause"]
+    other = secured_leader.simulate_get("/api/datasets/exportable/od_readings/preview",
+                                        headers=bearer(tokens.read))
+    assert other.status_code == 200  # other datasets keep their scope
