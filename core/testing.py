@@ -436,13 +436,6 @@ class LocalCluster:
 
 def processes_under(root: Path) -> list[int]:
     """Pids of live processes whose ``$DOT_PIOREACTOR`` lies under ``root`` (to check nothing was left behind)."""
-    import psutil
+    from reactorkit.core.localcluster.commands import processes_under as under
 
-    found = []
-    for proc in psutil.process_iter(["pid", "environ"]):
-        try:
-            if (proc.info["environ"] or {}).get("DOT_PIOREACTOR", "").startswith(str(root)):
-                found.append(proc.pid)
-        except (psutil.Error, AttributeError):
-            continue
-    return found
+    return under(root)

@@ -156,7 +156,7 @@ def _wait_jobs(pids: list[int], deadline: float) -> None:
                 pass
 
 
-def _processes_under(root: Path) -> list[int]:
+def processes_under(root: Path) -> list[int]:
     """Pids of live processes whose ``$DOT_PIOREACTOR`` lies under ``root`` (a unit's jobs, registered or not)."""
     import psutil
 
@@ -185,7 +185,7 @@ def stop_cluster(layout: ClusterLayout, timeout_s: float = 20.0) -> int:
     _signal_jobs(jobs)
     supervisor.stop_programs(layout, timeout_s=timeout_s)
     keep |= supervisor.program_pids(layout)  # the broker, still running
-    strays = [pid for pid in _processes_under(root) if pid not in keep and pid not in jobs]
+    strays = [pid for pid in processes_under(root) if pid not in keep and pid not in jobs]
     _signal_jobs(strays)
     _wait_jobs(jobs + strays, time.monotonic() + timeout_s)
     supervisor.stop(layout)
