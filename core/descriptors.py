@@ -237,6 +237,12 @@ class JobDescriptor(_Record):
             "profile_experiment")`` for ``pio run experiment_profile execute <path> <exp>``.
         stop_priority: Order in "stop all" and ``pio kill``: lower stops first (the built-ins:
             pumps 10, heating 20, dosing 30, LEDs 40, everything else the default 50).
+        check_options: Optional callable (or ``"module:function"`` path)
+            ``check_options(job_name, options: dict[str, Any], config) -> None`` that the API runs before
+            a run is queued, for bounds that depend on the unit's config or state (a pump's
+            mL per call and per hour). It raises ``ValueError`` whose message names the option,
+            the value and what is allowed; the API answers 400 with it. The job checks again
+            when it runs (the CLI path, and the state may change in between).
         source: Set by the host: ``"app"`` for built-ins, else the plugin name.
     """
 
@@ -253,6 +259,7 @@ class JobDescriptor(_Record):
     accepts_extra_options: bool = field(default=False, repr=False)
     cli_arguments: tuple[str, ...] = field(default=(), repr=False)
     stop_priority: int = field(default=50, repr=False)
+    check_options: Any = field(default=None, repr=False)
     source: str = "app"
 
     def __post_init__(self) -> None:

@@ -139,12 +139,15 @@ def check_job_settings(job: Any, settings: dict[str, Any]) -> None:
         _declared_value(f"Setting '{key}' of {job.job_name}", str(key), setting.datatype, value, setting)
 
 
-def check_job_options(job: Any, options: dict[str, Any]) -> None:
+def check_job_options(job: Any, options: dict[str, Any], on_unit: bool = True) -> None:
     """Check a job run's ``options`` against the bounds of the job's CLI options (which a setting of the same
-    name declares once).
+    name declares once), then against the job's own ``check_options`` (bounds from the unit's config or state,
+    e.g. ``[pump_limits]``).
 
     Raises:
-        ApiError: 400 naming the option: not a number, or outside its bounds.
+        ApiError: 400 naming the option: not a number, outside its bounds, or refused by ``check_options``
+            (run only ``on_unit``: the leader, fanning out, has neither the target unit's config nor its state;
+            the unit checks when the request reaches it).
     """
     if job is None:
         return
@@ -154,6 +157,17 @@ def check_job_options(job: Any, options: dict[str, Any]) -> None:
         if option is None or option.type not in ("float", "integer") or value is None:
             continue
         _declared_value(f"Field 'options.{key}'", str(key), option.type, value, option)
+    if on_unit and job.check_options is not None:
+        from reactorkit.core.config import get_config
+        from reactorkit.core.imports import resolve
+
+        try:
+            resolve(job.check_options)(job.job_name, {str(k).replace("-", "_"): v for k, v in options.items()},
+                                       get_config())
+        except ValueError as exc:
+            cause = f"Field 'options': {exc}"
+            raise invalid(cause if cause.endswith(".") else cause + ".",
+                          f"Change the options of {job.job_name}, or the unit's config, as the message says.") from None
 
 
 def unavailable_queue(exc: Exception) -> ApiError:

@@ -113,7 +113,7 @@ class RunJobInExperiment:
                 experiment: str) -> None:
         body = check_run_body(read_body(req))
         if self.registry is not None:  # the bounds the leader knows (the workers check again)
-            check_job_options(self.registry.jobs.get(job_name), body["options"])
+            check_job_options(self.registry.jobs.get(job_name), body["options"], on_unit=False)
         units = resolve(pioreactor_unit, self.family, experiment=experiment)
         workers = {w["pioreactor_unit"]: w for w in fanout.leader_db().workers()}
         per_unit = {u: {**body, "env": _job_env(u, experiment, body["env"], workers)} for u in units}

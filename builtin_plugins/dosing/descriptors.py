@@ -34,6 +34,7 @@ def _pump_job(action: str, display_name: str, liquid: str, device: str) -> JobDe
                       help="Recorded with each dosing event (CLI, UI, …)."),
         ),
         runner=f"{_PKG}.pumps:run_{action}",
+        check_options=f"{_PKG}.limits:check_pump_options",  # [pump_limits] refused at the API, before queueing
         stop_priority=10,  # pumps stop first
     )
 

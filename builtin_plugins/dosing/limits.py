@@ -183,3 +183,38 @@ def allowed_ml(limits: PumpLimits, ledger: PumpLedger, action: str, now: float, 
             f"the pump already moved {hourly - room:.4g} mL in the last hour, {max(room, 0):.4g} mL are left",
         )
     return min(per_call, room)
+
+
+def check_pump_options(action: str, options: dict[str, Any], config: Any) -> None:
+    """Refuse a pump run's ``ml`` option above ``[pump_limits]`` before it is queued (the API's 400).
+
+    The ``check_options`` of the ``add_media``, ``add_alt_media`` and ``remove_waste`` jobs
+    (``action`` is the job's name).
+
+    Only ``ml`` (mL) is checked here: a ``duration`` needs the pump's calibration to become
+    mL, which the pump checks itself when it runs (as it checks ``ml`` again: the ledger
+    may have moved in between).
+
+    Raises:
+        ValueError: ``ml`` not a number > 0, or above the per-call bound or the room left in
+            the last hour (the message names the option, the bound and its config key).
+    """
+    value = options.get("ml")
+    if value is None:
+        return
+    try:
+        ml = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"Option 'ml' must be a number of mL, got {value!r}") from None
+    if ml != ml or ml < 0:
+        raise ValueError(f"Option 'ml' must be a number of mL ≥ 0, got {value!r}")
+    from reactorkit.builtin_plugins.dosing.bioreactor import BioreactorStore
+    from reactorkit.plugin import get_clock
+
+    source = str(options.get("source_of_event") or "")
+    try:
+        allowed_ml(pump_limits(config), PumpLedger(BioreactorStore(config).path), action, get_clock(config).now(),
+                   ml, source)
+    except PumpLimitExceeded as exc:
+        raise ValueError(f"Option 'ml': {exc}") from None
+

@@ -77,6 +77,33 @@ def test_a_refused_pump_request_over_the_api_fails_its_task_with_the_reason(dosi
     assert waste_pumped(unit) == 0.0
 
 
+def _unit_api(unit):
+    import falcon.testing
+
+    from reactorkit.api.app import create_app
+    from reactorkit.core.plugins import Registry
+
+    return falcon.testing.TestClient(create_app(Registry.installed(), unit=unit.env.unit, leader=False))
+
+
+def test_the_unit_api_refuses_a_pump_request_above_the_limits_before_queueing_it(dosing_unit):
+    unit = dosing_unit("[pump_limits]\nwaste_max_ml_per_hour = 3\n", speedup=20)
+    api = _unit_api(unit)
+    per_call = api.simulate_post("/unit_api/jobs/run/job_name/remove_waste", json={"options": {"ml": 1e9}})
+    assert per_call.status_code == 400, per_call.text
+    assert "options" in per_call.json["cause"] and "max_ml_per_call = 20 mL" in per_call.json["cause"]
+    assert pio(unit, "remove_waste", "--ml", "2").returncode == 0
+    hourly = api.simulate_post("/unit_api/jobs/run/job_name/remove_waste", json={"options": {"ml": 2}})
+    assert hourly.status_code == 400, hourly.text
+    assert "waste_max_ml_per_hour = 3 mL" in hourly.json["cause"] and "last hour" in hourly.json["cause"]
+    not_a_number = api.simulate_post("/unit_api/jobs/run/job_name/add_media", json={"options": {"ml": "lots"}})
+    assert not_a_number.status_code == 400 and "options.ml" in not_a_number.json["cause"]
+    assert waste_pumped(unit) == pytest.approx(2.0, rel=0.02)  # only the CLI's 2 mL moved
+    from reactorkit.core.tasks import get_queue
+
+    assert get_queue(unit.env.unit).count == 0  # nothing refused was queued
+
+
 def _kill_mid_run(unit, spawn_job, mqtt_recorder, left_on=True):
     """A continuous waste pump killed with SIGKILL while it runs; returns once it is dead."""
     proc = spawn_job("remove_waste", "--continuously")
