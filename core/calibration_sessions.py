@@ -32,12 +32,18 @@ from __future__ import annotations
 import copy
 import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 FIELD_TYPES = ("string", "float", "int", "bool", "float_list", "choice")
 STEP_TYPES = ("info", "confirm", "form", "action", "result")
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    """Raises ValueError unless ``value`` is one of ``allowed`` (a record's ``field_type``/``step_type``)."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 STATUSES = ("in_progress", "complete", "failed", "aborted")
 COMPLETE = "complete"
 ABORTED_ERROR = "Calibration aborted by user."
@@ -142,23 +148,11 @@ class Field:
     help_text: str | None = None
 
     def __post_init__(self) -> None:
-        if self.field_type not in FIELD_TYPES:
-            raise ValueError(f"field_type must be one of {FIELD_TYPES}, got {self.field_type!r}")
+        _one_of("field_type", self.field_type, FIELD_TYPES)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "label": self.label,
-            "field_type": self.field_type,
-            "required": self.required,
-            "default": self.default,
-            "options": self.options,
-            "minimum": self.minimum,
-            "maximum": self.maximum,
-            "min_error_msg": self.min_error_msg,
-            "max_error_msg": self.max_error_msg,
-            "help_text": self.help_text,
-        }
+        """Every attribute, by name (a copy)."""
+        return asdict(self)
 
     def _number(self, raw: Any, kind: type) -> float | int:
         if isinstance(raw, bool):
@@ -250,8 +244,7 @@ class Step:
     on_action: Callable[["SessionContext", dict[str, Any]], str | None] | None = None
 
     def __post_init__(self) -> None:
-        if self.step_type not in STEP_TYPES:
-            raise ValueError(f"step_type must be one of {STEP_TYPES}, got {self.step_type!r}")
+        _one_of("step_type", self.step_type, STEP_TYPES)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -552,22 +545,18 @@ class SessionEngine:
         Raises:
             SessionNotFound: unknown id.
         """
-        with self._lock():
-            session = self._load(session_id)
-            if session["status"] == "in_progress":
-                session["status"] = "aborted"
-                session["error"] = ABORTED_ERROR
-                session["updated_at"] = utc_now_iso()
-                self.cache.set(session_id, session)
+        session = self._end(session_id, "aborted", ABORTED_ERROR)
         return session, self.render(session)
 
     def fail(self, session_id: str, error: str) -> dict[str, Any]:
         """Mark a session ``failed`` (e.g. the terminal user gave up after an error)."""
+        return self._end(session_id, "failed", error)
+
+    def _end(self, session_id: str, status: str, error: str) -> dict[str, Any]:
+        """Give a session in progress its final ``status`` and ``error``; a session already ended stays as it is."""
         with self._lock():
             session = self._load(session_id)
             if session["status"] == "in_progress":
-                session["status"] = "failed"
-                session["error"] = error
-                session["updated_at"] = utc_now_iso()
+                session.update(status=status, error=error, updated_at=utc_now_iso())
                 self.cache.set(session_id, session)
         return session

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from reactorkit.core.config import Config, get_config
+from reactorkit.core.processes import pid_alive
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pio_job_metadata (
@@ -107,20 +108,6 @@ class JobRecord:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with ``pid`` exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().split(b") ", 1)[1][:1] != b"Z"
-    except (FileNotFoundError, IndexError):
-        return True
 
 
 class JobRegistry:

@@ -1,7 +1,7 @@
 """Ask the unit's job launcher to start a job (the client side of :mod:`reactorkit.core.launcher`).
 
 Kept to the standard library's light modules (no pathlib, no click, nothing of
-reactorkit), because ``pio run <job>`` imports only this before handing the job
+reactorkit but :mod:`reactorkit.core.processes`), because ``pio run <job>`` imports only this before handing the job
 to the launcher.
 
 Protocol (a Unix stream socket at ``$DOT_PIOREACTOR/storage/launcher.sock``,
@@ -23,6 +23,8 @@ import socket
 import struct
 import sys
 import time
+
+from reactorkit.core.processes import pid_alive
 
 SOCKET_NAME = "launcher.sock"
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
@@ -78,7 +80,7 @@ class Launched:
         return self.returncode
 
     def _wait_orphan(self, deadline: float | None) -> int | None:
-        while _alive(self.pid):
+        while pid_alive(self.pid):
             if deadline is not None and time.monotonic() >= deadline:
                 return None
             time.sleep(0.05)
@@ -90,20 +92,6 @@ class Launched:
             self.sock.close()
         except OSError:
             pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is gone for our purposes
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
 
 
 def launch(argv: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None,

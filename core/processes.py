@@ -1,0 +1,30 @@
+"""Whether a process is alive, with the standard library only.
+
+Kept apart from :mod:`reactorkit.core.job_registry` (sqlite3, config) because
+the launch client of ``pio run`` (:mod:`reactorkit.core.launch_client`) asks it
+too and imports nothing heavier than ``os``.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with ``pid`` exists and is not a zombie (an exited child nobody reaped).
+
+    A process of another user counts as alive (``kill(pid, 0)`` is refused, not failed). The state is
+    the field after the *last* ``)`` of ``/proc/<pid>/stat``, since a process name (``comm``) may itself
+    contain ``) ``; where ``/proc`` cannot be read the process counts as alive.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
