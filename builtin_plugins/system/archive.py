@@ -7,7 +7,10 @@ temporary files, ``exports/`` and ``uploads/`` left out.
 Import: the archive is checked before anything is written — no absolute
 names, no ``..``, no links or device entries, at most ``max_members`` entries
 and ``max_bytes`` uncompressed — then extracted into a staging folder next to
-``$DOT_PIOREACTOR`` and swapped in with two renames (the old folder is kept
+``$DOT_PIOREACTOR``; its config files may not change a setting the API may not
+change (the unit's shell commands, the API's security:
+:mod:`reactorkit.core.config_guard`), else the import is refused and nothing
+is replaced; then it is swapped in with two renames (the old folder is kept
 until the new one is in place, and put back if the swap fails).
 """
 
@@ -26,6 +29,8 @@ from typing import Iterator
 SKIP_DIRS = {"exports", "uploads", "__pycache__"}
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 MAX_MEMBERS = 100_000
+#: The unit's config files (relative to ``$DOT_PIOREACTOR``) whose protected settings an import must keep.
+CONFIG_FILES = ("config.ini", "unit_config.ini", "storage/mqtt_credentials.ini")
 
 
 class UnsafeArchive(ValueError):
@@ -123,6 +128,26 @@ def _extract(path: Path, staging: Path, max_bytes: int) -> int:
     return written
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _check_protected_settings(root: Path, staging: Path) -> None:
+    """Raises: UnsafeArchive when a config file of ``staging`` adds, changes or removes a protected setting
+    of the same file in ``root`` (the unit's shell commands, the API's security)."""
+    from reactorkit.plugin import protected_changes
+
+    changed = sorted({key for name in CONFIG_FILES
+                      for key in protected_changes(_text(root / name), _text(staging / name))})
+    if changed:
+        raise UnsafeArchive(f"its config changes {', '.join(changed)}, which can only be changed in the unit's own "
+                            "files, not through the API; edit them on the unit, or export an archive whose config "
+                            "keeps them as they are here")
+
+
 def import_archive(path: Path, root: Path, *, max_bytes: int) -> dict[str, int]:
     """Replace ``root`` with the archive's content (checked first; swapped in atomically).
 
@@ -130,7 +155,8 @@ def import_archive(path: Path, root: Path, *, max_bytes: int) -> dict[str, int]:
         ``{"files": n, "bytes": total}``.
 
     Raises:
-        UnsafeArchive: see :func:`check_archive` (nothing is written).
+        UnsafeArchive: see :func:`check_archive`, or its config changes a protected setting (nothing is
+            replaced).
         OSError: the swap failed (the old folder is back in place).
     """
     infos = check_archive(path, max_bytes=max_bytes)
@@ -139,6 +165,7 @@ def import_archive(path: Path, root: Path, *, max_bytes: int) -> dict[str, int]:
     staging.mkdir()
     try:
         written = _extract(path, staging, max_bytes)
+        _check_protected_settings(root, staging)
         os.rename(root, backup)
         try:
             os.rename(staging, root)

