@@ -110,7 +110,7 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
     bound_json_bodies(app, config)  # 413 above [api] max_body_bytes; nesting and text length bounded
     app.add_route("/unit_api/health", Health(unit, config, leader))
     app.add_route("/unit_api/versions/app", AppVersion())
-    mount_jobs_tasks_descriptors(app, registry, unit=unit, leader=leader)
+    mount_jobs_tasks_descriptors(app, context)
     from reactorkit.api.unit.host import mount as mount_host
 
     mount_host(app)  # disk space, memory, IPv4 (the web UI shows them)

@@ -54,7 +54,7 @@ class AppContext:
     def fanout(self) -> Any:
         from reactorkit.api.fanout import FanOut
 
-        return FanOut(self.config, lambda: self.leader_db)
+        return FanOut(self.config, lambda: self.leader_db, self.unit)
 
 
 class RouteResource:

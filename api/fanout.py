@@ -25,13 +25,14 @@ every 0.25 s at most ``ceil(30 / 0.25) = 120`` times.
 
 Leader routes do not wait for the fan-out: they queue :func:`fan_out_task` on
 the leader's own rq queue and answer ``202 {unit, task_id, result_url_path,
-status: "accepted"}`` (:func:`respond_with_fan_out`); the caller polls the
+status: "accepted"}`` (:meth:`FanOut.respond`); the caller polls the
 leader's ``/unit_api/task_results/{task_id}`` whose ``result`` is the dict of
 envelopes keyed by unit (sorted by name).
 
-Target resolution (:func:`resolve_units`) reads the leader database through
-``reactorkit.core.leader_db.LeaderDB`` (``workers(active_only)``,
-``assigned_workers(experiment)``, ``units()``), imported lazily.
+Target resolution (:func:`resolve_units`) reads the leader database it is given
+(``workers(active_only)``, ``assigned_workers(experiment)``, ``units()``): a route
+passes its app's (``context.leader_db``, or ``context.fanout.targets``); there is
+no process-wide database here.
 """
 
 from __future__ import annotations
@@ -319,8 +320,11 @@ def task_envelope(task_id: str, unit: str | None = None) -> dict[str, Any]:
 
 def enqueue_fan_out(method: str, units: Iterable[str], path: str, json: Any = None, *,
                     timeout: float | None = None, params: dict[str, Any] | None = None,
-                    json_per_unit: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Queue :func:`fan_out_task` on this (leader) unit's rq queue; returns the task envelope.
+                    json_per_unit: dict[str, Any] | None = None, unit: str | None = None) -> dict[str, Any]:
+    """Queue :func:`fan_out_task` on the (leader) unit's rq queue; returns the task envelope.
+
+    Args:
+        unit: The leader's name, whose queue runs the task (default ``$HOSTNAME``).
 
     Raises:
         redis.exceptions.ConnectionError: the leader's Redis is unreachable.
@@ -330,20 +334,9 @@ def enqueue_fan_out(method: str, units: Iterable[str], path: str, json: Any = No
     units = sorted(dict.fromkeys(units))
     # polling budget (30 s) + first request + slack
     job_timeout = int((timeout or default_timeout(method)) + POLL_MAX * POLL_INTERVAL_S + 30)
-    task_id = enqueue("reactorkit.api.fanout.fan_out_task", method.upper(), units, path, json,
+    task_id = enqueue("reactorkit.api.fanout.fan_out_task", method.upper(), units, path, json, unit=unit,
                       timeout_s=job_timeout, timeout=timeout, params=params, json_per_unit=json_per_unit)
-    return task_envelope(task_id)
-
-
-def respond_with_fan_out(resp: Any, method: str, units: Iterable[str], path: str, json: Any = None, *,
-                         timeout: float | None = None, params: dict[str, Any] | None = None,
-                         json_per_unit: dict[str, Any] | None = None) -> None:
-    """For leader routes: queue the fan-out and answer ``202`` with the task envelope."""
-    import falcon
-
-    resp.status = falcon.HTTP_202
-    resp.media = enqueue_fan_out(method, units, path, json, timeout=timeout, params=params,
-                                 json_per_unit=json_per_unit)
+    return task_envelope(task_id, unit)
 
 
 # ---------------------------------------------------------- target resolution
@@ -365,30 +358,25 @@ def _is_active(row: Any) -> bool:
     return bool(getattr(row, "is_active", True))
 
 
-_DBS: dict[str, Any] = {}
-
-
-def leader_db() -> Any:
-    """This leader's ``LeaderDB``, one per process and database file (lazy import)."""
-    from reactorkit.core.leader_db import LeaderDB, database_path
-
-    key = str(database_path())
-    if key not in _DBS:
-        _DBS[key] = LeaderDB()
-    return _DBS[key]
-
-
 class FanOut:
-    """An app's fan-out client: :func:`fan_out` with the app's config, targets from the app's leader database.
+    """An app's fan-out client: :func:`fan_out` with the app's config, targets from the app's leader database,
+    async fan-outs on the app's unit's task queue.
 
     Args:
         config: The app's config.
         db: A function returning the app's ``LeaderDB`` (called only when targets are resolved).
+        unit: The app's unit (the leader), whose rq queue runs queued fan-outs (default ``$HOSTNAME``).
     """
 
-    def __init__(self, config: Any, db: Callable[[], Any]) -> None:
+    def __init__(self, config: Any, db: Callable[[], Any], unit: str | None = None) -> None:
         self.config = config
         self._db = db
+        self.unit = unit
+
+    @property
+    def db(self) -> Any:
+        """The app's ``LeaderDB``."""
+        return self._db()
 
     def call(self, method: str, units: Iterable[str], path: str | Callable[[str], str], json: Any = None,
              **kwargs: Any) -> dict[str, Envelope]:
@@ -407,10 +395,31 @@ class FanOut:
 
         return resolve(unit, family, experiment=experiment, active_only=active_only, db=self._db())
 
+    def enqueue(self, method: str, units: Iterable[str], path: str, json: Any = None,
+                **kwargs: Any) -> dict[str, Any]:
+        """:func:`enqueue_fan_out` on this app's unit's queue → the task envelope.
+
+        Raises:
+            ApiError: 503 when the task queue (Redis) cannot be reached.
+        """
+        try:
+            return enqueue_fan_out(method, units, path, json, unit=self.unit, **kwargs)
+        except Exception as exc:
+            from redis.exceptions import RedisError
+
+            from reactorkit.api.unit.common import unavailable_queue
+
+            if isinstance(exc, RedisError):
+                raise unavailable_queue(exc) from exc
+            raise
+
     def respond(self, resp: Any, method: str, units: Iterable[str], path: str, json: Any = None,
                 **kwargs: Any) -> None:
-        """:func:`respond_with_fan_out`: queue the fan-out on this unit's task worker and answer 202."""
-        respond_with_fan_out(resp, method, units, path, json, **kwargs)
+        """Queue the fan-out (:meth:`enqueue`) and answer 202 with the task envelope."""
+        import falcon
+
+        resp.media = self.enqueue(method, units, path, json, **kwargs)
+        resp.status = falcon.HTTP_202
 
 
 class UnknownUnit(LookupError):
@@ -425,8 +434,8 @@ class NoTargets(LookupError):
     """No active unit matches (e.g. nobody is assigned to the experiment; routes answer 404)."""
 
 
-def resolve_units(unit: str, *, family: str = "workers", experiment: str | None = None,
-                  active_only: bool = True, db: Any = None) -> list[str]:
+def resolve_units(unit: str, *, db: Any, family: str = "workers", experiment: str | None = None,
+                  active_only: bool = True) -> list[str]:
     """Target units of a leader route.
 
     Args:
@@ -436,7 +445,7 @@ def resolve_units(unit: str, *, family: str = "workers", experiment: str | None 
         experiment: Only workers assigned to it (every worker for
             ``$experiment``); with ``active_only`` only active ones (job runs, §8).
         active_only: Skip inactive workers (``$broadcast`` and experiment filters).
-        db: A ``LeaderDB`` (default: this leader's).
+        db: The leader's ``LeaderDB`` (a route's ``context.leader_db``).
 
     Returns:
         Sorted unit names (never empty when ``experiment`` is given).
@@ -446,7 +455,6 @@ def resolve_units(unit: str, *, family: str = "workers", experiment: str | None 
         UnknownExperiment: ``experiment`` does not exist.
         NoTargets: ``experiment`` given and no (active) worker matches.
     """
-    db = db if db is not None else leader_db()
     known = _names(db.units()) if family == "units" else _names(db.workers(active_only=False))
     if unit != BROADCAST and unit not in known:
         raise UnknownUnit(f"{unit!r} is not one of this cluster's {family}: {', '.join(sorted(known)) or 'none'}")

@@ -11,90 +11,93 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from reactorkit.api import fanout
+from reactorkit.api.context import AppContext
 from reactorkit.api.unit import config as c
 from reactorkit.api.unit import descriptors as d
 from reactorkit.api.unit import jobs as j
 from reactorkit.api.unit import leader as ld
 from reactorkit.api.unit import system as s
 
-Factory = Callable[[Any, str], Any]  # (registry, unit) -> resource
+Factory = Callable[[AppContext], Any]  # the app's context -> resource
 
 UNIT_ROUTES: dict[str, Factory] = {
-    "/unit_api/jobs": lambda reg, unit: j.AllJobs(),
-    "/unit_api/jobs/running": lambda reg, unit: j.RunningJobs(),
-    "/unit_api/jobs/running/{job_name}": lambda reg, unit: j.RunningJob(),
-    "/unit_api/jobs/running/experiments/{experiment}": lambda reg, unit: j.RunningJobsForExperiment(),
-    "/unit_api/long_running_jobs/running": lambda reg, unit: j.LongRunningJobs(),
-    "/unit_api/jobs/run/job_name/{job_name}": lambda reg, unit: j.RunJob(reg, unit),
-    "/unit_api/jobs/stop": lambda reg, unit: j.StopJobs(unit),
-    "/unit_api/jobs/stop/all": lambda reg, unit: j.StopAllJobs(unit),
-    "/unit_api/jobs/settings/job_name/{job_name}": lambda reg, unit: j.JobSettings(unit, reg),
-    "/unit_api/jobs/settings/job_name/{job_name}/setting/{setting}": lambda reg, unit: j.JobSetting(),
-    "/unit_api/task_results/{task_id}": lambda reg, unit: s.TaskResults(),
-    "/unit_api/capabilities": lambda reg, unit: s.Capabilities(reg),
-    "/unit_api/system/utc_clock": lambda reg, unit: s.UtcClock(unit),
-    "/unit_api/jobs/descriptors": lambda reg, unit: d.JobDescriptors(reg),
-    "/unit_api/automations/descriptors/{automation_type}": lambda reg, unit: d.AutomationDescriptors(reg),
-    "/unit_api/settings/descriptors": lambda reg, unit: d.SettingsDescriptors(reg),
-    "/unit_api/config/merged": lambda reg, unit: c.MergedConfig(),
-    "/unit_api/config/specific": lambda reg, unit: c.SpecificConfig(unit),
-    "/unit_api/config/shared": lambda reg, unit: c.SharedConfigCopy(),
+    "/unit_api/jobs": lambda ctx: j.AllJobs(),
+    "/unit_api/jobs/running": lambda ctx: j.RunningJobs(),
+    "/unit_api/jobs/running/{job_name}": lambda ctx: j.RunningJob(),
+    "/unit_api/jobs/running/experiments/{experiment}": lambda ctx: j.RunningJobsForExperiment(),
+    "/unit_api/long_running_jobs/running": lambda ctx: j.LongRunningJobs(),
+    "/unit_api/jobs/run/job_name/{job_name}": lambda ctx: j.RunJob(ctx.registry, ctx.unit),
+    "/unit_api/jobs/stop": lambda ctx: j.StopJobs(ctx.unit),
+    "/unit_api/jobs/stop/all": lambda ctx: j.StopAllJobs(ctx.unit),
+    "/unit_api/jobs/settings/job_name/{job_name}": lambda ctx: j.JobSettings(ctx.unit, ctx.registry),
+    "/unit_api/jobs/settings/job_name/{job_name}/setting/{setting}": lambda ctx: j.JobSetting(),
+    "/unit_api/task_results/{task_id}": lambda ctx: s.TaskResults(),
+    "/unit_api/capabilities": lambda ctx: s.Capabilities(ctx.registry),
+    "/unit_api/system/utc_clock": lambda ctx: s.UtcClock(ctx.unit),
+    "/unit_api/jobs/descriptors": lambda ctx: d.JobDescriptors(ctx.registry),
+    "/unit_api/automations/descriptors/{automation_type}": lambda ctx: d.AutomationDescriptors(ctx.registry),
+    "/unit_api/settings/descriptors": lambda ctx: d.SettingsDescriptors(ctx.registry),
+    "/unit_api/config/merged": lambda ctx: c.MergedConfig(),
+    "/unit_api/config/specific": lambda ctx: c.SpecificConfig(ctx.unit),
+    "/unit_api/config/shared": lambda ctx: c.SharedConfigCopy(),
 }
 
 
 def leader_routes() -> dict[str, Factory]:
     """``/api`` routes of this module (mounted on the leader only)."""
     routes: dict[str, Factory] = {
-        "/api/jobs/descriptors": lambda reg, unit: d.JobDescriptors(reg),
-        "/api/automations/descriptors/{automation_type}": lambda reg, unit: d.AutomationDescriptors(reg),
-        "/api/charts/descriptors": lambda reg, unit: d.ChartDescriptors(reg),
-        "/api/settings/descriptors": lambda reg, unit: d.SettingsDescriptors(reg),
-        "/api/datasets/exportable": lambda reg, unit: d.DatasetDescriptors(reg),
+        "/api/jobs/descriptors": lambda ctx: d.JobDescriptors(ctx.registry),
+        "/api/automations/descriptors/{automation_type}": lambda ctx: d.AutomationDescriptors(ctx.registry),
+        "/api/charts/descriptors": lambda ctx: d.ChartDescriptors(ctx.registry),
+        "/api/settings/descriptors": lambda ctx: d.SettingsDescriptors(ctx.registry),
+        "/api/datasets/exportable": lambda ctx: d.DatasetDescriptors(ctx.registry),
         # classic aliases
-        "/api/contrib/jobs": lambda reg, unit: d.JobDescriptors(reg),
-        "/api/contrib/automations/{automation_type}": lambda reg, unit: d.AutomationDescriptors(reg),
-        "/api/contrib/charts": lambda reg, unit: d.ChartDescriptors(reg),
-        "/api/contrib/exportable_datasets": lambda reg, unit: d.DatasetDescriptors(reg),
+        "/api/contrib/jobs": lambda ctx: d.JobDescriptors(ctx.registry),
+        "/api/contrib/automations/{automation_type}": lambda ctx: d.AutomationDescriptors(ctx.registry),
+        "/api/contrib/charts": lambda ctx: d.ChartDescriptors(ctx.registry),
+        "/api/contrib/exportable_datasets": lambda ctx: d.DatasetDescriptors(ctx.registry),
         # worker descriptors: synchronous proxies
-        "/api/workers/{pioreactor_unit}/jobs/descriptors": lambda reg, unit: ld.WorkerProxy("/unit_api/jobs/descriptors"),
+        "/api/workers/{pioreactor_unit}/jobs/descriptors":
+            lambda ctx: ld.WorkerProxy(ctx, "/unit_api/jobs/descriptors"),
         "/api/workers/{pioreactor_unit}/settings/descriptors":
-            lambda reg, unit: ld.WorkerProxy("/unit_api/settings/descriptors"),
+            lambda ctx: ld.WorkerProxy(ctx, "/unit_api/settings/descriptors"),
         "/api/workers/{pioreactor_unit}/automations/descriptors/{automation_type}":
-            lambda reg, unit: ld.WorkerProxy("/unit_api/automations/descriptors/{automation_type}"),
+            lambda ctx: ld.WorkerProxy(ctx, "/unit_api/automations/descriptors/{automation_type}"),
         # cluster-wide
-        "/api/system/utc_clock": lambda reg, unit: ld.ClusterClock(),
-        "/api/workers/{pioreactor_unit}/blink": lambda reg, unit: ld.Blink(),
-        "/api/units/{pioreactor_unit}/versions/app": lambda reg, unit: ld.FanOutGet("units", "/unit_api/versions/app"),
+        "/api/system/utc_clock": lambda ctx: ld.ClusterClock(ctx),
+        "/api/workers/{pioreactor_unit}/blink": lambda ctx: ld.Blink(ctx),
+        "/api/units/{pioreactor_unit}/versions/app": lambda ctx: ld.FanOutGet(ctx, "units", "/unit_api/versions/app"),
         "/api/units/{pioreactor_unit}/system/utc_clock":
-            lambda reg, unit: ld.FanOutGet("units", "/unit_api/system/utc_clock"),
+            lambda ctx: ld.FanOutGet(ctx, "units", "/unit_api/system/utc_clock"),
         "/api/workers/{pioreactor_unit}/jobs/settings/job_name/{job_name}/experiments/{experiment}":
-            lambda reg, unit: ld.FanOutGet("workers", "/unit_api/jobs/settings/job_name/{job_name}",
-                                           by_experiment=True),
+            lambda ctx: ld.FanOutGet(ctx, "workers", "/unit_api/jobs/settings/job_name/{job_name}",
+                                     by_experiment=True),
         "/api/workers/{pioreactor_unit}/jobs/settings/job_name/{job_name}/setting/{setting}/experiments/{experiment}":
-            lambda reg, unit: ld.FanOutGet("workers", "/unit_api/jobs/settings/job_name/{job_name}/setting/{setting}",
-                                           by_experiment=True),
+            lambda ctx: ld.FanOutGet(ctx, "workers", "/unit_api/jobs/settings/job_name/{job_name}/setting/{setting}",
+                                     by_experiment=True),
     }
     for family in ("workers", "units"):
         base = f"/api/{family}/{{pioreactor_unit}}"
         routes.update({
-            f"{base}/capabilities": lambda reg, unit, f=family: ld.FanOutGet(
-                f, "/unit_api/capabilities", timeout=fanout.CAPABILITIES_TIMEOUT_S),
-            f"{base}/jobs/running": lambda reg, unit, f=family: ld.FanOutGet(f, "/unit_api/jobs/running"),
+            f"{base}/capabilities": lambda ctx, f=family: ld.FanOutGet(
+                ctx, f, "/unit_api/capabilities", timeout=fanout.CAPABILITIES_TIMEOUT_S),
+            f"{base}/jobs/running": lambda ctx, f=family: ld.FanOutGet(ctx, f, "/unit_api/jobs/running"),
             f"{base}/jobs/run/job_name/{{job_name}}/experiments/{{experiment}}":
-                lambda reg, unit, f=family: ld.RunJobInExperiment(f, reg),
-            f"{base}/jobs/stop/experiments/{{experiment}}": lambda reg, unit, f=family: ld.StopJobsInExperiment(f),
+                lambda ctx, f=family: ld.RunJobInExperiment(ctx, f),
+            f"{base}/jobs/stop/experiments/{{experiment}}": lambda ctx, f=family: ld.StopJobsInExperiment(ctx, f),
             f"{base}/jobs/stop/job_name/{{job_name}}/experiments/{{experiment}}":
-                lambda reg, unit, f=family: ld.StopJobOnUnit(f),
+                lambda ctx, f=family: ld.StopJobOnUnit(ctx, f),
             f"{base}/jobs/update/job_name/{{job_name}}/experiments/{{experiment}}":
-                lambda reg, unit, f=family: ld.UpdateJobOnUnit(f, reg),
+                lambda ctx, f=family: ld.UpdateJobOnUnit(ctx, f),
         })
     return routes
 
 
-def mount(app: Any, registry: Any, *, unit: str, leader: bool) -> None:
-    """Add this module's routes to ``app`` (``/api`` ones only when ``leader``)."""
+def mount(app: Any, context: AppContext) -> None:
+    """Add this module's routes to ``app``, each built with the app's ``context`` (its registry, unit, leader
+    database and fan-out client); the ``/api`` ones only when ``context.leader``."""
     for path, factory in UNIT_ROUTES.items():
-        app.add_route(path, factory(registry, unit))
-    if leader:
+        app.add_route(path, factory(context))
+    if context.leader:
         for path, factory in leader_routes().items():
-            app.add_route(path, factory(registry, unit))
+            app.add_route(path, factory(context))

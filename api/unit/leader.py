@@ -20,6 +20,7 @@ from typing import Any
 import falcon
 
 from reactorkit.api import fanout
+from reactorkit.api.context import AppContext, RouteResource
 from reactorkit.api.errors import ApiError
 from reactorkit.api.unit.common import (
     check_job_options,
@@ -30,15 +31,15 @@ from reactorkit.api.unit.common import (
     publish_messages,
     read_body,
     setting_payload,
-    unavailable_queue,
 )
 
 
-def resolve(unit: str, family: str, *, experiment: str | None = None, active_only: bool = True,
-            db: Any = None) -> list[str]:
-    """:func:`fanout.resolve_units` with its errors as API errors (400 unknown unit, 404 no target/experiment)."""
+def resolve(unit: str, family: str, *, db: Any, experiment: str | None = None,
+            active_only: bool = True) -> list[str]:
+    """:func:`fanout.resolve_units` on ``db`` (the app's leader database) with its errors as API errors
+    (400 unknown unit, 404 no target/experiment)."""
     try:
-        return fanout.resolve_units(unit, family=family, experiment=experiment, active_only=active_only, db=db)
+        return fanout.resolve_units(unit, db=db, family=family, experiment=experiment, active_only=active_only)
     except fanout.UnknownUnit as exc:
         raise ApiError(falcon.HTTP_400, f"Unknown unit {unit!r}.", cause=str(exc),
                        remediation=f"Use a unit listed by GET /api/{family}, or $broadcast.") from None
@@ -50,38 +51,51 @@ def resolve(unit: str, family: str, *, experiment: str | None = None, active_onl
                        remediation=f"Assign an active worker with PUT /api/experiments/{experiment}/workers.") from None
 
 
-def _queue_fan_out(resp: falcon.Response, method: str, units: list[str], path: str, json: Any = None, *,
-                   timeout: float | None = None, json_per_unit: dict[str, Any] | None = None,
-                   status_body: dict[str, Any] | None = None) -> None:
-    try:
-        envelope = fanout.enqueue_fan_out(method, units, path, json, timeout=timeout, json_per_unit=json_per_unit)
-    except Exception as exc:
-        from redis.exceptions import RedisError
+class LeaderRoute(RouteResource):
+    """A leader route over ``family`` (``"workers"`` or ``"units"``) built with the app's context: targets come
+    from the app's leader database, queued fan-outs go to the app's task queue (``context.fanout``)."""
 
-        if isinstance(exc, RedisError):
-            raise unavailable_queue(exc) from exc
-        raise
-    resp.status = falcon.HTTP_202
-    resp.media = {**envelope, **(status_body or {})}
+    def __init__(self, context: AppContext, family: str = "workers") -> None:
+        super().__init__(context)
+        self.family = family
+
+    def targets(self, unit: str, **kwargs: Any) -> list[str]:
+        """:meth:`~reactorkit.api.fanout.FanOut.targets` in this route's family."""
+        return self.context.fanout.targets(unit, self.family, **kwargs)
+
+    def check_target(self, unit: str) -> None:
+        """400 unless ``unit`` is ``$broadcast`` or one of the family's units."""
+        if unit != fanout.BROADCAST:
+            self.targets(unit)
+
+    def queue(self, resp: falcon.Response, method: str, units: list[str], path: str, json: Any = None, *,
+              status_body: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """Queue the fan-out on the app's task queue → 202 with the task envelope (plus ``status_body``)."""
+        envelope = self.context.fanout.enqueue(method, units, path, json, **kwargs)
+        resp.status = falcon.HTTP_202
+        resp.media = {**envelope, **(status_body or {})}
 
 
-class FanOutGet:
+class FanOutGet(LeaderRoute):
     """A GET that fans out to ``/unit_api{suffix}`` of the targets → 202 task envelope.
 
     Args:
+        context: The app's context.
         family: ``"workers"`` or ``"units"``.
         unit_path: Path on the unit; ``{name}`` fields are filled from the route's fields.
         timeout: First-request timeout (GET 5 s; capabilities 15 s).
         by_experiment: ``$broadcast`` means the workers assigned to ``{experiment}``.
     """
 
-    def __init__(self, family: str, unit_path: str, *, timeout: float | None = None, by_experiment: bool = False):
-        self.family, self.unit_path, self.timeout, self.by_experiment = family, unit_path, timeout, by_experiment
+    def __init__(self, context: AppContext, family: str, unit_path: str, *, timeout: float | None = None,
+                 by_experiment: bool = False):
+        super().__init__(context, family)
+        self.unit_path, self.timeout, self.by_experiment = unit_path, timeout, by_experiment
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, **fields: str) -> None:
         experiment = fields.get("experiment") if self.by_experiment and pioreactor_unit == fanout.BROADCAST else None
-        units = resolve(pioreactor_unit, self.family, experiment=experiment)
-        _queue_fan_out(resp, "GET", units, self.unit_path.format(**fields), timeout=self.timeout)
+        units = self.targets(pioreactor_unit, experiment=experiment)
+        self.queue(resp, "GET", units, self.unit_path.format(**fields), timeout=self.timeout)
 
 
 def _job_env(unit: str, experiment: str, env: dict[str, Any], workers: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -98,74 +112,59 @@ def _job_env(unit: str, experiment: str, env: dict[str, Any], workers: dict[str,
     return out
 
 
-class RunJobInExperiment:
+class RunJobInExperiment(LeaderRoute):
     """``POST|PATCH /api/{family}/{u}/jobs/run/job_name/{job_name}/experiments/{experiment}``.
 
     Body as ``/unit_api/jobs/run`` (§8); each target gets ``env`` plus
-    ``EXPERIMENT, HOSTNAME, ACTIVE, TESTING?, MODEL_NAME, MODEL_VERSION``.
+    ``EXPERIMENT, HOSTNAME, ACTIVE, TESTING?, MODEL_NAME, MODEL_VERSION``. The options are checked
+    against the bounds the app's registry knows (the workers check again).
     """
-
-    def __init__(self, family: str, registry: Any = None) -> None:
-        self.family = family
-        self.registry = registry
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, job_name: str,
                 experiment: str) -> None:
         body = check_run_body(read_body(req))
-        if self.registry is not None:  # the bounds the leader knows (the workers check again)
-            check_job_options(self.registry.jobs.get(job_name), body["options"], on_unit=False)
-        units = resolve(pioreactor_unit, self.family, experiment=experiment)
-        workers = {w["pioreactor_unit"]: w for w in fanout.leader_db().workers()}
+        check_job_options(self.context.registry.jobs.get(job_name), body["options"], on_unit=False)
+        units = self.targets(pioreactor_unit, experiment=experiment)
+        workers = {w["pioreactor_unit"]: w for w in self.context.leader_db.workers()}
         per_unit = {u: {**body, "env": _job_env(u, experiment, body["env"], workers)} for u in units}
-        _queue_fan_out(resp, "POST", units, f"/unit_api/jobs/run/job_name/{job_name}", json_per_unit=per_unit)
+        self.queue(resp, "POST", units, f"/unit_api/jobs/run/job_name/{job_name}", json_per_unit=per_unit)
 
     on_patch = on_post
 
 
-class StopJobsInExperiment:
+class StopJobsInExperiment(LeaderRoute):
     """``POST|PATCH /api/{family}/{u}/jobs/stop/experiments/{experiment}`` → 202 ``{"status": "success", …task}``.
 
     ``$broadcast`` stops the experiment's jobs on every worker assigned to it
     (every worker for ``$experiment``), active or not.
     """
 
-    def __init__(self, family: str) -> None:
-        self.family = family
-
     def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, experiment: str) -> None:
         if pioreactor_unit == fanout.BROADCAST:
             try:
-                units = fanout.resolve_units(pioreactor_unit, family=self.family, experiment=experiment,
-                                             active_only=False)
+                units = fanout.resolve_units(pioreactor_unit, db=self.context.leader_db, family=self.family,
+                                             experiment=experiment, active_only=False)
             except fanout.NoTargets:
                 units = []
             except (fanout.UnknownExperiment, fanout.UnknownUnit):
-                units = resolve(pioreactor_unit, self.family, experiment=experiment, active_only=False)
+                units = self.targets(pioreactor_unit, experiment=experiment, active_only=False)
         else:
-            units = resolve(pioreactor_unit, self.family)
-        _queue_fan_out(resp, "POST", units, "/unit_api/jobs/stop", {"experiment": experiment},
-                       status_body={"status": "success"})
+            units = self.targets(pioreactor_unit)
+        self.queue(resp, "POST", units, "/unit_api/jobs/stop", {"experiment": experiment},
+                   status_body={"status": "success"})
 
     on_patch = on_post
 
 
-def _check_target(unit: str, family: str) -> None:
-    if unit != fanout.BROADCAST:
-        resolve(unit, family)
-
-
-class StopJobOnUnit:
+class StopJobOnUnit(LeaderRoute):
     """``POST|PATCH /api/{family}/{u}/jobs/stop/job_name/{job_name}/experiments/{experiment}``:
     publishes ``…/{job}/$state/set`` = ``disconnected`` (``u`` may be ``$broadcast``) → 202 ``{"status": "accepted"}``."""
-
-    def __init__(self, family: str) -> None:
-        self.family = family
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, job_name: str,
                 experiment: str) -> None:
         from reactorkit.core.mqtt import job_topic
 
-        _check_target(pioreactor_unit, self.family)
+        self.check_target(pioreactor_unit)
         publish_messages([(job_topic(pioreactor_unit, experiment, job_name, "$state", "set"), "disconnected")])
         resp.status = falcon.HTTP_202
         resp.media = {"status": "accepted"}
@@ -173,13 +172,9 @@ class StopJobOnUnit:
     on_patch = on_post
 
 
-class UpdateJobOnUnit:
+class UpdateJobOnUnit(LeaderRoute):
     """``PATCH /api/{family}/{u}/jobs/update/job_name/{job_name}/experiments/{experiment}`` ``{settings}``:
     publishes each ``…/{job}/{setting}/set`` (QoS 1) → 202 ``{"status": "accepted"}``."""
-
-    def __init__(self, family: str, registry: Any = None) -> None:
-        self.family = family
-        self.registry = registry
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, job_name: str,
                  experiment: str) -> None:
@@ -188,9 +183,8 @@ class UpdateJobOnUnit:
         settings = field(read_body(req), "settings", dict, required=True)
         if not settings:
             raise invalid("Field 'settings' must name at least one setting.", 'Example: {"settings": {"target_rpm": 300}}.')
-        if self.registry is not None:
-            check_job_settings(self.registry.jobs.get(job_name), settings)
-        _check_target(pioreactor_unit, self.family)
+        check_job_settings(self.context.registry.jobs.get(job_name), settings)
+        self.check_target(pioreactor_unit)
         publish_messages(
             (job_topic(pioreactor_unit, experiment, job_name, str(k), "set"), setting_payload(v))
             for k, v in settings.items()
@@ -199,39 +193,43 @@ class UpdateJobOnUnit:
         resp.media = {"status": "accepted"}
 
 
-class Blink:
+class Blink(LeaderRoute):
     """``POST /api/workers/{u}/blink``: asks the unit's monitor to flicker its LED → 202 ``{"status": "success"}``."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
         from reactorkit.core.mqtt import job_topic
 
-        units = resolve(pioreactor_unit, "workers")
+        units = self.targets(pioreactor_unit)
         publish_messages([(job_topic(u, "$experiment", "monitor", "flicker_led_response_okay"), "1") for u in units],
                          qos=0)
         resp.status = falcon.HTTP_202
         resp.media = {"status": "success"}
 
 
-class ClusterClock:
+class ClusterClock(LeaderRoute):
     """``POST /api/system/utc_clock`` ``{utc_clock_time}``: every unit sets / re-syncs its clock → 202 task."""
+
+    def __init__(self, context: AppContext) -> None:
+        super().__init__(context, "units")
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         from reactorkit.api.unit.system import check_utc_time
 
         value = field(read_body(req), "utc_clock_time", str, required=True)
         check_utc_time(value)
-        units = resolve(fanout.BROADCAST, "units")
-        _queue_fan_out(resp, "POST", units, "/unit_api/system/utc_clock", {"utc_clock_time": value})
+        units = self.targets(fanout.BROADCAST)
+        self.queue(resp, "POST", units, "/unit_api/system/utc_clock", {"utc_clock_time": value})
 
 
-class WorkerProxy:
+class WorkerProxy(LeaderRoute):
     """A synchronous single-worker proxy of ``/unit_api{unit_path}`` (worker descriptors, §1.2).
 
     ``$broadcast`` → 400; the worker's own error status and message are passed
     on; an unreachable worker → 502.
     """
 
-    def __init__(self, unit_path: str) -> None:
+    def __init__(self, context: AppContext, unit_path: str) -> None:
+        super().__init__(context, "workers")
         self.unit_path = unit_path
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, **fields: str) -> None:
@@ -243,7 +241,7 @@ class WorkerProxy:
             raise ApiError(falcon.HTTP_400, "$broadcast is not allowed here.",
                            cause="This route reads one worker's descriptors.",
                            remediation="Name one worker, e.g. /api/workers/pio01/jobs/descriptors.")
-        resolve(pioreactor_unit, "workers")
+        self.targets(pioreactor_unit)
         with httpx.Client(headers=cluster_headers()) as client:
             envelope = fanout.call_unit(client, "GET", pioreactor_unit, self.unit_path.format(**fields))
         if envelope["ok"]:

@@ -21,6 +21,21 @@ def calibrations() -> None:
     """Calibrations of this unit: curves mapping raw signals (volts, seconds, duty cycle) to physical values."""
 
 
+REGISTRY_KEY = "reactorkit.registry"
+
+
+def registry() -> Any:
+    """The plugin registry of the command being run: ``ctx.meta["reactorkit.registry"]`` (click's ``meta`` is
+    shared by every context of one command line) when the caller put one there, else the installed plugins',
+    built once for the command line and kept there."""
+    meta = click.get_current_context().meta
+    if meta.get(REGISTRY_KEY) is None:
+        from reactorkit.plugin import Registry
+
+        meta[REGISTRY_KEY] = Registry.installed()
+    return meta[REGISTRY_KEY]
+
+
 def _store() -> Any:
     from reactorkit.plugin import calibration_store
 
@@ -114,7 +129,7 @@ def protocols_command() -> None:
     """List the calibration protocols this unit offers."""
     from reactorkit.builtin_plugins.calibrations.protocols import protocol_dicts
 
-    for p in protocol_dicts():
+    for p in protocol_dicts(registry()):
         click.echo(f"{p['target_device']:<16} {p['protocol_name']:<22} {p['title']}")
 
 
@@ -166,12 +181,13 @@ def run(device: str, protocol_name: str | None) -> None:
     from reactorkit.plugin import CalibrationError
     from reactorkit.builtin_plugins.calibrations.protocols import make_engine, protocol_dicts
 
-    available = [p for p in protocol_dicts() if p["target_device"] == device]
+    plugins = registry()
+    available = [p for p in protocol_dicts(plugins) if p["target_device"] == device]
     if not available:
         raise click.ClickException(f"no calibration protocol for device {device!r} on this unit")
     if protocol_name is None:
         protocol_name = available[0]["protocol_name"]
-    engine = make_engine(runner=ActionRunner(mode="inline"))
+    engine = make_engine(plugins, runner=ActionRunner(mode="inline"))
     try:
         session, step = engine.start(device, protocol_name)
     except CalibrationError as exc:

@@ -23,8 +23,7 @@ from typing import Any
 
 import falcon
 
-from reactorkit.plugin import fanout
-from reactorkit.plugin import ApiError
+from reactorkit.plugin import ApiError, RouteResource, fanout
 
 logger = logging.getLogger("reactorkit.calibrations")
 
@@ -37,20 +36,21 @@ _cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
 _cache_lock = threading.Lock()
 
 
-def targets(unit: str, *, allow_broadcast: bool = True) -> list[str]:
-    """Workers a route addresses; 400 for an unknown unit (or ``$broadcast`` when not allowed)."""
+def targets(context: Any, unit: str, *, allow_broadcast: bool = True) -> list[str]:
+    """Workers a route addresses, from the app's leader database (``context``: the app's
+    :class:`~reactorkit.plugin.AppContext`); 400 for an unknown unit (or ``$broadcast`` when not allowed)."""
     if unit == fanout.BROADCAST and not allow_broadcast:
         raise ApiError(falcon.HTTP_400, "$broadcast is not supported here.",
                        cause="Calibration sessions run on one worker at a time.",
                        remediation="Name one worker in the path.")
     try:
-        return fanout.resolve_units(unit, family="workers")
+        return fanout.resolve_units(unit, db=context.leader_db, family="workers")
     except fanout.UnknownUnit as exc:
         raise ApiError(falcon.HTTP_400, f"Unknown unit {unit!r}.", cause=str(exc),
                        remediation="Use a worker listed by GET /api/workers, or $broadcast.") from None
 
 
-def _enqueue(resp: falcon.Response, method: str, units: list[str], path: str, body: Any = None) -> None:
+def _enqueue(context: Any, resp: falcon.Response, method: str, units: list[str], path: str, body: Any = None) -> None:
     key = (path, tuple(units))
     now = time.monotonic()
     if method == "GET":
@@ -60,15 +60,7 @@ def _enqueue(resp: falcon.Response, method: str, units: list[str], path: str, bo
                 resp.status = falcon.HTTP_202
                 resp.media = hit[1]
                 return
-    try:
-        envelope = fanout.enqueue_fan_out(method, units, path, body)
-    except Exception as exc:
-        from redis.exceptions import RedisError
-
-        if isinstance(exc, RedisError):
-            raise ApiError(falcon.HTTP_503, "Task queue unavailable.", cause=f"{type(exc).__name__}: {exc}",
-                           remediation="Check that Redis is running on the leader.") from exc
-        raise
+    envelope = context.fanout.enqueue(method, units, path, body)  # 503 when the task queue is unreachable
     if method == "GET":
         with _cache_lock:
             _cache[key] = (now, envelope)
@@ -80,44 +72,54 @@ def _enqueue(resp: falcon.Response, method: str, units: list[str], path: str, bo
     resp.media = envelope
 
 
-class FanOut:
+class FanOut(RouteResource):
     """A leader route that fans ``/api/workers/{u}<suffix>`` out to ``/unit_api<suffix>`` of the targets.
 
     Args:
+        context: The app's context (its leader database and fan-out client).
         suffix: Path after the unit, with ``{field}`` placeholders of the route, e.g. ``"/calibrations/{device}"``.
     """
 
-    def __init__(self, suffix: str) -> None:
-        self.suffix = suffix
+    suffix = ""
+
+    def __init__(self, context: Any = None, suffix: str | None = None) -> None:
+        super().__init__(context)
+        if suffix is not None:
+            self.suffix = suffix
 
     def _path(self, fields: dict[str, str]) -> str:
         from urllib.parse import quote
 
         return "/unit_api" + self.suffix.format(**{k: quote(v, safe="") for k, v in fields.items()})
 
+    def _send(self, resp: falcon.Response, method: str, unit: str, fields: dict[str, str], body: Any = None) -> None:
+        _enqueue(self.context, resp, method, targets(self.context, unit), self._path(fields), body)
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, **fields: str) -> None:
-        _enqueue(resp, "GET", targets(pioreactor_unit), self._path(fields))
+        self._send(resp, "GET", pioreactor_unit, fields)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, **fields: str) -> None:
         from reactorkit.builtin_plugins.calibrations.resources import _body
 
-        body = _body(req)
-        _enqueue(resp, "POST", targets(pioreactor_unit), self._path(fields), body)
+        self._send(resp, "POST", pioreactor_unit, fields, _body(req))
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, **fields: str) -> None:
-        _enqueue(resp, "PATCH", targets(pioreactor_unit), self._path(fields))
+        self._send(resp, "PATCH", pioreactor_unit, fields)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, **fields: str) -> None:
-        _enqueue(resp, "DELETE", targets(pioreactor_unit), self._path(fields))
+        self._send(resp, "DELETE", pioreactor_unit, fields)
 
 
 def fan_out_class(suffix: str, *methods: str) -> type:
-    """A resource class for ``suffix`` answering only ``methods`` (``"get"``, ``"post"`` …)."""
-    body: dict[str, Any] = {"__init__": lambda self: FanOut.__init__(self, suffix),
-                            "__doc__": f"``/api/workers/{{pioreactor_unit}}{suffix}`` → ``/unit_api{suffix}`` ({', '.join(m.upper() for m in methods)})."}
+    """A resource class (built with the app's context) for ``suffix`` answering only ``methods``
+    (``"get"``, ``"post"`` …)."""
+    body: dict[str, Any] = {"__doc__": f"``/api/workers/{{pioreactor_unit}}{suffix}`` → ``/unit_api{suffix}`` "
+                                       f"({', '.join(m.upper() for m in methods)}).",
+                            "suffix": suffix}
     for method in methods:
         body[f"on_{method}"] = getattr(FanOut, f"on_{method}")
-    return type("FanOut", (object,), {**body, "_path": FanOut._path, "suffix": suffix})
+    return type("FanOut", (RouteResource,), {**body, "__init__": RouteResource.__init__, "_path": FanOut._path,
+                                             "_send": FanOut._send})
 
 
 ProtocolsFanOut = fan_out_class("/calibration_protocols", "get")
@@ -167,28 +169,28 @@ def proxy(resp: falcon.Response, unit: str, method: str, path: str, body: Any = 
     resp.media = payload
 
 
-class SessionsProxy:
+class SessionsProxy(RouteResource):
     """``POST /api/workers/{u}/calibrations/sessions`` → the worker's ``/unit_api/calibrations/sessions`` (30 s)."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
         from reactorkit.builtin_plugins.calibrations.resources import _body
 
         body = _body(req)
-        unit = targets(pioreactor_unit, allow_broadcast=False)[0]
+        unit = targets(self.context, pioreactor_unit, allow_broadcast=False)[0]
         proxy(resp, unit, "POST", "/unit_api/calibrations/sessions", body)
 
 
-class SessionProxy:
+class SessionProxy(RouteResource):
     """``GET /api/workers/{u}/calibrations/sessions/{session_id}`` (30 s)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, session_id: str) -> None:
         from urllib.parse import quote
 
-        unit = targets(pioreactor_unit, allow_broadcast=False)[0]
+        unit = targets(self.context, pioreactor_unit, allow_broadcast=False)[0]
         proxy(resp, unit, "GET", f"/unit_api/calibrations/sessions/{quote(session_id, safe='')}")
 
 
-class SessionInputsProxy:
+class SessionInputsProxy(RouteResource):
     """``POST /api/workers/{u}/calibrations/sessions/{session_id}/inputs`` (300 s: steps may run hardware)."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, session_id: str) -> None:
@@ -197,18 +199,18 @@ class SessionInputsProxy:
         from reactorkit.builtin_plugins.calibrations.resources import _body
 
         body = _body(req)
-        unit = targets(pioreactor_unit, allow_broadcast=False)[0]
+        unit = targets(self.context, pioreactor_unit, allow_broadcast=False)[0]
         proxy(resp, unit, "POST", f"/unit_api/calibrations/sessions/{quote(session_id, safe='')}/inputs", body,
               timeout=SESSION_INPUTS_TIMEOUT_S)
 
 
-class SessionAbortProxy:
+class SessionAbortProxy(RouteResource):
     """``POST /api/workers/{u}/calibrations/sessions/{session_id}/abort`` (30 s)."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str, session_id: str) -> None:
         from urllib.parse import quote
 
-        unit = targets(pioreactor_unit, allow_broadcast=False)[0]
+        unit = targets(self.context, pioreactor_unit, allow_broadcast=False)[0]
         proxy(resp, unit, "POST", f"/unit_api/calibrations/sessions/{quote(session_id, safe='')}/abort")
 
 
@@ -231,7 +233,7 @@ def merge_zips(archives: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-class ZippedCalibrationsProxy:
+class ZippedCalibrationsProxy(RouteResource):
     """``GET /api/workers/{u}/zipped_calibrations`` → ``calibration_yamls.zip`` (``<unit>/<device>/<name>.yaml``)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
@@ -242,7 +244,7 @@ class ZippedCalibrationsProxy:
 
         archives: dict[str, bytes] = {}
         with httpx.Client(timeout=ZIP_TIMEOUT_S, headers=cluster_headers()) as client:
-            for unit in targets(pioreactor_unit):
+            for unit in targets(self.context, pioreactor_unit):
                 try:
                     reply = client.get(unit_url(unit) + "/unit_api/zipped_calibrations")
                 except httpx.HTTPError as exc:

@@ -2,43 +2,23 @@
 
 Protocols come from every plugin's ``register_calibration_protocols`` hook
 (:class:`~reactorkit.core.descriptors.CalibrationProtocolDescriptor`, whose
-``session_class`` is the step machine). The registry is built once per process
-from the installed plugins; :func:`use_registry` replaces it (the API app and
-tests pass their own).
+``session_class`` is the step machine), read from the plugin registry the caller
+passes: a route's ``context.registry`` (the app's), the CLI's registry of the
+command being run (:func:`reactorkit.builtin_plugins.calibrations.cli.registry`).
+Nothing here keeps a registry of its own.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from reactorkit.plugin import CalibrationProtocolDescriptor, resolve_reference as resolve
 
-_registry: Any = None
-_lock = threading.Lock()
 
-
-def use_registry(registry: Any) -> None:
-    """Use ``registry`` (a :class:`reactorkit.core.plugins.Registry`) instead of the installed plugins; None resets."""
-    global _registry
-    with _lock:
-        _registry = registry
-
-
-def registry() -> Any:
-    """The plugin registry protocols are read from (installed plugins unless :func:`use_registry` was called)."""
-    global _registry
-    with _lock:
-        if _registry is None:
-            from reactorkit.plugin import Registry
-
-            _registry = Registry.installed()
-        return _registry
-
-
-def descriptors() -> list[CalibrationProtocolDescriptor]:
-    """Protocol descriptors sorted by (target_device, priority, title)."""
-    found = list(registry().calibration_protocols.values())
+def descriptors(registry: Any) -> list[CalibrationProtocolDescriptor]:
+    """Protocol descriptors of ``registry`` (a :class:`~reactorkit.plugin.Registry`), sorted by
+    (target_device, priority, title)."""
+    found = list(registry.calibration_protocols.values())
     return sorted(found, key=lambda d: (d.target_device, d.priority, d.title))
 
 
@@ -61,26 +41,28 @@ def protocol_dict(descriptor: CalibrationProtocolDescriptor) -> dict[str, Any]:
     }
 
 
-def protocol_dicts() -> list[dict[str, Any]]:
-    """Every protocol as :func:`protocol_dict`, sorted by (target_device, priority, title)."""
-    return [protocol_dict(d) for d in descriptors()]
+def protocol_dicts(registry: Any) -> list[dict[str, Any]]:
+    """Every protocol of ``registry`` as :func:`protocol_dict`, sorted by (target_device, priority, title)."""
+    return [protocol_dict(d) for d in descriptors(registry)]
 
 
-def factories() -> dict[tuple[str, str], Any]:
-    """``{(target_device, protocol_name): device -> protocol}`` for the session engine."""
+def factories(registry: Any) -> dict[tuple[str, str], Any]:
+    """``{(target_device, protocol_name): device -> protocol}`` of ``registry``'s protocols, for the session
+    engine."""
     out: dict[tuple[str, str], Any] = {}
-    for d in descriptors():
+    for d in descriptors(registry):
         if d.session_class is None:
             continue
         out[(d.target_device, d.protocol_name)] = (lambda cls: lambda device: resolve(cls)(device))(d.session_class)
     return out
 
 
-def make_engine(*, unit: str | None = None, config: Any = None, runner: Any = None) -> Any:
-    """A :class:`~reactorkit.core.calibration_sessions.SessionEngine` for this unit.
+def make_engine(registry: Any, *, unit: str | None = None, config: Any = None, runner: Any = None) -> Any:
+    """A :class:`~reactorkit.core.calibration_sessions.SessionEngine` for this unit over ``registry``'s protocols.
 
     Args:
-        unit: Unit name (default ``$HOSTNAME``). config: Merged config.
+        registry: The plugin registry whose protocols the engine runs.
+        unit: Unit name (default ``$HOSTNAME``). config: Merged config (default this unit's).
         runner: Action runner (default :class:`~.actions.ActionRunner` per ``[calibrations] action_runner``).
     """
     from reactorkit.builtin_plugins.calibrations.actions import ActionRunner
@@ -90,4 +72,4 @@ def make_engine(*, unit: str | None = None, config: Any = None, runner: Any = No
     config = config or get_config()
     unit = unit or get_unit_name()
     runner = runner or ActionRunner(unit=unit, config=config)
-    return SessionEngine(factories(), runner=runner, unit=unit, config=config)
+    return SessionEngine(factories(registry), runner=runner, unit=unit, config=config)

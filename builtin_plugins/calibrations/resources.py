@@ -15,9 +15,8 @@ from typing import Any, Callable
 
 import falcon
 
-from reactorkit.plugin import ApiError
 from reactorkit.builtin_plugins.calibrations import protocols
-from reactorkit.plugin import CalibrationError
+from reactorkit.plugin import ApiError, CalibrationError, RouteResource
 from reactorkit.plugin import calibration_store as store
 from reactorkit.plugin import get_unit_name
 
@@ -222,11 +221,12 @@ class ZippedCalibrations:
         resp.data = buffer.getvalue()
 
 
-class CalibrationProtocols:
-    """``GET /unit_api/calibration_protocols`` → list sorted by (device, priority, title)."""
+class CalibrationProtocols(RouteResource):
+    """``GET /unit_api/calibration_protocols`` → the app's registry's protocols sorted by (device, priority,
+    title)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = protocols.protocol_dicts()
+        resp.media = protocols.protocol_dicts(self.context.registry)
 
 
 # ----------------------------------------------------------------------- sessions
@@ -236,48 +236,55 @@ def _session_reply(resp: falcon.Response, session: dict[str, Any], step: dict[st
     resp.media = {"session": session, "step": step}
 
 
-class Sessions:
+class _SessionRoute(RouteResource):
+    """A session route: its engine runs the protocols of the app's registry, for the app's unit and config."""
+
+    def engine(self) -> Any:
+        return protocols.make_engine(self.context.registry, unit=self.context.unit, config=self.context.config)
+
+
+class Sessions(_SessionRoute):
     """``POST /unit_api/calibrations/sessions {target_device, protocol_name}`` → 201 ``{session, step}``."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = _body(req)
         try:
-            session, step = protocols.make_engine().start(body.get("target_device"), body.get("protocol_name"))
+            session, step = self.engine().start(body.get("target_device"), body.get("protocol_name"))
         except CalibrationError as exc:
             raise _engine_error(exc) from None
         resp.status = falcon.HTTP_201
         _session_reply(resp, session, step)
 
 
-class Session:
+class Session(_SessionRoute):
     """``GET /unit_api/calibrations/sessions/{session_id}`` → ``{session, step}``; 404 unknown."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
         try:
-            session, step = protocols.make_engine().get(session_id)
+            session, step = self.engine().get(session_id)
         except CalibrationError as exc:
             raise _engine_error(exc) from None
         _session_reply(resp, session, step)
 
 
-class SessionInputs:
+class SessionInputs(_SessionRoute):
     """``POST …/sessions/{session_id}/inputs {inputs}`` → ``{session, step}``; 400 keeps the session unchanged."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
         body = _body(req)
         try:
-            session, step = protocols.make_engine().advance(session_id, body.get("inputs") or {})
+            session, step = self.engine().advance(session_id, body.get("inputs") or {})
         except CalibrationError as exc:
             raise _engine_error(exc) from None
         _session_reply(resp, session, step)
 
 
-class SessionAbort:
+class SessionAbort(_SessionRoute):
     """``POST …/sessions/{session_id}/abort`` → ``{session (status aborted), step}``."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
         try:
-            session, step = protocols.make_engine().abort(session_id)
+            session, step = self.engine().abort(session_id)
         except CalibrationError as exc:
             raise _engine_error(exc) from None
         _session_reply(resp, session, step)

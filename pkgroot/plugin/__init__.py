@@ -22,8 +22,10 @@ What is here (each name documented where it is defined; ``help(reactorkit.plugin
   ``SessionContext`` and their errors;
 * the periodic-job helper ``RepeatedTimer`` (runs a function every N simulated
   seconds on the shared clock; ``pause()``/``unpause()`` for sleeping jobs);
-* HTTP helpers for routes: ``read_body``, ``body_field``, ``invalid``, ``ApiError``,
-  ``enqueue_task``, ``fanout`` (fan-out to units), ``target_units``, ``leader_db``;
+* HTTP helpers for routes: ``RouteResource`` and ``AppContext`` (a route is built with the
+  app's context: ``context.registry``, ``context.config``, ``context.leader_db``,
+  ``context.fanout``), ``read_body``, ``body_field``, ``invalid``, ``ApiError``,
+  ``enqueue_task``, ``fanout`` (fan-out to units), ``target_units``;
 * services: config, clock, hardware (and its PWM leases), MQTT topics, paths, logs, calibrations store,
   the job registry, the task queue;
 * the test kit: ``pytest_plugins = ["reactorkit.plugin.testing"]``.
@@ -132,7 +134,6 @@ _export("reactorkit.api.errors", "ApiError")
 _export("reactorkit.api.unit.common", "read_body", "body_field=field", "invalid", "enqueue_task", "unavailable_queue")
 _export("reactorkit.api.unit.leader", "target_units=resolve")
 _export("reactorkit.api.unit.system", "task_status")
-_export("reactorkit.api.fanout", "leader_db")
 _export("reactorkit.api.leader.models", "find_model")
 
 # service modules, for code that uses several of their names (``from reactorkit.plugin import mqtt as mq``)

@@ -73,3 +73,18 @@ def test_the_fan_out_client_resolves_targets_from_the_apps_database(plugin_manag
     with pytest.raises(ApiError) as info:
         app.context.fanout.targets("nobody", "workers")
     assert info.value.status.startswith("400")
+
+
+def test_the_core_leader_routes_resolve_targets_from_their_apps_database(plugin_manager, tmp_path, monkeypatch):
+    first = leader_app(plugin_manager, tmp_path / "a", monkeypatch)
+    first.context.leader_db.add_worker("wa")
+    monkeypatch.setenv("DOT_PIOREACTOR", str(tmp_path / "b"))
+    set_config(None)
+    second = create_app(Registry.from_plugins(plugin_manager), unit="leader2", leader=True)
+    second.context.leader_db.add_worker("wb")
+    path = "/api/workers/{}/jobs/descriptors"
+    # known to the app's own database: proxied (no address, so 502); unknown there: 400
+    assert falcon.testing.TestClient(first).simulate_get(path.format("wa")).status_code == 502
+    assert falcon.testing.TestClient(first).simulate_get(path.format("wb")).status_code == 400
+    assert falcon.testing.TestClient(second).simulate_get(path.format("wb")).status_code == 502
+    assert falcon.testing.TestClient(second).simulate_get(path.format("wa")).status_code == 400

@@ -6,7 +6,7 @@ import pytest
 from redis import Redis
 from rq.job import Job
 
-from reactorkit.api import fanout
+from reactorkit.core.leader_db import LeaderDB
 from reactorkit.core.config import set_config
 from reactorkit.core.tasks import redis_url
 
@@ -28,7 +28,7 @@ def cluster(api_env):
         f"[cluster.addresses]\npio01 = 127.0.0.1:{port}\npio02 = 127.0.0.1:{port}\npio03 = 127.0.0.1:{port}\n"
     )
     set_config(None)
-    db = fanout.leader_db()
+    db = LeaderDB()  # the same file as the app's database
     for unit in ("pio01", "pio02", "pio03"):
         db.add_worker(unit, "pioreactor_20ml", "1.5")
     db.set_worker_active("pio03", False)

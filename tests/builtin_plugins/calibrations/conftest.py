@@ -6,7 +6,6 @@ import falcon.testing
 import pytest
 
 from reactorkit.api.app import create_app
-from reactorkit.builtin_plugins.calibrations import protocols
 from reactorkit.core.clock import Clock, set_clock
 from reactorkit.core.config import set_config
 from reactorkit.core.plugins import Registry
@@ -29,9 +28,7 @@ def cal_env(unit_env, monkeypatch):
     (unit_env.root / "unit_config.ini").write_text("[calibrations]\naction_runner = inline\n")
     set_config(None)
     set_clock(Clock(speedup=SPEEDUP))
-    protocols.use_registry(None)
     yield unit_env
-    protocols.use_registry(None)
     set_clock(None)
     set_config(None)
 
@@ -45,9 +42,7 @@ def make_client(cal_env):
         if config_text is not None:
             (cal_env.root / "config.ini").write_text(config_text)
         set_config(None)
-        registry = Registry.installed()
-        protocols.use_registry(registry)
-        return falcon.testing.TestClient(create_app(registry, unit=cal_env.unit, leader=leader))
+        return falcon.testing.TestClient(create_app(Registry.installed(), unit=cal_env.unit, leader=leader))
 
     return make
 

@@ -19,8 +19,8 @@ _ENV_KEYS = ("DOT_PIOREACTOR", "HOSTNAME", "MQTT_TOPIC_PREFIX", "REDIS_URL", "HA
 
 @pytest.fixture
 def leader(unit_env, monkeypatch):
-    from reactorkit.api import fanout
     from reactorkit.api.app import create_app
+    from reactorkit.core.leader_db import LeaderDB
     from reactorkit.core.plugins import Registry
 
     unit_env.unit = f"leader{uuid.uuid4().hex[:6]}"
@@ -29,14 +29,12 @@ def leader(unit_env, monkeypatch):
         monkeypatch.setenv(key, env[key])
     unit_env.write_config(f"[cluster.topology]\nleader_hostname = {unit_env.unit}\nleader_address = 127.0.0.1\n")
     set_config(None)
-    fanout._DBS.clear()
-    db = fanout.leader_db()
+    db = LeaderDB()
     db.execute("INSERT INTO experiments (experiment, created_at) VALUES ('exp1', '2026-01-01T00:00:00.000Z')")
     db.add_worker("worker1")
     db.assign("worker1", "exp1")
     db.add_worker("worker2")  # in the inventory, assigned to nothing
     yield falcon.testing.TestClient(create_app(Registry.installed(), unit=unit_env.unit, leader=True))
-    fanout._DBS.clear()
     try:
         from reactorkit.core.tasks import get_queue
 

@@ -89,10 +89,10 @@ def test_unsafe_or_wrong_names_are_refused_on_create(leader_client, filename):
 
 
 def test_recent_runs_are_newest_first_for_the_experiment(leader_client, leader_env):
-    from reactorkit.api.fanout import leader_db
+    from reactorkit.core.leader_db import LeaderDB
     from reactorkit.builtin_plugins.experiment_profiles.job import record_run
 
-    db = leader_db()
+    db = LeaderDB()
     for name, experiment in [("a", "e1"), ("b", "e2"), ("c", "e1")]:
         record_run(db, name, experiment)
     recent = leader_client.simulate_get("/api/experiments/e1/experiment_profiles/recent").json

@@ -27,9 +27,9 @@ def register_datasets():
 def od_db(leader_env):
     (leader_env.root / "plugins").mkdir()
     (leader_env.root / "plugins" / "od_dataset.py").write_text(DATASET_PLUGIN)
-    from reactorkit.api.fanout import leader_db
+    from reactorkit.core.leader_db import LeaderDB
 
-    db = leader_db()
+    db = LeaderDB()
     db.execute("INSERT INTO experiments (experiment, created_at) VALUES ('exp1', '2026-01-01T00:00:00.000Z')")
     db.execute("CREATE TABLE od_readings (experiment TEXT, pioreactor_unit TEXT, timestamp TEXT, od_reading REAL,"
                " angle INT, channel INT)")

@@ -19,9 +19,9 @@ BODY = {"datasets": ["experiment_worker_assignments"], "experiments": ["exp1"], 
 
 @pytest.fixture
 def assignments(leader_env):
-    from reactorkit.api.fanout import leader_db
+    from reactorkit.core.leader_db import LeaderDB
 
-    db = leader_db()
+    db = LeaderDB()
     db.execute("INSERT INTO experiments (experiment, created_at) VALUES ('exp1', '2026-01-01T00:00:00.000Z')")
     for unit in ("worker1", "worker2"):
         db.add_worker(unit)

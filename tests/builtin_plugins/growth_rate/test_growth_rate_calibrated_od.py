@@ -30,7 +30,6 @@ def od90_calibration(unit_env, monkeypatch):
     """The ``standards`` session for ``od90`` run through this unit's API (in process, simulated
     backend, actions inline); returns the active calibration it saved."""
     from reactorkit.api.app import create_app
-    from reactorkit.builtin_plugins.calibrations import protocols
     from reactorkit.core import calibration_store
     from reactorkit.core.clock import Clock, set_clock
     from reactorkit.core.config import set_config
@@ -42,7 +41,6 @@ def od90_calibration(unit_env, monkeypatch):
     set_config(None)
     set_clock(Clock(speedup=50.0))
     registry = Registry.installed()
-    protocols.use_registry(registry)
     try:
         client = falcon.testing.TestClient(create_app(registry, unit=unit_env.unit))
         reply = client.simulate_post("/unit_api/calibrations/sessions",
@@ -63,7 +61,6 @@ def od90_calibration(unit_env, monkeypatch):
         assert reply["session"]["status"] == "complete", reply
         yield calibration_store.active_calibration("od90")
     finally:
-        protocols.use_registry(None)
         set_clock(None)
         set_config(None)
 

@@ -21,11 +21,7 @@ def leader_env(unit_env, monkeypatch):
         monkeypatch.setenv(key, env[key])
     unit_env.write_config(f"[cluster.topology]\nleader_hostname = {unit_env.unit}\nleader_address = 127.0.0.1\n")
     set_config(None)
-    from reactorkit.api import fanout
-
-    fanout._DBS.clear()
     yield unit_env
-    fanout._DBS.clear()
     try:
         from reactorkit.core.tasks import get_queue
 

@@ -50,9 +50,9 @@ def test_no_drive_no_match_and_disallowed_installs_are_refused_at_once(leader_en
 
 def test_the_wheel_is_copied_to_the_uploads_and_every_unit_gets_its_source(leader_env, leader_client, machine,
                                                                            fan_outs, run_tasks):
-    from reactorkit.api import fanout
+    from reactorkit.core.leader_db import LeaderDB
 
-    fanout.leader_db().add_worker("worker9")
+    LeaderDB().add_worker("worker9")
     root = machine.drive()
     name, data = wheel("rk-usb-plugin", "0.2.0", GOOD)
     (root / "plugins").mkdir()
