@@ -22,9 +22,9 @@ idempotent and safe to run from several processes at once (``BEGIN IMMEDIATE``).
 For the time-series tables (a plugin's ``TableDescriptor(time_series=TimeSeries(…))``)
 start-up also makes sure an ``(experiment, pioreactor_unit[, channel], timestamp)`` index exists, and
 keeps a down-sampled copy in ``time_series_rollups`` (first row of every
-10·2^k / 15·2^k-second bucket, maintained by insert triggers; see
-:meth:`LeaderDB.ensure_rollup`) so that a chart costs what it shows, not what
-is stored. The assignment history is written by :meth:`LeaderDB.assign` /
+10·2^k / 15·2^k-second bucket, maintained by an insert trigger, or once per batch by a
+writer that holds the pause inside its transaction; see :meth:`LeaderDB.ensure_rollup`
+and :class:`BatchRollup`) so that a chart costs what it shows, not what is stored. The assignment history is written by :meth:`LeaderDB.assign` /
 :meth:`LeaderDB.unassign` (not by triggers) so that its times come from the
 cluster clock.
 
@@ -137,7 +137,9 @@ ROLLUP_CHAINS: tuple[tuple[int, ...], ...] = (
     tuple(15 * 2**k for k in range(17)),
 )
 ROLLUP_BUCKETS: tuple[int, ...] = tuple(sorted(s for chain in ROLLUP_CHAINS for s in chain))
-ROLLUP_VERSION = 1
+#: 1: per-row insert trigger; 2: the trigger stands aside while a batch writer holds the pause (same rollup rows).
+ROLLUP_VERSION = 2
+ROLLUP_PAUSE_TABLE = "time_series_rollups_paused"
 ROLLUP_SCHEMA = """
 CREATE TABLE IF NOT EXISTS time_series_rollups (
     experiment TEXT NOT NULL,
@@ -150,6 +152,7 @@ CREATE TABLE IF NOT EXISTS time_series_rollups (
     value REAL NOT NULL,
     PRIMARY KEY (experiment, data_source, pioreactor_unit, channel, bucket_s, bucket)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS time_series_rollups_paused (writer INTEGER NOT NULL PRIMARY KEY);
 CREATE TRIGGER IF NOT EXISTS experiments_delete_rollups AFTER DELETE ON experiments BEGIN
     DELETE FROM time_series_rollups WHERE experiment = OLD.experiment;
 END;
@@ -240,6 +243,7 @@ class LeaderDB:
         self.foreign_keys = foreign_keys
         self._local = threading.local()
         self._rollup_cache: dict[str, tuple[bool, float]] = {}
+        self._rollup_specs: dict[str, tuple[str, bool]] = {}
         if migrate:
             self.migrate()
 
@@ -355,11 +359,15 @@ class LeaderDB:
         For every bucket size ``S`` of :data:`ROLLUP_BUCKETS` the rollup holds, per
         series (experiment, unit, channel) and bucket ``floor(epoch / S)``, the
         *first* row of that bucket (timestamp and value). An ``AFTER INSERT``
-        trigger on ``table`` maintains it: the row is upserted at the finest size
-        of each chain and, only when it became a bucket's first row, at the next
-        coarser size (buckets of a chain nest, so a row that is not first in its
-        fine bucket is not first in any coarser one). Most inserts therefore cost
-        one extra B-tree upsert per chain. Existing rows are back-filled once.
+        trigger on ``table`` maintains it for any writer: the row is upserted at the
+        finest size of each chain and, only when it became a bucket's first row, at
+        the next coarser size (buckets of a chain nest, so a row that is not first
+        in its fine bucket is not first in any coarser one). The trigger stands aside
+        while a row of ``time_series_rollups_paused`` exists — which only a batch
+        writer's own open transaction ever sees (:class:`BatchRollup`: it adds the row,
+        inserts, rolls the batch up in one statement and removes the row before its
+        commit), so the rollup is the same whoever wrote the rows. Existing rows are
+        back-filled once.
 
         The time-series endpoints read these rows with a range scan whose length
         is the number of points returned, whatever the number of rows stored.
@@ -371,11 +379,14 @@ class LeaderDB:
         has_channel = per_channel
         if not self.table_exists(table) or value_column not in self.columns(table):
             return False
+        self._rollup_specs[table] = (value_column, per_channel)
         component = f"rollup:{table}"
-        if self._recorded_version(component) >= ROLLUP_VERSION:
-            if self._trigger_exists(f"{table}_rollup_ai"):
-                return True
-            self.execute("DELETE FROM schema_migrations WHERE component = ?", (component,))  # table was re-created
+        recorded = self._recorded_version(component)
+        has_trigger = self._trigger_exists(f"{table}_rollup_ai")
+        if recorded >= ROLLUP_VERSION and has_trigger:
+            return True
+        if not has_trigger:
+            recorded = 0  # table was re-created: back-fill again
         channel = "channel" if has_channel else "0"
         new_channel = "NEW.channel" if has_channel else "0"
         statements: list[str] = []
@@ -389,7 +400,8 @@ class LeaderDB:
                     " ON CONFLICT DO UPDATE SET timestamp = excluded.timestamp, value = excluded.value"
                     " WHERE excluded.timestamp < time_series_rollups.timestamp;"
                 )
-        trigger = (f'CREATE TRIGGER IF NOT EXISTS "{table}_rollup_ai" AFTER INSERT ON "{table}" BEGIN\n'
+        trigger = (f'CREATE TRIGGER IF NOT EXISTS "{table}_rollup_ai" AFTER INSERT ON "{table}"'
+                   f" WHEN NOT EXISTS (SELECT 1 FROM {ROLLUP_PAUSE_TABLE}) BEGIN\n"
                    + "\n".join(statements) + "\nEND")
         # back-fill: the finest size of each chain from the table, each coarser size from the one below it
         # (the first row of a coarse bucket is the earliest of the first rows of its fine buckets)
@@ -409,11 +421,34 @@ class LeaderDB:
                     f" unixepoch(timestamp) / {size} AS b, min(timestamp), value FROM time_series_rollups"
                     f" WHERE data_source = '{table}' AND bucket_s = {finer}"
                     " GROUP BY experiment, pioreactor_unit, channel, b" + upsert)
-        self._apply_locked(component, ROLLUP_VERSION,
-                           lambda current: [ROLLUP_SCHEMA, f'DROP TRIGGER IF EXISTS "{table}_rollup_ai";', trigger,
-                                            *(b + ";" for b in backfill)])
+
+        def scripts(current: int) -> list[str]:
+            swap = [ROLLUP_SCHEMA, f'DROP TRIGGER IF EXISTS "{table}_rollup_ai";', trigger]
+            # version 1 kept the same rows with a trigger that never stood aside: only the trigger changes
+            return swap if current >= 1 and recorded >= 1 else [*swap, *(b + ";" for b in backfill)]
+
+        if recorded == 0:
+            self.execute("DELETE FROM schema_migrations WHERE component = ?", (component,))
+        self._apply_locked(component, ROLLUP_VERSION, scripts)
         self._rollup_cache.clear()
         return True
+
+    def batch_rollup(self, table: str) -> "BatchRollup | None":
+        """A :class:`BatchRollup` for ``table``, or None when its rows cannot be rolled up per batch
+        (no rollup kept, a ``WITHOUT ROWID`` table, or an ``INTEGER PRIMARY KEY`` a writer may set:
+        the trigger then keeps the rollup row by row)."""
+        spec = self._rollup_specs.get(table)
+        if spec is None or not self.rollup_ready(table):
+            return None
+        try:
+            self.conn.execute(f'SELECT rowid FROM "{table}" LIMIT 0')
+        except sqlite3.OperationalError:
+            return None  # WITHOUT ROWID
+        info = self.conn.execute("SELECT name, type, pk FROM pragma_table_info(?)", (table,)).fetchall()
+        pks = [r for r in info if r["pk"]]
+        if len(pks) == 1 and str(pks[0]["type"]).upper() == "INTEGER":
+            return None  # rowid alias: rows may come with their own (lower) rowid
+        return BatchRollup(table, *spec)
 
     def _trigger_exists(self, name: str) -> bool:
         return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)).fetchone() is not None
@@ -425,7 +460,7 @@ class LeaderDB:
         cached = self._rollup_cache.get(table)
         if cached is not None and time.monotonic() - cached[1] < 10.0:
             return cached[0]
-        ready = self._trigger_exists(f"{table}_rollup_ai")
+        ready = self._trigger_exists(f"{table}_rollup_ai") and self._recorded_version(f"rollup:{table}") >= 1
         self._rollup_cache[table] = (ready, time.monotonic())
         return ready
 
@@ -662,6 +697,68 @@ class LeaderDB:
     def experiment_exists(self, name: str) -> bool:
         """True when an experiment named ``name`` exists."""
         return self.conn.execute("SELECT 1 FROM experiments WHERE experiment = ?", (name,)).fetchone() is not None
+
+
+class BatchRollup:
+    """Rolls up the rows a writer inserted in its transaction in one statement, instead of the trigger row by row.
+
+    Use inside one ``BEGIN IMMEDIATE`` transaction of the writer's connection::
+
+        rollup.pause(conn)               # the trigger stands aside (only this transaction sees the pause)
+        after = rollup.mark(conn)        # highest rowid before the inserts
+        ...INSERT the batch...
+        rollup.apply(conn, after)        # every rollup size from the new rows: one statement
+        BatchRollup.resume(conn)         # before COMMIT: nobody else ever sees the pause
+
+    The rollup rows are those the trigger would have written (per series and bucket the
+    earliest row, ties aside): the batch's first row per 5-second slot (every bucket size is a
+    multiple of 5 s, so the slots nest in every bucket) is upserted at each size of
+    :data:`ROLLUP_BUCKETS`, keeping the earlier timestamp of what is stored and what is new.
+    A batch of a few seconds of readings touches a few rows per size, against two upserts
+    per row for the trigger.
+
+    Args:
+        table: The time-series table (a rowid table whose new rows get rowids above the old ones).
+        value_column: Its value column.
+        per_channel: Series are split by its ``channel`` column.
+    """
+
+    SLOT_S = 5
+
+    def __init__(self, table: str, value_column: str, per_channel: bool) -> None:
+        assert all(size % self.SLOT_S == 0 for size in ROLLUP_BUCKETS)
+        self.table = table
+        channel = "channel" if per_channel else "0"
+        sizes = ", ".join(f"({size})" for size in ROLLUP_BUCKETS)
+        self.sql = (
+            f"WITH fresh AS MATERIALIZED (SELECT experiment AS e, pioreactor_unit AS u, coalesce({channel}, 0) AS c,"
+            f" unixepoch(timestamp) AS t, timestamp AS ts, {value_column} AS v FROM \"{table}\""
+            f" WHERE rowid > ? AND {value_column} IS NOT NULL AND unixepoch(timestamp) IS NOT NULL),"
+            f" firsts AS MATERIALIZED (SELECT e, u, c, t, min(ts) AS ts, v FROM fresh GROUP BY e, u, c, t / {self.SLOT_S}),"
+            f" sizes(s) AS (VALUES {sizes})"
+            f" INSERT INTO time_series_rollups SELECT e, '{table}', u, c, s, t / s AS b, min(ts), v"
+            " FROM firsts, sizes WHERE true GROUP BY e, u, c, s, b"
+            " ON CONFLICT DO UPDATE SET timestamp = excluded.timestamp, value = excluded.value"
+            " WHERE excluded.timestamp < time_series_rollups.timestamp"
+        )
+
+    @staticmethod
+    def pause(conn: sqlite3.Connection) -> None:
+        """Make the rollup triggers stand aside for the rest of this transaction."""
+        conn.execute(f"INSERT OR IGNORE INTO {ROLLUP_PAUSE_TABLE} (writer) VALUES (1)")
+
+    @staticmethod
+    def resume(conn: sqlite3.Connection) -> None:
+        """Undo :meth:`pause` (call before COMMIT)."""
+        conn.execute(f"DELETE FROM {ROLLUP_PAUSE_TABLE}")
+
+    def mark(self, conn: sqlite3.Connection) -> int:
+        """The table's highest rowid now (0 when empty)."""
+        return int(conn.execute(f'SELECT max(rowid) FROM "{self.table}"').fetchone()[0] or 0)
+
+    def apply(self, conn: sqlite3.Connection, after: int) -> None:
+        """Roll up every row with a rowid above ``after``."""
+        conn.execute(self.sql, (after,))
 
 
 def _split_sql(script: str) -> list[str]:

@@ -151,6 +151,13 @@ class BatchWriter:
         self.on_error = on_error or (lambda message: None)
         self.rows_written = 0
         self.rows_rejected = 0
+        self._rollups: dict[str, Any] = {}  # table -> BatchRollup | None (the trigger keeps that one)
+
+    def _rollup_of(self, table: str) -> Any:
+        if table not in self._rollups:
+            finder = getattr(self.db, "batch_rollup", None)
+            self._rollups[table] = finder(table) if finder is not None else None
+        return self._rollups[table]
 
     def write(self, rows: list[tuple[str, dict[str, Any]]], *, within: Any = None) -> int:
         """Insert ``rows`` (``(table, row)``); returns how many were stored.
@@ -161,7 +168,9 @@ class BatchWriter:
 
         Rows of one table and column set go in one ``executemany``; if it fails
         the group is rolled back to a savepoint and retried row by row, so one
-        bad row costs only itself.
+        bad row costs only itself. A time-series table's rollup is brought up to
+        date once per batch (one statement, :class:`~reactorkit.core.leader_db.BatchRollup`)
+        rather than by its trigger row by row, in the same transaction.
 
         Raises:
             sqlite3.OperationalError: the database stayed locked/unavailable
@@ -179,6 +188,13 @@ class BatchWriter:
             for table, row in rows:
                 columns = tuple(row)
                 groups[(table, columns)].append(tuple(row[c] for c in columns))
+            rollups: dict[str, tuple[Any, int]] = {}
+            for table, _ in groups:
+                rollup = self._rollup_of(table)
+                if rollup is not None and table not in rollups:
+                    if not rollups:
+                        rollup.pause(conn)
+                    rollups[table] = (rollup, rollup.mark(conn))
             for (table, columns), values in groups.items():
                 column_list = ", ".join(f'"{c}"' for c in columns)
                 placeholders = ", ".join("?" for _ in columns)
@@ -204,6 +220,10 @@ class BatchWriter:
                         self._reject(table, exc)
                     except sqlite3.Error as exc:
                         self._reject(table, exc)
+            for rollup, after in rollups.values():
+                rollup.apply(conn, after)
+            if rollups:
+                rollup.resume(conn)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

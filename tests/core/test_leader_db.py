@@ -211,3 +211,49 @@ def test_deleting_an_experiment_deletes_its_rollups(db, plugin_manager):
     assert db.query_one("SELECT count(*) AS n FROM time_series_rollups")["n"] > 0
     db.execute("DELETE FROM experiments WHERE experiment = 'e1'")
     assert db.query_one("SELECT count(*) AS n FROM time_series_rollups")["n"] == 0
+
+
+def test_rollups_kept_per_batch_match_the_trigger_and_leave_no_pause_behind(db, plugin_manager):
+    db = LeaderDB(db.path, registry=_registry_with(plugin_manager, OD_TABLE), foreign_keys=False)
+    rollup = db.batch_rollup("od_readings")
+    assert rollup is not None
+    rows = _od_rows(6000, seed=2)
+    for start in range(0, len(rows), 700):  # out-of-order batches, as after a broker restart
+        with db.transaction() as conn:
+            rollup.pause(conn)
+            after = rollup.mark(conn)
+            conn.executemany("INSERT INTO od_readings VALUES (?, ?, ?, ?, ?, ?)", rows[start:start + 700])
+            rollup.apply(conn, after)
+            rollup.resume(conn)
+    _rollup_matches_brute_force(db)
+    assert db.query_one("SELECT count(*) AS n FROM time_series_rollups_paused")["n"] == 0
+    db.execute("INSERT INTO od_readings VALUES ('e1', 'u9', '2026-01-01T00:00:00.000Z', 0.5, 90, 1)")  # any other writer
+    _rollup_matches_brute_force(db)
+
+
+def test_a_paused_rollup_is_seen_only_by_the_transaction_that_paused_it(db, plugin_manager):
+    db = LeaderDB(db.path, registry=_registry_with(plugin_manager, OD_TABLE), foreign_keys=False)
+    rollup = db.batch_rollup("od_readings")
+    other = connect(db.path, foreign_keys=False)
+    with db.transaction() as conn:
+        rollup.pause(conn)
+        assert other.execute("SELECT count(*) FROM time_series_rollups_paused").fetchone()[0] == 0
+        conn.execute("INSERT INTO od_readings VALUES ('e1', 'u1', '2026-01-01T00:00:00.000Z', 0.5, 90, 1)")
+        assert conn.execute("SELECT count(*) FROM time_series_rollups").fetchone()[0] == 0  # the trigger stood aside
+        rollup.resume(conn)
+    other.close()
+    db.execute("INSERT INTO od_readings VALUES ('e1', 'u1', '2026-01-01T00:00:10.000Z', 0.5, 90, 1)")
+    assert db.query_one("SELECT count(*) AS n FROM time_series_rollups")["n"] > 0
+
+
+def test_a_version_1_rollup_gets_the_pausable_trigger_without_a_new_back_fill(db, plugin_manager):
+    db = LeaderDB(db.path, registry=_registry_with(plugin_manager, OD_TABLE), foreign_keys=False)
+    db.execute('DROP TRIGGER "od_readings_rollup_ai"')
+    db.execute('CREATE TRIGGER "od_readings_rollup_ai" AFTER INSERT ON od_readings BEGIN SELECT 1; END')
+    db.execute("UPDATE schema_migrations SET version = 1 WHERE component = 'rollup:od_readings'")
+    db.execute("INSERT INTO time_series_rollups VALUES ('e1', 'od_readings', 'u1', 1, 10, 1, 'kept', 1.0)")
+    upgraded = LeaderDB(db.path, registry=Registry.from_plugins(plugin_manager), foreign_keys=False)
+    assert upgraded.schema_versions()["rollup:od_readings"] == 2
+    sql = upgraded.query_one("SELECT sql FROM sqlite_master WHERE name = 'od_readings_rollup_ai'")["sql"]
+    assert "time_series_rollups_paused" in sql
+    assert upgraded.query_one("SELECT count(*) AS n FROM time_series_rollups")["n"] == 1  # no back-fill

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from reactorkit.builtin_plugins import mqtt_to_db, stirring
+from reactorkit.builtin_plugins import mqtt_to_db, od_reading, stirring
 from reactorkit.builtin_plugins.mqtt_to_db.descriptors import parse_log
 from reactorkit.builtin_plugins.mqtt_to_db.job import BatchWriter, TopicRouter, rows_of, should_skip
 from reactorkit.core.descriptors import TopicMapping
@@ -100,3 +100,24 @@ def test_batch_writer_accepts_rows_of_experiments_that_do_not_exist(writer_db):
     row = {"experiment": "$experiment", "pioreactor_unit": "leader", "timestamp": "2026-01-01T00:00:00.000Z",
            "message": "boot", "source": "app", "level": "INFO", "task": "monitor"}
     assert writer.write([("logs", row)]) == 1
+
+
+def test_batch_writer_rolls_up_each_batch_as_the_trigger_would(tmp_path, plugin_manager):
+    plugin_manager.register(od_reading, name="od_reading")
+    writer_db = LeaderDB(tmp_path / "db.sqlite", registry=Registry.from_plugins(plugin_manager), foreign_keys=False)
+    writer = BatchWriter(writer_db)
+    assert writer_db.batch_rollup("od_readings") is not None
+    rows = [{"experiment": "e", "pioreactor_unit": f"w{i % 2}", "timestamp": f"2026-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}.000Z",
+             "od_reading": float(i), "angle": 90, "channel": 1 + i % 3 // 2} for i in range(0, 900, 7)]
+    refused = {**rows[0], "od_reading": None}
+    writer.write([("od_readings", r) for r in rows[40:]] + [("od_readings", refused)])
+    writer.write([("od_readings", r) for r in rows[:40]])  # earlier readings arriving late
+    assert writer.rows_rejected == 1
+    for size in (10, 15, 40, 120, 960):
+        expected = {(r["pioreactor_unit"], r["channel"], r["b"]): (r["ts"], r["v"]) for r in writer_db.query(
+            "SELECT pioreactor_unit, channel, unixepoch(timestamp) / ? AS b, min(timestamp) AS ts, od_reading AS v"
+            " FROM od_readings GROUP BY 1, 2, 3", (size,))}
+        got = {(r["pioreactor_unit"], r["channel"], r["bucket"]): (r["timestamp"], r["value"]) for r in writer_db.query(
+            "SELECT * FROM time_series_rollups WHERE data_source = 'od_readings' AND bucket_s = ?", (size,))}
+        assert got == expected, size
+    assert writer_db.query_one("SELECT count(*) AS n FROM time_series_rollups_paused")["n"] == 0
