@@ -594,3 +594,39 @@ def test_creating_an_experiment_and_assigning_a_worker_in_the_ui(cluster, page, 
         a["pioreactor_unit"]: a["experiment"] for a in cluster.api.get("/api/workers/assignments").json()
     }.get("worker2") == "ui-second")
     assert_clean(monitor)
+
+
+def test_after_a_broker_restart_the_ui_shows_the_jobs_running_and_its_settings_reach_them(cluster, page, monitor):
+    """The cluster's mosquitto restarted under an open page whose jobs the broker declared lost: the jobs
+    reconnect and re-announce ``ready``, the page's own MQTT connection comes back and shows them running,
+    and a setting changed in the UI afterwards reaches the job and shows live."""
+    from reactorkit.core.localcluster.broker import wait_for_port
+    from reactorkit.core.localcluster.supervisor import ctl
+
+    dialog = open_control(page, monitor, cluster, "worker1")
+    for job in JOBS:  # what the broker publishes for a job whose connection dropped (its last will)
+        cluster.mqtt.client.publish(topic("worker1", job, "$state"), "lost", qos=1, retain=True).wait_for_publish(10)
+    dialog.get_by_text("Lost", exact=True).first.wait_for()  # the page shows what the broker says
+    restarted = ctl(cluster.layout, "restart", "broker")
+    assert "started" in restarted.stdout, restarted.stdout + restarted.stderr
+    wait_for_port(cluster.layout.mqtt_port)
+    back = time.monotonic()
+    for job in JOBS:
+        wait_for(f"{job} $state ready after the restart",
+                 lambda j=job: cluster.mqtt.get(topic("worker1", j, "$state")) == "ready")
+    assert set(JOBS) <= cluster.running("worker1")
+    for title in ("Stirring", "Optical density"):
+        wait_for(f"{title} On in the UI after the restart", lambda t=title: state_after(dialog, t) == "On")
+    assert dialog.get_by_text("Lost", exact=True).count() == 0
+    print(f"\njobs shown running in the UI {time.monotonic() - back:.1f} s after the broker was back")
+    dialog.get_by_role("tab", name="Settings").click()
+    dialog.get_by_text("Target RPM", exact=True).first.locator("xpath=following::input[1]").fill("720")
+    button_after(dialog, "Target RPM", "Update").click()
+    wait_for("target_rpm 720 over MQTT",
+             lambda: float(cluster.mqtt.get(topic("worker1", "stirring", "target_rpm")) or 0) == 720)
+    dialog.get_by_role("button", name="close").click()
+    page.get_by_text("720 RPM", exact=True).first.wait_for()
+    with cluster.unit_api("worker1") as worker:
+        assert float(worker.get("/unit_api/jobs/settings/job_name/stirring").json()["settings"]["target_rpm"]) == 720
+    failures, _ = monitor.mark
+    assert monitor.failures[failures:] == []  # (console errors of the page's MQTT reconnect are expected)
