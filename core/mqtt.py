@@ -156,11 +156,43 @@ def _no_delay(client: mqtt.Client) -> None:
             pass
 
 
-def publish_once(topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False, config: Config | None = None) -> None:
-    """Connect, publish one message, wait until it is sent, disconnect."""
-    client = create_client(config=config)
-    try:
-        client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(5)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+def publish_messages(messages: Any, *, qos: int = QOS_AT_LEAST_ONCE, retain: bool = False,
+                     config: Config | None = None, timeout: float = 10.0) -> None:
+    """Publish ``(topic, payload)`` pairs on one short connection (``paho.mqtt.publish.multiple``) and
+    return once the broker has taken them (PUBACK/PUBCOMP of each, in order).
+
+    For commands (``…/set``) and announcements, which the leader does not store: they do not go
+    through the unit's durable outbox. A message the leader stores is published by a client of
+    :func:`create_client`, whose outbox keeps it until the leader has committed it.
+
+    Raises:
+        ConnectionError: the broker cannot be reached, refuses the connection, or has not taken
+            every message within ``timeout`` seconds.
+    """
+    import paho.mqtt.publish as publish
+
+    msgs = [{"topic": topic, "payload": payload, "qos": qos, "retain": retain} for topic, payload in messages]
+    if not msgs:
+        return
+    config = config or get_config()
+    host = config.get("mqtt", "broker_address", fallback="127.0.0.1")
+    port = config.getint("mqtt", "broker_port", fallback=1883)
+    username = config.get("mqtt", "username", fallback="")
+    auth = {"username": username, "password": config.get("mqtt", "password", fallback="") or None} if username else None
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            publish.multiple(msgs, hostname=host, port=port, auth=auth, tls=tls_context(config),
+                             protocol=mqtt.MQTTv5, client_id=f"reactorkit-{uuid.uuid4().hex[:12]}")
+        except BaseException as exc:  # reported below, in the caller's thread
+            failure.append(exc)
+
+    # publish.multiple has no timeout of its own (it reconnects until every message is taken)
+    thread = threading.Thread(target=run, name="mqtt-publish", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise ConnectionError(f"the MQTT broker at {host}:{port} did not take {len(msgs)} message(s) within {timeout} s")
+    if failure:
+        raise ConnectionError(f"cannot publish to the MQTT broker at {host}:{port}: {failure[0]}") from failure[0]

@@ -55,13 +55,13 @@ def stop_all_jobs(units: Iterable[str]) -> dict[str, Any] | None:
 def publish_assignment(unit: str, experiment: str | None, assigned_at: str | None, updated_at: str,
                        config: Any = None) -> bool:
     """Publish the retained assignment of ``unit``; False (logged) when the broker is unreachable."""
-    from reactorkit.core.mqtt import publish_once, root_topic
+    from reactorkit.core.mqtt import publish_messages, root_topic
 
     topic = f"{root_topic(config)}/{unit}/$experiment/assignment"
     payload = json.dumps({"pioreactor_unit": unit, "experiment": experiment, "assigned_at": assigned_at,
                           "updated_at": updated_at})
     try:
-        publish_once(topic, payload, qos=1, retain=True, config=config)
+        publish_messages([(topic, payload)], qos=1, retain=True, config=config)
         return True
     except Exception as exc:
         logger.warning("could not publish %s: %s", topic, exc)

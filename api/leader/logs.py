@@ -250,6 +250,6 @@ class PublishLog:
         root = root_topic(self.ctx.config)
         units = self._targets(pioreactor_unit, experiment)
         publish_messages([(f"{root}/{u}/{experiment}/logs/{source_topic}/{level.lower()}", payload) for u in units],
-                         qos=2)
+                         qos=2, stored=True)
         resp.status = falcon.HTTP_202
         resp.media = {"status": "accepted"}

@@ -219,18 +219,26 @@ def setting_payload(value: Any) -> str:
     return str(value)
 
 
-def publish_messages(messages: Iterable[tuple[str, str]], *, qos: int = 1) -> None:
-    """Publish ``(topic, payload)`` pairs (not retained) on one connection and wait until sent.
+def publish_messages(messages: Iterable[tuple[str, str]], *, qos: int = 1, stored: bool = False) -> None:
+    """Publish ``(topic, payload)`` pairs (not retained) on one connection and wait until the broker has them.
+
+    Commands (``…/set``) go by ``paho.mqtt.publish.multiple`` (:func:`reactorkit.core.mqtt.publish_messages`).
+    Messages the leader stores (``stored=True``, e.g. log lines) go through this unit's durable
+    outbox instead (a client of :func:`~reactorkit.core.mqtt.create_client`), which keeps each on
+    disk until the leader has committed it; ``publish.multiple`` has no such outbox.
 
     Raises:
         ApiError: 503 when the broker cannot be reached.
     """
-    from reactorkit.core.mqtt import create_client
+    from reactorkit.core.mqtt import create_client, publish_messages as publish
 
     messages = list(messages)
     if not messages:
         return
     try:
+        if not stored:
+            publish(messages, qos=qos)
+            return
         client = create_client()
     except ConnectionError as exc:
         raise ApiError(falcon.HTTP_503, "The MQTT broker is unavailable.", cause=str(exc),

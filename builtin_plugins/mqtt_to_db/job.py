@@ -17,7 +17,11 @@ commit each unit is told on ``…/{unit}/$experiment/outbox/ack`` which of its
 numbers are stored, and its outbox forgets them. Units' reports of messages
 they could not keep (``…/outbox/gap``) go to ``ingestion_gaps`` and the log.
 The topic patterns stored are announced (retained) on
-``…/{leader}/$experiment/mqtt_to_db_streaming/stored_topics``.
+``…/{leader}/$experiment/mqtt_to_db_streaming/stored_topics``. When the unit's
+plugin set changes (``pio plugins install/uninstall`` or the API's install task
+publish on ``…/{leader}/$experiment/plugins/changed``), the job loads the
+plugins anew without stopping: new tables are created, new topic patterns
+subscribed, patterns of removed plugins unsubscribed, and the list announced again.
 
 Received messages are queued by the receiving thread and written by a writer
 thread in batches (at most ``batch_size`` messages, at least every
@@ -47,7 +51,7 @@ from typing import Any, Iterable
 from reactorkit.plugin import mqtt as mq
 from reactorkit.plugin import TopicMapping, resolve_reference as resolve
 from reactorkit.plugin import BackgroundJob
-from reactorkit.plugin import LeaderDB, now_iso
+from reactorkit.plugin import LeaderDB, now_iso, plugins_changed_topic
 from reactorkit.plugin import REANNOUNCE_PROPERTY, STORED_TOPICS_SETTING, ack_topic, sequence_from_pairs, to_ranges
 
 from . import ledger
@@ -278,7 +282,7 @@ class MqttToDb(BackgroundJob):
             raise ValueError("batch_size must be ≥ 1 and flush_interval_s > 0")
         self.db = LeaderDB(database, config=self.config, registry=registry, foreign_keys=False)
         self.router = TopicRouter(registry.topic_mappings, mq.topic_prefix(self.config))
-        for mapping, error in getattr(self.router, "broken", []):
+        for mapping, error in self.router.broken:
             self.logger.error("mapping %s → %s from %s disabled: %s", mapping.topic, mapping.table, mapping.source, error)
         self.messages_received = 0
         self.messages_skipped = 0
@@ -294,6 +298,7 @@ class MqttToDb(BackgroundJob):
         self._recent: dict[int, bool] = {}
         self._recent_order: deque[int] = deque()
         self._stop = threading.Event()
+        self._reload_lock = threading.Lock()
         self._enqueued = 0
         self._processed = 0
         self._last_error_log = 0.0
@@ -327,9 +332,6 @@ class MqttToDb(BackgroundJob):
         import gmqtt
         from gmqtt.mqtt.constants import UNLIMITED_RECONNECTS
 
-        topics = self.router.subscriptions + [mq.topic_prefix(self.config) + GAP_PATTERN]
-        stored = json.dumps(sorted({mapping.topic for _, mapping, _ in self.router.mappings}))
-        stored_topic = f"{self._root}{self.unit}/$experiment/{self.job_name}/{STORED_TOPICS_SETTING}"
         loop = asyncio.new_event_loop()
         self._loop = loop
 
@@ -347,8 +349,8 @@ class MqttToDb(BackgroundJob):
             client.set_auth_credentials(username, self.config.get("mqtt", "password", fallback="") or None)
 
         def on_connect(c: Any, flags: Any, rc: Any, properties: Any) -> None:
-            # what the units keep in their outboxes until it is acknowledged (retained: later units learn it)
-            self.mqtt.publish(stored_topic, stored, qos=1, retain=True)
+            self._announce_stored_topics()
+            topics = self.router.subscriptions + [mq.topic_prefix(self.config) + GAP_PATTERN]
             c.subscribe([gmqtt.Subscription(t, qos=1) for t in topics])  # ready once the broker acknowledged
 
         def on_subscribe(c: Any, mid: Any, qos: Any, properties: Any) -> None:
@@ -412,6 +414,58 @@ class MqttToDb(BackgroundJob):
         if not self._subscribed.wait(10):
             raise ConnectionError(f"the MQTT broker at {host}:{port} did not accept the subscriptions")
         return client
+
+    def _announce_stored_topics(self) -> None:
+        """What the units keep in their outboxes until it is acknowledged (retained: later units learn it)."""
+        stored = json.dumps(sorted({mapping.topic for _, mapping, _ in self.router.mappings}))
+        topic = f"{self._root}{self.unit}/$experiment/{self.job_name}/{STORED_TOPICS_SETTING}"
+        self.mqtt.publish(topic, stored, qos=1, retain=True)
+
+    # ------------------------------------------------------ plugin changes
+    def on_mqtt_connect(self, client: Any) -> None:
+        client.subscribe(plugins_changed_topic(self.unit, self.config), qos=1)
+
+    def on_message(self, message: Any) -> None:
+        if message.topic == plugins_changed_topic(self.unit, self.config) and not message.retain:
+            # off paho's network thread: loading plugins imports modules and touches the database
+            threading.Thread(target=self.reload_plugins, name="mqtt_to_db-reload", daemon=True).start()
+
+    def reload_plugins(self) -> None:
+        """Load the installed plugins anew: create their tables, store their topic mappings' topics
+        (subscribing the new patterns, unsubscribing those no plugin maps any more) and announce the
+        stored topics again. Nothing received meanwhile is lost: a message is routed by the mappings
+        in force when its batch is written."""
+        import importlib
+
+        import gmqtt
+
+        from reactorkit.plugin import Registry
+
+        if getattr(self, "router", None) is None or getattr(self, "ingest", None) is None:
+            return  # still starting: the plugins it loaded are the installed ones
+        with self._reload_lock:
+            importlib.invalidate_caches()  # a package pip installed since this process started
+            registry = Registry.installed()
+            self.db.registry = registry
+            try:
+                self.db.migrate()
+            finally:
+                self.db.close()  # this thread's connection
+            router = TopicRouter(registry.topic_mappings, mq.topic_prefix(self.config))
+            for mapping, error in router.broken:
+                self.logger.error("mapping %s → %s from %s disabled: %s", mapping.topic, mapping.table, mapping.source,
+                                  error)
+            before, after = set(self.router.subscriptions), set(router.subscriptions)
+            self.router = router
+            added, removed = sorted(after - before), sorted(before - after)
+            client = self.ingest
+            if added:
+                self._loop.call_soon_threadsafe(client.subscribe, [gmqtt.Subscription(t, qos=1) for t in added])
+            if removed:
+                self._loop.call_soon_threadsafe(client.unsubscribe, removed)
+            self._announce_stored_topics()
+        self.logger.info("Plugins loaded anew: storing %d topic pattern(s) (%d added, %d removed).",
+                         len(after), len(added), len(removed))
 
     def _write_loop(self) -> None:
         """Write what the receiving thread queued: a batch when ``batch_size`` messages wait or

@@ -29,13 +29,12 @@ from __future__ import annotations
 import getpass
 import os
 import shlex
-import signal
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from reactorkit.plugin import fail_task as fail
+from reactorkit.plugin import gunicorn_pid, reload_web_server
 
 DEFAULT_COMMANDS = {
     "reboot": "sudo reboot",
@@ -127,27 +126,6 @@ def update_app(source: str | None = None, version: str | None = None) -> dict[st
     else:
         spec = "reactorkit"
     return run_command("update", spec=spec)
-
-
-def gunicorn_pid() -> int | None:
-    """The pid of this unit's ``pio serve`` master, if it is running."""
-    from reactorkit.plugin import gunicorn_pid_path
-    from reactorkit.plugin import pid_alive
-
-    try:
-        pid = int(Path(gunicorn_pid_path()).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
-
-
-def reload_web_server() -> bool:
-    """SIGHUP the ``pio serve`` master (fresh workers reload plugins); False when it is not running."""
-    pid = gunicorn_pid()
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGHUP)
-    return True
 
 
 def restart_web_server() -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Plugin install/uninstall tasks of the API (domain facts §9): the framework's
 :mod:`reactorkit.core.plugin_packages` (pip, default config, listing), then the
-``pio serve`` master gets SIGHUP so fresh workers load the new plugin set
-(descriptors and routes) and the CLI index is rebuilt.
+unit's running processes are told (:func:`reactorkit.plugin.after_plugin_change`: the CLI index is
+rebuilt, the ``pio serve`` master gets SIGHUP so fresh workers load the new plugin set, and the
+unit's jobs, such as the ingestion, load its tables and topic mappings), as ``pio plugins install`` does.
 """
 
 from __future__ import annotations
@@ -13,30 +14,22 @@ from reactorkit.plugin import install_package, installed_plugins, uninstall_pack
 __all__ = ["fan_out_long", "install_plugin", "installed_plugins", "uninstall_plugin"]
 
 
-def _after_change() -> bool:
-    from .commands import reload_web_server
+def _after_change(result: dict[str, Any]) -> dict[str, Any]:
+    from reactorkit.plugin import after_plugin_change
 
-    try:
-        from reactorkit.plugin import rebuild_cli_index as get_index
-
-        get_index()  # rebuild the CLI index now that the plugin set changed
-    except Exception:
-        pass
-    return reload_web_server()
+    return {**result, **after_plugin_change()}
 
 
 def install_plugin(name: str, source: str | None = None) -> dict[str, Any]:
     """:func:`~reactorkit.core.plugin_packages.install_package`, then reload the API's workers.
 
     Returns:
-        Its result plus ``"web_server_reloaded": bool``.
+        Its result plus ``"web_server_reloaded"`` and ``"jobs_told"`` (bools).
 
     Raises:
         TaskFailed: bad name or source, or pip failed.
     """
-    result = install_package(name, source)
-    result["web_server_reloaded"] = _after_change()
-    return result
+    return _after_change(install_package(name, source))
 
 
 def uninstall_plugin(name: str) -> dict[str, Any]:
@@ -45,9 +38,7 @@ def uninstall_plugin(name: str) -> dict[str, Any]:
     Raises:
         TaskFailed: nothing of that name is installed, or pip failed.
     """
-    result = uninstall_package(name)
-    result["web_server_reloaded"] = _after_change()
-    return result
+    return _after_change(uninstall_package(name))
 
 
 def fan_out_long(method: str, units: list[str], path: str, json_body: Any = None,

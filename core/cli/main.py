@@ -308,7 +308,7 @@ def plugins_install(name: str, source: str | None) -> None:
         click.echo(f"config.ini: added {key}")
     for error in result["load_errors"]:
         click.echo(f"warning: {error}", err=True)
-    click.echo("Restart `pio serve` (or POST /unit_api/plugins/install next time) for its routes.")
+    _echo_reloads()
 
 
 @plugins.command("uninstall")
@@ -319,6 +319,17 @@ def plugins_uninstall(name: str) -> None:
 
     result = _plugin_change(uninstall_package, name)
     click.echo(f"uninstalled {result['uninstalled']} ({result['source']})")
+    _echo_reloads()
+
+
+def _echo_reloads() -> None:
+    """Tell the unit's running processes (:func:`reactorkit.core.reloads.after_plugin_change`) and say which were."""
+    from reactorkit.core.reloads import after_plugin_change
+
+    done = after_plugin_change()
+    click.echo("pio serve: " + ("reloading its workers (SIGHUP)" if done["web_server_reloaded"] else "not running"))
+    click.echo("running jobs: " + ("told to load the plugins anew" if done["jobs_told"]
+                                   else "not told (the MQTT broker could not be reached)"))
 
 
 # ------------------------------------------------------------------ version

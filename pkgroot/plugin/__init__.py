@@ -97,7 +97,7 @@ _export("reactorkit.core.hardware.base", "check_duty_cycle")
 # PWM leases: channels switched on are journalled, so none stays on after its process dies
 _export("reactorkit.core.hardware.leases", "PwmLeases", "sweep_pwm_leases=sweep", "holder_token", "holder_alive",
         "leases_path", "lease_database=database")
-_export("reactorkit.core.mqtt", "QOS_AT_LEAST_ONCE", "QOS_EXACTLY_ONCE", "job_topic")
+_export("reactorkit.core.mqtt", "QOS_AT_LEAST_ONCE", "QOS_EXACTLY_ONCE", "job_topic", "publish_messages")
 _export("reactorkit.core.cluster", "unit_url")
 _export("reactorkit.core.auth.client", "cluster_headers")
 _export("reactorkit.core.audit", "AUDIT_CREATE_SQL=CREATE_SQL")
@@ -126,7 +126,8 @@ _export(
 _export("reactorkit.core.cli.index", "rebuild_cli_index=get_index")
 _export("reactorkit.core.plugin_packages", "install_package", "uninstall_package", "installed_plugins", "PACKAGE_NAME=NAME")
 _export("reactorkit.core.config_defaults", "merge_config_sections", "merge_installed_config_sections")
-_export("reactorkit.core.cli.main", "gunicorn_pid_path")
+_export("reactorkit.core.reloads", "gunicorn_pid_path", "gunicorn_pid", "reload_web_server", "after_plugin_change",
+        "plugins_changed_topic")
 
 # HTTP helpers for plugin routes
 _export("reactorkit.api.context", "AppContext", "RouteResource")

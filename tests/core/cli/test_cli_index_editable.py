@@ -47,9 +47,7 @@ def test_a_new_option_of_an_editable_plugin_is_offered_without_deleting_the_inde
     assert "--probe-offset" not in job_help(root, "hello_ed_job")
     assert (root / "storage" / "cli_index.json").is_file()
     init = editable_plugin / "__init__.py"
-    text = init.read_text().replace(
-        "from reactorkit.plugin import ChartDescriptor, JobDescriptor, PublishedSetting, hookimpl",
-        "from reactorkit.plugin import ChartDescriptor, CliOption, JobDescriptor, PublishedSetting, hookimpl")
+    text = init.read_text().replace("import (ChartDescriptor, JobDescriptor,", "import (ChartDescriptor, CliOption, JobDescriptor,")
     text = text.replace('job_class="reactorkit_hello_ed.job:Hello",',
                         'job_class="reactorkit_hello_ed.job:Hello",\n'
                         '        cli_options=(CliOption(name="probe_offset", type="float", help="pH offset."),),')
