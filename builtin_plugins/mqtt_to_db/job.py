@@ -54,7 +54,7 @@ from reactorkit.plugin import BackgroundJob
 from reactorkit.plugin import LeaderDB, now_iso, plugins_changed_topic
 from reactorkit.plugin import REANNOUNCE_PROPERTY, STORED_TOPICS_SETTING, ack_topic, sequence_from_pairs, to_ranges
 
-from . import ledger
+from . import acks, ledger
 
 UNIVERSAL_EXPERIMENT = "$experiment"
 SESSION_EXPIRY_S = 7 * 24 * 3600
@@ -325,7 +325,10 @@ class MqttToDb(BackgroundJob):
 
         gmqtt rather than paho for this one connection: receiving a QoS 1 message with properties costs
         ~17 µs of CPU in gmqtt against ~110 µs in paho on the same machine (see the README's benchmarks),
-        and a message is acknowledged when ``on_message``'s coroutine returns — after the commit.
+        and a message can be acknowledged after the commit. QoS 1 messages skip gmqtt's task per message:
+        :class:`~.acks.DeferredAcks` hands them to :meth:`_intake` and sends a batch's PUBACKs in one write
+        after its commit (gmqtt's ``on_message`` coroutine remains the path for QoS 0, and for QoS 1 when
+        the deferred acknowledgements cannot be installed).
         """
         import asyncio
 
@@ -364,32 +367,22 @@ class MqttToDb(BackgroundJob):
                 self.logger.warning("lost the broker; reconnecting")
 
         async def on_message(c: Any, topic: str, payload: bytes, qos: int, properties: dict[str, Any]) -> int:
-            if self._closing:
-                await asyncio.sleep(3600)  # never acknowledged: the broker keeps it for our next start
-            self.messages_received += 1
-            users = properties.get("user_property") or ()
-            if should_skip(topic, payload, bool(properties.get("retain"))) or any(
-                    k == REANNOUNCE_PROPERTY for k, _ in users):
-                self.messages_skipped += 1
-                return 0
-            number = sequence_from_pairs(users)
-            if number is None:
-                seen = self._recent.get(hash((topic, payload)))  # True: stored numbered, False: unnumbered
-                if seen or (seen is False and properties.get("dup")):
-                    self.duplicates_dropped += 1  # stored already: the broker sent it again
-                    return 0
-            while len(self._pending) >= MAX_QUEUE and not self._stop.is_set():
+            # gmqtt's own path: QoS 0, and QoS 1 when the deferred acknowledgements could not be installed
+            while len(self._pending) >= MAX_QUEUE and not self._stop.is_set() and not self._closing:
                 await asyncio.sleep(0.01)  # the writer is behind: hold back, the broker keeps the rest
             done = loop.create_future()
-            self._pending.append((topic, payload, done, qos, number))
-            self._enqueued += 1
-            await done  # resolved by the writer once the batch is committed
+            verdict = self._intake(topic, payload, properties, done, qos)
+            if verdict == acks.QUEUED:
+                await done  # resolved by the writer once the batch is committed
+            elif verdict == acks.HOLD:
+                await asyncio.sleep(3600)  # never acknowledged: the broker keeps it for our next start
             return 0
 
         client.on_connect = on_connect
         client.on_subscribe = on_subscribe
         client.on_disconnect = on_disconnect
         client.on_message = on_message
+        self._acks = acks.DeferredAcks(client, self._intake)
         host = self.config.get("mqtt", "broker_address", fallback="127.0.0.1")
         port = self.config.getint("mqtt", "broker_port", fallback=1883)
         started = threading.Event()
@@ -466,6 +459,28 @@ class MqttToDb(BackgroundJob):
             self._announce_stored_topics()
         self.logger.info("Plugins loaded anew: storing %d topic pattern(s) (%d added, %d removed).",
                          len(after), len(added), len(removed))
+
+    def _intake(self, topic: str, payload: bytes, properties: dict[str, Any], token: Any, qos: int = 1) -> int:
+        """Take one message on the receiving thread: queue it for the writer (``acks.QUEUED``; ``token``
+        is acknowledged after its batch's commit), or say it needs no storing (``acks.ACK_NOW``) or must
+        stay with the broker (``acks.HOLD``, the job is stopping)."""
+        if self._closing:
+            return acks.HOLD
+        self.messages_received += 1
+        users = properties.get("user_property") or ()
+        if should_skip(topic, payload, bool(properties.get("retain"))) or any(
+                k == REANNOUNCE_PROPERTY for k, _ in users):
+            self.messages_skipped += 1
+            return acks.ACK_NOW
+        number = sequence_from_pairs(users)
+        if number is None:
+            seen = self._recent.get(hash((topic, payload)))  # True: stored numbered, False: unnumbered
+            if seen or (seen is False and properties.get("dup")):
+                self.duplicates_dropped += 1  # stored already: the broker sent it again
+                return acks.ACK_NOW
+        self._pending.append((topic, payload, token, qos, number))
+        self._enqueued += 1
+        return acks.QUEUED
 
     def _write_loop(self) -> None:
         """Write what the receiving thread queued: a batch when ``batch_size`` messages wait or
@@ -559,8 +574,9 @@ class MqttToDb(BackgroundJob):
         numbered messages (and gap reports) are stored, so that its outbox forgets them."""
         by_unit: dict[tuple[str, str], dict[str, list[int]]] = {}
         done = []
-        for topic, payload, future, qos, number in messages:
-            done.append(future)
+        tokens = []
+        for topic, payload, token, qos, number in messages:
+            (tokens if type(token) is tuple else done).append(token)
             if qos:
                 h = hash((topic, payload))
                 if h not in self._recent:
@@ -573,7 +589,10 @@ class MqttToDb(BackgroundJob):
                 by_unit.setdefault((unit, number[0]), {}).setdefault(topic, []).append(number[1])
         loop = getattr(self, "_loop", None)
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(_resolve, done)  # gmqtt sends each PUBACK as its future resolves
+            if done:
+                loop.call_soon_threadsafe(_resolve, done)  # gmqtt sends each PUBACK as its future resolves
+            if tokens:
+                loop.call_soon_threadsafe(self._acks.send, tokens)  # the batch's PUBACKs in one write
         gaps_by_unit: dict[tuple[str, str], list[list[Any]]] = {}
         for unit, _, report in reports:
             try:
