@@ -568,10 +568,12 @@ class RouteDescriptor(_Record):
             instantiated without arguments when it is a class.
         leader_only: Mounted only on the leader.
         schemas: Optional OpenAPI description of the route's operations, keyed by
-            HTTP method: ``{"POST": {"summary", "body", "query", "responses", "async"}}``
-            (or ``"module:attr"`` naming such a mapping); see
-            :mod:`reactorkit.api.openapi.schemas`. Request bodies are validated
-            against ``body``. Routes without one get a generic description.
+            HTTP method: ``{"POST": {"summary", "body", "query", "responses", "async"}}``,
+            or ``"module:attr"`` naming such a mapping or a table of the plugin's routes
+            keyed by ``(METHOD, uri template)`` (the route's own entries are used); see
+            :mod:`reactorkit.api.openapi.schemas.common` (``reactorkit.plugin.openapi``).
+            Request bodies are validated against ``body``. Routes without one get a
+            generic description.
     """
 
     path: str

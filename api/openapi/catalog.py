@@ -178,7 +178,8 @@ class Catalog:
             except Exception:  # a plugin's broken reference: the route is described generically
                 continue
             if isinstance(declared, dict):
-                out[schemas.normalize(route.path)] = {str(m).upper(): s for m, s in declared.items()}
+                path = schemas.normalize(route.path)
+                out[path] = operations_of(declared, path)
         return out
 
     def get(self, method: str, template: str | None) -> Operation | None:
@@ -192,6 +193,14 @@ class Catalog:
         prefix = root.rstrip("/") + "/"
         ops = [o for o in self.operations.values() if o.template.startswith(prefix)]
         return sorted(ops, key=lambda o: (o.path, METHODS.index(o.method) if o.method in METHODS else 99))
+
+
+def operations_of(declared: dict[Any, Any], path: str) -> dict[str, Any]:
+    """``{METHOD: operation}`` of ``path`` from what a route descriptor's ``schemas`` names: that mapping itself,
+    or a plugin's table of several routes keyed by ``(METHOD, uri template)`` (the entries of ``path``)."""
+    if declared and all(isinstance(k, tuple) for k in declared):
+        return {str(m).upper(): s for (m, t), s in declared.items() if schemas.normalize(t) == path}
+    return {str(m).upper(): s for m, s in declared.items()}
 
 
 def _defines(resource: Any, method: str) -> bool:

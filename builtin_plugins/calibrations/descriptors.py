@@ -48,8 +48,11 @@ LEADER_ROUTES = (
     (f"{_W}/calibrations/sessions/{{session_id}}/abort", "SessionAbortProxy"),
 )
 
-ROUTES = tuple(RouteDescriptor(path=path, resource=_R + name) for path, name in UNIT_ROUTES) + tuple(
-    RouteDescriptor(path=path, resource=_L + name, leader_only=True) for path, name in LEADER_ROUTES
+# each route's OpenAPI description: the OPENAPI table of the module that serves it
+ROUTES = tuple(RouteDescriptor(path=path, resource=_R + name, schemas=_R + "OPENAPI")
+               for path, name in UNIT_ROUTES) + tuple(
+    RouteDescriptor(path=path, resource=_L + name, leader_only=True, schemas=_L + "OPENAPI")
+    for path, name in LEADER_ROUTES
 )
 
 CLI_COMMANDS = (

@@ -24,6 +24,7 @@ from typing import Any
 import falcon
 
 from reactorkit.plugin import ApiError, RouteResource, fanout
+from reactorkit.plugin import openapi as oa
 
 logger = logging.getLogger("reactorkit.calibrations")
 
@@ -255,3 +256,49 @@ class ZippedCalibrationsProxy(RouteResource):
         resp.content_type = "application/zip"
         resp.downloadable_as = "calibration_yamls.zip"
         resp.data = merge_zips(archives)
+
+
+# ------------------------------------------------------------------------ OpenAPI
+def _operations() -> dict[tuple[str, str], dict[str, Any]]:
+    from reactorkit.builtin_plugins.calibrations.resources import (
+        NEW_CALIBRATION,
+        RECORD,
+        SESSION_INPUTS,
+        SESSION_REPLY,
+        SESSION_START,
+    )
+
+    w = "/api/workers/{pioreactor_unit}"
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind in ("calibrations", "estimators"):
+        one = kind[:-1]
+        out.update({
+            ("GET", f"{w}/{kind}"): oa.fan_out(f"Every {one} of the workers.", oa.mapping(oa.array(RECORD))),
+            ("GET", f"{w}/{kind}/{{device}}"): oa.fan_out(f"The workers' {kind} of a device.", oa.array(RECORD)),
+            ("GET", f"{w}/{kind}/{{device}}/{{name}}"): oa.fan_out(f"One {one} on the workers.", RECORD),
+            ("DELETE", f"{w}/{kind}/{{device}}/{{name}}"): oa.fan_out(f"Delete one {one} on the workers."),
+            ("GET", f"{w}/active_{kind}"): oa.fan_out(f"The workers' active {kind}.", oa.mapping(RECORD)),
+            ("DELETE", f"{w}/active_{kind}/{{device}}"): oa.fan_out(f"No active {one} for the device on the workers."),
+            ("PATCH", f"{w}/active_{kind}/{{device}}/{{name}}"): oa.fan_out(f"Activate a {one} on the workers."),
+        })
+    out.update({
+        ("GET", f"{w}/calibration_protocols"): oa.fan_out("Calibration protocols of the workers.", oa.array(oa.OBJ)),
+        ("POST", f"{w}/calibrations/{{device}}"): oa.fan_out("Store a calibration on the workers.",
+                                                             body=NEW_CALIBRATION, body_required=True),
+        ("GET", f"{w}/zipped_calibrations"): oa.op(
+            "The workers' calibrations in one ZIP (<unit>/<device>/<name>.yaml).", ok=oa.ZIP),
+        ("POST", f"{w}/calibrations/sessions"): oa.op("Start a session on one worker (synchronous proxy).",
+                                                      ok=SESSION_REPLY, status=201, body=SESSION_START,
+                                                      body_required=True, proxy=True),
+        ("GET", f"{w}/calibrations/sessions/{{session_id}}"): oa.op("A worker's session.", ok=SESSION_REPLY,
+                                                                    proxy=True),
+        ("POST", f"{w}/calibrations/sessions/{{session_id}}/inputs"): oa.op(
+            "Submit inputs to a worker's session.", ok=SESSION_REPLY, body=SESSION_INPUTS, proxy=True),
+        ("POST", f"{w}/calibrations/sessions/{{session_id}}/abort"): oa.op("Abort a worker's session.",
+                                                                           ok=SESSION_REPLY, proxy=True),
+    })
+    return out
+
+
+OPENAPI = _operations()
+"""The operation descriptions of this module's routes, keyed by (METHOD, path) (``RouteDescriptor(schemas=…)``)."""

@@ -17,6 +17,7 @@ import falcon
 
 from reactorkit.builtin_plugins.calibrations import protocols
 from reactorkit.plugin import ApiError, CalibrationError, RouteResource
+from reactorkit.plugin import openapi as oa
 from reactorkit.plugin import calibration_store as store
 from reactorkit.plugin import get_unit_name
 
@@ -288,3 +289,61 @@ class SessionAbort(_SessionRoute):
         except CalibrationError as exc:
             raise _engine_error(exc) from None
         _session_reply(resp, session, step)
+
+
+# ------------------------------------------------------------------------ OpenAPI
+# The operation descriptions of the routes above, keyed by (METHOD, path); every route's descriptor names this
+# table (``RouteDescriptor(schemas=…)``) and the API's OpenAPI document takes each route's entries from it.
+RECORD = oa.obj(("is_active", "pioreactor_unit"), is_active=oa.BOOL, pioreactor_unit=oa.STR,
+                _doc="A stored calibration or estimator, with is_active and pioreactor_unit.")
+SESSION_REPLY = oa.obj(
+    ("session", "step"),
+    session=oa.obj(("session_id", "status"), session_id=oa.STR, protocol_name=oa.STR, target_device=oa.STR,
+                   status=oa.STR, step_id=oa.STR, data=oa.ANY, created_at=oa.STR, updated_at=oa.STR, result=oa.ANY,
+                   error=oa.ANY),
+    step=oa.nullable(oa.obj(("step_id",), step_id=oa.STR, step_type=oa.STR, title=oa.nullable(oa.STR),
+                            body=oa.nullable(oa.STR), fields=oa.array(oa.OBJ), metadata=oa.ANY)),
+)
+MSG = oa.obj(("msg",), msg=oa.STR)
+NEW_CALIBRATION = oa.obj(
+    calibration_data={"type": ["string", "object"], "description": "The calibration as YAML text (or an object)."},
+    estimator_data={"type": ["string", "object"]},
+    set_as_active=oa.BOOL,
+)
+SESSION_START = oa.obj(target_device=oa.STR, protocol_name=oa.STR)  # missing names: the engine says which (400)
+SESSION_INPUTS = oa.obj(inputs=oa.nullable(oa.OBJ))
+
+
+def _operations() -> dict[tuple[str, str], dict[str, Any]]:
+    out: dict[tuple[str, str], dict[str, Any]] = {
+        ("GET", "/unit_api/calibration_protocols"): oa.op("Calibration protocols of this unit.", ok=oa.array(oa.OBJ)),
+        ("GET", "/unit_api/zipped_calibrations"): oa.op("Every calibration YAML in a ZIP.", ok=oa.ZIP),
+        ("POST", "/unit_api/calibrations/sessions"): oa.op("Start a calibration session.", ok=SESSION_REPLY,
+                                                           status=201, body=SESSION_START, body_required=True),
+        ("GET", "/unit_api/calibrations/sessions/{session_id}"): oa.op("A session and its current step.",
+                                                                       ok=SESSION_REPLY),
+        ("POST", "/unit_api/calibrations/sessions/{session_id}/inputs"): oa.op(
+            "Submit the current step's inputs (400 leaves the session unchanged).", ok=SESSION_REPLY,
+            body=SESSION_INPUTS),
+        ("POST", "/unit_api/calibrations/sessions/{session_id}/abort"): oa.op("Abort a session.", ok=SESSION_REPLY),
+        ("POST", "/unit_api/calibrations/{device}"): oa.op("Store a calibration (YAML) for a device.", status=201,
+                                                           ok=oa.obj(("msg",), msg=oa.STR, path=oa.STR),
+                                                           body=NEW_CALIBRATION, body_required=True),
+    }
+    for kind in ("calibrations", "estimators"):
+        one = kind[:-1]
+        out.update({
+            ("GET", f"/unit_api/{kind}"): oa.op(f"Every {one} by device.", ok=oa.mapping(oa.array(RECORD))),
+            ("GET", f"/unit_api/{kind}/{{device}}"): oa.op(f"The {kind} of a device.", ok=oa.array(RECORD)),
+            ("GET", f"/unit_api/{kind}/{{device}}/{{name}}"): oa.op(f"One {one}.", ok=RECORD),
+            ("DELETE", f"/unit_api/{kind}/{{device}}/{{name}}"): oa.op(f"Delete one {one}.", ok=MSG),
+            ("GET", f"/unit_api/active_{kind}"): oa.op(f"The active {one} of each device.", ok=oa.mapping(RECORD)),
+            ("DELETE", f"/unit_api/active_{kind}/{{device}}"): oa.op(f"No active {one} for the device.",
+                                                                     ok=oa.STATUS),
+            ("PATCH", f"/unit_api/active_{kind}/{{device}}/{{name}}"): oa.op(
+                f"Make a {one} the device's active one.", ok=oa.STATUS),
+        })
+    return out
+
+
+OPENAPI = _operations()

@@ -13,6 +13,7 @@ from typing import Any
 import falcon
 
 from reactorkit.plugin import ApiError, RouteResource
+from reactorkit.plugin import openapi as oa
 from reactorkit.builtin_plugins.dosing.bioreactor import (
     VARIABLES,
     BioreactorStore,
@@ -169,3 +170,35 @@ class MediaRates(RouteResource):
                 total_alt += alt
         out["all"] = {"mediaRate": round(total_media, 4), "altMediaRate": round(total_alt, 4)}
         resp.media = out
+
+
+# ------------------------------------------------------------------------ OpenAPI
+# The operation descriptions of this module's routes, keyed by (METHOD, path): the routes' descriptors name this
+# table (``RouteDescriptor(schemas=…)``) and the API's OpenAPI document takes each route's entries from it.
+BIOREACTOR_VALUES = oa.obj(
+    current_volume_ml={"type": "number", "minimum": 0}, efflux_tube_volume_ml={"type": "number", "minimum": 0},
+    alt_media_fraction={"type": "number", "minimum": 0, "maximum": 1},
+    cumulative_media_added_ml={"type": "number", "minimum": 0},
+    cumulative_alt_media_added_ml={"type": "number", "minimum": 0},
+    cumulative_waste_removed_ml={"type": "number", "minimum": 0},
+    _extra=False, _doc="Bioreactor variables (mL, fraction 0–1).",
+)
+
+
+def _dosing() -> dict[tuple[str, str], dict[str, Any]]:
+    path = "/unit_api/bioreactor/experiments/{experiment}"
+    return {
+        ("GET", path): oa.op("The six bioreactor variables of an experiment on this unit.",
+                          ok=oa.obj(("values",), values=oa.mapping(oa.NUM))),
+        ("PATCH", path): oa.op("Correct some bioreactor variables (stored and published).", ok=oa.STATUS,
+                            body=oa.obj(("values",), values={**BIOREACTOR_VALUES, "minProperties": 1}),
+                            body_required=True, path={"experiment": oa.TOPIC_LEVEL}),
+        ("PATCH", "/api/workers/{pioreactor_unit}/bioreactor/update/experiments/{experiment}"): oa.fan_out(
+            "Correct bioreactor variables on a worker ($broadcast: the active workers assigned to the experiment).",
+            oa.obj(_doc='The worker\'s {"status": "success"}, stripped of its status (§1.2): {}.'),
+            body=oa.obj(("values",), values={**BIOREACTOR_VALUES, "minProperties": 1}), body_required=True,
+            path={"experiment": oa.TOPIC_LEVEL}),
+    }
+
+
+OPENAPI = _dosing()

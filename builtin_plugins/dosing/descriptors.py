@@ -246,9 +246,10 @@ STORAGE = (
 )
 
 ROUTES = (
-    RouteDescriptor(path="/unit_api/bioreactor/experiments/{experiment}", resource=f"{_PKG}.api:BioreactorValues"),
+    RouteDescriptor(path="/unit_api/bioreactor/experiments/{experiment}", resource=f"{_PKG}.api:BioreactorValues",
+                    schemas=f"{_PKG}.api:OPENAPI"),
     RouteDescriptor(path="/api/workers/{pioreactor_unit}/bioreactor/update/experiments/{experiment}",
-                    resource=f"{_PKG}.api:BioreactorUpdateOnWorkers", leader_only=True),
+                    resource=f"{_PKG}.api:BioreactorUpdateOnWorkers", leader_only=True, schemas=f"{_PKG}.api:OPENAPI"),
     RouteDescriptor(path="/api/experiments/{experiment}/media_rates", resource=f"{_PKG}.api:MediaRates",
                     leader_only=True, schemas=f"{_PKG}.api:MEDIA_RATES_SCHEMAS"),
 )

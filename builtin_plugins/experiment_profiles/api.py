@@ -21,6 +21,7 @@ import falcon
 
 from reactorkit.plugin import ApiError, AppContext, RouteResource, atomic_write, read_body
 from reactorkit.plugin import body_field as field
+from reactorkit.plugin import openapi as oa
 
 from . import files
 from .schema import Validation, validate
@@ -168,3 +169,47 @@ class RecentRuns(RouteResource):
         resp.media = db.query(
             "SELECT started_at, experiment_profile_name, experiment FROM experiment_profile_runs"
             " WHERE experiment = ? ORDER BY started_at DESC, rowid DESC LIMIT 50", (experiment,))
+
+
+# ------------------------------------------------------------------------ OpenAPI
+# The operation descriptions of this module's routes, keyed by (METHOD, path): the routes' descriptors name this
+# table (``RouteDescriptor(schemas=…)``) and the API's OpenAPI document takes each route's entries from it.
+PROFILE_REPLY = oa.obj(("status",), status=oa.STR, diagnostics=oa.array(oa.OBJ))
+PROFILE_ROW = oa.obj(("file",), experimentProfile=oa.ANY, file=oa.STR, fullpath=oa.STR)
+RUNNING = oa.array(oa.obj(("job_name", "job_id"), job_name=oa.STR, experiment=oa.STR, job_id=oa.INT, settings=oa.OBJ))
+
+
+def _profiles() -> dict[tuple[str, str], dict[str, Any]]:
+    text = oa.Content("text/plain", oa.STR)
+    new = oa.obj(("filename", "body"), filename=oa.STR, body=oa.STR)
+    out: dict[tuple[str, str], dict[str, Any]] = {
+        ("GET", "/api/experiment_profiles"): oa.op("Experiment profiles, newest first.", ok=oa.array(PROFILE_ROW)),
+        ("POST", "/api/experiment_profiles"): oa.op("Create a profile (checked first; 409 when it exists).",
+                                                 ok=PROFILE_REPLY, body=new, body_required=True),
+        ("GET", "/api/contrib/experiment_profiles"): oa.op("Experiment profiles (classic).", ok=oa.array(PROFILE_ROW)),
+        ("POST", "/api/contrib/experiment_profiles"): oa.op("Create a profile (classic).", ok=PROFILE_REPLY, body=new,
+                                                         body_required=True),
+        ("PATCH", "/api/contrib/experiment_profiles"): oa.op("Replace a profile named in the body (classic).",
+                                                          ok=PROFILE_REPLY, body=new, body_required=True),
+        ("GET", "/api/experiments/{experiment}/experiment_profiles/running"): oa.op(
+            "Profiles running for the experiment.",
+            ok=RUNNING),
+        ("GET", "/api/experiment_profiles/running/experiments/{experiment}"): oa.op(
+            "Profiles running for the experiment (classic).",
+            ok=RUNNING),
+        ("GET", "/api/experiments/{experiment}/experiment_profiles/recent"): oa.op(
+            "Recent profile runs of the experiment.",
+            ok=oa.array(oa.obj(("started_at",), started_at=oa.STR, experiment_profile_name=oa.nullable(oa.STR),
+                               experiment=oa.STR))),
+    }
+    for base in ("/api/experiment_profiles/{filename}", "/api/contrib/experiment_profiles/{filename}"):
+        out.update({
+            ("GET", base): oa.op("A profile's YAML text.", ok=text),
+            ("PATCH", base): oa.op("Replace a profile (checked first).", ok=PROFILE_REPLY,
+                                body=oa.obj(("body",), body=oa.STR), body_required=True),
+            ("DELETE", base): oa.op("Delete a profile.", ok=oa.STATUS),
+        })
+    return out
+
+
+OPENAPI = _profiles()

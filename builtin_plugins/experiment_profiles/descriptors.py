@@ -54,17 +54,17 @@ DATASETS = (
 )
 
 _API = f"{_PKG}.api"
-ROUTES = (
-    RouteDescriptor(path="/api/experiment_profiles", resource=f"{_API}:Profiles", leader_only=True),
-    RouteDescriptor(path="/api/experiment_profiles/{filename:path}", resource=f"{_API}:ProfileFile", leader_only=True),
-    RouteDescriptor(path="/api/experiments/{experiment}/experiment_profiles/running", resource=f"{_API}:RunningProfiles",
-                    leader_only=True),
-    RouteDescriptor(path="/api/experiments/{experiment}/experiment_profiles/recent", resource=f"{_API}:RecentRuns",
-                    leader_only=True),
-    # classic aliases
-    RouteDescriptor(path="/api/contrib/experiment_profiles", resource=f"{_API}:ClassicProfiles", leader_only=True),
-    RouteDescriptor(path="/api/contrib/experiment_profiles/{filename:path}", resource=f"{_API}:ProfileFile",
-                    leader_only=True),
-    RouteDescriptor(path="/api/experiment_profiles/running/experiments/{experiment}",
-                    resource=f"{_API}:RunningProfiles", leader_only=True),
-)
+_LEADER_ROUTES = {
+    "/api/experiment_profiles": "Profiles",
+    "/api/experiment_profiles/{filename:path}": "ProfileFile",
+    "/api/experiments/{experiment}/experiment_profiles/running": "RunningProfiles",
+    "/api/experiments/{experiment}/experiment_profiles/recent": "RecentRuns",
+}
+_CLASSIC_ALIASES = {
+    "/api/contrib/experiment_profiles": "ClassicProfiles",
+    "/api/contrib/experiment_profiles/{filename:path}": "ProfileFile",
+    "/api/experiment_profiles/running/experiments/{experiment}": "RunningProfiles",
+}
+# each route's OpenAPI description: the OPENAPI table of the module that serves it
+ROUTES = tuple(RouteDescriptor(path=path, resource=f"{_API}:{name}", leader_only=True, schemas=f"{_API}:OPENAPI")
+               for routes in (_LEADER_ROUTES, _CLASSIC_ALIASES) for path, name in routes.items())

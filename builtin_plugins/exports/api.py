@@ -22,6 +22,7 @@ import falcon
 
 from reactorkit.plugin import ApiError, AppContext, RouteResource, enqueue_task, invalid, read_body
 from reactorkit.plugin import body_field as field
+from reactorkit.plugin import openapi as oa
 
 ALL_EXPERIMENTS = "<All experiments>"
 MAX_PREVIEW_ROWS = 100
@@ -224,3 +225,40 @@ class Download:
         resp.downloadable_as = filename
         resp.content_length = path.stat().st_size
         resp.stream = open(path, "rb")
+
+
+# ------------------------------------------------------------------------ OpenAPI
+# The operation descriptions of this module's routes, keyed by (METHOD, path): the routes' descriptors name this
+# table (``RouteDescriptor(schemas=…)``) and the API's OpenAPI document takes each route's entries from it.
+EXPORT_BODY = oa.obj(
+    ("datasets", "partition_by_unit", "partition_by_experiment"),
+    datasets=oa.array(oa.STR, minItems=1), experiments=oa.array(oa.STR), experiment=oa.STR,
+    partition_by_unit=oa.BOOL, partition_by_experiment=oa.BOOL,
+    start_time={"type": ["string", "null"], "description": "ISO-8601 with Z or ±HH:MM."},
+    end_time={"type": ["string", "null"], "description": "ISO-8601 with Z or ±HH:MM."},
+)
+EXPORT_RESULT = oa.obj(result=oa.ANY, filename=oa.STR, msg=oa.STR)
+USB_EXPORT_RESULT = oa.obj(("filename", "drive", "path"), result=oa.ANY, filename=oa.STR, msg=oa.STR, drive=oa.STR,
+                           device=oa.STR, path=oa.STR)
+PREVIEW_QUERY = {"n_rows": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Rows (default 5)."}}
+
+
+def _exports() -> dict[tuple[str, str], dict[str, Any]]:
+    preview = oa.op("The first rows of a dataset, unfiltered.", ok=oa.array(oa.OBJ), query=PREVIEW_QUERY)
+    return {
+        ("GET", "/api/datasets/exportable/{target_dataset}/preview"): preview,
+        ("GET", "/api/contrib/exportable_datasets/{target_dataset}/preview"): preview,
+        ("POST", "/api/datasets/exportable/export"): oa.task("Export datasets to a zip (GET /api/exports/{filename}).",
+                                                          body=EXPORT_BODY, body_required=True,
+                                                          result=EXPORT_RESULT),
+        ("POST", "/api/datasets/exportable/export-to-usb"): oa.task(
+            "Export datasets to a zip on the leader's mounted USB drive (409 when none is mounted).", body=EXPORT_BODY,
+            body_required=True, result=USB_EXPORT_RESULT),
+        ("POST", "/api/contrib/exportable_datasets/export_datasets"): oa.op(
+            "Export datasets and wait for the zip (classic).", ok=EXPORT_RESULT, body=EXPORT_BODY,
+            body_required=True),
+        ("GET", "/api/exports/{filename}"): oa.op("A finished export.", ok=oa.ZIP),
+    }
+
+
+OPENAPI = _exports()

@@ -4,18 +4,19 @@ from reactorkit.plugin import AUDIT_CREATE_SQL, DatasetDescriptor, RouteDescript
 
 _API = "reactorkit.builtin_plugins.exports.api"
 
-ROUTES = (
-    RouteDescriptor(path="/api/datasets/exportable/{target_dataset}/preview", resource=f"{_API}:Preview",
-                    leader_only=True),
-    RouteDescriptor(path="/api/datasets/exportable/export", resource=f"{_API}:Export", leader_only=True),
-    RouteDescriptor(path="/api/datasets/exportable/export-to-usb", resource=f"{_API}:ExportToUsb", leader_only=True),
-    RouteDescriptor(path="/api/exports/{filename:path}", resource=f"{_API}:Download", leader_only=True),
-    # classic aliases
-    RouteDescriptor(path="/api/contrib/exportable_datasets/{target_dataset}/preview", resource=f"{_API}:Preview",
-                    leader_only=True),
-    RouteDescriptor(path="/api/contrib/exportable_datasets/export_datasets", resource=f"{_API}:ClassicExport",
-                    leader_only=True),
-)
+_LEADER_ROUTES = {
+    "/api/datasets/exportable/{target_dataset}/preview": "Preview",
+    "/api/datasets/exportable/export": "Export",
+    "/api/datasets/exportable/export-to-usb": "ExportToUsb",
+    "/api/exports/{filename:path}": "Download",
+}
+_CLASSIC_ALIASES = {
+    "/api/contrib/exportable_datasets/{target_dataset}/preview": "Preview",
+    "/api/contrib/exportable_datasets/export_datasets": "ClassicExport",
+}
+# each route's OpenAPI description: the OPENAPI table of the module that serves it
+ROUTES = tuple(RouteDescriptor(path=path, resource=f"{_API}:{name}", leader_only=True, schemas=f"{_API}:OPENAPI")
+               for routes in (_LEADER_ROUTES, _CLASSIC_ALIASES) for path, name in routes.items())
 
 TABLES = (TableDescriptor(table="audit_log", create_sql=AUDIT_CREATE_SQL),)
 

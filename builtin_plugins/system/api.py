@@ -27,6 +27,7 @@ import falcon
 from reactorkit.plugin import ApiError, RouteResource
 from reactorkit.plugin import enqueue_task, body_field as field, invalid, read_body
 from reactorkit.plugin import UnsafePath, dot_pioreactor, safe_join
+from reactorkit.plugin import openapi as oa
 
 from . import files
 
@@ -490,3 +491,80 @@ class ClusterImportZippedDotPioreactor(RouteResource):
         unit = self.context.fanout.targets(pioreactor_unit, "units")[0]
         path = _save_import(req)
         _queue(resp, f"{_PKG}.tasks.forward_import", unit, str(path))
+
+
+# ------------------------------------------------------------------------ OpenAPI
+# The operation descriptions of this module's routes, keyed by (METHOD, path): the routes' descriptors name this
+# table (``RouteDescriptor(schemas=…)``) and the API's OpenAPI document takes each route's entries from it.
+PLUGIN_BODY = oa.obj(
+    ("args",), args=oa.array(oa.STR, minItems=1, description="[package name]"),
+    options=oa.obj(source={"type": "string", "description": "A path in $DOT_PIOREACTOR or a URL."}),
+    env=oa.OBJ,
+)
+UPDATE_BODY = oa.obj(options=oa.obj(source=oa.STR, version=oa.STR), args=oa.array(oa.STR), env=oa.OBJ)
+UPLOAD = oa.obj(file=oa.BINARY)
+ARCHIVE = oa.obj(archive={"type": "string", "format": "binary"})
+PLUGIN = oa.obj(("name",), name=oa.STR, version=oa.nullable(oa.STR), description=oa.nullable(oa.STR),
+                homepage=oa.nullable(oa.STR), source=oa.nullable(oa.STR), author=oa.nullable(oa.STR))
+
+
+def _system() -> dict[tuple[str, str], dict[str, Any]]:
+    out: dict[tuple[str, str], dict[str, Any]] = {
+        ("GET", "/unit_api/plugins/installed"): oa.op("Installed plugins.", ok=oa.array(PLUGIN),
+                                                   query={"include_builtin": oa.BOOL}),
+        ("GET", "/unit_api/plugins/installed/{filename}"): oa.op("A plugin file's source.", ok=oa.TEXT),
+        ("GET", "/unit_api/system/web_server/status"): oa.op("State of the web server and task worker.",
+                                                             ok=oa.obj(("state",), service=oa.STR, state=oa.STR,
+                                                                       raw_status=oa.STR)),
+        ("GET", "/unit_api/system/path"): oa.op("The state folder: {current, dirs, files}.",
+                                             ok=oa.obj(("dirs", "files"), current=oa.STR, dirs=oa.array(oa.STR),
+                                                    files=oa.array(oa.STR))),
+        ("GET", "/unit_api/system/path/{req_path}"): oa.op(
+            "A folder ({current, dirs, files}) or a file (its bytes) of the state folder.",
+            ok=(oa.obj(("dirs", "files"), current=oa.STR, dirs=oa.array(oa.STR), files=oa.array(oa.STR)),
+                oa.Content("*/*", oa.BINARY))),
+        ("GET", "/unit_api/system/uploads/{filename}"): oa.op("A file uploaded to this unit.", ok=oa.OCTETS),
+        ("GET", "/unit_api/zipped_dot_pioreactor"): oa.op("This unit's state folder as a zip.", ok=oa.ZIP),
+        ("POST", "/unit_api/import_zipped_dot_pioreactor"): oa.task(
+            "Restore the state folder from a zip (multipart field archive).", body=ARCHIVE,
+            body_content="multipart/form-data", body_required=True),
+        ("POST", "/api/system/upload"): oa.op("Upload a file (multipart field file) to the leader's uploads.",
+                                           ok=oa.obj(("save_path",), message=oa.STR, save_path=oa.STR), body=UPLOAD,
+                                           body_content="multipart/form-data", body_required=True),
+        ("POST", "/api/system/update_next_version"): oa.task("Every unit updates the app."),
+        ("POST", "/api/system/update_from_archive"): oa.task(
+            "Every unit (or units) updates the app from an uploaded archive.", body_required=True,
+            body=oa.obj(("release_archive_location",), release_archive_location=oa.STR, units=oa.array(oa.STR))),
+        ("GET", "/api/units/{pioreactor_unit}/plugins/installed"): oa.fan_out("Installed plugins of the units.",
+                                                                           oa.array(PLUGIN)),
+        ("GET", "/api/units/{pioreactor_unit}/zipped_dot_pioreactor"): oa.op(
+            "A unit's state folder as a zip ($broadcast: a zip of <unit>.zip).", ok=oa.ZIP, proxy=True),
+        ("POST", "/api/units/{pioreactor_unit}/import_zipped_dot_pioreactor"): oa.task(
+            "Restore a unit's state folder from a zip (multipart field archive).", body=ARCHIVE,
+            body_content="multipart/form-data", body_required=True),
+    }
+    for method in ("POST", "PATCH"):
+        out.update({
+            (method, "/unit_api/plugins/install"): oa.task("Install a plugin (pip).", body=PLUGIN_BODY,
+                                                        body_required=True),
+            (method, "/unit_api/plugins/uninstall"): oa.task("Uninstall a plugin.", body=PLUGIN_BODY,
+                                                          body_required=True),
+            (method, "/unit_api/system/reboot"): oa.task("Reboot the unit (only where system commands are enabled)."),
+            (method, "/unit_api/system/shutdown"): oa.task("Shut the unit down (where enabled)."),
+            (method, "/unit_api/system/repair"): oa.task("Repair the state folder's ownership (where enabled)."),
+            (method, "/unit_api/system/update"): oa.task("Update the app.", body=UPDATE_BODY),
+            (method, "/unit_api/system/update/{target}"): oa.task("Update a target (app).", body=UPDATE_BODY),
+            (method, "/unit_api/system/web_server/restart"): oa.task("Restart the web server (gunicorn reload)."),
+            (method, "/unit_api/system/remove_file"): oa.task(
+                "Delete a file of the state folder.", body=oa.obj(("filepath",), filepath=oa.STR), body_required=True),
+            (method, "/api/units/{pioreactor_unit}/plugins/install"): oa.task("Install a plugin on the units.",
+                                                                           body=PLUGIN_BODY, body_required=True),
+            (method, "/api/units/{pioreactor_unit}/plugins/uninstall"): oa.task("Uninstall a plugin on the units.",
+                                                                             body=PLUGIN_BODY, body_required=True),
+        })
+    for kind in ("reboot", "shutdown", "repair"):
+        out[("POST", f"/api/units/{{pioreactor_unit}}/system/{kind}")] = oa.task(f"{kind.capitalize()} the units.")
+    return out
+
+
+OPENAPI = _system()

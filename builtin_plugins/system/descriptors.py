@@ -58,10 +58,10 @@ _DEVICES_LEADER = {
     "/api/is_local_access_point_active": "IsLocalAccessPointActive",
 }
 
+# each route's OpenAPI description: the OPENAPI table of the module that serves it
 ROUTES = tuple(
-    [RouteDescriptor(path=path, resource=f"{_API}:{name}") for path, name in _UNIT.items()]
-    + [RouteDescriptor(path=path, resource=f"{_API}:{name}", leader_only=True) for path, name in _LEADER.items()]
-    + [RouteDescriptor(path=path, resource=f"{_DEVICES}:{name}") for path, name in _DEVICES_UNIT.items()]
-    + [RouteDescriptor(path=path, resource=f"{_DEVICES}:{name}", leader_only=True)
-       for path, name in _DEVICES_LEADER.items()]
+    RouteDescriptor(path=path, resource=f"{module}:{name}", leader_only=leader_only, schemas=f"{module}:OPENAPI")
+    for module, leader_only, routes in ((_API, False, _UNIT), (_API, True, _LEADER), (_DEVICES, False, _DEVICES_UNIT),
+                                        (_DEVICES, True, _DEVICES_LEADER))
+    for path, name in routes.items()
 )

@@ -23,10 +23,13 @@ Leader (``/api``):
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
 from reactorkit.plugin import ApiError, RouteResource
 from reactorkit.plugin import enqueue_task, body_field as field, invalid, read_body
+from reactorkit.plugin import openapi as oa
 
 _PKG = "reactorkit.builtin_plugins.system"
 
@@ -213,3 +216,71 @@ class IsLocalAccessPointActive:
         from .access_point import is_active
 
         resp.media = {"result": is_active()}
+
+
+# ------------------------------------------------------------------------ OpenAPI
+# The operation descriptions of this module's routes, keyed by (METHOD, path): the routes' descriptors name this
+# table (``RouteDescriptor(schemas=…)``) and the API's OpenAPI document takes each route's entries from it.
+SIZE = oa.nullable({"type": "integer", "minimum": 0})
+DRIVE = oa.obj(("device", "disk", "mount_point"), device=oa.STR, disk=oa.STR, mount_point=oa.STR, fstype=oa.STR,
+               read_only=oa.BOOL, label=oa.nullable(oa.STR), size_bytes=SIZE, free_bytes=SIZE,
+               _doc="A mounted USB filesystem.")
+PARTITION = oa.obj(("device", "disk"), device=oa.STR, disk=oa.STR, size_bytes=SIZE, label=oa.nullable(oa.STR),
+                _doc="A USB partition that is not mounted.")
+USB_STATUS = oa.obj(("present", "mounted", "drives", "unmounted"), present=oa.BOOL, mounted=oa.BOOL,
+                    drives=oa.array(DRIVE), unmounted=oa.array(PARTITION))
+ARTIFACT = oa.obj(("name", "path", "drive", "kind"), name=oa.STR, path=oa.STR, drive=oa.STR,
+               kind={"type": "string", "enum": ["wheel", "sdist", "zip"]}, package=oa.nullable(oa.STR),
+               version=oa.nullable(oa.STR), size_bytes=oa.INT, modified_at=oa.STR)
+USB_ARTIFACTS = oa.obj(("drives", "artifacts"), drives=oa.array(oa.STR), artifacts=oa.array(ARTIFACT))
+USB_DEVICE_BODY = oa.obj(device={"type": "string", "minLength": 1,
+                              "description": "A device (/dev/sda1), disk (sda) or mount point; default: any."})
+MOUNTED = oa.obj(("mounted", "device", "mount_point"), mounted=oa.BOOL, device=oa.STR, mount_point=oa.STR, drive=DRIVE)
+EJECTED = oa.obj(("ejected",),
+                 ejected=oa.array(oa.obj(("device", "mount_point"), device=oa.STR, disk=oa.STR, mount_point=oa.STR)),
+                 powered_off=oa.mapping(oa.BOOL), power_off_errors=oa.mapping(oa.STR))
+ACCESS_POINT = oa.obj(("active", "flag_file", "reason"), active=oa.BOOL, flag_file=oa.STR, flag_present=oa.BOOL,
+                   network_manager=oa.BOOL, ssid=oa.nullable(oa.STR), proto=oa.nullable(oa.STR), interface=oa.STR,
+                   address=oa.nullable(oa.STR), reason=oa.STR)
+HARDWARE_CHECK_BODY = oa.obj(("model_name", "model_version"), model_name={"type": "string", "minLength": 1},
+                          model_version={"type": ["string", "number"], "minLength": 1},
+                          _doc="A model of GET /api/models.")
+HARDWARE_CHECK = oa.obj(("status", "model_name", "model_version"),
+                     status={"type": "string", "enum": ["ok", "warning", "skipped"]}, model_name=oa.STR,
+                     model_version=oa.STR, unit=oa.STR, backend=oa.STR, reason=oa.STR,
+                     checks=oa.array(oa.obj(("name", "ok"), name=oa.STR, ok=oa.nullable(oa.BOOL), detail=oa.STR)))
+
+
+def _devices() -> dict[tuple[str, str], dict[str, Any]]:
+    from .api import PLUGIN_BODY
+
+    u = "/api/units/{pioreactor_unit}"
+    out: dict[tuple[str, str], dict[str, Any]] = {
+        ("GET", "/unit_api/usb"): oa.op("USB drives plugged into this unit, mounted or not.", ok=USB_STATUS),
+        ("GET", "/unit_api/usb/artifacts"): oa.op("Wheels, sdists and zips on this unit's mounted USB drives.",
+                                               ok=USB_ARTIFACTS),
+        ("POST", "/unit_api/usb/mount"): oa.task("Mount a USB partition (409 when there is none to mount).",
+                                              body=USB_DEVICE_BODY, result=MOUNTED),
+        ("POST", "/unit_api/usb/eject"): oa.task("Unmount and power off USB drives (409 when none is mounted).",
+                                              body=USB_DEVICE_BODY, result=EJECTED),
+        ("GET", f"{u}/usb"): oa.fan_out("USB drives of the units ($broadcast: every unit).", USB_STATUS),
+        ("GET", f"{u}/usb/artifacts"): oa.fan_out("Artifacts on the units' USB drives.", USB_ARTIFACTS),
+        ("POST", f"{u}/usb/mount"): oa.fan_out("Mount a USB drive on the units.", body=USB_DEVICE_BODY),
+        ("POST", f"{u}/usb/eject"): oa.fan_out("Eject the units' USB drives.", body=USB_DEVICE_BODY),
+        ("GET", "/api/local_access_point"): oa.op("The leader's local access point (Wi-Fi it hosts itself).",
+                                               ok=ACCESS_POINT),
+        ("GET", "/api/is_local_access_point_active"): oa.op("Whether the leader's local access point is on (classic).",
+                                                         ok=oa.obj(("result",), result=oa.BOOL)),
+    }
+    for method in ("POST", "PATCH"):
+        out[(method, "/api/units/{pioreactor_unit}/plugins/install-from-leader-usb")] = oa.fan_out(
+            "Install a plugin from the leader's USB drive on the units (args: [package name, optionally with a "
+            "version specifier, or a file name on the drive]; 409 without a drive, 404 when nothing matches).",
+            body=PLUGIN_BODY, body_required=True)
+        out[(method, "/unit_api/hardware/check")] = oa.task(
+            "Check this unit's hardware for a model: ok, warning or skipped (off a Raspberry Pi).",
+            body=HARDWARE_CHECK_BODY, body_required=True, result=HARDWARE_CHECK)
+    return out
+
+
+OPENAPI = _devices()

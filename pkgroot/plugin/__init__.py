@@ -25,7 +25,8 @@ What is here (each name documented where it is defined; ``help(reactorkit.plugin
 * HTTP helpers for routes: ``RouteResource`` and ``AppContext`` (a route is built with the
   app's context: ``context.registry``, ``context.config``, ``context.leader_db``,
   ``context.fanout``), ``read_body``, ``body_field``, ``invalid``, ``ApiError``,
-  ``enqueue_task``, ``fanout`` (fan-out to units), ``target_units``;
+  ``enqueue_task``, ``fanout`` (fan-out to units), ``target_units``, and ``openapi`` (the
+  building blocks of a route's OpenAPI description);
 * services: config, clock, hardware (and its PWM leases), MQTT topics, paths, logs, calibrations store,
   the job registry, the task queue;
 * the test kit: ``pytest_plugins = ["reactorkit.plugin.testing"]``.
@@ -142,6 +143,9 @@ _MODULES: dict[str, str] = {
     "mqtt": "reactorkit.core.mqtt",
     "fanout": "reactorkit.api.fanout",
     "calibration_store": "reactorkit.core.calibration_store",
+    # the building blocks of a route's OpenAPI description (``RouteDescriptor(schemas=…)``): ``op``, ``task``,
+    # ``fan_out``, ``obj``, ``array``, ``mapping``, ``nullable``, ``Content`` and the common schemas (``STR`` …)
+    "openapi": "reactorkit.api.openapi.schemas.common",
 }
 
 __all__ = sorted([*_EXPORTS, *_MODULES])

@@ -3,8 +3,9 @@
 Where an operation's description comes from, first match wins:
 
 1. the resource's ``openapi`` attribute: ``{METHOD: operation}`` (a plugin's own resource);
-2. the plugin's ``RouteDescriptor(schemas={METHOD: operation})`` for that path;
-3. the modules of this package (:mod:`.unit`, :mod:`.leader`, :mod:`.plugins`);
+2. the plugin's ``RouteDescriptor(schemas=…)`` for that path, read from the plugin registry: every plugin
+   route's description, the built-in plugins' as a third-party plugin's (each next to its handler);
+3. the modules of this package, for the core's own routes (:mod:`.unit`, :mod:`.leader`);
 4. a generic description (any JSON object in, anything out, errors in the error shape).
 
 Templates are compared without field converters (``{filename:path}`` is
@@ -17,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from reactorkit.api.openapi.schemas import leader, plugins, unit
+from reactorkit.api.openapi.schemas import leader, unit
 from reactorkit.api.openapi.schemas.common import COMPONENTS, op
 
 _CONVERTER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
@@ -37,8 +38,8 @@ def _merge(*tables: dict[tuple[str, str], dict[str, Any]]) -> dict[tuple[str, st
     return out
 
 
-BUILTIN: dict[tuple[str, str], dict[str, Any]] = _merge(unit.OPERATIONS, leader.OPERATIONS, plugins.OPERATIONS)
-"""The operation descriptions shipped with reactorkit (core routes and built-in plugins)."""
+BUILTIN: dict[tuple[str, str], dict[str, Any]] = _merge(unit.OPERATIONS, leader.OPERATIONS)
+"""The operation descriptions of the core routes (a plugin's routes are described by the plugin)."""
 
 
 def builtin(method: str, template: str) -> dict[str, Any] | None:

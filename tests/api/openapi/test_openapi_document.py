@@ -124,13 +124,31 @@ THING_SCHEMAS = {"POST": {"summary": "Make a thing.", "body": {"type": "object",
                           "body_required": True, "responses": {"200": {"type": "object"}}}}
 
 
+class _Sized:
+    def on_get(self, req, resp, name):
+        resp.media = 1
+
+    def on_delete(self, req, resp, name):
+        resp.media = None
+
+
+# a table of several routes of the plugin, keyed by (METHOD, template), as the built-in plugins declare theirs
+THING_TABLE = {
+    ("GET", "/unit_api/sizes/{name}"): {"summary": "A thing's size.", "responses": {"200": {"type": "integer"}}},
+    ("DELETE", "/unit_api/sizes/{name:path}"): {"summary": "Forget a thing's size."},
+    ("GET", "/unit_api/documented"): {"summary": "Another route's entry, not this one's."},
+}
+
+
 class _ThingPlugin:
-    """A third-party plugin adding two routes: one with declared schemas, one described by its resource."""
+    """A third-party plugin adding three routes: one with declared schemas, one described by its resource,
+    one whose descriptor names a table of the plugin's route descriptions."""
 
     @hookimpl
     def register_routes(self):
         yield RouteDescriptor(path="/unit_api/things/{name}", resource=_Thing(), schemas=THING_SCHEMAS)
         yield RouteDescriptor(path="/unit_api/documented", resource=_Documented())
+        yield RouteDescriptor(path="/unit_api/sizes/{name}", resource=_Sized(), schemas=f"{__name__}:THING_TABLE")
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +169,21 @@ def test_plugin_routes_are_documented_with_what_they_declare_or_generically(plug
     documented = doc["paths"]["/unit_api/documented"]["get"]
     assert documented["summary"] == "Documented on the resource."
     assert documented["responses"]["200"]["content"]["application/json"]["schema"] == {"type": "integer"}
+    sizes = doc["paths"]["/unit_api/sizes/{name}"]
+    assert sizes["get"]["summary"] == "A thing's size."
+    assert sizes["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {"type": "integer"}
+    assert sizes["delete"]["summary"] == "Forget a thing's size."  # templates compared without converters
+
+
+def test_every_built_in_plugin_route_is_described_by_its_plugin_through_the_registry(leader_app, registry):
+    from reactorkit.api.openapi import catalog_of, schemas
+
+    plugin_paths = {normalize(route.path) for route in registry.routes.values()}
+    operations = [o for o in catalog_of(leader_app).operations.values() if o.path in plugin_paths]
+    assert len(operations) > 100
+    for operation in operations:
+        assert operation.source == "descriptor", (operation.method, operation.template, operation.source)
+        assert schemas.builtin(operation.method, operation.template) is None  # nothing about it in api/
 
 
 def test_a_plugin_route_body_is_validated_against_its_declared_schema(plugin_app):
