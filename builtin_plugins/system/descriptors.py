@@ -1,6 +1,6 @@
 """Routes of the system plugin (plain data; resources are imported when the app mounts them)."""
 
-from reactorkit.plugin import RouteDescriptor
+from reactorkit.plugin import CliCommandDescriptor, RouteDescriptor
 
 _API = "reactorkit.builtin_plugins.system.api"
 _DEVICES = "reactorkit.builtin_plugins.system.devices_api"
@@ -64,4 +64,9 @@ ROUTES = tuple(
     for module, leader_only, routes in ((_API, False, _UNIT), (_API, True, _LEADER), (_DEVICES, False, _DEVICES_UNIT),
                                         (_DEVICES, True, _DEVICES_LEADER))
     for path, name in routes.items()
+)
+
+CLI_COMMANDS = (
+    CliCommandDescriptor(name="serve", help="Serve /unit_api (and /api on the leader) with gunicorn.",
+                         command="reactorkit.builtin_plugins.system.serve:serve"),
 )

@@ -8,9 +8,6 @@ and rq are imported only by the command that needs them.
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -31,10 +28,9 @@ def _index() -> dict[str, Any]:
     return get_index()
 
 
-# built-in commands whose modules are imported only when invoked: name -> (import path, help)
+# the framework's own commands whose modules are imported only when invoked: name -> (import path, help);
+# the applications (pio serve, pio cluster, pio demo …) are registered by built-in plugins (register_cli_commands)
 LAZY_COMMANDS = {
-    "demo": ("reactorkit.core.demo.command:demo", "The main job: a simulated cluster running a real experiment."),
-    "cluster": ("reactorkit.core.localcluster.commands:cluster", "A local simulated cluster: up, status, down."),
     "ui": ("reactorkit.core.webui.command:ui", "The web UI the leader serves: install, status."),
     "tokens": ("reactorkit.core.auth.command:tokens", "API tokens: create, list, revoke, push."),
 }
@@ -68,17 +64,20 @@ class PluginCommands(click.Group):
         return resolve(entry["command"])
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """Built-in commands, then plugin commands from the index (their modules are not imported)."""
+        """The framework's and the built-in plugins' commands, then third-party plugins' commands, from the
+        index (their modules are not imported)."""
         rows = [(name, cmd.get_short_help_str(60)) for name, cmd in self.commands.items() if not cmd.hidden]
-        rows = sorted(rows + [(name, text) for name, (_, text) in LAZY_COMMANDS.items()])
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+        rows += [(name, text) for name, (_, text) in LAZY_COMMANDS.items()]
         try:
             extra = _index()["cli_commands"]
         except Exception:
             extra = {}
-        plugin_rows = [(name, entry["help"]) for name, entry in sorted(extra.items())
-                       if name not in self.commands and name not in LAZY_COMMANDS]
+        added = [(name, entry) for name, entry in sorted(extra.items())
+                 if name not in self.commands and name not in LAZY_COMMANDS]
+        rows += [(name, entry["help"]) for name, entry in added if entry.get("source") == "app"]
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(rows))
+        plugin_rows = [(name, entry["help"]) for name, entry in added if entry.get("source") != "app"]
         if plugin_rows:
             with formatter.section("Plugin commands"):
                 formatter.write_dl(plugin_rows)
@@ -339,42 +338,6 @@ def version() -> None:
     from reactorkit import __version__
 
     click.echo(__version__)
-
-
-# -------------------------------------------------------------------- serve
-@pio.command(context_settings=CONTEXT)
-@click.option("--port", type=int, default=None, help="TCP port (default [ui] port, 4999).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--workers", type=int, default=2, show_default=True, help="gunicorn worker processes.")
-@click.option("--threads", type=int, default=4, show_default=True, help="Threads per worker process.")
-@click.option("--worker-class", default=None,
-              help="gunicorn worker class (default: gthread when --threads > 1, else sync).")
-@click.option("--access-log/--no-access-log", default=True, show_default=True,
-              help="Write one line per request to stdout (costs about a quarter of the throughput of small requests).")
-def serve(port: int | None, host: str, workers: int, threads: int, worker_class: str | None, access_log: bool) -> None:
-    """Serve /unit_api (and /api on the leader) with gunicorn."""
-    from reactorkit.core.config import get_config
-
-    config = get_config()
-    port = port or config.getint("ui", "port", fallback=4999)
-    # HTTPS when [api] tls_cert_file and tls_key_file name a certificate and its key (then set [ui] proto = https)
-    cert, key = (config.get("api", k, fallback="").strip() for k in ("tls_cert_file", "tls_key_file"))
-    tls = ["--certfile", cert, "--keyfile", key] if cert and key else []
-    args = [sys.executable, "-m", "gunicorn", "reactorkit.api.app:get_app()", "--bind", f"{host}:{port}", *tls,
-            "--workers", str(workers), "--threads", str(threads),
-            *(["--worker-class", worker_class] if worker_class else []),
-            "--timeout", "330",  # a calibration step may run the hardware for up to 300 s
-            "--graceful-timeout", "5",
-            *(["--access-logfile", "-"] if access_log else []), "--log-level", "warning",
-            "--pid", str(gunicorn_pid_path())]
-    os.execv(sys.executable, args)
-
-
-def gunicorn_pid_path() -> Path:
-    """``$DOT_PIOREACTOR/storage/gunicorn.pid``: the master of ``pio serve`` (HUP reloads the app)."""
-    from reactorkit.core.paths import storage_dir
-
-    return storage_dir() / "gunicorn.pid"
 
 
 # ------------------------------------------------------------------- worker

@@ -130,6 +130,13 @@ _export("reactorkit.core.config_defaults", "merge_config_sections", "merge_insta
 _export("reactorkit.core.reloads", "gunicorn_pid_path", "gunicorn_pid", "reload_web_server", "after_plugin_change",
         "plugins_changed_topic")
 
+# a local cluster of simulated units (pio cluster, pio demo)
+_export("reactorkit.core.localcluster.layout", "ClusterLayout")
+_export("reactorkit.core.localcluster.commands", "start_cluster", "stop_cluster", "echo_addresses",
+        "default_cluster_root=default_root")
+_export("reactorkit.core.localcluster.broker", "mosquitto_config")
+_export("reactorkit.core.hardware.simulated", "simulated_vessel_parameters=parameters_from_config")
+
 # HTTP helpers for plugin routes
 _export("reactorkit.api.context", "AppContext", "RouteResource")
 _export("reactorkit.api.errors", "ApiError")
@@ -141,6 +148,7 @@ _export("reactorkit.api.leader.models", "find_model")
 # service modules, for code that uses several of their names (``from reactorkit.plugin import mqtt as mq``)
 _MODULES: dict[str, str] = {
     "mqtt": "reactorkit.core.mqtt",
+    "cluster_supervisor": "reactorkit.core.localcluster.supervisor",
     "fanout": "reactorkit.api.fanout",
     "calibration_store": "reactorkit.core.calibration_store",
     # the building blocks of a route's OpenAPI description (``RouteDescriptor(schemas=…)``): ``op``, ``task``,

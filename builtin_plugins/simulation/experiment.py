@@ -17,7 +17,7 @@ Steps (each one an HTTP call a user or the UI would make):
    a chemostat on the second, for ``hours`` simulated hours;
 5. show progress (simulated hours, OD, growth rate, volume, doses per unit) in place;
 6. at the end export the experiment's datasets as a zip and draw its figure from
-   that zip (:mod:`reactorkit.core.demo.figure`: OD, growth rate, volume, dilution
+   that zip (:mod:`.figure`: OD, growth rate, volume, dilution
    rate and doses per unit against hours since the start).
 """
 
@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import httpx
 
-from reactorkit.core.localcluster.layout import ClusterLayout
+from reactorkit.plugin import ClusterLayout
 
 TURBIDOSTAT_TARGET_NOD = 10.0  # normalised OD: 10× the OD of the first readings, at most
 TURBIDOSTAT_HOLD_OD = 1.0  # OD600 the turbidostat should hold at least within reach of: about half the vessel's capacity
@@ -238,7 +238,7 @@ def fresh_culture(layout: ClusterLayout, unit: str) -> dict[str, Any]:
     (0.05), the rest of ``substrate_in`` as substrate, ``[bioreactor] initial_volume_ml`` (14 mL)."""
     import configparser
 
-    from reactorkit.core.hardware.simulated import parameters_from_config
+    from reactorkit.plugin import simulated_vessel_parameters as parameters_from_config
 
     config = configparser.ConfigParser(strict=False, interpolation=None)
     config.read([layout.unit_dir(unit) / "config.ini", layout.unit_dir(unit) / "unit_config.ini"])
@@ -253,7 +253,7 @@ def put_culture_back(layout: ClusterLayout, unit: str, culture: dict[str, Any]) 
     (:data:`CULTURE_FIELDS`) return to ``culture`` (a :func:`read_vessel` state); its clock, pumps and LEDs stay."""
     from filelock import FileLock
 
-    from reactorkit.core.paths import atomic_write
+    from reactorkit.plugin import atomic_write
 
     path = layout.unit_dir(unit) / "storage" / f"simulated_vessel_{unit}.json"
     with FileLock(str(path) + ".lock"):
@@ -408,8 +408,8 @@ def run_experiment(
     Raises:
         DemoError: a step failed; the message names the step and the API's answer.
     """
-    from reactorkit.core.clock import Clock
-    from reactorkit.core.localcluster.commands import echo_addresses, start_cluster, stop_cluster
+    from reactorkit.plugin import Clock
+    from reactorkit.plugin import echo_addresses, start_cluster, stop_cluster
 
     out_dir = out_dir or root
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -466,7 +466,7 @@ def run_experiment(
         _watch(progress, clock, started, hours, echo, live)
         echo("Experiment finished; writing results …")
         export_path = export_zip(api, experiment, out_dir)
-        from reactorkit.core.demo.figure import plot_export
+        from .figure import plot_export
 
         roles_title = f"turbidostat on {turbidostat}" + (f", chemostat on {chemostat}" if chemostat else "")
         plot_path = plot_export(export_path, out_dir / f"{experiment}.png",

@@ -1,6 +1,6 @@
 """The scripted experiment's choices that do not need a cluster."""
 
-from reactorkit.core.demo.experiment import profile_yaml, turbidostat_target_for
+from reactorkit.builtin_plugins.simulation.experiment import profile_yaml, turbidostat_target_for
 
 
 def test_the_turbidostat_target_stays_within_the_culture_s_reach():

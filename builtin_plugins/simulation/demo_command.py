@@ -43,8 +43,9 @@ def demo(root: Path | None, hours: float, minutes: float, workers: int, replay: 
     It stops every process and exits 0 once the results are written (with
     --keep-running, only at Ctrl-C). Ctrl-C at any time stops everything.
     """
-    from reactorkit.core.demo.experiment import DemoError, run_experiment
-    from reactorkit.core.paths import dot_pioreactor
+    from reactorkit.plugin import dot_pioreactor
+
+    from .experiment import DemoError, run_experiment
 
     root = (root or dot_pioreactor() / "demo").resolve()
     interactive = sys.stdout.isatty()

@@ -23,7 +23,7 @@ import threading
 import httpx
 import pytest
 
-from reactorkit.core.demo.experiment import CHEMOSTAT_EXCHANGE_ML, read_vessel, run_experiment
+from reactorkit.builtin_plugins.simulation.experiment import CHEMOSTAT_EXCHANGE_ML, read_vessel, run_experiment
 from reactorkit.core.hardware.simulated import parameters_from_config
 from reactorkit.core.hardware.vessel import Vessel, VesselState
 from reactorkit.core.localcluster.layout import ClusterLayout

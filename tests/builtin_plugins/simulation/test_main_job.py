@@ -8,7 +8,7 @@ import zipfile
 import httpx
 import pytest
 
-from reactorkit.core.demo.experiment import read_vessel, run_experiment
+from reactorkit.builtin_plugins.simulation.experiment import read_vessel, run_experiment
 from reactorkit.core.localcluster.layout import ClusterLayout
 from reactorkit.core.testing import processes_under
 

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from reactorkit.core.demo.figure import by_unit, dilution_rates, od_axis_label, plot_export, read_dataset
+from reactorkit.builtin_plugins.simulation.figure import by_unit, dilution_rates, od_axis_label, plot_export, read_dataset
 
 
 def write_zip(path, datasets):

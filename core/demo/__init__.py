@@ -1,1 +1,0 @@
-"""The ``pio demo`` command: a simulated unit running a job, shown live in the terminal."""
