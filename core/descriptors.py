@@ -294,7 +294,13 @@ class AutomationField(_Record):
         required, disabled: Form flags.
         options: Choices for ``select`` fields.
         min, max: Bounds of a numeric field, enforced like a published setting's (the field is
-            published as an editable setting of its host job, ``dosing_automation`` …).
+            published as a setting of its host job, ``dosing_automation`` …).
+        editable: The running automation takes a new value (``…/{key}/set``, the UI's job card);
+            False for a choice made once at start (e.g. the turbidostat's biomass signal).
+        description: One line for the UI's setting, e.g. ``"Thermostat only: the temperature the heater holds."``.
+
+    The fields are the one declaration of an automation's settings: the host job's descriptor
+    lists each as a :class:`PublishedSetting` (:meth:`as_setting`), built-in or plugin alike.
     """
 
     key: str
@@ -307,12 +313,14 @@ class AutomationField(_Record):
     options: tuple[str, ...] = ()
     min: float | None = field(default=None, repr=False)
     max: float | None = field(default=None, repr=False)
+    editable: bool = field(default=True, repr=False)
+    description: str = field(default="", repr=False)
 
     def as_setting(self) -> "PublishedSetting":
-        """This field as an editable setting of its host job (what the UI's automation card edits)."""
+        """This field as a setting of its host job, shown in the UI's job card (editable unless declared not)."""
         kind = {"numeric": "numeric", "boolean": "boolean"}.get(self.type, "string")
-        return PublishedSetting(key=self.key, type=kind, unit=self.unit, label=self.label, editable=True,
-                                display=False, min=self.min, max=self.max)
+        return PublishedSetting(key=self.key, type=kind, unit=self.unit, label=self.label, editable=self.editable,
+                                description=self.description, min=self.min, max=self.max)
 
     def __post_init__(self) -> None:
         _check_snake("automation field key", self.key)

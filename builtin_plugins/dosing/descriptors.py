@@ -55,15 +55,7 @@ DOSING_AUTOMATION = JobDescriptor(
         PublishedSetting(key="duration", type="numeric", unit="min", label="Time between dosing", editable=True,
                          display=False, min=0),
         PublishedSetting(key="latest_event", type="json", label="Latest event", editable=False, display=False),
-        PublishedSetting(key="target_biomass", type="numeric", label="Target biomass", editable=True, min=0),
-        PublishedSetting(key="exchange_volume_ml", type="numeric", unit="mL", label="Exchange volume",
-                         editable=True, min=0),
-        PublishedSetting(key="target_growth_rate", type="numeric", unit="h⁻¹", label="Target growth rate",
-                         editable=True, min=0),
-        PublishedSetting(key="target_normalized_od", type="numeric", label="Target normalized OD",
-                         editable=True, min=0),
-        PublishedSetting(key="dosing_volume_ml", type="numeric", unit="mL", label="Dosing volume", editable=True,
-                         min=0),
+        # and every field of the dosing automations (their AutomationField declarations, a plugin's too)
     ),
     cli_options=(
         CliOption(name="automation_name", type="string", required=True,
@@ -75,7 +67,7 @@ DOSING_AUTOMATION = JobDescriptor(
 
 JOBS = (ADD_MEDIA, ADD_ALT_MEDIA, REMOVE_WASTE, DOSING_AUTOMATION)
 
-_EXCHANGE = AutomationField(key="exchange_volume_ml", label="Exchange volume", unit="mL", default=1.0)
+_EXCHANGE = AutomationField(key="exchange_volume_ml", label="Exchange volume", unit="mL", default=1.0, min=0)
 
 AUTOMATIONS = (
     AutomationDescriptor(
@@ -92,10 +84,10 @@ AUTOMATIONS = (
         description="Exchanges media whenever the biomass signal reaches the target, holding the culture at a "
                     "constant density. Waits 30 s after each dilution.",
         fields=(
-            AutomationField(key="target_biomass", label="Target biomass", default=None),
+            AutomationField(key="target_biomass", label="Target biomass", default=None, min=0),
             _EXCHANGE,
             AutomationField(key="biomass_signal", label="Biomass signal", type="select", default="auto",
-                            options=("auto", "normalized_od", "od", "od_fused")),
+                            options=("auto", "normalized_od", "od", "od_fused"), editable=False),
         ),
         automation_class=f"{_PKG}.automations.turbidostat:Turbidostat",
     ),
@@ -106,7 +98,7 @@ AUTOMATIONS = (
         description="Exchanges a fixed volume every set number of minutes: a constant dilution rate "
                     "(exchange volume / vial volume × 60 / minutes, per hour).",
         fields=(
-            AutomationField(key="exchange_volume_ml", label="Exchange volume", unit="mL", default=0.5),
+            AutomationField(key="exchange_volume_ml", label="Exchange volume", unit="mL", default=0.5, min=0),
             AutomationField(key="duration", label="Time between dosing", unit="min", default=20),
         ),
         automation_class=f"{_PKG}.automations.chemostat:Chemostat",
@@ -118,8 +110,8 @@ AUTOMATIONS = (
         description="Holds the growth rate at a target by dosing an inhibitory alternative media, with the "
                     "alt-media share of each dose set by a PID controller.",
         fields=(
-            AutomationField(key="target_growth_rate", label="Target growth rate", unit="h⁻¹", default=0.1),
-            AutomationField(key="target_normalized_od", label="Target normalized OD", unit="AU", default=1.5),
+            AutomationField(key="target_growth_rate", label="Target growth rate", unit="h⁻¹", default=0.1, min=0),
+            AutomationField(key="target_normalized_od", label="Target normalized OD", unit="AU", default=1.5, min=0),
             AutomationField(key="duration", label="Time between dosing", unit="min", default=60),
         ),
         automation_class=f"{_PKG}.automations.pid_morbidostat:PIDMorbidostat",
@@ -130,7 +122,7 @@ AUTOMATIONS = (
         display_name="Fed batch",
         description="Adds media at regular intervals without removing any; pauses before the vial overflows.",
         fields=(
-            AutomationField(key="dosing_volume_ml", label="Dosing volume", unit="mL", default=0.1),
+            AutomationField(key="dosing_volume_ml", label="Dosing volume", unit="mL", default=0.1, min=0),
             AutomationField(key="duration", label="Time between dosing", unit="min", default=720),
         ),
         automation_class=f"{_PKG}.automations.fed_batch:FedBatch",

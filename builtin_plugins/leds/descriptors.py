@@ -36,14 +36,9 @@ LED_AUTOMATION = JobDescriptor(
     subtext="automation_name",
     published_settings=(
         PublishedSetting(key="automation_name", type="string", label="Automation", editable=False),
-        PublishedSetting(key="light_intensity", type="numeric", unit="%", label="Light intensity", editable=True,
-                         min=0, max=100, description="light_dark_cycle: intensity of channels D and C when lit."),
-        PublishedSetting(key="light_duration_minutes", type="numeric", unit="min", label="Light duration",
-                         editable=True, min=0),
-        PublishedSetting(key="dark_duration_minutes", type="numeric", unit="min", label="Dark duration",
-                         editable=True, min=0),
         PublishedSetting(key="light_active", type="boolean", label="Lights on", editable=False, display=False),
         PublishedSetting(key="latest_event", type="json", label="Latest event", editable=False, display=False),
+        # and every field of the LED automations (their AutomationField declarations, a plugin's too)
     ),
     cli_options=(
         CliOption(name="automation_name", type="string", required=True,
@@ -68,9 +63,10 @@ AUTOMATIONS = (
         description="Alternate light and dark phases on LED channels D and C, starting lit. "
                     "The LEDs are turned off when the automation stops.",
         fields=(
-            AutomationField(key="light_intensity", label="Light intensity", unit="%", default=50),
-            AutomationField(key="light_duration_minutes", label="Light duration", unit="min", default=960),
-            AutomationField(key="dark_duration_minutes", label="Dark duration", unit="min", default=480),
+            AutomationField(key="light_intensity", label="Light intensity", unit="%", default=50, min=0, max=100,
+                            description="light_dark_cycle: intensity of channels D and C when lit."),
+            AutomationField(key="light_duration_minutes", label="Light duration", unit="min", default=960, min=0),
+            AutomationField(key="dark_duration_minutes", label="Dark duration", unit="min", default=480, min=0),
         ),
         automation_class=f"{_PKG}.automations:LightDarkCycle",
     ),

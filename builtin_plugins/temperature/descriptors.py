@@ -26,12 +26,10 @@ TEMPERATURE_AUTOMATION = JobDescriptor(
         PublishedSetting(key="automation_name", type="string", label="Automation", editable=False),
         PublishedSetting(key="temperature", type="json", unit=CELSIUS, label="Temperature", editable=False,
                          description="Latest vial temperature {temperature, timestamp}."),
-        PublishedSetting(key="target_temperature", type="numeric", unit=CELSIUS, label="Target temperature",
-                         editable=True, min=0, max=80,
-                         description="Thermostat only: the temperature the heater holds."),
         PublishedSetting(key="heater_duty_cycle", type="numeric", unit="%", label="Heater duty cycle",
                          editable=False, display=False),
         PublishedSetting(key="latest_event", type="json", label="Latest event", editable=False, display=False),
+        # and every field of the temperature automations (their AutomationField declarations, a plugin's too)
     ),
     cli_options=(
         CliOption(name="automation_name", type="string", required=True,
@@ -56,7 +54,8 @@ AUTOMATIONS = (
         description="Vary the amount of applied heating to keep the culture near a target temperature, "
                     "using a control-loop.",
         fields=(
-            AutomationField(key="target_temperature", label="Target temperature", unit=CELSIUS, default=30),
+            AutomationField(key="target_temperature", label="Target temperature", unit=CELSIUS, default=30, min=0,
+                            max=80, description="Thermostat only: the temperature the heater holds."),
         ),
         automation_class=f"{_PKG}.automations:Thermostat",
     ),

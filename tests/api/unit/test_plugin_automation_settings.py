@@ -43,3 +43,24 @@ def test_an_out_of_range_value_for_it_is_refused_by_the_api(plugin_manager, tmp_
                                    json={"settings": {"target_ph": 13}})
     assert result.status_code == 400
     assert "between 2 and 12 pH" in result.json["cause"]
+
+
+def test_every_automation_setting_of_the_host_comes_from_an_automation_field_built_in_or_plugin(plugin_manager):
+    from reactorkit.builtin_plugins.dosing.descriptors import DOSING_AUTOMATION
+
+    plugin_manager.register(dosing, name="dosing")
+    plugin_manager.register(PhStat(), name="ph")
+    registry = Registry.from_plugins(plugin_manager)
+    own = {s.key for s in DOSING_AUTOMATION.published_settings}
+    assert own == {"automation_name", "duration", "latest_event"}  # the host's (AutomationJob's) own settings
+    fields = {}
+    for automation in registry.automations["dosing"].values():
+        for automation_field in automation.fields:
+            fields.setdefault(automation_field.key, automation_field)
+    derived = {s.key: s for s in registry.jobs["dosing_automation"].published_settings if s.key not in own}
+    assert set(derived) == set(fields) - own
+    assert {"target_biomass", "exchange_volume_ml", "dosing_volume_ml", "target_ph"} <= set(derived)
+    for key, setting in derived.items():
+        assert setting == fields[key].as_setting(), key
+    assert derived["target_ph"].display is True and derived["target_biomass"].display is True  # on the job card
+    assert derived["target_biomass"].min == 0 and derived["biomass_signal"].editable is False
