@@ -31,7 +31,6 @@ from reactorkit.core.config_guard import ProtectedSetting, check_unchanged
 from reactorkit.api.leader.common import (
     BROADCAST,
     Context,
-    field,
     read_body,
     require_unit,
     success,
@@ -67,8 +66,7 @@ def _history(ctx: Context, filename: str) -> list[dict[str, Any]]:
 
 
 def _code(req: falcon.Request) -> str:
-    body = read_body(req)
-    return normalise(field(body, "code", str, required=True))
+    return normalise(read_body(req)["code"])  # a string: checked by the schema middleware (CODE_BODY)
 
 
 # ------------------------------------------------------------------ shared

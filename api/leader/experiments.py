@@ -14,7 +14,6 @@ import falcon
 from reactorkit.api.errors import ApiError
 from reactorkit.api.leader.common import (
     Context,
-    field,
     invalid,
     read_body,
     require_experiment,
@@ -89,12 +88,14 @@ def validate_name(name: Any) -> str:
 
 
 def validate_tags(body: dict[str, Any]) -> list[str] | None:
-    tags = field(body, "tags", list)
+    """The body's ``tags`` stripped and without repeats (None when absent); the schema middleware checked
+    that they are strings."""
+    tags = body.get("tags")
     if tags is None:
         return None
     out: list[str] = []
     for i, tag in enumerate(tags):
-        if not isinstance(tag, str) or not tag.strip():
+        if not tag.strip():
             raise invalid(f"Field 'tags[{i}]' must be a non-empty string.")
         if tag.strip() not in out:
             out.append(tag.strip())
@@ -120,13 +121,11 @@ class Experiments:
         resp.media = [experiment_row(r) for r in rows]
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = read_body(req)
-        if "experiment" not in body:
-            raise invalid("Field 'experiment' is required.")
+        body = read_body(req)  # checked by the schema middleware (NEW_EXPERIMENT)
         name = validate_name(body["experiment"])
-        description = field(body, "description", str, default="")
-        media = field(body, "mediaUsed", str) or field(body, "media_used", str)
-        organism = field(body, "organismUsed", str) or field(body, "organism_used", str)
+        description = body.get("description") or ""
+        media = body.get("mediaUsed") or body.get("media_used")
+        organism = body.get("organismUsed") or body.get("organism_used")
         tags = validate_tags(body) or []
         with self.ctx.db.transaction():
             if self.ctx.db.experiment_exists(name):
@@ -157,8 +156,8 @@ class Experiment:
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, experiment: str) -> None:
         """Body ``{description?, tags?}`` → 200 with the updated experiment."""
-        body = read_body(req)
-        description = field(body, "description", str)
+        body = read_body(req)  # checked by the schema middleware
+        description = body.get("description")
         tags = validate_tags(body)
         with self.ctx.db.transaction():
             require_experiment(self.ctx, experiment)
@@ -251,9 +250,8 @@ class UnitLabels:
         resp.media = {r["pioreactor_unit"]: r["label"] for r in rows}
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, experiment: str) -> None:
-        body = read_body(req)
-        unit = field(body, "unit", str, required=True)
-        label = field(body, "label", str, default="")
+        body = read_body(req)  # checked by the schema middleware
+        unit, label = body["unit"], body.get("label") or ""
         if not unit.strip():
             raise invalid("Field 'unit' must not be empty.")
         with self.ctx.db.transaction():

@@ -21,7 +21,6 @@ from reactorkit.api.leader.common import (
     BROADCAST,
     UNIVERSAL_EXPERIMENT,
     Context,
-    field,
     int_param,
     invalid,
     query_param,
@@ -226,17 +225,17 @@ class PublishLog:
         from reactorkit.api.unit.common import publish_messages
         from reactorkit.core.mqtt import root_topic
 
-        body = read_body(req)
-        message = field(body, "message", str, required=True)
-        level = (field(body, "level", str) or "INFO").strip().upper()
+        body = read_body(req)  # its fields' types checked by the schema middleware (LOG_BODY)
+        message = body["message"]
+        level = (body.get("level") or "INFO").strip().upper()
         if level not in PUBLISHABLE_LEVELS:
             raise invalid(f"Field 'level' must be one of {', '.join(PUBLISHABLE_LEVELS)}, got {body.get('level')!r}.")
-        source_topic = field(body, "source_", str) or "ui"
+        source_topic = body.get("source_") or "ui"
         if not source_topic or "/" in source_topic or "+" in source_topic or "#" in source_topic:
             raise invalid("Field 'source_' must be a single topic segment, e.g. \"ui\".")
-        source = field(body, "source", str) or source_topic
-        task = field(body, "task", str) or "ui"
-        timestamp = field(body, "timestamp", str)
+        source = body.get("source") or source_topic
+        task = body.get("task") or "ui"
+        timestamp = body.get("timestamp")
         if timestamp is None:
             timestamp = get_clock().utc_iso()
         else:

@@ -9,7 +9,6 @@ the request never waits for the workers (see :mod:`reactorkit.api.leader.effects
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import falcon
@@ -18,7 +17,6 @@ from reactorkit.api.errors import ApiError
 from reactorkit.api.leader import effects
 from reactorkit.api.leader.common import (
     Context,
-    field,
     invalid,
     read_body,
     require_experiment,
@@ -28,8 +26,6 @@ from reactorkit.api.leader.common import (
 )
 from reactorkit.api.leader.models import find_model, model_display_name
 from reactorkit.core.leader_db import now_iso
-
-UNIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _address(unit: str, config: Any) -> str | None:
@@ -83,12 +79,9 @@ class Workers:
         resp.media = [worker_row(r, self.ctx.config, self.ctx) for r in self.ctx.db.workers()]
 
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = read_body(req)
-        unit = field(body, "pioreactor_unit", str, required=True)
-        if not UNIT_NAME.fullmatch(unit):
-            raise invalid(f"Field 'pioreactor_unit' must match ^[A-Za-z0-9_-]+$, got {unit!r}.")
-        model_name = field(body, "model_name", str)
-        model_version = field(body, "model_version", (str, int, float))
+        body = read_body(req)  # checked by the schema middleware (the name's pattern too)
+        unit = body["pioreactor_unit"]
+        model_name, model_version = body.get("model_name"), body.get("model_version")
         if model_version is not None:
             model_version = str(model_version)
         if model_name is not None and model_version is not None and find_model(model_name, model_version) is None:
@@ -124,10 +117,7 @@ class WorkerIsActive:
         self.ctx = ctx
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
-        body = read_body(req)
-        value = field(body, "is_active", (int, bool), required=True)
-        if int(value) not in (0, 1):
-            raise invalid(f"Field 'is_active' must be 0 or 1, got {value!r}.")
+        value = read_body(req)["is_active"]  # 0, 1, true or false: checked by the schema middleware
         require_worker(self.ctx, pioreactor_unit)
         self.ctx.db.set_worker_active(pioreactor_unit, bool(value))
         if not value:
@@ -154,10 +144,8 @@ class WorkerModel:
         }
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
-        body = read_body(req)
-        name = field(body, "model_name", str, required=True)
-        version = field(body, "model_version", (str, int, float), required=True)
-        version = str(version)
+        body = read_body(req)  # checked by the schema middleware
+        name, version = body["model_name"], str(body["model_version"])
         if find_model(name, version) is None:
             raise invalid(f"Unknown model {name} {version}.", "See GET /api/models for the models.")
         require_worker(self.ctx, pioreactor_unit)
@@ -222,8 +210,7 @@ class ExperimentWorkers:
             " WHERE a.experiment = ? ORDER BY w.pioreactor_unit", (experiment,))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, experiment: str) -> None:
-        body = read_body(req)
-        unit = field(body, "pioreactor_unit", str, required=True)
+        unit = read_body(req)["pioreactor_unit"]  # checked by the schema middleware
         require_experiment(self.ctx, experiment)
         if self.ctx.db.worker(unit) is None:
             raise worker_not_found(unit)
@@ -328,12 +315,8 @@ class SetupWorker:
 
         from reactorkit.core.cluster import unit_url
 
-        body = read_body(req)
-        name = field(body, "name", str, required=True)
-        if not UNIT_NAME.fullmatch(name):
-            raise invalid(f"Field 'name' must match ^[A-Za-z0-9_-]+$, got {name!r}.")
-        model = field(body, "model", str)
-        version = field(body, "version", (str, int, float))
+        body = read_body(req)  # checked by the schema middleware (the name's pattern too)
+        name, model, version = body["name"], body.get("model"), body.get("version")
         version = None if version is None else str(version).lstrip("v")
         if model is not None and version is not None and find_model(model, version) is None:
             raise invalid(f"Unknown model {model} {version}.", "See GET /api/models for the models.")

@@ -68,29 +68,14 @@ def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *, def
 
 
 def check_run_body(body: dict[str, Any]) -> dict[str, Any]:
-    """Validate a job-run body ``{options, env, args, config_overrides}`` (§8); returns it normalised.
+    """A job-run body ``{options, env, args, config_overrides}`` (§8) with its defaults, the arguments and
+    overrides as strings.
 
-    Raises:
-        ApiError: 400 naming the offending field.
+    The body was checked by the schema middleware (``RUN_BODY``: scalar options and env values,
+    string or number arguments, overrides of three scalars), the only check of its shape.
     """
-    options = field(body, "options", dict, default={})
-    env = field(body, "env", dict, default={})
-    args = field(body, "args", list, default=[])
-    overrides = field(body, "config_overrides", list, default=[])
-    for key, value in options.items():
-        if isinstance(value, (dict, list)):
-            raise invalid(f"Field 'options.{key}' must be a string, number, boolean or null, got {_json_type(value)}.")
-    for key, value in env.items():
-        if value is not None and not isinstance(value, (str, int, float, bool)):
-            raise invalid(f"Field 'env.{key}' must be a string, got {_json_type(value)}.")
-    for i, arg in enumerate(args):
-        if not isinstance(arg, (str, int, float)) or isinstance(arg, bool):
-            raise invalid(f"Field 'args[{i}]' must be a string, got {_json_type(arg)}.")
-    for i, item in enumerate(overrides):
-        if not (isinstance(item, list) and len(item) == 3 and all(isinstance(v, (str, int, float)) for v in item)):
-            raise invalid(f"Field 'config_overrides[{i}]' must be [section, key, value], got {item!r}.",
-                          'Example: "config_overrides": [["stirring.config", "pwm_hz", "100"]].')
-    return {"options": options, "env": env, "args": [str(a) for a in args],
+    args, overrides = body.get("args") or [], body.get("config_overrides") or []
+    return {"options": body.get("options") or {}, "env": body.get("env") or {}, "args": [str(a) for a in args],
             "config_overrides": [[str(v) for v in item] for item in overrides]}
 
 

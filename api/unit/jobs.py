@@ -19,7 +19,6 @@ from reactorkit.api.unit.common import (
     check_job_settings,
     check_run_body,
     enqueue_task,
-    field,
     invalid,
     publish_messages,
     read_body,
@@ -154,9 +153,7 @@ class JobSettings:
     def on_patch(self, req: falcon.Request, resp: falcon.Response, job_name: str) -> None:
         from reactorkit.core.mqtt import job_topic
 
-        settings = field(read_body(req), "settings", dict, required=True)
-        if not settings:
-            raise invalid("Field 'settings' must name at least one setting.", 'Example: {"settings": {"target_rpm": 300}}.')
+        settings = read_body(req)["settings"]  # at least one, named by topic levels: checked by the schema middleware
         if self.registry is not None:
             check_job_settings(self.registry.jobs.get(job_name), settings)
         record, _ = running_job(job_name)
@@ -234,11 +231,11 @@ class StopJobs:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_body(req)
         filters: dict[str, Any] = {}
-        for name in ("job_name", "experiment", "job_source"):
-            value = field(body, name, str)
+        for name in ("job_name", "experiment", "job_source"):  # strings: checked by the schema middleware
+            value = body.get(name)
             if value is not None:
                 filters[name] = value
-        job_id = field(body, "job_id", (str, int))
+        job_id = body.get("job_id")
         if job_id is not None:
             try:
                 filters["job_id"] = int(job_id)
