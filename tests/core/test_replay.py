@@ -224,5 +224,6 @@ def test_real_jobs_estimate_the_recorded_growth_rate(unit_env, mqtt_recorder, sp
     assert fitted == pytest.approx(0.09, rel=0.3)  # the recording's growth in that hour
     # the processes' part is the exact match above; how close the estimator comes to the recording's
     # growth right after its burst at 0.3–1 h is the estimator's accuracy, asserted (and benchmarked)
-    # in tests/builtin_plugins/growth_rate; here: a growing culture reads as growing, at its rate's order
-    assert sum(rates) / len(rates) == pytest.approx(fitted, rel=0.5)
+    # in tests/builtin_plugins/growth_rate; here the mean estimate is that growth within 25 % (runs on a
+    # loaded machine read 0.88–1.03 of the fit: which recorded values a 300× clock samples varies)
+    assert sum(rates) / len(rates) == pytest.approx(fitted, rel=0.25)
