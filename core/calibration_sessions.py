@@ -89,7 +89,7 @@ class SessionNotFound(CalibrationError):
     def __init__(self, session_id: str) -> None:
         super().__init__(
             f"Calibration session {session_id!r} not found.",
-            remediation="Start a session with POST /unit_api/calibrations/sessions.",
+            remediation="Start a new calibration session; sessions end when their unit restarts.",
         )
 
 

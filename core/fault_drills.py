@@ -506,8 +506,10 @@ class DrillCluster:
 
     def start_ingestion(self) -> subprocess.Popen:
         """Start the leader's ``mqtt_to_db_streaming`` and wait until it says ``ready``."""
-        self.ingestion = self._spawn(self.leader_name, "mqtt_to_db_streaming")
-        self.wait_state(self.leader_name, "$experiment", "mqtt_to_db_streaming", "ready")
+        from reactorkit.core.outbox import INGESTION_JOB
+
+        self.ingestion = self._spawn(self.leader_name, INGESTION_JOB)
+        self.wait_state(self.leader_name, "$experiment", INGESTION_JOB, "ready")
         return self.ingestion
 
     def stop_ingestion(self, sig: int = signal.SIGTERM) -> None:

@@ -167,7 +167,7 @@ def uninstall_package(name: str) -> dict[str, Any]:
     if target and _remove_from_target(target, name):
         return {"uninstalled": name, "source": "entry_points"}
     if not any(normalize(d.metadata["Name"] or "") == normalize(name) for d in distributions()):
-        raise fail(f"Plugin {name!r} is not installed.", remediation="See GET /unit_api/plugins/installed.")
+        raise fail(f"Plugin {name!r} is not installed.", remediation="See pio plugins list.")
     _pip(["uninstall", "--yes", "--disable-pip-version-check", name])
     return {"uninstalled": name, "source": "entry_points"}
 

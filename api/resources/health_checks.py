@@ -93,10 +93,11 @@ def ingestion_status(config: Any) -> dict[str, Any]:
     """
     from reactorkit.core.job_registry import JobRegistry
     from reactorkit.core.leader_db import LeaderDB
+    from reactorkit.core.outbox import INGESTION_JOB
 
     registry = JobRegistry(config=config)
     try:
-        running = bool(registry.running(job_name="mqtt_to_db_streaming"))
+        running = bool(registry.running(job_name=INGESTION_JOB))
     finally:
         registry.close()
     out = {"running": running, "lost": 0, "gaps": 0, "missing": 0}

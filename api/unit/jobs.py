@@ -243,7 +243,7 @@ class StopJobs:
                 raise invalid(f"Field 'job_id' must be an integer job id, got {job_id!r}.") from None
         if not filters:
             raise invalid("Give at least one of job_name, experiment, job_source, job_id.",
-                          'Example: {"job_name": "stirring"}; to stop everything use /unit_api/jobs/stop/all.')
+                          'Example: {"job_name": "<job_name>"}; to stop everything use /unit_api/jobs/stop/all.')
         enqueue_task(resp, self.unit, f"{TASKS}.stop_jobs_task", timeout_s=120, **filters)
 
     on_patch = on_post

@@ -215,11 +215,11 @@ pio.add_command(JobCommands("run", help="Run a job or action on this unit (see t
 
 # --------------------------------------------------------------------- kill
 @pio.command(context_settings=CONTEXT)
-@click.option("--job-name", help="Stop jobs with this name, e.g. stirring.")
+@click.option("--job-name", help="Stop jobs with this name (pio run's JOB_NAME).")
 @click.option("--experiment", help="Stop jobs of this experiment.")
 @click.option("--job-id", type=int, help="Stop the job with this registry id.")
-@click.option("--job-source", help="Stop jobs started by this source, e.g. user or experiment_profile/3.")
-@click.option("--all-jobs", is_flag=True, help="Stop every job except long-running ones (monitor, mqtt_to_db_streaming …).")
+@click.option("--job-source", help="Stop jobs started by this source, e.g. user.")
+@click.option("--all-jobs", is_flag=True, help="Stop every job except long-running ones (e.g. the leader's ingestion).")
 def kill(job_name: str | None, experiment: str | None, job_id: int | None, job_source: str | None, all_jobs: bool) -> None:
     """Stop running jobs cleanly (SIGINT); give at least one filter or --all-jobs."""
     from reactorkit.core.jobs_control import stop_jobs

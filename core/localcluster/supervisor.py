@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from reactorkit.core.localcluster.layout import ClusterLayout
+from reactorkit.core.outbox import INGESTION_JOB
 
 
 class SupervisorError(RuntimeError):
@@ -61,7 +62,7 @@ def programs(layout: ClusterLayout) -> dict[str, tuple[list[str], str]]:
     for unit in layout.units:
         out[f"{unit}-api"] = ([*py, "serve", "--port", str(layout.ports[unit]), "--workers", "2"], unit)
         out[f"{unit}-worker"] = ([*py, "worker"], unit)
-    out[f"{layout.leader}-mqtt_to_db"] = ([*py, "run", "mqtt_to_db_streaming"], layout.leader)
+    out[f"{layout.leader}-mqtt_to_db"] = ([*py, "run", INGESTION_JOB], layout.leader)
     return out
 
 

@@ -52,4 +52,4 @@ def test_uninstalling_what_is_not_installed_is_one_clear_line(unit):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        "Error: Plugin 'no-such-plugin' is not installed. See GET /unit_api/plugins/installed."]
+        "Error: Plugin 'no-such-plugin' is not installed. See pio plugins list."]
