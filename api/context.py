@@ -26,6 +26,8 @@ class AppContext:
             opened and migrated (plugin tables included) on first use, one per app.
         fanout: A :class:`~reactorkit.api.fanout.FanOut` client: calls ``/unit_api`` on units with
             this config and resolves targets (``$broadcast``, an experiment's workers) from ``leader_db``.
+        job_registry: This unit's :class:`~reactorkit.core.job_registry.JobRegistry` for reads (the running
+            jobs), opened once per app and process.
     """
 
     def __init__(self, registry: Any, config: Any, unit: str, leader: bool = True, db: Any = None) -> None:
@@ -35,6 +37,7 @@ class AppContext:
         self.leader = leader
         self._db = db
         self._lock = threading.Lock()
+        self._jobs: tuple[Any, tuple[int, str, int]] | None = None
 
     @property
     def leader_db(self) -> Any:
@@ -49,6 +52,29 @@ class AppContext:
     @property
     def db(self) -> Any:
         return self.leader_db
+
+    @property
+    def job_registry(self) -> Any:
+        # opening one costs ~1 ms (the schema check); opened again when the file was replaced (a state archive
+        # imported) or after a fork (a gunicorn worker)
+        import os
+
+        from reactorkit.core.job_registry import JobRegistry
+
+        path = self.config.path("storage", "temporary_cache")
+        try:
+            inode = os.stat(path).st_ino
+        except OSError:
+            inode = -1
+        with self._lock:
+            cached = self._jobs
+            if cached is not None and cached[1] == (os.getpid(), str(path), inode):
+                return cached[0]
+            registry = JobRegistry(path=path)
+            self._jobs = (registry, (os.getpid(), str(path), os.stat(path).st_ino))
+        if cached is not None:
+            cached[0].close()
+        return registry
 
     @cached_property
     def fanout(self) -> Any:

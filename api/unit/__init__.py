@@ -22,10 +22,10 @@ Factory = Callable[[AppContext], Any]  # the app's context -> resource
 
 UNIT_ROUTES: dict[str, Factory] = {
     "/unit_api/jobs": lambda ctx: j.AllJobs(),
-    "/unit_api/jobs/running": lambda ctx: j.RunningJobs(),
-    "/unit_api/jobs/running/{job_name}": lambda ctx: j.RunningJob(),
-    "/unit_api/jobs/running/experiments/{experiment}": lambda ctx: j.RunningJobsForExperiment(),
-    "/unit_api/long_running_jobs/running": lambda ctx: j.LongRunningJobs(),
+    "/unit_api/jobs/running": lambda ctx: j.RunningJobs(ctx),
+    "/unit_api/jobs/running/{job_name}": lambda ctx: j.RunningJob(ctx),
+    "/unit_api/jobs/running/experiments/{experiment}": lambda ctx: j.RunningJobsForExperiment(ctx),
+    "/unit_api/long_running_jobs/running": lambda ctx: j.LongRunningJobs(ctx),
     "/unit_api/jobs/run/job_name/{job_name}": lambda ctx: j.RunJob(ctx.registry, ctx.unit),
     "/unit_api/jobs/stop": lambda ctx: j.StopJobs(ctx.unit),
     "/unit_api/jobs/stop/all": lambda ctx: j.StopAllJobs(ctx.unit),

@@ -13,6 +13,7 @@ from typing import Any
 
 import falcon
 
+from reactorkit.api.context import RouteResource
 from reactorkit.api.errors import ApiError
 from reactorkit.api.unit.common import (
     check_job_options,
@@ -36,41 +37,17 @@ def _registry() -> Any:
     return JobRegistry()
 
 
-_READERS: dict[tuple[int, str], tuple[Any, int]] = {}
-
-
-def _reader() -> Any:
-    """This process's open job registry for the read routes (opening one costs ~1 ms: the schema check);
-    opened again when the file was replaced (a state archive imported) or after a fork."""
-    import os
-
-    from reactorkit.core.config import get_config
-    from reactorkit.core.job_registry import JobRegistry
-
-    path = get_config().path("storage", "temporary_cache")
-    key = (os.getpid(), str(path))
-    try:
-        inode = os.stat(path).st_ino
-    except OSError:
-        inode = -1
-    cached = _READERS.get(key)
-    if cached is not None and cached[1] == inode:
-        return cached[0]
-    registry = JobRegistry(path=path)
-    _READERS[key] = (registry, os.stat(path).st_ino)
-    if cached is not None:
-        cached[0].close()
-    return registry
-
-
 def as_row(row: dict[str, Any]) -> dict[str, Any]:
     """A registry row as the contract sends it: ``is_running`` and ``is_long_running_job`` as 0/1 integers
     (SQLite's, which the web UI compares with)."""
     return dict(row, is_running=int(bool(row["is_running"])), is_long_running_job=int(bool(row["is_long_running_job"])))
 
 
-def _rows(**filters: Any) -> list[dict[str, Any]]:
-    return [as_row(r.to_dict()) for r in _reader().running(**filters)]
+class _RunningRows(RouteResource):
+    """A read of the running jobs, from the app's job registry (``context.job_registry``)."""
+
+    def rows(self, **filters: Any) -> list[dict[str, Any]]:
+        return [as_row(r.to_dict()) for r in self.context.job_registry.running(**filters)]
 
 
 def running_job(job_name: str) -> tuple[Any, dict[str, Any]]:
@@ -107,32 +84,32 @@ class AllJobs:
         resp.media = [as_row(dict(r)) for r in rows]
 
 
-class RunningJobs:
+class RunningJobs(_RunningRows):
     """``GET /unit_api/jobs/running``: ``[{job_id, unit, experiment, job_name, job_source, started_at, …}]``."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = _rows()
+        resp.media = self.rows()
 
 
-class RunningJob:
+class RunningJob(_RunningRows):
     """``GET /unit_api/jobs/running/{job_name}``: the running rows with that name (maybe ``[]``)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, job_name: str) -> None:
-        resp.media = _rows(job_name=job_name)
+        resp.media = self.rows(job_name=job_name)
 
 
-class RunningJobsForExperiment:
+class RunningJobsForExperiment(_RunningRows):
     """``GET /unit_api/jobs/running/experiments/{experiment}``."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, experiment: str) -> None:
-        resp.media = _rows(experiment=experiment)
+        resp.media = self.rows(experiment=experiment)
 
 
-class LongRunningJobs:
+class LongRunningJobs(_RunningRows):
     """``GET /unit_api/long_running_jobs/running``: running jobs that survive "stop all"."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = [r for r in _rows() if r["is_long_running_job"]]
+        resp.media = [r for r in self.rows() if r["is_long_running_job"]]
 
 
 class JobSettings:

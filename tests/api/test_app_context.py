@@ -88,3 +88,22 @@ def test_the_core_leader_routes_resolve_targets_from_their_apps_database(plugin_
     assert falcon.testing.TestClient(first).simulate_get(path.format("wb")).status_code == 400
     assert falcon.testing.TestClient(second).simulate_get(path.format("wb")).status_code == 502
     assert falcon.testing.TestClient(second).simulate_get(path.format("wa")).status_code == 400
+
+
+def test_the_job_routes_read_the_running_jobs_through_the_apps_job_registry(plugin_manager, tmp_path, monkeypatch):
+    import os
+
+    from reactorkit.core.job_registry import JobRegistry
+
+    monkeypatch.setenv("DOT_PIOREACTOR", str(tmp_path))
+    set_config(None)
+    app = create_app(Registry.from_plugins(plugin_manager), unit="u1", leader=False)
+    reader = app.context.job_registry
+    assert app.context.job_registry is reader  # opened once per app (and process)
+    jobs = JobRegistry(path=reader.path)
+    jobs.register(unit="u1", experiment="e", job_name="ph_reading", pid=os.getpid(),
+                  started_at="2026-01-01T00:00:00.000Z")
+    jobs.close()
+    client = falcon.testing.TestClient(app)
+    assert [r["job_name"] for r in client.simulate_get("/unit_api/jobs/running").json] == ["ph_reading"]
+    assert client.simulate_get("/unit_api/jobs/running/experiments/other").json == []
