@@ -4,9 +4,9 @@
 
 * ``GET /unit_api/openapi.json`` (every unit) and ``GET /api/openapi.json`` (the
   leader): OpenAPI 3.1 documents generated from the app's routes
-  (:mod:`.catalog`) and the operation descriptions of :mod:`.schemas` — core
-  routes, built-in plugins, and whatever third-party plugins declare with
-  ``RouteDescriptor(schemas=…)`` or a resource's ``openapi`` attribute; any
+  (:mod:`.catalog`) and the operation descriptions of :mod:`.schemas` for the
+  core routes; every plugin (built-in or third-party) describes its own routes
+  with ``RouteDescriptor(schemas=…)`` or a resource's ``openapi`` attribute; any
   other route still appears, with a generic description;
 * ``GET /unit_api/docs`` and ``GET /api/docs``: Swagger UI pages, their assets
   served from the package (``/unit_api/static/…``);
