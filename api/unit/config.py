@@ -17,7 +17,7 @@ import falcon
 
 from reactorkit.api.errors import invalid_config, protected_setting
 from reactorkit.core.config_guard import ProtectedSetting, check_unchanged
-from reactorkit.api.unit.common import field, read_body
+from reactorkit.api.unit.common import read_body
 from reactorkit.core.config import load_config, set_config, shared_config_path, unit_config_path
 from reactorkit.core.config_validation import InvalidConfig, normalise, validate_shared, validate_specific
 from reactorkit.core.auth.mqtt import CREDENTIALS_FILE
@@ -32,7 +32,7 @@ def _read(path) -> str:
 
 
 def _code(req: falcon.Request) -> str:
-    return normalise(field(read_body(req), "code", str, required=True))
+    return normalise(read_body(req)["code"])  # a string: checked by the schema middleware (CODE_BODY)
 
 
 class MergedConfig:

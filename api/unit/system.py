@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 
 from reactorkit.api.errors import ApiError
-from reactorkit.api.unit.common import enqueue_task, field, invalid, read_body
+from reactorkit.api.unit.common import enqueue_task, invalid, read_body
 
 _OPTION_TYPES = {"string": "text", "float": "float", "integer": "integer", "boolean": "boolean", "flag": "boolean"}
 
@@ -60,7 +60,7 @@ class UtcClock:
         resp.media = {"status": "success", "clock_time": utc_iso_ms(get_clock().now())}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        value = field(read_body(req), "utc_clock_time", str)
+        value = read_body(req).get("utc_clock_time")  # a string: checked by the schema middleware
         if value is not None:
             check_utc_time(value)
         enqueue_task(resp, self.unit, "reactorkit.core.task_functions.set_clock", value, timeout_s=60)

@@ -20,7 +20,6 @@ from typing import Any
 import falcon
 
 from reactorkit.plugin import ApiError, AppContext, RouteResource, atomic_write, read_body
-from reactorkit.plugin import body_field as field
 from reactorkit.plugin import openapi as oa
 
 from . import files
@@ -39,7 +38,8 @@ def _path(filename: str) -> Any:
 
 
 def _body_text(body: dict[str, Any]) -> str:
-    text = field(body, "body", str, required=True)
+    """The profile's YAML text (a string: checked by the schema middleware), refused above MAX_BODY_CHARS."""
+    text = body["body"]
     if len(text) > MAX_BODY_CHARS:
         raise ApiError(falcon.HTTP_413, "Profile too large.", cause=f"The body has {len(text)} characters.",
                        remediation=f"Keep profiles under {MAX_BODY_CHARS} characters.")
@@ -73,7 +73,7 @@ def _success(result: Validation) -> dict[str, Any]:
 
 
 def _create(body: dict[str, Any], resp: falcon.Response, context: AppContext) -> None:
-    filename = field(body, "filename", str, required=True)
+    filename = body["filename"]
     path = _path(filename)
     text = _body_text(body)
     if path.exists() or path.is_symlink():
@@ -119,7 +119,7 @@ class ClassicProfiles(Profiles):
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_body(req)
-        _update(field(body, "filename", str, required=True), body, resp, self.context)
+        _update(body["filename"], body, resp, self.context)
 
 
 class ProfileFile(RouteResource):

@@ -21,7 +21,6 @@ from typing import Any
 import falcon
 
 from reactorkit.plugin import ApiError, AppContext, RouteResource, enqueue_task, invalid, read_body
-from reactorkit.plugin import body_field as field
 from reactorkit.plugin import openapi as oa
 
 ALL_EXPERIMENTS = "<All experiments>"
@@ -97,7 +96,7 @@ class Preview(RouteResource):
 def _utc(body: dict[str, Any], name: str) -> str | None:
     from reactorkit.plugin import parse_iso, utc_iso_ms
 
-    value = field(body, name, str)
+    value = body.get(name)  # a string or null: checked by the schema middleware
     if value is None or value == "":
         return None
     text = value.strip()
@@ -112,34 +111,30 @@ def _utc(body: dict[str, Any], name: str) -> str | None:
 
 
 def export_request(body: dict[str, Any], known: Any) -> dict[str, Any]:
-    """Validate an export body into the task's keyword arguments.
+    """An export body (its fields' types, ``datasets`` and the two partition flags checked by the schema
+    middleware, ``EXPORT_BODY``) as the task's keyword arguments.
 
     Args:
         body: The request body.
         known: The installed datasets by name (the app's ``registry.datasets``).
 
     Raises:
-        ApiError: 400 naming the field.
+        ApiError: 400 naming the field: an empty dataset name, no experiments, a time without its zone,
+            a window that ends before it starts; none of the datasets installed.
     """
-    datasets = field(body, "datasets", list, required=True)
-    if not datasets or not all(isinstance(d, str) and d for d in datasets):
+    datasets = body["datasets"]
+    if not all(datasets):
         raise invalid("Field 'datasets' must be a non-empty list of dataset names.",
                       'Example: {"datasets": ["od_readings"], …}; see GET /api/datasets/exportable.')
     if "experiments" in body:
-        experiments = field(body, "experiments", list)
+        experiments = body["experiments"]
     elif "experiment" in body:
-        one = field(body, "experiment", str)
-        experiments = [one] if one else []
+        experiments = [body["experiment"]] if body["experiment"] else []
     else:
         raise invalid("Field 'experiments' is required.", f'Give a list of experiments, or ["{ALL_EXPERIMENTS}"].')
-    experiments = experiments or []
-    if not all(isinstance(e, str) for e in experiments):
-        raise invalid("Field 'experiments' must be a list of experiment names.")
     if ALL_EXPERIMENTS in experiments:
         experiments = []
-    flags = {}
-    for name in ("partition_by_unit", "partition_by_experiment"):
-        flags[name] = field(body, name, bool, required=True)
+    flags = {name: body[name] for name in ("partition_by_unit", "partition_by_experiment")}
     start, end = _utc(body, "start_time"), _utc(body, "end_time")
     if start and end and start > end:
         raise invalid("Field 'start_time' is after 'end_time'.", "Swap them or widen the window.")

@@ -25,7 +25,7 @@ from typing import Any
 import falcon
 
 from reactorkit.plugin import ApiError, RouteResource
-from reactorkit.plugin import enqueue_task, body_field as field, invalid, read_body
+from reactorkit.plugin import enqueue_task, invalid, read_body
 from reactorkit.plugin import UnsafePath, dot_pioreactor, safe_join
 from reactorkit.plugin import openapi as oa
 
@@ -87,10 +87,10 @@ def plugin_request(body: dict[str, Any], *, with_source: bool) -> tuple[str, str
     name = args[0]
     if not NAME.fullmatch(name):
         raise invalid(f"Field 'args[0]' must be a package name, got {name!r}.", 'Example: {"args": ["my-plugin"]}.')
-    options = field(body, "options", dict, default={})
+    options = body.get("options") or {}  # an object with a string source: checked by the schema middleware
     source = options.get("source") if with_source else None
     if source is not None:
-        if not isinstance(source, str) or not source:
+        if not source:
             raise invalid("Field 'options.source' must be a path or URL.")
         if not source.startswith(("http://", "https://")):
             path = files.inside_dot_pioreactor(source)
@@ -152,14 +152,14 @@ class Repair(SystemCommand):
 
 
 def _update_body(body: dict[str, Any]) -> dict[str, Any]:
-    options = field(body, "options", dict, default={})
+    options = body.get("options") or {}  # strings source and version: checked by the schema middleware
     source, version = options.get("source"), options.get("version")
     if source is not None:
-        if not isinstance(source, str) or not source:
+        if not source:
             raise invalid("Field 'options.source' must be an archive path or URL.")
         if not source.startswith(("http://", "https://")):
             source = str(files.inside_dot_pioreactor(source))
-    if version is not None and (not isinstance(version, str) or not version.replace(".", "").replace("rc", "").isalnum()):
+    if version is not None and not version.replace(".", "").replace("rc", "").isalnum():
         raise invalid(f"Field 'options.version' must be a version such as 1.2.3, got {version!r}.")
     return {"source": source, "version": version}
 
@@ -234,7 +234,7 @@ class RemoveFile:
     """``POST|PATCH /unit_api/system/remove_file {filepath}`` → 202 task (checked here first: 400 unsafe, 404 missing)."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        filepath = field(read_body(req), "filepath", str, required=True)
+        filepath = read_body(req)["filepath"]  # a string: checked by the schema middleware
         path = files.inside_dot_pioreactor(filepath)
         if not path.is_file():
             raise ApiError(falcon.HTTP_404, f"{filepath} is not a file.", cause=f"No file {filepath!r}.",
@@ -420,12 +420,12 @@ class UpdateFromArchive(RouteResource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_body(req)
-        location = field(body, "release_archive_location", str, required=True)
+        location = body["release_archive_location"]  # a string: checked by the schema middleware
         path = files.inside_dot_pioreactor(location)
         if not path.is_file():
             raise invalid(f"Field 'release_archive_location': {location} does not exist.",
                           "Upload the archive with POST /api/system/upload first.")
-        requested = field(body, "units", list)
+        requested = body.get("units")
         units = sorted({u for name in (requested or ["$broadcast"])
                         for u in self.context.fanout.targets(str(name), "units")})
         sources = _remote_source(str(path), units) or {u: str(path) for u in units}

@@ -28,7 +28,7 @@ from typing import Any
 import falcon
 
 from reactorkit.plugin import ApiError, RouteResource
-from reactorkit.plugin import enqueue_task, body_field as field, invalid, read_body
+from reactorkit.plugin import enqueue_task, invalid, read_body
 from reactorkit.plugin import openapi as oa
 
 _PKG = "reactorkit.builtin_plugins.system"
@@ -46,8 +46,8 @@ def no_drive(cause: str, remediation: str) -> ApiError:
 
 
 def _device(req: falcon.Request) -> str | None:
-    device = field(read_body(req), "device", str)
-    if device is not None and (not device or "\x00" in device):
+    device = read_body(req).get("device")  # a non-empty string: checked by the schema middleware
+    if device is not None and "\x00" in device:
         raise invalid("Field 'device' must name a device (/dev/sda1), a disk (sda) or a mount point.")
     return device
 
@@ -109,13 +109,8 @@ class HardwareCheck:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         from reactorkit.plugin import find_model
 
-        body = read_body(req)
-        name = field(body, "model_name", str, required=True)
-        version = field(body, "model_version", (str, int, float), required=True)
-        version = str(version)
-        if not name or not version:
-            raise invalid("Fields 'model_name' and 'model_version' must not be empty.",
-                          'Example: {"model_name": "pioreactor_40ml", "model_version": "1.5"}.')
+        body = read_body(req)  # both fields given and not empty: checked by the schema middleware
+        name, version = body["model_name"], str(body["model_version"])
         if find_model(name, version) is None:
             raise ApiError(falcon.HTTP_400, "Unknown model.", cause=f"No model {name!r} version {version!r}.",
                            remediation="Use a model_name and model_version of GET /api/models.")
