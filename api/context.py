@@ -28,6 +28,8 @@ class AppContext:
             this config and resolves targets (``$broadcast``, an experiment's workers) from ``leader_db``.
         job_registry: This unit's :class:`~reactorkit.core.job_registry.JobRegistry` for reads (the running
             jobs), opened once per app and process.
+        extensions: Per-app state a plugin keeps between requests (a cache …), under a key of its own
+            (``context.extensions.setdefault("my_plugin.cache", {})``), so nothing lives in module globals.
     """
 
     def __init__(self, registry: Any, config: Any, unit: str, leader: bool = True, db: Any = None) -> None:
@@ -38,6 +40,7 @@ class AppContext:
         self._db = db
         self._lock = threading.Lock()
         self._jobs: tuple[Any, tuple[int, str, int]] | None = None
+        self.extensions: dict[str, Any] = {}
 
     @property
     def leader_db(self) -> Any:

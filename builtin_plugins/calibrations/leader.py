@@ -33,8 +33,36 @@ SESSION_TIMEOUT_S = 30.0
 SESSION_INPUTS_TIMEOUT_S = 300.0
 ZIP_TIMEOUT_S = 10.0
 
-_cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
-_cache_lock = threading.Lock()
+
+class ReadCache:
+    """An app's GET fan-out envelopes by ``(path, units)``, answered again for :data:`GET_CACHE_S` s; a write to
+    any of the units drops their cached reads. Kept in the app's ``context.extensions``."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[str, tuple[str, ...]], now: float) -> dict[str, Any] | None:
+        with self.lock:
+            hit = self.entries.get(key)
+        return hit[1] if hit and now - hit[0] < GET_CACHE_S else None
+
+    def put(self, key: tuple[str, tuple[str, ...]], now: float, envelope: dict[str, Any]) -> None:
+        with self.lock:
+            self.entries[key] = (now, envelope)
+
+    def drop(self, units: list[str]) -> None:
+        with self.lock:
+            for cached in [k for k in self.entries if k[1] == tuple(units) or set(k[1]) & set(units)]:
+                self.entries.pop(cached, None)
+
+
+def read_cache(context: Any) -> ReadCache:
+    """The app's :class:`ReadCache` (one per app)."""
+    found = context.extensions.get("calibrations.read_cache")
+    if found is None:
+        found = context.extensions.setdefault("calibrations.read_cache", ReadCache())
+    return found
 
 
 def targets(context: Any, unit: str, *, allow_broadcast: bool = True) -> list[str]:
@@ -52,23 +80,14 @@ def targets(context: Any, unit: str, *, allow_broadcast: bool = True) -> list[st
 
 
 def _enqueue(context: Any, resp: falcon.Response, method: str, units: list[str], path: str, body: Any = None) -> None:
-    key = (path, tuple(units))
-    now = time.monotonic()
-    if method == "GET":
-        with _cache_lock:
-            hit = _cache.get(key)
-            if hit and now - hit[0] < GET_CACHE_S:
-                resp.status = falcon.HTTP_202
-                resp.media = hit[1]
-                return
-    envelope = context.fanout.enqueue(method, units, path, body)  # 503 when the task queue is unreachable
-    if method == "GET":
-        with _cache_lock:
-            _cache[key] = (now, envelope)
-    else:
-        with _cache_lock:  # a write makes cached reads of the same units stale
-            for cached in [k for k in _cache if k[1] == tuple(units) or set(k[1]) & set(units)]:
-                _cache.pop(cached, None)
+    cache, key, now = read_cache(context), (path, tuple(units)), time.monotonic()
+    envelope = cache.get(key, now) if method == "GET" else None
+    if envelope is None:
+        envelope = context.fanout.enqueue(method, units, path, body)  # 503 when the task queue is unreachable
+        if method == "GET":
+            cache.put(key, now, envelope)
+        else:  # a write makes cached reads of the same units stale
+            cache.drop(units)
     resp.status = falcon.HTTP_202
     resp.media = envelope
 
