@@ -3,7 +3,7 @@
 Real parts: jobs run as real processes (``pio run …``) against the real MQTT
 broker and the simulated vessel. Each test gets its own ``$DOT_PIOREACTOR``,
 its own MQTT topic prefix (so tests never see each other's messages) and its
-own Redis database number.
+own Redis database number (one per pytest-xdist worker: ``TEST_REDIS_DB``).
 
 Use the pytest fixtures by adding ``pytest_plugins = ["reactorkit.core.testing"]``
 to a ``conftest.py``:
@@ -30,7 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-TEST_REDIS_DB = 9
+def _test_redis_db() -> int:
+    """Redis database number for this test process: 9, or 9 + n (wrapping within 9–15) for the pytest-xdist
+    worker ``gw<n>``, so parallel workers never share a database (Redis has databases 0–15 by default)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    n = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    return 9 + n % 7
+
+
+TEST_REDIS_DB = _test_redis_db()
 
 
 @dataclass
@@ -193,8 +201,11 @@ if pytest is not None:
 
     @pytest.fixture
     def unit_env(tmp_path: Path) -> UnitEnv:
-        """A fresh simulated unit: its own folder, names, MQTT prefix and Redis DB."""
-        root = tmp_path / "dot_pioreactor"
+        """A fresh simulated unit: its own folder, names, MQTT prefix and Redis DB.
+
+        The folder's name is short: the job launcher's socket lies in it, and a Unix socket's path may not exceed
+        107 bytes (pytest-xdist workers put ``tmp_path`` one level deeper)."""
+        root = tmp_path / "dot"
         root.mkdir()
         return UnitEnv(root=root)
 

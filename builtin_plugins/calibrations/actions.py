@@ -67,9 +67,9 @@ def pump(config: Config, unit: str, *, device: str, duration_s: float, dc: float
         ``{"device", "duration_s", "actual_duration_s", "dc"}``: ``actual_duration_s``
         is the time between the "on" and "off" commands by the clock (a late
         wake-up from sleep makes it longer than asked; calibrations record it).
-        On the simulated backend both commands go through the vessel model and
-        the run time is read from the model's own clock, so a sped-up clock's
-        scheduling delays do not bias it.
+        On the simulated backend the vessel model switches the pump off itself
+        after ``duration_s`` of its own time, so a sped-up clock's scheduling
+        delays (a busy machine) do not lengthen the run.
 
     Raises:
         ActionError: not a pump, pump not in ``[PWM]``, duration ≤ 0 or > 600 s.
@@ -88,9 +88,10 @@ def pump(config: Config, unit: str, *, device: str, duration_s: float, dc: float
         # timed from the moment the "on" command is issued, so the latencies of
         # the "on" and "off" commands cancel instead of lengthening the run
         if vessel is not None:
-            with vessel() as v:
+            with vessel() as v:  # the model switches the pump off itself after duration_s of its time
                 v.s.pwm[str(channel)] = check_duty_cycle(dc)
                 started = v.s.t
+                v.s.pwm_off_at[str(channel)] = started + duration_s
         else:
             hw.set_pwm(channel, float(dc))
         clock.sleep(max(0.0, started + duration_s - clock.now()))
@@ -98,8 +99,11 @@ def pump(config: Config, unit: str, *, device: str, duration_s: float, dc: float
     finally:
         if vessel is not None:
             with vessel() as v:
-                v.s.pwm[str(channel)] = 0.0
-                stopped = v.s.t
+                if v.s.pwm_off_at.pop(str(channel), None) is None and not v.s.pwm.get(str(channel)):
+                    stopped = started + duration_s  # the model ended the run on time
+                else:  # ended early (an error or an interruption)
+                    v.s.pwm[str(channel)] = 0.0
+                    stopped = v.s.t
         else:
             hw.set_pwm(channel, 0.0)
     return {"device": device, "duration_s": duration_s, "actual_duration_s": round(stopped - started, 4),

@@ -16,6 +16,7 @@ from reactorkit.core.config import load_config, set_config
 from reactorkit.core.descriptors import TableDescriptor, TimeSeries
 from reactorkit.core.hooks import hookimpl
 from reactorkit.core.plugins import Registry
+from reactorkit.core.testing import TEST_REDIS_DB
 
 LEADER = "leader"
 
@@ -65,7 +66,7 @@ def effects(monkeypatch) -> Effects:
 
 @pytest.fixture
 def leader_env(tmp_path, monkeypatch):
-    """A leader named ``leader`` with its own ``$DOT_PIOREACTOR``, MQTT prefix and Redis DB 9."""
+    """A leader named ``leader`` with its own ``$DOT_PIOREACTOR``, MQTT prefix and the test Redis DB."""
     root = tmp_path / "leader"
     root.mkdir()
     (root / "config.ini").write_text(
@@ -74,7 +75,7 @@ def leader_env(tmp_path, monkeypatch):
     monkeypatch.setenv("DOT_PIOREACTOR", str(root))
     monkeypatch.setenv("HOSTNAME", LEADER)
     monkeypatch.setenv("MQTT_TOPIC_PREFIX", f"t{uuid.uuid4().hex[:10]}/")
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/9")
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:6379/{TEST_REDIS_DB}")
     monkeypatch.delenv("GLOBAL_CONFIG", raising=False)
     monkeypatch.delenv("LOCAL_CONFIG", raising=False)
     set_config(None)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def unit(unit_env, monkeypatch):
-    """This test's unit: its own state folder, Redis DB 9 and task queue."""
+    """This test's unit: its own state folder, the test Redis DB and its own task queue."""
     unit_env.extra["REACTORKIT_QUEUE_PREFIX"] = f"w{uuid.uuid4().hex[:8]}-"
     for key, value in unit_env.env().items():
         if key in ("DOT_PIOREACTOR", "HOSTNAME", "REDIS_URL", "REACTORKIT_QUEUE_PREFIX", "MQTT_TOPIC_PREFIX",

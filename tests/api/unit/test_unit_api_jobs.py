@@ -114,7 +114,12 @@ def test_an_unknown_job_is_a_404(unit_client):
     assert "no_such_job" in result.json["error"]
 
 
-def test_run_queues_a_task_and_a_quick_repeat_is_429(unit_client, api_env):
+def test_run_queues_a_task_and_a_quick_repeat_is_429(unit_client, api_env, monkeypatch):
+    from reactorkit.api.unit import jobs
+
+    assert jobs.RUN_DEBOUNCE_MS == 1000  # the contract's window (§8)
+    # "quick" means inside the window however slow the machine: the repeat is checked with a 60 s window
+    monkeypatch.setattr(jobs, "RUN_DEBOUNCE_MS", 60_000)
     first = unit_client.simulate_post("/unit_api/jobs/run/job_name/stirring", json={"options": {"target_rpm": 300}})
     assert first.status_code == 202
     task_id = first.json["task_id"]
@@ -124,8 +129,11 @@ def test_run_queues_a_task_and_a_quick_repeat_is_429(unit_client, api_env):
     assert second.status_code == 429 and second.json["status"] == 429
     pending = unit_client.simulate_get(first.json["result_url_path"])
     assert pending.status_code == 202 and pending.json["status"] == "pending"
+    # and once the contract's 1 s window has passed, the same job is accepted again
+    monkeypatch.setattr(jobs, "RUN_DEBOUNCE_MS", 1000)
+    assert unit_client.simulate_post("/unit_api/jobs/run/job_name/od_reading", json={}).status_code == 202
     time.sleep(1.1)
-    assert unit_client.simulate_post("/unit_api/jobs/run/job_name/stirring", json={}).status_code == 202
+    assert unit_client.simulate_post("/unit_api/jobs/run/job_name/od_reading", json={}).status_code == 202
 
 
 def test_stop_needs_a_filter(unit_client):

@@ -1,4 +1,4 @@
-"""Preview and export over the leader API; the export task runs on a real rq worker (Redis DB 9)."""
+"""Preview and export over the leader API; the export task runs on a real rq worker (the test Redis DB)."""
 
 import csv
 import io

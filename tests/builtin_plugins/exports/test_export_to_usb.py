@@ -1,5 +1,5 @@
 """Exports onto the leader's USB drive (a fake /proc/mounts and /sys/block naming a folder as the mounted drive);
-the export task runs on a real rq worker (Redis DB 9)."""
+the export task runs on a real rq worker (the test Redis DB)."""
 
 import csv
 import io

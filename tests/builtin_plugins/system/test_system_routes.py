@@ -1,4 +1,4 @@
-"""System routes on an in-process leader; tasks run on a real rq worker in this process (Redis DB 9)."""
+"""System routes on an in-process leader; tasks run on a real rq worker in this process (the test Redis DB)."""
 
 import io
 import zipfile

@@ -1,4 +1,4 @@
-"""USB routes on an in-process leader over a fake kernel view; tasks run on a real rq worker (Redis DB 9).
+"""USB routes on an in-process leader over a fake kernel view; tasks run on a real rq worker (the test Redis DB).
 
 Mount and eject run real commands: shell one-liners standing in for udisksctl that edit the fake /proc/mounts.
 """
