@@ -1,47 +1,14 @@
 """Dosing: pumps (add_media, add_alt_media, remove_waste), vial bookkeeping and dosing automations (built-in plugin)."""
 
-from reactorkit.plugin import hookimpl
+from reactorkit.plugin import yields
 
 from .descriptors import AUTOMATIONS, BIOREACTOR_SETTINGS, CHARTS, DATASETS, JOBS, ROUTES, STORAGE
 
-
-@hookimpl
-def register_jobs():
-    yield from JOBS
-
-
-@hookimpl
-def register_automations():
-    yield from AUTOMATIONS
-
-
-@hookimpl
-def register_charts():
-    yield from CHARTS
-
-
-@hookimpl
-def register_datasets():
-    yield from DATASETS
-
-
-@hookimpl
-def register_storage():
-    yield from STORAGE
-
-
-@hookimpl
-def register_routes():
-    yield from ROUTES
-
-
-@hookimpl
-def register_settings_collections():
-    yield BIOREACTOR_SETTINGS
-
-
-@hookimpl
-def register_calibration_protocols():
-    from .calibration_protocols import protocol_descriptors
-
-    yield from protocol_descriptors()
+register_jobs = yields(*JOBS)
+register_automations = yields(*AUTOMATIONS)
+register_charts = yields(*CHARTS)
+register_datasets = yields(*DATASETS)
+register_storage = yields(*STORAGE)
+register_routes = yields(*ROUTES)
+register_settings_collections = yields(BIOREACTOR_SETTINGS)
+register_calibration_protocols = yields(f"{__name__}.calibration_protocols:protocol_descriptors")

@@ -1,25 +1,10 @@
 """Experiment profiles: YAML schedules of job actions run against the cluster from the leader (built-in plugin)."""
 
-from reactorkit.plugin import hookimpl
+from reactorkit.plugin import yields
 
 from .descriptors import DATASETS, EXPERIMENT_PROFILE, ROUTES, RUNS_TABLE
 
-
-@hookimpl
-def register_jobs():
-    yield EXPERIMENT_PROFILE
-
-
-@hookimpl
-def register_storage():
-    yield RUNS_TABLE
-
-
-@hookimpl
-def register_datasets():
-    yield from DATASETS
-
-
-@hookimpl
-def register_routes():
-    yield from ROUTES
+register_jobs = yields(EXPERIMENT_PROFILE)
+register_storage = yields(RUNS_TABLE)
+register_datasets = yields(*DATASETS)
+register_routes = yields(*ROUTES)

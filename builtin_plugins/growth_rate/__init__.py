@@ -1,25 +1,10 @@
 """Growth rate: a Kalman filter turns OD readings into a growth rate (built-in plugin)."""
 
-from reactorkit.plugin import hookimpl
+from reactorkit.plugin import yields
 
 from .descriptors import CHARTS, DATASETS, GROWTH_RATE_CALCULATING, STORAGE
 
-
-@hookimpl
-def register_jobs():
-    yield GROWTH_RATE_CALCULATING
-
-
-@hookimpl
-def register_charts():
-    yield from CHARTS
-
-
-@hookimpl
-def register_datasets():
-    yield from DATASETS
-
-
-@hookimpl
-def register_storage():
-    yield from STORAGE
+register_jobs = yields(GROWTH_RATE_CALCULATING)
+register_charts = yields(*CHARTS)
+register_datasets = yields(*DATASETS)
+register_storage = yields(*STORAGE)

@@ -1,32 +1,11 @@
 """Optical density: reads the photodiodes with the IR LED on (built-in plugin)."""
 
-from reactorkit.plugin import hookimpl
+from reactorkit.plugin import yields
 
 from .descriptors import CHARTS, DATASETS, OD_READING, STORAGE
 
-
-@hookimpl
-def register_jobs():
-    yield OD_READING
-
-
-@hookimpl
-def register_charts():
-    yield from CHARTS
-
-
-@hookimpl
-def register_datasets():
-    yield from DATASETS
-
-
-@hookimpl
-def register_storage():
-    yield from STORAGE
-
-
-@hookimpl
-def register_calibration_protocols():
-    from .calibration_protocols import protocol_descriptors
-
-    yield from protocol_descriptors()
+register_jobs = yields(OD_READING)
+register_charts = yields(*CHARTS)
+register_datasets = yields(*DATASETS)
+register_storage = yields(*STORAGE)
+register_calibration_protocols = yields(f"{__name__}.calibration_protocols:protocol_descriptors")

@@ -1,11 +1,8 @@
 """Simulation: ``pio cluster`` (a local cluster of simulated units) and ``pio demo`` (a real experiment
 run on one through the leader's API) (built-in plugin)."""
 
-from reactorkit.plugin import hookimpl
+from reactorkit.plugin import yields
 
 from .descriptors import CLI_COMMANDS
 
-
-@hookimpl
-def register_cli_commands():
-    yield from CLI_COMMANDS
+register_cli_commands = yields(*CLI_COMMANDS)

@@ -1,32 +1,11 @@
 """Stirring: holds the stir bar at ``target_rpm`` (built-in plugin)."""
 
-from reactorkit.plugin import hookimpl
+from reactorkit.plugin import yields
 
 from .descriptors import CHARTS, DATASETS, STIRRING, STORAGE
 
-
-@hookimpl
-def register_jobs():
-    yield STIRRING
-
-
-@hookimpl
-def register_charts():
-    yield from CHARTS
-
-
-@hookimpl
-def register_datasets():
-    yield from DATASETS
-
-
-@hookimpl
-def register_storage():
-    yield from STORAGE
-
-
-@hookimpl
-def register_calibration_protocols():
-    from .calibration_protocols import protocol_descriptors
-
-    yield from protocol_descriptors()
+register_jobs = yields(STIRRING)
+register_charts = yields(*CHARTS)
+register_datasets = yields(*DATASETS)
+register_storage = yields(*STORAGE)
+register_calibration_protocols = yields(f"{__name__}.calibration_protocols:protocol_descriptors")

@@ -1,30 +1,11 @@
 """Temperature: thermostat and temperature recording automations (built-in plugin)."""
 
-from reactorkit.plugin import hookimpl
+from reactorkit.plugin import yields
 
 from .descriptors import AUTOMATIONS, CHARTS, DATASETS, STORAGE, TEMPERATURE_AUTOMATION
 
-
-@hookimpl
-def register_jobs():
-    yield TEMPERATURE_AUTOMATION
-
-
-@hookimpl
-def register_automations():
-    yield from AUTOMATIONS
-
-
-@hookimpl
-def register_charts():
-    yield from CHARTS
-
-
-@hookimpl
-def register_datasets():
-    yield from DATASETS
-
-
-@hookimpl
-def register_storage():
-    yield from STORAGE
+register_jobs = yields(TEMPERATURE_AUTOMATION)
+register_automations = yields(*AUTOMATIONS)
+register_charts = yields(*CHARTS)
+register_datasets = yields(*DATASETS)
+register_storage = yields(*STORAGE)

@@ -11,8 +11,8 @@ HTTP stack, MQTT or numpy: ``pio`` and the job processes start as fast as before
 
 What is here (each name documented where it is defined; ``help(reactorkit.plugin.NAME)``):
 
-* the hook marker ``hookimpl`` and every record a hook returns (``JobDescriptor``,
-  ``PublishedSetting``, ``AutomationDescriptor``, ``ChartDescriptor``,
+* the hook marker ``hookimpl`` (and ``yields``, a hook that hands over records) and every
+  record a hook returns (``JobDescriptor``, ``PublishedSetting``, ``AutomationDescriptor``, ``ChartDescriptor``,
   ``DatasetDescriptor``, ``TableDescriptor``, ``TopicMapping``, ``RouteDescriptor``,
   ``CliCommandDescriptor``, ``CalibrationProtocolDescriptor`` …);
 * job and automation base classes: ``BackgroundJob``, ``AutomationJob`` and the
@@ -48,7 +48,7 @@ def _export(module: str, *names: str) -> None:
 
 
 # the contract: hook marker and records
-_export("reactorkit.core.hooks", "hookimpl")
+_export("reactorkit.core.hooks", "hookimpl", "yields")
 _export(
     "reactorkit.core.descriptors",
     "AutomationDescriptor", "AutomationField", "ConfigSection", "CalibrationProtocolDescriptor", "ChartDescriptor",

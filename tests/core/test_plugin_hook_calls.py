@@ -141,3 +141,27 @@ def test_the_environment_switch_traces_to_the_plugins_trace_logger(monkeypatch, 
     with caplog.at_level(logging.INFO, logger="reactorkit.plugins.trace"):
         assert "traced" in Registry.from_plugins(pm).jobs
     assert "register_jobs" in caplog.text
+
+
+def test_a_yields_hook_hands_over_its_records_honours_tryfirst_and_imports_a_named_function_only_when_called(
+        plugin_manager, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from reactorkit.core.hooks import yields
+
+    (tmp_path / "rk_lazy_charts.py").write_text(
+        "from reactorkit.core.descriptors import ChartDescriptor\n"
+        "def charts():\n"
+        "    return [ChartDescriptor(chart_key='lazy', data_source='t', title='imported when called')]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first, second = types.ModuleType("first"), types.ModuleType("second")
+    first.register_charts = yields(chart("od", "from first, tryfirst"), tryfirst=True)
+    second.register_charts = yields(chart("od", "from second"), "rk_lazy_charts:charts")
+    plugin_manager.register(first, name="first")
+    plugin_manager.register(second, name="second")
+    assert "rk_lazy_charts" not in sys.modules
+    charts = Registry.from_plugins(plugin_manager).charts
+    assert charts["od"].title == "from first, tryfirst"
+    assert charts["lazy"].title == "imported when called"
+    sys.modules.pop("rk_lazy_charts", None)
