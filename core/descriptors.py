@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterable, Literal
 
 from reactorkit.core.imports import resolve  # noqa: F401  (re-exported for plugins and tests)
 
@@ -359,6 +359,24 @@ class AutomationDescriptor(_Record):
     @property
     def key(self) -> str:
         return f"{self.automation_type}/{self.automation_name}"
+
+    def settings(self) -> tuple["PublishedSetting", ...]:
+        """The automation's fields as the settings its job publishes and accepts (type, unit, editability and
+        bounds declared once, on the fields): an automation class sets ``published_settings`` from them."""
+        return tuple(f.as_setting() for f in self.fields)
+
+
+def automation_settings(automations: Iterable[AutomationDescriptor],
+                        automation_name: str) -> tuple[PublishedSetting, ...]:
+    """:meth:`AutomationDescriptor.settings` of the one named ``automation_name`` among ``automations``.
+
+    Raises:
+        KeyError: none has that name.
+    """
+    for automation in automations:
+        if automation.automation_name == automation_name:
+            return automation.settings()
+    raise KeyError(automation_name)
 
 
 @dataclass(frozen=True, kw_only=True)

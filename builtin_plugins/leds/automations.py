@@ -7,9 +7,10 @@ import threading
 from typing import Any
 
 from reactorkit.plugin import AutomationEvent, ChangedLedIntensity, NoEvent
-from reactorkit.plugin import READY
+from reactorkit.plugin import READY, PublishedSetting, automation_settings
 
 from .base import LedAutomationJob
+from .descriptors import AUTOMATIONS
 
 DEFAULT_LIGHT_MINUTES = 16 * 60.0
 DEFAULT_DARK_MINUTES = 8 * 60.0
@@ -78,12 +79,8 @@ class LightDarkCycle(LedAutomationJob):
 
     automation_name = "light_dark_cycle"
     channels = ("D", "C")
-    published_settings = {
-        "light_intensity": {"datatype": "float", "settable": True, "unit": "%"},
-        "light_duration_minutes": {"datatype": "float", "settable": True, "unit": "min"},
-        "dark_duration_minutes": {"datatype": "float", "settable": True, "unit": "min"},
-        "light_active": {"datatype": "boolean", "settable": False},
-    }
+    published_settings = (*automation_settings(AUTOMATIONS, "light_dark_cycle"),  # its fields, declared once
+                          PublishedSetting(key="light_active", type="boolean", display=False))
 
     def __init__(self, unit: str, experiment: str, *, light_intensity: Any = 50.0,
                  light_duration_minutes: Any = None, dark_duration_minutes: Any = None,

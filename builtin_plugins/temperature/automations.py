@@ -7,9 +7,10 @@ from typing import Any
 
 from reactorkit.plugin import AutomationEvent, ErrorOccurred, NoEvent, UpdatedHeaterDC
 from reactorkit.plugin import get_config
-from reactorkit.plugin import PID
+from reactorkit.plugin import PID, automation_settings
 
 from .base import TemperatureAutomationJob
+from .descriptors import AUTOMATIONS
 from .limits import heating_limits
 
 GAINS_SECTION = "temperature_automation.thermostat"
@@ -36,7 +37,7 @@ class Thermostat(TemperatureAutomationJob):
     """
 
     automation_name = "thermostat"
-    published_settings = {"target_temperature": {"datatype": "float", "settable": True, "unit": "℃"}}
+    published_settings = automation_settings(AUTOMATIONS, "thermostat")  # its fields, declared once
 
     def __init__(self, unit: str, experiment: str, *, target_temperature: float | str | None = None,
                  **kwargs: Any) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, exchange_volume, positive
 from reactorkit.plugin import AutomationEvent, DilutionEvent
+from reactorkit.builtin_plugins.dosing.descriptors import AUTOMATIONS
+from reactorkit.plugin import automation_settings
 
 
 
@@ -27,9 +29,7 @@ class Chemostat(DosingAutomationJob):
 
     automation_name = "chemostat"
     pumps = ("add_media", "remove_waste")
-    published_settings = {
-        "exchange_volume_ml": {"datatype": "float", "settable": True, "unit": "mL"},
-    }
+    published_settings = automation_settings(AUTOMATIONS, "chemostat")  # its fields, declared once
 
     def __init__(self, unit: str, experiment: str, *, exchange_volume_ml: float, duration: float = 20.0,
                  **kwargs: Any) -> None:

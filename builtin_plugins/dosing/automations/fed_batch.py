@@ -7,6 +7,8 @@ from typing import Any
 from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, exchange_volume, positive
 from reactorkit.builtin_plugins.dosing.pumps import reaches
 from reactorkit.plugin import AddMediaEvent, AutomationEvent, ErrorOccurred
+from reactorkit.builtin_plugins.dosing.descriptors import AUTOMATIONS
+from reactorkit.plugin import automation_settings
 
 
 class FedBatch(DosingAutomationJob):
@@ -21,9 +23,7 @@ class FedBatch(DosingAutomationJob):
 
     automation_name = "fed_batch"
     pumps = ("add_media",)
-    published_settings = {
-        "dosing_volume_ml": {"datatype": "float", "settable": True, "unit": "mL"},
-    }
+    published_settings = automation_settings(AUTOMATIONS, "fed_batch")  # its fields, declared once
 
     def __init__(self, unit: str, experiment: str, *, dosing_volume_ml: float, duration: float = 720.0,
                  **kwargs: Any) -> None:

@@ -24,6 +24,8 @@ from reactorkit.plugin import AddAltMediaEvent, AutomationEvent, ErrorOccurred, 
 from reactorkit.plugin import get_config
 from reactorkit.plugin import QOS_AT_LEAST_ONCE
 from reactorkit.plugin import PID
+from reactorkit.builtin_plugins.dosing.descriptors import AUTOMATIONS
+from reactorkit.plugin import automation_settings
 
 SECTION = "dosing_automation.pid_morbidostat"
 STALE_AFTER_S = 5 * 60.0
@@ -47,10 +49,7 @@ class PIDMorbidostat(DosingAutomationJob):
     automation_name = "pid_morbidostat"
     watches_od = True
     pumps = ("add_media", "add_alt_media", "remove_waste")
-    published_settings = {
-        "target_growth_rate": {"datatype": "float", "settable": True, "unit": "h⁻¹"},
-        "target_normalized_od": {"datatype": "float", "settable": True},
-    }
+    published_settings = automation_settings(AUTOMATIONS, "pid_morbidostat")  # its fields, declared once
 
     def __init__(self, unit: str, experiment: str, *, target_growth_rate: float, target_normalized_od: float,
                  duration: float = 60.0, **kwargs: Any) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 
 from reactorkit.builtin_plugins.dosing.automation import DosingAutomationJob, exchange_volume, positive
 from reactorkit.builtin_plugins.dosing.automations.signals import parse_signal, resolve_biomass_signal, signal_topic
-from reactorkit.plugin import AutomationEvent, DilutionEvent, NoEvent
+from reactorkit.builtin_plugins.dosing.descriptors import AUTOMATIONS
+from reactorkit.plugin import AutomationEvent, DilutionEvent, NoEvent, PublishedSetting, automation_settings
 from reactorkit.plugin import get_config
 from reactorkit.plugin import QOS_AT_LEAST_ONCE
 
@@ -35,12 +36,8 @@ class Turbidostat(DosingAutomationJob):
     automation_name = "turbidostat"
     watches_od = True
     pumps = ("add_media", "remove_waste")
-    published_settings = {
-        "target_biomass": {"datatype": "float", "settable": True},
-        "exchange_volume_ml": {"datatype": "float", "settable": True, "unit": "mL"},
-        "biomass_signal": {"datatype": "string", "settable": False},
-        "latest_biomass": {"datatype": "float", "settable": False},
-    }
+    published_settings = (*automation_settings(AUTOMATIONS, "turbidostat"),  # its fields, declared once
+                          PublishedSetting(key="latest_biomass", type="numeric", display=False))
 
     def __init__(self, unit: str, experiment: str, *, target_biomass: float, exchange_volume_ml: float = 1.0,
                  biomass_signal: str = "auto", duration: Any = None, **kwargs: Any) -> None:

@@ -64,3 +64,23 @@ def test_every_automation_setting_of_the_host_comes_from_an_automation_field_bui
         assert setting == fields[key].as_setting(), key
     assert derived["target_ph"].display is True and derived["target_biomass"].display is True  # on the job card
     assert derived["target_biomass"].min == 0 and derived["biomass_signal"].editable is False
+
+
+def test_each_built_in_automation_job_takes_its_settings_from_its_fields():
+    from reactorkit.core.descriptors import resolve
+    from reactorkit.core.job import setting_specs
+
+    registry = Registry.installed()
+    checked = 0
+    for named in registry.automations.values():
+        for automation in named.values():
+            if automation.source != "app" or not automation.fields:
+                continue
+            specs = setting_specs(resolve(automation.automation_class).published_settings)
+            for automation_field in automation.fields:
+                spec = specs[automation_field.key]
+                assert spec["settable"] is automation_field.editable, (automation.key, automation_field.key)
+                assert (spec["unit"], spec["min"], spec["max"]) == (
+                    automation_field.unit, automation_field.min, automation_field.max), (automation.key, spec)
+                checked += 1
+    assert checked >= 10
