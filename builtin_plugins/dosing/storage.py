@@ -1,7 +1,7 @@
 """Rows for the leader database from dosing MQTT messages (``TopicMapping`` parsers).
 
 Each parser takes ``(topic, payload: bytes)`` and returns one row; unit and
-experiment come from the topic (:func:`reactorkit.core.storage_rows.row_from_topic`).
+experiment come from the topic (:func:`reactorkit.plugin.row_from_topic`).
 Tables and topics follow domain facts §4.1–4.2.
 """
 
@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from reactorkit.plugin import get_clock, utc_iso_ms
-from reactorkit.plugin import row_from_topic
+from reactorkit.plugin import automation_event_row, automation_settings_row, row_from_topic
 
 
 def _receive_time() -> str:
@@ -42,30 +42,6 @@ def parse_alt_media_fraction(topic: str, payload: bytes) -> dict[str, Any]:
     return row_from_topic(topic, timestamp=_receive_time(), alt_media_fraction=float(payload))
 
 
-def parse_automation_settings(topic: str, payload: bytes) -> dict[str, Any]:
-    """``dosing_automation/dosing_automation_settings`` → a ``dosing_automation_settings`` row.
-
-    The payload is ``{pioreactor_unit, experiment, started_at, ended_at,
-    automation_name, settings}`` with ``settings`` base64-encoded JSON, stored as is.
-    """
-    from reactorkit.plugin import parse_iso
-
-    data = json.loads(payload)
-    row = row_from_topic(topic)
-    row.update(
-        started_at=utc_iso_ms(parse_iso(data["started_at"])),
-        ended_at=utc_iso_ms(parse_iso(data["ended_at"])) if data.get("ended_at") else None,
-        automation_name=str(data["automation_name"]),
-        settings=str(data["settings"]),
-    )
-    return row
-
-
-def parse_automation_event(topic: str, payload: bytes) -> dict[str, Any] | None:
-    """``dosing_automation/latest_event`` ``{event_name, message, data}`` → a
-    ``dosing_automation_events`` row at receive time (empty payloads are skipped)."""
-    if not payload:
-        return None
-    data = json.loads(payload)
-    return row_from_topic(topic, timestamp=_receive_time(), event_name=str(data["event_name"]),
-                          message=str(data.get("message", "")), data=json.dumps(data.get("data") or {}))
+# the dosing automation's settings and events are stored as every automation host's are
+parse_automation_settings = automation_settings_row
+parse_automation_event = automation_event_row

@@ -140,9 +140,9 @@ STORAGE = (
     TopicMapping(topic="pioreactor/+/+/led_change_events", table="led_change_events",
                  parse=f"{_PKG}.descriptors:parse_led_change_event"),
     TopicMapping(topic="pioreactor/+/+/led_automation/led_automation_settings", table="led_automation_settings",
-                 parse="reactorkit.core.storage_rows:automation_settings_row"),
+                 parse="reactorkit.plugin:automation_settings_row"),
     TopicMapping(topic="pioreactor/+/+/led_automation/latest_event", table="led_automation_events",
-                 parse="reactorkit.core.storage_rows:automation_event_row"),
+                 parse="reactorkit.plugin:automation_event_row"),
 )
 
 

@@ -7,7 +7,7 @@
   y = Voltage) per photodiode channel, saved as device ``od{angle}`` and made active.
 - ``od_fusion_standards`` for ``od_fused`` (priority 1): ≥ 4 standards read at
   every angle; fits the multi-angle ``od_fused_estimator``
-  (:mod:`reactorkit.core.od_fusion`) and makes it active.
+  (:mod:`.fusion`) and makes it active.
 - ``od_fusion_offset`` for ``od_fused`` (priority 2): two known standards
   re-centre the active estimator's per-angle curves (a constant shift in
   log-voltage) and save the result as a new active estimator.

@@ -18,7 +18,7 @@ form the calibration protocols record it: raw photodiode volts (no dark
 offset), corrected only for the IR LED's drift since the start of the
 experiment (``× REF₀ / EMA(REF)``, the ``unity`` factor); the active
 ``od{angle}`` calibration maps it to OD600 and the estimator fuses the angles
-(:func:`reactorkit.core.od_fusion.fuse`).
+(:func:`.fusion.fuse`).
 
 The EMA weights the previous value by ``pd_reference_ema`` (α):
 ``EMA ← α·EMA + (1 − α)·REF``.

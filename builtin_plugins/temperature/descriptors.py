@@ -146,7 +146,7 @@ STORAGE = (
                  parse=f"{_PKG}.descriptors:parse_temperature"),
     TopicMapping(topic="pioreactor/+/+/temperature_automation/temperature_automation_settings",
                  table="temperature_automation_settings",
-                 parse="reactorkit.core.storage_rows:automation_settings_row"),
+                 parse="reactorkit.plugin:automation_settings_row"),
     TopicMapping(topic="pioreactor/+/+/temperature_automation/latest_event", table="temperature_automation_events",
-                 parse="reactorkit.core.storage_rows:automation_event_row"),
+                 parse="reactorkit.plugin:automation_event_row"),
 )

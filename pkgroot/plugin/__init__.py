@@ -115,7 +115,7 @@ _export(
     "reactorkit.core.leader_db",
     "LeaderDB", "connect_leader_db=connect", "leader_database_path=database_path", "now_iso",
 )
-_export("reactorkit.core.storage_rows", "row_from_topic")
+_export("reactorkit.core.storage_rows", "row_from_topic", "automation_settings_row", "automation_event_row")
 
 # the outbox protocol, for the ingestion side (numbered messages, acknowledgements)
 _export(
