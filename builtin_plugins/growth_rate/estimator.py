@@ -104,6 +104,10 @@ ignored, then ``samples_for_od_statistics`` readings are gathered (a dose
 restarts the gathering); each channel's baseline is the median of its readings,
 and its initial noise the robust (1.4826·MAD) residual SD of the log readings
 after a straight-line fit, floored at ``min_obs_rel_std``.
+
+numpy is imported by the functions that compute, on first use: importing this
+module (and starting the job) does not load it, so the job is ready before the
+first reading pays for it.
 """
 
 from __future__ import annotations
@@ -113,12 +117,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import numpy as np
-
 SECONDS_PER_HOUR = 3600.0
 L, R, A, G, E, U = range(6)  # state indices: ln nOD, rate, drift, dose response, transient, ln decay rate
 N_STATES = 6
-REPORTED = np.array([[1.0, 0, 0, 0, 0, 0], [0, 1.0, 0, 0, 1.0, 0], [0, 0, 1.0, 0, 0, 0]])  # → [ℓ, r + e, a]
+REPORTED = ((1.0, 0, 0, 0, 0, 0), (0, 1.0, 0, 0, 1.0, 0), (0, 0, 1.0, 0, 0, 0))  # → [ℓ, r + e, a] (rows)
 HISTORY_READINGS = 24  # readings kept to rewind to when a dosing event arrives late
 WASTE_EVENT = "remove_waste"
 MAD_TO_SD = 1.4826  # consistency constant of the MAD for a normal distribution
@@ -298,6 +300,7 @@ class GrowthRateEKF:
         rate_var: float | None = None,
         prior: Mapping[str, Any] | None = None,
     ) -> None:
+        import numpy as np  # on first use: the job is ready before numpy is imported
         if not obs_rel_var:
             raise ValueError("the filter needs at least one channel")
         if log_od_var <= 0 or any(v <= 0 for v in obs_rel_var.values()):
@@ -330,6 +333,7 @@ class GrowthRateEKF:
 
     # ------------------------------------------------------------- model
     def _process_noise(self, dt: float) -> np.ndarray:
+        import numpy as np  # on first use: the job is ready before numpy is imported
         s = self.s
         q_l, q_r, q_a = s.log_od_process_std**2, s.rate_process_std**2, s.drift_process_std**2
         dt2, dt3, dt4, dt5 = dt**2, dt**3, dt**4, dt**5
@@ -345,6 +349,7 @@ class GrowthRateEKF:
 
     def _transition(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """The state after ``dt`` hours and the Jacobian of that map (module docstring)."""
+        import numpy as np  # on first use: the job is ready before numpy is imported
         x = self.x
         lam = math.exp(x[U])
         decay = math.exp(-lam * dt)
@@ -380,6 +385,7 @@ class GrowthRateEKF:
 
     def _apply_dose(self, dose: Dose) -> None:
         """The dose's effect on the state: ℓ −= δ, r += g·f (variances as in the module docstring)."""
+        import numpy as np  # on first use: the job is ready before numpy is imported
         s = self.s
         if dose.log_drop is None:
             self.P[0, 0] += s.dilution_log_std**2
@@ -442,6 +448,7 @@ class GrowthRateEKF:
     # ------------------------------------------------------------ update
     def _scalar_update(self, y: float, y_hat: float, r_var: float) -> None:
         """One channel's EKF update of ``y`` predicted as ``y_hat = exp(ℓ + offset)``, noise variance ``r_var``."""
+        import numpy as np  # on first use: the job is ready before numpy is imported
         H = np.zeros(N_STATES)
         H[L] = y_hat
         PHt = self.P @ H
@@ -562,8 +569,10 @@ class GrowthRateEKF:
 
     def estimate(self, **extra: Any) -> Estimate:
         """The current posterior as an :class:`Estimate` (growth rate = r + e)."""
-        state = REPORTED @ self.x
-        covariance = REPORTED @ self.P @ REPORTED.T
+        import numpy as np  # on first use: the job is ready before numpy is imported
+        reported = np.array(REPORTED)
+        state = reported @ self.x
+        covariance = reported @ self.P @ reported.T
         return Estimate(
             timestamp=self.t,
             growth_rate=float(state[1]),
@@ -587,6 +596,7 @@ class GrowthRateEKF:
 
     def _use_prior(self, prior: Mapping[str, Any]) -> None:
         """Start from a :meth:`carry_over`, its covariance grown by the process noise of the time since."""
+        import numpy as np  # on first use: the job is ready before numpy is imported
         x = [float(v) for v in prior["x"]]
         P = np.array(prior["P"], dtype=float)
         n = N_STATES - 1
@@ -630,6 +640,7 @@ def robust_log_residual_var(times_s: list[float], values: list[float], floor_std
     Fits a straight line to ``(t, ln y)`` (positive readings only) by least
     squares and returns ``(1.4826·MAD(residuals))²``, at least ``floor_std²``.
     """
+    import numpy as np  # on first use: the job is ready before numpy is imported
     pairs = [(t, math.log(v)) for t, v in zip(times_s, values) if v > 0]
     if len(pairs) < 3:
         return floor_std**2
@@ -651,6 +662,7 @@ def compute_normalization(readings: list[tuple[float, dict[str, float]]], floor_
     Raises:
         ValueError: no channel has a positive median.
     """
+    import numpy as np  # on first use: the job is ready before numpy is imported
     channels: dict[str, list[tuple[float, float]]] = {}
     for t, ods in readings:
         for channel, od in ods.items():
