@@ -7,6 +7,8 @@ its own port (``worker1 = 127.0.0.1:5001``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from reactorkit.core.config import Config, get_config
 
 
@@ -38,3 +40,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_answering(url: str, deadline: float, failed: Any = None) -> bool:
+    """Poll ``{url}/unit_api/health`` every 0.2 s until it answers 200.
+
+    Args:
+        url: A unit's base URL, e.g. ``http://127.0.0.1:4999``.
+        deadline: ``time.monotonic()`` value after which to give up.
+        failed: Optional ``() -> bool``: true when waiting longer is pointless (its process has exited).
+
+    Returns:
+        True once it answered; False when the deadline passed or ``failed()`` was true first.
+    """
+    import time
+
+    import httpx
+
+    while True:
+        try:
+            if httpx.get(f"{url}/unit_api/health", timeout=1).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or (failed is not None and failed()):
+            return False
+        time.sleep(0.2)

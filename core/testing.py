@@ -361,7 +361,7 @@ class LocalCluster:
             raise
 
     def _start(self, timeout: float) -> "LocalCluster":
-        import httpx
+        from reactorkit.core.cluster import wait_until_answering
 
         self.provision_tokens()
         for unit in self.units.values():
@@ -372,15 +372,9 @@ class LocalCluster:
                                                    stderr=subprocess.STDOUT))
         deadline = time.monotonic() + timeout
         for unit in self.units.values():
-            while True:
-                try:
-                    if httpx.get(f"{unit.url}/unit_api/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or any(p.poll() is not None for p in unit.procs):
-                    raise RuntimeError(f"{unit.name} did not start; see {unit.root}/serve.log and worker.log")
-                time.sleep(0.2)
+            exited = lambda procs=unit.procs: any(p.poll() is not None for p in procs)  # noqa: E731
+            if not wait_until_answering(unit.url, deadline, exited):
+                raise RuntimeError(f"{unit.name} did not start; see {unit.root}/serve.log and worker.log")
         return self
 
     def leader_db(self) -> Any:

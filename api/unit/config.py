@@ -13,6 +13,8 @@ Files are written atomically; a refused text leaves the old file untouched.
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
 from reactorkit.api.errors import invalid_config, protected_setting
@@ -29,6 +31,25 @@ def _read(path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return ""
+
+
+def _save(resp: falcon.Response, path: Any, code: str, validate: Any) -> None:
+    """``validate()``, then refuse a change of a protected setting, then write ``code`` to ``path`` (temp file +
+    rename) and forget the cached config; answers ``{"status": "success"}``.
+
+    Raises:
+        ApiError: 400 for an invalid file (:func:`invalid_config`) or a changed protected setting.
+    """
+    try:
+        validate()
+        check_unchanged(_read(path), code)
+    except InvalidConfig as exc:
+        raise invalid_config(exc) from None
+    except ProtectedSetting as exc:
+        raise protected_setting(exc) from None
+    atomic_write(path, code)
+    set_config(None)
+    resp.media = {"status": "success"}
 
 
 def _code(req: falcon.Request) -> str:
@@ -58,16 +79,7 @@ class SpecificConfig:
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response) -> None:
         code = _code(req)
-        try:
-            validate_specific(code, self.unit, _read(shared_config_path()))
-            check_unchanged(_read(unit_config_path()), code)
-        except InvalidConfig as exc:
-            raise invalid_config(exc) from None
-        except ProtectedSetting as exc:
-            raise protected_setting(exc) from None
-        atomic_write(unit_config_path(), code)
-        set_config(None)
-        resp.media = {"status": "success"}
+        _save(resp, unit_config_path(), code, lambda: validate_specific(code, self.unit, _read(shared_config_path())))
 
     on_post = on_patch
 
@@ -77,13 +89,4 @@ class SharedConfigCopy:
 
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         code = _code(req)
-        try:
-            validate_shared(code)
-            check_unchanged(_read(shared_config_path()), code)
-        except InvalidConfig as exc:
-            raise invalid_config(exc) from None
-        except ProtectedSetting as exc:
-            raise protected_setting(exc) from None
-        atomic_write(shared_config_path(), code)
-        set_config(None)
-        resp.media = {"status": "success"}
+        _save(resp, shared_config_path(), code, lambda: validate_shared(code))

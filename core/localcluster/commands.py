@@ -45,19 +45,12 @@ def wait_until_healthy(layout: ClusterLayout, timeout_s: float = 60.0) -> None:
     Raises:
         TimeoutError: a unit did not answer in time (names it and its log).
     """
-    import httpx
+    from reactorkit.core.cluster import wait_until_answering
 
     deadline = time.monotonic() + timeout_s
     for unit in layout.units:
-        while True:
-            try:
-                if httpx.get(f"{layout.url(unit)}/unit_api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{unit}'s API did not answer; see {layout.root / 'logs' / (unit + '-api.log')}")
-            time.sleep(0.2)
+        if not wait_until_answering(layout.url(unit), deadline):
+            raise TimeoutError(f"{unit}'s API did not answer; see {layout.root / 'logs' / (unit + '-api.log')}")
 
 
 def start_cluster(root: Path, *, workers: int = 2, speedup: float = 60.0,
