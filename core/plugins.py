@@ -172,13 +172,17 @@ def make_plugin_manager(
 
     skip_third_party = os.environ.get("SKIP_PLUGINS", "").lower() in ("1", "true", "yes")
     eps = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (not ep.value.startswith(BUILTIN_PREFIX), ep.name))
+    metadata: dict[int, dict[str, str]] = {}  # per distribution: its METADATA is parsed once, not per entry point
     for ep in eps:
         builtin = ep.value.startswith(BUILTIN_PREFIX)
         if skip_third_party and not builtin:
             continue
         if pm.has_plugin(ep.name):
             continue
-        meta = _dist_metadata(ep)
+        key = id(getattr(ep, "dist", None))
+        if key not in metadata:
+            metadata[key] = _dist_metadata(ep)
+        meta = metadata[key]
         info = PluginInfo(
             name=ep.name,
             version=meta.get("version", "Unknown"),
