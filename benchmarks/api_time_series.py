@@ -17,9 +17,10 @@ Finally it runs ``mqtt_to_db_streaming`` as a real process, publishes
 ``--messages`` od readings (QoS 1) to the broker, and reports messages stored
 per second and how many were lost.
 
-Targets: time series p50 < 8 ms and > 150 req/s, p50 at 10M rows within 1.5×
-of 1M; health > 5,000 req/s; experiments > 2,000 req/s; ingestion ≥ 5,000
-messages/s with no loss. The load generator runs on the same machine (and
+Targets (issue: fast where it is still level): time series p50 ≤ 5 ms at 1M and at
+10M rows, > 150 req/s; health and experiments ≥ 5,000 req/s; ingestion ≥ 5,000
+messages/s with no loss here (10,000/s: ``ingestion_throughput.py``). Every figure
+is printed with the interpreter floor and the load average measured right after it. The load generator runs on the same machine (and
 cores) as the server, so the figures are conservative. The server runs as
 ``pio serve --workers 2 --threads 8 --no-access-log`` (a leader does not need a
 line per request; the access log costs about a quarter of the small-request
@@ -62,8 +63,13 @@ PD_CHANNEL = 2
 
 
 # ------------------------------------------------------------------- HTTP load
+#: ``Authorization`` header line of every request: a read-scope token :func:`create_schema` creates (the API
+#: checks it on every request, as deployed)
+AUTH_HEADER = ""
+
+
 def _request_bytes(path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: keep-alive\r\n\r\n".encode()
+    return f"GET {path} HTTP/1.1\r\nHost: bench\r\n{AUTH_HEADER}Connection: keep-alive\r\n\r\n".encode()
 
 
 def _read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, bytearray]:
@@ -194,7 +200,9 @@ def setup_leader(root: Path) -> dict[str, str]:
 
 
 def create_schema(env: dict[str, str], units: list[str]) -> Path:
-    """Migrate the database with the installed plugins (od_readings + rollup triggers), add the experiment."""
+    """Migrate the database with the installed plugins (od_readings + rollup triggers), add the experiment,
+    create a read-scope API token (sets :data:`AUTH_HEADER`)."""
+    global AUTH_HEADER
     code = (
         "from reactorkit.core.leader_db import LeaderDB, now_iso\n"
         "from reactorkit.core.plugins import Registry\n"
@@ -204,10 +212,14 @@ def create_schema(env: dict[str, str], units: list[str]) -> Path:
         f"for u in {units!r}:\n"
         "    db.add_worker(u, 'pioreactor_20ml', '1.5')\n"
         f"    db.assign(u, '{EXPERIMENT}')\n"
+        "from reactorkit.core.auth.tokens import TokenStore\n"
+        "print(TokenStore().create('benchmark', 'read')[0])\n"
         "print(db.path)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip().splitlines()[-1])
+    token, path = out.stdout.strip().splitlines()[-2:]
+    AUTH_HEADER = f"Authorization: Bearer {token}\r\n"
+    return Path(path)
 
 
 def fill(env: dict[str, str], path: Path, units: list[str], rows: int, days: float, end: float, seed: int) -> float:
@@ -417,11 +429,27 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def interpreter_floor_ms(runs: int = 5) -> float:
+    """Median wall time of ``python -c pass`` with this interpreter (ms): how loaded the machine is, in one figure."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def conditions() -> str:
+    """``floor … ms, load …``: the interpreter floor and the 1-minute load average, measured now."""
+    return f"floor {interpreter_floor_ms():.0f} ms, load {os.getloadavg()[0]:.1f}"
+
+
 def measure_endpoint(port: int, name: str, path: str, args: argparse.Namespace) -> tuple[float, float, float]:
     lat = latencies(port, path, args.requests)
     rps = throughput(port, path, args.concurrency, args.duration)
     p50, p99 = statistics.median(lat), percentile(lat, 99)
-    print(f"  {name:<14} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   {rps:9.0f} req/s ({args.concurrency} connections)")
+    print(f"  {name:<14} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   {rps:9.0f} req/s ({args.concurrency} connections)"
+          f"   [{conditions()}]")
     return p50, p99, rps
 
 
@@ -444,6 +472,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary leader folder")
     args = parser.parse_args()
 
+    print(f"interpreter floor (python -c pass) {interpreter_floor_ms():.0f} ms; load average "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" ({os.cpu_count()} cores); each figure below is "
+          "followed by the floor and the load measured just after it")
     root = Path(tempfile.mkdtemp(prefix="rk-bench-leader-"))
     env = setup_leader(root / "leader")
     units = [f"pio{i + 1:02d}" for i in range(args.units)]
@@ -486,16 +517,17 @@ def main() -> None:
             for rate, published, stored, lost, lag in ingest:
                 print(f"  published {published:7,.0f} msg/s: stored {stored:7,.0f} msg/s, lost {lost}, "
                       f"last row stored {lag:.2f} s after the last publish")
+            print(f"  [{conditions()}] (ingestion_throughput.py measures the 10,000 messages/s target)")
 
         print("\ntargets")
-        print(f"  time series p50 < 8 ms: {ts_small[0]:.2f} ms {verdict(ts_small[0] < 8)}")
+        print(f"  time series p50 ≤ 5 ms at {args.rows:,} rows: {ts_small[0]:.2f} ms {verdict(ts_small[0] <= 5)}")
         print(f"  time series > 150 req/s: {ts_small[2]:.0f} {verdict(ts_small[2] > 150)}")
         if ts_large is not None:
             ratio = ts_large[0] / ts_small[0]
-            print(f"  time series p50 at {args.rows_large:,} rows within 1.5x of {args.rows:,}: {ratio:.2f}x "
-                  f"{verdict(ratio <= 1.5)}")
+            print(f"  time series p50 ≤ 5 ms at {args.rows_large:,} rows: {ts_large[0]:.2f} ms "
+                  f"{verdict(ts_large[0] <= 5)} ({ratio:.2f}× the p50 at {args.rows:,} rows)")
         print(f"  health > 5,000 req/s: {health[2]:.0f} {verdict(health[2] > 5000)}")
-        print(f"  experiments > 2,000 req/s: {experiments[2]:.0f} {verdict(experiments[2] > 2000)}")
+        print(f"  experiments ≥ 5,000 req/s: {experiments[2]:.0f} {verdict(experiments[2] >= 5000)}")
         if ingest:
             # sustained = kept up with the publishers: nothing lost, stored within 1 s of the last publish
             kept_up = [published for _, published, _, lost, lag in ingest if lost == 0 and lag <= 1.0]
