@@ -8,10 +8,11 @@ from reactorkit.plugin import (
     DatasetDescriptor,
     JobDescriptor,
     PublishedSetting,
-    SettingsCollection,
     RouteDescriptor,
-    TableDescriptor,
+    SettingsCollection,
     TopicMapping,
+    automation_host_records,
+    unit_table,
 )
 
 _PKG = "reactorkit.builtin_plugins.dosing"
@@ -156,6 +157,9 @@ CHARTS = (
     ),
 )
 
+_DOSING_AUTOMATION_DATASETS, _DOSING_AUTOMATION_STORAGE = automation_host_records(
+    "dosing", "dosing", "What dosing automations did (or decided not to do), with messages and data.")
+
 DATASETS = (
     DatasetDescriptor(
         dataset_name="dosing_events",
@@ -180,61 +184,23 @@ DATASETS = (
         description="Fraction of the vial's volume that is alternative media, over time.",
         table="alt_media_fractions",
     ),
-    DatasetDescriptor(
-        dataset_name="dosing_automation_settings",
-        display_name="Dosing automation settings",
-        description="One row per dosing automation run: its name, start and end times and its settings as JSON "
-                    "(as they were when it ended, or latest while it runs).",
-        query=("SELECT experiment, pioreactor_unit, automation_name, started_at, MAX(ended_at) AS ended_at, "
-               "json_from_base64(settings) AS settings FROM dosing_automation_settings "
-               "GROUP BY experiment, pioreactor_unit, automation_name, started_at"),  # runs are stored at start and end
-        column_descriptions={"settings": "The automation's settings, a JSON object."},
-        default_order_by="started_at",
-        timestamp_columns=("started_at", "ended_at"),
-    ),
-    DatasetDescriptor(
-        dataset_name="dosing_automation_events",
-        display_name="Dosing automation events",
-        description="What dosing automations did (or decided not to do), with messages and data.",
-        table="dosing_automation_events",
-    ),
+    *_DOSING_AUTOMATION_DATASETS,
 )
-
-
-def _table(name: str, columns: str, index: str = "experiment, pioreactor_unit, timestamp") -> TableDescriptor:
-    return TableDescriptor(
-        table=name,
-        create_sql=f"""
-            CREATE TABLE IF NOT EXISTS {name} (
-                experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
-                pioreactor_unit TEXT NOT NULL,
-                {columns}
-            );
-            CREATE INDEX IF NOT EXISTS {name}_ix ON {name} ({index});
-        """,
-    )
 
 
 _P = f"{_PKG}.storage"
 
 STORAGE = (
-    _table("dosing_events", "timestamp TEXT NOT NULL, event TEXT NOT NULL, volume_change_ml REAL NOT NULL, "
-                            "source_of_event TEXT"),
-    _table("liquid_volumes", "timestamp TEXT NOT NULL, liquid_volume REAL NOT NULL"),
-    _table("alt_media_fractions", "timestamp TEXT NOT NULL, alt_media_fraction REAL NOT NULL"),
-    _table("dosing_automation_settings", "started_at TEXT NOT NULL, ended_at TEXT, automation_name TEXT NOT NULL, "
-                                         "settings BLOB NOT NULL",
-           index="experiment, pioreactor_unit, started_at"),
-    _table("dosing_automation_events", "timestamp TEXT NOT NULL, event_name TEXT NOT NULL, message TEXT, data TEXT"),
+    unit_table("dosing_events", "timestamp TEXT NOT NULL, event TEXT NOT NULL, volume_change_ml REAL NOT NULL, "
+                                "source_of_event TEXT"),
+    unit_table("liquid_volumes", "timestamp TEXT NOT NULL, liquid_volume REAL NOT NULL"),
+    unit_table("alt_media_fractions", "timestamp TEXT NOT NULL, alt_media_fraction REAL NOT NULL"),
     TopicMapping(topic="pioreactor/+/+/dosing_events", table="dosing_events", parse=f"{_P}:parse_dosing_event"),
     TopicMapping(topic="pioreactor/+/+/bioreactor/current_volume_ml", table="liquid_volumes",
                  parse=f"{_P}:parse_current_volume"),
     TopicMapping(topic="pioreactor/+/+/bioreactor/alt_media_fraction", table="alt_media_fractions",
                  parse=f"{_P}:parse_alt_media_fraction"),
-    TopicMapping(topic="pioreactor/+/+/dosing_automation/dosing_automation_settings",
-                 table="dosing_automation_settings", parse=f"{_P}:parse_automation_settings"),
-    TopicMapping(topic="pioreactor/+/+/dosing_automation/latest_event", table="dosing_automation_events",
-                 parse=f"{_P}:parse_automation_event"),
+    *_DOSING_AUTOMATION_STORAGE,
 )
 
 ROUTES = (

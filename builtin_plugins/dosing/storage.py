@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from reactorkit.plugin import get_clock, utc_iso_ms
-from reactorkit.plugin import automation_event_row, automation_settings_row, row_from_topic
+from reactorkit.plugin import row_from_topic
 
 
 def _receive_time() -> str:
@@ -40,8 +40,3 @@ def parse_current_volume(topic: str, payload: bytes) -> dict[str, Any]:
 def parse_alt_media_fraction(topic: str, payload: bytes) -> dict[str, Any]:
     """``bioreactor/alt_media_fraction`` (a number, 0–1) → an ``alt_media_fractions`` row at receive time."""
     return row_from_topic(topic, timestamp=_receive_time(), alt_media_fraction=float(payload))
-
-
-# the dosing automation's settings and events are stored as every automation host's are
-parse_automation_settings = automation_settings_row
-parse_automation_event = automation_event_row

@@ -9,6 +9,7 @@ from reactorkit.plugin import (
     TableDescriptor,
     TimeSeries,
     TopicMapping,
+    unit_table,
 )
 
 GROWTH_RATE_CALCULATING = JobDescriptor(
@@ -109,19 +110,8 @@ def parse_od_filtered(topic: str, payload: bytes):
 
 
 def _table(name: str, column: str, decimals: int) -> TableDescriptor:
-    return TableDescriptor(
-        table=name,
-        time_series=TimeSeries(value_column=column, decimals=decimals),
-        create_sql=f"""
-            CREATE TABLE IF NOT EXISTS {name} (
-                experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
-                pioreactor_unit TEXT NOT NULL,
-                timestamp TEXT NOT NULL,
-                {column} REAL NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS {name}_ix ON {name} (experiment, pioreactor_unit, timestamp);
-        """,
-    )
+    return unit_table(name, f"timestamp TEXT NOT NULL, {column} REAL NOT NULL",
+                      time_series=TimeSeries(value_column=column, decimals=decimals))
 
 
 STORAGE = (

@@ -8,8 +8,9 @@ from reactorkit.plugin import (
     JobDescriptor,
     PublishedSetting,
     SettingsCollection,
-    TableDescriptor,
     TopicMapping,
+    automation_host_records,
+    unit_table,
 )
 
 _PKG = "reactorkit.builtin_plugins.leds"
@@ -72,6 +73,9 @@ AUTOMATIONS = (
     ),
 )
 
+_LED_AUTOMATION_DATASETS, _LED_AUTOMATION_STORAGE = automation_host_records(
+    "led", "LED", "What LED automations did (phase changes …), with messages and data.")
+
 DATASETS = (
     DatasetDescriptor(
         dataset_name="led_change_events",
@@ -81,24 +85,7 @@ DATASETS = (
         column_units={"intensity": "%"},
         column_descriptions={"channel": "LED channel A–D.", "source_of_event": "CLI, UI, an automation …"},
     ),
-    DatasetDescriptor(
-        dataset_name="led_automation_settings",
-        display_name="LED automation settings",
-        description="One row per LED automation run: its name, start and end times and its settings as JSON "
-                    "(as they were when it ended, or latest while it runs).",
-        query=("SELECT experiment, pioreactor_unit, automation_name, started_at, MAX(ended_at) AS ended_at, "
-               "json_from_base64(settings) AS settings FROM led_automation_settings "
-               "GROUP BY experiment, pioreactor_unit, automation_name, started_at"),  # runs are stored at start and end
-        column_descriptions={"settings": "The automation's settings, a JSON object."},
-        default_order_by="started_at",
-        timestamp_columns=("started_at", "ended_at"),
-    ),
-    DatasetDescriptor(
-        dataset_name="led_automation_events",
-        display_name="LED automation events",
-        description="What LED automations did (phase changes …), with messages and data.",
-        table="led_automation_events",
-    ),
+    *_LED_AUTOMATION_DATASETS,
 )
 
 
@@ -117,32 +104,12 @@ def parse_led_change_event(topic: str, payload: bytes):
                           intensity=float(data["intensity"]), source_of_event=data.get("source_of_event"))
 
 
-def _table(name: str, columns: str, order: str = "timestamp") -> TableDescriptor:
-    return TableDescriptor(
-        table=name,
-        create_sql=f"""
-            CREATE TABLE IF NOT EXISTS {name} (
-                experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
-                pioreactor_unit TEXT NOT NULL,
-                {columns}
-            );
-            CREATE INDEX IF NOT EXISTS {name}_ix ON {name} (experiment, pioreactor_unit, {order});
-        """,
-    )
-
-
 STORAGE = (
-    _table("led_change_events", "timestamp TEXT NOT NULL, channel TEXT NOT NULL, intensity REAL NOT NULL, "
-                                "source_of_event TEXT"),
-    _table("led_automation_settings", "started_at TEXT NOT NULL, ended_at TEXT, automation_name TEXT NOT NULL, "
-                                      "settings BLOB NOT NULL", order="started_at"),
-    _table("led_automation_events", "timestamp TEXT NOT NULL, event_name TEXT NOT NULL, message TEXT, data TEXT"),
+    unit_table("led_change_events", "timestamp TEXT NOT NULL, channel TEXT NOT NULL, intensity REAL NOT NULL, "
+                                    "source_of_event TEXT"),
     TopicMapping(topic="pioreactor/+/+/led_change_events", table="led_change_events",
                  parse=f"{_PKG}.descriptors:parse_led_change_event"),
-    TopicMapping(topic="pioreactor/+/+/led_automation/led_automation_settings", table="led_automation_settings",
-                 parse="reactorkit.plugin:automation_settings_row"),
-    TopicMapping(topic="pioreactor/+/+/led_automation/latest_event", table="led_automation_events",
-                 parse="reactorkit.plugin:automation_event_row"),
+    *_LED_AUTOMATION_STORAGE,
 )
 
 

@@ -9,6 +9,7 @@ from reactorkit.plugin import (
     TableDescriptor,
     TimeSeries,
     TopicMapping,
+    unit_table,
 )
 
 OD_READING = JobDescriptor(
@@ -116,19 +117,7 @@ DATASETS = (
 
 def _data_table(name: str, columns: str, index: str = "experiment, pioreactor_unit, timestamp",
                 time_series: TimeSeries | None = None) -> TableDescriptor:
-    return TableDescriptor(
-        table=name,
-        time_series=time_series,
-        create_sql=f"""
-            CREATE TABLE IF NOT EXISTS {name} (
-                experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
-                pioreactor_unit TEXT NOT NULL,
-                timestamp TEXT NOT NULL,
-                {columns}
-            );
-            CREATE INDEX IF NOT EXISTS {name}_ix ON {name} ({index});
-        """,
-    )
+    return unit_table(name, f"timestamp TEXT NOT NULL, {columns}", index=index, time_series=time_series)
 
 
 def _json(payload: bytes):

@@ -8,9 +8,10 @@ from reactorkit.plugin import (
     DatasetDescriptor,
     JobDescriptor,
     PublishedSetting,
-    TableDescriptor,
     TimeSeries,
     TopicMapping,
+    automation_host_records,
+    unit_table,
 )
 
 _PKG = "reactorkit.builtin_plugins.temperature"
@@ -77,6 +78,10 @@ CHARTS = (
     ),
 )
 
+_TEMPERATURE_AUTOMATION_DATASETS, _TEMPERATURE_AUTOMATION_STORAGE = automation_host_records(
+    "temperature", "temperature",
+    "What temperature automations did (heater updates, safety cut-offs), with messages and data.")
+
 DATASETS = (
     DatasetDescriptor(
         dataset_name="temperature_readings",
@@ -86,24 +91,7 @@ DATASETS = (
         column_units={"temperature_c": CELSIUS},
         column_descriptions={"temperature_c": "Inferred vial temperature."},
     ),
-    DatasetDescriptor(
-        dataset_name="temperature_automation_settings",
-        display_name="Temperature automation settings",
-        description="One row per temperature automation run: its name, start and end times and its settings as JSON "
-                    "(as they were when it ended, or latest while it runs).",
-        query=("SELECT experiment, pioreactor_unit, automation_name, started_at, MAX(ended_at) AS ended_at, "
-               "json_from_base64(settings) AS settings FROM temperature_automation_settings "
-               "GROUP BY experiment, pioreactor_unit, automation_name, started_at"),  # runs are stored at start and end
-        column_descriptions={"settings": "The automation's settings, a JSON object."},
-        default_order_by="started_at",
-        timestamp_columns=("started_at", "ended_at"),
-    ),
-    DatasetDescriptor(
-        dataset_name="temperature_automation_events",
-        display_name="Temperature automation events",
-        description="What temperature automations did (heater updates, safety cut-offs), with messages and data.",
-        table="temperature_automation_events",
-    ),
+    *_TEMPERATURE_AUTOMATION_DATASETS,
 )
 
 
@@ -121,32 +109,10 @@ def parse_temperature(topic: str, payload: bytes):
     return row_from_topic(topic, timestamp=data["timestamp"], temperature_c=float(data["temperature"]))
 
 
-def _table(name: str, columns: str, order: str = "timestamp", time_series: TimeSeries | None = None) -> TableDescriptor:
-    return TableDescriptor(
-        table=name,
-        time_series=time_series,
-        create_sql=f"""
-            CREATE TABLE IF NOT EXISTS {name} (
-                experiment TEXT NOT NULL REFERENCES experiments (experiment) ON DELETE CASCADE,
-                pioreactor_unit TEXT NOT NULL,
-                {columns}
-            );
-            CREATE INDEX IF NOT EXISTS {name}_ix ON {name} (experiment, pioreactor_unit, {order});
-        """,
-    )
-
-
 STORAGE = (
-    _table("temperature_readings", "timestamp TEXT NOT NULL, temperature_c REAL NOT NULL",
-           time_series=TimeSeries(value_column="temperature_c", decimals=2)),
-    _table("temperature_automation_settings", "started_at TEXT NOT NULL, ended_at TEXT, automation_name TEXT NOT NULL, "
-                                              "settings BLOB NOT NULL", order="started_at"),
-    _table("temperature_automation_events", "timestamp TEXT NOT NULL, event_name TEXT NOT NULL, message TEXT, data TEXT"),
+    unit_table("temperature_readings", "timestamp TEXT NOT NULL, temperature_c REAL NOT NULL",
+               time_series=TimeSeries(value_column="temperature_c", decimals=2)),
     TopicMapping(topic="pioreactor/+/+/temperature_automation/temperature", table="temperature_readings",
                  parse=f"{_PKG}.descriptors:parse_temperature"),
-    TopicMapping(topic="pioreactor/+/+/temperature_automation/temperature_automation_settings",
-                 table="temperature_automation_settings",
-                 parse="reactorkit.plugin:automation_settings_row"),
-    TopicMapping(topic="pioreactor/+/+/temperature_automation/latest_event", table="temperature_automation_events",
-                 parse="reactorkit.plugin:automation_event_row"),
+    *_TEMPERATURE_AUTOMATION_STORAGE,
 )
