@@ -103,7 +103,7 @@ software's documented behaviour: the first ``skip_first`` OD messages are
 ignored, then ``samples_for_od_statistics`` readings are gathered (a dose
 restarts the gathering); each channel's baseline is the median of its readings,
 and its initial noise the robust (1.4826·MAD) residual SD of the log readings
-after a straight-line fit, floored at ``min_obs_rel_std``.
+after a robust (Theil–Sen) straight-line fit, floored at ``min_obs_rel_std``.
 
 numpy is imported by the functions that compute, on first use: importing this
 module (and starting the job) does not load it, so the job is ready before the
@@ -637,8 +637,14 @@ class Normalization:
 def robust_log_residual_var(times_s: list[float], values: list[float], floor_std: float) -> float:
     """Relative noise variance of warm-up readings.
 
-    Fits a straight line to ``(t, ln y)`` (positive readings only) by least
-    squares and returns ``(1.4826·MAD(residuals))²``, at least ``floor_std²``.
+    Fits a straight line to ``(t, ln y)`` (positive readings only) robustly —
+    Theil–Sen slope (the median of the pairwise slopes; Sen, *JASA* 63:1379,
+    1968; a few lines of numpy: the job does not import scipy, which would slow
+    its start), intercept the median residual — and returns
+    ``(1.4826·MAD(residuals))²``, at least ``floor_std²``. A least-squares line
+    would be tilted by a spike among the few warm-up readings and inflate every
+    residual (a −22 % spike in 10 readings of 1.5 % noise read as 5 % noise, so
+    that spike and the next ones were not flagged).
     """
     import numpy as np  # on first use: the job is ready before numpy is imported
     pairs = [(t, math.log(v)) for t, v in zip(times_s, values) if v > 0]
@@ -647,10 +653,13 @@ def robust_log_residual_var(times_s: list[float], values: list[float], floor_std
     t = np.array([p[0] for p in pairs])
     y = np.array([p[1] for p in pairs])
     t = t - t.mean()
-    denom = float(t @ t)
-    slope = float(t @ (y - y.mean())) / denom if denom > 0 else 0.0
-    residuals = y - y.mean() - slope * t
-    mad = float(np.median(np.abs(residuals - np.median(residuals))))
+    i, j = np.triu_indices(len(t), k=1)
+    dt = t[j] - t[i]
+    pairwise = (y[j] - y[i])[dt != 0] / dt[dt != 0]
+    slope = float(np.median(pairwise)) if pairwise.size else 0.0
+    residuals = y - slope * t
+    residuals = residuals - np.median(residuals)
+    mad = float(np.median(np.abs(residuals)))
     return max(MAD_TO_SD * mad, floor_std) ** 2
 
 

@@ -95,6 +95,22 @@ def test_an_isolated_spike_is_flagged_and_barely_moves_the_rate():
     assert calc.outlier_count == 1
 
 
+def test_a_spike_among_the_warm_up_readings_is_flagged_and_does_not_pass_for_noise():
+    rows = culture(0.05, 0.3, noise=0.015, seed=5)
+    t, od = rows[14]  # the last of the 10 warm-up readings (after the 5 skipped)
+    rows[14] = (t, od * 0.78)
+    calc = GrowthRateCalculator()
+    first = [calc.on_od(t, {"2": od}) for t, od in rows[:15]][-1]
+    assert first is not None and first.outliers == ("2",)
+    assert math.sqrt(calc.normalization.rel_variances["2"]) < 0.025  # the noise is ~1.5 %, not the spike's 22 %
+
+
+def test_the_warm_up_noise_is_the_robust_residual_sd_of_a_growing_culture():
+    rows = culture(0.05, 0.5, noise=0.01, seed=2)[5:15]
+    normalization = compute_normalization([(t, {"2": od}) for t, od in rows], 0.005)
+    assert 0.003 < math.sqrt(normalization.rel_variances["2"]) < 0.02
+
+
 def test_a_dilution_with_its_dosing_event_leaves_the_rate_alone():
     dose_h = 1.5
     rows = culture(2.5, 0.4, jumps=[(dose_h, 14 / 16)])
