@@ -33,7 +33,8 @@ def test_the_surface_has_the_hook_marker_records_bases_and_http_helpers():
     assert issubclass(plugin.DosingAutomationJob, plugin.AutomationJob)
     assert issubclass(plugin.LedAutomationJob, plugin.AutomationJob)
     assert issubclass(plugin.TemperatureAutomationJob, plugin.AutomationJob)
-    for name in ("read_body", "body_field", "ApiError", "enqueue_task", "fanout", "leader_db", "RepeatedTimer"):
+    for name in ("read_body", "body_field", "ApiError", "enqueue_task", "fanout", "RouteResource", "AppContext",
+                 "RepeatedTimer", "yields"):
         assert name in plugin.__all__
 
 
