@@ -315,6 +315,25 @@ class SessionContext:
     def target_device(self) -> str:
         return self.session["target_device"]
 
+    def calibration_record(self, calibration_type: str, curve: Any, x: tuple[str, Any], y: tuple[str, Any],
+                           **extra: Any) -> dict[str, Any]:
+        """A calibration made by this session, as the calibration store keeps it (domain facts §6).
+
+        Args:
+            calibration_type: e.g. ``"od600"``, ``"simple_stirring"``.
+            curve: The fitted curve (``curve_data_``).
+            x, y: Each axis's name and recorded values, e.g. ``("DC %", [20, 40])``.
+            extra: What the device was run with (``hz``, ``dc``, ``voltage``, ``angle`` …).
+
+        Returns:
+            ``{calibration_type, calibration_name (the session's), calibrated_on_pioreactor_unit, created_at (now),
+            curve_data_, x, y, recorded_data: {x, y}, **extra}``.
+        """
+        (x_name, xs), (y_name, ys) = x, y
+        return {"calibration_type": calibration_type, "calibration_name": self.data["calibration_name"],
+                "calibrated_on_pioreactor_unit": self.unit, "created_at": utc_now_iso(), "curve_data_": curve,
+                "x": x_name, "y": y_name, "recorded_data": {"x": list(xs), "y": list(ys)}, **extra}
+
     def run_action(self, name: str, **payload: Any) -> Any:
         """Run a named action (``pump``, ``od_standards_measure`` …) and return its result.
 

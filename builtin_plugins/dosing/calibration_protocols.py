@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from reactorkit.plugin import CalibrationProtocol, Field, InputError, SessionContext, Step, utc_now_iso
+from reactorkit.plugin import CalibrationProtocol, Field, InputError, SessionContext, Step
 from reactorkit.plugin import CalibrationProtocolDescriptor
 
 PUMPS = (("media", "media_pump"), ("alt_media", "alt_media_pump"), ("waste", "waste_pump"))
@@ -201,19 +201,8 @@ class DurationBasedPumpProtocol(CalibrationProtocol):
                              remediation="Check the pump and redo the runs.")
         curve, stats = fit_poly_with_stats(xs, ys)
         voltage = ctx.run_action("read_aux_voltage").get("voltage", -1.0)
-        record = {
-            "calibration_type": "simple_peristaltic_pump",
-            "calibration_name": ctx.data["calibration_name"],
-            "calibrated_on_pioreactor_unit": ctx.unit,
-            "created_at": utc_now_iso(),
-            "curve_data_": curve,
-            "x": "Duration",
-            "y": "Volume",
-            "recorded_data": {"x": list(xs), "y": list(ys)},
-            "hz": float(ctx.data["hz"]),
-            "dc": float(ctx.data["dc"]),
-            "voltage": float(voltage),
-        }
+        record = ctx.calibration_record("simple_peristaltic_pump", curve, ("Duration", xs), ("Volume", ys),
+                                        hz=float(ctx.data["hz"]), dc=float(ctx.data["dc"]), voltage=float(voltage))
         ctx.run_action("save_calibration", device=self.target_device, record=record, set_active=True)
         return ctx.complete({
             "calibration": record,

@@ -185,19 +185,9 @@ class ODStandardsProtocol(CalibrationProtocol):
         for channel, angle in self.channels(ctx).items():
             xs = [s["od600"] for s in standards]
             ys = [s["means"][channel] for s in standards]
-            record = {
-                "calibration_type": "od600",
-                "calibration_name": ctx.data["calibration_name"],
-                "calibrated_on_pioreactor_unit": ctx.unit,
-                "created_at": utc_now_iso(),
-                "curve_data_": fit_spline(xs, ys),
-                "x": "OD600",
-                "y": "Voltage",
-                "recorded_data": {"x": xs, "y": ys},
-                "ir_led_intensity": float(ctx.data["ir_led_intensity"]),
-                "angle": angle,
-                "pd_channel": channel,
-            }
+            record = ctx.calibration_record("od600", fit_spline(xs, ys), ("OD600", xs), ("Voltage", ys),
+                                            ir_led_intensity=float(ctx.data["ir_led_intensity"]), angle=angle,
+                                            pd_channel=channel)
             out = ctx.run_action("save_calibration", device=f"od{angle}", record=record, set_active=True)
             saved.append({"device": f"od{angle}", "calibration_name": record["calibration_name"], "path": out["path"]})
         return ctx.complete({"calibrations": saved})

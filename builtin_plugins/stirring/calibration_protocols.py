@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from reactorkit.plugin import CalibrationProtocol, Field, InputError, SessionContext, Step, utc_now_iso
+from reactorkit.plugin import CalibrationProtocol, Field, InputError, SessionContext, Step
 from reactorkit.plugin import CalibrationProtocolDescriptor
 
 N_POINTS = 15
@@ -85,18 +85,8 @@ class DCBasedStirringProtocol(CalibrationProtocol):
                                  remediation="Check the stir bar, the fan and the tachometer, then retry.")
             pwm_hz = ctx.config.getfloat("stirring.config", "pwm_hz", fallback=200.0)
             voltage = ctx.run_action("read_aux_voltage").get("voltage", -1.0)
-            record = {
-                "calibration_type": "simple_stirring",
-                "calibration_name": ctx.data["calibration_name"],
-                "calibrated_on_pioreactor_unit": ctx.unit,
-                "created_at": utc_now_iso(),
-                "curve_data_": fit_spline(dcs, rpms),
-                "x": "DC %",
-                "y": "RPM",
-                "recorded_data": {"x": dcs, "y": rpms},
-                "pwm_hz": pwm_hz,
-                "voltage": float(voltage),
-            }
+            record = ctx.calibration_record("simple_stirring", fit_spline(dcs, rpms), ("DC %", dcs), ("RPM", rpms),
+                                            pwm_hz=pwm_hz, voltage=float(voltage))
             saved = ctx.run_action("save_calibration", device="stirring", record=record, set_active=True)
             return ctx.complete({"calibrations": [{"device": "stirring", "calibration_name": record["calibration_name"],
                                                    "path": saved["path"]}]})

@@ -213,3 +213,17 @@ def test_field_types_refuse_bad_values_naming_the_field(field, raw):
     with pytest.raises(InputError) as error:
         field.parse(raw)
     assert error.value.field == field.name
+
+
+def test_a_calibration_record_carries_the_sessions_name_and_unit_the_curve_axes_points_and_device_settings():
+    from reactorkit.core.calibration_sessions import SessionContext
+
+    ctx = SessionContext({"data": {"calibration_name": "stir-1"}, "target_device": "stirring"}, unit="unit1",
+                         config=None, runner=None)
+    record = ctx.calibration_record("simple_stirring", {"type": "spline"}, ("DC %", (20, 40)), ("RPM", [200, 410]),
+                                    pwm_hz=200.0, voltage=5.0)
+    created_at = record.pop("created_at")
+    assert created_at.endswith("Z")
+    assert record == {"calibration_type": "simple_stirring", "calibration_name": "stir-1",
+                      "calibrated_on_pioreactor_unit": "unit1", "curve_data_": {"type": "spline"}, "x": "DC %",
+                      "y": "RPM", "recorded_data": {"x": [20, 40], "y": [200, 410]}, "pwm_hz": 200.0, "voltage": 5.0}
