@@ -6,6 +6,7 @@ import json
 import pytest
 
 import reactorkit.builtin_plugins.dosing as dosing
+from reactorkit.core.job import setting_specs
 from reactorkit.core.descriptors import resolve
 from reactorkit.core.plugins import Registry
 
@@ -43,7 +44,7 @@ def test_every_dosing_automation_has_its_fields_and_class(registry):
         cls = resolve(descriptor.automation_class)
         assert cls.job_name == "dosing_automation"
         assert cls.automation_name == descriptor.automation_name
-        assert set(fields[descriptor.automation_name]) - {"duration"} <= set(cls.published_settings)
+        assert set(fields[descriptor.automation_name]) - {"duration"} <= set(setting_specs(cls.published_settings))
 
 
 def test_charts_datasets_tables_and_route(registry):

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from reactorkit.core.job import setting_specs
+
 from reactorkit.builtin_plugins import leds
 from reactorkit.builtin_plugins.leds.automations import phase_minutes
 from reactorkit.builtin_plugins.leds.descriptors import parse_led_change_event
@@ -37,7 +39,7 @@ def test_led_automation_host_job_and_its_automations(plugin_manager):
         assert (cls.job_name, cls.automation_name) == ("led_automation", descriptor.automation_name)
     light_dark = resolve(automations["light_dark_cycle"].automation_class)
     editable = {s.key for s in host.published_settings if s.editable}
-    assert editable == {k for k, v in light_dark.published_settings.items() if v["settable"]}
+    assert editable == {k for k, v in setting_specs(light_dark.published_settings).items() if v["settable"]}
 
 
 def test_led_changes_and_automation_records_are_stored_and_exportable(plugin_manager):

@@ -2,6 +2,7 @@
 
 import json
 
+from reactorkit.core.job import setting_specs
 from reactorkit.builtin_plugins import temperature
 from reactorkit.builtin_plugins.temperature.descriptors import parse_temperature
 from reactorkit.core.descriptors import resolve
@@ -39,8 +40,8 @@ def test_automation_classes_are_temperature_automation_jobs(plugin_manager):
         cls = resolve(descriptor.automation_class)
         assert cls.job_name == "temperature_automation"
         assert cls.automation_name == descriptor.automation_name
-        assert {"temperature", "heater_duty_cycle"} <= set(cls.published_settings) | set(
-            cls.__mro__[1].published_settings)
+        assert {"temperature", "heater_duty_cycle"} <= set(setting_specs(cls.published_settings)) | set(
+            setting_specs(cls.__mro__[1].published_settings))
 
 
 def test_every_setting_of_the_job_descriptor_is_published_by_some_automation(plugin_manager):
@@ -48,7 +49,7 @@ def test_every_setting_of_the_job_descriptor_is_published_by_some_automation(plu
     published = set()
     for descriptor in reg.automations["temperature"].values():
         for cls in resolve(descriptor.automation_class).__mro__:
-            published |= set(getattr(cls, "published_settings", {}) or {})
+            published |= set(setting_specs(getattr(cls, "published_settings", {}) or {}))
     assert {s.key for s in reg.jobs["temperature_automation"].published_settings} <= published
 
 
