@@ -118,6 +118,10 @@ class Unit:
 
         if "launcher" not in modes and "api" not in modes:
             return
+        from reactorkit.core.auth.tokens import TokenStore
+
+        token, _ = TokenStore(self.env_.root).create("benchmark", "control")  # the API checks it on every request
+        self.headers = {"Authorization": f"Bearer {token}"}
         log = open(self.env_.root / "services.log", "wb")
         env = self.env("launcher")
         self.procs.append(subprocess.Popen(pio_command("worker"), env=env, stdout=log, stderr=subprocess.STDOUT))
@@ -161,7 +165,8 @@ class Unit:
         proc = None
         if mode == "api":
             r = httpx.post(f"http://127.0.0.1:{self.port}/unit_api/jobs/run/job_name/{job}",
-                           json={"options": options, "env": {"EXPERIMENT": self.env_.experiment}}, timeout=30)
+                           json={"options": options, "env": {"EXPERIMENT": self.env_.experiment}}, timeout=30,
+                           headers=self.headers)
             r.raise_for_status()
         else:
             proc = subprocess.Popen([*PIO, "run", job, *cli_args(options)], env=self.env(mode),
