@@ -641,7 +641,8 @@ class MqttToDb(BackgroundJob):
             import asyncio
 
             try:
-                asyncio.run_coroutine_threadsafe(asyncio.sleep(0.05), loop).result(2)  # let the PUBACKs go out
+                # after the PUBACK writes already queued on the loop (the transport sends what it holds before closing)
+                asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(2)
                 asyncio.run_coroutine_threadsafe(ingest.disconnect(), loop).result(2)
             except Exception as exc:  # the broker may be gone already
                 self.logger.debug("disconnect: %s", exc)
