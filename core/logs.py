@@ -63,8 +63,12 @@ def create_logger(
     source: str = "app",
     config: Config | None = None,
     clock: Any = None,
+    console: bool = True,
 ) -> logging.Logger:
     """A logger for a job: stderr, the unit's log file and (when given a client) MQTT.
+
+    ``console=False`` leaves stderr out: for a message the caller has already printed there (a refused
+    ``pio run`` prints its one ``Error: …`` line, and logs it only for the log file and the UI).
 
     Returns:
         ``logging.Logger`` named ``reactorkit.{name}``; calling this twice for the
@@ -78,10 +82,11 @@ def create_logger(
         logger.removeHandler(handler)
         handler.close()
     fmt = logging.Formatter(f"%(asctime)s [{name}] %(levelname)-7s %(message)s")
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(fmt)
-    console.setLevel(config.get("logging", "console_log_level", fallback="INFO").upper())
-    logger.addHandler(console)
+    if console:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(fmt)
+        stream.setLevel(config.get("logging", "console_log_level", fallback="INFO").upper())
+        logger.addHandler(stream)
     try:
         path = config.path("logging", "log_file")
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -485,7 +485,8 @@ def _run_cli(action: str, *, unit: str, experiment: str, config: Any, ml: float 
 
 
 def _log_refusal(action: str, unit: str, experiment: str, config: Any, message: str) -> None:
-    """Best effort: put a refused action's error in the unit's MQTT log too (what the UI shows)."""
+    """Best effort: put a refused action's error in the unit's MQTT log and log file too (what the UI shows);
+    not on stderr, where :func:`start_failure` has printed it as the command's one ``Error: …`` line."""
     try:
         from reactorkit.plugin import mqtt as mq
         from reactorkit.plugin import create_logger
@@ -494,7 +495,8 @@ def _log_refusal(action: str, unit: str, experiment: str, config: Any, message: 
     except Exception:
         return
     try:
-        create_logger(action, unit=unit, experiment=experiment, mqtt_client=client, config=config).error(message)
+        create_logger(action, unit=unit, experiment=experiment, mqtt_client=client, config=config,
+                      console=False).error(message)
         deadline = time.monotonic() + 2.0
         while client.want_write() and time.monotonic() < deadline:  # let the network thread send it
             time.sleep(0.005)

@@ -37,11 +37,12 @@ def demo(root: Path | None, hours: float, minutes: float, workers: int, replay: 
     """Run a simulated cluster (a leader and workers) through a real experiment.
 
     Everything goes through the leader's REST API: create an experiment, assign
-    the workers, calibrate their pumps with calibration sessions, start an
+    the workers, calibrate their pumps and OD photodiodes with calibration sessions, start an
     experiment profile (stirring, od_reading, growth_rate_calculating, a
     turbidostat and a chemostat), show progress, then export the data and plot it.
     It stops every process and exits 0 once the results are written (with
     --keep-running, only at Ctrl-C). Ctrl-C at any time stops everything.
+    Each run names a new experiment (and its calibrations) in the same state folder.
     """
     from reactorkit.plugin import dot_pioreactor
 

@@ -155,8 +155,18 @@ def read_vessel(layout: ClusterLayout, unit: str) -> dict[str, Any]:
         return {}
 
 
-def calibrate_pump(api: Api, layout: ClusterLayout, unit: str, device: str, log: Callable[[str], None]) -> dict:
-    """Run the ``duration_based`` session of ``device`` on ``unit`` through the leader; returns its result."""
+def calibration_name(experiment: str, device: str) -> str:
+    """The name the demo gives its calibration of ``device``: the experiment's name and the device's, so that a
+    second demo in the same state folder makes new calibrations instead of colliding with the first one's
+    (a calibration protocol refuses a name that exists for its device)."""
+    return f"{experiment}-{device}"
+
+
+def calibrate_pump(api: Api, layout: ClusterLayout, unit: str, device: str, log: Callable[[str], None],
+                   name: str | None = None) -> dict:
+    """Run the ``duration_based`` session of ``device`` on ``unit`` through the leader; returns its result.
+
+    ``name``: the calibration's name (default ``demo-<device>``; the demo passes :func:`calibration_name`)."""
     pump = device.removesuffix("_pump")
     base = f"/api/workers/{unit}/calibrations/sessions"
     reply = api.call("POST", base, f"start {device} calibration on {unit}",
@@ -176,7 +186,7 @@ def calibrate_pump(api: Api, layout: ClusterLayout, unit: str, device: str, log:
             inputs = {"volume_ml": round(weighed, 3)}
         else:
             inputs = {
-                "name": {"calibration_name": f"demo-{device}"},
+                "name": {"calibration_name": name or f"demo-{device}"},
                 "volumes": {"mls_to_calibrate_for": [0.5, 1.5]},
                 "pwm": {"hz": 250, "dc": 100},
                 "prime": {"prime_duration_s": 0.5},
@@ -191,8 +201,11 @@ def calibrate_pump(api: Api, layout: ClusterLayout, unit: str, device: str, log:
     return session["result"]
 
 
-def calibrate_od(api: Api, layout: ClusterLayout, unit: str, log: Callable[[str], None], device: str = "od90") -> dict:
+def calibrate_od(api: Api, layout: ClusterLayout, unit: str, log: Callable[[str], None], device: str = "od90",
+                 name: str | None = None) -> dict:
     """Run the od_reading ``standards`` session of ``device`` on ``unit`` through the leader; returns its result.
+
+    ``name``: the calibration's name (default ``demo-<device>``; the demo passes :func:`calibration_name`).
 
     Each standard of :data:`OD_STANDARDS` and then a blank (OD600 0) is placed in the simulated vessel by the
     protocol's ``place_standard_vial`` action, which replaces the culture: the caller puts it back
@@ -214,7 +227,7 @@ def calibrate_od(api: Api, layout: ClusterLayout, unit: str, log: Callable[[str]
         step_id = step["step_id"]
         if step_id == "settings":
             defaults = {f.get("name"): f.get("default") for f in step.get("fields") or []}
-            inputs: dict[str, Any] = {"calibration_name": f"demo-{device}",
+            inputs: dict[str, Any] = {"calibration_name": name or f"demo-{device}",
                                       "ir_led_intensity": float(defaults.get("ir_led_intensity") or 80.0)}
         elif step_id == "place_standard":
             inputs = {"od600": queue.pop(0)}
@@ -262,8 +275,51 @@ def put_culture_back(layout: ClusterLayout, unit: str, culture: dict[str, Any]) 
         atomic_write(path, json.dumps(state), durable=False)
 
 
+class LatestValues:
+    """Latest readings per unit, from the messages of the cluster's MQTT stream (no connection of its own).
+
+    A dosing event the unit's outbox sends again (unacknowledged for a while on a busy machine: the README's
+    "Readings: nothing published is lost") arrives twice with the same payload; it is counted once.
+
+    Attributes:
+        latest: ``unit -> {"od", "growth_rate", "volume_ml", "doses"}`` (``doses``: media additions seen).
+    """
+
+    def __init__(self, units: list[str]) -> None:
+        self.latest: dict[str, dict[str, Any]] = {u: {"od": None, "growth_rate": None, "volume_ml": None, "doses": 0}
+                                                  for u in units}
+        self._doses_seen: set[tuple[str, str]] = set()
+
+    def update(self, topic: str, payload: bytes) -> None:
+        """Take one message (``…/pioreactor/<unit>/<experiment>/<job>/<attribute>``); others are ignored."""
+        parts = topic.split("/")
+        try:
+            unit, rest = parts[parts.index("pioreactor") + 1], parts[parts.index("pioreactor") + 3:]
+        except (ValueError, IndexError):
+            return
+        values = self.latest.get(unit)
+        if values is None or not payload:
+            return
+        try:
+            if rest == ["od_reading", "ods"]:
+                ods = json.loads(payload)["ods"]
+                values["od"] = next(iter(ods.values()))["od"]
+            elif rest == ["growth_rate_calculating", "growth_rate"]:
+                values["growth_rate"] = json.loads(payload)["growth_rate"]
+            elif rest == ["bioreactor", "current_volume_ml"]:
+                values["volume_ml"] = float(payload)
+            elif rest == ["dosing_events"]:
+                event = json.loads(payload)
+                key = (unit, f"{event.get('timestamp')}|{event.get('volume_change')}")
+                if event.get("event") == "add_media" and key not in self._doses_seen:
+                    self._doses_seen.add(key)
+                    values["doses"] += 1
+        except (ValueError, KeyError, TypeError, StopIteration, AttributeError):
+            pass
+
+
 class Progress:
-    """Latest readings per unit, from the cluster's MQTT stream.
+    """Latest readings per unit (:class:`LatestValues`), subscribed to the cluster's MQTT stream.
 
     Attributes:
         latest: ``unit -> {"od", "growth_rate", "volume_ml", "doses"}``.
@@ -275,8 +331,8 @@ class Progress:
 
         self.layout = layout
         self.experiment = experiment
-        self.latest: dict[str, dict[str, Any]] = {u: {"od": None, "growth_rate": None, "volume_ml": None, "doses": 0}
-                                                  for u in units}
+        self.values = LatestValues(units)
+        self.latest = self.values.latest
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
         root = f"{layout.prefix}pioreactor"
 
@@ -284,34 +340,12 @@ class Progress:
             client.subscribe(f"{root}/+/{experiment}/#", qos=1)
 
         self.client.on_connect = on_connect
-        self.client.on_message = self._on_message
+        self.client.on_message = lambda client, userdata, message: self.values.update(message.topic, message.payload)
         credentials = layout.mqtt_credentials()
         if credentials:
             self.client.username_pw_set(*credentials)
         self.client.connect("127.0.0.1", layout.mqtt_port)
         self.client.loop_start()
-
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        parts = message.topic.split("/")
-        try:
-            unit, rest = parts[parts.index("pioreactor") + 1], parts[parts.index("pioreactor") + 3:]
-        except (ValueError, IndexError):
-            return
-        values = self.latest.get(unit)
-        if values is None or not message.payload:
-            return
-        try:
-            if rest == ["od_reading", "ods"]:
-                ods = json.loads(message.payload)["ods"]
-                values["od"] = next(iter(ods.values()))["od"]
-            elif rest == ["growth_rate_calculating", "growth_rate"]:
-                values["growth_rate"] = json.loads(message.payload)["growth_rate"]
-            elif rest == ["bioreactor", "current_volume_ml"]:
-                values["volume_ml"] = float(message.payload)
-            elif rest == ["dosing_events"] and json.loads(message.payload).get("event") == "add_media":
-                values["doses"] += 1
-        except (ValueError, KeyError, TypeError, StopIteration):
-            pass
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -436,11 +470,11 @@ def run_experiment(
         cultures = {worker: read_vessel(layout, worker) or fresh_culture(layout, worker) for worker in vessel_workers}
         for worker in vessel_workers:
             for device in ("media_pump", "waste_pump"):
-                calibrate_pump(api, layout, worker, device, echo)
+                calibrate_pump(api, layout, worker, device, echo, name=calibration_name(experiment, device))
         echo("Calibrating OD (90° photodiode) with standards of known OD600 …")
         try:
             for worker in vessel_workers:
-                calibrate_od(api, layout, worker, echo)
+                calibrate_od(api, layout, worker, echo, name=calibration_name(experiment, "od90"))
         finally:
             for worker, culture in cultures.items():
                 if culture:

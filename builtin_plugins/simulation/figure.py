@@ -86,6 +86,19 @@ def dilution_rates(doses: list[dict[str, str]], volumes: dict[str, tuple[list[fl
     return out
 
 
+def bin_steps(bins: tuple[list[float], list[float]], end_h: float, bin_h: float = DILUTION_BIN_H
+              ) -> tuple[list[float], list[float]]:
+    """The ``(xs, ys)`` of :func:`dilution_rates` for a ``where="post"`` step line that draws every bin across
+    its width, the last one too: its end (``xs[-1] + bin_h``, at most ``end_h``, the data's last hour) is added."""
+    xs, ys = list(bins[0]), list(bins[1])
+    if xs:
+        end = min(xs[-1] + bin_h, max(end_h, xs[-1]))
+        if end > xs[-1]:
+            xs.append(end)
+            ys.append(ys[-1])
+    return xs, ys
+
+
 def od_axis_label(calibrated: bool) -> str:
     return "OD600 (calibrated)" if calibrated else "OD (photodiode signal, uncalibrated)"
 
@@ -129,9 +142,10 @@ def plot_export(export_path: Path, path: Path, *, title: str, od_calibrated: boo
             elif unit in data:
                 ax.plot(*data[unit], lw=1, color=colours[unit], label=unit)
         ax.set_ylabel(label)
-    for unit in units:
-        if unit in dilution:
-            axes[3].step(*dilution[unit], where="post", lw=1.2, color=colours[unit], label=unit)
+    end_h = max((max(xs) for xs, _ in (*od.values(), *rates.values(), *volumes.values()) if xs), default=0.0)
+    for unit in units:  # a unit that received no media: D = 0 over the experiment
+        bins = dilution.get(unit) or ([0.0, end_h], [0.0, 0.0])
+        axes[3].step(*bin_steps(bins, end_h), where="post", lw=1.2, color=colours[unit], label=unit)
     axes[3].set_ylabel(f"dilution rate (h⁻¹,\n{DILUTION_BIN_H:g} h bins)")
     axes[3].set_ylim(bottom=0)
     for unit in units:

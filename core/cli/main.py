@@ -66,7 +66,8 @@ class PluginCommands(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The framework's and the built-in plugins' commands, then third-party plugins' commands, from the
         index (their modules are not imported)."""
-        rows = [(name, cmd.get_short_help_str(60)) for name, cmd in self.commands.items() if not cmd.hidden]
+        # the whole first sentence (click wraps it), not one cut at 60 characters with "..."
+        rows = [(name, cmd.get_short_help_str(200)) for name, cmd in self.commands.items() if not cmd.hidden]
         rows += [(name, text) for name, (_, text) in LAZY_COMMANDS.items()]
         try:
             extra = _index()["cli_commands"]

@@ -71,6 +71,7 @@ def test_a_volume_without_calibration_fails_naming_the_calibration_to_create(dos
     result = pio(unit, "add_media", "--ml", "1.0")
     assert result.returncode == 1
     assert "media_pump" in result.stderr and "calibration" in result.stderr
+    assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert unit.truth()["cumulative_media_ml"] == 0.0
     # a duration still works, at 100 % duty cycle and the default 0.0911 mL/s
     assert pio(unit, "add_media", "--duration", "2").returncode == 0
@@ -100,6 +101,7 @@ def test_an_addition_that_would_overflow_is_refused(dosing_unit, mqtt_recorder):
     result = pio(unit, "add_media", "--ml", "1.0")
     assert result.returncode == 1
     assert "max_volume_to_stop" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one Error: line, not the log line again
     error = mqtt_recorder.wait_for(unit.env.topic("logs", "app", "error"), timeout=30)
     assert "max_volume_to_stop" in json.loads(error)["message"]  # the UI sees why
     assert unit.truth()["volume_ml"] == pytest.approx(16.0, rel=0.02)

@@ -16,17 +16,25 @@ def demo_env(tmp_path):
     return {**os.environ, "DOT_PIOREACTOR": str(tmp_path / "state"), "REACTORKIT_UI_INSTALL": "0"}
 
 
-def test_demo_ends_by_itself_after_its_results_and_exits_0(tmp_path):
+def run_demo(tmp_path):
+    return subprocess.run(pio_command("demo", "--hours", "1", "--minutes", "0.5", "--workers", "1"),
+                          env=demo_env(tmp_path), capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+
+
+def test_demo_ends_by_itself_after_its_results_and_exits_0_and_again_in_the_same_state_folder(tmp_path):
     root = tmp_path / "state" / "demo"
-    result = subprocess.run(pio_command("demo", "--hours", "1", "--minutes", "0.5", "--workers", "1"),
-                            env=demo_env(tmp_path), capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    lines = result.stdout.splitlines()
-    plot_line = next(line for line in lines if line.startswith("Plot:"))
-    assert os.path.exists(plot_line.split(":", 1)[1].strip())
-    assert lines[-1] == "Stopped."  # the results come first, then everything stops; nothing waits for Ctrl-C
-    assert "Ctrl-C" not in result.stdout.split("Plot:", 1)[1]
-    assert processes_under(root) == []
+    plots = []
+    for run in (1, 2):  # the second run finds the first one's calibrations and experiment in the state folder
+        result = run_demo(tmp_path)
+        assert result.returncode == 0, (run, result.stdout[-2000:] + result.stderr[-2000:])
+        lines = result.stdout.splitlines()
+        plot_line = next(line for line in lines if line.startswith("Plot:"))
+        plots.append(plot_line.split(":", 1)[1].strip())
+        assert os.path.exists(plots[-1])
+        assert lines[-1] == "Stopped."  # the results come first, then everything stops; nothing waits for Ctrl-C
+        assert "Ctrl-C" not in result.stdout.split("Plot:", 1)[1]
+        assert processes_under(root) == []
+    assert plots[0] != plots[1]
 
 
 def test_ctrl_c_during_the_experiment_stops_every_process(tmp_path):

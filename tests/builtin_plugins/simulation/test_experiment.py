@@ -1,6 +1,13 @@
 """The scripted experiment's choices that do not need a cluster."""
 
-from reactorkit.builtin_plugins.simulation.experiment import profile_yaml, turbidostat_target_for
+import json
+
+from reactorkit.builtin_plugins.simulation.experiment import (
+    LatestValues,
+    calibration_name,
+    profile_yaml,
+    turbidostat_target_for,
+)
 
 
 def test_the_turbidostat_target_stays_within_the_culture_s_reach():
@@ -13,3 +20,22 @@ def test_the_turbidostat_target_stays_within_the_culture_s_reach():
 def test_the_profile_carries_the_turbidostat_target():
     text = profile_yaml("worker1", "worker2", 24, turbidostat_target=2.5)
     assert "target_biomass: 2.5" in text and "automation_name: chemostat" in text
+
+
+def test_the_progress_counts_a_media_dose_sent_twice_once():
+    values = LatestValues(["worker1", "worker2"])
+    topic = "rk-test/pioreactor/worker2/exp/dosing_events"
+    first = json.dumps({"event": "add_media", "volume_change": 0.5, "timestamp": "2026-12-05T01:12:02.117Z"}).encode()
+    second = json.dumps({"event": "add_media", "volume_change": 0.5, "timestamp": "2026-12-05T01:32:02.117Z"}).encode()
+    waste = json.dumps({"event": "remove_waste", "volume_change": 0.5, "timestamp": "2026-12-05T01:12:10.103Z"}).encode()
+    for payload in (first, first, waste, second, second, b""):  # the outbox resends what was not acknowledged
+        values.update(topic, payload)
+    values.update("rk-test/pioreactor/worker2/exp/bioreactor/current_volume_ml", b"14.5")
+    assert values.latest["worker2"]["doses"] == 2
+    assert values.latest["worker2"]["volume_ml"] == 14.5
+    assert values.latest["worker1"]["doses"] == 0
+
+
+def test_each_demo_names_its_calibrations_after_its_experiment():
+    assert calibration_name("demo-20261205-000912", "media_pump") == "demo-20261205-000912-media_pump"
+    assert calibration_name("demo-20261205-000912", "od90") != calibration_name("demo-20261205-001500", "od90")

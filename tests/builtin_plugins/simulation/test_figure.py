@@ -7,7 +7,14 @@ import zipfile
 
 import pytest
 
-from reactorkit.builtin_plugins.simulation.figure import by_unit, dilution_rates, od_axis_label, plot_export, read_dataset
+from reactorkit.builtin_plugins.simulation.figure import (
+    bin_steps,
+    by_unit,
+    dilution_rates,
+    od_axis_label,
+    plot_export,
+    read_dataset,
+)
 
 
 def write_zip(path, datasets):
@@ -45,6 +52,13 @@ def test_dilution_rate_is_media_per_hour_over_the_volume():
     xs, ys = dilution_rates(doses, volumes)["w1"]
     assert xs == [0.0, 1.0]
     assert ys == pytest.approx([1.0 / 10.0, 0.7 / 14.0])  # waste removals do not count
+
+
+def test_the_last_dilution_bin_is_drawn_across_its_width_up_to_the_end_of_the_data():
+    assert bin_steps(([0.0, 1.0], [0.07, 0.1]), end_h=2.0) == ([0.0, 1.0, 2.0], [0.07, 0.1, 0.1])
+    assert bin_steps(([0.0, 1.0], [0.07, 0.1]), end_h=1.5) == ([0.0, 1.0, 1.5], [0.07, 0.1, 0.1])  # a part bin
+    assert bin_steps(([0.0, 6.0], [0.0, 0.0]), end_h=6.0) == ([0.0, 6.0], [0.0, 0.0])  # no media at all
+    assert bin_steps(([], []), end_h=2.0) == ([], [])
 
 
 def test_the_od_axis_says_whether_it_is_calibrated():

@@ -17,8 +17,10 @@ def pio(unit_env, *args, check=True):
 
 def test_help_lists_the_commands(unit_env):
     out = pio(unit_env, "--help").stdout
-    for command in ("run", "kill", "jobs", "plugins", "version", "serve", "worker"):
+    for command in ("run", "kill", "jobs", "plugins", "version", "serve", "worker", "demo", "cluster"):
         assert f"  {command} " in out
+    commands = out.split("Commands:", 1)[1]
+    assert "..." not in commands  # every command's first sentence whole, not cut short
 
 
 def test_run_help_lists_registered_jobs_and_job_help_lists_its_options(unit_env):
