@@ -105,7 +105,22 @@ def preload(modules: tuple[str, ...] | None = None) -> list[str]:
                 failed.append(name)
     finally:
         sys.meta_path.remove(guard)
+    _release_free_heap()
     return failed
+
+
+def _release_free_heap() -> None:
+    """Give the heap the imports freed back to the system (glibc ``malloc_trim``): a forked job's RSS
+    counts every page of the launcher's, so ~1 MB less here is ~1 MB less in each job. No-op elsewhere."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _source_files() -> dict[str, int]:
