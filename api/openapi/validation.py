@@ -63,6 +63,16 @@ def _expected(types: Any) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
+def got(value: Any) -> str:
+    """What was sent, for a type error: a scalar with its value (``5 (an integer)``), an object or array by
+    its type only (``an object``)."""
+    kind = json_type(value)
+    if value is None or isinstance(value, (dict, list)):
+        return kind
+    text = repr(value) if not isinstance(value, bool) else ("true" if value else "false")
+    return f"{text if len(text) <= 40 else text[:37] + '…'} ({kind})"
+
+
 def describe(error: Any) -> str:
     """One sentence naming the field a ``jsonschema`` error is about and what was expected."""
     where = field_path(error.absolute_path)
@@ -80,7 +90,7 @@ def describe(error: Any) -> str:
         return f"Field '{name}' is not allowed here; use {', '.join(sorted(allowed)) or 'no fields'}."
     subject = f"Field '{where}'" if where else "The body"
     if kind == "type":
-        return f"{subject} must be {_expected(error.validator_value)}, got {json_type(error.instance)}."
+        return f"{subject} must be {_expected(error.validator_value)}, got {got(error.instance)}."
     if kind == "enum":
         return f"{subject} must be one of {', '.join(repr(v) for v in error.validator_value)}, got {error.instance!r}."
     if kind in ("anyOf", "oneOf") and error.context:
@@ -89,7 +99,7 @@ def describe(error: Any) -> str:
             types: list[str] = []
             for e in type_errors:
                 types.extend([e.validator_value] if isinstance(e.validator_value, str) else e.validator_value)
-            return f"{subject} must be {_expected(list(dict.fromkeys(types)))}, got {json_type(error.instance)}."
+            return f"{subject} must be {_expected(list(dict.fromkeys(types)))}, got {got(error.instance)}."
         others = [e for e in error.context if e not in type_errors]
         return describe(max(others, key=lambda e: len(list(e.absolute_path))))
     if kind == "minProperties" and error.validator_value == 1:

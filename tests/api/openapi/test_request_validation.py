@@ -110,6 +110,8 @@ def test_a_missing_required_field_is_a_400_naming_it_for_every_operation(client,
 def test_a_body_that_is_not_an_object_or_not_json_is_a_400(client):
     array = client.simulate_post("/api/experiments", json=["exp"])
     assert array.status_code == 400 and array.json["cause"] == "The body must be an object, got an array."
+    number = client.simulate_post("/api/experiments", json={"experiment": 5})
+    assert number.json["cause"] == "Field 'experiment' must be a string, got 5 (an integer)."  # the value sent
     broken = client.simulate_post("/api/experiments", body="{nope", headers={"Content-Type": "application/json"})
     assert broken.status_code == 400 and "not valid JSON" in broken.json["error"]
 
