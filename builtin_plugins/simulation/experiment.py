@@ -41,11 +41,15 @@ OD_STANDARDS = (3.0, 2.0, 1.5, 1.0, 0.5, 0.25, 0.1)  # OD600 of the standards th
 CULTURE_FIELDS = ("od", "substrate", "alt_media_fraction", "volume_ml")  # what the culture vial carries
 
 
-PROGRESS_LEGEND = (
-    "Progress, per unit: OD = what od_reading publishes (photodiode signal unless an OD calibration is active); "
-    "true = the simulated vessel's actual OD600; growth rate = growth_rate_calculating's estimate (h⁻¹); "
-    "volume = liquid in the vessel (mL); doses = media additions so far."
-)
+def progress_legend(replayed: list[str] = ()) -> str:
+    """The line printed once before the progress, explaining its fields (``replayed``: units fed a recording,
+    whose od_reading is not calibrated)."""
+    od = "OD = od_reading's OD600, from the calibration with standards above"
+    if replayed:
+        od += f" ({', '.join(replayed)}: the recording's photodiode signal)"
+    return (f"Progress, per unit: {od}; true = the simulated vessel's actual OD600; growth rate = "
+            "growth_rate_calculating's estimate (h⁻¹); volume = liquid in the vessel (mL); doses = media additions "
+            "so far.")
 
 
 class DemoError(RuntimeError):
@@ -496,7 +500,7 @@ def run_experiment(
         started = clock.now()
         roles = f"turbidostat on {turbidostat}" + (f", chemostat on {chemostat}" if chemostat else "")
         echo(f"Profile started: stirring, od_reading, growth_rate_calculating on every worker; {roles}.")
-        echo(PROGRESS_LEGEND)
+        echo(progress_legend(sorted(replays)))
         _watch(progress, clock, started, hours, echo, live)
         echo("Experiment finished; writing results …")
         export_path = export_zip(api, experiment, out_dir)

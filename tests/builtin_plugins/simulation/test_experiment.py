@@ -6,6 +6,7 @@ from reactorkit.builtin_plugins.simulation.experiment import (
     LatestValues,
     calibration_name,
     profile_yaml,
+    progress_legend,
     turbidostat_target_for,
 )
 
@@ -39,3 +40,10 @@ def test_the_progress_counts_a_media_dose_sent_twice_once():
 def test_each_demo_names_its_calibrations_after_its_experiment():
     assert calibration_name("demo-20261205-000912", "media_pump") == "demo-20261205-000912-media_pump"
     assert calibration_name("demo-20261205-000912", "od90") != calibration_name("demo-20261205-001500", "od90")
+
+
+def test_the_progress_legend_explains_each_field_once():
+    legend = progress_legend()
+    for field in ("OD = ", "OD600", "true = ", "growth rate = ", "h⁻¹", "volume = ", "mL", "doses = "):
+        assert field in legend, field
+    assert "worker2: the recording's photodiode signal" in progress_legend(["worker2"])
