@@ -159,6 +159,14 @@ def read_vessel(layout: ClusterLayout, unit: str) -> dict[str, Any]:
         return {}
 
 
+def experiment_name(simulated_now: float) -> str:
+    """``demo-YYYYmmdd-HHMMSS`` of the cluster's simulated time (UTC) when the experiment is created: the clock
+    of its data and of the export's file name (the manifest names it), so that names and rows agree."""
+    from datetime import datetime, timezone
+
+    return f"demo-{datetime.fromtimestamp(simulated_now, tz=timezone.utc):%Y%m%d-%H%M%S}"
+
+
 def calibration_name(experiment: str, device: str) -> str:
     """The name the demo gives its calibration of ``device``: the experiment's name and the device's, so that a
     second demo in the same state folder makes new calibrations instead of colliding with the first one's
@@ -459,8 +467,8 @@ def run_experiment(
     try:
         api = Api(layout.url(), token=layout.admin_token())
         echo_addresses(layout, echo)
-        experiment = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
         created = Clock(layout.speedup, layout.clock_origin).now()
+        experiment = experiment_name(created)
         api.call("POST", "/api/experiments", "create the experiment",
                  json={"experiment": experiment, "description": "reactorkit demo: turbidostat and chemostat"})
         for worker in layout.workers:

@@ -5,6 +5,7 @@ import json
 from reactorkit.builtin_plugins.simulation.experiment import (
     LatestValues,
     calibration_name,
+    experiment_name,
     profile_yaml,
     progress_legend,
     turbidostat_target_for,
@@ -47,3 +48,10 @@ def test_the_progress_legend_explains_each_field_once():
     for field in ("OD = ", "OD600", "true = ", "growth rate = ", "h⁻¹", "volume = ", "mL", "doses = "):
         assert field in legend, field
     assert "worker2: the recording's photodiode signal" in progress_legend(["worker2"])
+
+
+def test_the_experiment_is_named_on_the_simulated_clock_of_its_data():
+    from datetime import datetime, timezone
+
+    simulated = datetime(2026, 12, 6, 6, 51, 1, tzinfo=timezone.utc).timestamp()  # the export's clock, not the wall's
+    assert experiment_name(simulated) == "demo-20261206-065101"
