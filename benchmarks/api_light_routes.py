@@ -85,25 +85,35 @@ def main() -> None:
     print(f"interpreter floor (python -c pass): {floor_ms():.1f} ms; "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPU(s); "
           f"{args.concurrency} connections, {args.duration:.0f} s each")
-    for config in configs:
-        parts = config.split(":") if config else []
-        workers = int(parts[0]) if parts else 0
-        threads = int(parts[1]) if len(parts) > 1 else 0
-        worker_class = parts[2] if len(parts) > 2 else None
-        proc, port = start(env, root, workers, threads, worker_class) if parts else _default(env, root)
-        label = config or "pio serve defaults"
-        try:
-            print(f"[{label}]")
-            for route in routes:
-                p50 = statistics.median(ts.latencies(port, route, args.requests))
-                workers = _workers(proc.pid)
-                cpu0 = sum(_cpu_s(w) for w in workers)
-                rps = ts.throughput(port, route, args.concurrency, args.duration)
-                per_request = (sum(_cpu_s(w) for w in workers) - cpu0) / max(rps * args.duration, 1) * 1e6
-                print(f"  {route:<26} p50 {p50:6.2f} ms  {rps:8.0f} req/s  server CPU {per_request:5.0f} µs/request"
-                      f"   (load {os.getloadavg()[0]:.2f})", flush=True)
-        finally:
-            ts.stop(proc)
+    try:
+        for config in configs:
+            _measure(config, env, root, routes, args)
+    finally:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _measure(config: str, env: dict[str, str], root: Path, routes: list[str], args: argparse.Namespace) -> None:
+    """Serve with one configuration (``WORKERS:THREADS[:CLASS]``, ``""``: pio serve's) and print each route's figures."""
+    parts = config.split(":") if config else []
+    workers = int(parts[0]) if parts else 0
+    threads = int(parts[1]) if len(parts) > 1 else 0
+    worker_class = parts[2] if len(parts) > 2 else None
+    proc, port = start(env, root, workers, threads, worker_class) if parts else _default(env, root)
+    label = config or "pio serve defaults"
+    try:
+        print(f"[{label}]")
+        for route in routes:
+            p50 = statistics.median(ts.latencies(port, route, args.requests))
+            workers = _workers(proc.pid)
+            cpu0 = sum(_cpu_s(w) for w in workers)
+            rps = ts.throughput(port, route, args.concurrency, args.duration)
+            per_request = (sum(_cpu_s(w) for w in workers) - cpu0) / max(rps * args.duration, 1) * 1e6
+            print(f"  {route:<26} p50 {p50:6.2f} ms  {rps:8.0f} req/s  server CPU {per_request:5.0f} µs/request"
+                  f"   (load {os.getloadavg()[0]:.2f})", flush=True)
+    finally:
+        ts.stop(proc)
 
 
 def _workers(master: int) -> list[int]:

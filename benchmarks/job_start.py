@@ -198,6 +198,9 @@ class Unit:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.recorder.close()
+        import shutil
+
+        shutil.rmtree(self.env_.root, ignore_errors=True)  # the unit's temporary folder
 
 
 def _not_zombie(pid: int) -> bool:
