@@ -20,6 +20,7 @@ from pathlib import Path
 
 from reactorkit.core.localcluster.layout import ClusterLayout
 from reactorkit.core.outbox import INGESTION_JOB
+from reactorkit.core.processes import pid_alive
 
 
 class SupervisorError(RuntimeError):
@@ -148,13 +149,7 @@ def supervisord_pid(layout: ClusterLayout) -> int | None:
 
 def is_running(layout: ClusterLayout) -> bool:
     pid = supervisord_pid(layout)
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
+    return pid is not None and pid_alive(pid)  # a zombie waiting for init to reap it has stopped
 
 
 def rpc(layout: ClusterLayout):
@@ -229,12 +224,10 @@ def stop(layout: ClusterLayout, timeout_s: float = 60.0) -> None:
             os.kill(pid, 9)
         except OSError:
             pass
+        # gone once it is a zombie: supervisord is daemonised, and reaping it is up to init (pid 1), which in a
+        # container may take a second or two
         gone_by = time.monotonic() + 5
-        while time.monotonic() < gone_by:
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                break
+        while pid_alive(pid) and time.monotonic() < gone_by:
             time.sleep(0.01)
         for leftover in (layout.root / "supervisor.sock", layout.root / "supervisord.pid"):
             leftover.unlink(missing_ok=True)
@@ -245,9 +238,7 @@ def stop(layout: ClusterLayout, timeout_s: float = 60.0) -> None:
         os.kill(pid, 15)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
+        if not pid_alive(pid):
             return
         time.sleep(0.05)
     os.kill(pid, 9)
