@@ -11,7 +11,8 @@ returns an :class:`AutomationEvent` (or None), published as ``latest_event``
 ``{"event_name", "message", "data"}``. The first run comes 2 s after start
 unless ``skip_first_run``. Sleeping pauses the timer; ``/set`` on ``duration``
 restarts it. Each change of a settable setting publishes
-``{job}/{job}_settings`` (QoS 2, not retained) with the settings as base64 JSON.
+``{job}/{job}_settings`` (QoS 2, not retained) with the run's settings as base64 JSON: the settable
+ones and those chosen at the start (a constructor keyword, editable or not), not readings.
 """
 
 from __future__ import annotations
@@ -23,6 +24,23 @@ from typing import Any, ClassVar
 
 from reactorkit.core.clock import RepeatedTimer
 from reactorkit.core.job import BackgroundJob
+
+
+def _init_keywords(cls: type) -> frozenset[str]:
+    """The keyword parameters of the constructors of ``cls`` and its bases (an automation's start options)."""
+    import inspect
+
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        try:
+            parameters = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        names.update(p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+    return frozenset(names)
 
 
 @dataclass
@@ -168,10 +186,13 @@ class AutomationJob(BackgroundJob):
             self._publish_settings_record()
 
     def _publish_settings_record(self, ended_at: str | None = None) -> None:
+        # the run's settings: what may be changed while it runs, and what was chosen at its start (a keyword
+        # of the automation's constructor, e.g. the turbidostat's biomass_signal), not its readings
+        chosen = _init_keywords(type(self))
         settable = {
             name: getattr(self, name, None)
             for name, spec in self._settings.items()
-            if spec.get("settable") and name != "state"
+            if name != "state" and (spec.get("settable") or name in chosen)
         }
         record = {
             "pioreactor_unit": self.unit,

@@ -17,13 +17,17 @@ pytestmark = pytest.mark.integration
 class Counting(AutomationJob):
     job_name = "dosing_automation"
     automation_name = "counting"
-    published_settings = {"volume": {"datatype": "float", "settable": True, "unit": "mL"}}
+    published_settings = {"volume": {"datatype": "float", "settable": True, "unit": "mL"},
+                          "signal": {"datatype": "string", "settable": False},  # chosen at start
+                          "latest_count": {"datatype": "float", "settable": False}}  # a reading
 
-    def __init__(self, *args, volume=1.0, **kwargs):
+    def __init__(self, *args, volume=1.0, signal="od", **kwargs):
         self.runs = 0
         self.ran = threading.Event()
         super().__init__(*args, **kwargs)
         self.volume = volume
+        self.signal = signal
+        self.latest_count = 0.0
 
     def execute(self):
         self.runs += 1
@@ -65,6 +69,9 @@ def test_a_settings_change_publishes_a_base64_settings_record(automation, unit_e
         base64.b64decode(json.loads(p)["settings"]))["volume"] == 2.5))
     assert record["automation_name"] == "counting"
     assert record["pioreactor_unit"] == unit_env.unit
+    settings = json.loads(base64.b64decode(record["settings"]))
+    assert settings["signal"] == "od"  # chosen at start, not editable: still one of the run's settings
+    assert "latest_count" not in settings and "latest_event" not in settings and "automation_name" not in settings
 
 
 def test_negative_duration_is_refused(unit_env, monkeypatch):
