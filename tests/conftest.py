@@ -18,31 +18,31 @@ os.environ.setdefault("REACTORKIT_UI_INSTALL", "0")
 os.environ.setdefault("REACTORKIT_API_AUTH", "off")
 
 
-# The modules that take longest (each over half a minute on 2 cores), slowest first. ``./run-tests`` hands modules to
-# its parallel workers in collection order, so these start first and the short ones fill in around them, instead of
-# one of them starting last and running alone at the end.
+# The test modules that take longest (each over half a minute on 2 cores), slowest first, by file name (so that a
+# module keeps its place when it moves). ``./run-tests`` hands modules to its parallel workers in collection order, so
+# these start first and the short ones fill in around them, instead of one of them starting last and running alone.
 SLOW_FIRST = (
-    "tests/core/webui/test_ui_in_browser.py",
-    "tests/core/demo/test_closed_loop_growth_rate.py",
-    "tests/core/demo/test_demo_command.py",
-    "tests/api/openapi/test_openapi_fuzzing.py",
-    "tests/core/demo/test_main_job.py",
-    "tests/builtin_plugins/dosing/test_dosing_turbidostat.py",
-    "tests/drills/test_unit_drills.py",
-    "tests/builtin_plugins/dosing/test_dosing_chemostat.py",
-    "tests/core/localcluster/test_pio_cluster.py",
-    "tests/drills/test_data_path_drills.py",
-    "tests/core/test_launcher.py",
-    "tests/api/unit/test_unit_config.py",
-    "tests/builtin_plugins/growth_rate/test_growth_rate_simulated.py",
-    "tests/test_readme_curl.py",
+    "test_ui_in_browser.py",
+    "test_closed_loop_growth_rate.py",
+    "test_demo_command.py",
+    "test_openapi_fuzzing.py",
+    "test_main_job.py",
+    "test_dosing_turbidostat.py",
+    "test_unit_drills.py",
+    "test_dosing_chemostat.py",
+    "test_pio_cluster.py",
+    "test_data_path_drills.py",
+    "test_launcher.py",
+    "test_unit_config.py",
+    "test_growth_rate_simulated.py",
+    "test_readme_curl.py",
 )
 
 
 def pytest_collection_modifyitems(config, items):
-    """Put the modules of ``SLOW_FIRST`` first, in its order (the rest keep theirs)."""
-    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW_FIRST)))
+    """Put the modules named in ``SLOW_FIRST`` first, in its order (the rest keep theirs)."""
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from reactorkit.core.testing import stop_process
 
 pytestmark = pytest.mark.integration
 
-SPEEDUP = 800.0
+SPEEDUP = 400.0  # a stall of a job on a busy machine (seconds) is then under an hour of growth (< 7 %)
 EXCHANGE_ML = 0.5
 EFFLUX_ML = 14.0
 HOLD_HOURS = 24.0
@@ -56,7 +56,7 @@ def test_turbidostat_holds_the_true_od_within_ten_percent_for_a_day(dosing_unit,
     mqtt_recorder.wait_for(unit.env.topic("dosing_automation", "$state"), lambda p: p == b"ready", timeout=20)
 
     samples, first_dilution = [], None
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         truth = unit.truth()
         samples.append(truth)
