@@ -89,19 +89,17 @@ def test_growth_rate_tracks_the_vessel_and_recovers_after_a_dilution(unit_env, m
     config = vessel.config
     media, waste = pwm_channel_of(config, "media"), pwm_channel_of(config, "waste")
     od_before = truth.sample()["od"]
-    media_on = vessel.set_pwm_for(media, 100.0, 4.0)
+    vessel.set_pwm_for(media, 100.0, 4.0)
     waste_on = vessel.set_pwm_for(waste, 100.0, 6.0)
-    # the event goes out while the pumps run, as the dosing jobs publish theirs (not once this process, maybe slowed
-    # by a busy machine, has seen them stop), stamped with the end of the addition
-    mqtt_recorder.publish(unit_env.topic("dosing_events"), json.dumps(
-        {"volume_change": 2.0, "event": "add_media", "source_of_event": "test",
-         "timestamp": clock.utc_iso(media_on + 4.0)}), qos=2)
     while truth.sample()["t"] < waste_on + 6.0:
         time.sleep(0.005)
     after = truth.sample()
     assert after["cumulative_media_ml"] == pytest.approx(2.0)
     dose_t = after["t"]
     assert after["od"] < 0.92 * od_before  # the culture really was diluted
+    mqtt_recorder.publish(unit_env.topic("dosing_events"), json.dumps(
+        {"volume_change": 2.0, "event": "add_media", "source_of_event": "test", "timestamp": clock.utc_iso(dose_t)}),
+        qos=2)
 
     run_until(mqtt_recorder, unit_env, truth, dose_t + 25 * 60)
     recovered = [(t, g) for t, g in estimates(mqtt_recorder, unit_env) if dose_t + 10 * 60 <= t <= dose_t + 25 * 60]
