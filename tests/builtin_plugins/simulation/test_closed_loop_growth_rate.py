@@ -23,7 +23,12 @@ import threading
 import httpx
 import pytest
 
-from reactorkit.builtin_plugins.simulation.experiment import CHEMOSTAT_EXCHANGE_ML, read_vessel, run_experiment
+from reactorkit.builtin_plugins.simulation.experiment import (
+    CHEMOSTAT_EXCHANGE_ML,
+    calibration_name,
+    read_vessel,
+    run_experiment,
+)
 from reactorkit.core.hardware.simulated import parameters_from_config
 from reactorkit.core.hardware.vessel import Vessel, VesselState
 from reactorkit.core.localcluster.layout import ClusterLayout
@@ -77,8 +82,9 @@ def closed_loop(tmp_path_factory):
     def inspect(result):
         layout = ClusterLayout.load(root)
         seen["params"] = {unit: parameters_from_config(worker_config(layout, unit)) for unit in layout.workers}
-        seen["calibrations"] = {unit: (layout.unit_dir(unit) / "storage" / "calibrations" / "od90" / "demo-od90.yaml")
-                                .is_file() for unit in layout.workers}
+        od90 = f"{calibration_name(result.experiment, 'od90')}.yaml"  # the name the demo gave it
+        seen["calibrations"] = {unit: (layout.unit_dir(unit) / "storage" / "calibrations" / "od90" / od90).is_file()
+                                for unit in layout.workers}
         params = {"lookback": HOURS + 2, "target_points": 5000}
         seen["growth_rates"] = httpx.get(f"{result.api_url}/api/experiments/{result.experiment}/time_series/growth_rates",
                                          params=params, timeout=60,

@@ -578,24 +578,6 @@ def test_running_an_experiment_profile_in_the_ui(cluster, page, monitor):
     assert_clean(monitor)
 
 
-def test_creating_an_experiment_and_assigning_a_worker_in_the_ui(cluster, page, monitor):
-    visit(page, monitor, cluster, "/start-new-experiment")
-    page.get_by_label("Experiment name").fill("ui-second")
-    page.get_by_role("button", name="Save").click()
-    wait_for("the new experiment", lambda: any(
-        e["experiment"] == "ui-second" for e in cluster.api.get("/api/experiments").json()))
-    page.wait_for_url("**/overview")
-    visit(page, monitor, cluster, "/pioreactors")
-    page.get_by_role("button", name="Assign Pioreactors").first.click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_label("worker2").check()
-    dialog.get_by_role("button", name=re.compile(r"^Assign \d")).click()
-    wait_for("worker2 assigned to ui-second", lambda: {
-        a["pioreactor_unit"]: a["experiment"] for a in cluster.api.get("/api/workers/assignments").json()
-    }.get("worker2") == "ui-second")
-    assert_clean(monitor)
-
-
 def test_after_a_broker_restart_the_ui_shows_the_jobs_running_and_its_settings_reach_them(cluster, page, monitor):
     """The cluster's mosquitto restarted under an open page whose jobs the broker declared lost: the jobs
     reconnect and re-announce ``ready``, the page's own MQTT connection comes back and shows them running,
@@ -630,3 +612,21 @@ def test_after_a_broker_restart_the_ui_shows_the_jobs_running_and_its_settings_r
         assert float(worker.get("/unit_api/jobs/settings/job_name/stirring").json()["settings"]["target_rpm"]) == 720
     failures, _ = monitor.mark
     assert monitor.failures[failures:] == []  # (console errors of the page's MQTT reconnect are expected)
+
+
+def test_creating_an_experiment_and_assigning_a_worker_in_the_ui(cluster, page, monitor):
+    visit(page, monitor, cluster, "/start-new-experiment")
+    page.get_by_label("Experiment name").fill("ui-second")
+    page.get_by_role("button", name="Save").click()
+    wait_for("the new experiment", lambda: any(
+        e["experiment"] == "ui-second" for e in cluster.api.get("/api/experiments").json()))
+    page.wait_for_url("**/overview")
+    visit(page, monitor, cluster, "/pioreactors")
+    page.get_by_role("button", name="Assign Pioreactors").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("worker2").check()
+    dialog.get_by_role("button", name=re.compile(r"^Assign \d")).click()
+    wait_for("worker2 assigned to ui-second", lambda: {
+        a["pioreactor_unit"]: a["experiment"] for a in cluster.api.get("/api/workers/assignments").json()
+    }.get("worker2") == "ui-second")
+    assert_clean(monitor)
