@@ -38,6 +38,7 @@ def test_a_pump_request_above_one_vial_is_refused_and_nothing_moves(dosing_unit)
         result = pio(unit, *args)
         assert result.returncode == 1, args
         assert "max_ml_per_call = 20 mL" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one Error: line
     assert waste_pumped(unit) == 0.0 and unit.truth()["cumulative_media_ml"] == 0.0
     assert unit.bookkeeping()["cumulative_waste_removed_ml"] == 0.0
 
