@@ -43,6 +43,11 @@ def parameters_from_config(config: Config) -> VesselParameters:
     )
 
 
+CLOCK_RESTART_S = 60.0
+"""Simulated seconds the vessel's last time may be ahead of the clock before it counts as another clock's: the
+processes of one cluster share a clock, and each advances the vessel under its lock, so theirs never lag it."""
+
+
 class SimulatedHardware(Hardware):
     """Hardware backed by the shared :class:`Vessel` model of ``unit``.
 
@@ -94,8 +99,17 @@ class SimulatedHardware(Hardware):
                 state = VesselState.from_dict(json.loads(self.path.read_text()))
             except (FileNotFoundError, ValueError, TypeError):
                 state = self._initial_state()
+            now = self.clock.now()
+            if state.t > now + CLOCK_RESTART_S:
+                # the vessel's last time is ahead of this clock: the cluster started again with a new clock origin
+                # (simulated time runs ahead of the wall's, and starts from the wall's again): the culture carries
+                # on from now, with its timed channels' ends moved along, instead of pumps waiting for the new clock
+                # to catch up with the old one
+                shift = state.t - now
+                state.t = now
+                state.pwm_off_at = {channel: at - shift for channel, at in state.pwm_off_at.items()}
             vessel = Vessel(self.params, state)
-            vessel.advance(self.clock.now())
+            vessel.advance(now)
             yield vessel
             if write:
                 atomic_write(self.path, json.dumps(vessel.s.to_dict()), durable=False)

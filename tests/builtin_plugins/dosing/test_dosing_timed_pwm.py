@@ -66,3 +66,18 @@ def test_backends_without_a_timer_just_set_the_duty_cycle():
     hardware = Recorder()
     assert hardware.set_pwm_for(4, 30.0, 5.0) is None
     assert hardware.calls == [(4, 30.0)]
+
+
+def test_a_vessel_left_ahead_by_an_earlier_clock_carries_on_from_the_new_clock(tmp_path, monkeypatch):
+    """A cluster started again in the same folder has a new clock, behind the vessel's last time: a timed pump
+    run starts now and ends on the new clock, not once the new clock has caught up with the old one."""
+    monkeypatch.setenv("DOT_PIOREACTOR", str(tmp_path))
+    old = ManualClock(1_000_000.0 + 30 * 3600.0)  # the previous run's clock, 30 simulated hours ahead
+    SimulatedHardware(load_config(), "u1", clock=old, path=tmp_path / "vessel.json").set_pwm(1, 0.0)  # saved there
+    clock = ManualClock(1_000_000.0)
+    hardware = SimulatedHardware(load_config(), "u1", clock=clock, path=tmp_path / "vessel.json")
+    started = hardware.set_pwm_for(2, 100.0, 4.0)  # media at 0.5 mL/s for 4 s
+    assert started == clock.t
+    clock.t += 5.0
+    assert hardware.get_pwm(2) == 0.0
+    assert hardware.ground_truth()["cumulative_media_ml"] == pytest.approx(2.0, rel=1e-6)
