@@ -259,7 +259,7 @@ def calibrate_od(api: Api, layout: ClusterLayout, unit: str, log: Callable[[str]
 
 
 def fresh_culture(layout: ClusterLayout, unit: str) -> dict[str, Any]:
-    """The culture a simulated vessel starts with (its state file not written yet): ``[simulation] initial_od``
+    """The culture a new experiment starts with (the vessel's own, fresh state): ``[simulation] initial_od``
     (0.05), the rest of ``substrate_in`` as substrate, ``[bioreactor] initial_volume_ml`` (14 mL)."""
     import configparser
 
@@ -479,7 +479,8 @@ def run_experiment(
         vessel_workers = [w for w in layout.workers if w not in replays]
         # the culture vials are set aside while the pumps and photodiodes are calibrated (into a beaker, with
         # standards) and put back as they were before the profile starts, whatever the speed-up
-        cultures = {worker: read_vessel(layout, worker) or fresh_culture(layout, worker) for worker in vessel_workers}
+        # a new experiment starts from a fresh culture, also where an earlier demo left its vessels grown
+        cultures = {worker: fresh_culture(layout, worker) for worker in vessel_workers}
         for worker in vessel_workers:
             for device in ("media_pump", "waste_pump"):
                 calibrate_pump(api, layout, worker, device, echo, name=calibration_name(experiment, device))

@@ -2,6 +2,7 @@
 any time stops every process of the cluster."""
 
 import os
+import re
 import signal
 import subprocess
 
@@ -34,6 +35,8 @@ def test_demo_ends_by_itself_after_its_results_and_exits_0_and_again_in_the_same
         assert lines[-1] == "Stopped."  # the results come first, then everything stops; nothing waits for Ctrl-C
         assert "Ctrl-C" not in result.stdout.split("Plot:", 1)[1]
         assert processes_under(root) == []
+        first_true_od = float(re.search(r"\(true\s+([\d.]+)\)", result.stdout).group(1))
+        assert first_true_od < 0.06, (run, first_true_od)  # a fresh culture, not the one the first run grew
     assert plots[0] != plots[1]
 
 
