@@ -742,7 +742,9 @@ class GrowthRateCalculator:
                   event: str | None = None, vial_volume_ml: float | None = None) -> list[Estimate]:
         """A dosing event (``add_media``, ``add_alt_media``, ``remove_waste``) at epoch second ``timestamp``.
 
-        During the warm-up it restarts the warm-up. Afterwards an addition of
+        During the warm-up it restarts the warm-up from the first reading after ``timestamp``
+        (readings after it that arrived before the event count; without a timestamp, from the
+        next reading). Afterwards an addition of
         ``volume_change_ml`` to a vial holding ``vial_volume_ml`` (mL, before the
         addition) is a known dilution (:meth:`GrowthRateEKF.mark_dilution`); waste
         removal with known volumes changes nothing (concentration is unchanged);
@@ -751,8 +753,8 @@ class GrowthRateCalculator:
         """
         known = volume_change_ml is not None and vial_volume_ml is not None
         if self.ekf is None:
-            if self.normalization is None:
-                self._warmup.clear()
+            if self.normalization is None:  # readings after the dose (an event that arrived late) stay
+                self._warmup = [r for r in self._warmup if timestamp is not None and r[0] > timestamp]
             elif not (known and event == WASTE_EVENT):
                 self._pending_dilution = True
             return []

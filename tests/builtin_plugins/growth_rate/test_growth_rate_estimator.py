@@ -74,6 +74,16 @@ def test_a_dose_during_the_warm_up_restarts_it():
     assert results[:9] == [None] * 9 and results[9] is not None
 
 
+def test_a_dose_event_arriving_after_later_readings_keeps_them_in_the_new_warm_up():
+    rows = culture(0.2, 0.2)
+    calc = GrowthRateCalculator(skip_first=0)
+    for t, od in rows[:9]:
+        assert calc.on_od(t, {"2": od}) is None
+    calc.on_dosing((rows[7][0] + rows[8][0]) / 2)  # late: rows[8] is already in
+    results = [calc.on_od(t, {"2": od}) for t, od in rows[9:18]]
+    assert results[:8] == [None] * 8 and results[8] is not None  # rows[8..17]: the 10 readings after the dose
+
+
 def test_cached_normalization_skips_the_warm_up():
     calc = GrowthRateCalculator(skip_first=0, normalization=Normalization({"2": 0.1}, {"2": 1e-4}))
     estimate = calc.on_od(0.0, {"2": 0.12})

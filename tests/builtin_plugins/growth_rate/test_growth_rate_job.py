@@ -115,11 +115,10 @@ def test_malformed_messages_are_logged_and_the_job_keeps_going(unit_env, mqtt_re
 def test_a_dose_during_the_warm_up_restarts_it(unit_env, mqtt_recorder, spawn_job):
     start_job(spawn_job, mqtt_recorder, unit_env)
     publish_culture(mqtt_recorder, unit_env, 12, rate=0.0)  # 5 skipped + 7 of 10 baseline readings
-    # QoS 1 like the readings, so the broker and the job's client deliver the dose between them in the order sent
-    # (a QoS 2 message reaches the job only after one more round trip, which later readings overtake on a busy
-    # machine)
+    # QoS 2 as the pumps publish it: it reaches the job one round trip later than a QoS 1 reading, so on a busy
+    # machine later readings may overtake it; the warm-up then keeps those after the dose's timestamp
     mqtt_recorder.publish(unit_env.topic("dosing_events"), json.dumps(
-        {"volume_change": 1.0, "event": "add_media", "source_of_event": "test", "timestamp": iso(T0 + 58)}), qos=1)
+        {"volume_change": 1.0, "event": "add_media", "source_of_event": "test", "timestamp": iso(T0 + 58)}), qos=2)
     last = publish_culture(mqtt_recorder, unit_env, 9, rate=0.0, start=12)  # 16 baseline readings in all: not enough
     mqtt_recorder.publish(unit_env.topic("od_reading", "ods"), ods_payload(last + 5, 0.2))
     mqtt_recorder.wait_for(unit_env.topic("growth_rate_calculating", "growth_rate"),
