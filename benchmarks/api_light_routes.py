@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from machine import interpreter_floor_ms  # noqa: E402 (benchmarks/ is the script's folder)
 
 _spec = importlib.util.spec_from_file_location("api_time_series", Path(__file__).with_name("api_time_series.py"))
 ts = importlib.util.module_from_spec(_spec)
@@ -37,15 +38,6 @@ _spec.loader.exec_module(ts)  # type: ignore[union-attr]
 
 ROUTES = ("/unit_api/health", "/unit_api/versions/app", "/api/experiments", "/api/units", "/api/workers",
           "/unit_api/jobs/running")
-
-
-def floor_ms(runs: int = 5) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def start(env: dict[str, str], root: Path, workers: int, threads: int, worker_class: str | None) -> tuple[subprocess.Popen, int]:
@@ -82,7 +74,7 @@ def main() -> None:
     ts.create_schema(env, ["worker1", "worker2", "worker3", "worker4"])
     configs = args.config or [""]
     routes = args.route or list(ROUTES)
-    print(f"interpreter floor (python -c pass): {floor_ms():.1f} ms; "
+    print(f"interpreter floor (python -c pass): {interpreter_floor_ms():.1f} ms; "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPU(s); "
           f"{args.concurrency} connections, {args.duration:.0f} s each")
     try:

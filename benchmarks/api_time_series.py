@@ -57,6 +57,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from machine import conditions, interpreter_floor_ms  # noqa: E402 (benchmarks/ is the script's folder)
 
 EXPERIMENT = "bench"
 PD_CHANNEL = 2
@@ -427,21 +428,6 @@ def _paho_paced(topic: str, chunk: list[bytes], per_second: float) -> None:
 # ------------------------------------------------------------------------ main
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
-
-
-def interpreter_floor_ms(runs: int = 5) -> float:
-    """Median wall time of ``python -c pass`` with this interpreter (ms): how loaded the machine is, in one figure."""
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
-def conditions() -> str:
-    """``floor … ms, load …``: the interpreter floor and the 1-minute load average, measured now."""
-    return f"floor {interpreter_floor_ms():.0f} ms, load {os.getloadavg()[0]:.1f}"
 
 
 def measure_endpoint(port: int, name: str, path: str, args: argparse.Namespace) -> tuple[float, float, float]:

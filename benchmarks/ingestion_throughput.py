@@ -43,6 +43,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from machine import interpreter_floor_ms  # noqa: E402 (benchmarks/ is the script's folder)
 
 EXPERIMENT = "bench"
 BROKER_CONF = "max_queued_messages 100000\n"
@@ -96,15 +97,6 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError):
         return float("nan")
-
-
-def interpreter_floor_ms() -> float:
-    runs = []
-    for _ in range(5):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        runs.append((time.perf_counter() - t) * 1000)
-    return statistics.median(runs)
 
 
 def stored_count(db: Path) -> int:

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from reactorkit.core.testing import MQTTRecorder, UnitEnv, pio_command
+from machine import interpreter_floor_ms, load_average  # noqa: E402 (benchmarks/ is the script's folder)
 
 # job -> extra `pio run` options (and the same as the API's options)
 JOBS: dict[str, dict[str, str]] = {
@@ -53,20 +54,6 @@ MODES = ("spawn", "launcher", "api")
 # the `pio` console script, as a user types it (``python -m …`` would skip the launcher's fast path)
 _SCRIPT = Path(sys.executable).with_name("pio")
 PIO = [sys.executable, str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "reactorkit.core.cli.entry"]
-
-
-def floor_ms(runs: int = 7) -> float:
-    """Median wall time of ``python -c pass`` with this interpreter (ms)."""
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -156,7 +143,7 @@ class Unit:
     def one_run(self, job: str, mode: str) -> tuple[float, float, float, float, float, float]:
         import httpx
 
-        floor = floor_ms(1)  # beside each start: the ratio compares figures taken under the same load
+        floor = interpreter_floor_ms(1)  # beside each start: the ratio compares figures taken under the same load
 
         experiment = "$experiment" if job in LONG_RUNNING else self.env_.experiment
         state = "/".join((f"{self.env_.prefix}pioreactor", self.env_.unit, experiment, job, "$state"))
@@ -220,8 +207,8 @@ def main() -> None:
     unit = Unit()
     try:
         unit.start_services(modes)
-        floor = floor_ms()
-        print(f"interpreter floor (python -c pass): {floor:.1f} ms; {load()}; median of {args.runs} runs")
+        floor = interpreter_floor_ms(7)
+        print(f"interpreter floor (python -c pass): {floor:.1f} ms; {load_average()}; median of {args.runs} runs")
         print(f"{'job':<24} {'mode':<9} {'→ ready ms':>10} {'× floor':>8} {'→ disc. ms':>10} {'→ exit ms':>9} "
               f"{'peak RSS MB':>11} {'USS MB':>7}  floor ms  load(1 min)")
         for job in jobs:
