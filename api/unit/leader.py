@@ -26,8 +26,6 @@ from reactorkit.api.unit.common import (
     check_job_options,
     check_job_settings,
     check_run_body,
-    field,
-    invalid,
     publish_messages,
     read_body,
     setting_payload,
@@ -180,9 +178,7 @@ class UpdateJobOnUnit(LeaderRoute):
                  experiment: str) -> None:
         from reactorkit.core.mqtt import job_topic
 
-        settings = field(read_body(req), "settings", dict, required=True)
-        if not settings:
-            raise invalid("Field 'settings' must name at least one setting.", 'Example: {"settings": {"target_rpm": 300}}.')
+        settings = read_body(req)["settings"]  # at least one, named by topic levels: checked by the schema middleware
         check_job_settings(self.context.registry.jobs.get(job_name), settings)
         self.check_target(pioreactor_unit)
         publish_messages(
@@ -215,8 +211,8 @@ class ClusterClock(LeaderRoute):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         from reactorkit.api.unit.system import check_utc_time
 
-        value = field(read_body(req), "utc_clock_time", str, required=True)
-        check_utc_time(value)
+        value = read_body(req)["utc_clock_time"]  # a string: checked by the schema middleware
+        check_utc_time(value)  # and an ISO-8601 time
         units = self.targets(fanout.BROADCAST)
         self.queue(resp, "POST", units, "/unit_api/system/utc_clock", {"utc_clock_time": value})
 
