@@ -1,8 +1,8 @@
 """The automation base class and the host jobs that run automations.
 
 An automation is a :class:`AutomationJob` subclass registered through the
-``register_automations`` hook. The host jobs ``dosing_automation``,
-``temperature_automation`` and ``led_automation`` pick one by
+``register_automations`` hook. A host job ``{type}_automation`` (one per
+automation type a plugin declares) picks one by
 ``--automation-name``; other options arrive as strings (as in the Pioreactor
 software) and are cast with the automation's field types.
 
@@ -260,7 +260,7 @@ def _automations(automation_type: str) -> dict[str, Any]:
 
 def run_automation(automation_type: str, *, unit: str, experiment: str, config: Any, automation_name: str,
                    **kwargs: Any) -> int:
-    """Runner of the ``{automation_type}_automation`` host jobs (``pio run dosing_automation …``).
+    """Runner of the ``{automation_type}_automation`` host jobs (``pio run <type>_automation …``).
 
     Returns:
         Exit code: 0 after a clean stop, 2 for an unknown automation or bad option.

@@ -519,7 +519,7 @@ def save_calibration(device: str, record: dict[str, Any], set_active: bool = Fal
 
 
 def save_calibration_yaml(device: str, text: str, set_active: bool = False) -> Path:
-    """Validate YAML text and store it verbatim (``POST /unit_api/calibrations/{device}``).
+    """Validate YAML text and store it verbatim (what the calibrations plugin's upload route calls).
 
     Raises:
         InvalidCalibration: unparsable YAML or an invalid record; nothing is written.

@@ -14,7 +14,7 @@ Evaluation and inversion use numpy only, imported lazily (background jobs
 import this module); scipy is imported only inside the fitting functions.
 
 Units are whatever the calibration's ``x``/``y`` are: OD600 → volts for OD,
-seconds → mL for pumps, duty-cycle % → RPM for stirring.
+seconds → mL for pumps, duty-cycle % → RPM for a stirrer.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def _linear_curve(kind: str, xa: Any, ya: Any) -> dict[str, Any]:
 def fit_spline(
     x: Sequence[float], y: Sequence[float], smoothing: float | None = None
 ) -> dict[str, Any]:
-    """Cubic smoothing spline through noisy samples (OD standards, stirring).
+    """Cubic smoothing spline through noisy samples (OD standards, a stirrer's RPM).
 
     Repeated x values are averaged (weighted by count). With ≥ 5 distinct x,
     ``scipy.interpolate.make_smoothing_spline`` is used (penalised least

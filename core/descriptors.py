@@ -214,7 +214,7 @@ class JobDescriptor(_Record):
 
     Attributes:
         job_name: snake_case key used by ``pio run <job_name>`` and the MQTT topics,
-            e.g. ``"od_reading"``.
+            e.g. ``"ph_reading"``.
         display_name: Title in the UI.
         description: One paragraph for users.
         published_settings: What the running job publishes/accepts, each with its unit.
@@ -225,16 +225,15 @@ class JobDescriptor(_Record):
             options as keyword arguments.
         cli_options: Options for ``pio run <job_name>``.
         is_long_running: Survives ``stop all`` and runs outside experiments
-            (e.g. ``mqtt_to_db_streaming``, ``monitor``).
+            (e.g. the leader's ingestion job, or a unit's monitor).
         runner: Optional callable (or import path) ``runner(**kwargs) -> int``
-            for actions that are not background jobs (e.g. ``add_media``). When
+            for actions that are not background jobs (e.g. one pump run). When
             set, ``pio run`` calls it instead of instantiating ``job_class``.
         accepts_extra_options: ``pio run`` passes unknown ``--key value`` options
             as string keyword arguments (automation parameters).
         cli_arguments: Names of required positional arguments of ``pio run
             <job_name>``, passed (as strings) to ``job_class``/``runner`` as keyword
-            arguments of those names, e.g. ``("command", "profile_path",
-            "profile_experiment")`` for ``pio run experiment_profile execute <path> <exp>``.
+            arguments of those names, e.g. ``("command", "path")`` for ``pio run my_job execute <path>``.
         stop_priority: Order in "stop all" and ``pio kill``: lower stops first (the built-ins:
             pumps 10, heating 20, dosing 30, LEDs 40, everything else the default 50).
         check_options: Optional callable (or ``"module:function"`` path)
@@ -294,7 +293,7 @@ class AutomationField(_Record):
         required, disabled: Form flags.
         options: Choices for ``select`` fields.
         min, max: Bounds of a numeric field, enforced like a published setting's (the field is
-            published as a setting of its host job, ``dosing_automation`` …).
+            published as a setting of its host job, ``{type}_automation``).
         editable: The running automation takes a new value (``…/{key}/set``, the UI's job card);
             False for a choice made once at start (e.g. the turbidostat's biomass signal).
         description: One line for the UI's setting, e.g. ``"Thermostat only: the temperature the heater holds."``.
@@ -331,7 +330,7 @@ class AutomationField(_Record):
 
 @dataclass(frozen=True, kw_only=True)
 class AutomationDescriptor(_Record):
-    """An automation that a host job (``dosing_automation`` …) can run.
+    """An automation that a host job (``{type}_automation``) can run.
 
     Attributes:
         automation_type: ``dosing | led | temperature``.
@@ -385,7 +384,7 @@ class ChartDescriptor(_Record):
 
     Attributes:
         chart_key: snake_case key, e.g. ``"implied_growth_rate"``.
-        data_source: Leader table the history comes from, e.g. ``"growth_rates"``.
+        data_source: Leader table the history comes from, e.g. ``"ph_readings"``.
         title, y_axis_label: Labels (give the unit in the axis label).
         mqtt_topic: Live topic(s) relative to ``pioreactor/{unit}/{experiment}/``.
         payload_key: Key of the value inside the JSON payload, if any.
@@ -456,10 +455,10 @@ class DatasetDescriptor(_Record):
 
 @dataclass(frozen=True, kw_only=True)
 class CalibrationProtocolDescriptor(_Record):
-    """A calibration protocol (``/unit_api/calibration_protocols``).
+    """A calibration protocol (listed and run by the calibrations plugin's routes).
 
     Attributes:
-        target_device: e.g. ``"media_pump"``, ``"od90"``, ``"stirring"``.
+        target_device: e.g. ``"media_pump"``, ``"od90"``, ``"ph_probe"``.
         protocol_name: e.g. ``"duration_based"``.
         priority: Lower is listed first (default 99).
         requirements: Human-readable checklist.
@@ -502,7 +501,7 @@ class TimeSeries(_Record):
     ``timestamp`` (and ``channel`` when ``per_channel``) columns.
 
     Attributes:
-        value_column: The column plotted, e.g. ``"od_reading"``, ``"rate"``.
+        value_column: The column plotted, e.g. ``"ph"``, ``"rate"``.
         per_channel: Series split by ``channel`` (named ``unit-channel``).
         decimals: Digits the series' values are rounded to.
         rollup: Keep the down-sampled copy (charts cost the points they return).
@@ -561,7 +560,7 @@ class TopicMapping(_Record):
 
     Attributes:
         topic: Pattern relative to the broker root, with MQTT wildcards, e.g.
-            ``"pioreactor/+/+/stirring/measured_rpm"``.
+            ``"pioreactor/+/+/ph_reading/ph"``.
         table: Destination table (declared by some plugin).
         parse: Callable (or ``"module:function"``) ``parse(topic, payload: bytes)
             -> dict | list[dict] | None`` returning the row(s) to insert; ``None`` skips.

@@ -289,7 +289,7 @@ class Tally:
     """Published vs stored for one series of readings.
 
     Attributes:
-        series: What was counted (e.g. ``"worker1 od_reading/od2 → od_readings"``).
+        series: What was counted (e.g. ``"worker1 <job>/<setting> → <table>"``).
         published: Messages the unit's jobs published (the outbox's sequence number of the topic).
         stored: Rows in the leader's table.
         distinct: Rows distinct by the reading's own timestamp.
@@ -387,7 +387,7 @@ def tally_series(unit_root: Path, leader_root: Path, *, unit: str, topic: str, t
     = unit AND where``) in the leader database, distinct by ``timestamp``.
 
     Args:
-        topic: Full topic (with the prefix), e.g. ``"t12/pioreactor/worker1/exp/od_reading/od2"``.
+        topic: Full topic (with the prefix), e.g. ``"t12/pioreactor/worker1/exp/<job>/<setting>"``.
         where: Extra SQL condition picking the series in ``table`` (e.g. ``"channel = 2"``).
     """
     db = leader_database_path(leader_root)
@@ -505,7 +505,7 @@ class DrillCluster:
         return subprocess.Popen(pio_command("run", name, *args), env=self.env(unit), stdout=log, stderr=subprocess.STDOUT)
 
     def start_ingestion(self) -> subprocess.Popen:
-        """Start the leader's ``mqtt_to_db_streaming`` and wait until it says ``ready``."""
+        """Start the leader's ingestion job (:data:`INGESTION_JOB`) and wait until it says ``ready``."""
         from reactorkit.core.outbox import INGESTION_JOB
 
         self.ingestion = self._spawn(self.leader_name, INGESTION_JOB)
@@ -577,7 +577,7 @@ class DrillCluster:
                    what="every published message stored")
 
     def tally(self, topic_parts: tuple[str, ...], table: str, where: str = "1 = 1") -> Tally:
-        """Count a series of the worker: ``topic_parts`` after the experiment (e.g. ``("od_reading", "od2")``)."""
+        """Count a series of the worker: ``topic_parts`` after the experiment (e.g. ``("<job>", "<setting>")``)."""
         return tally_series(self.worker_root, self.leader_root, unit=self.worker_name,
                             topic=self.topic(self.worker_name, self.experiment, *topic_parts), table=table, where=where)
 

@@ -8,7 +8,7 @@ waits on ``$DOT_PIOREACTOR/storage/launcher.sock``. For each request (see
 :mod:`reactorkit.core.launch_client` for the protocol) it forks; the child takes
 the caller's stdin/stdout/stderr, environment and working directory, starts a
 session of its own, names itself after the command (``ps`` shows ``pio run
-stirring …``) and runs the ``pio`` command line in-process. The job registry,
+<job> …``) and runs the ``pio`` command line in-process. The job registry,
 ``pio kill``, signals and the job's exit code work as for a job started the
 ordinary way; a caller that cannot reach a launcher starts the job the
 ordinary way.

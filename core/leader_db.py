@@ -3,7 +3,7 @@
 Only the leader has one. It holds the cluster inventory (``workers``), the
 experiments and who is assigned to which (with the history of assignments),
 unit labels, logs, config-file history, and every table that plugins declare
-through the ``register_storage`` hook (readings such as ``od_readings``).
+through the ``register_storage`` hook (readings such as a plugin's ``ph_readings``).
 
 Connections (domain facts §4):
 

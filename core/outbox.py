@@ -13,7 +13,7 @@ Bounded, oldest kept: at ``[outbox] max_messages`` messages (default 200,000)
 or ``[outbox] max_mb`` MB of payload (default 200), a new message is not kept;
 its number is still used, and the run of numbers not kept is recorded as a
 *gap* (topic, first/last number, count, times) that the unit reports to the
-leader, which stores it in ``ingestion_gaps``, logs it, and shows it in the API
+leader, which stores it in its gaps table, logs it, and shows it in the API
 and in exports. Nothing is lost silently.
 
 Durability: WAL with ``synchronous = NORMAL`` by default — a committed message
@@ -410,7 +410,7 @@ class Outbox:
         """Remember the leader's patterns and drop kept messages on topics it does not store.
 
         Args:
-            patterns: e.g. ``["pioreactor/+/+/od_reading/od1", …]``.
+            patterns: e.g. ``["pioreactor/+/+/<job>/<setting>", …]``.
             root: This cluster's topic prefix (``""`` or ``"test-1/"``).
 
         Returns:

@@ -22,7 +22,7 @@ Sending, per process:
   10 s while the leader's ingestion is ``ready``) and resent.
 
 Which topics are stored: the leader's ingestion announces its topic patterns
-(retained, ``…/mqtt_to_db_streaming/stored_topics``); the unit remembers the
+(retained, ``…/<ingestion job>/stored_topics``); the unit remembers the
 last announcement in its outbox. Before any announcement every message with a
 payload (except ``$state``, ``/set`` and the outbox's own topics) is kept.
 """

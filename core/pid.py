@@ -1,4 +1,4 @@
-"""A discrete PID controller (used by stirring, the thermostat and pid_morbidostat)."""
+"""A discrete PID controller (used by the plugins' controllers: RPM, temperature, growth rate)."""
 
 from __future__ import annotations
 

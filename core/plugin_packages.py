@@ -7,8 +7,8 @@ default config sections the plugins ship (``register_config_sections``) into
 ``config.ini``, adding only what is missing. After a change the
 ``pio serve`` master gets SIGHUP so fresh workers load the new plugin set
 (descriptors and routes), and the plugins are loaded once in a fresh
-interpreter: a plugin that fails to import is reported in the result (and in
-``/unit_api/plugins/installed``), never fatal.
+interpreter: a plugin that fails to import is reported in the result (and in the
+API's list of installed plugins), never fatal.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ class PluginFailure:
 
 @dataclass
 class PluginInfo:
-    """An installed plugin, as ``pio plugins list`` and ``/unit_api/plugins/installed`` show it."""
+    """An installed plugin, as ``pio plugins list`` and the API's list of installed plugins show it."""
 
     name: str
     version: str = "Unknown"
@@ -392,7 +392,7 @@ class Registry:
 
     @cached_property
     def jobs(self) -> dict[str, d.JobDescriptor]:
-        """Jobs by name; an automation host (``dosing_automation``, ``led_automation``, ``temperature_automation``)
+        """Jobs by name; an automation host (``{type}_automation``)
         also publishes every field of its type's automations as an editable setting (declared on the field)."""
         jobs = self._keyed("register_jobs", d.JobDescriptor)
         for automation_type, named in self.automations.items():

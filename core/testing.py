@@ -217,7 +217,7 @@ if pytest is not None:
 
     @pytest.fixture
     def spawn_job(unit_env: UnitEnv) -> Iterator[Callable[..., subprocess.Popen]]:
-        """``spawn_job("stirring", "--target-rpm", "400", env=None)`` → Popen; all are stopped at teardown."""
+        """``spawn_job("my_job", "--my-option", "400", env=None)`` → Popen; all are stopped at teardown."""
         procs: list[subprocess.Popen] = []
 
         def spawn(job: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:

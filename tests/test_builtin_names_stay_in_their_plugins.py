@@ -2,8 +2,8 @@
 
 The names come from the built-in plugins' own declarations (every table, job and route they register),
 not from a list kept here. A name counts where the code uses it: a string literal (SQL, topics, paths,
-messages) or an identifier of ``core/`` or ``api/``; docstrings and comments may still use a built-in as
-an example. The few contract-level names that must stay are in ``ALLOWED``, each with its reason; an
+messages) or an identifier of ``core/`` or ``api/``; and a plain grep of every line (docstrings and
+comments too) finds none either. The few contract-level names that must stay are in ``ALLOWED``, each with its reason; an
 entry that no longer matches anything fails too, so the list only shrinks.
 """
 
@@ -113,3 +113,19 @@ def test_the_check_finds_a_built_in_name_in_code_but_not_in_a_docstring(tmp_path
     tree = ast.parse('"""Reads ``od_readings``."""\nx = 1  # od_readings\nSQL = "SELECT * FROM od_readings"\n')
     words = code_words(tree)
     assert [line for line, text in words if "od_readings" in text] == [3]
+
+
+def test_their_docstrings_and_comments_take_no_built_in_as_example_either():
+    """A grep of core/ and api/ (every line, prose included) finds a built-in name only where ALLOWED says why."""
+    names, routes = builtin_names()
+    pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
+                         + r")(?![A-Za-z0-9_])")
+    unexpected = []
+    for layer in LAYERS:
+        for path in sorted((REPO / layer).rglob("*.py")):
+            relative = path.relative_to(REPO).as_posix()
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                named = {m.group(1) for m in pattern.finditer(line)} | {r for r in routes if r in line}
+                if any((name, relative) not in ALLOWED for name in named):
+                    unexpected.append(f"{relative}:{number}: {line.strip()[:100]}")
+    assert not unexpected, "built-in names in core/ or api/:\n" + "\n".join(unexpected)

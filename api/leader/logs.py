@@ -201,7 +201,7 @@ class PublishLog:
     Published (QoS 2, not retained) on ``…/{unit}/{experiment}/logs/{source_}/{level}``
     (``source_`` default ``ui``) with ``{message, level, task, timestamp, source}``;
     ``$broadcast`` means the workers assigned to the experiment (all active workers for
-    ``$experiment``; every unit for ``/api/units``). The leader's ``mqtt_to_db_streaming``
+    ``$experiment``; every unit for ``/api/units``). The leader's ingestion job
     stores it.
     """
 

@@ -1,7 +1,7 @@
 """Time-series queries of the leader database (no Falcon): windows, down-sampling, JSON built in SQL.
 
 Named series (domain facts §4.3): one series per unit (``unit-channel`` for
-``od_readings`` and ``raw_od_readings``), units ascending, empty series left
+tables whose time series is per channel), units ascending, empty series left
 out. In the window ``now − lookback < timestamp ≤ now``:
 
 * at most ``target_points`` rows → every row;

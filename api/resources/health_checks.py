@@ -86,7 +86,7 @@ def check_database(path: Any) -> None:
 
 
 def ingestion_status(config: Any) -> dict[str, Any]:
-    """On the leader: is ``mqtt_to_db_streaming`` running, and what the ledger says was lost or is on its way.
+    """On the leader: is the ingestion job running, and what the ledger says was lost or is on its way.
 
     Returns:
         ``{"running": bool, "lost": n, "gaps": n, "missing": n}`` (counts over all units).

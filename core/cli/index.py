@@ -1,7 +1,7 @@
 """A cached index of what ``pio`` can run, so the CLI starts without loading plugins.
 
 Loading every plugin (entry points, descriptor modules) costs tens of
-milliseconds; ``pio --help``, ``pio run --help`` and even ``pio run stirring``
+milliseconds; ``pio --help``, ``pio run --help`` and even ``pio run <job>``
 need only names, help texts, CLI options and import paths (and an automation
 host job only its automations' classes and field types). The index holds
 exactly that, as JSON in ``$DOT_PIOREACTOR/storage/cli_index.json``, and is

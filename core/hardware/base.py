@@ -18,7 +18,7 @@ class Hardware:
     """One unit's actuators and sensors.
 
     Units: duty cycles and LED intensities in percent (0–100), voltages in V,
-    temperatures in °C, stirring speed in RPM, durations in (simulated) seconds.
+    temperatures in °C, a stirrer's speed in RPM, durations in (simulated) seconds.
 
     ``pwm_survives_power_loss``: True when a channel left on stays on across a
     power cut of the unit (the simulated vessel); False on a Pi, whose pins

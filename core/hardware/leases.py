@@ -88,7 +88,7 @@ class Lease:
 
     Attributes:
         lease_id: Row id. channel: PWM channel (1–5). holder: :func:`holder_token`.
-        job_name: Who switched it on (``add_media``, ``temperature_automation`` …).
+        job_name: Who switched it on (a pump run, an automation …).
         duty_cycle: %. t_on, until, heartbeat, t_off: clock seconds (``until`` None for an open-ended run,
             ``t_off`` None until a sweep switched the channel off).
         reconcile: ``"module:function"`` called as ``f(lease, t_off, config)`` after the switch-off, or None.

@@ -1,7 +1,7 @@
 """The replay backend: recorded OD readings played back through ``read_photodiodes``.
 
 Selected with ``HARDWARE=replay`` (or ``[hardware] backend = replay``), it lets
-``od_reading`` and ``growth_rate_calculating`` run on real data, e.g. the
+the OD and growth-rate jobs run on real data, e.g. the
 recordings in the Pioreactor repository::
 
     [hardware.replay]

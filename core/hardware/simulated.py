@@ -5,7 +5,7 @@ each operation takes a file lock, loads the state, integrates it up to the
 clock's "now", applies the operation and writes the state back atomically (without
 ``fsync``: a simulation need not survive a power cut, and an fsync per photodiode
 reading would take much of a reading's wall-time budget under a speed-up). So
-stirring, od_reading, pumps and the heater — separate processes — act on one
+the stirrer, the photodiodes, pumps and the heater — driven by separate processes — act on one
 physical culture, and simulated time may run faster than wall time.
 """
 

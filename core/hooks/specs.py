@@ -51,16 +51,15 @@ def register_jobs() -> Iterable[JobDescriptor]:
 
         @hookimpl
         def register_jobs():
-            yield JobDescriptor(job_name="stirring", display_name="Stirring",
-                                job_class="my_plugin.job:Stirring")
+            yield JobDescriptor(job_name="ph_reading", display_name="pH reading",
+                                job_class="my_plugin.job:PhReading")
     """
     return ()
 
 
 @hookspec
 def register_automations() -> Iterable[AutomationDescriptor]:
-    """Contribute automations for ``dosing_automation``, ``temperature_automation``
-    or ``led_automation``.
+    """Contribute automations for the host job of their type (``{type}_automation``).
 
     Served by ``/api/automations/descriptors/{automation_type}``.
 
@@ -98,7 +97,7 @@ def register_datasets() -> Iterable[DatasetDescriptor]:
 
 @hookspec
 def register_calibration_protocols() -> Iterable[CalibrationProtocolDescriptor]:
-    """Contribute calibration protocols (``/unit_api/calibration_protocols``).
+    """Contribute calibration protocols (listed and run by the calibrations plugin's routes).
 
     Returns:
         Zero or more ``CalibrationProtocolDescriptor`` (target_device,
@@ -112,7 +111,7 @@ def register_storage() -> Iterable[TableDescriptor | TopicMapping]:
     """Contribute leader-database tables and MQTT-topic-to-table mappings.
 
     The leader creates every ``TableDescriptor`` at start-up (idempotently) and
-    its ``mqtt_to_db_streaming`` job stores each message matching a
+    its ingestion job stores each message matching a
     ``TopicMapping`` into that mapping's table.
 
     Returns:

@@ -1,7 +1,7 @@
 """Supervise a local cluster's processes with supervisord.
 
 Per unit: the API under gunicorn (``pio serve``) and the rq task worker
-(``pio worker``); on the leader also ``mqtt_to_db_streaming``; and the
+(``pio worker``); on the leader also the ingestion job; and the
 cluster's own mosquitto (``broker``, started first; see :mod:`.broker`). supervisord
 restarts a crashed process, keeps one log per process under ``<root>/logs``,
 and stops everything (process groups included, so jobs spawned by the workers
