@@ -29,7 +29,8 @@ def one_run(settle_s: float) -> tuple[float, float]:
         env = {**os.environ, "DOT_PIOREACTOR": tmp, "REACTORKIT_UI_INSTALL": "0"}
         proc = subprocess.Popen(pio_command("demo", "--hours", "24", "--minutes", "4"), env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
         for line in proc.stdout:
             if line.startswith("Profile started"):
                 break

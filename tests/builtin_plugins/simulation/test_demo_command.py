@@ -40,11 +40,17 @@ def test_demo_ends_by_itself_after_its_results_and_exits_0_and_again_in_the_same
     assert plots[0] != plots[1]
 
 
+def _ctrl_c_as_in_a_terminal():
+    """A foreground command in a terminal takes Ctrl-C; a suite started in the background (``./run-tests &``)
+    would hand its children SIGINT ignored, so the demo gets the terminal's disposition back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_the_experiment_stops_every_process(tmp_path):
     root = tmp_path / "state" / "demo"
     proc = subprocess.Popen(pio_command("demo", "--hours", "8", "--minutes", "2", "--workers", "2"),
                             env=demo_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     seen = []
     try:
         for line in proc.stdout:  # wait until the profile runs jobs on the workers
