@@ -18,7 +18,6 @@ growth_rate_calculating estimates the growth of biomass. Over the last 6 h:
 import configparser
 import math
 import statistics
-import threading
 
 import httpx
 import pytest
@@ -26,13 +25,13 @@ import pytest
 from reactorkit.builtin_plugins.simulation.experiment import (
     CHEMOSTAT_EXCHANGE_ML,
     calibration_name,
-    read_vessel,
     run_experiment,
 )
 from reactorkit.core.hardware.simulated import parameters_from_config
 from reactorkit.core.hardware.vessel import Vessel, VesselState
 from reactorkit.core.localcluster.layout import ClusterLayout
 from reactorkit.core.clock import parse_iso
+from vessel_sampler import VesselSampler
 
 pytestmark = pytest.mark.integration
 
@@ -41,27 +40,6 @@ LAST_H = 6.0
 EFFLUX_ML = 14.0
 TURBIDOSTAT_TARGET_NOD = 5.0  # the culture is put back at OD ~0.05; its first readings come later at 480×
 EXCHANGE_ML = {"turbidostat": 1.0, "chemostat": CHEMOSTAT_EXCHANGE_ML}  # the demo profile's doses (mL)
-
-
-class VesselSampler(threading.Thread):
-    """Reads each worker's vessel state (the ground truth) while the experiment runs."""
-
-    def __init__(self, root):
-        super().__init__(daemon=True)
-        self.root = root
-        self.samples: dict[str, list[dict]] = {}
-        self.stop = threading.Event()
-
-    def run(self):
-        while not self.stop.wait(0.1):
-            try:
-                layout = ClusterLayout.load(self.root)
-            except (OSError, ValueError):
-                continue
-            for unit in layout.workers:
-                state = read_vessel(layout, unit)
-                if state:
-                    self.samples.setdefault(unit, []).append(state)
 
 
 def worker_config(layout, unit):

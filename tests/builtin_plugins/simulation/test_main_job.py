@@ -1,6 +1,5 @@
 """The main job, shorter: a real local cluster runs the scripted experiment through the API."""
 
-import threading
 import time
 import statistics
 import zipfile
@@ -8,35 +7,15 @@ import zipfile
 import httpx
 import pytest
 
-from reactorkit.builtin_plugins.simulation.experiment import read_vessel, run_experiment
+from reactorkit.builtin_plugins.simulation.experiment import run_experiment
 from reactorkit.core.localcluster.layout import ClusterLayout
 from reactorkit.core.testing import processes_under
+from vessel_sampler import VesselSampler
 
 pytestmark = pytest.mark.integration
 
 HOURS = 6.0
 TARGET_NOD = 3.0
-
-
-class VesselSampler(threading.Thread):
-    """Reads each worker's true state while the experiment runs."""
-
-    def __init__(self, root):
-        super().__init__(daemon=True)
-        self.root = root
-        self.samples: dict[str, list[dict]] = {}
-        self.stop = threading.Event()
-
-    def run(self):
-        while not self.stop.wait(0.1):
-            try:
-                layout = ClusterLayout.load(self.root)
-            except (OSError, ValueError):
-                continue
-            for unit in layout.workers:
-                state = read_vessel(layout, unit)
-                if state:
-                    self.samples.setdefault(unit, []).append(state)
 
 
 def test_the_scripted_experiment_runs_end_to_end(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from reactorkit.core.fault_drills import wait_until
 from reactorkit.core.testing import LocalCluster, MQTTRecorder, pio_command, stop_process
 
 HELLO = Path(__file__).parents[2] / "fixtures" / "hello_plugin"
@@ -19,16 +20,9 @@ HELLO_TOPIC = "pioreactor/+/+/hello_job/greeting"
 pytestmark = pytest.mark.integration
 
 
-def until(predicate, timeout=90.0, what="the condition"):
-    """Poll ``predicate()`` until it returns something true (the timeout only guards against a hang)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not happen within {timeout} s")
-        time.sleep(0.2)
+def until(predicate, what="the condition"):
+    """:func:`wait_until` with a bound that only guards against a hang (90 s)."""
+    return wait_until(predicate, timeout=90.0, interval=0.2, what=what)
 
 
 def test_a_plugin_installed_with_pio_is_served_and_stored_without_a_restart(tmp_path):
