@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sqlite3
 import threading
 import time

@@ -115,7 +115,10 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:  # annotations only: numpy is imported where the filter first computes
+    import numpy as np
 
 SECONDS_PER_HOUR = 3600.0
 L, R, A, G, E, U = range(6)  # state indices: ln nOD, rate, drift, dose response, transient, ln decay rate

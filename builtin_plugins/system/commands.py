@@ -27,7 +27,6 @@ load the plugins anew.
 from __future__ import annotations
 
 import getpass
-import os
 import shlex
 import subprocess
 import sys
