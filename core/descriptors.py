@@ -365,6 +365,42 @@ class AutomationDescriptor(_Record):
         return tuple(f.as_setting() for f in self.fields)
 
 
+def automation_host_job(automation_type: str, *, display_name: str, description: str, runner: Any,
+                        stop_priority: int, automation_help: str,
+                        settings: Iterable[PublishedSetting] = ()) -> JobDescriptor:
+    """The host job ``{automation_type}_automation``: runs the one automation of that type that
+    ``--automation-name`` picks (its other options arrive as strings, cast by the automation's fields).
+
+    It publishes what every host does — ``automation_name`` (its card's subtext) first, then the host's
+    own ``settings``, then ``latest_event`` — and the automations' fields become its settings too when
+    the registry is built (:attr:`reactorkit.core.plugins.Registry.jobs`).
+
+    Args:
+        automation_type: ``"dosing"``, ``"led"``, ``"temperature"`` or a plugin's type.
+        runner: ``runner(**kwargs) -> int`` (or its import path), see :class:`JobDescriptor`.
+        stop_priority: Its place in "stop all" (see :class:`JobDescriptor`).
+        automation_help: Help of ``--automation-name`` (which automations there are).
+
+    Raises:
+        ValueError: as :class:`JobDescriptor` (a bad name, a setting declared twice …).
+    """
+    return JobDescriptor(
+        job_name=f"{automation_type}_automation",
+        stop_priority=stop_priority,
+        display_name=display_name,
+        description=description,
+        subtext="automation_name",
+        published_settings=(
+            PublishedSetting(key="automation_name", type="string", label="Automation", editable=False),
+            *settings,
+            PublishedSetting(key="latest_event", type="json", label="Latest event", editable=False, display=False),
+        ),
+        cli_options=(CliOption(name="automation_name", type="string", required=True, help=automation_help),),
+        runner=runner,
+        accepts_extra_options=True,
+    )
+
+
 def automation_settings(automations: Iterable[AutomationDescriptor],
                         automation_name: str) -> tuple[PublishedSetting, ...]:
     """:meth:`AutomationDescriptor.settings` of the one named ``automation_name`` among ``automations``.

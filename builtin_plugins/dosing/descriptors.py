@@ -1,6 +1,7 @@
 """Descriptors of the dosing plugin: plain data, nothing heavy imported."""
 
 from reactorkit.plugin import (
+    automation_host_job,
     AutomationDescriptor,
     AutomationField,
     ChartDescriptor,
@@ -44,26 +45,19 @@ ADD_MEDIA = _pump_job("add_media", "Add media", "media", "media_pump")
 ADD_ALT_MEDIA = _pump_job("add_alt_media", "Add alternative media", "alt media", "alt_media_pump")
 REMOVE_WASTE = _pump_job("remove_waste", "Remove waste", "waste", "waste_pump")
 
-DOSING_AUTOMATION = JobDescriptor(
-    job_name="dosing_automation",
+DOSING_AUTOMATION = automation_host_job(
+    "dosing",
     stop_priority=30,
     display_name="Dosing automation",
     description="Doses media, alternative media and waste automatically, by the chosen automation "
                 "(turbidostat, chemostat, PID morbidostat, fed batch …).",
-    subtext="automation_name",
-    published_settings=(
-        PublishedSetting(key="automation_name", type="string", label="Automation", editable=False),
+    settings=(
         PublishedSetting(key="duration", type="numeric", unit="min", label="Time between dosing", editable=True,
                          display=False, min=0),
-        PublishedSetting(key="latest_event", type="json", label="Latest event", editable=False, display=False),
         # and every field of the dosing automations (their AutomationField declarations, a plugin's too)
     ),
-    cli_options=(
-        CliOption(name="automation_name", type="string", required=True,
-                  help="Which dosing automation: silent, turbidostat, chemostat, pid_morbidostat, fed_batch, or a plugin's."),
-    ),
+    automation_help="Which dosing automation: silent, turbidostat, chemostat, pid_morbidostat, fed_batch, or a plugin's.",
     runner=f"{_PKG}.runners:run_dosing_automation",
-    accepts_extra_options=True,
 )
 
 JOBS = (ADD_MEDIA, ADD_ALT_MEDIA, REMOVE_WASTE, DOSING_AUTOMATION)

@@ -1,6 +1,7 @@
 """Descriptors of the LEDs plugin: plain data, no hardware imports."""
 
 from reactorkit.plugin import (
+    automation_host_job,
     AutomationDescriptor,
     AutomationField,
     CliOption,
@@ -29,24 +30,17 @@ LED_INTENSITY = JobDescriptor(
     accepts_extra_options=True,
 )
 
-LED_AUTOMATION = JobDescriptor(
-    job_name="led_automation",
+LED_AUTOMATION = automation_host_job(
+    "led",
     stop_priority=40,
     display_name="LED automation",
     description="Start an automation that controls the LEDs, e.g. a light/dark cycle for photosynthetic cultures.",
-    subtext="automation_name",
-    published_settings=(
-        PublishedSetting(key="automation_name", type="string", label="Automation", editable=False),
+    settings=(
         PublishedSetting(key="light_active", type="boolean", label="Lights on", editable=False, display=False),
-        PublishedSetting(key="latest_event", type="json", label="Latest event", editable=False, display=False),
         # and every field of the LED automations (their AutomationField declarations, a plugin's too)
     ),
-    cli_options=(
-        CliOption(name="automation_name", type="string", required=True,
-                  help="Which LED automation to run, e.g. light_dark_cycle or silent."),
-    ),
+    automation_help="Which LED automation to run, e.g. light_dark_cycle or silent.",
     runner=f"{_PKG}.host:run_led_automation",
-    accepts_extra_options=True,
 )
 
 AUTOMATIONS = (

@@ -1,12 +1,11 @@
 """Descriptors of the temperature plugin: plain data, no hardware imports."""
 
 from reactorkit.plugin import (
+    automation_host_job,
     AutomationDescriptor,
     AutomationField,
     ChartDescriptor,
-    CliOption,
     DatasetDescriptor,
-    JobDescriptor,
     PublishedSetting,
     TimeSeries,
     TopicMapping,
@@ -17,27 +16,20 @@ from reactorkit.plugin import (
 _PKG = "reactorkit.builtin_plugins.temperature"
 CELSIUS = "℃"
 
-TEMPERATURE_AUTOMATION = JobDescriptor(
-    job_name="temperature_automation",
+TEMPERATURE_AUTOMATION = automation_host_job(
+    "temperature",
     stop_priority=20,  # the heater off before the automations that depend on the vial
     display_name="Temperature automation",
     description="Start an automation to control the temperature of the vial (thermostat) or only record it.",
-    subtext="automation_name",
-    published_settings=(
-        PublishedSetting(key="automation_name", type="string", label="Automation", editable=False),
+    settings=(
         PublishedSetting(key="temperature", type="json", unit=CELSIUS, label="Temperature", editable=False,
                          description="Latest vial temperature {temperature, timestamp}."),
         PublishedSetting(key="heater_duty_cycle", type="numeric", unit="%", label="Heater duty cycle",
                          editable=False, display=False),
-        PublishedSetting(key="latest_event", type="json", label="Latest event", editable=False, display=False),
         # and every field of the temperature automations (their AutomationField declarations, a plugin's too)
     ),
-    cli_options=(
-        CliOption(name="automation_name", type="string", required=True,
-                  help="Which temperature automation to run, e.g. thermostat or only_record_temperature."),
-    ),
+    automation_help="Which temperature automation to run, e.g. thermostat or only_record_temperature.",
     runner=f"{_PKG}.host:run_temperature_automation",
-    accepts_extra_options=True,
 )
 
 AUTOMATIONS = (

@@ -54,7 +54,7 @@ _export(
     "AutomationDescriptor", "AutomationField", "ConfigSection", "CalibrationProtocolDescriptor", "ChartDescriptor",
     "CliCommandDescriptor", "CliOption", "DatasetDescriptor", "JobDescriptor", "PublishedSetting",
     "RouteDescriptor", "SettingsCollection", "TableDescriptor", "TimeSeries", "TopicMapping", "resolve_reference=resolve",
-    "automation_settings",
+    "automation_settings", "automation_host_job",
 )
 _export("reactorkit.core.plugins", "Registry", "ENTRY_POINT_GROUP", "make_plugin_manager")
 
