@@ -9,8 +9,10 @@ client instead of rebuilding or reopening them.
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 
@@ -40,6 +42,7 @@ class AppContext:
         self._db = db
         self._lock = threading.Lock()
         self._jobs: tuple[Any, tuple[int, str, int]] | None = None
+        self._jobs_path: tuple[tuple[str, str | None], str] | None = None
         self.extensions: dict[str, Any] = {}
 
     @property
@@ -60,24 +63,31 @@ class AppContext:
     def job_registry(self) -> Any:
         # opening one costs ~1 ms (the schema check); opened again when the file was replaced (a state archive
         # imported) or after a fork (a gunicorn worker)
-        import os
-
-        from reactorkit.core.job_registry import JobRegistry
-
-        path = self.config.path("storage", "temporary_cache")
+        path = self._job_registry_path()
         try:
             inode = os.stat(path).st_ino
         except OSError:
             inode = -1
         with self._lock:
             cached = self._jobs
-            if cached is not None and cached[1] == (os.getpid(), str(path), inode):
+            if cached is not None and cached[1] == (os.getpid(), path, inode):
                 return cached[0]
-            registry = JobRegistry(path=path)
-            self._jobs = (registry, (os.getpid(), str(path), os.stat(path).st_ino))
+            from reactorkit.core.job_registry import JobRegistry
+
+            registry = JobRegistry(path=Path(path))
+            self._jobs = (registry, (os.getpid(), path, os.stat(path).st_ino))
         if cached is not None:
             cached[0].close()
         return registry
+
+    def _job_registry_path(self) -> str:
+        """``[storage] temporary_cache`` as a path (under ``$DOT_PIOREACTOR`` when relative), built again only when
+        the setting or ``$DOT_PIOREACTOR`` changed (building a ``Path`` per request cost more than the query)."""
+        key = (self.config.get("storage", "temporary_cache"), os.environ.get("DOT_PIOREACTOR"))
+        cached = self._jobs_path
+        if cached is None or cached[0] != key or key[1] is None:
+            cached = self._jobs_path = (key, str(self.config.path("storage", "temporary_cache")))
+        return cached[1]
 
     @cached_property
     def fanout(self) -> Any:

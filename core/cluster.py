@@ -7,23 +7,34 @@ its own port (``worker1 = 127.0.0.1:5001``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from reactorkit.core.config import Config, get_config
 
 
 def unit_address(unit: str, config: Config | None = None) -> tuple[str, int]:
     """``(host, port)`` of ``unit``'s HTTP API."""
+    return unit_addresses([unit], config)[unit]
+
+
+def unit_addresses(units: Iterable[str], config: Config | None = None) -> dict[str, tuple[str, int]]:
+    """``{unit: (host, port)}`` of each of ``units`` (:func:`unit_address`; the settings every unit shares are
+    read once, not once per unit)."""
     config = config or get_config()
     default_port = config.getint("ui", "port", fallback=4999)
-    raw = config.get("cluster.addresses", unit, fallback=None)
-    if not raw:
-        if unit == config.get("cluster.topology", "leader_hostname", fallback=None):
-            raw = config.get("cluster.topology", "leader_address", fallback=f"{unit}.local")
-        else:
-            raw = f"{unit}.local"
-    host, _, port = raw.rpartition(":") if raw.count(":") == 1 else (raw, "", "")
-    return host, int(port) if port else default_port
+    addresses = dict(config.items("cluster.addresses")) if config.has_section("cluster.addresses") else {}
+    leader = config.get("cluster.topology", "leader_hostname", fallback=None)
+    out = {}
+    for unit in units:
+        raw = addresses.get(unit)
+        if not raw:
+            if unit == leader:
+                raw = config.get("cluster.topology", "leader_address", fallback=f"{unit}.local")
+            else:
+                raw = f"{unit}.local"
+        host, _, port = raw.rpartition(":") if raw.count(":") == 1 else (raw, "", "")
+        out[unit] = (host, int(port) if port else default_port)
+    return out
 
 
 def unit_url(unit: str, config: Config | None = None) -> str:

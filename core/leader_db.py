@@ -254,7 +254,7 @@ class LeaderDB:
         conn = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
             conn = connect(self.path, foreign_keys=self.foreign_keys)
-            self._local.conn, self._local.pid = conn, os.getpid()
+            self._local.conn, self._local.pid, self._local.results = conn, os.getpid(), {}
         return conn
 
     def close(self) -> None:
@@ -262,7 +262,7 @@ class LeaderDB:
         conn = getattr(self._local, "conn", None)
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             conn.close()
-        self._local.conn = None
+        self._local.conn, self._local.results = None, {}
 
     @contextmanager
     def transaction(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
@@ -282,6 +282,29 @@ class LeaderDB:
     def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         """Rows of ``sql`` as dicts."""
         return [dict(r) for r in self.conn.execute(sql, params)]
+
+    def query_unchanged(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Rows of ``sql`` as dicts (fresh copies), read again only when the database changed since this thread
+        last read them.
+
+        "Changed" is what SQLite reports to this thread's connection: ``PRAGMA data_version`` (grows with every
+        commit of any other connection, other processes included) and the connection's own ``total_changes``
+        (its own inserts, updates and deletes, committed or not). Inside a transaction it always reads. For the
+        small tables the light routes read on every request (the inventory, the experiments): the pragma
+        costs about a quarter of reading and converting the rows.
+        """
+        conn = self.conn
+        if conn.in_transaction:
+            return self.query(sql, params)
+        stamp = (conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes)
+        results = self._local.results
+        key = (sql, params)
+        found = results.get(key)
+        if found is None or found[0] != stamp:
+            if len(results) > 64:
+                results.clear()
+            found = results[key] = (stamp, self.query(sql, params))
+        return [row.copy() for row in found[1]]
 
     def query_one(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         """The first row of ``sql`` as a dict, or None."""
@@ -532,7 +555,7 @@ class LeaderDB:
         sql = "SELECT pioreactor_unit, added_at, is_active, model_name, model_version FROM workers"
         if active_only:
             sql += " WHERE is_active = 1"
-        return self.query(sql + " ORDER BY pioreactor_unit")
+        return self.query_unchanged(sql + " ORDER BY pioreactor_unit")
 
     def worker(self, unit: str) -> dict[str, Any] | None:
         """One inventory row (shape of :meth:`workers`) or None."""

@@ -117,7 +117,7 @@ class Experiments:
         self.ctx = ctx
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        rows = self.ctx.db.query(_EXPERIMENT_SQL + " ORDER BY e.created_at DESC, e.rowid DESC")
+        rows = self.ctx.db.query_unchanged(_EXPERIMENT_SQL + " ORDER BY e.created_at DESC, e.rowid DESC")
         resp.media = [experiment_row(r) for r in rows]
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:

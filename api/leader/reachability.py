@@ -80,6 +80,8 @@ class Reachability:
 
     def start(self) -> "Reachability":
         """Start the probing thread (once)."""
+        if self._thread is not None:  # started: no lock needed to know it
+            return self
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="unit-reachability", daemon=True)

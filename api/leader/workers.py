@@ -37,6 +37,16 @@ def _address(unit: str, config: Any) -> str | None:
         return None
 
 
+def _addresses(units: list[str], config: Any) -> dict[str, str | None]:
+    """``{unit: host}`` (:func:`_address` of each, the shared settings read once)."""
+    from reactorkit.core.cluster import unit_addresses
+
+    try:
+        return {unit: address[0] for unit, address in unit_addresses(units, config).items()}
+    except Exception:  # one bad entry: each unit on its own (the bad one's address is null)
+        return {unit: _address(unit, config) for unit in units}
+
+
 def reachability(ctx: Any) -> Any:
     """The app's :class:`~reactorkit.api.leader.reachability.Reachability` (created and started on first use)."""
     found = getattr(ctx, "reachability", None)
@@ -48,16 +58,19 @@ def reachability(ctx: Any) -> Any:
     return found
 
 
-def worker_row(row: dict[str, Any], config: Any, ctx: Any = None) -> dict[str, Any]:
+def worker_row(row: dict[str, Any], config: Any, ctx: Any = None,
+               addresses: dict[str, str | None] | None = None) -> dict[str, Any]:
     """A worker of the inventory; with ``ctx``, also ``reachable`` (bool, null before the first probe) and
-    ``last_seen_at`` (:mod:`reactorkit.api.leader.reachability`)."""
+    ``last_seen_at`` (:mod:`reactorkit.api.leader.reachability`). ``addresses``: ``{unit: host}`` already
+    looked up (:func:`_addresses`), else the unit's is looked up here."""
+    unit = row["pioreactor_unit"]
     out = {
-        "pioreactor_unit": row["pioreactor_unit"],
+        "pioreactor_unit": unit,
         "added_at": row["added_at"],
         "is_active": int(row["is_active"]),
         "model_name": row["model_name"],
         "model_version": row["model_version"],
-        "ipv4_address": _address(row["pioreactor_unit"], config),
+        "ipv4_address": addresses[unit] if addresses is not None and unit in addresses else _address(unit, config),
     }
     if ctx is not None:
         out.update(reachability(ctx).status(row["pioreactor_unit"]))
@@ -76,7 +89,9 @@ class Workers:
         self.ctx = ctx
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = [worker_row(r, self.ctx.config, self.ctx) for r in self.ctx.db.workers()]
+        rows = self.ctx.db.workers()
+        addresses = _addresses([r["pioreactor_unit"] for r in rows], self.ctx.config)
+        resp.media = [worker_row(r, self.ctx.config, self.ctx, addresses) for r in rows]
 
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_body(req)  # checked by the schema middleware (the name's pattern too)

@@ -21,6 +21,7 @@ from typing import Any
 import falcon
 
 from reactorkit.api.errors import ApiError
+from reactorkit.api.openapi.catalog import catalog_of
 from reactorkit.core.auth.scopes import PUBLIC, covers, scope_for
 from reactorkit.core.auth.tokens import TokenRecord, TokenStore
 
@@ -62,8 +63,6 @@ def presented_token(req: falcon.Request) -> str | None:
 
 def needed_scope(app: Any, req: falcon.Request) -> str:
     """The scope the operation ``req`` was routed to needs (``public`` for non-API paths)."""
-    from reactorkit.api.openapi.catalog import catalog_of
-
     operation = catalog_of(app).get(req.method, req.uri_template)
     if operation is not None:
         return operation_scope(operation)
@@ -113,6 +112,29 @@ class AuthMiddleware:
     def __init__(self, app: Any, *, enabled: bool = True) -> None:
         self.app = app
         self.enabled = enabled
+        # per request these were most of the middleware's time: the scope of a routed operation (fixed once the
+        # app is built) and the token file's path (fixed while $DOT_PIOREACTOR is)
+        self._scopes: dict[tuple[str, str], str] = {}
+        self._store: tuple[str | None, TokenStore] | None = None
+
+    def scope(self, req: falcon.Request) -> str:
+        """:func:`needed_scope` of ``req``, remembered per routed operation (method and URI template)."""
+        key = (req.method, req.uri_template)
+        found = self._scopes.get(key) if key[1] is not None else None
+        if found is None:
+            found = needed_scope(self.app, req)
+            if key[1] is not None and catalog_of(self.app).get(*key) is not None:
+                self._scopes[key] = found
+        return found
+
+    def store(self) -> TokenStore:
+        """This unit's :class:`TokenStore` (made again when ``$DOT_PIOREACTOR`` changes; it re-reads its file
+        whenever the file changes)."""
+        root = os.environ.get("DOT_PIOREACTOR")
+        cached = self._store
+        if cached is None or cached[0] != root:
+            cached = self._store = (root, TokenStore())
+        return cached[1]
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.token = None
@@ -122,13 +144,13 @@ class AuthMiddleware:
         req.context.params = dict(params or {})  # for the audit log, even when the request is refused here
         if not self.enabled:
             return
-        needed = needed_scope(self.app, req)
+        needed = self.scope(req)
         token = presented_token(req)
         if needed == PUBLIC and token is None:
             return
         if token is None:
             raise unauthorized(f"{req.method} {req.path} needs a token with the '{needed}' scope; none was sent.")
-        record = TokenStore().verify(token)
+        record = self.store().verify(token)
         if record is None:
             if needed == PUBLIC:
                 return

@@ -257,3 +257,47 @@ def test_a_version_1_rollup_gets_the_pausable_trigger_without_a_new_back_fill(db
     sql = upgraded.query_one("SELECT sql FROM sqlite_master WHERE name = 'od_readings_rollup_ai'")["sql"]
     assert "time_series_rollups_paused" in sql
     assert upgraded.query_one("SELECT count(*) AS n FROM time_series_rollups")["n"] == 1  # no back-fill
+
+
+def _insert_worker_in_another_process(path, unit):
+    import subprocess
+    import sys
+
+    code = ("import sqlite3, sys\n"
+            "conn = sqlite3.connect(sys.argv[1], timeout=15)\n"
+            "conn.execute(\"INSERT INTO workers (pioreactor_unit, added_at) VALUES (?, '2026-01-01T00:00:00.000Z')\","
+            " (sys.argv[2],))\n"
+            "conn.commit()\n")
+    subprocess.run([sys.executable, "-c", code, str(path), unit], check=True)
+
+
+def test_an_unchanged_read_sees_a_commit_of_another_process_on_the_next_call(db):
+    db.add_worker("w1")
+    assert [w["pioreactor_unit"] for w in db.workers()] == ["w1"]
+    assert [w["pioreactor_unit"] for w in db.workers()] == ["w1"]  # read again from what this thread kept
+    _insert_worker_in_another_process(db.path, "w2")
+    assert [w["pioreactor_unit"] for w in db.workers()] == ["w1", "w2"]
+    assert db.units() == sorted({db.leader_unit(), "w1", "w2"})
+
+
+def test_an_unchanged_read_sees_this_connections_own_writes_and_another_connections(db):
+    db.add_worker("w1")
+    assert db.workers()[0]["is_active"] == 1
+    db.set_worker_active("w1", False)  # this thread's own connection: its data_version does not move
+    assert db.workers()[0]["is_active"] == 0
+    other = connect(db.path)
+    other.execute("UPDATE workers SET model_name = 'pioreactor_40ml' WHERE pioreactor_unit = 'w1'")
+    other.close()
+    assert db.workers()[0]["model_name"] == "pioreactor_40ml"
+    with db.transaction():  # uncommitted rows of this thread's transaction are seen inside it
+        db.execute("DELETE FROM workers")
+        assert db.workers() == []
+    assert db.workers() == []
+
+
+def test_an_unchanged_read_hands_out_copies(db):
+    db.add_worker("w1")
+    first = db.workers()
+    first[0]["pioreactor_unit"] = "changed"
+    first.append({"pioreactor_unit": "extra"})
+    assert [w["pioreactor_unit"] for w in db.workers()] == ["w1"]
