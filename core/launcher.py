@@ -46,7 +46,8 @@ FRAMEWORK = (
     "reactorkit.core.mqtt", "reactorkit.core.outbox", "reactorkit.core.outbox_client",
     "reactorkit.core.job_registry", "reactorkit.core.job", "reactorkit.core.automation", "reactorkit.core.pid",
     "reactorkit.core.hardware", "reactorkit.core.hardware.simulated", "reactorkit.core.hardware.leases",
-    "reactorkit.core.calibration_store", "reactorkit.core.storage_rows", "reactorkit.plugin",
+    "reactorkit.core.calibration_store", "reactorkit.core.storage_rows", "reactorkit.core.storage_index",
+    "reactorkit.plugin",
     "setproctitle", "filelock", "sqlite3", "logging.handlers", "uuid", "json", "encodings.idna",
 )
 # never imported by the launcher: they start threads (BLAS) and would weigh on every job's memory;

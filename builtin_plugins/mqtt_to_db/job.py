@@ -253,8 +253,8 @@ class MqttToDb(BackgroundJob):
     Args:
         unit: The leader's name.
         experiment: Ignored: this long-running job always runs under ``$experiment``.
-        registry: Plugin registry whose ``topic_mappings``/``tables`` are used
-            (default: everything installed).
+        registry: Plugin registry whose ``topic_mappings``/``tables`` are used (default: those of
+            everything installed, from the storage index while no plugin changes: no plugin is loaded).
         batch_size: Most messages per transaction (default 1000).
         flush_interval_s: Longest wall-clock wait before a partial batch is written (default 0.1 s).
         database: Database file (default ``[storage] database``).
@@ -273,10 +273,10 @@ class MqttToDb(BackgroundJob):
                  batch_size: int | None = None, flush_interval_s: float | None = None, database: Any = None,
                  **kwargs: Any) -> None:
         super().__init__(unit, UNIVERSAL_EXPERIMENT, **kwargs)
-        if registry is None:
-            from reactorkit.plugin import Registry
+        if registry is None:  # the installed plugins' tables and mappings, cached while no plugin changes
+            from reactorkit.plugin import installed_storage
 
-            registry = Registry.installed()
+            registry = installed_storage()
         self.batch_size = int(batch_size or DEFAULT_BATCH_SIZE)
         self.flush_interval_s = float(flush_interval_s or DEFAULT_FLUSH_INTERVAL_S)
         if self.batch_size < 1 or self.flush_interval_s <= 0:

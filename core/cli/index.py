@@ -12,6 +12,9 @@ of the built-in plugins' source files, of ``$DOT_PIOREACTOR/plugins/*.py`` and o
 source files of each third-party plugin package (the index lists them when it is
 built, so editing an editable install — ``pip install -e`` — is noticed too).
 
+Rebuilding it saves the leader's tables and topic mappings from the same registry too
+(:mod:`reactorkit.core.storage_index`, for the ingestion job).
+
 A job whose class or runner cannot be named by an import path (a lambda, a
 nested class) is marked ``needs_registry`` and loaded the slow way.
 """
@@ -169,10 +172,14 @@ def get_index() -> dict[str, Any]:
     from reactorkit.core.paths import atomic_write
     from reactorkit.core.plugins import Registry
 
-    built = build(Registry.installed())
+    registry = Registry.installed()
+    built = build(registry)
     data = {"fingerprint": fingerprint(built["watched"]), **built}
     try:
         atomic_write(path, json.dumps(data))
     except OSError:  # read-only state folder: work without the cache
         pass
+    from reactorkit.core.storage_index import save
+
+    save(registry, built["watched"])  # the leader's tables and topic mappings, from the same registry
     return data

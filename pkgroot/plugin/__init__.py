@@ -115,6 +115,7 @@ _export(
     "reactorkit.core.leader_db",
     "LeaderDB", "connect_leader_db=connect", "leader_database_path=database_path", "now_iso",
 )
+_export("reactorkit.core.storage_index", "installed_storage")
 _export("reactorkit.core.storage_rows", "row_from_topic", "automation_settings_row", "automation_event_row")
 _export("reactorkit.core.storage_records", "unit_table", "automation_host_records")
 

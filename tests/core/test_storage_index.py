@@ -1,0 +1,77 @@
+"""The storage index: the installed plugins' leader tables and topic mappings, without loading the plugins."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from reactorkit.core import storage_index
+from reactorkit.core.imports import resolve
+from reactorkit.core.plugins import Registry
+
+FILE_PLUGIN = (
+    "from reactorkit.core.hooks import hookimpl\n"
+    "from reactorkit.core.descriptors import TableDescriptor, TopicMapping\n"
+    "__plugin_name__ = 'ph_store'\n"
+    "@hookimpl\ndef register_storage():\n"
+    "    yield TableDescriptor(table='ph_readings', create_sql='CREATE TABLE IF NOT EXISTS ph_readings (ph REAL)')\n"
+    "    yield TopicMapping(topic='pioreactor/+/+/ph_reading/ph', table='ph_readings', parse={parse})\n"
+    "def parse_ph(topic, payload):\n"
+    "    return {{'ph': float(payload)}}\n"
+)
+
+
+@pytest.fixture
+def unit_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOT_PIOREACTOR", str(tmp_path))
+    return tmp_path
+
+
+def _refuse_registry():
+    raise AssertionError("the plugin registry was loaded")
+
+
+def test_the_saved_records_are_the_registrys_and_are_read_without_loading_plugins(unit_root, monkeypatch):
+    registry = Registry.installed()
+    first = storage_index.installed_storage()  # builds and saves the index
+    assert (unit_root / "storage" / storage_index.FILE_NAME).is_file()
+    monkeypatch.setattr(storage_index, "_registry", _refuse_registry)
+    saved = storage_index.installed_storage()
+    assert isinstance(saved, storage_index.StorageRecords)
+    for records in (first, saved):
+        assert records.tables == registry.tables  # time series, migrations and sources included
+        assert [(m.topic, m.table, m.source) for m in records.topic_mappings] == \
+               [(m.topic, m.table, m.source) for m in registry.topic_mappings]
+        assert [resolve(m.parse) for m in records.topic_mappings] == [resolve(m.parse) for m in registry.topic_mappings]
+
+
+def test_rebuilding_the_cli_index_saves_the_records_too(unit_root, monkeypatch):
+    from reactorkit.core.cli.index import get_index
+
+    get_index()  # what any `pio` command does after a plugin change
+    monkeypatch.setattr(storage_index, "_registry", _refuse_registry)
+    assert storage_index.installed_storage().tables == Registry.installed().tables
+
+
+def test_a_plugin_added_later_is_in_the_records(unit_root):
+    before = storage_index.installed_storage()
+    assert "ph_readings" not in before.tables
+    (unit_root / "plugins").mkdir()
+    plugin = unit_root / "plugins" / "ph_store.py"
+    plugin.write_text(FILE_PLUGIN.format(parse="'json:loads'"))
+    os.utime(plugin, ns=(plugin.stat().st_atime_ns, plugin.stat().st_mtime_ns + 10**9))
+    after = storage_index.installed_storage()
+    assert "ph_readings" in after.tables
+    assert ("pioreactor/+/+/ph_reading/ph", "ph_readings") in [(m.topic, m.table) for m in after.topic_mappings]
+    assert isinstance(storage_index.installed_storage(), storage_index.StorageRecords)  # a parser named by path: cached
+
+
+def test_a_parser_without_an_import_path_is_never_cached(unit_root, monkeypatch):
+    (unit_root / "plugins").mkdir()
+    (unit_root / "plugins" / "ph_store.py").write_text(FILE_PLUGIN.format(parse="parse_ph"))
+    for _ in range(2):  # every call loads the plugins: a file plugin's function cannot be imported by path
+        records = storage_index.installed_storage()
+        assert isinstance(records, Registry)
+        mapping = next(m for m in records.topic_mappings if m.table == "ph_readings")
+        assert mapping.parse("pioreactor/u/e/ph_reading/ph", b"7.25") == {"ph": 7.25}
