@@ -9,6 +9,13 @@ request (the load generator of
 ``api_time_series.py``, on the same cores as the server), beside the interpreter
 floor and the load average measured in the same run.
 
+Load generator (``--loadgen``): ``wrk`` (C; Debian's ``apt-get install wrk``) when it is installed, else
+the Python one of ``api_time_series.py`` (raw sockets, 4 processes). Both keep ``--concurrency``
+keep-alive connections busy, each sending its next request when the answer came, and both run on
+the same 2 cores as the server, so the figure is what the server gets of the machine: the Python
+generator costs about as much CPU per request as the server does and so takes roughly half of it;
+wrk takes a small fraction. Each line names the generator that ran. ``--loadgen both`` runs both.
+
 Routes: ``/unit_api/health``, ``/unit_api/versions/app``, ``/api/experiments``,
 ``/api/units``, ``/api/workers``, ``/unit_api/jobs/running``.
 Target (issue "Fast where it is still level"): ≥ 5,000 req/s each with 16 connections on 2 cores.
@@ -24,6 +31,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -67,7 +76,18 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=4.0, help="seconds of each throughput run")
     parser.add_argument("--requests", type=int, default=200, help="sequential requests for p50")
     parser.add_argument("--route", action="append", help="route to measure (repeatable; default all six)")
+    parser.add_argument("--loadgen", choices=("auto", "wrk", "python", "both"), default="auto",
+                        help="load generator: wrk when installed (auto), the Python one, or both in turn")
     args = parser.parse_args()
+    wrk = shutil.which("wrk")
+    if args.loadgen == "auto":
+        args.loadgens = ["wrk" if wrk else "python"]
+    elif args.loadgen == "both":
+        args.loadgens = ["wrk", "python"] if wrk else ["python"]
+    else:
+        args.loadgens = [args.loadgen]
+    if "wrk" in args.loadgens and not wrk:
+        sys.exit("wrk is not installed (apt-get install wrk); use --loadgen python")
     root = Path(tempfile.mkdtemp(prefix="rk-bench-light-"))
     env = ts.setup_leader(root)
     env["REACTORKIT_LAUNCHER"] = "0"
@@ -81,8 +101,6 @@ def main() -> None:
         for config in configs:
             _measure(config, env, root, routes, args)
     finally:
-        import shutil
-
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -98,14 +116,34 @@ def _measure(config: str, env: dict[str, str], root: Path, routes: list[str], ar
         print(f"[{label}]")
         for route in routes:
             p50 = statistics.median(ts.latencies(port, route, args.requests))
-            workers = _workers(proc.pid)
-            cpu0 = sum(_cpu_s(w) for w in workers)
-            rps = ts.throughput(port, route, args.concurrency, args.duration)
-            per_request = (sum(_cpu_s(w) for w in workers) - cpu0) / max(rps * args.duration, 1) * 1e6
-            print(f"  {route:<26} p50 {p50:6.2f} ms  {rps:8.0f} req/s  server CPU {per_request:5.0f} µs/request"
-                  f"   (load {os.getloadavg()[0]:.2f})", flush=True)
+            for loadgen in args.loadgens:
+                workers = _workers(proc.pid)
+                cpu0 = sum(_cpu_s(w) for w in workers)
+                if loadgen == "wrk":
+                    rps, seconds = wrk_throughput(port, route, args.concurrency, args.duration)
+                else:
+                    rps, seconds = ts.throughput(port, route, args.concurrency, args.duration), args.duration
+                per_request = (sum(_cpu_s(w) for w in workers) - cpu0) / max(rps * seconds, 1) * 1e6
+                print(f"  {route:<26} p50 {p50:6.2f} ms  {rps:8.0f} req/s ({loadgen:<6})  server CPU "
+                      f"{per_request:5.0f} µs/request   (load {os.getloadavg()[0]:.2f})", flush=True)
     finally:
         ts.stop(proc)
+
+
+def wrk_throughput(port: int, path: str, concurrency: int, duration: float) -> tuple[float, float]:
+    """``(requests per second, seconds measured)`` of ``wrk`` with ``concurrency`` keep-alive connections on
+    2 threads, sending :data:`api_time_series.AUTH_HEADER`; non-2xx answers and socket errors are printed."""
+    header = ts.AUTH_HEADER.strip()
+    cmd = ["wrk", "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{max(1, round(duration))}s",
+           *(["-H", header] if header else []), f"http://127.0.0.1:{port}{path}"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    match = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    if match is None:
+        sys.exit(f"could not read wrk's output:\n{out}")
+    seconds = float(match.group(2)) / (1000 if match.group(3) == "ms" else 1)
+    for problem in re.findall(r"(Non-2xx or 3xx responses: \d+|Socket errors: [^\n]+)", out):
+        print(f"    ({problem} on {path})")
+    return int(match.group(1)) / seconds, seconds
 
 
 def _workers(master: int) -> list[int]:
