@@ -90,10 +90,20 @@ class Reachability:
 
     def status(self, unit: str) -> dict[str, Any]:
         """``{"reachable": bool | None, "last_seen_at": ISO-8601 | None}`` of ``unit``."""
+        return self.statuses([unit])[0]
+
+    def statuses(self, units: Iterable[str]) -> list[dict[str, Any]]:
+        """:meth:`status` of each of ``units``, in order (read under one lock)."""
         self.start()
-        if unit == self.leader:
-            return {"reachable": True, "last_seen_at": _iso(time.time())}
+        now = None
+        out = []
         with self._lock:
-            entry = dict(self._state.get(unit) or {})
-        seen = entry.get("last_seen_at")
-        return {"reachable": entry.get("reachable"), "last_seen_at": _iso(seen) if seen else None}
+            entries = [(unit, self._state.get(unit) or {}) for unit in units]
+            entries = [(unit, entry.get("reachable"), entry.get("last_seen_at")) for unit, entry in entries]
+        for unit, reachable, seen in entries:
+            if unit == self.leader:
+                now = now or _iso(time.time())
+                out.append({"reachable": True, "last_seen_at": now})
+            else:
+                out.append({"reachable": reachable, "last_seen_at": _iso(seen) if seen else None})
+        return out

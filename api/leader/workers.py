@@ -90,8 +90,10 @@ class Workers:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         rows = self.ctx.db.workers()
-        addresses = _addresses([r["pioreactor_unit"] for r in rows], self.ctx.config)
-        resp.media = [worker_row(r, self.ctx.config, self.ctx, addresses) for r in rows]
+        units = [r["pioreactor_unit"] for r in rows]
+        addresses = _addresses(units, self.ctx.config)
+        statuses = reachability(self.ctx).statuses(units)
+        resp.media = [{**worker_row(r, self.ctx.config, None, addresses), **status} for r, status in zip(rows, statuses)]
 
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_body(req)  # checked by the schema middleware (the name's pattern too)
@@ -297,8 +299,8 @@ class Units:
         self.ctx = ctx
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        reach = reachability(self.ctx)
-        resp.media = [{"pioreactor_unit": u, **reach.status(u)} for u in self.ctx.db.units()]
+        units = self.ctx.db.units()
+        resp.media = [{"pioreactor_unit": u, **status} for u, status in zip(units, reachability(self.ctx).statuses(units))]
 
 
 class DiscoverWorkers:
