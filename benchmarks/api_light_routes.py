@@ -5,9 +5,7 @@ experiment and four workers) with each configuration given (``--config
 WORKERS:THREADS[:CLASS]``, repeatable; CLASS ``gthread`` or ``sync``) and
 reports, for each light route, p50 of one client and the requests per second
 of ``--concurrency`` keep-alive connections, and the gunicorn workers' CPU time per
-request (the load generator of
-``api_time_series.py``, on the same cores as the server), beside the interpreter
-floor and the load average measured in the same run.
+request, beside the interpreter floor and the load average measured in the same run.
 
 Load generator (``--loadgen``): ``wrk`` (C; Debian's ``apt-get install wrk``) when it is installed, else
 the Python one of ``api_time_series.py`` (raw sockets, 4 processes). Both keep ``--concurrency``
@@ -31,7 +29,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -120,7 +117,7 @@ def _measure(config: str, env: dict[str, str], root: Path, routes: list[str], ar
                 workers = _workers(proc.pid)
                 cpu0 = sum(_cpu_s(w) for w in workers)
                 if loadgen == "wrk":
-                    rps, seconds = wrk_throughput(port, route, args.concurrency, args.duration)
+                    rps, seconds = ts.wrk_throughput(port, route, args.concurrency, args.duration)
                 else:
                     rps, seconds = ts.throughput(port, route, args.concurrency, args.duration), args.duration
                 per_request = (sum(_cpu_s(w) for w in workers) - cpu0) / max(rps * seconds, 1) * 1e6
@@ -128,22 +125,6 @@ def _measure(config: str, env: dict[str, str], root: Path, routes: list[str], ar
                       f"{per_request:5.0f} µs/request   (load {os.getloadavg()[0]:.2f})", flush=True)
     finally:
         ts.stop(proc)
-
-
-def wrk_throughput(port: int, path: str, concurrency: int, duration: float) -> tuple[float, float]:
-    """``(requests per second, seconds measured)`` of ``wrk`` with ``concurrency`` keep-alive connections on
-    2 threads, sending :data:`api_time_series.AUTH_HEADER`; non-2xx answers and socket errors are printed."""
-    header = ts.AUTH_HEADER.strip()
-    cmd = ["wrk", "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{max(1, round(duration))}s",
-           *(["-H", header] if header else []), f"http://127.0.0.1:{port}{path}"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    match = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
-    if match is None:
-        sys.exit(f"could not read wrk's output:\n{out}")
-    seconds = float(match.group(2)) / (1000 if match.group(3) == "ms" else 1)
-    for problem in re.findall(r"(Non-2xx or 3xx responses: \d+|Socket errors: [^\n]+)", out):
-        print(f"    ({problem} on {path})")
-    return int(match.group(1)) / seconds, seconds
 
 
 def _workers(master: int) -> list[int]:

@@ -20,7 +20,8 @@ per second and how many were lost.
 Targets (issue: fast where it is still level): time series p50 ≤ 5 ms at 1M and at
 10M rows, > 150 req/s; health and experiments ≥ 5,000 req/s; ingestion ≥ 5,000
 messages/s with no loss here (10,000/s: ``ingestion_throughput.py``). Every figure
-is printed with the interpreter floor and the load average measured right after it. The load generator runs on the same machine (and
+is printed with the interpreter floor and the load average measured right after it. The load generator
+(``wrk`` when installed, else the Python one below; each line names it) runs on the same machine (and
 cores) as the server, so the figures are conservative. The server runs as
 ``pio serve --workers 2 --threads 8 --no-access-log`` (a leader does not need a
 line per request; the access log costs about a quarter of the small-request
@@ -46,6 +47,7 @@ import math
 import multiprocessing as mp
 import os
 import random
+import re
 import selectors
 import shutil
 import socket
@@ -181,6 +183,23 @@ def throughput(port: int, path: str, concurrency: int, duration: float) -> float
     if errors:
         print(f"    ({errors} errors on {path})")
     return done / duration
+
+
+def wrk_throughput(port: int, path: str, concurrency: int, duration: float) -> tuple[float, float]:
+    """``(requests per second, seconds measured)`` of ``wrk`` with ``concurrency`` keep-alive connections on
+    2 threads, sending :data:`AUTH_HEADER`; non-2xx answers and socket errors are printed."""
+    header = AUTH_HEADER.strip()
+    cmd = ["wrk", "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{max(1, round(duration))}s",
+           *(["-H", header] if header else []), f"http://127.0.0.1:{port}{path}"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    match = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    if match is None:
+        sys.exit(f"could not read wrk's output:\n{out}")
+    seconds = float(match.group(2)) / (1000 if match.group(3) == "ms" else 1)
+    for problem in re.findall(r"(Non-2xx or 3xx responses: \d+|Socket errors: [^\n]+)", out):
+        print(f"    ({problem} on {path})")
+    return int(match.group(1)) / seconds, seconds
+
 
 
 # -------------------------------------------------------------------- the data
@@ -431,11 +450,16 @@ def verdict(ok: bool) -> str:
 
 
 def measure_endpoint(port: int, name: str, path: str, args: argparse.Namespace) -> tuple[float, float, float]:
+    """p50 and p99 of one client, and requests per second of ``--concurrency`` connections with ``wrk`` when it
+    is installed (else the Python generator above; the line says which ran)."""
     lat = latencies(port, path, args.requests)
-    rps = throughput(port, path, args.concurrency, args.duration)
+    if shutil.which("wrk"):
+        rps, loadgen = wrk_throughput(port, path, args.concurrency, args.duration)[0], "wrk"
+    else:
+        rps, loadgen = throughput(port, path, args.concurrency, args.duration), "python"
     p50, p99 = statistics.median(lat), percentile(lat, 99)
-    print(f"  {name:<14} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   {rps:9.0f} req/s ({args.concurrency} connections)"
-          f"   [{conditions()}]")
+    print(f"  {name:<14} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   {rps:9.0f} req/s ({args.concurrency} connections, "
+          f"{loadgen})   [{conditions()}]")
     return p50, p99, rps
 
 
