@@ -6,6 +6,7 @@ import functools
 import json
 import math
 import os
+from collections import OrderedDict
 from typing import Any
 
 from reactorkit.builtin_plugins.growth_rate.estimator import (
@@ -26,6 +27,11 @@ FUSED_CHANNEL = "fused"
 MIN_PRIOR_RATE_STD = 0.1  # h⁻¹
 DEFAULT_VOLUME_ML = 14.0  # [bioreactor] initial_volume_ml and efflux_tube_volume_ml fallbacks (domain facts §3.8)
 VOLUME_VARIABLES = ("current_volume_ml", "efflux_tube_volume_ml")
+SEEN_MESSAGES = 4096
+"""Dosing events and volume messages remembered to recognise a copy (:meth:`GrowthRateCalculating.first_copy`):
+a unit's outbox sends a message again when the leader has not stored it within ``[outbox] resend_after_s`` (30 s
+of wall time), and a dose makes a handful of them (addition, waste, volumes), so the original of a copy is among
+the last 4096 even at a few doses a wall second (a simulated turbidostat at 480×)."""
 
 
 class GrowthRateCalculating(BackgroundJob):
@@ -52,6 +58,14 @@ class GrowthRateCalculating(BackgroundJob):
     (retained ``bioreactor/current_volume_ml`` and ``efflux_tube_volume_ml``,
     else ``[bioreactor] initial_volume_ml`` / ``efflux_tube_volume_ml``, 14 mL)
     and applies each event to it as the unit's bookkeeping does.
+
+    Each dosing event and volume message is handled once: a copy of one
+    already handled — the unit's outbox sends a message again when the leader
+    has not stored it within 30 s (:mod:`reactorkit.core.outbox`) — is ignored
+    (:meth:`first_copy`). A copy of a dosing event would dilute the culture a
+    second time in the filter, and a late copy of ``current_volume_ml`` would
+    put back a volume of before the last doses. (A copy of a reading is older
+    than the filter's time by then, and the estimator ignores it.)
 
     When an ``od{angle}`` calibration is active, ``od_reading`` publishes OD600
     in ``ods``, so the growth rate is that of calibrated OD (proportional to
@@ -108,6 +122,7 @@ class GrowthRateCalculating(BackgroundJob):
         else:
             self.logger.info("Computing OD normalization metrics from %d readings. This may take a few minutes.", samples)
         self._level_shift_logged_at: float | None = None
+        self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
         cfg = self.config
         self.vial_volume_ml = cfg.getfloat("bioreactor", "initial_volume_ml", fallback=DEFAULT_VOLUME_ML)
         self.efflux_tube_volume_ml = cfg.getfloat("bioreactor", "efflux_tube_volume_ml", fallback=DEFAULT_VOLUME_ML)
@@ -191,8 +206,37 @@ class GrowthRateCalculating(BackgroundJob):
         for variable in VOLUME_VARIABLES:
             client.subscribe(self._topic("bioreactor", variable), qos=mq.QOS_EXACTLY_ONCE)
 
+    def first_copy(self, message: Any) -> bool:
+        """False for a copy of a dosing event or volume message this job already handled (True for others).
+
+        A message is known by the outbox's numbering (MQTT 5 user properties ``rk-stream``/``rk-seq``:
+        :func:`reactorkit.core.outbox.sequence_of`) on its topic, or, for a dosing event published without
+        it, by its payload (an event's timestamp, to the millisecond, volume, kind and source name it). The
+        last :data:`SEEN_MESSAGES` are remembered.
+        """
+        from reactorkit.plugin import sequence_of
+
+        if not (message.topic.endswith("/dosing_events") or "/bioreactor/" in message.topic):
+            return True
+        numbered = sequence_of(getattr(message, "properties", None))
+        if numbered is not None:
+            key: tuple[Any, ...] = (message.topic, *numbered)
+        elif message.topic.endswith("/dosing_events"):
+            key = (message.topic, bytes(message.payload))
+        else:
+            return True  # a volume set without the outbox's numbering (the same value may come again)
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > SEEN_MESSAGES:
+            self._seen.popitem(last=False)
+        return True
+
     def on_message(self, message: Any) -> None:
         if not message.payload or "calculator" not in self.__dict__:
+            return
+        if not self.first_copy(message):
+            self.logger.debug("ignored a copy of a message already handled on %s", message.topic)
             return
         topic = message.topic
         if "/bioreactor/" in topic:  # retained or live: the vial bookkeeping's latest value

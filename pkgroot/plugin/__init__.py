@@ -119,10 +119,11 @@ _export("reactorkit.core.storage_index", "installed_storage")
 _export("reactorkit.core.storage_rows", "row_from_topic", "automation_settings_row", "automation_event_row")
 _export("reactorkit.core.storage_records", "unit_table", "automation_host_records")
 
-# the outbox protocol, for the ingestion side (numbered messages, acknowledgements)
+# the outbox protocol, for the ingestion side (numbered messages, acknowledgements) and subscribers that must
+# handle each message once (a unit's outbox sends an unacknowledged message again)
 _export(
     "reactorkit.core.outbox",
-    "REANNOUNCE_PROPERTY", "STORED_TOPICS_SETTING", "ack_topic", "sequence_from_pairs", "to_ranges", "holes",
+    "REANNOUNCE_PROPERTY", "STORED_TOPICS_SETTING", "ack_topic", "sequence_from_pairs", "sequence_of", "to_ranges", "holes",
     "in_ranges", "merge_ranges",
 )
 

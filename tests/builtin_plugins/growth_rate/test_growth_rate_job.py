@@ -3,6 +3,7 @@
 import json
 import math
 import random
+import statistics
 import time
 
 import pytest
@@ -164,3 +165,67 @@ def test_an_xr_model_with_an_active_estimator_follows_the_fused_od(unit_env, mqt
     time.sleep(0.5)
     stamps = [v["timestamp"] for v in mqtt_recorder.json_values(unit_env.topic("growth_rate_calculating", "od_filtered"))]
     assert iso(T0 + 80) not in stamps
+
+
+
+class OrderedPublisher:
+    """One MQTT 5 client publishing everything at QoS 2, so the job receives it in order; a message may carry
+    the numbering a unit's outbox gives it (``rk-stream``, ``rk-seq``), as a copy the outbox sends again does."""
+
+    def __init__(self):
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.connect("127.0.0.1", 1883)
+        self.client.loop_start()
+
+    def publish(self, topic, payload, seq=None):
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        from reactorkit.core.outbox import SEQ_PROPERTY, STREAM_PROPERTY
+
+        props = None
+        if seq is not None:
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = [(STREAM_PROPERTY, "test-stream"), (SEQ_PROPERTY, str(seq))]
+        self.client.publish(topic, payload, qos=2, properties=props).wait_for_publish(5)
+
+    def culture(self, unit_env, n, start, seed, factor=1.0, od0=0.2, noise=0.01):
+        """``n`` readings 5 s apart of a culture that does not grow; returns the last one's epoch s."""
+        rng = random.Random(seed)
+        for i in range(start, start + n):
+            self.publish(unit_env.topic("od_reading", "ods"), ods_payload(T0 + 5.0 * i, od0 * factor * (1 + rng.gauss(0, noise))))
+        return T0 + 5.0 * (start + n - 1)
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.mark.parametrize("numbered", [True, False], ids=["outbox-numbered", "same-payload"])
+def test_a_copy_of_a_dosing_event_does_not_dilute_the_culture_twice(unit_env, mqtt_recorder, spawn_job, numbered):
+    # a unit's outbox sends a dosing event again when the leader has not stored it within 30 s of wall time (on a
+    # busy machine: hours of simulated time later); a dose too small to pass for a step in the signal that the
+    # filter applied twice would turn into growth: about +0.1 h⁻¹ here for a culture that does not grow
+    publisher = OrderedPublisher()
+    try:
+        start_job(spawn_job, mqtt_recorder, unit_env)
+        gr_topic = unit_env.topic("growth_rate_calculating", "growth_rate")
+        dose_ml, volume_ml = 0.3, 14.0
+        last = publisher.culture(unit_env, 120, 0, seed=1)
+        event = json.dumps({"volume_change": dose_ml, "event": "add_media", "source_of_event": "test",
+                            "timestamp": iso(last + 2.5)})
+        diluted = volume_ml / (volume_ml + dose_ml)
+        publisher.publish(unit_env.topic("dosing_events"), event, seq=7 if numbered else None)
+        last = publisher.culture(unit_env, 60, 120, seed=2, factor=diluted)
+        publisher.publish(unit_env.topic("dosing_events"), event, seq=7 if numbered else None)  # the copy
+        last = publisher.culture(unit_env, 120, 180, seed=3, factor=diluted)
+        mqtt_recorder.wait_for(gr_topic, lambda p: bool(p) and json.loads(p)["timestamp"] == iso(last))
+        after_copy = [e["growth_rate"] for e in mqtt_recorder.json_values(gr_topic)
+                      if parse_iso(e["timestamp"]) > T0 + 5.0 * 179]
+        assert len(after_copy) == 120
+        assert abs(statistics.fmean(after_copy)) < 0.03, statistics.fmean(after_copy)
+    finally:
+        publisher.close()
