@@ -42,14 +42,27 @@ class Reachability:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._client: Any = None
+
+    def _http(self) -> Any:
+        """One ``httpx.Client`` for every probe of this process (thread-safe). ``httpx.get`` builds a client, and
+        with it a TLS context, per call: about 40 ms of CPU per unit and round, where a kept client takes 0.5 ms."""
+        if self._client is None:
+            import httpx
+
+            with self._lock:
+                if self._client is None:
+                    # no kept-alive connections: each probe opens its own, as before (a unit's server closes
+                    # idle ones long before the next round)
+                    self._client = httpx.Client(timeout=self.timeout_s, follow_redirects=False,
+                                                limits=httpx.Limits(max_keepalive_connections=0))
+        return self._client
 
     def _probe(self, unit: str) -> tuple[bool, str | None]:
-        import httpx
-
         from reactorkit.core.cluster import unit_url
 
         try:
-            response = httpx.get(unit_url(unit, self.config) + "/unit_api/health", timeout=self.timeout_s)
+            response = self._http().get(unit_url(unit, self.config) + "/unit_api/health")
             return response.status_code < 500, None if response.status_code < 500 else f"HTTP {response.status_code}"
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
