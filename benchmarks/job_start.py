@@ -91,6 +91,8 @@ class Unit:
     def __init__(self) -> None:
         self.env_ = UnitEnv(root=Path(tempfile.mkdtemp(prefix="rk-bench-")))
         self.env_.extra["REACTORKIT_LAUNCHER"] = "0"
+        # the unit leads its cluster, as the unit running mqtt_to_db_streaming does
+        (self.env_.root / "unit_config.ini").write_text(f"[cluster.topology]\nleader_hostname = {self.env_.unit}\n")
         self.procs: list[subprocess.Popen] = []
         self.port = 0
         self.recorder = MQTTRecorder(self.env_.prefix)

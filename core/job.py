@@ -153,6 +153,19 @@ class BackgroundJob(metaclass=_PostInit):
     published_settings: ClassVar[Any] = {}
     is_long_running: ClassVar[bool] = False
 
+    @classmethod
+    def launcher_preload(cls, config: Config) -> tuple[str, ...]:
+        """Modules that only this job imports, for the unit's launcher to import ahead of its start.
+
+        The launcher (:mod:`reactorkit.core.launcher`) keeps a process of its own with them imported,
+        ready to become this job, instead of importing them itself (every job forked from it would
+        carry them in its memory). Default: none.
+
+        Args:
+            config: This unit's config (e.g. to say none on a unit that never runs the job).
+        """
+        return ()
+
     def __init__(
         self,
         unit: str,

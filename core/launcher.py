@@ -13,6 +13,13 @@ session of its own, names itself after the command (``ps`` shows ``pio run
 ordinary way; a caller that cannot reach a launcher starts the job the
 ordinary way.
 
+A job whose class names modules only it needs (``launcher_preload``, e.g. the
+ingestion's asyncio MQTT client) gets a process of its own, forked from the
+launcher ahead of time with them imported and waiting on a socket pair; a
+request for that job is handed to it (it becomes the job) and another is forked
+for the next start. The launcher itself does not import them, so the other jobs
+do not carry them in their memory.
+
 The launcher keeps one thread (forking a threaded process could copy a held
 lock), answers only its own user, and refuses (so the caller falls back) when
 the caller runs another interpreter or ``PYTHONPATH`` or when a module it
@@ -55,6 +62,8 @@ FRAMEWORK = (
 NOT_PRELOADED = frozenset({"numpy", "scipy", "pandas", "matplotlib"})
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 PARENT_ENV = "REACTORKIT_LAUNCHER_PARENT"
+# a job's next waiting process is forked this long after its start (its imports would take CPU from the start)
+WARM_RESPAWN_DELAY_S = 1.0
 
 
 class _RefuseHeavy(importlib.abc.MetaPathFinder):
@@ -83,6 +92,48 @@ def builtin_job_modules() -> list[str]:
     return sorted({p.partition(":")[0] for p in paths if p})
 
 
+def warm_imports() -> dict[str, tuple[str, ...]]:
+    """``job_name -> modules`` of the built-in jobs whose class asks for modules of their own
+    (``BackgroundJob.launcher_preload``), for this unit's config; from the CLI index."""
+    from reactorkit.core import config as config_module
+    from reactorkit.core.cli.index import get_index
+    from reactorkit.core.imports import resolve
+
+    out: dict[str, tuple[str, ...]] = {}
+    try:
+        config = config_module.get_config()
+        for name, entry in get_index()["jobs"].items():
+            if entry.get("source") != "app" or not entry.get("job_class"):
+                continue
+            try:
+                modules = tuple(resolve(entry["job_class"]).launcher_preload(config))
+            except Exception:  # not a BackgroundJob, or its config is unreadable: forked as any job
+                continue
+            if modules:
+                out[name] = modules
+    except Exception:
+        return {}
+    finally:
+        config_module.set_config(None)  # each job reads its own
+    return out
+
+
+def _import_all(modules: tuple[str, ...]) -> list[str]:
+    """Import ``modules`` refusing numpy/scipy; returns those that failed."""
+    failed = []
+    guard = _RefuseHeavy()
+    sys.meta_path.insert(0, guard)
+    try:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                failed.append(name)
+    finally:
+        sys.meta_path.remove(guard)
+    return failed
+
+
 def preload(modules: tuple[str, ...] | None = None) -> list[str]:
     """Import the framework and the built-in jobs' modules (or ``modules``), refusing numpy/scipy.
 
@@ -95,17 +146,7 @@ def preload(modules: tuple[str, ...] | None = None) -> list[str]:
             modules = (*FRAMEWORK, *builtin_job_modules())
         except Exception:
             pass
-    failed = []
-    guard = _RefuseHeavy()
-    sys.meta_path.insert(0, guard)
-    try:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:
-                failed.append(name)
-    finally:
-        sys.meta_path.remove(guard)
+    failed = _import_all(modules)
     _release_free_heap()
     return failed
 
@@ -167,6 +208,10 @@ class Launcher:
         self.attached: dict[socket.socket, int] = {}
         self.stopping = False
         self.restart = False
+        self.warm_modules: dict[str, tuple[str, ...]] = {}
+        self.warm: dict[str, tuple[int, socket.socket]] = {}  # job_name -> (pid, our end) of its waiting process
+        self.wake_r = self.wake_w = -1
+        self.respawn: dict[str, float] = {}  # job_name -> when to fork its next waiting process
 
     # ---------------------------------------------------------------- serving
     def serve(self) -> int:
@@ -178,6 +223,7 @@ class Launcher:
             print(f"launcher: another launcher serves {self.path}", file=sys.stderr)
             return 75
         failed = preload()
+        self.warm_modules = warm_imports()
         _set_title(f"pio launcher {os.path.dirname(self.storage)}")
         if failed:
             print(f"launcher: not preloaded (jobs import them themselves): {', '.join(failed)}", file=sys.stderr)
@@ -203,13 +249,16 @@ class Launcher:
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ, "listen")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+        for name in self.warm_modules:
+            self._spawn_warm(name)
         print(f"launcher: ready on {self.path} (pid {os.getpid()})", file=sys.stderr, flush=True)
         parent = int(os.environ.get(PARENT_ENV) or 0)  # set by the task worker that keeps this launcher
         try:
             while not self.stopping:
                 if parent and os.getppid() != parent:  # the task worker is gone (even killed outright): so are we
                     break
-                for key, _ in self.selector.select(timeout=1.0):
+                timeout = min([1.0, *(max(0.0, due - time.monotonic()) for due in self.respawn.values())])
+                for key, _ in self.selector.select(timeout=timeout):
                     if key.data == "listen":
                         self._accept()
                     elif key.data == "wake":
@@ -217,8 +266,12 @@ class Launcher:
                     else:
                         self._client_readable(key.fileobj)
                 self._reap()
+                self._respawn_warm()
         finally:
             self._close_listener()
+            for _, ours in self.warm.values():  # the waiting processes see the end of their socket and leave
+                ours.close()
+            self.warm.clear()
         if self.restart:
             print("launcher: source changed on disk; starting again", file=sys.stderr, flush=True)
             lock.close()
@@ -244,13 +297,17 @@ class Launcher:
             pass
 
     def _reap(self) -> None:
-        while self.children:
+        while self.children or self.warm:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            for name, (warm_pid, ours) in list(self.warm.items()):
+                if warm_pid == pid:  # a waiting process died: its job is forked as any other until the next start
+                    ours.close()
+                    del self.warm[name]
             conn = self.children.pop(pid, None)
             if conn is not None:
                 self.attached.pop(conn, None)
@@ -301,7 +358,10 @@ class Launcher:
                 conn.sendall(f"refused {refusal}\n".encode())
                 conn.close()
                 return
-            pid = self._fork(conn, request, fds)
+            name = str(request["argv"][2])
+            pid = self._hand_to_warm(name, request, fds)
+            if pid is None:
+                pid = self._fork(conn, request, fds)
         except (OSError, ValueError) as exc:
             try:
                 conn.sendall(f"refused {exc}\n".encode())
@@ -324,6 +384,8 @@ class Launcher:
         if not request.get("detach"):
             self.attached[conn] = pid
         self.selector.register(conn, selectors.EVENT_READ, "client")
+        if name in self.warm_modules and name not in self.warm:  # ready for the next start, once this one is
+            self.respawn.setdefault(name, time.monotonic() + WARM_RESPAWN_DELAY_S)
 
     def _read_request(self, conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
         data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
@@ -355,6 +417,73 @@ class Launcher:
             return "the launcher has started a thread; forking it is not safe"
         return ""
 
+    def _spawn_warm(self, name: str) -> None:
+        """Fork the process that waits, with ``name``'s own modules imported, to become its next job."""
+        if _thread_count() != 1:
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                ours.close()
+                self._leave_launcher()
+                _import_all(self.warm_modules[name])  # (no gc.collect: it would copy the launcher's pages it visits)
+                _set_title(f"pio launcher: ready for {name}")
+                try:
+                    request, fds = self._read_request(theirs)
+                except (OSError, ValueError):  # the launcher has stopped (or sent nothing usable)
+                    os._exit(0)
+                theirs.close()
+                code = 1
+                self._become_job(None, request, fds)
+                code = _run_cli(request["argv"])
+            except BaseException:  # noqa: BLE001 - never return into the launcher's loop
+                if code:
+                    try:
+                        import traceback
+
+                        traceback.print_exc()
+                    except Exception:
+                        pass
+            finally:
+                for stream in (sys.stdout, sys.stderr):
+                    try:
+                        stream.flush()
+                    except Exception:
+                        pass
+                os._exit(code)
+        theirs.close()
+        self.warm[name] = (pid, ours)
+
+    def _respawn_warm(self) -> None:
+        now = time.monotonic()
+        for name, due in list(self.respawn.items()):
+            if due <= now and not self.stopping:
+                del self.respawn[name]
+                if name not in self.warm:
+                    self._spawn_warm(name)
+
+    def _hand_to_warm(self, name: str, request: dict[str, Any], fds: list[int]) -> int | None:
+        """Send the request to ``name``'s waiting process, which becomes the job; its pid, or None
+        (no such process, or it is gone: the job is forked as any other)."""
+        warm = self.warm.pop(name, None)
+        if warm is None:
+            return None
+        pid, ours = warm
+        body = json.dumps(request).encode()
+        message = struct.pack(">I", len(body)) + body
+        try:
+            ours.settimeout(2.0)
+            sent = socket.send_fds(ours, [message], fds)
+            if sent < len(message):  # (once all is sent, the process may have read it and closed its end)
+                ours.sendall(message[sent:])
+        except OSError:
+            return None
+        finally:
+            ours.close()
+        return pid
+
     def _fork(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
         pid = os.fork()
         if pid == 0:
@@ -378,20 +507,31 @@ class Launcher:
                 os._exit(code)
         return pid
 
-    def _become_job(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+    def _leave_launcher(self) -> None:
+        """In a forked child: the launcher's signal handlers, sockets, wake-up pipe and lock are not its own."""
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         self.selector.close()
-        for sock in (self.listener, conn, *self.attached, *(c for c in self.children.values() if c is not None)):
+        socks = (self.listener, *self.attached, *(c for c in self.children.values() if c is not None),
+                 *(ours for _, ours in self.warm.values()))
+        for sock in socks:
             try:
                 sock.close()
             except OSError:
                 pass
         for fd in (self.wake_r, self.wake_w):
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
+        self.wake_r = self.wake_w = -1
         self.lock.close()  # the launcher's lock is not the job's
+
+    def _become_job(self, conn: socket.socket | None, request: dict[str, Any], fds: list[int]) -> None:
+        if conn is not None:
+            conn.close()
+        if self.wake_r >= 0:  # (a waiting process has left the launcher already)
+            self._leave_launcher()
         os.setsid()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)

@@ -269,6 +269,14 @@ class MqttToDb(BackgroundJob):
     job_name = "mqtt_to_db_streaming"
     is_long_running = True
 
+    @classmethod
+    def launcher_preload(cls, config: Any) -> tuple[str, ...]:
+        """On the leader, the receiving client's modules (asyncio, gmqtt: ~25 ms of CPU to import) are
+        imported ahead of the job's start by a process the unit's launcher keeps for it."""
+        from reactorkit.plugin import is_leader
+
+        return ("asyncio", "gmqtt", "gmqtt.mqtt.constants") if is_leader(config) else ()
+
     def __init__(self, unit: str, experiment: str = UNIVERSAL_EXPERIMENT, *, registry: Any = None,
                  batch_size: int | None = None, flush_interval_s: float | None = None, database: Any = None,
                  **kwargs: Any) -> None:

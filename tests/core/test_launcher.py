@@ -166,3 +166,84 @@ def test_the_task_worker_keeps_a_launcher_and_stops_it_with_itself(unit_env):
     finally:
         keeper.stop()
     assert keeper.proc.poll() is not None
+
+
+def children_of(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if parent_of(int(entry)) == pid:
+                    out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def cmdline(pid):
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def waiting_process(launcher, job_name):
+    found = [p for p in children_of(launcher.pid) if cmdline(p) == f"pio launcher: ready for {job_name}"]
+    return found[0] if found else None
+
+
+@pytest.fixture
+def leader_env(unit_env):
+    """``unit_env``'s unit as the leader of its cluster (where the ingestion job runs)."""
+    (unit_env.root / "unit_config.ini").write_text(f"[cluster.topology]\nleader_hostname = {unit_env.unit}\n")
+    return unit_env
+
+
+def test_a_job_with_modules_of_its_own_becomes_the_process_the_launcher_kept_for_it(leader_env, mqtt_recorder,
+                                                                                   launcher):
+    job = "mqtt_to_db_streaming"
+    wait_until(lambda: waiting_process(launcher, job) is not None, what="a process kept for the ingestion job")
+    waiting = waiting_process(launcher, job)
+    state = "/".join((f"{leader_env.prefix}pioreactor", leader_env.unit, "$experiment", job, "$state"))
+    client = start(leader_env, job)
+    try:
+        mqtt_recorder.wait_for(state, lambda p: p == b"ready", timeout=30)
+        [row] = running_jobs(leader_env, job)
+        assert row["pid"] == waiting  # the kept process became the job …
+        assert parent_of(row["pid"]) == launcher.pid
+        assert cmdline(row["pid"]).startswith(f"pio run {job}")
+        # … and another is kept for the next start
+        wait_until(lambda: waiting_process(launcher, job) not in (None, waiting), what="the next kept process")
+        t0 = time.monotonic()
+        client.send_signal(signal.SIGTERM)
+        mqtt_recorder.wait_for(state, lambda p: p == b"disconnected", since=t0)
+        assert client.wait(30) == 0  # the exit code comes back as for a forked job
+    finally:
+        stop_process(client)
+
+
+def test_other_jobs_are_forked_by_the_launcher_and_the_kept_process_leaves_with_it(leader_env, mqtt_recorder,
+                                                                                   launcher):
+    wait_until(lambda: waiting_process(launcher, "mqtt_to_db_streaming") is not None, what="the kept process")
+    waiting = waiting_process(launcher, "mqtt_to_db_streaming")
+    client = start(leader_env, "stirring")
+    try:
+        mqtt_recorder.wait_for(leader_env.topic("stirring", "$state"), lambda p: p == b"ready", timeout=30)
+        [row] = running_jobs(leader_env, "stirring")
+        assert row["pid"] != waiting and parent_of(row["pid"]) == launcher.pid
+        assert waiting_process(launcher, "mqtt_to_db_streaming") == waiting  # still kept
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(30) == 0
+        wait_until(lambda: not os.path.exists(f"/proc/{waiting}") or open(f"/proc/{waiting}/stat").read().split()[2] == "Z",
+                   what="the kept process's exit")
+    finally:
+        stop_process(client)
+
+
+def test_on_a_unit_that_is_not_the_leader_no_process_is_kept(unit_env, mqtt_recorder, launcher):
+    client = start(unit_env, "stirring")  # the launcher has served a request: it is past its start
+    try:
+        mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready", timeout=30)
+        assert [cmdline(p) for p in children_of(launcher.pid)] == [cmdline(running_jobs(unit_env, "stirring")[0]["pid"])]
+    finally:
+        stop_process(client)
