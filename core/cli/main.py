@@ -145,6 +145,7 @@ def _job_command(descriptor: Any) -> click.Command:
         if extra:
             kwargs.update(_parse_extra(ctx.args))
         code = run_job(descriptor, {k: v for k, v in kwargs.items() if v is not None}, config_override)
+        _RAN_JOB.append(descriptor.job_name)
         ctx.exit(code or 0)
 
     return click.Command(
@@ -373,8 +374,35 @@ def render_help(path: list[str], width: int) -> str:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    pio(prog_name="pio")
+    """Console-script entry point.
+
+    After a job has run (``pio run <job>``), the process leaves as a job forked by the launcher does:
+    its output flushed and its log handlers closed, without the interpreter's teardown (which frees
+    every object of every imported module: tens of milliseconds of CPU after the job has stopped).
+    """
+    try:
+        pio(prog_name="pio")
+    except SystemExit as exc:
+        if not _RAN_JOB:
+            raise
+        _leave(exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1)
+
+
+_RAN_JOB: list[str] = []  # the job this process ran, once it has returned
+
+
+def _leave(code: int) -> None:
+    import logging
+    import os
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

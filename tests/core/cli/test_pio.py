@@ -78,6 +78,22 @@ def test_a_job_says_once_that_it_is_ready_with_its_settings_and_how_to_stop_it(u
 
 
 @pytest.mark.integration
+def test_a_job_pio_run_ran_itself_leaves_with_its_exit_code_and_all_its_output(unit_env, mqtt_recorder):
+    env = unit_env.env(REACTORKIT_LAUNCHER="0")
+    env.pop("PYTHONUNBUFFERED")  # output to a pipe is block-buffered: only a flush at exit brings it
+    proc = subprocess.Popen(pio_command("run", "stirring"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready", timeout=30)
+        proc.send_signal(15)
+        out = proc.communicate(timeout=30)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert out.count("Ready") == 1 and out.rstrip().endswith("Disconnected.")
+
+
+@pytest.mark.integration
 def test_a_value_the_job_refuses_is_one_line_naming_the_option_and_the_help(unit_env):
     result = pio(unit_env, "run", "stirring", "--target-rpm", "-5", check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
