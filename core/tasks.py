@@ -25,12 +25,27 @@ def queue_name(unit: str | None = None, config: Config | None = None) -> str:
     return f"reactorkit:{prefix}{unit or get_unit_name()}"
 
 
+_CLIENTS: dict[tuple[str, int], Any] = {}
+
+
+def redis_client(config: Config | None = None) -> Any:
+    """This process's ``redis.Redis`` client of :func:`redis_url` (one per URL, kept: its connection pool
+    is reused by every call and thread, instead of a connection set up per request)."""
+    url = redis_url(config)
+    key = (url, os.getpid())
+    client = _CLIENTS.get(key)
+    if client is None:
+        from redis import Redis
+
+        client = _CLIENTS.setdefault(key, Redis.from_url(url))
+    return client
+
+
 def get_queue(unit: str | None = None, config: Config | None = None) -> Any:
     """The rq ``Queue`` of ``unit`` (default: this unit)."""
-    from redis import Redis
     from rq import Queue
 
-    return Queue(queue_name(unit, config), connection=Redis.from_url(redis_url(config)))
+    return Queue(queue_name(unit, config), connection=redis_client(config))
 
 
 def enqueue(func: Callable[..., Any] | str, *args: Any, unit: str | None = None, timeout_s: int = 600, **kwargs: Any) -> str:

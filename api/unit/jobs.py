@@ -156,14 +156,12 @@ class JobSetting:
 
 def _claim_run(unit: str, job_name: str) -> bool:
     """True unless ``job_name`` was requested on ``unit`` less than 1 s ago (shared via Redis)."""
-    from redis import Redis
     from redis.exceptions import RedisError
 
-    from reactorkit.core.tasks import queue_name, redis_url
+    from reactorkit.core.tasks import queue_name, redis_client
 
     try:  # keyed like the unit's queue, so clusters sharing one Redis do not debounce each other
-        return bool(Redis.from_url(redis_url()).set(f"{queue_name(unit)}:run:{job_name}", "1", nx=True,
-                                                     px=RUN_DEBOUNCE_MS))
+        return bool(redis_client().set(f"{queue_name(unit)}:run:{job_name}", "1", nx=True, px=RUN_DEBOUNCE_MS))
     except RedisError as exc:
         raise unavailable_queue(exc) from exc
 

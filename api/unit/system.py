@@ -104,18 +104,17 @@ def task_status(task_id: str) -> tuple[str, dict[str, Any]]:
     Raises:
         ApiError: 404 for an unknown id, 503 when Redis is unreachable.
     """
-    from redis import Redis
     from redis.exceptions import RedisError
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
 
     from reactorkit.api.fanout import FAN_OUT_TASK, task_outcome
     from reactorkit.api.unit.common import unavailable_queue
-    from reactorkit.core.tasks import redis_url
+    from reactorkit.core.tasks import redis_client
 
     base = {"task_id": task_id, "result_url_path": f"/unit_api/task_results/{task_id}"}
     try:
-        job = Job.fetch(task_id, connection=Redis.from_url(redis_url()))
+        job = Job.fetch(task_id, connection=redis_client())
         status = str(getattr(job.get_status(), "value", job.get_status()))
         if status in _PENDING:
             return falcon.HTTP_202, {**base, "status": "pending"}
