@@ -148,6 +148,11 @@ def preload(modules: tuple[str, ...] | None = None) -> list[str]:
             pass
     failed = _import_all(modules)
     _release_free_heap()
+    import gc
+
+    # what the launcher holds now is never garbage: a job's collections skip it, and do not copy the pages
+    # they would visit (~10% of a forked job's CPU to ready)
+    gc.freeze()
     return failed
 
 
