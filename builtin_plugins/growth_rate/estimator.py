@@ -121,9 +121,10 @@ if TYPE_CHECKING:  # annotations only: numpy is imported where the filter first 
     import numpy as np
 
 SECONDS_PER_HOUR = 3600.0
-L, R, A, G, E, U = range(6)  # state indices: ln nOD, rate, drift, dose response, transient, ln decay rate
-N_STATES = 6
-REPORTED = ((1.0, 0, 0, 0, 0, 0), (0, 1.0, 0, 0, 1.0, 0), (0, 0, 1.0, 0, 0, 0))  # → [ℓ, r + e, a] (rows)
+L, R, A, SL = range(4)  # state indices: ln nOD, rate, drift, slope dμ/dℓ
+N_STATES = 4
+REPORTED = ((1.0, 0, 0, 0), (0, 1.0, 0, 0), (0, 0, 1.0, 0))  # → [ℓ, μ, a] (rows)
+MIN_RATE_FOR_SLOPE = 0.05  # h⁻¹: below it a drift says nothing of dμ/dℓ = (dμ/dt)/μ
 HISTORY_READINGS = 24  # readings kept to rewind to when a dosing event arrives late
 WASTE_EVENT = "remove_waste"
 MAD_TO_SD = 1.4826  # consistency constant of the MAD for a normal distribution
@@ -173,14 +174,15 @@ class FilterSettings:
     rate_process_std: float = 0.01
     drift_process_std: float = 0.02
     drift_correlation_h: float = 2.0
-    dose_response_process_std: float = 0.15
+    slope_process_std: float = 0.05
+    slope_rel_process_std: float = 0.1
+    slope_drift_gain: float = 3.0
     initial_rate: float = 0.0
     initial_rate_std: float = 0.3
     initial_drift_std: float = 0.01
-    initial_dose_response_std: float = 1.0
-    transient_decay_per_hour: float = 2.0
-    transient_decay_log_std: float = 0.5
-    transient_decay_log_process_std: float = 0.0
+    initial_slope_std: float = 0.1
+    max_slope: float = 10.0
+    slope_memory_h: float = 2.0
     dose_rate_jump_std: float = 0.1
     dose_volume_rel_std: float = 0.05
     min_obs_rel_std: float = 5e-3
@@ -190,17 +192,14 @@ class FilterSettings:
     dilution_lookback_s: float = 30.0
     level_shift_outliers: int = 4
     level_shift_std: float = 3.0
-    min_transient_decay_per_hour: float = 1.0
-    max_transient_decay_per_hour: float = 20.0
-    nonnegative_dose_response: bool = True
 
     def __post_init__(self) -> None:
         if not self.outlier_std_threshold > 2:
             raise ValueError(f"ekf_outlier_std_threshold must be > 2, got {self.outlier_std_threshold}")
-        if not 0 < self.min_transient_decay_per_hour <= self.transient_decay_per_hour <= self.max_transient_decay_per_hour:
-            raise ValueError("need 0 < min_transient_decay_per_hour ≤ transient_decay_per_hour ≤ "
-                             f"max_transient_decay_per_hour, got {self.min_transient_decay_per_hour}, "
-                             f"{self.transient_decay_per_hour}, {self.max_transient_decay_per_hour}")
+        if not self.max_slope > 0:
+            raise ValueError(f"max_slope must be > 0, got {self.max_slope}")
+        if self.slope_memory_h < 0:
+            raise ValueError(f"slope_memory_h must be ≥ 0, got {self.slope_memory_h}")
         if self.drift_correlation_h < 0:
             raise ValueError(f"drift_correlation_h must be ≥ 0, got {self.drift_correlation_h}")
         if self.min_obs_rel_std <= 0:
@@ -310,18 +309,16 @@ class GrowthRateEKF:
             raise ValueError("variances must be positive")
         s = self.s = settings
         self.t = float(t0)
-        self.x = np.array([float(log_od), s.initial_rate if rate is None else float(rate), 0.0, 0.0, 0.0,
-                           math.log(s.transient_decay_per_hour)])
+        self.x = np.array([float(log_od), s.initial_rate if rate is None else float(rate), 0.0, 0.0])
         self.P = np.diag([
             float(log_od_var),
             s.initial_rate_std**2 if rate_var is None else float(rate_var),
             s.initial_drift_std**2,
-            s.initial_dose_response_std**2,
-            0.0,
-            s.transient_decay_log_std**2,
+            s.initial_slope_std**2,
         ])
         floor = s.min_obs_rel_std**2
         self.obs_rel_var = {str(k): max(float(v), floor) for k, v in obs_rel_var.items()}
+        self._coupled_until = -math.inf  # epoch s until which doses hold the culture where μ follows its biomass
         if prior:
             self._use_prior(prior)
         self._dilution_readings_left = 0
@@ -346,18 +343,25 @@ class GrowthRateEKF:
             [q_r * dt2 / 2.0 + q_a * dt4 / 8.0, q_r * dt + q_a * dt3 / 3.0, q_a * dt2 / 2.0],
             [q_a * dt3 / 6.0, q_a * dt2 / 2.0, q_a * dt],
         ]
-        Q[G, G] = s.dose_response_process_std**2 * dt
-        Q[U, U] = s.transient_decay_log_process_std**2 * dt
+        q_s = s.slope_process_std + s.slope_rel_process_std * abs(self.x[SL]) \
+            + s.slope_drift_gain * abs(self.x[A]) / max(abs(self.x[R]), MIN_RATE_FOR_SLOPE)
+        Q[SL, SL] = q_s**2 * dt if self.t < self._coupled_until else 0.0
         return Q
 
     def _transition(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """The state after ``dt`` hours and the Jacobian of that map (module docstring)."""
         import numpy as np  # on first use: the job is ready before numpy is imported
         x = self.x
-        lam = math.exp(x[U])
-        decay = math.exp(-lam * dt)
-        phi = -math.expm1(-lam * dt) / lam  # ∫₀^dt e^{−λs} ds
-        e = x[E]
+        coupled = self.t < self._coupled_until
+        s, r = (x[SL], x[R]) if coupled else (0.0, x[R])
+        z = s * dt
+        if abs(z) < 1e-4:  # series of (e^{z} − 1)/s and its derivative in s
+            phi = dt * (1.0 + z / 2.0 + z * z / 6.0)
+            dphi = dt * dt * (0.5 + z / 3.0 + z * z / 8.0)
+        else:
+            phi = math.expm1(z) / s  # ∫₀^dt e^{s·t} dt
+            dphi = (dt * math.exp(z) - phi) / s
+        grow = math.exp(z)
         tau = self.s.drift_correlation_h
         if tau > 0:  # Singer: the drift forgets itself over τ
             keep = math.exp(-dt / tau)
@@ -366,14 +370,13 @@ class GrowthRateEKF:
         else:
             keep, r_a, l_a = 1.0, dt, dt * dt / 2.0
         new = x.copy()
-        new[L] = x[L] + x[R] * dt + x[A] * l_a + e * phi
-        new[R] = x[R] + x[A] * r_a
+        new[L] = x[L] + r * phi + x[A] * l_a
+        new[R] = r * grow + x[A] * r_a
         new[A] = x[A] * keep
-        new[E] = e * decay
         F = np.eye(N_STATES)
-        F[L, R], F[L, A], F[R, A], F[A, A] = dt, l_a, r_a, keep
-        F[L, E], F[L, U] = phi, e * (dt * decay - phi)
-        F[E, E], F[E, U] = decay, -e * lam * dt * decay
+        F[L, R], F[L, A], F[L, SL] = phi, l_a, r * dphi if coupled else 0.0
+        F[R, R], F[R, A], F[R, SL] = grow, r_a, r * dt * grow if coupled else 0.0
+        F[A, A] = keep
         return new, F
 
     def predict(self, t: float) -> None:
@@ -394,23 +397,47 @@ class GrowthRateEKF:
             self.P[0, 0] += s.dilution_log_std**2
             self._dilution_readings_left = s.readings_after_dilution
         else:
-            f = dose.fraction
+            f, drop = dose.fraction, dose.log_drop
+            if self.t >= self._coupled_until:
+                self._start_coupling()
+            self._coupled_until = max(self._coupled_until, dose.t + s.slope_memory_h * SECONDS_PER_HOUR)
             F = np.eye(N_STATES)
-            F[E, G] = f
+            F[R, SL] = -drop
             self.x = F @ self.x
-            self.x[0] -= dose.log_drop
+            self.x[L] -= drop
             self.P = F @ self.P @ F.T
-            self.P[0, 0] += (s.dose_volume_rel_std * dose.log_drop) ** 2
-            self.P[E, E] += (s.dose_rate_jump_std * f) ** 2
+            self.P[L, L] += (s.dose_volume_rel_std * drop) ** 2
+            self.P[R, R] += (s.dose_rate_jump_std * f) ** 2
         self._applied = self._applied | {dose.key}
+
+    def _start_coupling(self) -> None:
+        """Doses begin (again): the slope starts from what the drift says of it, ``s = a/μ`` (between doses
+        ``dμ/dt = s·μ``), within ``[−max_slope, 0]``; the drift keeps the rest, ``a − s·μ``. Its variance is
+        the drift's, divided by μ², plus ``initial_slope_std²`` (linear map of the covariance)."""
+        import numpy as np  # on first use: the job is ready before numpy is imported
+        rate = max(abs(float(self.x[R])), MIN_RATE_FOR_SLOPE)
+        slope = float(self.x[A]) / rate
+        T = np.eye(N_STATES)
+        T[SL, :] = 0.0
+        if -self.s.max_slope < slope < 0:
+            T[SL, A] = 1.0 / rate
+            T[A, A] = 0.0
+            self.x = T @ self.x
+        else:
+            self.x[SL] = min(max(slope, -self.s.max_slope), 0.0)
+            self.x[A] -= self.x[SL] * rate
+        self.P = T @ self.P @ T.T
+        self.P[SL, SL] += self.s.initial_slope_std**2
 
     # ---------------------------------------------------------- history
     def _snapshot(self) -> tuple[Any, ...]:
         return (self.t, self.x.copy(), self.P.copy(), dict(self.obs_rel_var), dict(self._outlier_run),
-                dict(self._run_start), dict(self._run_sum), self._dilution_readings_left, self._applied)
+                dict(self._run_start), dict(self._run_sum), self._dilution_readings_left, self._applied,
+                self._coupled_until)
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
-        (self.t, x, P, obs, runs, starts, sums, self._dilution_readings_left, self._applied) = snapshot
+        (self.t, x, P, obs, runs, starts, sums, self._dilution_readings_left, self._applied,
+         self._coupled_until) = snapshot
         self.x, self.P, self.obs_rel_var, self._outlier_run = x.copy(), P.copy(), dict(obs), dict(runs)
         self._run_start, self._run_sum = dict(starts), dict(sums)
 
@@ -463,13 +490,8 @@ class GrowthRateEKF:
 
     def _project(self) -> None:
         """Estimate projection onto the physical constraints (Simon, *IET Control Theory Appl.* 4(8):1303, 2010):
-        fresh media does not slow growth (g ≥ 0), and a transient slower than ``min_transient_decay_per_hour``
-        is a change of the underlying rate, and one faster than ``max_transient_decay_per_hour`` is not
-        seen (λ_min ≤ λ ≤ λ_max)."""
-        if self.s.nonnegative_dose_response and self.x[G] < 0:
-            self.x[G] = 0.0
-        self.x[U] = min(max(self.x[U], math.log(self.s.min_transient_decay_per_hour)),
-                        math.log(self.s.max_transient_decay_per_hour))
+        growth slows as biomass rises (−max_slope ≤ s ≤ 0)."""
+        self.x[SL] = min(max(self.x[SL], -self.s.max_slope), 0.0)
 
     def update(self, t: float, observations: Mapping[str, float]) -> Estimate:
         """Predict to ``t`` (epoch s) and assimilate normalised readings ``{channel: nOD}``.
@@ -584,18 +606,20 @@ class GrowthRateEKF:
             log_od_std=math.sqrt(max(float(self.P[L, L]), 0.0)),
             state=[float(v) for v in state],
             covariance=[[float(v) for v in row] for row in covariance],
-            dose_response=float(self.x[G]),
+            dose_response=float(-self.x[SL]),
             **extra,
         )
 
     # ------------------------------------------------------------ restart
     def carry_over(self) -> dict[str, Any]:
-        """What a restarted job needs to resume (JSON-able): time, rate, drift, dose
-        response and their covariance, and each channel's noise estimate. The level is
+        """What a restarted job needs to resume (JSON-able): time, rate, drift, slope
+        and their covariance, each channel's noise estimate, and until when (epoch s) the
+        last doses couple the rate to the biomass (None: no dose yet). The level is
         not carried over: doses may have happened while the job was down."""
+        coupled = self._coupled_until if math.isfinite(self._coupled_until) else None
         return {"t": self.t, "x": [float(v) for v in self.x[1:]],
                 "P": [[float(v) for v in row[1:]] for row in self.P[1:]],
-                "obs_rel_var": dict(self.obs_rel_var)}
+                "obs_rel_var": dict(self.obs_rel_var), "coupled_until": coupled}
 
     def _use_prior(self, prior: Mapping[str, Any]) -> None:
         """Start from a :meth:`carry_over`, its covariance grown by the process noise of the time since."""
@@ -616,6 +640,8 @@ class GrowthRateEKF:
             self.x[L] = level
             self.P[L, :] = self.P[:, L] = 0.0
             self.P[L, L] = level_var
+        if prior.get("coupled_until") is not None:  # the gap itself is predicted uncoupled (doses unknown)
+            self._coupled_until = float(prior["coupled_until"])
         floor = self.s.min_obs_rel_std**2
         for channel, value in (prior.get("obs_rel_var") or {}).items():
             if str(channel) in self.obs_rel_var and float(value) > 0:
