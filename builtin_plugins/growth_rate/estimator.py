@@ -2,58 +2,76 @@
 
 The model
 ---------
-State ``x = [ℓ, r, a, g, e, u]``:
+State ``x = [ℓ, r, a, s]``:
 
 * ``ℓ = ln(nOD)``: log of the normalised optical density (nOD = OD / baseline);
-* ``r``: the culture's underlying specific growth rate in h⁻¹;
-* ``a``: its drift ``dr/dt`` in h⁻², so a culture slowing down (or speeding up)
-  is followed without the lag a constant-rate model has;
-* ``g``: the dose response, the jump of the growth rate per unit exchanged
-  fraction of fresh media (h⁻¹);
-* ``e``: the fresh-media transient (h⁻¹): what the last doses added to the
-  growth rate, decaying at rate ``λ = exp(u)`` (h⁻¹) as the fresh substrate is
-  consumed.
+* ``r``: the culture's specific growth rate μ in h⁻¹ (the growth rate reported);
+* ``a``: a drift ``dr/dt`` in h⁻² that the biomass does not explain, so a culture
+  slowing down (or speeding up) is followed without the lag a constant-rate model has;
+* ``s = dμ/dℓ`` (h⁻¹ per unit ln OD, ≤ 0): how the growth rate depends on the biomass.
 
-The growth rate reported is ``μ = r + e``. Dynamics over ``Δt`` hours:
+**Why μ is a function of the biomass.** In a stirred vessel with Monod kinetics
+(Monod, *Annu. Rev. Microbiol.* 3:371, 1949), ``μ = μmax·S/(K + S)``, growth turns
+substrate into biomass at a fixed yield Y, so ``X + Y·S`` is conserved by growth;
+a dilution with media of substrate ``S_in`` moves it towards ``Y·S_in`` (the
+chemostat's mass balance, Smith & Waltman, *The Theory of the Chemostat*,
+Cambridge 1995, ch. 1). Once ``X + Y·S = Y·S_in = C`` (after a few volume
+exchanges, or from the start when the vessel was filled with the media it is
+fed), ``S = (C − X)/Y`` and ``μ = μ(X)`` falls as the biomass rises. Linearised
+in ℓ over the range a dosed culture moves in (a dose exchanges a few %):
 
-    ℓ' = ℓ + r·Δt + a·Δt²/2 + e·(1 − e^{−λΔt})/λ,   r' = r + a·Δt,   a' = a,
-    g' = g,   e' = e·e^{−λΔt},   u' = u
+    μ = μ* + s·(ℓ − ℓ*),   s = dμ/dℓ = −X·μmax·K'/(K' + C' − X)² ≤ 0
 
-(with ``drift_correlation_h`` τ > 0, default 2 h, the drift is a first-order Markov
-process, Singer, *IEEE TAES* 6(4):473, 1970: ``a' = a·e^{−Δt/τ}``,
-``r' = r + τ(1 − e^{−Δt/τ})·a``, ℓ accordingly) with process
-noise ``q_ℓ·Δt`` on ℓ, the continuous white-noise jerk matrix of
-(ℓ, r, a) for ``q_r`` and ``q_a`` (Bar-Shalom, Li & Kirubarajan, *Estimation
-with Applications to Tracking and Navigation*, Wiley 2001, §6.2–6.3), and
-``q_g·Δt``, ``q_u·Δt`` on g and u. The transition is non-linear in (e, u): the
-filter propagates the covariance with its Jacobian (extended Kalman filter).
+(K', C' in biomass units). One slope explains three things: a dose that lowers ℓ
+by δ lifts μ by ``−s·δ``; between doses μ falls as the culture grows back,
+``dμ/dt = s·μ``; and a batch running out of substrate is μ falling as X nears C.
+Because s is shared by every cycle, jump and fall are learned together across
+doses instead of from the little one cycle says.
+
+Dynamics over ``Δt`` hours (s constant over the step; exact for the linear model):
+
+    ℓ' = ℓ + r·(e^{sΔt} − 1)/s + l_a·a,   r' = r·e^{sΔt} + r_a·a,   a' = a·e^{−Δt/τ},   s' = s
+
+with the Singer drift (Singer, *IEEE TAES* 6(4):473, 1970; ``drift_correlation_h``
+τ, default 2 h: a change of the rate persists for about τ and is then
+forgotten) ``r_a = τ(1 − e^{−Δt/τ})``, ``l_a = τ(Δt − r_a)``; process noise
+``q_ℓ·Δt`` on ℓ, the continuous white-noise jerk matrix of (ℓ, r, a) for ``q_r``
+and ``q_a`` (Bar-Shalom, Li & Kirubarajan, *Estimation with Applications to
+Tracking and Navigation*, Wiley 2001, §6.2–6.3), and on s a random walk whose
+SD per √h is ``q_s0 + q_s1·|s| + k·|a|/max(|r|, 0.05)``: a floor, a relative
+part (s changes in proportion as X and S do), and a part that grows while the
+rate changes for a reason the slope does not yet explain (a batch turning into
+a chemostat moves s from ≈ 0 to −2…−3 within an hour or two). The transition is
+non-linear in (r, s): the filter propagates the covariance with its Jacobian
+(extended Kalman filter).
+
+**Only doses identify s.** Without doses s·μ and the drift a are the same
+curvature of ℓ; an s learnt from a real culture's burst of growth was then
+extrapolated for hours (the real recording's window means −5/−8/−10 %). So
+the rate is tied to the biomass (the terms in s above) only for
+``slope_memory_h`` (2 h) after a known dose; otherwise ``s = 0`` in the
+dynamics and the filter is the (ℓ, r, a) filter. When doses start, s starts
+from what the drift says of it, ``s = a/μ`` (``dμ/dt = s·μ``), with the drift's
+variance divided by μ² plus ``initial_slope_std²``, and the drift keeps the rest.
 
 **Physical constraints** are kept by estimate projection after each update
-(Simon, *IET Control Theory Appl.* 4(8):1303, 2010): ``g ≥ 0`` (Monod growth
-rises with the substrate and fresh media never holds less than the vial, so a
-dose does not slow growth), and ``λ_min ≤ λ ≤ λ_max`` (1 and 20 h⁻¹): a
-"transient" slower than an hour cannot be told from a change of the
-underlying rate r between doses, and one faster than 3 minutes moves ℓ by less
-than the noise of a few 5-s readings. Without these bounds a culture running
-out of substrate between doses was explained as a negative dose response with
-λ → 0 (r and e collinear), and an over-confident λ ran away to ~100 h⁻¹.
+(Simon, *IET Control Theory Appl.* 4(8):1303, 2010): ``−max_slope ≤ s ≤ 0``
+(growth never speeds up as the biomass rises, since the substrate falls).
 
 **A dose** of ``Δ`` mL into a vial holding ``V`` mL (a dosing event with the
 volume the job tracks) exchanges the fraction ``f = Δ/(V + Δ)``: biomass is
 conserved while the volume grows, so ℓ drops by the known
-``δ = ln((V + Δ)/V)``, and fresh media may make the rate jump (Monod: μ rises
-with the substrate, and for a small dose the rise is proportional to f):
+``δ = ln((V + Δ)/V)``, and the rate follows the biomass:
 
-    ℓ ← ℓ − δ,   e ← e + g·f,
-    P ← J P Jᵀ + diag((σ_V·δ)², 0, 0, 0, (c·f)², 0)
+    ℓ ← ℓ − δ,   r ← r − s·δ,
+    P ← J P Jᵀ + diag((σ_V·δ)², (c·f)², 0, 0)
 
-(J: the Jacobian of ``e ← e + g·f``; ``σ_V`` = ``dose_volume_rel_std``, the
+(J: the Jacobian of ``r ← r − s·δ``; ``σ_V`` = ``dose_volume_rel_std``, the
 relative error of a pumped volume; ``c`` = ``dose_rate_jump_std``, the part of
-the jump g does not explain). g is learned across doses, so a turbidostat's or
-a chemostat's saw-tooth in μ is followed rather than lagged. Waste removal
-changes no concentration. A dose of unknown size (an event without volumes)
-only re-anchors the level (extra SD ``dilution_log_std`` on ℓ for the next
-``readings_after_dilution`` readings).
+the jump the slope does not explain). Waste removal changes no concentration.
+A dose of unknown size (an event without volumes) only re-anchors the level
+(extra SD ``dilution_log_std`` on ℓ for the next ``readings_after_dilution``
+readings).
 
 Each photodiode channel ``i`` observes ``yᵢ = exp(ℓ) + vᵢ`` with
 ``vᵢ ~ N(0, σᵢ²·exp(2ℓ))``: noise proportional to the signal (real Pioreactor
@@ -94,9 +112,10 @@ Robustness
   goes into the level, not into the growth rate.
 
 A restarted job resumes the filter with :meth:`GrowthRateEKF.carry_over`:
-rate, drift, dose response, transient, λ, their covariance (grown by the
-process noise of the time the job was down) and the noise estimates; the level
-is taken afresh from the first reading (doses may have happened meanwhile).
+rate, drift, slope, their covariance (grown by the process noise of the time
+the job was down), the noise estimates and until when the last doses tie the
+rate to the biomass; the level is taken afresh from the first reading (doses
+may have happened meanwhile).
 
 Normalisation and warm-up (:class:`GrowthRateCalculator`) follow the Pioreactor
 software's documented behaviour: the first ``skip_first`` OD messages are
@@ -142,15 +161,15 @@ class FilterSettings:
         rate_process_std: √q_r, random walk of the growth rate (h⁻¹·h^-½).
         drift_process_std: √q_a, random walk of the rate's drift (h⁻²·h^-½).
         drift_correlation_h: τ (h) of a Singer drift that forgets itself (default 2); 0: a random walk.
-        dose_response_process_std: √q_g, random walk of the dose response g (h⁻¹·h^-½).
+        slope_process_std, slope_rel_process_std, slope_drift_gain: q_s0 (h⁻¹·h^-½), q_s1 (h^-½) and k
+            (h^-½) of the slope's random walk, SD per √h ``q_s0 + q_s1·|s| + k·|a|/max(|r|, 0.05)``.
         initial_rate: Prior growth rate (h⁻¹) when nothing better is known.
         initial_rate_std: Prior SD of the growth rate (h⁻¹).
         initial_drift_std: Prior SD of the drift (h⁻²).
-        initial_dose_response_std: Prior SD of g (h⁻¹ per unit exchanged fraction).
-        transient_decay_per_hour: Prior median of λ, the decay rate of the fresh-media transient (h⁻¹).
-        transient_decay_log_std: Prior SD of u = ln λ.
-        transient_decay_log_process_std: √q_u, random walk of u (h^-½).
-        dose_rate_jump_std: SD of the part of a dose's rate jump that g does not
+        initial_slope_std: SD added to the slope's when doses start (h⁻¹ per unit ln OD).
+        max_slope: Bound of |s| (h⁻¹ per unit ln OD).
+        slope_memory_h: Hours after a known dose during which the rate follows the biomass.
+        dose_rate_jump_std: SD of the part of a dose's rate jump that the slope does not
             explain, per unit exchanged fraction (h⁻¹): a dose exchanging a
             fraction f adds ``(dose_rate_jump_std·f)²`` to the rate's variance.
         dose_volume_rel_std: Relative SD of a known dilution's log drop (pump
@@ -165,8 +184,6 @@ class FilterSettings:
             standard deviations on one side are a step in the signal (0: never).
         level_shift_std: The mean surprise (standardised innovation) of such a run; each
             reading of it is at least ``level_shift_std − 1`` off.
-        min_transient_decay_per_hour, max_transient_decay_per_hour: Bounds of λ (h⁻¹).
-        nonnegative_dose_response: Keep g ≥ 0 (fresh media does not slow growth).
     """
 
     outlier_std_threshold: float = 5.0
@@ -254,7 +271,7 @@ class Estimate:
         od_filtered: Filtered normalised OD, ``exp(ℓ)`` (always > 0).
         log_od_std: Posterior SD of ℓ.
         state: ``[ℓ, r, a]``; covariance: its 3×3 block (the shape of ``kalman_filter_outputs``).
-        dose_response: g, the expected jump of the rate per unit exchanged fraction (h⁻¹).
+        dose_response: −s, the jump of the rate per unit log drop of a dose (h⁻¹; 0 before the first dose).
         outliers: Channels whose reading was down-weighted.
         after_dilution: The reading was taken around a dose (its level was uncertain).
         level_shift: A level shift was detected (and re-anchored) at this reading.
@@ -390,7 +407,7 @@ class GrowthRateEKF:
         self.t = float(t)
 
     def _apply_dose(self, dose: Dose) -> None:
-        """The dose's effect on the state: ℓ −= δ, r += g·f (variances as in the module docstring)."""
+        """The dose's effect on the state: ℓ −= δ, r −= s·δ (variances as in the module docstring)."""
         import numpy as np  # on first use: the job is ready before numpy is imported
         s = self.s
         if dose.log_drop is None:
@@ -593,7 +610,7 @@ class GrowthRateEKF:
         return replayed[-1]
 
     def estimate(self, **extra: Any) -> Estimate:
-        """The current posterior as an :class:`Estimate` (growth rate = r + e)."""
+        """The current posterior as an :class:`Estimate` (growth rate = r; dose response = −s)."""
         import numpy as np  # on first use: the job is ready before numpy is imported
         reported = np.array(REPORTED)
         state = reported @ self.x
