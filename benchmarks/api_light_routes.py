@@ -14,6 +14,10 @@ the same 2 cores as the server, so the figure is what the server gets of the mac
 generator costs about as much CPU per request as the server does and so takes roughly half of it;
 wrk takes a small fraction. Each line names the generator that ran. ``--loadgen both`` runs both.
 
+The gunicorn floor (``--no-gunicorn-floor`` skips it): gunicorn with ``pio serve``'s settings serving a
+WSGI app that returns one constant body (``constant_wsgi.py``), measured the same way, so each run
+shows what gunicorn itself costs per request beside what the routes cost.
+
 Routes: ``/unit_api/health``, ``/unit_api/versions/app``, ``/api/experiments``,
 ``/api/units``, ``/api/workers``, ``/unit_api/jobs/running``.
 Target (issue "Fast where it is still level"): ≥ 5,000 req/s each with 16 connections on 2 cores.
@@ -75,6 +79,9 @@ def main() -> None:
     parser.add_argument("--route", action="append", help="route to measure (repeatable; default all six)")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python", "both"), default="auto",
                         help="load generator: wrk when installed (auto), the Python one, or both in turn")
+    parser.add_argument("--gunicorn-floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="also serve a constant-body WSGI app with gunicorn (2 × 4 gthread, as pio serve) and "
+                             "measure it the same way: what gunicorn costs per request before the app runs")
     args = parser.parse_args()
     wrk = shutil.which("wrk")
     if args.loadgen == "auto":
@@ -97,6 +104,8 @@ def main() -> None:
     try:
         for config in configs:
             _measure(config, env, root, routes, args)
+        if args.gunicorn_floor:
+            _measure_floor(root, args)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -112,17 +121,45 @@ def _measure(config: str, env: dict[str, str], root: Path, routes: list[str], ar
     try:
         print(f"[{label}]")
         for route in routes:
-            p50 = statistics.median(ts.latencies(port, route, args.requests))
-            for loadgen in args.loadgens:
-                workers = _workers(proc.pid)
-                cpu0 = sum(_cpu_s(w) for w in workers)
-                if loadgen == "wrk":
-                    rps, seconds = ts.wrk_throughput(port, route, args.concurrency, args.duration)
-                else:
-                    rps, seconds = ts.throughput(port, route, args.concurrency, args.duration), args.duration
-                per_request = (sum(_cpu_s(w) for w in workers) - cpu0) / max(rps * seconds, 1) * 1e6
-                print(f"  {route:<26} p50 {p50:6.2f} ms  {rps:8.0f} req/s ({loadgen:<6})  server CPU "
-                      f"{per_request:5.0f} µs/request   (load {os.getloadavg()[0]:.2f})", flush=True)
+            _load(proc, port, route, route, args)
+    finally:
+        ts.stop(proc)
+
+
+def _load(proc: subprocess.Popen, port: int, route: str, label: str, args: argparse.Namespace) -> None:
+    """Print p50 of one client, then req/s and the gunicorn workers' CPU per request under each load generator."""
+    p50 = statistics.median(ts.latencies(port, route, args.requests))
+    for loadgen in args.loadgens:
+        workers = _workers(proc.pid)
+        cpu0 = sum(_cpu_s(w) for w in workers)
+        if loadgen == "wrk":
+            rps, seconds = ts.wrk_throughput(port, route, args.concurrency, args.duration)
+        else:
+            rps, seconds = ts.throughput(port, route, args.concurrency, args.duration), args.duration
+        per_request = (sum(_cpu_s(w) for w in workers) - cpu0) / max(rps * seconds, 1) * 1e6
+        print(f"  {label:<26} p50 {p50:6.2f} ms  {rps:8.0f} req/s ({loadgen:<6})  server CPU "
+              f"{per_request:5.0f} µs/request   (load {os.getloadavg()[0]:.2f})", flush=True)
+
+
+def _measure_floor(root: Path, args: argparse.Namespace) -> None:
+    """gunicorn (2 workers × 4 gthread threads, as ``pio serve``) serving :mod:`constant_wsgi`, measured as a route."""
+    port = ts.free_port()
+    log = open(root / "floor.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "constant_wsgi:app", "--pythonpath",
+                             str(Path(__file__).parent), "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                             "--threads", "4", "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                ts._get(port, "/")
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    sys.exit(f"gunicorn did not start; see {root / 'floor.log'}")
+                time.sleep(0.2)
+        print("[gunicorn floor: a constant-body WSGI app, 2 workers × 4 gthread threads]")
+        _load(proc, port, "/", "constant body", args)
     finally:
         ts.stop(proc)
 
