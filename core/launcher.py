@@ -94,15 +94,17 @@ def builtin_job_modules() -> list[str]:
 
 def warm_imports() -> dict[str, tuple[str, ...]]:
     """``job_name -> modules`` of the built-in jobs whose class asks for modules of their own
-    (``BackgroundJob.launcher_preload``), for this unit's config; from the CLI index."""
+    (``BackgroundJob.launcher_preload``), for this unit's config; from the saved CLI index (none without one)."""
     from reactorkit.core import config as config_module
-    from reactorkit.core.cli.index import get_index
+    from reactorkit.core.cli.index import _index_path
     from reactorkit.core.imports import resolve
 
     out: dict[str, tuple[str, ...]] = {}
     try:
+        with open(_index_path()) as f:  # as saved by builtin_job_modules: never rebuilt here (no plugin is loaded)
+            jobs = json.load(f)["jobs"]
         config = config_module.get_config()
-        for name, entry in get_index()["jobs"].items():
+        for name, entry in jobs.items():
             if entry.get("source") != "app" or not entry.get("job_class"):
                 continue
             try:
