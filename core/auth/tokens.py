@@ -154,7 +154,7 @@ def find_record(records: dict[str, TokenRecord], ref: str) -> TokenRecord:
     raise TokenError(f"{len(active) or len(named)} tokens are named {ref!r}; give the id instead")
 
 
-_cache: dict[str, tuple[tuple[int, int], dict[str, TokenRecord]]] = {}
+_cache: dict[str, tuple[tuple[int, ...], dict[str, TokenRecord]]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -170,13 +170,18 @@ class TokenStore:
 
     # ------------------------------------------------------------------ reading
     def records(self) -> dict[str, TokenRecord]:
-        """``id -> TokenRecord``; re-read only when the file changed (one ``stat`` per call)."""
+        """``id -> TokenRecord``; re-read only when the file changed (one ``stat`` per call).
+
+        "Changed": another inode (the file replaced by a rename, as every write here and the leader's push
+        do), or another size, modification or status-change time. Size and times alone miss a replacement
+        of the same size within one tick of the file system's clock (milliseconds).
+        """
         key = str(self.path)
         try:
             st = self.path.stat()
         except FileNotFoundError:
             return {}
-        stamp = (st.st_mtime_ns, st.st_size)
+        stamp = (st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
         with _cache_lock:
             cached = _cache.get(key)
             if cached and cached[0] == stamp:

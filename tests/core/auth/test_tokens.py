@@ -82,3 +82,21 @@ def test_pio_tokens_create_list_revoke(tmp_path):
     assert TokenStore(tmp_path).verify(token) is None
     bad = pio("create", "--name", "x", "--scope", "superuser")
     assert bad.returncode != 0 and "superuser" in bad.stderr
+
+
+def test_a_token_file_replaced_by_rename_takes_effect_even_with_the_same_size_and_time(tmp_path):
+    store = TokenStore(tmp_path)
+    token, _ = store.create("dana", "control", expires="2999-01-01")
+    path = tmp_path / "storage" / "api_tokens.json"
+    assert store.verify(token) is not None  # read and kept
+    before = path.stat()
+    text = path.read_text()
+    expired = text.replace('"2999-01-01T00:00:00Z"', '"2000-01-01T00:00:00Z"')
+    assert len(expired) == len(text) and expired != text
+    staged = path.with_name("api_tokens.json.staged")
+    staged.write_text(expired)
+    os.utime(staged, ns=(before.st_atime_ns, before.st_mtime_ns))  # written within the same clock tick
+    os.replace(staged, path)  # as the leader's push or `pio tokens` replaces it
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert store.verify(token) is None
+    assert TokenStore(tmp_path).verify(token) is None
