@@ -94,12 +94,20 @@ def builtin_job_modules() -> list[str]:
 
 def warm_imports() -> dict[str, tuple[str, ...]]:
     """``job_name -> modules`` of the built-in jobs whose class asks for modules of their own
-    (``BackgroundJob.launcher_preload``), for this unit's config; from the saved CLI index (none without one)."""
+    (``BackgroundJob.launcher_preload``), for this unit's config; from the saved CLI index (none without one).
+
+    A job whose module cannot be imported without numpy/scipy/pandas/matplotlib (:data:`NOT_PRELOADED`) gets
+    none: it is forked as any other job. Never raises (an unreadable index or config: ``{}``).
+    """
     from reactorkit.core import config as config_module
     from reactorkit.core.cli.index import _index_path
     from reactorkit.core.imports import resolve
 
     out: dict[str, tuple[str, ...]] = {}
+    # a job class whose module needs numpy/scipy at import is not resolved here: they would start threads in
+    # the launcher (which then could fork nothing) and weigh on every job
+    guard = _RefuseHeavy()
+    sys.meta_path.insert(0, guard)
     try:
         with open(_index_path()) as f:  # as saved by builtin_job_modules: never rebuilt here (no plugin is loaded)
             jobs = json.load(f)["jobs"]
@@ -116,6 +124,7 @@ def warm_imports() -> dict[str, tuple[str, ...]]:
     except Exception:
         return {}
     finally:
+        sys.meta_path.remove(guard)
         config_module.set_config(None)  # each job reads its own
     return out
 

@@ -247,3 +247,29 @@ def test_on_a_unit_that_is_not_the_leader_no_process_is_kept(unit_env, mqtt_reco
         assert [cmdline(p) for p in children_of(launcher.pid)] == [cmdline(running_jobs(unit_env, "stirring")[0]["pid"])]
     finally:
         stop_process(client)
+
+
+def test_asking_the_built_in_jobs_for_their_modules_never_imports_numpy_into_the_launcher(tmp_path):
+    # a built-in job whose module imports numpy at import: the launcher leaves it to be imported after the fork
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "numpy_job.py").write_text(
+        "import numpy\n"
+        "from reactorkit.core.job import BackgroundJob\n"
+        "class NumpyJob(BackgroundJob):\n"
+        "    job_name = 'numpy_job'\n"
+        "    @classmethod\n"
+        "    def launcher_preload(cls, config):\n"
+        "        return ('json',)\n")
+    root = tmp_path / "unit"
+    (root / "storage").mkdir(parents=True)
+    (root / "storage" / "cli_index.json").write_text(json.dumps(
+        {"jobs": {"numpy_job": {"source": "app", "job_class": "numpy_job:NumpyJob"}}}))
+    code = ("import json, sys\n"
+            "from reactorkit.core import launcher\n"
+            "print(json.dumps({'warm': launcher.warm_imports(), 'numpy': 'numpy' in sys.modules,"
+            " 'threads': launcher._thread_count()}))\n")
+    env = {**os.environ, "DOT_PIOREACTOR": str(root), "PYTHONPATH": str(src)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found == {"warm": {}, "numpy": False, "threads": 1}  # the job is forked as any other, after the fork
