@@ -11,8 +11,9 @@ plugins' and ``plugins/*.py`` files and each third-party plugin package's source
 files), and rebuilds it from the plugin registry whenever that changes.
 
 When a mapping's parser cannot be named by an import path (a lambda, a
-``functools.partial``, a function of a file plugin), nothing is cached and the
-caller gets the registry itself, as before.
+``functools.partial``, a function of a file plugin), or a plugin failed to
+import or to give its storage records, nothing is cached and the caller gets
+the registry itself, as before.
 """
 
 from __future__ import annotations
@@ -45,13 +46,22 @@ def _index_path() -> str:
     return os.path.join(_dot_pioreactor(), "storage", FILE_NAME)
 
 
+#: Plugin failures that leave records out of a registry (a plugin's import, its storage hook).
+_STORAGE_STAGES = ("import", "register_storage")
+
+
 def build(registry: Any) -> dict[str, Any] | None:
-    """The JSON-able storage records of ``registry``; None when a parser has no import path that leads back to it."""
+    """The JSON-able storage records of ``registry``; None when a parser has no import path that leads back to it,
+    or when a plugin failed to import or to give its storage records (a failure may pass without any plugin file
+    changing: it is never kept, and is logged again at the next start, as without the index)."""
     from reactorkit.core.cli.index import _import_path
     from reactorkit.core.imports import resolve
 
+    topic_mappings, descriptors = registry.topic_mappings, registry.tables  # their failures: registry.failures
+    if any(getattr(f, "stage", None) in _STORAGE_STAGES for f in getattr(registry, "failures", ())):
+        return None
     mappings = []
-    for mapping in registry.topic_mappings:
+    for mapping in topic_mappings:
         path = _import_path(mapping.parse)
         if path is None:
             return None
@@ -62,7 +72,7 @@ def build(registry: Any) -> dict[str, Any] | None:
             except Exception:
                 return None
         mappings.append({"topic": mapping.topic, "table": mapping.table, "parse": path, "source": mapping.source})
-    tables = [asdict(descriptor) for descriptor in registry.tables.values()]
+    tables = [asdict(descriptor) for descriptor in descriptors.values()]
     return {"version": INDEX_VERSION, "tables": tables, "topic_mappings": mappings}
 
 
@@ -90,17 +100,19 @@ def installed_storage() -> Any:
     """The tables and topic mappings of everything installed on this unit.
 
     Returns:
-        A :class:`StorageRecords` read from the saved index when its fingerprint is current; else the
-        plugin registry (:meth:`~reactorkit.core.plugins.Registry.installed`) after saving its records
-        for the next call. Both have ``tables`` and ``topic_mappings``.
+        A :class:`StorageRecords` read from the saved index when its fingerprint is current and it holds
+        records; else the plugin registry (:meth:`~reactorkit.core.plugins.Registry.installed`) after saving
+        its records for the next call (none when :func:`build` says they cannot be kept: saved again at each
+        call, so a plugin failure that passed is cached from the next call on). Both have ``tables`` and
+        ``topic_mappings``. A missing, half-written or foreign index is rebuilt, never an error.
     """
     from reactorkit.core.cli.index import fingerprint
 
     try:
         with open(_index_path()) as f:
             data = json.load(f)
-        if data.get("fingerprint") == fingerprint(data.get("watched") or ()):
-            return records_of(data["records"]) if data.get("records") is not None else _registry()
+        if data.get("fingerprint") == fingerprint(data.get("watched") or ()) and data.get("records") is not None:
+            return records_of(data["records"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     registry = _registry()

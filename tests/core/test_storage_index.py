@@ -75,3 +75,42 @@ def test_a_parser_without_an_import_path_is_never_cached(unit_root, monkeypatch)
         assert isinstance(records, Registry)
         mapping = next(m for m in records.topic_mappings if m.table == "ph_readings")
         assert mapping.parse("pioreactor/u/e/ph_reading/ph", b"7.25") == {"ph": 7.25}
+
+
+FAILING_PLUGIN = (
+    "import os\n"
+    "from reactorkit.core.hooks import hookimpl\n"
+    "from reactorkit.core.descriptors import TableDescriptor\n"
+    "__plugin_name__ = 'od_store'\n"
+    "@hookimpl\ndef register_storage():\n"
+    "    if not os.path.exists(os.path.join(os.environ['DOT_PIOREACTOR'], 'od_store_ready')):\n"
+    "        raise RuntimeError('its settings are not there yet')\n"
+    "    return [TableDescriptor(table='od_store_readings', create_sql='CREATE TABLE IF NOT EXISTS od_store_readings (od REAL)')]\n"
+)
+
+
+def test_records_of_a_plugin_that_failed_are_never_cached(unit_root):
+    (unit_root / "plugins").mkdir()
+    (unit_root / "plugins" / "od_store.py").write_text(FAILING_PLUGIN)
+    failed = storage_index.installed_storage()
+    assert "od_store_readings" not in failed.tables
+    assert any(f.plugin == "od_store" for f in failed.failures)  # logged at every start, as before the index
+    (unit_root / "od_store_ready").write_text("")  # the failure passes without any plugin file changing
+    assert "od_store_readings" in storage_index.installed_storage().tables
+    assert isinstance(storage_index.installed_storage(), storage_index.StorageRecords)  # cached once it loads
+
+
+@pytest.mark.parametrize("damage", ["", "half", "null", "[]", '{"version": 1}', "foreign"])
+def test_a_missing_half_written_or_foreign_index_is_rebuilt_from_the_registry(unit_root, damage):
+    storage_index.installed_storage()
+    path = unit_root / "storage" / storage_index.FILE_NAME
+    saved = path.read_text()
+    damaged = {"half": saved[: len(saved) // 2],
+               "foreign": saved.replace('"tables": [', '"tables": [{"table": "x", "unknown_field": 1}, ', 1)}
+    path.write_text(damaged.get(damage, damage))
+    records = storage_index.installed_storage()
+    assert records.tables == Registry.installed().tables
+    assert path.read_text() == saved  # saved again, whole
+    path.unlink()
+    assert storage_index.installed_storage().tables == Registry.installed().tables
+    assert path.is_file()
