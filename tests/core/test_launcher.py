@@ -273,3 +273,18 @@ def test_asking_the_built_in_jobs_for_their_modules_never_imports_numpy_into_the
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found == {"warm": {}, "numpy": False, "threads": 1}  # the job is forked as any other, after the fork
+
+
+def test_the_kept_process_leaves_when_the_launcher_is_killed_outright(leader_env, launcher):
+    wait_until(lambda: waiting_process(launcher, "mqtt_to_db_streaming") is not None, what="the kept process")
+    waiting = waiting_process(launcher, "mqtt_to_db_streaming")
+    launcher.kill()
+    launcher.wait(30)
+
+    def gone():
+        try:
+            return open(f"/proc/{waiting}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+
+    wait_until(gone, what="the kept process's exit")  # it saw its socket close: no process is left behind
