@@ -434,11 +434,24 @@ class Launcher:
         return ""
 
     def _spawn_warm(self, name: str) -> None:
-        """Fork the process that waits, with ``name``'s own modules imported, to become its next job."""
+        """Fork the process that waits, with ``name``'s own modules imported, to become its next job.
+
+        Never raises: when the fork fails (the unit's process or memory limit), no process is kept and the
+        job is forked as any other at its next start (which tries again for the one after).
+        """
         if _thread_count() != 1:
             return
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        except OSError:
+            return
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            ours.close()
+            theirs.close()
+            print(f"launcher: no process kept for {name}: {exc}", file=sys.stderr, flush=True)
+            return
         if pid == 0:
             code = 0
             try:

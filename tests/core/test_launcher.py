@@ -288,3 +288,19 @@ def test_the_kept_process_leaves_when_the_launcher_is_killed_outright(leader_env
             return True
 
     wait_until(gone, what="the kept process's exit")  # it saw its socket close: no process is left behind
+
+
+def test_a_kept_process_that_cannot_be_forked_leaves_the_launcher_serving(tmp_path, monkeypatch):
+    from reactorkit.core import launcher as launcher_module
+
+    served = launcher_module.Launcher(str(tmp_path))
+    served.warm_modules = {"mqtt_to_db_streaming": ("json",)}
+    opened = len(os.listdir("/proc/self/fd"))
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # the unit's process or memory limit
+
+    monkeypatch.setattr(launcher_module.os, "fork", no_fork)
+    served._spawn_warm("mqtt_to_db_streaming")  # at start, or 1 s after the job's start: never an error
+    assert served.warm == {}  # the job is forked as any other at its next start
+    assert len(os.listdir("/proc/self/fd")) == opened  # its socket pair closed
