@@ -13,13 +13,22 @@ from reactorkit.core.config import Config, get_config
 
 
 def unit_address(unit: str, config: Config | None = None) -> tuple[str, int]:
-    """``(host, port)`` of ``unit``'s HTTP API."""
+    """``(host, port)`` of ``unit``'s HTTP API.
+
+    Raises:
+        ValueError: its address (or ``[ui] port``) names a port that is not a number.
+    """
     return unit_addresses([unit], config)[unit]
 
 
 def unit_addresses(units: Iterable[str], config: Config | None = None) -> dict[str, tuple[str, int]]:
     """``{unit: (host, port)}`` of each of ``units`` (:func:`unit_address`; the settings every unit shares are
-    read once, not once per unit)."""
+    read once, not once per unit).
+
+    Raises:
+        ValueError: the address of one of ``units`` (or ``[ui] port``) names a port that is not a number
+            (the others' are not returned either: look them up one by one to keep them).
+    """
     config = config or get_config()
     default_port = config.getint("ui", "port", fallback=4999)
     addresses = dict(config.items("cluster.addresses")) if config.has_section("cluster.addresses") else {}

@@ -292,6 +292,13 @@ class LeaderDB:
         (its own inserts, updates and deletes, committed or not). Inside a transaction it always reads. For the
         small tables the light routes read on every request (the inventory, the experiments): the pragma
         costs about a quarter of reading and converting the rows.
+
+        A database file replaced by another (a state archive imported) is not seen, by this method or by
+        :meth:`query`: this thread's connection reads the file it opened until it is closed.
+
+        Raises:
+            TypeError: ``params`` is not hashable (a tuple of values is).
+            sqlite3.Error: as :meth:`query`.
         """
         conn = self.conn
         if conn.in_transaction:

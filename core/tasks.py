@@ -30,7 +30,15 @@ _CLIENTS: dict[tuple[str, int], Any] = {}
 
 def redis_client(config: Config | None = None) -> Any:
     """This process's ``redis.Redis`` client of :func:`redis_url` (one per URL, kept: its connection pool
-    is reused by every call and thread, instead of a connection set up per request)."""
+    is reused by every call and thread, instead of a connection set up per request).
+
+    Kept per process id: a forked child (an rq work horse, a gunicorn worker) makes its own and never uses
+    its parent's connections. Making it connects to nothing; a connection the server dropped (Redis
+    restarted) is opened again by the pool at its next use.
+
+    Raises:
+        ValueError: the URL is not a Redis URL (``redis://``, ``rediss://``, ``unix://``).
+    """
     url = redis_url(config)
     key = (url, os.getpid())
     client = _CLIENTS.get(key)
