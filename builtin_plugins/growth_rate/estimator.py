@@ -193,7 +193,7 @@ class FilterSettings:
     drift_correlation_h: float = 2.0
     slope_process_std: float = 0.05
     slope_rel_process_std: float = 0.1
-    slope_drift_gain: float = 3.0
+    slope_drift_gain: float = 5.0
     initial_rate: float = 0.0
     initial_rate_std: float = 0.3
     initial_drift_std: float = 0.01
