@@ -304,3 +304,24 @@ def test_a_kept_process_that_cannot_be_forked_leaves_the_launcher_serving(tmp_pa
     served._spawn_warm("mqtt_to_db_streaming")  # at start, or 1 s after the job's start: never an error
     assert served.warm == {}  # the job is forked as any other at its next start
     assert len(os.listdir("/proc/self/fd")) == opened  # its socket pair closed
+
+
+def test_each_start_of_the_job_becomes_the_process_kept_for_it_then(leader_env, mqtt_recorder, launcher):
+    job = "mqtt_to_db_streaming"
+    state = "/".join((f"{leader_env.prefix}pioreactor", leader_env.unit, "$experiment", job, "$state"))
+    previous = None
+    for _ in range(3):
+        wait_until(lambda: waiting_process(launcher, job) not in (None, previous), what="a kept process")
+        waiting = waiting_process(launcher, job)
+        t0 = time.monotonic()
+        client = start(leader_env, job)
+        try:
+            mqtt_recorder.wait_for(state, lambda p: p == b"ready", timeout=30, since=t0)
+            assert [row["pid"] for row in running_jobs(leader_env, job)] == [waiting]  # one job, the kept process
+            t1 = time.monotonic()
+            client.send_signal(signal.SIGTERM)
+            mqtt_recorder.wait_for(state, lambda p: p == b"disconnected", since=t1)
+            assert client.wait(30) == 0
+        finally:
+            stop_process(client)
+        previous = waiting
