@@ -3,7 +3,8 @@
 What reloads, and how (:func:`after_plugin_change`, called by ``pio plugins
 install/uninstall`` and by the API's install and uninstall tasks):
 
-* the CLI index (``storage/cli_index.json``) is rebuilt at once;
+* the CLI index (``storage/cli_index.json``) and the storage index
+  (``storage/storage_index.json``) are rebuilt at once (whatever their fingerprint says);
 * the ``pio serve`` master (pid in ``$DOT_PIOREACTOR/storage/gunicorn.pid``) gets
   SIGHUP: gunicorn starts fresh workers, which load the plugins anew (routes,
   descriptors, tables created on the first database use) and ends the old ones
@@ -80,7 +81,7 @@ def after_plugin_change() -> dict[str, bool]:
     try:
         from reactorkit.core.cli.index import get_index
 
-        get_index()
+        get_index(rebuild=True)  # and the storage index: the fingerprint misses an install into a target folder
     except Exception:  # a plugin's trouble is reported by the listing, never here
         pass
     return {"web_server_reloaded": reload_web_server(), "jobs_told": announce_plugins_changed()}

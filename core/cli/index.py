@@ -160,12 +160,18 @@ def read_watched() -> list[str]:
         return []
 
 
-def get_index() -> dict[str, Any]:
-    """The current index: read from disk when its fingerprint matches, else rebuilt and saved."""
+def get_index(rebuild: bool = False) -> dict[str, Any]:
+    """The current index: read from disk when its fingerprint matches, else rebuilt and saved.
+
+    Args:
+        rebuild: Rebuild and save it (and the storage index) whatever the fingerprint says: after a plugin
+            change made here (``pio plugins install``/``uninstall``, the API's tasks), which the fingerprint
+            misses when pip installs into a folder that is not a site-packages (``[plugins] install_target``).
+    """
     path = _index_path()
     try:
         data = json.loads(path.read_text())
-        if data.get("fingerprint") == fingerprint(data.get("watched") or ()):
+        if not rebuild and data.get("fingerprint") == fingerprint(data.get("watched") or ()):
             return data
     except (OSError, ValueError):
         pass

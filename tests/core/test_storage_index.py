@@ -114,3 +114,42 @@ def test_a_missing_half_written_or_foreign_index_is_rebuilt_from_the_registry(un
     path.unlink()
     assert storage_index.installed_storage().tables == Registry.installed().tables
     assert path.is_file()
+
+
+ENTRY_POINT_PLUGIN = (
+    "from reactorkit.core.hooks import hookimpl\n"
+    "from reactorkit.core.descriptors import TableDescriptor, TopicMapping\n"
+    "@hookimpl\ndef register_storage():\n"
+    "    yield TableDescriptor(table='orp_readings', create_sql='CREATE TABLE IF NOT EXISTS orp_readings (orp REAL)')\n"
+    "    yield TopicMapping(topic='pioreactor/+/+/orp_reading/orp', table='orp_readings', parse='json:loads')\n"
+)
+
+
+def test_a_plugin_installed_into_the_install_target_is_in_the_records_after_the_plugin_change(unit_root, tmp_path,
+                                                                                               monkeypatch):
+    import importlib
+    import sys
+
+    from reactorkit.core import reloads
+
+    target = tmp_path / "target"  # [plugins] install_target: on the path, but not a site-packages folder
+    target.mkdir()
+    monkeypatch.syspath_prepend(str(target))
+    monkeypatch.setattr(reloads, "announce_plugins_changed", lambda config=None: False)  # no broker here
+    from reactorkit.core.cli.index import get_index
+
+    get_index()  # saved by any `pio` command before the install
+    assert "orp_readings" not in storage_index.installed_storage().tables
+    (target / "orp_store.py").write_text(ENTRY_POINT_PLUGIN)  # what `pip install --target` leaves
+    info = target / "orp_store-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: orp-store\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[reactorkit.plugins]\norp_store = orp_store\n")
+    importlib.invalidate_caches()
+    try:
+        reloads.after_plugin_change()  # what `pio plugins install` and the API's install task call
+        records = storage_index.installed_storage()  # the ingestion's next start
+        assert "orp_readings" in records.tables
+        assert ("pioreactor/+/+/orp_reading/orp", "orp_readings") in [(m.topic, m.table) for m in records.topic_mappings]
+    finally:
+        sys.modules.pop("orp_store", None)
