@@ -57,10 +57,11 @@ class DemoError(RuntimeError):
 
 
 def profile_yaml(turbidostat_unit: str, chemostat_unit: str | None, hours: float,
-                 turbidostat_target: float = TURBIDOSTAT_TARGET_NOD) -> str:
+                 turbidostat_target: float = TURBIDOSTAT_TARGET_NOD, biomass_signal: str = "normalized_od") -> str:
     """The experiment profile the demo runs (Pioreactor profile schema, version "1.0").
 
-    ``turbidostat_target`` is in normalised OD (the first readings' OD is 1).
+    ``turbidostat_target`` is in the unit of the turbidostat's ``biomass_signal``: normalised OD (the first
+    readings' OD is 1) for ``normalized_od``, OD600 for ``od`` (an active OD calibration).
     """
     end = f"{hours:g}h"
     text = f"""\
@@ -90,7 +91,7 @@ pioreactors:
         actions:
           - type: start
             t: 30m
-            options: {{automation_name: turbidostat, target_biomass: {turbidostat_target:g}, biomass_signal: normalized_od, exchange_volume_ml: 1.0}}
+            options: {{automation_name: turbidostat, target_biomass: {turbidostat_target:g}, biomass_signal: {biomass_signal}, exchange_volume_ml: 1.0}}
           - {{type: stop, t: {end}}}
 """
     if chemostat_unit:
@@ -446,9 +447,12 @@ def run_experiment(
         live: Redraw the progress block in place (a terminal) instead of printing lines.
         keep_running: Called with the :class:`DemoResult` after the results are written, before the
             cluster stops (e.g. wait for Ctrl-C so a person can explore the API).
-        turbidostat_target: The turbidostat's target, in normalised OD (default :func:`turbidostat_target_for`
-            of the culture when the profile starts: the vessels grow while the pumps are calibrated, longer
-            on a busy machine, and a fixed multiple of the first readings could lie beyond their capacity).
+        turbidostat_target: The turbidostat's target in normalised OD. Default: OD600
+            :data:`TURBIDOSTAT_HOLD_OD` on the calibrated OD (``biomass_signal: od``) of a unit whose od90 the
+            demo calibrated — a multiple of the first readings is not: a busy machine that delays them at
+            480× lets the culture grow meanwhile, and 5× a baseline of OD 0.4 lies beyond the vessel's capacity
+            (OD 2), so the turbidostat never doses; else :func:`turbidostat_target_for` of the culture when the
+            profile starts.
         ui: Install the web UI build when missing (the leader serves it at its address).
 
     Raises:
@@ -495,10 +499,14 @@ def run_experiment(
 
         turbidostat = vessel_workers[0] if vessel_workers else layout.workers[0]
         chemostat = vessel_workers[1] if len(vessel_workers) > 1 else None
-        if turbidostat_target is None:
+        biomass_signal = "normalized_od"
+        if turbidostat_target is None and turbidostat in vessel_workers:  # its od90 is calibrated: OD600
+            turbidostat_target, biomass_signal = TURBIDOSTAT_HOLD_OD, "od"
+        elif turbidostat_target is None:
             turbidostat_target = turbidostat_target_for(read_vessel(layout, turbidostat).get("od"))
         api.call("POST", "/api/experiment_profiles", "upload the profile",
-                 json={"filename": f"{experiment}.yaml", "body": profile_yaml(turbidostat, chemostat, hours, turbidostat_target)})
+                 json={"filename": f"{experiment}.yaml",
+                       "body": profile_yaml(turbidostat, chemostat, hours, turbidostat_target, biomass_signal)})
         fullpath = next(p["fullpath"] for p in api.call("GET", "/api/experiment_profiles", "list profiles")
                         if p["file"].startswith(experiment))
         progress = Progress(layout, experiment, layout.workers)

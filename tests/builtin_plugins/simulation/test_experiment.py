@@ -21,7 +21,13 @@ def test_the_turbidostat_target_stays_within_the_culture_s_reach():
 
 def test_the_profile_carries_the_turbidostat_target():
     text = profile_yaml("worker1", "worker2", 24, turbidostat_target=2.5)
-    assert "target_biomass: 2.5" in text and "automation_name: chemostat" in text
+    assert "target_biomass: 2.5" in text and "biomass_signal: normalized_od" in text
+    assert "automation_name: chemostat" in text
+
+
+def test_a_calibrated_turbidostat_targets_od600():
+    text = profile_yaml("worker1", "worker2", 24, turbidostat_target=1.0, biomass_signal="od")
+    assert "target_biomass: 1, biomass_signal: od," in text
 
 
 def test_the_progress_counts_a_media_dose_sent_twice_once():
