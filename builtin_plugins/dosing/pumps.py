@@ -19,7 +19,8 @@ source_of_event, timestamp}`` is published (QoS 2, not retained) on
 (0.5 s, or 0.05 s of wall time under a speed-up, whichever is longer), and a
 final event brings the total to the volume of the time the pump was actually
 on (so an early stop publishes a correction, possibly negative; waste volumes
-are positive). Every event is applied to the vial bookkeeping
+are positive), stamped with the time the pump stopped (which the growth-rate
+filter takes as the dose's end). Every event is applied to the vial bookkeeping
 (:mod:`.bioreactor`) and the changed variables are published retained on
 ``bioreactor/<var>``.
 
@@ -317,7 +318,9 @@ class _PumpRun:
             on_seconds = min(on_seconds, limit_s)
         total = self.rate.ml_for(on_seconds)
         if abs(total - self.published_ml) > 1e-9 or self.published_ml == 0.0:
-            self._publish(total - self.published_ml)
+            # stamped when the pump stopped: a process that wakes late after a run the hardware timed (a busy
+            # machine at a speed-up: simulated minutes) must not date the dose by its own wake-up
+            self._publish(total - self.published_ml, at=t_on + on_seconds)
         leases.release(self.lease_id)
         if capped and not stop.is_set():
             logger.error("Stopped %s at [pump_limits] (%.4g mL, the most this call may move this hour).",
@@ -358,12 +361,13 @@ class _PumpRun:
 
         return write
 
-    def _publish(self, volume_change_ml: float) -> None:
+    def _publish(self, volume_change_ml: float, at: float | None = None) -> None:
+        """Publish and book one dosing event of ``volume_change_ml`` mL, stamped ``at`` (epoch s; default now)."""
         event = {
             "volume_change": round(volume_change_ml, 6),
             "event": self.action,
             "source_of_event": self.source_of_event,
-            "timestamp": self.clock.utc_iso(),
+            "timestamp": self.clock.utc_iso(at) if at is not None else self.clock.utc_iso(),
         }
         self.lifecycle.publish(self.events_topic, json.dumps(event), qos=2, retain=False)
         self.published_ml += volume_change_ml

@@ -153,3 +153,38 @@ def test_a_continuous_inflow_stops_at_the_maximum_volume(dosing_unit, mqtt_recor
     assert unit.bookkeeping()["current_volume_ml"] == pytest.approx(truth["volume_ml"], rel=0.02)
     error = mqtt_recorder.wait_for(unit.env.topic("logs", "app", "error"), timeout=30)
     assert "max_volume_to_stop" in json.loads(error)["message"]
+
+
+def test_a_dose_is_stamped_when_the_pump_stopped_not_when_its_process_woke(dosing_unit):
+    # the vessel's own timer stops a timed run; a process that wakes late (a busy machine under a speed-up) must
+    # still date the dose when it ended: the growth-rate filter looks for the dilution just before the timestamp
+    from reactorkit.builtin_plugins.dosing.pumps import pump_action
+    from reactorkit.core.clock import Clock, parse_iso
+    from reactorkit.core.config import load_config
+    from reactorkit.core.hardware.simulated import SimulatedHardware
+
+    unit = dosing_unit(speedup=100)
+    clock = Clock(unit.env.speedup, unit.env.origin)
+    vessel = SimulatedHardware(load_config(), unit.env.unit, clock=clock)
+    started = []
+
+    class LateWaker:
+        def set_pwm_for(self, channel, duty_cycle, seconds):
+            started.append(vessel.set_pwm_for(channel, duty_cycle, seconds))
+            return started[-1]
+
+        def set_pwm(self, channel, duty_cycle):
+            if duty_cycle == 0.0 and started:
+                time.sleep(0.6)  # 60 simulated seconds late
+            return vessel.set_pwm(channel, duty_cycle)
+
+        def __getattr__(self, name):
+            return getattr(vessel, name)
+
+    published = []
+    moved = pump_action("add_media", ml=1.0, clock=clock, hardware=LateWaker(), source_of_event="test",
+                        on_event=lambda event, books: published.append(event))
+    assert moved == pytest.approx(1.0, rel=0.02)
+    assert unit.truth()["cumulative_media_ml"] == pytest.approx(1.0, rel=0.02)
+    run_s = 1.0 / unit.ml_per_second
+    assert parse_iso(published[-1]["timestamp"]) == pytest.approx(started[0] + run_s, abs=0.01)
