@@ -22,7 +22,7 @@ same span for every figure):
 
 The turbidostat's estimate is within 3 % of the true μ. The chemostat's aim is
 3 % of the true μ and of its dilution rate too; it is held to 6 %: it ran
-1.9–4.7 % low in three runs with the estimator as it is, and replaying the
+1.9–4.7 % low in six runs with the estimator as it is, and replaying the
 published readings and dosing events of four recorded runs through it (each
 once, in timestamp order) gives 3.3–4.0 % low (1.1–2.5 % through the estimator
 before its slope model). That is the estimator's bias on these streams, not the
