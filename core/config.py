@@ -15,7 +15,7 @@ import os
 import socket
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from reactorkit.core.paths import dot_pioreactor
 
@@ -92,7 +92,38 @@ class Config(configparser.ConfigParser):
     """A case-sensitive, non-strict ConfigParser with path helpers."""
 
     def __init__(self) -> None:
+        #: Grows with every change made through the parser (``set``, ``read*``, sections added or removed), so
+        #: a reader can keep what it derived from the settings until it grows (``/api/workers``' addresses).
+        self.generation = 0
         super().__init__(strict=False, allow_no_value=True, interpolation=None)
+
+    def set(self, section: str, option: str, value: str | None = None) -> None:
+        self.generation += 1
+        super().set(section, option, value)
+
+    def add_section(self, section: str) -> None:
+        self.generation += 1
+        super().add_section(section)
+
+    def remove_section(self, section: str) -> bool:
+        self.generation += 1
+        return super().remove_section(section)
+
+    def remove_option(self, section: str, option: str) -> bool:
+        self.generation += 1
+        return super().remove_option(section, option)
+
+    def read(self, filenames: Any, encoding: str | None = None) -> list[str]:
+        self.generation += 1
+        return super().read(filenames, encoding)
+
+    def read_file(self, f: Any, source: str | None = None) -> None:  # read_string() comes here
+        self.generation += 1
+        super().read_file(f, source)
+
+    def read_dict(self, dictionary: Any, source: str = "<dict>") -> None:
+        self.generation += 1
+        super().read_dict(dictionary, source)
 
     def optionxform(self, optionstr: str) -> str:  # keys are case-sensitive
         return optionstr

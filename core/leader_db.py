@@ -283,9 +283,11 @@ class LeaderDB:
         """Rows of ``sql`` as dicts."""
         return [dict(r) for r in self.conn.execute(sql, params)]
 
-    def query_unchanged(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    def query_unchanged(self, sql: str, params: tuple[Any, ...] = (), *, shared: bool = False) -> list[dict[str, Any]]:
         """Rows of ``sql`` as dicts (fresh copies), read again only when the database changed since this thread
-        last read them.
+        last read them. ``shared``: the kept list itself instead of copies, the same object (``is``) on every
+        call of this thread until the database changes, so a caller can keep what it derives from it; it must
+        not be changed (inside a transaction it is a fresh list).
 
         "Changed" is what SQLite reports to this thread's connection: ``PRAGMA data_version`` (grows with every
         commit of any other connection, other processes included) and the connection's own ``total_changes``
@@ -311,7 +313,7 @@ class LeaderDB:
             if len(results) > 64:
                 results.clear()
             found = results[key] = (stamp, self.query(sql, params))
-        return [row.copy() for row in found[1]]
+        return found[1] if shared else [row.copy() for row in found[1]]
 
     def query_one(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         """The first row of ``sql`` as a dict, or None."""
@@ -553,8 +555,8 @@ class LeaderDB:
         return True
 
     # ---------------------------------------------------------------- workers
-    def workers(self, active_only: bool = False) -> list[dict[str, Any]]:
-        """The inventory, sorted by unit name.
+    def workers(self, active_only: bool = False, *, shared: bool = False) -> list[dict[str, Any]]:
+        """The inventory, sorted by unit name (``shared``: as :meth:`query_unchanged`'s).
 
         Returns:
             ``[{pioreactor_unit, added_at, is_active (0/1), model_name, model_version}]``.
@@ -562,7 +564,7 @@ class LeaderDB:
         sql = "SELECT pioreactor_unit, added_at, is_active, model_name, model_version FROM workers"
         if active_only:
             sql += " WHERE is_active = 1"
-        return self.query_unchanged(sql + " ORDER BY pioreactor_unit")
+        return self.query_unchanged(sql + " ORDER BY pioreactor_unit", shared=shared)
 
     def worker(self, unit: str) -> dict[str, Any] | None:
         """One inventory row (shape of :meth:`workers`) or None."""

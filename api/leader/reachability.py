@@ -11,6 +11,7 @@ leader itself is reachable while its API answers.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,14 +20,39 @@ from typing import Any, Callable, Iterable
 
 DEFAULT_INTERVAL_S = 15.0
 DEFAULT_TIMEOUT_S = 5.0
+_UNKNOWN: tuple[None, None] = (None, None)  # (reachable, last_seen_at) of a unit no round has answered for
+
+
+_SECOND: tuple[int, str] = (-1, "")  # the last second formatted by _iso: (epoch second, "…T12:00:00.")
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """``ts`` (epoch s) as :func:`reactorkit.core.clock.utc_iso_ms` formats it (``…T12:00:00.123Z``), the same
+    string: microseconds rounded half to even as ``datetime.fromtimestamp`` rounds them (CPython's
+    ``_PyTime_DoubleToDenominator``), then cut to milliseconds. The date and time of a second are formatted once
+    (``strftime`` is most of the cost), so the leader's ``last_seen_at`` costs little on every request."""
+    global _SECOND
+    fraction, whole = math.modf(ts)
+    micros = round(fraction * 1e6)
+    second = int(whole)
+    if micros >= 1_000_000:
+        micros -= 1_000_000
+        second += 1
+    elif micros < 0:
+        micros += 1_000_000
+        second -= 1
+    cached_second, text = _SECOND
+    if cached_second != second:
+        text = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+        _SECOND = (second, text)  # one tuple: threads read it whole
+    return f"{text}{micros // 1000:03d}Z"
 
 
 class Reachability:
     """Probes units in the background; :meth:`status` reads the latest answer.
+
+    ``generation`` (int) grows whenever a round changed what :meth:`statuses` returns for a unit other than the
+    leader, so a reader can keep what it built from them until it grows.
 
     Args:
         config: The leader's config (``[cluster.addresses]``, ``[cluster]`` interval and timeout).
@@ -39,6 +65,9 @@ class Reachability:
         self.interval_s = config.getfloat("cluster", "reachability_interval_s", fallback=DEFAULT_INTERVAL_S)
         self.timeout_s = config.getfloat("cluster", "reachability_timeout_s", fallback=DEFAULT_TIMEOUT_S)
         self._state: dict[str, dict[str, Any]] = {}
+        # {unit: (reachable, last_seen_at as ISO-8601)}: formatted once per round, replaced whole (read unlocked)
+        self._answers: dict[str, tuple[bool | None, str | None]] = {}
+        self.generation = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -81,6 +110,11 @@ class Reachability:
                 entry.update(reachable=ok, checked_at=now, error=error)
                 if ok:
                     entry["last_seen_at"] = now
+            answers = {unit: (entry.get("reachable"), _iso(entry["last_seen_at"]) if entry.get("last_seen_at") else None)
+                       for unit, entry in self._state.items()}
+            if answers != self._answers:
+                self._answers = answers
+                self.generation += 1
 
     def _run(self) -> None:
         while True:
@@ -106,17 +140,20 @@ class Reachability:
         return self.statuses([unit])[0]
 
     def statuses(self, units: Iterable[str]) -> list[dict[str, Any]]:
-        """:meth:`status` of each of ``units``, in order (read under one lock)."""
+        """:meth:`status` of each of ``units``, in order (one round's answers), new dicts."""
         self.start()
-        now = None
+        answers = self._answers
+        leader = None
         out = []
-        with self._lock:
-            entries = [(unit, self._state.get(unit) or {}) for unit in units]
-            entries = [(unit, entry.get("reachable"), entry.get("last_seen_at")) for unit, entry in entries]
-        for unit, reachable, seen in entries:
+        for unit in units:
             if unit == self.leader:
-                now = now or _iso(time.time())
-                out.append({"reachable": True, "last_seen_at": now})
+                leader = leader or self.leader_status()
+                out.append(dict(leader))
             else:
-                out.append({"reachable": reachable, "last_seen_at": _iso(seen) if seen else None})
+                reachable, seen = answers.get(unit, _UNKNOWN)
+                out.append({"reachable": reachable, "last_seen_at": seen})
         return out
+
+    def leader_status(self) -> dict[str, Any]:
+        """The leader's :meth:`status`: reachable, seen now (its API is answering)."""
+        return {"reachable": True, "last_seen_at": _iso(time.time())}

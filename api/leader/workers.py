@@ -9,7 +9,8 @@ the request never waits for the workers (see :mod:`reactorkit.api.leader.effects
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, Callable
 
 import falcon
 
@@ -77,6 +78,41 @@ def worker_row(row: dict[str, Any], config: Any, ctx: Any = None,
     return out
 
 
+class _Kept(threading.local):
+    """What one route built for its last response in this thread, and what it was built from (``key``)."""
+
+    key: tuple[Any, ...] | None = None
+    rows: list[dict[str, Any]] = []
+    leader_at: tuple[int, ...] = ()  # indexes of the leader's rows: their last_seen_at is now, on every request
+
+
+def _kept_rows(kept: _Kept, key: tuple[Any, ...] | None,
+               build: Callable[[], tuple[list[dict[str, Any]], tuple[int, ...]]], reach: Any) -> list[dict[str, Any]]:
+    """The response rows ``build()`` returns (``(rows, leader_at)``), built again only when ``key`` is not
+    the key they were built with (elements compared by identity first: the kept inventory list, the config and
+    its ``generation``, the probes' ``generation``); ``key`` None: always built. The leader's rows get
+    ``reachable: true, last_seen_at: now`` on every request; the other rows are shared between requests of
+    this thread and never changed (Falcon only encodes them)."""
+    if key is None or kept.key != key:
+        rows, leader_at = build()
+        if key is None:
+            return rows
+        kept.key, kept.rows, kept.leader_at = key, rows, leader_at
+    if not kept.leader_at:
+        return kept.rows
+    out = list(kept.rows)
+    now = reach.leader_status()
+    for i in kept.leader_at:
+        out[i] = {**out[i], **now}
+    return out
+
+
+def _config_key(config: Any) -> tuple[Any, ...] | None:
+    """``(config, its generation)``, or None for a config that does not count its changes (not cacheable)."""
+    generation = getattr(config, "generation", None)
+    return None if generation is None else (config, generation)
+
+
 def _accepted(resp: falcon.Response, envelope: dict[str, Any] | None) -> None:
     resp.status = falcon.HTTP_202
     resp.media = envelope if envelope is not None else {"status": "accepted"}
@@ -87,13 +123,25 @@ class Workers:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._kept = _Kept()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        rows = self.ctx.db.workers()
-        units = [r["pioreactor_unit"] for r in rows]
-        addresses = _addresses(units, self.ctx.config)
-        statuses = reachability(self.ctx).statuses(units)
-        resp.media = [{**worker_row(r, self.ctx.config, None, addresses), **status} for r, status in zip(rows, statuses)]
+        # the response is built again only when the inventory (this thread's kept rows), the config or a probing
+        # round changed; the leader's last_seen_at is now on every request
+        rows = self.ctx.db.workers(shared=True)
+        config = self.ctx.config
+        reach = reachability(self.ctx)
+        config_key = _config_key(config)
+        key = None if config_key is None else (rows, *config_key, reach, reach.generation)
+
+        def build() -> tuple[list[dict[str, Any]], tuple[int, ...]]:
+            units = [r["pioreactor_unit"] for r in rows]
+            addresses = _addresses(units, config)
+            statuses = reach.statuses(units)
+            out = [{**worker_row(r, config, None, addresses), **status} for r, status in zip(rows, statuses)]
+            return out, tuple(i for i, unit in enumerate(units) if unit == reach.leader)
+
+        resp.media = _kept_rows(self._kept, key, build, reach)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_body(req)  # checked by the schema middleware (the name's pattern too)
@@ -297,10 +345,22 @@ class Units:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._kept = _Kept()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        units = self.ctx.db.units()
-        resp.media = [{"pioreactor_unit": u, **status} for u, status in zip(units, reachability(self.ctx).statuses(units))]
+        # as Workers.on_get: built again only when the inventory, the config or a probing round changed
+        db = self.ctx.db
+        rows = db.workers(shared=True)
+        reach = reachability(self.ctx)
+        config_key = _config_key(db.config)
+        key = None if config_key is None else (rows, *config_key, reach, reach.generation)
+
+        def build() -> tuple[list[dict[str, Any]], tuple[int, ...]]:
+            units = sorted({db.leader_unit(), *(r["pioreactor_unit"] for r in rows)})  # as LeaderDB.units()
+            out = [{"pioreactor_unit": u, **status} for u, status in zip(units, reach.statuses(units))]
+            return out, tuple(i for i, unit in enumerate(units) if unit == reach.leader)
+
+        resp.media = _kept_rows(self._kept, key, build, reach)
 
 
 class DiscoverWorkers:
