@@ -51,3 +51,32 @@ def test_worker_counts_follow_assignments_made_through_the_api(api, cluster):
     assert [e["worker_count"] for e in api.simulate_get("/api/experiments").json] == [1]
     assert api.simulate_put("/api/workers/w1/is_active", json={"is_active": 0}).status_code == 200
     assert [w["is_active"] for w in api.simulate_get("/api/workers").json] == [0]
+
+
+def test_workers_show_an_address_changed_in_the_config_at_the_next_request(api, cluster):
+    cluster.worker("w1")
+    assert [w["ipv4_address"] for w in api.simulate_get("/api/workers").json] == ["w1.local"]
+    api.app.context.leader_api.config.set("cluster.addresses", "w1", "10.0.0.7:4999")  # changed in place
+    assert [w["ipv4_address"] for w in api.simulate_get("/api/workers").json] == ["10.0.0.7"]
+
+
+def _leader_seen_at(api, path):
+    from reactorkit.core.clock import parse_iso
+
+    rows = {row["pioreactor_unit"]: row for row in api.simulate_get(path).json}
+    assert rows["leader"]["reachable"] is True
+    return parse_iso(rows["leader"]["last_seen_at"])
+
+
+def test_the_leaders_last_seen_at_is_the_time_of_each_request(api, cluster):
+    import math
+    import time
+
+    cluster.worker("leader")  # the leader is a worker of the cluster too
+    cluster.worker("w1")
+    for path in ("/api/units", "/api/workers"):
+        first = _leader_seen_at(api, path)
+        while math.floor(time.time() * 1000) <= math.floor(first * 1000):  # the next millisecond
+            time.sleep(0.001)
+        before = math.floor(time.time() * 1000) / 1000
+        assert _leader_seen_at(api, path) >= before > first
