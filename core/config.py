@@ -89,7 +89,11 @@ ui_log_level = INFO
 
 
 class Config(configparser.ConfigParser):
-    """A case-sensitive, non-strict ConfigParser with path helpers."""
+    """A case-sensitive, non-strict ConfigParser with path helpers.
+
+    ``generation`` (int) grows with every change made through the parser's methods (``set``, ``read``,
+    ``read_file``/``read_string``, ``read_dict``, sections and options added or removed, item assignment).
+    """
 
     def __init__(self) -> None:
         #: Grows with every change made through the parser (``set``, ``read*``, sections added or removed), so
