@@ -479,7 +479,9 @@ class GrowthRateEKF:
         self._doses.sort(key=lambda d: d.window_start)
         replay_from = next((i for i, (rt, _, _) in enumerate(self._history) if rt > window_start), None)
         if replay_from is None:
-            self._apply_dose(dose)
+            if log_drop is None:
+                self._apply_dose(dose)
+            # a known dose is applied by the next reading, at the time its pump stopped
             return []
         entries = list(self._history)[replay_from:]
         self._restore(entries[0][2])
@@ -519,13 +521,20 @@ class GrowthRateEKF:
         t = float(t)
         self._history.append((t, dict(observations), self._snapshot()))
         for dose in self._doses:
-            if dose.key not in self._applied and dose.window_start < t:
+            if dose.key in self._applied or dose.window_start >= t:
+                continue
+            if dose.log_drop is None:  # a dose of unknown size re-anchors the level from its window on
+                self._apply_dose(dose)
+            elif dose.t <= t:  # its pump stopped by this reading: the culture grew undiluted until then
+                self.predict(dose.t)
                 self._apply_dose(dose)
         self.predict(t)
-        # doses that may or may not have happened yet at this reading (pump still running)
-        pending = [d for d in self._doses if d.key in self._applied and t <= d.t]
-        ambiguous = sum(d.log_drop for d in pending if d.log_drop is not None)
-        after_dilution = self._dilution_readings_left > 0 or any(d.log_drop is None for d in pending)
+        # doses that may or may not have happened yet at this reading (pump still running): known doses
+        # are applied when their pump stopped, one of unknown size from the start of its window
+        pending = [d for d in self._doses if d.key in self._applied and t <= d.t and d.log_drop is None]
+        ambiguous = sum(d.log_drop for d in self._doses
+                        if d.key not in self._applied and d.window_start < t and d.log_drop is not None)
+        after_dilution = self._dilution_readings_left > 0 or bool(pending)
         if after_dilution:
             self.P[0, 0] += self.s.dilution_log_std**2
             if not any(d.log_drop is None for d in pending):
@@ -550,9 +559,9 @@ class GrowthRateEKF:
                 # taken while the pump may still have run: diluted already, or not yet? Such a reading
                 # is not assimilated (either guess would bias the level); it is flagged only when it
                 # fits neither hypothesis.
-                y_not = math.exp(self.x[L] + ambiguous)
-                z_not = (y - y_not) / (y_not * math.sqrt(prior_l_var + rel_var))
-                if min(abs(z), abs(z_not)) > k:
+                y_diluted = math.exp(self.x[L] - ambiguous)
+                z_diluted = (y - y_diluted) / (y_diluted * math.sqrt(prior_l_var + rel_var))
+                if min(abs(z), abs(z_diluted)) > k:
                     outliers.append(channel)
                 continue
             r_var = rel_var * y_hat * y_hat
