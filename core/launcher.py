@@ -42,7 +42,7 @@ import struct
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from reactorkit.core.launch_client import SOCKET_NAME
 
@@ -453,35 +453,16 @@ class Launcher:
             print(f"launcher: no process kept for {name}: {exc}", file=sys.stderr, flush=True)
             return
         if pid == 0:
-            code = 0
             try:
                 ours.close()
                 self._leave_launcher()
                 _import_all(self.warm_modules[name])  # (no gc.collect: it would copy the launcher's pages it visits)
                 _set_title(f"pio launcher: ready for {name}")
-                try:
-                    request, fds = self._read_request(theirs)
-                except (OSError, ValueError):  # the launcher has stopped (or sent nothing usable)
-                    os._exit(0)
+                request, fds = self._read_request(theirs)
                 theirs.close()
-                code = 1
-                self._become_job(None, request, fds)
-                code = _run_cli(request["argv"])
-            except BaseException:  # noqa: BLE001 - never return into the launcher's loop
-                if code:
-                    try:
-                        import traceback
-
-                        traceback.print_exc()
-                    except Exception:
-                        pass
-            finally:
-                for stream in (sys.stdout, sys.stderr):
-                    try:
-                        stream.flush()
-                    except Exception:
-                        pass
-                os._exit(code)
+            except BaseException:  # noqa: BLE001 - the launcher has stopped (or sent nothing usable): no job, no error
+                _exit_child(0)
+            self._run_child(None, request, fds)
         theirs.close()
         self.warm[name] = (pid, ours)
 
@@ -516,25 +497,25 @@ class Launcher:
     def _fork(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
         pid = os.fork()
         if pid == 0:
-            code = 1
-            try:
-                self._become_job(conn, request, fds)
-                code = _run_cli(request["argv"])
-            except BaseException:  # noqa: BLE001 - a child must never return into the launcher
-                try:
-                    import traceback
-
-                    traceback.print_exc()
-                except Exception:
-                    pass
-            finally:
-                for stream in (sys.stdout, sys.stderr):
-                    try:
-                        stream.flush()
-                    except Exception:
-                        pass
-                os._exit(code)
+            self._run_child(conn, request, fds)
         return pid
+
+    def _run_child(self, conn: socket.socket | None, request: dict[str, Any], fds: list[int]) -> NoReturn:
+        """In a forked child: become the requested job, run it and leave with its exit code (1 and the
+        traceback on stderr if it raised). Never returns into the launcher's loop."""
+        code = 1
+        try:
+            self._become_job(conn, request, fds)
+            code = _run_cli(request["argv"])
+        except BaseException:  # noqa: BLE001 - a child must never return into the launcher
+            try:
+                import traceback
+
+                traceback.print_exc()
+            except Exception:
+                pass
+        finally:
+            _exit_child(code)
 
     def _leave_launcher(self) -> None:
         """In a forked child: the launcher's signal handlers, sockets, wake-up pipe and lock are not its own."""
@@ -577,6 +558,17 @@ class Launcher:
         sys.argv = argv
         _reopen_std_streams()
         _reset_process_state()
+
+
+def _exit_child(code: int) -> NoReturn:
+    """Leave a forked child at once with ``code``: stdout and stderr flushed, no interpreter teardown (the
+    launcher's objects it inherited are not its own to finalise)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
 
 
 def _set_title(title: str) -> None:
