@@ -107,10 +107,12 @@ def _kept_rows(kept: _Kept, key: tuple[Any, ...] | None,
     return out
 
 
-def _config_key(config: Any) -> tuple[Any, ...] | None:
-    """``(config, its generation)``, or None for a config that does not count its changes (not cacheable)."""
+def _rows_key(rows: list[dict[str, Any]], config: Any, reach: Any) -> tuple[Any, ...] | None:
+    """What a response of the inventory depends on: the kept inventory list (``rows``, as
+    ``LeaderDB.workers(shared=True)`` returns it), the config and its ``generation``, the probes and their
+    ``generation``; None for a config that does not count its changes (not cacheable)."""
     generation = getattr(config, "generation", None)
-    return None if generation is None else (config, generation)
+    return None if generation is None else (rows, config, generation, reach, reach.generation)
 
 
 def _accepted(resp: falcon.Response, envelope: dict[str, Any] | None) -> None:
@@ -131,8 +133,7 @@ class Workers:
         rows = self.ctx.db.workers(shared=True)
         config = self.ctx.config
         reach = reachability(self.ctx)
-        config_key = _config_key(config)
-        key = None if config_key is None else (rows, *config_key, reach, reach.generation)
+        key = _rows_key(rows, config, reach)
 
         def build() -> tuple[list[dict[str, Any]], tuple[int, ...]]:
             units = [r["pioreactor_unit"] for r in rows]
@@ -352,8 +353,7 @@ class Units:
         db = self.ctx.db
         rows = db.workers(shared=True)
         reach = reachability(self.ctx)
-        config_key = _config_key(db.config)
-        key = None if config_key is None else (rows, *config_key, reach, reach.generation)
+        key = _rows_key(rows, db.config, reach)
 
         def build() -> tuple[list[dict[str, Any]], tuple[int, ...]]:
             units = sorted({db.leader_unit(), *(r["pioreactor_unit"] for r in rows)})  # as LeaderDB.units()
