@@ -43,7 +43,9 @@ Metrics (per seed; the table shows the mean and the worst seed)
 * the same streams with the dosing events withheld ("no events");
 * the real recording in ``tests/data/real``: window means against the
   documented log-linear fits, negative estimates after the first hour, and
-  the estimate at 30 min against the first window's μ.
+  the estimate at 30 min against the first window's μ, the first time the
+  estimate comes within ±10 % of it, and the recording's own log-linear slope
+  over 0–30 and 0–60 min (what an estimate that follows the culture can read there).
 
 Usage::
 
@@ -385,6 +387,9 @@ def real_scores(estimator: Callable[[Stream], Run]) -> dict[str, Any]:
     out["negatives_after_1h"] = int((est[late] < 0).sum())
     i30 = int(np.searchsorted(h, 0.5))
     out["at_30_min"] = float(est[i30])
+    first = REAL_FITS[0][1]
+    in_band = np.isfinite(est) & (np.abs(est / first - 1) <= 0.10)
+    out["first_in_band_min"] = float(60 * h[int(np.argmax(in_band))]) if in_band.any() else math.nan
     # jitter: SD of the estimate around its centred 30-minute rolling mean, 1–15 h
     k = int(1800 / INTERVAL_S)
     valid = np.where(np.isfinite(est), est, 0.0)
@@ -489,6 +494,14 @@ def main() -> None:
         print(f"estimate at 30 min: ours {ours_real['at_30_min']:.4f} "
               f"({100 * (ours_real['at_30_min'] / first - 1):+.1f} % of {first}), grpredict "
               f"{_fmt(peer_real['at_30_min'] if peer_real else math.nan)}")
+        print(f"first within ±10 % of {first}: ours at {ours_real['first_in_band_min']:.1f} min, grpredict "
+              f"{_fmt(peer_real['first_in_band_min'] if peer_real else math.nan, '.1f')} min")
+        t_real, y_real = real_recording()
+        slopes = []
+        for minutes in (30, 60):
+            early = t_real <= 60 * minutes
+            slopes.append(f"0–{minutes} min {np.polyfit(t_real[early] / 3600.0, np.log(y_real[early]), 1)[0]:.3f}")
+        print("the recording's own log-linear slope (1/h): " + ", ".join(slopes))
         print(f"negative estimates after 1 h: ours {ours_real['negatives_after_1h']}, grpredict "
               f"{peer_real['negatives_after_1h'] if peer_real else 'n/a'}")
         print(f"jitter around the 30-min mean (1/h): ours {ours_real['jitter']:.4f}, grpredict "
