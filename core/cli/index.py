@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 
 INDEX_VERSION = 4
 
+#: Plugin failures that leave jobs, commands or automations out of a registry: an index built from it is used
+#: for this call but never saved (the failure may pass without any plugin file changing, e.g. a setting or a
+#: file the plugin reads at registration appears later; a saved index would hide the plugin until the next
+#: plugin change).
+_INDEX_STAGES = ("import", "register_jobs", "register_cli_commands", "register_automations")
+
 
 def _index_path() -> "Path":
     from pathlib import Path
@@ -161,7 +167,8 @@ def read_watched() -> list[str]:
 
 
 def get_index(rebuild: bool = False) -> dict[str, Any]:
-    """The current index: read from disk when its fingerprint matches, else rebuilt and saved.
+    """The current index: read from disk when its fingerprint matches, else rebuilt and saved (not saved when a
+    plugin failed to import or to register its jobs, commands or automations: the next call tries it again).
 
     Args:
         rebuild: Rebuild and save it (and the storage index) whatever the fingerprint says: after a plugin
@@ -181,10 +188,11 @@ def get_index(rebuild: bool = False) -> dict[str, Any]:
     registry = Registry.installed()
     built = build(registry)
     data = {"fingerprint": fingerprint(built["watched"]), **built}
-    try:
-        atomic_write(path, json.dumps(data))
-    except OSError:  # read-only state folder: work without the cache
-        pass
+    if not any(getattr(f, "stage", None) in _INDEX_STAGES for f in registry.failures):
+        try:
+            atomic_write(path, json.dumps(data))
+        except OSError:  # read-only state folder: work without the cache
+            pass
     from reactorkit.core.storage_index import save
 
     save(registry, built["watched"])  # the leader's tables and topic mappings, from the same registry
