@@ -5,8 +5,11 @@ For each job and each way of starting it, N runs: start the job, time until
 SIGTERM, time until ``disconnected`` arrives and until the process exits.
 Prints medians beside the interpreter floor (``python -c pass``, measured just
 before each start; ``× floor`` is the median of the per-start ratios) and the
-machine's load average, and the peak RSS (VmHWM) and
-unique memory (USS) of the idle job.
+machine's load average, and the memory of the idle job (``--idle`` seconds after ``ready``):
+its RSS (``VmRSS``: what ``ps``/``top`` show, and what the issue's "idle RSS" and the
+Pioreactor figure of 47 MB mean; the target is on this one), its peak RSS (``VmHWM``), its
+PSS (shared pages divided among the processes mapping them) and its USS (pages of its own),
+from ``/proc/PID/status`` and ``/proc/PID/smaps_rollup``; each the largest of the runs.
 
 Ways of starting (``--mode``, repeatable):
 
@@ -56,20 +59,24 @@ _SCRIPT = Path(sys.executable).with_name("pio")
 PIO = [sys.executable, str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "reactorkit.core.cli.entry"]
 
 
-def memory_mb(pid: int) -> tuple[float, float]:
-    """(peak RSS, USS) of ``pid`` in MB."""
-    peak = float("nan")
+def memory_mb(pid: int) -> tuple[float, float, float, float]:
+    """(RSS, peak RSS, PSS, USS) of ``pid`` now, in MB (1 MB = 1024 kB; NaN where not readable)."""
+    rss = peak = pss = uss = float("nan")
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1]) / 1024
-    uss = 0
+        elif line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
     try:
+        kb = {"Pss:": 0, "Private_Clean:": 0, "Private_Dirty:": 0}
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith(("Private_Clean:", "Private_Dirty:")):
-                uss += int(line.split()[1])
+            key = line.split(maxsplit=1)[0] if line else ""
+            if key in kb:
+                kb[key] += int(line.split()[1])
+        pss, uss = kb["Pss:"] / 1024, (kb["Private_Clean:"] + kb["Private_Dirty:"]) / 1024
     except OSError:
-        return peak, float("nan")
-    return peak, uss / 1024
+        pass
+    return rss, peak, pss, uss
 
 
 def free_port() -> int:
@@ -88,7 +95,8 @@ def cli_args(options: dict[str, str]) -> list[str]:
 class Unit:
     """One simulated unit: its environment, and (for ``launcher``/``api``) its launcher, API and worker."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle_s: float = 3.0) -> None:
+        self.idle_s = idle_s
         self.env_ = UnitEnv(root=Path(tempfile.mkdtemp(prefix="rk-bench-")))
         self.env_.extra["REACTORKIT_LAUNCHER"] = "0"
         # the unit leads its cluster, as the unit running mqtt_to_db_streaming does
@@ -145,7 +153,8 @@ class Unit:
             time.sleep(0.02)
         raise TimeoutError(f"{job} is not in the job registry")
 
-    def one_run(self, job: str, mode: str) -> tuple[float, float, float, float, float, float]:
+    def one_run(self, job: str, mode: str) -> tuple[float, ...]:
+        """(→ ready, → disconnected, → exit in ms; RSS, peak RSS, PSS, USS in MB; the floor in ms) of one start."""
         floor = interpreter_floor_ms(1)  # beside each start: the ratio compares figures taken under the same load
 
         experiment = "$experiment" if job in LONG_RUNNING else self.env_.experiment
@@ -163,9 +172,9 @@ class Unit:
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.recorder.wait_for(state, lambda p: p == b"ready", timeout=30, since=t0)
         ready = time.monotonic() - t0
-        time.sleep(0.3)  # idle
+        time.sleep(self.idle_s)  # idle (an ingestion's WAL checkpointer opens its connection ~1 s after ready)
         pid = self.job_pid(job)
-        peak, uss = memory_mb(pid)
+        memory = memory_mb(pid)
         t1 = time.monotonic()
         os.kill(proc.pid if proc is not None else pid, signal.SIGTERM)
         self.recorder.wait_for(state, lambda p: p == b"disconnected", timeout=30, since=t1)
@@ -177,7 +186,7 @@ class Unit:
                 time.sleep(0.002)
         exited = time.monotonic() - t1
         time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)))  # the API refuses the same job twice within 1 s
-        return ready * 1000, disconnected * 1000, exited * 1000, peak, uss, floor
+        return (ready * 1000, disconnected * 1000, exited * 1000, *memory, floor)
 
     def close(self) -> None:
         if getattr(self, "http", None) is not None:
@@ -207,23 +216,27 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--job", action="append", choices=sorted(JOBS), help="job to measure (repeatable; default all)")
     parser.add_argument("--mode", action="append", choices=MODES, help="how to start it (repeatable; default all)")
+    parser.add_argument("--idle", type=float, default=3.0, help="seconds after ready when memory is read (default 3)")
     args = parser.parse_args()
     jobs, modes = args.job or list(JOBS), args.mode or list(MODES)
-    unit = Unit()
+    unit = Unit(args.idle)
     try:
         unit.start_services(modes)
         floor = interpreter_floor_ms(7)
-        print(f"interpreter floor (python -c pass): {floor:.1f} ms; {load_average()}; median of {args.runs} runs")
+        print(f"interpreter floor (python -c pass): {floor:.1f} ms; {load_average()}; median of {args.runs} runs; "
+              f"memory {args.idle:g} s after ready, the largest of the runs (MB)")
         print(f"{'job':<24} {'mode':<9} {'→ ready ms':>10} {'× floor':>8} {'→ disc. ms':>10} {'→ exit ms':>9} "
-              f"{'peak RSS MB':>11} {'USS MB':>7}  floor ms  load(1 min)")
+              f"{'RSS':>5} {'peak':>5} {'PSS':>5} {'USS':>5}  floor ms  load(1 min)")
         for job in jobs:
             for mode in modes:
                 rows = [unit.one_run(job, mode) for _ in range(args.runs)]
-                ready, disc, exit_, _, _, floor = (statistics.median(col) for col in zip(*rows))
-                ratio = statistics.median(r[0] / r[5] for r in rows)
-                peak, uss = max(r[3] for r in rows), max(r[4] for r in rows)
+                ready, disc, exit_ = (statistics.median(r[i] for r in rows) for i in range(3))
+                rss, peak, pss, uss = (max(r[i] for r in rows) for i in range(3, 7))
+                floor = statistics.median(r[7] for r in rows)
+                ratio = statistics.median(r[0] / r[7] for r in rows)
                 print(f"{job:<24} {mode:<9} {ready:>10.1f} {ratio:>8.1f} {disc:>10.1f} {exit_:>9.1f} "
-                      f"{peak:>11.1f} {uss:>7.1f}  {floor:>8.1f}  {os.getloadavg()[0]:.2f}", flush=True)
+                      f"{rss:>5.1f} {peak:>5.1f} {pss:>5.1f} {uss:>5.1f}  {floor:>8.1f}  {os.getloadavg()[0]:.2f}",
+                      flush=True)
         print("targets: → ready within 3× the floor, SIGTERM → exit ≤ 100 ms, idle RSS ≤ 30 MB")
     finally:
         unit.close()
