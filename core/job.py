@@ -21,6 +21,11 @@ applied through ``set_target_rpm(value)`` when the class defines it, else by
 assignment. A value that cannot be cast, or a setting that is unknown or not
 settable, is logged and ignored: a malformed message never stops a job.
 
+Messages of a subclass's own subscriptions reach ``on_message`` once each: a
+unit's outbox sends a message again until the leader has stored it, and the
+copy (same topic, same ``rk-stream``/``rk-seq`` numbering) is dropped here,
+for every job; messages without the numbering are always passed on.
+
 SIGTERM, SIGINT and SIGHUP stop the job cleanly: state ``disconnected``
 (``on_disconnected`` leaves the hardware safe), non-persistent settings emptied,
 registry row removed, MQTT closed.
@@ -41,6 +46,7 @@ from reactorkit.core.config import Config, get_config, get_leader_hostname
 from reactorkit.core.descriptors import PublishedSetting, SettingOutOfRange, check_bounds
 from reactorkit.core.job_registry import JobRegistry
 from reactorkit.core.logs import create_logger
+from reactorkit.core.outbox import SeenNumbers
 
 INIT, READY, SLEEPING, DISCONNECTED, LOST = "init", "ready", "sleeping", "disconnected", "lost"
 STATES = (INIT, READY, SLEEPING, DISCONNECTED, LOST)
@@ -193,6 +199,7 @@ class BackgroundJob(metaclass=_PostInit):
         for cls in reversed(type(self).__mro__):
             self._settings.update(setting_specs(getattr(cls, "published_settings", {}) or {}))
         self._topic_base = mq.job_topic(unit, experiment, self.job_name, config=self.config)
+        self._copies = SeenNumbers()  # before the client connects: its network thread dispatches at once
         self.mqtt = mq.create_client(
             client_id=f"{self.job_name}-{unit}-{experiment}-{os.getpid()}",
             will=(f"{self._topic_base}/$state", LOST, mq.QOS_EXACTLY_ONCE, True),
@@ -280,13 +287,20 @@ class BackgroundJob(metaclass=_PostInit):
                 if message.retain:
                     return
                 self._apply_set(parts[-2], message.payload.decode("utf-8", errors="replace"))
-            else:
+            elif self._copies.first(message.topic, getattr(message, "properties", None), bool(message.retain)):
                 self.on_message(message)
+            else:
+                self.logger.debug("ignored a copy of a message already handled on %s", message.topic)
         except Exception as exc:  # a malformed message never kills the job
             self.logger.error("ignored message on %s: %s", message.topic, exc)
 
     def on_message(self, message: Any) -> None:
-        """Override to handle messages of extra subscriptions."""
+        """Override to handle messages of extra subscriptions.
+
+        Called once per message: a copy of a message a unit's outbox sent again (same topic and outbox
+        numbering) is not passed on (:class:`~reactorkit.core.outbox.SeenNumbers`); a message without the
+        numbering always is.
+        """
 
     def _apply_set(self, key: str, payload: str) -> None:
         name = "state" if key == "$state" else key

@@ -183,6 +183,84 @@ def holes(ranges: list[list[int]]) -> int:
     return ranges[-1][1] - sum(hi - lo + 1 for lo, hi in ranges)
 
 
+# ------------------------------------------------------------------ copies, for subscribers
+class SeenNumbers:
+    """Recognises the copies of outbox messages a subscriber has already handled.
+
+    A unit's outbox sends a message again when the leader has not acknowledged it within ``[outbox]
+    resend_after_s`` (or after a fault): every subscriber, not only the leader's ingestion, then
+    receives it twice. A message is known by its topic and its outbox numbering (``rk-stream``, the
+    random id of the unit's outbox file, and ``rk-seq``, that file's number on the topic); the
+    numbering lives in the file, so a restarted publisher goes on numbering from where the last
+    process of the unit stopped, and a file made anew is a new stream. Messages without the
+    numbering (the UI, a Pioreactor client, a unit without an outbox) are never taken for a copy,
+    nor is a retained message delivered on subscribing (the broker's current value, which the
+    outbox never sends again: its copies are not retained).
+
+    Memory: per ``(topic, stream)`` the numbers seen as merged ranges (a steady stream of numbers is
+    one range), at most :attr:`max_ranges` ranges each (the lowest forgotten first) and
+    :attr:`max_keys` topics and streams (the least recently seen forgotten first). Not thread-safe:
+    call it from one thread (paho's network thread).
+
+    Args:
+        max_keys: Most ``(topic, stream)`` pairs remembered.
+        max_ranges: Most ranges of numbers remembered per pair.
+    """
+
+    def __init__(self, max_keys: int = 4096, max_ranges: int = 256) -> None:
+        from collections import OrderedDict
+
+        self.max_keys = int(max_keys)
+        self.max_ranges = int(max_ranges)
+        self._seen: "OrderedDict[tuple[str, str], list[list[int]]]" = OrderedDict()
+        self.copies = 0  # copies recognised so far
+
+    def first(self, topic: str, properties: Any, retained: bool = False) -> bool:
+        """False for a copy of a numbered message already seen on ``topic``; True otherwise (and remember it).
+
+        Args:
+            topic: The message's topic.
+            properties: Its MQTT 5 properties (paho's ``message.properties``; None for MQTT 3).
+            retained: The broker delivered it as its retained value (never a copy; remembered).
+        """
+        number = sequence_of(properties)
+        if number is None:
+            return True
+        key = (topic, number[0])
+        ranges = self._seen.get(key)
+        if ranges is None:
+            ranges = self._seen[key] = []
+            if len(self._seen) > self.max_keys:
+                self._seen.popitem(last=False)
+        else:
+            self._seen.move_to_end(key)
+        if _add_number(ranges, number[1], self.max_ranges) or retained:
+            return True
+        self.copies += 1
+        return False
+
+
+def _add_number(ranges: list[list[int]], n: int, max_ranges: int) -> bool:
+    """Add ``n`` to sorted, merged inclusive ``ranges`` (in place); False when it was there already."""
+    i = bisect.bisect_right(ranges, [n, float("inf")]) - 1  # the last range starting at or below n
+    if i >= 0 and n <= ranges[i][1]:
+        return False
+    left = i >= 0 and ranges[i][1] == n - 1
+    right = i + 1 < len(ranges) and ranges[i + 1][0] == n + 1
+    if left and right:
+        ranges[i][1] = ranges[i + 1][1]
+        del ranges[i + 1]
+    elif left:
+        ranges[i][1] = n
+    elif right:
+        ranges[i + 1][0] = n
+    else:
+        ranges.insert(i + 1, [n, n])
+        if len(ranges) > max_ranges:
+            del ranges[0]
+    return True
+
+
 # ------------------------------------------------------------------ owners
 def process_token(pid: int | None = None) -> str:
     """``"{pid}:{start time}"``: names a process even after its pid is reused."""

@@ -27,11 +27,10 @@ FUSED_CHANNEL = "fused"
 MIN_PRIOR_RATE_STD = 0.1  # h⁻¹
 DEFAULT_VOLUME_ML = 14.0  # [bioreactor] initial_volume_ml and efflux_tube_volume_ml fallbacks (domain facts §3.8)
 VOLUME_VARIABLES = ("current_volume_ml", "efflux_tube_volume_ml")
-SEEN_MESSAGES = 4096
-"""Dosing events and volume messages remembered to recognise a copy (:meth:`GrowthRateCalculating.first_copy`):
-a unit's outbox sends a message again when the leader has not stored it within ``[outbox] resend_after_s`` (30 s
-of wall time), and a dose makes a handful of them (addition, waste, volumes), so the original of a copy is among
-the last 4096 even at a few doses a wall second (a simulated turbidostat at 480×)."""
+SEEN_EVENTS = 4096
+"""Dosing events without the outbox's numbering remembered to recognise a copy (:meth:`GrowthRateCalculating.first_copy`):
+a dose makes a handful of messages, so the original of a copy is among the last 4096 even at a few doses a wall
+second (a simulated turbidostat at 480×)."""
 
 
 class GrowthRateCalculating(BackgroundJob):
@@ -62,10 +61,14 @@ class GrowthRateCalculating(BackgroundJob):
     Each dosing event and volume message is handled once: a copy of one
     already handled — the unit's outbox sends a message again when the leader
     has not stored it within 30 s (:mod:`reactorkit.core.outbox`) — is ignored
-    (:meth:`first_copy`). A copy of a dosing event would dilute the culture a
-    second time in the filter, and a late copy of ``current_volume_ml`` would
-    put back a volume of before the last doses. (A copy of a reading is older
-    than the filter's time by then, and the estimator ignores it.)
+    by the job framework (:class:`~reactorkit.core.job.BackgroundJob` drops a
+    message whose outbox numbering it has seen), and a dosing event without
+    the numbering that repeats one already handled, to the byte, is ignored
+    here (:meth:`first_copy`). A copy of a dosing event would dilute the
+    culture a second time in the filter, and a late copy of
+    ``current_volume_ml`` would put back a volume of before the last doses.
+    (A copy of a reading is older than the filter's time by then, and the
+    estimator ignores it.)
 
     When an ``od{angle}`` calibration is active, ``od_reading`` publishes OD600
     in ``ods``, so the growth rate is that of calibrated OD (proportional to
@@ -122,7 +125,7 @@ class GrowthRateCalculating(BackgroundJob):
         else:
             self.logger.info("Computing OD normalization metrics from %d readings. This may take a few minutes.", samples)
         self._level_shift_logged_at: float | None = None
-        self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         cfg = self.config
         self.vial_volume_ml = cfg.getfloat("bioreactor", "initial_volume_ml", fallback=DEFAULT_VOLUME_ML)
         self.efflux_tube_volume_ml = cfg.getfloat("bioreactor", "efflux_tube_volume_ml", fallback=DEFAULT_VOLUME_ML)
@@ -207,28 +210,21 @@ class GrowthRateCalculating(BackgroundJob):
             client.subscribe(self._topic("bioreactor", variable), qos=mq.QOS_EXACTLY_ONCE)
 
     def first_copy(self, message: Any) -> bool:
-        """False for a copy of a dosing event or volume message this job already handled (True for others).
+        """False for a copy of a dosing event without the outbox's numbering that this job already handled.
 
-        A message is known by the outbox's numbering (MQTT 5 user properties ``rk-stream``/``rk-seq``:
-        :func:`reactorkit.core.outbox.sequence_of`) on its topic, or, for a dosing event published without
-        it, by its payload (an event's timestamp, to the millisecond, volume, kind and source name it). The
-        last :data:`SEEN_MESSAGES` are remembered.
+        An event is known by its payload (its timestamp, to the millisecond, volume, kind and source name
+        it); the last :data:`SEEN_EVENTS` are remembered. A numbered message (MQTT 5 user properties
+        ``rk-stream``/``rk-seq``) is never dropped here: the job framework has dropped its copies already.
         """
         from reactorkit.plugin import sequence_of
 
-        if not (message.topic.endswith("/dosing_events") or "/bioreactor/" in message.topic):
+        if not message.topic.endswith("/dosing_events") or sequence_of(getattr(message, "properties", None)):
             return True
-        numbered = sequence_of(getattr(message, "properties", None))
-        if numbered is not None:
-            key: tuple[Any, ...] = (message.topic, *numbered)
-        elif message.topic.endswith("/dosing_events"):
-            key = (message.topic, bytes(message.payload))
-        else:
-            return True  # a volume set without the outbox's numbering (the same value may come again)
+        key = (message.topic, bytes(message.payload))
         if key in self._seen:
             return False
         self._seen[key] = None
-        if len(self._seen) > SEEN_MESSAGES:
+        if len(self._seen) > SEEN_EVENTS:
             self._seen.popitem(last=False)
         return True
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from reactorkit.core.outbox import (Outbox, holes, in_ranges, merge_ranges, process_token, to_ranges, token_alive)
+from reactorkit.core.outbox import (Outbox, SeenNumbers, SEQ_PROPERTY, STREAM_PROPERTY, holes, in_ranges, merge_ranges, process_token, to_ranges, token_alive)
 
 
 @pytest.fixture
@@ -97,6 +97,38 @@ def test_ranges():
     assert merge_ranges([[1, 3]], [[4, 6], [9, 9]]) == [[1, 6], [9, 9]]
     assert in_ranges([[1, 3], [7, 9]], 8) and not in_ranges([[1, 3], [7, 9]], 5) and not in_ranges([], 1)
     assert holes([[1, 3], [7, 9]]) == 3 and holes([[2, 2]]) == 1
+
+
+class Props:
+    """paho's message properties as far as the numbering goes."""
+
+    def __init__(self, stream, seq):
+        self.UserProperty = [(STREAM_PROPERTY, stream), (SEQ_PROPERTY, str(seq))]
+
+
+def test_seen_numbers_drop_copies_only():
+    seen = SeenNumbers(max_ranges=3)
+    order = [5, 3, 4, 9, 7, 8, 6, 1]  # resends and late first copies arrive out of order
+    assert [seen.first("t", Props("s", n)) for n in order] == [True] * len(order)
+    assert [seen.first("t", Props("s", n)) for n in order] == [False] * len(order)
+    assert seen.copies == len(order)
+    assert seen._seen[("t", "s")] == [[1, 1], [3, 9]]  # merged as they came
+    assert seen.first("t", Props("s", 2)) and seen._seen[("t", "s")] == [[1, 9]]
+    assert seen.first("t", Props("other stream", 5)) and seen.first("u", Props("s", 5))
+    assert all(seen.first("t", None) for _ in range(2))  # no numbering: never a copy
+    assert seen.first("t", Props("s", 5), retained=True)  # the broker's retained value on subscribing
+    for n in (20, 30, 40):  # more runs than max_ranges: the lowest numbers are forgotten first
+        seen.first("t", Props("s", n))
+    assert seen._seen[("t", "s")] == [[20, 20], [30, 30], [40, 40]]
+
+
+def test_seen_numbers_forget_the_least_recent_topic_first():
+    seen = SeenNumbers(max_keys=2)
+    seen.first("a", Props("s", 1))
+    seen.first("b", Props("s", 1))
+    assert not seen.first("a", Props("s", 1))  # "a" seen last now
+    seen.first("c", Props("s", 1))  # "b" forgotten
+    assert not seen.first("a", Props("s", 1)) and seen.first("b", Props("s", 1))
 
 
 def test_process_token_names_this_process():
