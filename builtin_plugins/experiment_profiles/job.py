@@ -17,9 +17,8 @@ import logging
 import sys
 import threading
 import time
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reactorkit.plugin import mqtt as mq
 from reactorkit.plugin import Clock
@@ -27,8 +26,11 @@ from reactorkit.plugin import Config, is_leader
 from reactorkit.plugin import DISCONNECTED, BackgroundJob
 from reactorkit.plugin import LOG_LEVELS as LEVELS
 
-from .files import resolve_for_run
-from .schema import Profile, validate, version_spec
+if TYPE_CHECKING:
+    from .schema import Profile
+
+# YAML, the expression grammar (lark) and importlib.metadata are imported by the functions that need them: the
+# unit's job launcher imports this module, and every job it forks would carry them (~3 MB of memory)
 
 logger = logging.getLogger("reactorkit.experiment_profile")
 
@@ -42,6 +44,8 @@ def required_plugin_problems(profile: Profile, installed: dict[str, str]) -> lis
     case-insensitively with ``-``/``_`` alike). Empty when everything required is there."""
     from packaging.specifiers import SpecifierSet
     from packaging.version import InvalidVersion, Version
+
+    from .schema import version_spec
 
     normalized = {_norm(k): v for k, v in installed.items()}
     problems = []
@@ -65,6 +69,8 @@ def _norm(name: str) -> str:
 
 def installed_plugin_versions() -> dict[str, str]:
     """``name → version`` of installed plugins: entry-point names, distribution names and file plugins."""
+    from importlib.metadata import entry_points
+
     from reactorkit.plugin import ENTRY_POINT_GROUP, Registry
 
     out: dict[str, str] = {}
@@ -227,6 +233,9 @@ def load_profile(path_text: str, *, known_jobs: Any = None) -> tuple[Profile, Pa
         ProfileError: not found, outside ``$DOT_PIOREACTOR``, or invalid (message lists the errors with lines).
     """
     from reactorkit.plugin import UnsafePath
+
+    from .files import resolve_for_run
+    from .schema import validate
 
     try:
         path = resolve_for_run(path_text)
