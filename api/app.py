@@ -41,6 +41,21 @@ class App(falcon.App):
         self.route_table[uri_template] = (resource, kwargs)
 
 
+class RecheckReplacedFiles:
+    """Middleware: at the start of each request, the serving thread's leader-database connection is told to
+    check, at its next use, that the file was not replaced (a state archive imported: the connection would go
+    on writing into the replaced file, and the rows would be lost). One ``stat`` per request that uses the
+    database (:meth:`reactorkit.core.leader_db.LeaderDB.recheck_file`), none for the others."""
+
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        db = self.context._db
+        if db is not None:
+            db.recheck_file()
+
+
 def _dumps() -> Any:
     """``obj -> bytes``: orjson (about 7× quicker than the standard library on small bodies, 15× on
     large ones; NaN and infinities become ``null``, i.e. valid JSON), the standard library for what
@@ -99,8 +114,9 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
     cors = browser.cors_middleware(origins)
     # before every other check: CORS (only for listed origins), foreign origins, the caller's token and scope,
     # then the body's media type
-    app.add_middleware([m for m in (cors, browser.OriginMiddleware(origins), auth.AuthMiddleware(app, enabled=enabled),
-                                    browser.ContentTypeMiddleware(app)) if m is not None])
+    app.add_middleware([m for m in (RecheckReplacedFiles(context), cors, browser.OriginMiddleware(origins),
+                                    auth.AuthMiddleware(app, enabled=enabled), browser.ContentTypeMiddleware(app))
+                        if m is not None])
     tokens_api.mount(app, config=config, leader=leader)
     from reactorkit.api.security import audit
 

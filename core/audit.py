@@ -62,6 +62,9 @@ def utc_timestamp() -> str:
 class AuditLog:
     """Append and read rows of one ``audit_log`` table; one connection per thread.
 
+    Each use checks (one ``stat``) that the file is still the one the thread's connection opened, and opens the
+    new one when it was replaced (a state archive imported), so no row goes into the replaced file.
+
     Args:
         path: The SQLite file (created with the table on first use).
     """
@@ -71,7 +74,12 @@ class AuditLog:
         self._local = threading.local()
 
     def _conn(self) -> sqlite3.Connection:
+        from reactorkit.core.paths import file_identity
+
         conn = getattr(self._local, "conn", None)
+        if conn is not None and file_identity(self.path) != self._local.file_id:
+            conn.close()
+            conn = self._local.conn = None
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=15, isolation_level=None)
@@ -79,7 +87,7 @@ class AuditLog:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(CREATE_SQL)
             conn.row_factory = sqlite3.Row
-            self._local.conn = conn
+            self._local.conn, self._local.file_id = conn, file_identity(self.path)
         return conn
 
     def append(self, **row: Any) -> None:

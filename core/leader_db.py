@@ -11,7 +11,11 @@ Connections (domain facts §4):
 * foreign keys **on** for web connections (deleting an experiment cascades to
   its rows), **off** for the MQTT writer (rows of experiments that do not exist,
   such as ``$experiment``, are accepted);
-* one connection per thread (gunicorn's threaded workers), re-opened after a fork.
+* one connection per thread (gunicorn's threaded workers), re-opened after a fork,
+  and re-opened when the file was replaced (a state archive imported): a caller
+  that serves requests calls :meth:`LeaderDB.recheck_file` at the start of each,
+  and the thread's next use compares the file's device and inode with those of
+  the file its connection opened (one ``stat``).
 
 Schema versions live in ``schema_migrations`` (``component``, ``version``):
 component ``core`` for the tables below (:data:`CORE_MIGRATIONS`, applied in
@@ -45,6 +49,7 @@ from typing import Any, Iterable, Iterator
 
 from reactorkit.core.clock import get_clock, utc_iso_ms
 from reactorkit.core.config import Config, get_config, get_leader_hostname
+from reactorkit.core.paths import file_identity
 
 logger = logging.getLogger("reactorkit.leader_db")
 
@@ -233,6 +238,9 @@ class LeaderDB:
 
     Every method opens (or reuses) this thread's connection; instances are safe to
     share between threads and survive ``fork`` (a child opens its own connection).
+    After :meth:`recheck_file`, the thread's next use checks that ``path`` is still the
+    file its connection opened, and opens the new one if it was replaced (migrated
+    first, when this instance migrates).
     """
 
     def __init__(self, path: Path | str | None = None, *, config: Config | None = None, registry: Any = None,
@@ -244,18 +252,50 @@ class LeaderDB:
         self._local = threading.local()
         self._rollup_cache: dict[str, tuple[bool, float]] = {}
         self._rollup_specs: dict[str, tuple[str, bool]] = {}
+        self._migrates = migrate
+        self._migrated_file: tuple[int, int] | None = None  # the file the last migration of this instance ran on
+        self._migrate_lock = threading.Lock()
         if migrate:
             self.migrate()
+            self._migrated_file = self._local.file_id
 
     # ------------------------------------------------------------ connections
     @property
     def conn(self) -> sqlite3.Connection:
-        """This thread's connection (opened on first use, re-opened in a forked child)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = connect(self.path, foreign_keys=self.foreign_keys)
-            self._local.conn, self._local.pid, self._local.results = conn, os.getpid(), {}
+        """This thread's connection (opened on first use, re-opened in a forked child, and after
+        :meth:`recheck_file` re-opened if the file was replaced)."""
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is not None and local.pid == os.getpid():
+            if not local.recheck:
+                return conn
+            local.recheck = False
+            if conn.in_transaction or file_identity(self.path) == local.file_id:
+                return conn
+            logger.info("%s was replaced: this thread opens the new file", self.path)
+            self.close()
+            conn = self._open()
+            if self._migrates and local.file_id != self._migrated_file:
+                with self._migrate_lock:
+                    if local.file_id != self._migrated_file:  # once per file and process, not per thread
+                        self._rollup_cache.clear()
+                        self.migrate()
+                        self._migrated_file = local.file_id
+            return conn
+        return self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        local = self._local
+        conn = connect(self.path, foreign_keys=self.foreign_keys)
+        local.conn, local.pid, local.results, local.recheck = conn, os.getpid(), {}, False
+        local.file_id = file_identity(self.path)
         return conn
+
+    def recheck_file(self) -> None:
+        """Have this thread's next use of the database check (one ``stat``) that the file is still the one
+        its connection opened, and open the new one if it was replaced (a state archive imported). Call it
+        at the start of each request: a thread then never writes into a replaced file, whose rows would be lost."""
+        self._local.recheck = True
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
@@ -295,8 +335,9 @@ class LeaderDB:
         small tables the light routes read on every request (the inventory, the experiments): the pragma
         costs about a quarter of reading and converting the rows.
 
-        A database file replaced by another (a state archive imported) is not seen, by this method or by
-        :meth:`query`: this thread's connection reads the file it opened until it is closed.
+        A database file replaced by another (a state archive imported) is seen after :meth:`recheck_file`
+        (the connection is opened again, its kept rows dropped); without it, this thread's connection
+        reads the file it opened until it is closed.
 
         Raises:
             TypeError: ``params`` is not hashable (a tuple of values is).

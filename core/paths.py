@@ -29,6 +29,17 @@ def storage_dir() -> Path:
     return path
 
 
+def file_identity(path: Path | str) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of ``path``, or None when it does not exist: another value means another file
+    (one put in its place by a rename, as a state-archive import does with the whole folder), even while a
+    connection keeps the replaced one open (its inode cannot be reused meanwhile)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def safe_join(root: Path, *parts: str) -> Path:
     """Join ``parts`` under ``root`` and refuse anything that escapes it.
 

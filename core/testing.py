@@ -265,6 +265,8 @@ class LocalCluster:
         extra_addresses: More ``[cluster.addresses]`` entries (e.g. a unit that is down).
         prefix: MQTT topic prefix (default: a new one), e.g. ``unit_env.prefix`` so that
             the ``mqtt_recorder`` fixture sees the cluster's messages.
+        api_workers: gunicorn worker processes of each unit's API (``pio serve --workers``; 1 by default,
+            ``pio serve``'s own default is 2).
 
     Use as a context manager (``with LocalCluster(tmp_path, ["worker1"]) as cluster:``);
     :meth:`stop` ends every process and job it started.
@@ -275,8 +277,10 @@ class LocalCluster:
     """
 
     def __init__(self, base: Path, workers: tuple[str, ...] | list[str] = ("worker1",), *, leader: str = "leader",
-                 speedup: float = 1.0, extra_addresses: dict[str, str] | None = None, prefix: str | None = None) -> None:
+                 speedup: float = 1.0, extra_addresses: dict[str, str] | None = None, prefix: str | None = None,
+                 api_workers: int = 1) -> None:
         self.base = Path(base)
+        self.api_workers = int(api_workers)
         self.leader_name = leader
         self.worker_names = list(workers)
         self.prefix = prefix or f"t{uuid.uuid4().hex[:10]}/"
@@ -366,16 +370,34 @@ class LocalCluster:
         self.provision_tokens()
         for unit in self.units.values():
             (unit.root / "config.ini").write_text(self.config_text())
-            for what, args in (("serve", ("serve", "--port", str(unit.port), "--workers", "1")), ("worker", ("worker",))):
-                log = open(unit.root / f"{what}.log", "wb")
-                unit.procs.append(subprocess.Popen(pio_command(*args), env=unit.env, stdout=log,
-                                                   stderr=subprocess.STDOUT))
+            unit.procs.append(self._serve(unit))
+            log = open(unit.root / "worker.log", "wb")
+            unit.procs.append(subprocess.Popen(pio_command("worker"), env=unit.env, stdout=log, stderr=subprocess.STDOUT))
         deadline = time.monotonic() + timeout
         for unit in self.units.values():
             exited = lambda procs=unit.procs: any(p.poll() is not None for p in procs)  # noqa: E731
             if not wait_until_answering(unit.url, deadline, exited):
                 raise RuntimeError(f"{unit.name} did not start; see {unit.root}/serve.log and worker.log")
         return self
+
+    def _serve(self, unit: LocalUnit) -> subprocess.Popen:
+        log = open(unit.root / "serve.log", "ab")
+        return subprocess.Popen(pio_command("serve", "--port", str(unit.port), "--workers", str(self.api_workers)),
+                                env=unit.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def restart_api(self, unit: str | None = None, timeout: float = 60.0) -> None:
+        """Stop ``unit``'s API (default the leader's) and start it again; returns once it answers.
+
+        Raises:
+            RuntimeError: it did not answer within ``timeout`` seconds.
+        """
+        from reactorkit.core.cluster import wait_until_answering
+
+        node = self.units[unit or self.leader_name]
+        stop_process(node.procs[0])
+        node.procs[0] = self._serve(node)
+        if not wait_until_answering(node.url, time.monotonic() + timeout, lambda: node.procs[0].poll() is not None):
+            raise RuntimeError(f"{node.name}'s API did not start again; see {node.root}/serve.log")
 
     def leader_db(self) -> Any:
         """The leader's ``LeaderDB`` (opened in this process)."""

@@ -301,3 +301,41 @@ def test_an_unchanged_read_hands_out_copies(db):
     first[0]["pioreactor_unit"] = "changed"
     first.append({"pioreactor_unit": "extra"})
     assert [w["pioreactor_unit"] for w in db.workers()] == ["w1"]
+
+
+def swap_folder(path, fill):
+    """Put another folder in the place of ``path``'s folder by renames, as a state-archive import does (the
+    file's ``-wal`` and ``-shm`` go with the replaced folder); ``fill(new_path)`` makes the new file."""
+    staged = path.parent.with_name("staged")
+    staged.mkdir()
+    fill(staged / path.name)
+    path.parent.rename(path.parent.with_name("replaced"))
+    staged.rename(path.parent)
+
+
+def test_a_replaced_database_file_is_opened_after_a_recheck(db):
+    db.add_worker("w1")
+    assert [w["pioreactor_unit"] for w in db.workers()] == ["w1"]
+
+    def fill(path):
+        other = LeaderDB(path)
+        other.add_worker("w2")
+        other.close()
+
+    swap_folder(db.path, fill)
+    assert [w["pioreactor_unit"] for w in db.workers()] == ["w1"]  # still the replaced file until a recheck
+    db.recheck_file()
+    assert [w["pioreactor_unit"] for w in db.workers()] == ["w2"]
+    db.add_worker("w3")
+    with sqlite3.connect(db.path) as conn:  # written into the file now in place
+        assert [r[0] for r in conn.execute("SELECT pioreactor_unit FROM workers ORDER BY 1")] == ["w2", "w3"]
+    conn = db.conn
+    db.recheck_file()  # the same file: the connection stays
+    assert db.conn is conn
+
+
+def test_a_replacing_file_without_the_schema_is_migrated(db):
+    swap_folder(db.path, lambda path: sqlite3.connect(path).close())
+    db.recheck_file()
+    db.add_worker("w1")  # the tables are there
+    assert [w["pioreactor_unit"] for w in db.workers()] == ["w1"]
