@@ -172,13 +172,10 @@ def _release_free_heap() -> None:
     counts every page of the launcher's, so ~1 MB less here is ~1 MB less in each job. No-op elsewhere."""
     import gc
 
-    gc.collect()
-    try:
-        import ctypes
+    from reactorkit.core.processes import release_free_heap
 
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    gc.collect()
+    release_free_heap()
 
 
 def _source_files() -> dict[str, int]:

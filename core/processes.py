@@ -28,3 +28,20 @@ def pid_alive(pid: int) -> bool:
             return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return True
+
+
+def release_free_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim(0)``, every malloc arena).
+
+    glibc keeps what a thread freed in that thread's arena, returning only the top of the heap: after a
+    one-off burst of allocations (a database migration, a connection closed) a process keeps the pages
+    in its RSS for its whole life. This returns the whole free pages of every arena (``madvise``),
+    in about a millisecond. Imports :mod:`ctypes` (~0.3 MB) on first use. A no-op where the C library
+    has no ``malloc_trim`` (musl, macOS). Never raises.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

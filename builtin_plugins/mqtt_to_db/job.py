@@ -50,7 +50,7 @@ from typing import Any, Iterable
 from reactorkit.plugin import mqtt as mq
 from reactorkit.plugin import TopicMapping, resolve_reference as resolve
 from reactorkit.plugin import BackgroundJob
-from reactorkit.plugin import LeaderDB, now_iso, plugins_changed_topic
+from reactorkit.plugin import LeaderDB, now_iso, plugins_changed_topic, release_free_heap
 from reactorkit.plugin import REANNOUNCE_PROPERTY, STORED_TOPICS_SETTING, ack_topic, sequence_from_pairs, to_ranges
 
 from . import acks, ledger
@@ -69,6 +69,8 @@ DEFAULT_BATCH_SIZE = 1000
 DEFAULT_FLUSH_INTERVAL_S = 0.1
 MAX_QUEUE = 200_000
 CHECKPOINT_INTERVAL_S = 1.0
+# the checkpointer closes its connection (~1 MB: parsed schema, page cache) after this long with nothing to do
+CHECKPOINT_IDLE_CLOSE_S = 2.0
 RECENT_MESSAGES = 100_000
 _TOPIC_CACHE_MAX = 20_000
 
@@ -319,6 +321,7 @@ class MqttToDb(BackgroundJob):
         self._reload_lock = threading.Lock()
         self._enqueued = 0
         self._processed = 0
+        self._batches_written = 0
         self._last_error_log = 0.0
         self._suppressed = 0
         self.writer = BatchWriter(self.db, on_error=self._log_rejected)
@@ -518,8 +521,10 @@ class MqttToDb(BackgroundJob):
             return
         finally:
             # the migration's connection holds its prepared statements (the sqlite3 module's statement cache),
-            # page cache and parsed schema: closed, and the writer opens one of its own
+            # page cache and parsed schema: closed, and the writer opens one of its own. What the migration
+            # allocated stays in this thread's malloc arena (~2.5 MB) unless given back to the system
             self.db.close()
+            release_free_heap()
             self._migrated.set()
         last_write = time.monotonic()
         try:  # the checkpointer thread moves the WAL into the database: no commit waits for that (and its fsync)
@@ -542,6 +547,7 @@ class MqttToDb(BackgroundJob):
             while not self._flush(batch) and not self._stop.is_set():
                 time.sleep(0.5)  # database busy: keep the batch and retry
             self._processed += len(batch)
+            self._batches_written += 1
             last_write = time.monotonic()
 
     def _checkpoint_loop(self) -> None:
@@ -551,12 +557,31 @@ class MqttToDb(BackgroundJob):
         would copy pages and wait for the database file's fsync between two batches, which on a
         busy disk holds the whole ingestion back for as long. A passive checkpoint never blocks the
         writer; commits keep their durability (WAL, ``synchronous = NORMAL``, as before).
+
+        A round is skipped when the writer has committed nothing since a checkpoint that moved the
+        whole WAL; after :data:`CHECKPOINT_IDLE_CLOSE_S` of that, the connection is closed and its
+        memory given back (an idle ingestion keeps one connection, the writer's), and the next
+        commit opens it again.
         """
+        done_at = -1  # the writer's batch count when a checkpoint last moved the whole WAL
+        idle_since: float | None = None
+        is_open = False
         while not self._stop.wait(CHECKPOINT_INTERVAL_S):
+            batches = self._batches_written
+            if batches == done_at:
+                if is_open and idle_since is not None and time.monotonic() - idle_since >= CHECKPOINT_IDLE_CLOSE_S:
+                    self.db.close()
+                    is_open = False
+                    release_free_heap()
+                continue
             try:
-                self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                is_open = True
+                _, frames, moved = self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except sqlite3.Error as exc:
                 self.logger.debug("WAL checkpoint: %s", exc)
+                continue
+            if frames == moved or frames < 0:  # all moved (-1: not in WAL mode); else a reader held it back
+                done_at, idle_since = batches, time.monotonic()
         self.db.close()
 
     def _flush(self, messages: list[tuple[str, bytes, int, int, Any]]) -> bool:

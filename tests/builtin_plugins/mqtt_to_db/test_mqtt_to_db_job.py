@@ -178,3 +178,44 @@ def test_survives_a_broker_restart_without_losing_messages(unit_env, spawn_job, 
     assert count == 40
     assert job.poll() is None
     assert stop_process(job) == 0
+
+
+def open_database_files(pid: int, root: Path) -> int:
+    """How many descriptors of process ``pid`` are open on the leader database's WAL (one per connection: SQLite
+    may keep a closed connection's descriptor of the database file itself while another one holds locks)."""
+    path = str(root / "storage" / "pioreactor.sqlite-wal")
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += str(fd.readlink()) == path
+        except OSError:
+            continue
+    return count
+
+
+def checkpointed(root: Path, sql: str) -> list[tuple]:
+    """Rows of ``sql`` in the database file alone (``immutable``: the WAL is not read)."""
+    conn = sqlite3.connect(f"file:{root / 'storage' / 'pioreactor.sqlite'}?immutable=1", uri=True)
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+def test_idle_checkpointer_closes_its_connection_and_reopens_for_new_rows(unit_env, mqtt_recorder, spawn_job):
+    unit_env.unit = "leader"
+    job = spawn_job("mqtt_to_db_streaming")
+    job_is_ready(mqtt_recorder, unit_env)
+    sql = "SELECT measured_rpm FROM stirring_rates ORDER BY timestamp"
+
+    mqtt_recorder.publish(unit_env.topic("stirring", "measured_rpm"), rpm(401, 1))
+    assert wait_until(lambda: checkpointed(unit_env.root, sql)) == [(401,)]  # moved into the database file
+    # nothing more to move: the checkpointer closes its connection; the writer keeps its own
+    assert wait_until(lambda: open_database_files(job.pid, unit_env.root) == 1)
+
+    mqtt_recorder.publish(unit_env.topic("stirring", "measured_rpm"), rpm(402, 2))
+    assert wait_until(lambda: len(checkpointed(unit_env.root, sql)) == 2 and checkpointed(unit_env.root, sql)) == [
+        (401,), (402,)]  # opened again for the new rows
+    assert stop_process(job) == 0
