@@ -11,7 +11,9 @@ and ``max_bytes`` uncompressed — then extracted into a staging folder next to
 change (the unit's shell commands, the API's security:
 :mod:`reactorkit.core.config_guard`), else the import is refused and nothing
 is replaced; then it is swapped in with two renames (the old folder is kept
-until the new one is in place, and put back if the swap fails).
+until the new one is in place, and put back if the swap fails). Files the
+caller names in ``keep`` (the unit's outbox) stay as they are here: the
+archive's copy is left out and the unit's own is copied in before the swap.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import tempfile
 import uuid
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Iterable, Iterator
 
 SKIP_DIRS = {"exports", "uploads", "__pycache__"}
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
@@ -148,8 +150,41 @@ def _check_protected_settings(root: Path, staging: Path) -> None:
                             "keeps them as they are here")
 
 
-def import_archive(path: Path, root: Path, *, max_bytes: int) -> dict[str, int]:
+def _keep_own(root: Path, staging: Path, keep: Iterable[str]) -> None:
+    """Put ``root``'s own copy of each file of ``keep`` (relative paths) in ``staging`` instead of the archive's
+    (none when ``root`` has none); SQLite files are copied consistently (backup API, their ``-wal`` included)."""
+    for name in keep:
+        target = staging / name
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        own = root / name
+        if not own.is_file():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if own.name.endswith(SQLITE_SUFFIXES):
+            source = sqlite3.connect(f"file:{own}?mode=ro", uri=True, timeout=15)
+            try:
+                dest = sqlite3.connect(target)
+                try:
+                    source.backup(dest)
+                finally:
+                    dest.close()
+            finally:
+                source.close()
+        else:
+            shutil.copy2(own, target)
+
+
+def import_archive(path: Path, root: Path, *, max_bytes: int, keep: Iterable[str] = ()) -> dict[str, int]:
     """Replace ``root`` with the archive's content (checked first; swapped in atomically).
+
+    Args:
+        path: The zip archive.
+        root: The folder replaced (``$DOT_PIOREACTOR``).
+        max_bytes: Most bytes extracted.
+        keep: Paths relative to ``root`` of files that stay this unit's own (the archive's copies are
+            left out): the unit's outbox, whose numbering and waiting messages must not go back to the
+            time of the export (the leader would drop new messages under numbers it has stored).
 
     Returns:
         ``{"files": n, "bytes": total}``.
@@ -166,6 +201,7 @@ def import_archive(path: Path, root: Path, *, max_bytes: int) -> dict[str, int]:
     try:
         written = _extract(path, staging, max_bytes)
         _check_protected_settings(root, staging)
+        _keep_own(root, staging, keep)
         os.rename(root, backup)
         try:
             os.rename(staging, root)

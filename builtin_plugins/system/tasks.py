@@ -14,7 +14,8 @@ def import_dot_pioreactor(archive_path: str) -> dict[str, Any]:
     """Replace this unit's ``$DOT_PIOREACTOR`` with the archive (checked first, swapped atomically).
 
     Refused while jobs other than ``mqtt_to_db_streaming`` run; that one is stopped
-    before the swap and started again after it (see :mod:`.ingestion_swap`).
+    before the swap and started again after it (see :mod:`.ingestion_swap`). The unit's
+    outbox stays its own (:func:`_own_files`).
 
     Returns:
         ``{"imported": true, "files", "bytes", "ingestion": "restarted"|"not running"|…, "restart_recommended": true}``.
@@ -30,15 +31,29 @@ def import_dot_pioreactor(archive_path: str) -> dict[str, Any]:
     running = jobs_in_the_way()
     if running:
         raise fail(**refusal(running))
+    root = dot_pioreactor()
     try:
         result = around_ingestion(lambda: import_archive(
-            Path(archive_path), dot_pioreactor(), max_bytes=limit_bytes("max_import_mb", DEFAULT_MAX_IMPORT_MB)))
+            Path(archive_path), root, max_bytes=limit_bytes("max_import_mb", DEFAULT_MAX_IMPORT_MB),
+            keep=_own_files(root)))
     except UnsafeArchive as exc:
         raise fail("The archive was refused.", cause=str(exc), remediation="Export a fresh archive with "
                    "GET /unit_api/zipped_dot_pioreactor.") from None
     except OSError as exc:
         raise fail("The import failed; nothing was changed.", cause=f"{type(exc).__name__}: {exc}") from None
     return {"imported": True, **result, "restart_recommended": True}
+
+
+def _own_files(root: Path) -> list[str]:
+    """Files under ``root`` an import leaves as they are: the unit's outbox (``[outbox] path``) — what its jobs
+    published and the leader has not stored yet, and the numbering the leader knows (an archive's copy would
+    number new messages again from the time of the export, and the leader would drop them as copies)."""
+    from reactorkit.plugin import outbox_path
+
+    try:
+        return [outbox_path().resolve().relative_to(root.resolve()).as_posix()]
+    except ValueError:  # kept outside the state folder: the import does not touch it
+        return []
 
 
 def forward_import(unit: str, archive_path: str) -> dict[str, Any]:

@@ -125,7 +125,7 @@ _export("reactorkit.core.storage_records", "unit_table", "automation_host_record
 _export(
     "reactorkit.core.outbox",
     "REANNOUNCE_PROPERTY", "STORED_TOPICS_SETTING", "ack_topic", "sequence_from_pairs", "sequence_of", "to_ranges", "holes",
-    "in_ranges", "merge_ranges",
+    "in_ranges", "merge_ranges", "outbox_path",
 )
 
 # the command line and the API server of this unit

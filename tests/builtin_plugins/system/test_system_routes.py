@@ -170,6 +170,55 @@ def test_zipped_dot_pioreactor_round_trips_through_import(leader_client, tree, r
     assert (tree / "notes.txt").read_text() == "hello"
 
 
+def test_an_import_keeps_this_units_outbox_its_numbering_and_waiting_messages(leader_client, leader_env, tree,
+                                                                               run_tasks):
+    # the outbox numbers what the unit's jobs publish; the leader stores a number once. An archive's outbox is that
+    # of the time it was exported: its numbering would start again below numbers the leader has stored (it would
+    # drop the new messages as copies), and messages published since and still waiting would be lost
+    from reactorkit.core.outbox import Outbox
+
+    path = tree / "storage" / "outbox.sqlite"
+    topic = leader_env.topic("od_reading", "od1")
+    box = Outbox(path)
+    stored, _ = box.append(topic, b"1", qos=1, retain=False, owner="1:1")
+    box.delete([stored])
+    exported = leader_client.simulate_get("/unit_api/zipped_dot_pioreactor").content
+    stored, _ = box.append(topic, b"2", qos=1, retain=False, owner="1:1")  # after the export, stored by the leader
+    box.delete([stored])
+    box.append(topic, b"3", qos=1, retain=False, owner="1:1")  # after the export, not yet stored
+    stream = box.stream
+    box.close()
+    result = task(leader_client, leader_client.simulate_post("/unit_api/import_zipped_dot_pioreactor",
+                                                             **multipart("archive", "backup.zip", exported)),
+                  run_tasks)
+    assert result["status"] == "succeeded", result
+    after = Outbox(path)
+    try:
+        assert after.stream == stream
+        assert [(seq, payload) for _, _, seq, payload, _ in after.pending("1:1", 0)] == [(3, b"3")]
+        assert after.append(topic, b"4", qos=1, retain=False, owner="1:1")[1] == 4
+    finally:
+        after.close()
+
+
+def test_an_import_brings_no_outbox_where_there_was_none(leader_client, leader_env, tree, run_tasks):
+    # an archive's outbox (another unit's, or this one's of before a reinstall) is not this unit's queue
+    from reactorkit.core.outbox import Outbox
+
+    path = tree / "storage" / "outbox.sqlite"
+    box = Outbox(path)
+    box.append(leader_env.topic("od_reading", "od1"), b"1", qos=1, retain=False, owner="1:1")
+    box.close()
+    exported = leader_client.simulate_get("/unit_api/zipped_dot_pioreactor").content
+    assert "storage/outbox.sqlite" in zipfile.ZipFile(io.BytesIO(exported)).namelist()
+    path.unlink()
+    result = task(leader_client, leader_client.simulate_post("/unit_api/import_zipped_dot_pioreactor",
+                                                             **multipart("archive", "backup.zip", exported)),
+                  run_tasks)
+    assert result["status"] == "succeeded", result
+    assert not path.exists()
+
+
 @pytest.mark.parametrize("entries", [[("../evil", b"x")], [("/evil", b"x")], [("a/../../evil", b"x")]])
 def test_import_refuses_evil_archives_and_writes_nothing(leader_client, tree, tmp_path, entries):
     before = sorted(str(p) for p in tmp_path.rglob("*"))
