@@ -430,7 +430,15 @@ class BackgroundJob(metaclass=_PostInit):
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
     def block_until_disconnected(self) -> None:
-        """Block the main thread until the job disconnects (signals are handled meanwhile)."""
+        """Block the main thread until the job disconnects (signals are handled meanwhile).
+
+        A second after the start, the C heap's free pages (what the imports and the start freed) are given back to
+        the system (:func:`~reactorkit.core.processes.release_free_heap`): ~0.8 MB of a fresh interpreter's RSS.
+        """
+        if not self._disconnected.wait(1.0):
+            from reactorkit.core.processes import release_free_heap
+
+            release_free_heap()
         while not self._disconnected.wait(1.0):
             pass
 
