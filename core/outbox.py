@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from reactorkit.core.config import Config, get_config
+from reactorkit.core.paths import file_identity
 
 STREAM_PROPERTY = "rk-stream"
 SEQ_PROPERTY = "rk-seq"
@@ -329,16 +330,22 @@ class Outbox:
                                   (uuid.uuid4().hex[:16],))
                 self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self.stream: str = self.conn.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()[0]
+        self.file_id = file_identity(self.path)  # (st_dev, st_ino) of the file opened
 
     @classmethod
     def for_unit(cls, config: Config | None = None) -> "Outbox":
         """The outbox of this unit, sized by ``[outbox]`` — one per process and file, shared by its clients
-        (an automation opens a client per dose: opening the file each time would cost every dose)."""
+        (an automation opens a client per dose: opening the file each time would cost every dose). Opened
+        again when the file was replaced (a state archive imported; one ``stat`` per call): a client made
+        after the import never writes into the replaced file. (The replaced one is left to the clients
+        that still use it, and closed with them.)"""
         config = config or get_config()
         path = outbox_path(config)
         key = (str(path), os.getpid())
         with _OPEN_LOCK:
             box = _OPEN.get(key)
+            if box is not None and box.file_id != file_identity(path):
+                box = None  # the file was replaced (a state archive imported): open the one in its place
             if box is None:
                 box = _OPEN[key] = cls._open(path, config)
         return box

@@ -129,7 +129,7 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-_shared: dict[tuple[int, str], tuple[sqlite3.Connection, threading.Lock]] = {}
+_shared: dict[tuple[int, str], tuple[sqlite3.Connection, threading.Lock, Any]] = {}
 _shared_lock = threading.Lock()
 
 
@@ -140,17 +140,28 @@ def database(path: Path) -> Iterator[sqlite3.Connection]:
     One connection per process and file, kept open: closing the last connection
     to a WAL database after a write checkpoints it with a flush to storage
     (~10 ms on a busy SD card), which a pump run would otherwise pay several times.
+    Opened again when the file was replaced (a state archive imported; one ``stat``
+    per use): the task worker's watchdog must see the leases of the jobs started
+    after the import, not those of the replaced file.
     """
+    from reactorkit.core.paths import file_identity
+
     key = (os.getpid(), str(path))
+    stale = None
     with _shared_lock:
         entry = _shared.get(key)
+        if entry is not None and entry[2] != file_identity(path):
+            stale, entry = entry, None
         if entry is None:
             conn = connect(path)
             conn.close()
             conn = sqlite3.connect(path, timeout=15, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=15000")
-            entry = _shared[key] = (conn, threading.Lock())
+            entry = _shared[key] = (conn, threading.Lock(), file_identity(path))
+    if stale is not None:
+        with stale[1]:  # once its last user is done with it
+            stale[0].close()
     with entry[1]:
         yield entry[0]
 

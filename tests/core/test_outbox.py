@@ -133,3 +133,30 @@ def test_seen_numbers_forget_the_least_recent_topic_first():
 
 def test_process_token_names_this_process():
     assert process_token().startswith(f"{os.getpid()}:")
+
+
+def test_the_units_outbox_is_opened_again_when_its_file_was_replaced(tmp_path, monkeypatch):
+    # a state-archive import puts another folder in place of $DOT_PIOREACTOR: a client made after it must not
+    # write into the replaced file (deleted with the old folder: its messages would never be sent)
+    from reactorkit.core.config import set_config
+
+    root = tmp_path / "dot"
+    root.mkdir()
+    monkeypatch.setenv("DOT_PIOREACTOR", str(root))
+    set_config(None)
+    try:
+        first = Outbox.for_unit()
+        assert Outbox.for_unit() is first
+        first.append("t", b"1", qos=1, retain=False, owner="1:1")
+        staged = tmp_path / "staged"
+        (staged / "storage").mkdir(parents=True)
+        box = Outbox(staged / "storage" / "outbox.sqlite")
+        box.close()
+        root.rename(tmp_path / "replaced")
+        staged.rename(root)
+        again = Outbox.for_unit()
+        assert again is not first and again.stream == box.stream
+        assert again.append("t", b"2", qos=1, retain=False, owner="1:1")[1] == 1
+        assert Outbox.for_unit() is again
+    finally:
+        set_config(None)
