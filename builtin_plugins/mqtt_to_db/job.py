@@ -69,8 +69,9 @@ DEFAULT_BATCH_SIZE = 1000
 DEFAULT_FLUSH_INTERVAL_S = 0.1
 MAX_QUEUE = 200_000
 CHECKPOINT_INTERVAL_S = 1.0
-# the checkpointer closes its connection (~1 MB: parsed schema, page cache) after this long with nothing to do
-CHECKPOINT_IDLE_CLOSE_S = 2.0
+# the writer and the checkpointer close their connections (~1 MB each: parsed schema, page cache, statements)
+# after this long with nothing to do; the next batch opens them again (~2 ms)
+IDLE_CLOSE_S = 2.0
 RECENT_MESSAGES = 100_000
 _TOPIC_CACHE_MAX = 20_000
 
@@ -524,25 +525,40 @@ class MqttToDb(BackgroundJob):
             # page cache and parsed schema: closed, and the writer opens one of its own. What the migration
             # allocated stays in this thread's malloc arena (~2.5 MB) unless given back to the system
             self.db.close()
-            release_free_heap()
             self._migrated.set()
+            release_free_heap()
         last_write = time.monotonic()
+        checkpointer = False
         try:  # the checkpointer thread moves the WAL into the database: no commit waits for that (and its fsync)
             self.db.conn.execute("PRAGMA wal_autocheckpoint = 0")
             threading.Thread(target=self._checkpoint_loop, name="mqtt_to_db-checkpoint", daemon=True).start()
+            checkpointer = True
         except sqlite3.Error as exc:
             self.logger.debug("WAL checkpoints stay with the commits: %s", exc)
+        connected = True
         while True:
             if self._stop.is_set():
                 self.db.close()
                 return
             waiting = len(pending)
             if waiting == 0:
+                if connected and time.monotonic() - last_write >= IDLE_CLOSE_S:
+                    # nothing to write: the connection's parsed schema, page cache and statements are given back
+                    self.db.close()
+                    connected = False
+                    release_free_heap()
                 time.sleep(0.01)
                 continue
             if waiting < self.batch_size and time.monotonic() - last_write < self.flush_interval_s:
                 time.sleep(0.005)
                 continue
+            if not connected:  # opened again by the batch's first statement; checkpoints stay with the checkpointer
+                connected = True
+                if checkpointer:
+                    try:
+                        self.db.conn.execute("PRAGMA wal_autocheckpoint = 0")
+                    except sqlite3.Error as exc:  # (the batch's write reports an unusable database)
+                        self.logger.debug("WAL checkpoints: %s", exc)
             batch = [pending.popleft() for _ in range(min(waiting, self.batch_size))]
             while not self._flush(batch) and not self._stop.is_set():
                 time.sleep(0.5)  # database busy: keep the batch and retry
@@ -559,9 +575,8 @@ class MqttToDb(BackgroundJob):
         writer; commits keep their durability (WAL, ``synchronous = NORMAL``, as before).
 
         A round is skipped when the writer has committed nothing since a checkpoint that moved the
-        whole WAL; after :data:`CHECKPOINT_IDLE_CLOSE_S` of that, the connection is closed and its
-        memory given back (an idle ingestion keeps one connection, the writer's), and the next
-        commit opens it again.
+        whole WAL; after :data:`IDLE_CLOSE_S` of that, the connection is closed and its memory
+        given back, and the next commit opens it again.
         """
         done_at = -1  # the writer's batch count when a checkpoint last moved the whole WAL
         idle_since: float | None = None
@@ -569,7 +584,7 @@ class MqttToDb(BackgroundJob):
         while not self._stop.wait(CHECKPOINT_INTERVAL_S):
             batches = self._batches_written
             if batches == done_at:
-                if is_open and idle_since is not None and time.monotonic() - idle_since >= CHECKPOINT_IDLE_CLOSE_S:
+                if is_open and idle_since is not None and time.monotonic() - idle_since >= IDLE_CLOSE_S:
                     self.db.close()
                     is_open = False
                     release_free_heap()

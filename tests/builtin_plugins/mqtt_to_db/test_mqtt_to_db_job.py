@@ -204,7 +204,7 @@ def checkpointed(root: Path, sql: str) -> list[tuple]:
         conn.close()
 
 
-def test_idle_checkpointer_closes_its_connection_and_reopens_for_new_rows(unit_env, mqtt_recorder, spawn_job):
+def test_idle_ingestion_closes_its_connections_and_opens_them_again_for_new_rows(unit_env, mqtt_recorder, spawn_job):
     unit_env.unit = "leader"
     job = spawn_job("mqtt_to_db_streaming")
     job_is_ready(mqtt_recorder, unit_env)
@@ -212,10 +212,13 @@ def test_idle_checkpointer_closes_its_connection_and_reopens_for_new_rows(unit_e
 
     mqtt_recorder.publish(unit_env.topic("stirring", "measured_rpm"), rpm(401, 1))
     assert wait_until(lambda: checkpointed(unit_env.root, sql)) == [(401,)]  # moved into the database file
-    # nothing more to move: the checkpointer closes its connection; the writer keeps its own
-    assert wait_until(lambda: open_database_files(job.pid, unit_env.root) == 1)
+    # nothing more to write or move: the writer and the checkpointer close their connections
+    assert wait_until(lambda: open_database_files(job.pid, unit_env.root) == 0)
 
-    mqtt_recorder.publish(unit_env.topic("stirring", "measured_rpm"), rpm(402, 2))
-    assert wait_until(lambda: len(checkpointed(unit_env.root, sql)) == 2 and checkpointed(unit_env.root, sql)) == [
-        (401,), (402,)]  # opened again for the new rows
+    for i in (2, 3):
+        mqtt_recorder.publish(unit_env.topic("stirring", "measured_rpm"), rpm(400 + i, i))
+        assert wait_until(lambda: len(checkpointed(unit_env.root, sql)) == i and checkpointed(unit_env.root, sql)) == [
+            (400 + k,) for k in range(1, i + 1)]  # opened again for the new rows
+        assert wait_until(lambda: open_database_files(job.pid, unit_env.root) == 0)
+    assert job.poll() is None
     assert stop_process(job) == 0
