@@ -54,6 +54,20 @@ dynamics and the filter is the (ℓ, r, a) filter. When doses start, s starts
 from what the drift says of it, ``s = a/μ`` (``dμ/dt = s·μ``), with the drift's
 variance divided by μ² plus ``initial_slope_std²``, and the drift keeps the rest.
 
+**While doses tie the rate to the biomass** the slope explains the jump at a
+dose and the fall between doses, so less is left to the rate's random walk and
+to the drift: their noises are then ``coupled_rate_process_std`` (0.005) and
+``coupled_drift_process_std`` (0.01), half the uncoupled ones. The mean rate
+over a dosing cycle can still change fast (a chemostat's batch running out of
+substrate while it is already dosed), so the drift's noise is then scaled by
+``min(max(χ⁴, 1), drift_boost_max)`` with ``χ = m·√(2N − 1)``, ``m`` the
+exponentially weighted mean of the standardised innovations over
+``N = drift_boost_readings`` (60) readings (for the white, unit-variance
+innovations of a filter whose model holds, m has variance 1/(2N − 1), so χ is
+a standard normal; a rate the model misses makes the innovations keep a sign
+and χ grow): an adjustable process-noise level (Bar-Shalom, Li & Kirubarajan
+2001, ch. 11, manoeuvring targets). Without doses none of this acts.
+
 **Physical constraints** are kept by estimate projection after each update
 (Simon, *IET Control Theory Appl.* 4(8):1303, 2010): ``−max_slope ≤ s ≤ 0``
 (growth never speeds up as the biomass rises, since the substrate falls).
@@ -189,6 +203,11 @@ class FilterSettings:
             standard deviations on one side are a step in the signal (0: never).
         level_shift_std: The mean surprise (standardised innovation) of such a run; each
             reading of it is at least ``level_shift_std − 1`` off.
+        coupled_rate_process_std, coupled_drift_process_std: √q_r and √q_a while doses tie the
+            rate to the biomass (h⁻¹·h^-½, h⁻²·h^-½).
+        drift_boost_readings: N, memory (readings) of the mean standardised innovation that scales
+            the drift's noise while doses tie the rate to the biomass (0: never scaled).
+        drift_boost_max: Largest factor on that drift variance (100: 10× its SD).
     """
 
     outlier_std_threshold: float = 5.0
@@ -205,7 +224,7 @@ class FilterSettings:
     initial_slope_std: float = 0.1
     max_slope: float = 10.0
     slope_memory_h: float = 2.0
-    dose_rate_jump_std: float = 0.1
+    dose_rate_jump_std: float = 0.02
     dose_volume_rel_std: float = 0.05
     min_obs_rel_std: float = 5e-3
     noise_adaptation_readings: float = 240.0
@@ -214,6 +233,10 @@ class FilterSettings:
     dilution_lookback_s: float = 30.0
     level_shift_outliers: int = 4
     level_shift_std: float = 3.0
+    coupled_rate_process_std: float = 0.005
+    coupled_drift_process_std: float = 0.01
+    drift_boost_readings: float = 60.0
+    drift_boost_max: float = 100.0
 
     def __post_init__(self) -> None:
         if not self.outlier_std_threshold > 2:
@@ -228,6 +251,10 @@ class FilterSettings:
             raise ValueError(f"min_obs_rel_std must be positive, got {self.min_obs_rel_std}")
         if self.readings_after_dilution < 1:
             raise ValueError(f"readings_after_dilution must be ≥ 1, got {self.readings_after_dilution}")
+        if self.drift_boost_readings != 0 and not self.drift_boost_readings >= 1:
+            raise ValueError(f"drift_boost_readings must be 0 or ≥ 1, got {self.drift_boost_readings}")
+        if not self.drift_boost_max >= 1:
+            raise ValueError(f"drift_boost_max must be ≥ 1, got {self.drift_boost_max}")
         if self.dilution_lookback_s < 0:
             raise ValueError(f"dilution_lookback_s must be ≥ 0, got {self.dilution_lookback_s}")
 
@@ -344,6 +371,8 @@ class GrowthRateEKF:
         if prior:
             self._use_prior(prior)
         self._dilution_readings_left = 0
+        self._surprise = 0.0  # exponentially weighted mean of the standardised innovation
+        self._drift_boost = 1.0
         self._outlier_run: dict[str, int] = {}  # signed length of the current run of one-signed surprises
         self._run_start: dict[str, float] = {}  # epoch s of the run's first reading
         self._run_sum: dict[str, float] = {}  # sum of |z| over the run
@@ -358,6 +387,8 @@ class GrowthRateEKF:
         import numpy as np  # on first use: the job is ready before numpy is imported
         s = self.s
         q_l, q_r, q_a = s.log_od_process_std**2, s.rate_process_std**2, s.drift_process_std**2
+        if self.t < self._coupled_until:
+            q_r, q_a = s.coupled_rate_process_std**2, s.coupled_drift_process_std**2 * self._drift_boost
         dt2, dt3, dt4, dt5 = dt**2, dt**3, dt**4, dt**5
         Q = np.zeros((N_STATES, N_STATES))
         Q[:3, :3] = [
@@ -455,11 +486,11 @@ class GrowthRateEKF:
     def _snapshot(self) -> tuple[Any, ...]:
         return (self.t, self.x.copy(), self.P.copy(), dict(self.obs_rel_var), dict(self._outlier_run),
                 dict(self._run_start), dict(self._run_sum), self._dilution_readings_left, self._applied,
-                self._coupled_until)
+                self._coupled_until, self._surprise, self._drift_boost)
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
         (self.t, x, P, obs, runs, starts, sums, self._dilution_readings_left, self._applied,
-         self._coupled_until) = snapshot
+         self._coupled_until, self._surprise, self._drift_boost) = snapshot
         self.x, self.P, self.obs_rel_var, self._outlier_run = x.copy(), P.copy(), dict(obs), dict(runs)
         self._run_start, self._run_sum = dict(starts), dict(sums)
 
@@ -589,6 +620,11 @@ class GrowthRateEKF:
             if abs(z) > k and not after_dilution:
                 outliers.append(channel)
                 weight = k / abs(z)
+            if self.s.drift_boost_readings > 0 and not after_dilution and abs(z) <= k:
+                beta = 1.0 / self.s.drift_boost_readings
+                self._surprise = (1.0 - beta) * self._surprise + beta * z
+                chi = abs(self._surprise) * math.sqrt(2.0 * self.s.drift_boost_readings - 1.0)
+                self._drift_boost = min(max(chi**4, 1.0), self.s.drift_boost_max)
             self._scalar_update(y, y_hat, r_var / weight)
             self._project()
             if not after_dilution and not level_shift:

@@ -347,7 +347,8 @@ def test_a_culture_running_out_of_substrate_between_doses_is_not_read_as_media_s
     assert sum(e.growth_rate for e in late) / len(late) == pytest.approx(0.1, abs=0.02)
 
 
-@pytest.mark.parametrize("field,value", [("max_slope", 0.0), ("slope_memory_h", -1.0), ("drift_correlation_h", -1.0)])
+@pytest.mark.parametrize("field,value", [("max_slope", 0.0), ("slope_memory_h", -1.0), ("drift_correlation_h", -1.0),
+                                         ("drift_boost_readings", 0.5), ("drift_boost_max", 0.5)])
 def test_settings_out_of_range_are_refused_with_their_name(field, value):
     with pytest.raises(ValueError, match=field):
         FilterSettings(**{field: value})
@@ -366,6 +367,22 @@ def test_without_dosing_events_the_rate_is_not_tied_to_the_biomass():
     assert all(e.dose_response == 0.0 for e in estimates)
     late = [e.growth_rate for e in estimates if e.timestamp > 3.5 * 3600]
     assert sum(late) / len(late) == pytest.approx(0.1, abs=0.03)  # the drift follows the fall
+
+
+def test_the_coupled_noises_and_the_scaled_drift_act_only_while_doses_tie_the_rate_to_the_biomass():
+    """Without doses the coupled settings change nothing (the real recording's filter); with doses they do."""
+    rng = random.Random(5)
+    rows, log_od = [], math.log(0.1)
+    for i in range(int(3 * 3600 / INTERVAL_S)):
+        t = i * INTERVAL_S
+        log_od += max(0.1, 0.5 - 0.4 * t / (2 * 3600)) * INTERVAL_S / 3600
+        rows.append((t, math.exp(log_od) * (1 + rng.gauss(0, 0.015))))
+    other = FilterSettings(coupled_rate_process_std=0.05, coupled_drift_process_std=0.2, drift_boost_readings=0.0)
+    alone = [e.growth_rate for e in run(GrowthRateCalculator(), rows)]
+    assert alone == [e.growth_rate for e in run(GrowthRateCalculator(other), rows)]
+    dosed, doses, _ = sawtooth(hours=3.0)
+    with_doses = [e.growth_rate for e in run_with_doses(GrowthRateCalculator(), dosed, doses)]
+    assert with_doses != [e.growth_rate for e in run_with_doses(GrowthRateCalculator(other), dosed, doses)]
 
 
 def test_a_restarted_filter_keeps_the_rate_tied_to_the_biomass_while_doses_continue():
