@@ -15,7 +15,7 @@ def import_dot_pioreactor(archive_path: str) -> dict[str, Any]:
 
     Refused while jobs other than ``mqtt_to_db_streaming`` run; that one is stopped
     before the swap and started again after it (see :mod:`.ingestion_swap`). The unit's
-    outbox stays its own (:func:`_own_files`).
+    outbox and its web server's pid file stay its own (:func:`_own_files`).
 
     Returns:
         ``{"imported": true, "files", "bytes", "ingestion": "restarted"|"not running"|…, "restart_recommended": true}``.
@@ -47,13 +47,18 @@ def import_dot_pioreactor(archive_path: str) -> dict[str, Any]:
 def _own_files(root: Path) -> list[str]:
     """Files under ``root`` an import leaves as they are: the unit's outbox (``[outbox] path``) — what its jobs
     published and the leader has not stored yet, and the numbering the leader knows (an archive's copy would
-    number new messages again from the time of the export, and the leader would drop them as copies)."""
-    from reactorkit.plugin import outbox_path
+    number new messages again from the time of the export, and the leader would drop them as copies) — and the
+    pid file of the running ``pio serve`` master (archives leave ``.pid`` files out; without it the web server
+    could not be reloaded after a plugin install, nor restarted through the API)."""
+    from reactorkit.plugin import gunicorn_pid_path, outbox_path
 
-    try:
-        return [outbox_path().resolve().relative_to(root.resolve()).as_posix()]
-    except ValueError:  # kept outside the state folder: the import does not touch it
-        return []
+    own = []
+    for path in (outbox_path(), gunicorn_pid_path()):
+        try:
+            own.append(path.resolve().relative_to(root.resolve()).as_posix())
+        except ValueError:  # kept outside the state folder: the import does not touch it
+            pass
+    return own
 
 
 def forward_import(unit: str, archive_path: str) -> dict[str, Any]:

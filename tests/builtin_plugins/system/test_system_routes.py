@@ -201,6 +201,20 @@ def test_an_import_keeps_this_units_outbox_its_numbering_and_waiting_messages(le
         after.close()
 
 
+def test_an_import_keeps_the_pid_file_of_the_running_web_server(leader_client, tree, run_tasks):
+    # archives leave .pid files out; the web server's is how a plugin install (reload) and a restart through the
+    # API find its master
+    pid_file = tree / "storage" / "gunicorn.pid"
+    pid_file.write_text("4242\n")
+    exported = leader_client.simulate_get("/unit_api/zipped_dot_pioreactor").content
+    assert "storage/gunicorn.pid" not in zipfile.ZipFile(io.BytesIO(exported)).namelist()
+    result = task(leader_client, leader_client.simulate_post("/unit_api/import_zipped_dot_pioreactor",
+                                                             **multipart("archive", "backup.zip", exported)),
+                  run_tasks)
+    assert result["status"] == "succeeded", result
+    assert pid_file.read_text() == "4242\n"
+
+
 def test_an_import_brings_no_outbox_where_there_was_none(leader_client, leader_env, tree, run_tasks):
     # an archive's outbox (another unit's, or this one's of before a reinstall) is not this unit's queue
     from reactorkit.core.outbox import Outbox
