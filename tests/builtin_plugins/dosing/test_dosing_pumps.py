@@ -131,7 +131,9 @@ def test_pio_kill_stops_a_continuous_pump(dosing_unit, mqtt_recorder, spawn_job)
     unit = dosing_unit(speedup=10)
     proc = spawn_job("add_media", "--continuously")
     mqtt_recorder.wait_for(unit.env.topic("add_media", "$state"), lambda p: p == b"ready")
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30  # until the vessel has received some media (not a fixed wait: a busy machine)
+    while unit.truth()["cumulative_media_ml"] <= 0.1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     subprocess.run(pio_command("kill", "--job-name", "add_media"), env=unit.env.env(), check=True,
                    capture_output=True, timeout=30)
     assert proc.wait(15) == 0
