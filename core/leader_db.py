@@ -11,11 +11,13 @@ Connections (domain facts §4):
 * foreign keys **on** for web connections (deleting an experiment cascades to
   its rows), **off** for the MQTT writer (rows of experiments that do not exist,
   such as ``$experiment``, are accepted);
-* one connection per thread (gunicorn's threaded workers), re-opened after a fork,
-  and re-opened when the file was replaced (a state archive imported): a caller
+* one connection per thread (or per greenlet under gunicorn's gevent worker, one per HTTP connection),
+  re-opened after a fork, and re-opened when the file was replaced (a state archive imported): a caller
   that serves requests calls :meth:`LeaderDB.recheck_file` at the start of each,
   and the thread's next use compares the file's device and inode with those of
-  the file its connection opened (one ``stat``).
+  the file its connection opened (one ``stat``). When a thread or greenlet ends, its connection goes back
+  to the instance and the next thread or greenlet takes it (opening one costs ~1-4 ms: the schema is read
+  again, the page cache is cold).
 
 Schema versions live in ``schema_migrations`` (``component``, ``version``):
 component ``core`` for the tables below (:data:`CORE_MIGRATIONS`, applied in
@@ -225,6 +227,38 @@ def connect(path: Path | str, *, foreign_keys: bool = True, read_only: bool = Fa
     return conn
 
 
+#: idle connections an instance keeps for the next thread or greenlet (more are closed)
+IDLE_CONNECTIONS = 8
+
+
+class _Held:
+    """One thread's (or greenlet's) connection and what :meth:`LeaderDB.query_unchanged` kept with it.
+
+    When the thread or greenlet ends, its ``threading.local`` drops this object, and the connection (outside
+    any transaction: an open one is rolled back) goes back to ``idle`` for the next one, with its results.
+    """
+
+    __slots__ = ("conn", "pid", "results", "file_id", "idle")
+
+    def __init__(self, conn: sqlite3.Connection, results: dict[Any, Any], file_id: Any, idle: list[Any]) -> None:
+        self.conn: sqlite3.Connection | None = conn
+        self.pid, self.results, self.file_id, self.idle = os.getpid(), results, file_id, idle
+
+    def __del__(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None or self.pid != os.getpid():
+            return
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if len(self.idle) < IDLE_CONNECTIONS:
+                self.idle.append((conn, self.results, self.file_id))  # atomic: no lock in a finalizer
+                return
+            conn.close()
+        except Exception:  # a closed or broken connection is not kept
+            pass
+
+
 class LeaderDB:
     """Access to the leader database: connections, migrations and the cluster inventory.
 
@@ -250,6 +284,8 @@ class LeaderDB:
         self.registry = registry
         self.foreign_keys = foreign_keys
         self._local = threading.local()
+        self._idle: list[tuple[sqlite3.Connection, dict[Any, Any], Any]] = []  # of ended threads / greenlets
+        self._idle_pid = os.getpid()
         self._rollup_cache: dict[str, tuple[bool, float]] = {}
         self._rollup_specs: dict[str, tuple[str, bool]] = {}
         self._migrates = migrate
@@ -257,39 +293,50 @@ class LeaderDB:
         self._migrate_lock = threading.Lock()
         if migrate:
             self.migrate()
-            self._migrated_file = self._local.file_id
+            self._migrated_file = self._local.held.file_id
 
     # ------------------------------------------------------------ connections
     @property
     def conn(self) -> sqlite3.Connection:
-        """This thread's connection (opened on first use, re-opened in a forked child, and after
-        :meth:`recheck_file` re-opened if the file was replaced)."""
+        """This thread's (greenlet's) connection: one an ended thread left, else opened on first use; re-opened
+        in a forked child, and after :meth:`recheck_file` re-opened if the file was replaced."""
         local = self._local
-        conn = getattr(local, "conn", None)
-        if conn is not None and local.pid == os.getpid():
-            if not local.recheck:
-                return conn
-            local.recheck = False
-            if conn.in_transaction or file_identity(self.path) == local.file_id:
-                return conn
-            logger.info("%s was replaced: this thread opens the new file", self.path)
-            self.close()
-            conn = self._open()
-            if self._migrates and local.file_id != self._migrated_file:
-                with self._migrate_lock:
-                    if local.file_id != self._migrated_file:  # once per file and process, not per thread
-                        self._rollup_cache.clear()
-                        self.migrate()
-                        self._migrated_file = local.file_id
-            return conn
-        return self._open()
+        held = getattr(local, "held", None)
+        if held is None or held.conn is None or held.pid != os.getpid():
+            held = self._take()
+        if not getattr(local, "recheck", False):
+            return held.conn  # type: ignore[return-value]
+        local.recheck = False
+        conn = held.conn
+        if conn.in_transaction or file_identity(self.path) == held.file_id:  # type: ignore[union-attr]
+            return conn  # type: ignore[return-value]
+        logger.info("%s was replaced: this thread opens the new file", self.path)
+        self.close()
+        held = self._open()
+        if self._migrates and held.file_id != self._migrated_file:
+            with self._migrate_lock:
+                if held.file_id != self._migrated_file:  # once per file and process, not per thread
+                    self._rollup_cache.clear()
+                    self.migrate()
+                    self._migrated_file = held.file_id
+        return held.conn  # type: ignore[return-value]
 
-    def _open(self) -> sqlite3.Connection:
-        local = self._local
+    def _take(self) -> _Held:
+        """An idle connection an ended thread left (of this process), else a new one."""
+        pid = os.getpid()
+        if self._idle_pid != pid:  # a forked child: the parent's connections are not for it
+            self._idle, self._idle_pid = [], pid
+        try:
+            conn, results, file_id = self._idle.pop()
+        except IndexError:
+            return self._open()
+        held = self._local.held = _Held(conn, results, file_id, self._idle)
+        return held
+
+    def _open(self) -> _Held:
         conn = connect(self.path, foreign_keys=self.foreign_keys)
-        local.conn, local.pid, local.results, local.recheck = conn, os.getpid(), {}, False
-        local.file_id = file_identity(self.path)
-        return conn
+        held = self._local.held = _Held(conn, {}, file_identity(self.path), self._idle)
+        return held
 
     def recheck_file(self) -> None:
         """Have this thread's next use of the database check (one ``stat``) that the file is still the one
@@ -298,11 +345,13 @@ class LeaderDB:
         self._local.recheck = True
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their threads end)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
-        self._local.conn, self._local.results = None, {}
+        """Close this thread's connection (others go back to the instance when their threads end)."""
+        held = getattr(self._local, "held", None)
+        if held is not None:
+            conn, held.conn = held.conn, None
+            if conn is not None and held.pid == os.getpid():
+                conn.close()
+        self._local.held = None
 
     @contextmanager
     def transaction(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
@@ -347,7 +396,7 @@ class LeaderDB:
         if conn.in_transaction:
             return self.query(sql, params)
         stamp = (conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes)
-        results = self._local.results
+        results = self._local.held.results
         key = (sql, params)
         found = results.get(key)
         if found is None or found[0] != stamp:

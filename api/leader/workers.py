@@ -9,7 +9,6 @@ the request never waits for the workers (see :mod:`reactorkit.api.leader.effects
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable
 
 import falcon
@@ -78,31 +77,33 @@ def worker_row(row: dict[str, Any], config: Any, ctx: Any = None,
     return out
 
 
-class _Kept(threading.local):
-    """What one route built for its last response in this thread, and what it was built from (``key``)."""
+class _Kept:
+    """What one route built for its last response, and what it was built from: ``state`` is one tuple
+    ``(key, rows, leader_at)`` (``leader_at``: indexes of the leader's rows, whose last_seen_at is now on every
+    request), replaced whole, so threads and greenlets share it without a lock."""
 
-    key: tuple[Any, ...] | None = None
-    rows: list[dict[str, Any]] = []
-    leader_at: tuple[int, ...] = ()  # indexes of the leader's rows: their last_seen_at is now, on every request
+    state: tuple[tuple[Any, ...] | None, list[dict[str, Any]], tuple[int, ...]] = (None, [], ())
 
 
 def _kept_rows(kept: _Kept, key: tuple[Any, ...] | None,
                build: Callable[[], tuple[list[dict[str, Any]], tuple[int, ...]]], reach: Any) -> list[dict[str, Any]]:
     """The response rows ``build()`` returns (``(rows, leader_at)``), built again only when ``key`` is not
-    the key they were built with (elements compared by identity first: the kept inventory list, the config and
-    its ``generation``, the probes' ``generation``); ``key`` None: always built. The leader's rows get
-    ``reachable: true, last_seen_at: now`` on every request; the other rows are shared between requests of
-    this thread and never changed (Falcon only encodes them)."""
-    if key is None or kept.key != key:
+    the key they were built with (elements compared by identity, then by value: the inventory rows another
+    thread's connection read are equal, not the same list; the config and its ``generation``, the probes'
+    ``generation``); ``key`` None: always built. The leader's rows get ``reachable: true, last_seen_at: now`` on
+    every request; the other rows are shared between requests, threads and greenlets and never changed (Falcon
+    only encodes them)."""
+    kept_key, rows, leader_at = kept.state
+    if key is None or kept_key != key:
         rows, leader_at = build()
         if key is None:
             return rows
-        kept.key, kept.rows, kept.leader_at = key, rows, leader_at
-    if not kept.leader_at:
-        return kept.rows
-    out = list(kept.rows)
+        kept.state = (key, rows, leader_at)
+    if not leader_at:
+        return rows
+    out = list(rows)
     now = reach.leader_status()
-    for i in kept.leader_at:
+    for i in leader_at:
         out[i] = {**out[i], **now}
     return out
 

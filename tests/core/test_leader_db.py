@@ -339,3 +339,50 @@ def test_a_replacing_file_without_the_schema_is_migrated(db):
     db.recheck_file()
     db.add_worker("w1")  # the tables are there
     assert [w["pioreactor_unit"] for w in db.workers()] == ["w1"]
+
+
+def test_a_connection_goes_back_to_the_instance_when_its_thread_ends(db):
+    import threading
+
+    seen = []
+
+    def use(begin: bool) -> None:
+        seen.append(db.conn)
+        db.workers()
+        if begin:  # a thread that ends inside a transaction: rolled back before the next thread gets it
+            db.conn.execute("BEGIN IMMEDIATE")
+            db.conn.execute("INSERT INTO workers (pioreactor_unit, added_at) VALUES ('half', '2026-01-01T00:00:00.000Z')")
+
+    for begin in (True, False):
+        thread = threading.Thread(target=use, args=(begin,))
+        thread.start()
+        thread.join()
+    assert seen[0] is seen[1]  # the second thread took the first one's connection, not a new one
+    assert not seen[1].in_transaction
+    assert db.workers() == [] and db.conn.execute("SELECT count(*) FROM workers").fetchone()[0] == 0
+    db.add_worker("w1")  # this thread's connection is another; its commit shows to the kept results
+    seen.append(None)
+    thread = threading.Thread(target=lambda: seen.append([w["pioreactor_unit"] for w in db.workers()]))
+    thread.start()
+    thread.join()
+    assert seen[-1] == ["w1"]
+
+
+def test_a_connection_left_by_an_ended_thread_is_rechecked_by_the_next(db):
+    import threading
+
+    db.add_worker("w1")
+    thread = threading.Thread(target=db.workers)  # leaves its connection, opened on the first file
+    thread.start()
+    thread.join()
+    swap_folder(db.path, lambda path: LeaderDB(path).add_worker("w2"))
+    seen = []
+
+    def request() -> None:  # as a request: recheck first, then the connection the ended thread left
+        db.recheck_file()
+        seen.append([w["pioreactor_unit"] for w in db.workers()])
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    thread.join()
+    assert seen == [["w2"]]
