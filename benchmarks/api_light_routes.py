@@ -2,7 +2,8 @@
 
 Serves a leader (``pio serve``, as deployed; a small database with one
 experiment and four workers) with each configuration given (``--config
-WORKERS:THREADS[:CLASS]``, repeatable; CLASS ``gthread`` or ``sync``) and
+WORKERS:THREADS[:CLASS]``, repeatable; CLASS ``gevent_pywsgi`` (``pio serve``'s default), ``gevent``,
+``gthread`` or ``sync``; THREADS counts for ``gthread`` only) and
 reports, for each light route, p50 of one client and the requests per second
 of ``--concurrency`` keep-alive connections, and the gunicorn workers' CPU time per
 request, beside the interpreter floor and the load average measured in the same run.
@@ -14,9 +15,10 @@ the same 2 cores as the server, so the figure is what the server gets of the mac
 generator costs about as much CPU per request as the server does and so takes roughly half of it;
 wrk takes a small fraction. Each line names the generator that ran. ``--loadgen both`` runs both.
 
-The gunicorn floor (``--no-gunicorn-floor`` skips it): gunicorn with ``pio serve``'s settings serving a
-WSGI app that returns one constant body (``constant_wsgi.py``), measured the same way, so each run
-shows what gunicorn itself costs per request beside what the routes cost.
+The gunicorn floor (``--no-gunicorn-floor`` skips it): gunicorn serving a WSGI app that returns one
+constant body (``constant_wsgi.py``), measured the same way, with ``pio serve``'s worker class (2 ×
+``gevent_pywsgi``) and with gunicorn's threaded worker (2 × 4 ``gthread``), so each run shows what the
+server itself costs per request beside what the routes cost.
 
 Routes: ``/unit_api/health``, ``/unit_api/versions/app``, ``/api/experiments``,
 ``/api/units``, ``/api/workers``, ``/unit_api/jobs/running``.
@@ -80,8 +82,9 @@ def main() -> None:
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python", "both"), default="auto",
                         help="load generator: wrk when installed (auto), the Python one, or both in turn")
     parser.add_argument("--gunicorn-floor", action=argparse.BooleanOptionalAction, default=True,
-                        help="also serve a constant-body WSGI app with gunicorn (2 × 4 gthread, as pio serve) and "
-                             "measure it the same way: what gunicorn costs per request before the app runs")
+                        help="also serve a constant-body WSGI app with gunicorn (2 × gevent_pywsgi, as pio serve, "
+                             "and 2 × 4 gthread) and measure it the same way: what the server costs per request "
+                             "before the app runs")
     args = parser.parse_args()
     wrk = shutil.which("wrk")
     if args.loadgen == "auto":
@@ -105,7 +108,8 @@ def main() -> None:
         for config in configs:
             _measure(config, env, root, routes, args)
         if args.gunicorn_floor:
-            _measure_floor(root, args)
+            for floor in FLOORS:
+                _measure_floor(root, args, floor)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -141,13 +145,18 @@ def _load(proc: subprocess.Popen, port: int, route: str, label: str, args: argpa
               f"{per_request:5.0f} µs/request   (load {os.getloadavg()[0]:.2f})", flush=True)
 
 
-def _measure_floor(root: Path, args: argparse.Namespace) -> None:
-    """gunicorn (2 workers × 4 gthread threads, as ``pio serve``) serving :mod:`constant_wsgi`, measured as a route."""
+#: the gunicorn floors: (label, gunicorn arguments)
+FLOORS = (("2 workers × gevent_pywsgi, as pio serve", ["--workers", "2", "--worker-class", "gevent_pywsgi"]),
+          ("2 workers × 4 gthread threads", ["--workers", "2", "--threads", "4", "--worker-class", "gthread"]))
+
+
+def _measure_floor(root: Path, args: argparse.Namespace, floor: tuple[str, list[str]]) -> None:
+    """gunicorn serving :mod:`constant_wsgi` with ``floor``'s worker settings, measured as a route."""
     port = ts.free_port()
     log = open(root / "floor.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "constant_wsgi:app", "--pythonpath",
-                             str(Path(__file__).parent), "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                             "--threads", "4", "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
+                             str(Path(__file__).parent), "--bind", f"127.0.0.1:{port}", *floor[1],
+                             "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -158,7 +167,7 @@ def _measure_floor(root: Path, args: argparse.Namespace) -> None:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     sys.exit(f"gunicorn did not start; see {root / 'floor.log'}")
                 time.sleep(0.2)
-        print("[gunicorn floor: a constant-body WSGI app, 2 workers × 4 gthread threads]")
+        print(f"[gunicorn floor: a constant-body WSGI app, {floor[0]}]")
         _load(proc, port, "/", "constant body", args)
     finally:
         ts.stop(proc)
