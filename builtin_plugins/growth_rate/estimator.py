@@ -66,7 +66,11 @@ exponentially weighted mean of the standardised innovations over
 innovations of a filter whose model holds, m has variance 1/(2N − 1), so χ is
 a standard normal; a rate the model misses makes the innovations keep a sign
 and χ grow): an adjustable process-noise level (Bar-Shalom, Li & Kirubarajan
-2001, ch. 11, manoeuvring targets). Without doses none of this acts.
+2001, ch. 11, manoeuvring targets). While χ ≥ ``slope_boost_std`` (3: by
+chance 0.3 % of the time) the rate changes for a reason the slope has not
+caught (a chemostat's slope goes from ≈ 0 to −2…−3 as its batch runs out),
+and the slope's random-walk variance gets the same factor. Without doses none
+of this acts.
 
 **Physical constraints** are kept by estimate projection after each update
 (Simon, *IET Control Theory Appl.* 4(8):1303, 2010): ``−max_slope ≤ s ≤ 0``
@@ -208,6 +212,8 @@ class FilterSettings:
         drift_boost_readings: N, memory (readings) of the mean standardised innovation that scales
             the drift's noise while doses tie the rate to the biomass (0: never scaled).
         drift_boost_max: Largest factor on that drift variance (100: 10× its SD).
+        slope_boost_std: While that standardised mean innovation χ is at least this, the slope's
+            random-walk variance gets the drift's factor too (0: never).
     """
 
     outlier_std_threshold: float = 5.0
@@ -237,6 +243,7 @@ class FilterSettings:
     coupled_drift_process_std: float = 0.01
     drift_boost_readings: float = 60.0
     drift_boost_max: float = 100.0
+    slope_boost_std: float = 3.0
 
     def __post_init__(self) -> None:
         if not self.outlier_std_threshold > 2:
@@ -253,6 +260,8 @@ class FilterSettings:
             raise ValueError(f"readings_after_dilution must be ≥ 1, got {self.readings_after_dilution}")
         if self.drift_boost_readings != 0 and not self.drift_boost_readings >= 1:
             raise ValueError(f"drift_boost_readings must be 0 or ≥ 1, got {self.drift_boost_readings}")
+        if self.slope_boost_std < 0:
+            raise ValueError(f"slope_boost_std must be ≥ 0, got {self.slope_boost_std}")
         if not self.drift_boost_max >= 1:
             raise ValueError(f"drift_boost_max must be ≥ 1, got {self.drift_boost_max}")
         if self.dilution_lookback_s < 0:
@@ -372,7 +381,8 @@ class GrowthRateEKF:
             self._use_prior(prior)
         self._dilution_readings_left = 0
         self._surprise = 0.0  # exponentially weighted mean of the standardised innovation
-        self._drift_boost = 1.0
+        self._drift_boost = 1.0  # factor on the drift's variance while coupled
+        self._slope_boost = 1.0  # factor on the slope's variance while coupled
         self._outlier_run: dict[str, int] = {}  # signed length of the current run of one-signed surprises
         self._run_start: dict[str, float] = {}  # epoch s of the run's first reading
         self._run_sum: dict[str, float] = {}  # sum of |z| over the run
@@ -398,7 +408,7 @@ class GrowthRateEKF:
         ]
         q_s = s.slope_process_std + s.slope_rel_process_std * abs(self.x[SL]) \
             + s.slope_drift_gain * abs(self.x[A]) / max(abs(self.x[R]), MIN_RATE_FOR_SLOPE)
-        Q[SL, SL] = q_s**2 * dt if self.t < self._coupled_until else 0.0
+        Q[SL, SL] = q_s**2 * dt * self._slope_boost if self.t < self._coupled_until else 0.0
         return Q
 
     def _transition(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -486,11 +496,11 @@ class GrowthRateEKF:
     def _snapshot(self) -> tuple[Any, ...]:
         return (self.t, self.x.copy(), self.P.copy(), dict(self.obs_rel_var), dict(self._outlier_run),
                 dict(self._run_start), dict(self._run_sum), self._dilution_readings_left, self._applied,
-                self._coupled_until, self._surprise, self._drift_boost)
+                self._coupled_until, self._surprise, self._drift_boost, self._slope_boost)
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
         (self.t, x, P, obs, runs, starts, sums, self._dilution_readings_left, self._applied,
-         self._coupled_until, self._surprise, self._drift_boost) = snapshot
+         self._coupled_until, self._surprise, self._drift_boost, self._slope_boost) = snapshot
         self.x, self.P, self.obs_rel_var, self._outlier_run = x.copy(), P.copy(), dict(obs), dict(runs)
         self._run_start, self._run_sum = dict(starts), dict(sums)
 
@@ -625,6 +635,8 @@ class GrowthRateEKF:
                 self._surprise = (1.0 - beta) * self._surprise + beta * z
                 chi = abs(self._surprise) * math.sqrt(2.0 * self.s.drift_boost_readings - 1.0)
                 self._drift_boost = min(max(chi**4, 1.0), self.s.drift_boost_max)
+                slope_boost = self.s.slope_boost_std > 0 and chi >= self.s.slope_boost_std
+                self._slope_boost = self._drift_boost if slope_boost else 1.0
             self._scalar_update(y, y_hat, r_var / weight)
             self._project()
             if not after_dilution and not level_shift:

@@ -348,7 +348,8 @@ def test_a_culture_running_out_of_substrate_between_doses_is_not_read_as_media_s
 
 
 @pytest.mark.parametrize("field,value", [("max_slope", 0.0), ("slope_memory_h", -1.0), ("drift_correlation_h", -1.0),
-                                         ("drift_boost_readings", 0.5), ("drift_boost_max", 0.5)])
+                                         ("drift_boost_readings", 0.5), ("drift_boost_max", 0.5),
+                                         ("slope_boost_std", -1.0)])
 def test_settings_out_of_range_are_refused_with_their_name(field, value):
     with pytest.raises(ValueError, match=field):
         FilterSettings(**{field: value})
@@ -377,7 +378,8 @@ def test_the_coupled_noises_and_the_scaled_drift_act_only_while_doses_tie_the_ra
         t = i * INTERVAL_S
         log_od += max(0.1, 0.5 - 0.4 * t / (2 * 3600)) * INTERVAL_S / 3600
         rows.append((t, math.exp(log_od) * (1 + rng.gauss(0, 0.015))))
-    other = FilterSettings(coupled_rate_process_std=0.05, coupled_drift_process_std=0.2, drift_boost_readings=0.0)
+    other = FilterSettings(coupled_rate_process_std=0.05, coupled_drift_process_std=0.2, drift_boost_readings=0.0,
+                           slope_boost_std=0.0)
     alone = [e.growth_rate for e in run(GrowthRateCalculator(), rows)]
     assert alone == [e.growth_rate for e in run(GrowthRateCalculator(other), rows)]
     dosed, doses, _ = sawtooth(hours=3.0)
