@@ -5,7 +5,9 @@
 client, forwards signals to the job and leaves with its exit code. ``pio
 --help`` and ``pio run --help`` print their text from a cache
 (``$DOT_PIOREACTOR/storage/cli_help.json``, keyed by the CLI index's
-fingerprint and the terminal width) without importing click. Everything else,
+fingerprint and the terminal width) without importing click, and so does a
+``pio run <job> …`` no launcher takes, when :mod:`reactorkit.core.cli.run` can
+read its command line (the job then does not carry click). Everything else,
 and what the cache does not hold yet, goes to :mod:`reactorkit.core.cli.main`.
 """
 
@@ -101,6 +103,9 @@ def main() -> None:
         code = run_attached(["pio", *args])
         if code is not None:
             exit_like(code)
+        from reactorkit.core.cli.run import run_without_click
+
+        run_without_click(args)  # returns when click must read the command line
     name = _help_key(args)
     if name is not None:
         text = cached_help(name)

@@ -179,36 +179,7 @@ def _parse_extra(args: list[str]) -> dict[str, str]:
     return out
 
 
-def run_job(descriptor: Any, kwargs: dict[str, Any], overrides: tuple[tuple[str, str, str], ...] = ()) -> int:
-    """Run a job in this process until it disconnects; returns the exit code.
-
-    The unit comes from ``$HOSTNAME`` (else the hostname), the experiment from
-    ``$EXPERIMENT`` (else the unit's assignment, else ``$experiment``).
-    """
-    from reactorkit.core.config import get_experiment, get_unit_name, load_config, set_config
-    from reactorkit.core.imports import resolve
-
-    if getattr(descriptor, "needs_registry", False):
-        descriptor = _registry().jobs[descriptor.job_name]
-    config = load_config(overrides)
-    set_config(config)
-    unit, experiment = get_unit_name(), get_experiment()
-    if descriptor.runner is not None:
-        result = resolve(descriptor.runner)(unit=unit, experiment=experiment, config=config, **kwargs)
-        return int(result or 0)
-    from reactorkit.core.start_errors import start_failure
-
-    job_class = resolve(descriptor.job_class)
-    try:
-        job = job_class(unit=unit, experiment=experiment, config=config, source=descriptor.source, **kwargs)
-    except Exception as exc:  # the job refused an option's value, or cannot start: one line, not a traceback
-        code = start_failure(descriptor.job_name, exc, refusals=(ValueError,), refusal_exit=2,
-                             refusal_hint=f". See `pio run {descriptor.job_name} --help` for its options.")
-        if code is None:
-            raise
-        return code
-    job.block_until_disconnected()
-    return 0
+from reactorkit.core.cli.run import run_job  # noqa: E402 (shared with the path without click)
 
 
 pio.add_command(JobCommands("run", help="Run a job or action on this unit (see the list below).",
@@ -392,17 +363,9 @@ _RAN_JOB: list[str] = []  # the job this process ran, once it has returned
 
 
 def _leave(code: int) -> None:
-    import logging
-    import os
-    import sys
+    from reactorkit.core.cli.run import leave
 
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            pass
-    os._exit(code)
+    leave(code)
 
 
 if __name__ == "__main__":
