@@ -87,6 +87,7 @@ class OutboxClient(paho.Client):
         self._ob_stop = threading.Event()
         self._ob_thread: threading.Thread | None = None
         self._ob_patterns: list[str] | None = None
+        self._ob_patterns_applied = False  # the leader's announcement was applied to the outbox file by this client
         self._ob_stored_cache: dict[str, bool] = {}
         self._ob_handed: dict[int, tuple[float, str, int]] = {}  # row id -> (monotonic sent, topic, seq)
         self._ob_by_topic: dict[str, dict[int, int]] = {}  # topic -> seq -> row id (handed, unacknowledged)
@@ -169,6 +170,10 @@ class OutboxClient(paho.Client):
                 except Exception as exc:  # no outbox (disk full, read-only): publish as before, and say so
                     logger.error("outbox unavailable, publishing without it: %s", exc)
                     self._ob_unit = None
+                    return super().publish(topic, payload, qos, retain, properties)
+                # decided again with the stored topics the outbox file knows (the check above had none yet): a
+                # process's first message, often a retained setting, is not kept and sent again over newer values
+                if not self._ob_is_stored(topic, data):
                     return super().publish(topic, payload, qos, retain, properties)
             elif not self._ob_is_stored(topic, data):
                 return super().publish(topic, payload, qos, retain, properties)
@@ -254,7 +259,10 @@ class OutboxClient(paho.Client):
             self._ob_inflight = [(r, i) for r, i in self._ob_inflight if not i.is_published()]
         if self._ob_new_patterns is not None:
             patterns, self._ob_new_patterns = self._ob_new_patterns, None
-            if patterns != self._ob_patterns:
+            # the first announcement this process receives is applied even when the file already knew it: messages
+            # an earlier process kept before it knew (on topics the leader never acknowledges) are dropped
+            if patterns != self._ob_patterns or not self._ob_patterns_applied:
+                self._ob_patterns_applied = True
                 dropped = store.set_stored_patterns(patterns, self._ob_prefix)
                 with self._ob_lock:
                     self._ob_patterns = patterns
