@@ -178,7 +178,9 @@ class Experiment:
 
 
 class LatestExperiment:
-    """``GET /api/experiments/latest``: the most recently created experiment (404 when there is none)."""
+    """``GET /api/experiments/latest``: the most recently created experiment, ``null`` (200) when there is none:
+    what the Pioreactor web UI reads on every page (a non-object meaning "no experiment yet"), as the Pioreactor
+    API answers it."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -186,8 +188,9 @@ class LatestExperiment:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         row = self.ctx.db.query_one(_EXPERIMENT_SQL + " ORDER BY e.created_at DESC, e.rowid DESC LIMIT 1")
         if row is None:
-            raise ApiError(falcon.HTTP_404, "No experiment yet.", cause="The experiments table is empty.",
-                           remediation="Create one with POST /api/experiments.")
+            resp.content_type = falcon.MEDIA_JSON
+            resp.data = b"null"
+            return
         resp.media = experiment_row(row, with_media=True)
 
 

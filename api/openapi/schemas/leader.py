@@ -150,7 +150,7 @@ def _experiment_routes() -> dict[tuple[str, str], dict[str, Any]]:
         ("PATCH", EXP): op("Change an experiment's description or tags.",
                            body=obj(description=STR, tags=array(STR)), ok=EXPERIMENT),
         ("DELETE", EXP): task("Stop the experiment's jobs and delete it with its rows."),
-        ("GET", "/api/experiments/latest"): op("The newest experiment (404 when there is none).", ok=EXPERIMENT),
+        ("GET", "/api/experiments/latest"): op("The newest experiment (null when there is none).", ok=nullable(EXPERIMENT)),
         ("GET", "/api/experiments/active"): op("Experiments with an active assigned worker.", ok=experiments),
         ("GET", "/api/experiments/assignment_count"): op(
             "Workers assigned to each experiment.",

@@ -72,9 +72,9 @@ def test_unknown_experiment_is_404_everywhere(api):
     assert api.simulate_delete("/api/experiments/nope").status_code == 404
 
 
-def test_latest_is_404_when_there_is_no_experiment(api):
+def test_latest_is_null_when_there_is_no_experiment(api):
     result = api.simulate_get("/api/experiments/latest")
-    assert result.status_code == 404 and result.json["remediation"]
+    assert result.status_code == 200 and result.json is None
 
 
 def test_latest_carries_media_and_organism(api, cluster):
