@@ -2,8 +2,8 @@
 
 Serves a leader (``pio serve``, as deployed; a small database with one
 experiment and four workers) with each configuration given (``--config
-WORKERS:THREADS[:CLASS]``, repeatable; CLASS ``gevent_pywsgi`` (``pio serve``'s default), ``gevent``,
-``gthread`` or ``sync``; THREADS counts for ``gthread`` only) and
+WORKERS:THREADS[:CLASS]``, repeatable; CLASS ``gthread`` (``pio serve``'s default), ``gevent_pywsgi``, ``gevent``,
+or ``sync``; THREADS counts for ``gthread`` only) and
 reports, for each light route, p50 of one client and the requests per second
 of ``--concurrency`` keep-alive connections, and the gunicorn workers' CPU time per
 request, beside the interpreter floor and the load average measured in the same run.
@@ -16,8 +16,8 @@ generator costs about as much CPU per request as the server does and so takes ro
 wrk takes a small fraction. Each line names the generator that ran. ``--loadgen both`` runs both.
 
 The gunicorn floor (``--no-gunicorn-floor`` skips it): gunicorn serving a WSGI app that returns one
-constant body (``constant_wsgi.py``), measured the same way, with ``pio serve``'s worker class (2 ×
-``gevent_pywsgi``) and with gunicorn's threaded worker (2 × 4 ``gthread``), so each run shows what the
+constant body (``constant_wsgi.py``), measured the same way, with ``pio serve``'s worker class (2 × 4
+``gthread``) and with gevent's WSGI server (2 × ``gevent_pywsgi``), so each run shows what the
 server itself costs per request beside what the routes cost.
 
 Routes: ``/unit_api/health``, ``/unit_api/versions/app``, ``/api/experiments``,
@@ -82,8 +82,8 @@ def main() -> None:
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python", "both"), default="auto",
                         help="load generator: wrk when installed (auto), the Python one, or both in turn")
     parser.add_argument("--gunicorn-floor", action=argparse.BooleanOptionalAction, default=True,
-                        help="also serve a constant-body WSGI app with gunicorn (2 × gevent_pywsgi, as pio serve, "
-                             "and 2 × 4 gthread) and measure it the same way: what the server costs per request "
+                        help="also serve a constant-body WSGI app with gunicorn (2 × 4 gthread, as pio serve, and "
+                             "2 × gevent_pywsgi) and measure it the same way: what the server costs per request "
                              "before the app runs")
     args = parser.parse_args()
     wrk = shutil.which("wrk")
@@ -146,8 +146,8 @@ def _load(proc: subprocess.Popen, port: int, route: str, label: str, args: argpa
 
 
 #: the gunicorn floors: (label, gunicorn arguments)
-FLOORS = (("2 workers × gevent_pywsgi, as pio serve", ["--workers", "2", "--worker-class", "gevent_pywsgi"]),
-          ("2 workers × 4 gthread threads", ["--workers", "2", "--threads", "4", "--worker-class", "gthread"]))
+FLOORS = (("2 workers × gevent_pywsgi", ["--workers", "2", "--worker-class", "gevent_pywsgi"]),
+          ("2 workers × 4 gthread threads, as pio serve", ["--workers", "2", "--threads", "4", "--worker-class", "gthread"]))
 
 
 def _measure_floor(root: Path, args: argparse.Namespace, floor: tuple[str, list[str]]) -> None:

@@ -23,7 +23,7 @@ messages/s with no loss here (10,000/s: ``ingestion_throughput.py``). Every figu
 is printed with the interpreter floor and the load average measured right after it. The load generator
 (``wrk`` when installed, else the Python one below; each line names it) runs on the same machine (and
 cores) as the server, so the figures are conservative. The server runs as
-``pio serve --workers 2 --threads 8 --no-access-log`` (gevent_pywsgi, pio serve's worker class: --threads counts for --worker-class gthread only; a leader does not need a
+``pio serve --workers 2 --threads 8 --no-access-log`` (gunicorn's gthread worker, pio serve's default; a leader does not need a
 line per request; the access log costs about a quarter of the small-request
 throughput); ``--access-log``/``--threads``/``--workers`` change that.
 

@@ -29,8 +29,8 @@ STATUS_TEXT = {"200": "OK", "201": "Created", "202": "Accepted (a task was queue
                "204": "No content", "2XX": "Success",
                "502": "Another unit this call depends on could not be reached, or answered something unusable."}
 HTTP_SERVER_RESPONSES = {
-    "414": "The request line is too long for the HTTP server, which answers before the app (gevent's WSGI "
-           "server, pio serve's default: 8,192 bytes or more; gunicorn's gthread worker: more than 4,094).",
+    "414": "The request line is too long for the HTTP server, which answers before the app (gunicorn's gthread "
+           "worker, pio serve's default: more than 4,094 bytes; gevent's WSGI server: 8,192 or more).",
     "431": "The request headers are too large for the HTTP server, which answers before the app (gunicorn's "
            "gthread worker; gevent's WSGI server answers 400 to more than 100 header fields).",
 }

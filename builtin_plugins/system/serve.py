@@ -1,13 +1,14 @@
 """``pio serve``: the unit's HTTP API (``/unit_api``, and ``/api`` on the leader) under gunicorn.
 
-Workers: gevent's WSGI server (``gevent_pywsgi``, 2 processes) by default: one greenlet per connection and
-no hand-over between threads per request, so a light route costs about two thirds of the CPU it costs under
-gunicorn's threaded worker (``benchmarks/api_light_routes.py``; README "Light routes"). gunicorn patches the
-standard library in each worker (sockets, ``threading``, ``time.sleep``, ``subprocess``) before the app is
-loaded, so the app's threads (fan-out, reachability probes) are greenlets and wait without blocking the
-others; a ``threading.local`` is per greenlet, i.e. per HTTP connection (the leader database hands an ended
-connection's SQLite connection to the next one). ``--worker-class gthread --threads N`` serves as before
-(and is the default where gevent is not installed).
+Workers: gunicorn's threaded worker (``gthread``, 2 processes × 4 threads) by default: each request has its
+own OS thread, so one that waits (a write waiting up to 15 s for SQLite's lock while the MQTT writer, an
+experiment's deletion or a migration holds it; a state-folder zip; a long time-series or logs query; an
+inline calibration action) holds its thread only, not the other requests. ``--worker-class gevent_pywsgi``
+(gevent's WSGI server, one greenlet per connection, the standard library monkey-patched) costs about two
+thirds of the CPU per light route (``benchmarks/api_light_routes.py``), but SQLite, zlib and the other C
+calls are not patched: a request waiting in them stalls every other request of its worker process
+(``tests/api/test_serve_blocking.py`` holds the database lock: under gevent_pywsgi a health request waited
+more than 120 s, under gthread it is answered at once). It is there for measurements, not for a unit.
 
 The master's pid is written to :func:`reactorkit.plugin.gunicorn_pid_path`; SIGHUP to it starts fresh
 workers, which load the plugins anew (what an install or uninstall does, and ``web_server/restart``).
@@ -28,18 +29,14 @@ import click
 @click.option("--threads", type=int, default=4, show_default=True,
               help="Threads per worker process (the gthread worker class only).")
 @click.option("--worker-class", default=None,
-              help="gunicorn worker class: gevent_pywsgi (default; gthread when gevent is not installed), gevent, "
-                   "gthread (with --threads) or sync.")
+              help="gunicorn worker class (default: gthread when --threads > 1, else sync); gevent_pywsgi / gevent: a "
+                   "request waiting in SQLite or another C call stalls its whole worker process.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Write one line per request to stdout (costs about a quarter of the throughput of small requests).")
 def serve(port: int | None, host: str, workers: int, threads: int, worker_class: str | None, access_log: bool) -> None:
     """Serve /unit_api (and /api on the leader) with gunicorn."""
     from reactorkit.plugin import get_config, gunicorn_pid_path
 
-    if worker_class is None:  # an environment installed before gevent was a dependency serves as before
-        import importlib.util
-
-        worker_class = "gevent_pywsgi" if importlib.util.find_spec("gevent") else "gthread"
     config = get_config()
     port = port or config.getint("ui", "port", fallback=4999)
     # HTTPS when [api] tls_cert_file and tls_key_file name a certificate and its key (then set [ui] proto = https)
@@ -47,7 +44,7 @@ def serve(port: int | None, host: str, workers: int, threads: int, worker_class:
     tls = ["--certfile", cert, "--keyfile", key] if cert and key else []
     args = [sys.executable, "-m", "gunicorn", "reactorkit.api.app:get_app()", "--bind", f"{host}:{port}", *tls,
             "--workers", str(workers), "--threads", str(threads),
-            "--worker-class", worker_class,
+            *(["--worker-class", worker_class] if worker_class else []),  # gunicorn: gthread when threads > 1
             "--timeout", "330",  # a calibration step may run the hardware for up to 300 s
             "--graceful-timeout", "5",
             *(["--access-logfile", "-"] if access_log else []), "--log-level", "warning",
