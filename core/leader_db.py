@@ -322,7 +322,8 @@ class LeaderDB:
         return held.conn  # type: ignore[return-value]
 
     def _take(self) -> _Held:
-        """An idle connection an ended thread left (of this process), else a new one."""
+        """An idle connection an ended thread left (of this process; its file checked at this first use), else a
+        new one."""
         pid = os.getpid()
         if self._idle_pid != pid:  # a forked child: the parent's connections are not for it
             self._idle, self._idle_pid = [], pid
@@ -331,6 +332,9 @@ class LeaderDB:
         except IndexError:
             return self._open()
         held = self._local.held = _Held(conn, results, file_id, self._idle)
+        # the file may have been replaced since the ended thread used it: check it at this first use (one stat),
+        # as a new connection would open the file in place, for a thread that never calls recheck_file too
+        self._local.recheck = True
         return held
 
     def _open(self) -> _Held:

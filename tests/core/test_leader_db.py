@@ -386,3 +386,24 @@ def test_a_connection_left_by_an_ended_thread_is_rechecked_by_the_next(db):
     thread.start()
     thread.join()
     assert seen == [["w2"]]
+
+
+def test_a_connection_left_by_an_ended_thread_is_rechecked_even_without_a_request(db):
+    """A thread that never calls recheck_file (a background thread of the API, a task) opened the file in
+    place before connections were handed over; it must not get an ended thread's connection to a replaced file
+    and write into it (those rows would be lost)."""
+    import threading
+
+    thread = threading.Thread(target=db.workers)  # leaves its connection, opened on the first file
+    thread.start()
+    thread.join()
+    swap_folder(db.path, lambda path: LeaderDB(path).add_worker("w2"))
+
+    def background() -> None:
+        db.add_worker("w3")
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    thread.join()
+    with sqlite3.connect(db.path) as conn:  # the file in place has the row
+        assert [r[0] for r in conn.execute("SELECT pioreactor_unit FROM workers ORDER BY 1")] == ["w2", "w3"]
