@@ -82,12 +82,13 @@ class AuditLog:
             conn = self._local.conn = None
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            before = file_identity(self.path)  # before the open: a file swapped in meanwhile is seen at the next use
             conn = sqlite3.connect(self.path, timeout=15, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(CREATE_SQL)
             conn.row_factory = sqlite3.Row
-            self._local.conn, self._local.file_id = conn, file_identity(self.path)
+            self._local.conn, self._local.file_id = conn, before if before is not None else file_identity(self.path)
         return conn
 
     def append(self, **row: Any) -> None:

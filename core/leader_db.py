@@ -338,8 +338,12 @@ class LeaderDB:
         return held
 
     def _open(self) -> _Held:
+        # the identity is read before the open: a file put in its place in between then differs from it at the
+        # next recheck (read after, it would be taken for the file this connection has). None: the open makes it
+        before = file_identity(self.path)
         conn = connect(self.path, foreign_keys=self.foreign_keys)
-        held = self._local.held = _Held(conn, {}, file_identity(self.path), self._idle)
+        held = self._local.held = _Held(conn, {}, before if before is not None else file_identity(self.path),
+                                        self._idle)
         return held
 
     def recheck_file(self) -> None:

@@ -407,3 +407,27 @@ def test_a_connection_left_by_an_ended_thread_is_rechecked_even_without_a_reques
     thread.join()
     with sqlite3.connect(db.path) as conn:  # the file in place has the row
         assert [r[0] for r in conn.execute("SELECT pioreactor_unit FROM workers ORDER BY 1")] == ["w2", "w3"]
+
+
+def test_a_file_replaced_while_its_connection_opens_is_seen_at_the_next_recheck(db, monkeypatch):
+    """The file's identity is the one the connection opened, not the one in place a moment later: a folder
+    swapped between the open and the stat must not be taken for the connection's file (its rows would go
+    into the replaced file for good)."""
+    import reactorkit.core.leader_db as leader_db
+
+    db.add_worker("w1")
+    db.close()  # the next use opens the file again
+    real_connect = leader_db.connect
+
+    def connect_then_swap(path, **kwargs):
+        conn = real_connect(path, **kwargs)
+        monkeypatch.setattr(leader_db, "connect", real_connect)
+        swap_folder(db.path, lambda new: LeaderDB(new).add_worker("w2"))  # an import lands right after the open
+        return conn
+
+    monkeypatch.setattr(leader_db, "connect", connect_then_swap)
+    assert [w["pioreactor_unit"] for w in db.workers()] == ["w1"]  # this connection has the replaced file
+    db.recheck_file()  # the next request
+    db.add_worker("w3")
+    with sqlite3.connect(db.path) as conn:  # the file in place got the row
+        assert [r[0] for r in conn.execute("SELECT pioreactor_unit FROM workers ORDER BY 1")] == ["w2", "w3"]
