@@ -160,3 +160,40 @@ def test_the_units_outbox_is_opened_again_when_its_file_was_replaced(tmp_path, m
         assert Outbox.for_unit() is again
     finally:
         set_config(None)
+
+
+def test_an_outbox_file_replaced_while_it_opens_is_opened_again(tmp_path, monkeypatch):
+    # the identity kept is the one of the file the connection opened: a folder swapped in between the open and
+    # the stat must not be taken for it (this process would go on numbering in the replaced file for good)
+    import sqlite3
+
+    from reactorkit.core.config import set_config
+
+    root = tmp_path / "dot"
+    root.mkdir()
+    monkeypatch.setenv("DOT_PIOREACTOR", str(root))
+    set_config(None)
+    (root / "storage").mkdir()
+    Outbox(root / "storage" / "outbox.sqlite").close()  # the unit's outbox, made by an earlier process
+    real_connect = sqlite3.connect
+    made = []
+
+    def connect_then_swap(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+        monkeypatch.setattr(sqlite3, "connect", real_connect)
+        staged = tmp_path / "staged"
+        (staged / "storage").mkdir(parents=True)
+        made.append(Outbox(staged / "storage" / "outbox.sqlite"))
+        made[0].close()
+        root.rename(tmp_path / "replaced")
+        staged.rename(root)
+        return conn
+
+    try:
+        monkeypatch.setattr(sqlite3, "connect", connect_then_swap)
+        first = Outbox.for_unit()  # opened the file that was then replaced
+        assert made and first.stream != made[0].stream
+        again = Outbox.for_unit()
+        assert again is not first and again.stream == made[0].stream
+    finally:
+        set_config(None)
