@@ -69,8 +69,23 @@ and χ grow): an adjustable process-noise level (Bar-Shalom, Li & Kirubarajan
 2001, ch. 11, manoeuvring targets). While χ ≥ ``slope_boost_std`` (3: by
 chance 0.3 % of the time) the rate changes for a reason the slope has not
 caught (a chemostat's slope goes from ≈ 0 to −2…−3 as its batch runs out),
-and the slope's random-walk variance gets the same factor. Without doses none
-of this acts.
+and the slope's random-walk variance gets the same factor.
+
+**Without doses, only a falling rate frees the drift.** A batch running out of
+substrate (a turbidostat before its first dose) slows at 0.1–0.3 h⁻², ten
+times the drift's stationary SD, and its readings then keep falling below the
+prediction. So while ``χ ≤ −falling_boost_std`` (2: one-sided, by chance 2.3 %
+of the time) the drift's variance gets the factor ``χ⁴`` here too, capped at
+``drift_boost_max·min(1, (r/falling_rate_ref)²)``: exhaustion lowers μ by a
+fraction of itself, so a culture growing at ``falling_rate_ref`` (0.5 h⁻¹, a
+typical μ) may have its drift's SD raised tenfold, one at 0.1 h⁻¹ only
+twofold, and one near 0 not at all (a slow culture's wander must not become a
+negative rate: without the cap the recording's 8–15 h window read +8.8 %,
+with 85 negative estimates). A rate above the model's (χ ≥ +2) frees nothing: growth does
+not speed up without a cause the filter sees (a dose), and freed on both
+sides, the real recording's burst of growth at 0.25–1 h moved its 0–3 h
+window to −6.8 %. Only the uncoupled filter uses this; while doses tie the rate to
+the biomass the two-sided scaling above acts.
 
 **Physical constraints** are kept by estimate projection after each update
 (Simon, *IET Control Theory Appl.* 4(8):1303, 2010): ``−max_slope ≤ s ≤ 0``
@@ -214,6 +229,11 @@ class FilterSettings:
         drift_boost_max: Largest factor on that drift variance (100: 10× its SD).
         slope_boost_std: While that standardised mean innovation χ is at least this, the slope's
             random-walk variance gets the drift's factor too (0: never).
+        falling_boost_std: Without doses, while the signed χ is at most minus this (readings keep
+            falling below the prediction: the rate is overestimated), the drift's variance gets the
+            factor χ⁴ too (0: never; default 2).
+        falling_rate_ref: h⁻¹; that factor is capped at ``drift_boost_max·min(1, (r/falling_rate_ref)²)``
+            (default 0.5, a typical μ: a culture slows by a fraction of its rate).
     """
 
     outlier_std_threshold: float = 5.0
@@ -244,6 +264,8 @@ class FilterSettings:
     drift_boost_readings: float = 60.0
     drift_boost_max: float = 100.0
     slope_boost_std: float = 3.0
+    falling_boost_std: float = 2.0
+    falling_rate_ref: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.outlier_std_threshold > 2:
@@ -260,6 +282,10 @@ class FilterSettings:
             raise ValueError(f"readings_after_dilution must be ≥ 1, got {self.readings_after_dilution}")
         if self.drift_boost_readings != 0 and not self.drift_boost_readings >= 1:
             raise ValueError(f"drift_boost_readings must be 0 or ≥ 1, got {self.drift_boost_readings}")
+        if self.falling_boost_std < 0:
+            raise ValueError(f"falling_boost_std must be ≥ 0, got {self.falling_boost_std}")
+        if not self.falling_rate_ref > 0:
+            raise ValueError(f"falling_rate_ref must be > 0, got {self.falling_rate_ref}")
         if self.slope_boost_std < 0:
             raise ValueError(f"slope_boost_std must be ≥ 0, got {self.slope_boost_std}")
         if not self.drift_boost_max >= 1:
@@ -377,10 +403,10 @@ class GrowthRateEKF:
         floor = s.min_obs_rel_std**2
         self.obs_rel_var = {str(k): max(float(v), floor) for k, v in obs_rel_var.items()}
         self._coupled_until = -math.inf  # epoch s until which doses hold the culture where μ follows its biomass
+        self._surprise = 0.0  # exponentially weighted mean of the standardised innovation
         if prior:
             self._use_prior(prior)
         self._dilution_readings_left = 0
-        self._surprise = 0.0  # exponentially weighted mean of the standardised innovation
         self._drift_boost = 1.0  # factor on the drift's variance while coupled
         self._slope_boost = 1.0  # factor on the slope's variance while coupled
         self._outlier_run: dict[str, int] = {}  # signed length of the current run of one-signed surprises
@@ -399,6 +425,11 @@ class GrowthRateEKF:
         q_l, q_r, q_a = s.log_od_process_std**2, s.rate_process_std**2, s.drift_process_std**2
         if self.t < self._coupled_until:
             q_r, q_a = s.coupled_rate_process_std**2, s.coupled_drift_process_std**2 * self._drift_boost
+        elif s.falling_boost_std > 0 and s.drift_boost_readings > 0 and \
+                self._surprise * math.sqrt(2.0 * s.drift_boost_readings - 1.0) <= -s.falling_boost_std:
+            # without doses only a falling rate frees the drift, in proportion to the rate (module docstring)
+            cap = s.drift_boost_max * min(1.0, (max(float(self.x[R]), 0.0) / s.falling_rate_ref) ** 2)
+            q_a *= max(min(self._drift_boost, cap), 1.0)
         dt2, dt3, dt4, dt5 = dt**2, dt**3, dt**4, dt**5
         Q = np.zeros((N_STATES, N_STATES))
         Q[:3, :3] = [

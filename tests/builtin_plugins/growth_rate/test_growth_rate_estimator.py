@@ -370,6 +370,28 @@ def test_without_dosing_events_the_rate_is_not_tied_to_the_biomass():
     assert sum(late) / len(late) == pytest.approx(0.1, abs=0.03)  # the drift follows the fall
 
 
+def test_without_doses_a_persistently_overestimated_rate_frees_the_drift():
+    """A batch running out of substrate (μ 0.5 → 0.1 h⁻¹ within 2 h, no dose): readings that keep falling below
+    the prediction (χ ≤ −falling_boost_std) scale the drift's noise, and the fall is followed closer than
+    without that scaling."""
+    rng = random.Random(11)
+    rows, truth, log_od = [], [], math.log(0.1)
+    for i in range(int(4 * 3600 / INTERVAL_S)):
+        t = i * INTERVAL_S
+        mu = max(0.1, 0.5 - 0.4 * max(t - 3600, 0.0) / (2 * 3600))
+        log_od += mu * INTERVAL_S / 3600
+        rows.append((t, math.exp(log_od) * (1 + rng.gauss(0, 0.015))))
+        truth.append(mu)
+    at = {t: mu for (t, _), mu in zip(rows, truth)}
+
+    def error(settings: FilterSettings) -> float:
+        est = [(e.timestamp, e.growth_rate) for e in run(GrowthRateCalculator(settings), rows)]
+        falling = [(g - at[t]) ** 2 for t, g in est if 1.5 * 3600 <= t <= 3.5 * 3600]
+        return math.sqrt(sum(falling) / len(falling))
+
+    assert error(FilterSettings()) < error(FilterSettings(falling_boost_std=0.0))
+
+
 def test_the_coupled_noises_and_the_scaled_drift_act_only_while_doses_tie_the_rate_to_the_biomass():
     """Without doses the coupled settings change nothing (the real recording's filter); with doses they do."""
     rng = random.Random(5)
@@ -378,12 +400,13 @@ def test_the_coupled_noises_and_the_scaled_drift_act_only_while_doses_tie_the_ra
         t = i * INTERVAL_S
         log_od += max(0.1, 0.5 - 0.4 * t / (2 * 3600)) * INTERVAL_S / 3600
         rows.append((t, math.exp(log_od) * (1 + rng.gauss(0, 0.015))))
+    base = FilterSettings(falling_boost_std=0.0)  # the one scaling that also acts without doses, off
     other = FilterSettings(coupled_rate_process_std=0.05, coupled_drift_process_std=0.2, drift_boost_readings=0.0,
-                           slope_boost_std=0.0)
-    alone = [e.growth_rate for e in run(GrowthRateCalculator(), rows)]
+                           slope_boost_std=0.0, falling_boost_std=0.0)
+    alone = [e.growth_rate for e in run(GrowthRateCalculator(base), rows)]
     assert alone == [e.growth_rate for e in run(GrowthRateCalculator(other), rows)]
     dosed, doses, _ = sawtooth(hours=3.0)
-    with_doses = [e.growth_rate for e in run_with_doses(GrowthRateCalculator(), dosed, doses)]
+    with_doses = [e.growth_rate for e in run_with_doses(GrowthRateCalculator(base), dosed, doses)]
     assert with_doses != [e.growth_rate for e in run_with_doses(GrowthRateCalculator(other), dosed, doses)]
 
 
