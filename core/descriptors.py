@@ -225,7 +225,10 @@ class JobDescriptor(_Record):
             options as keyword arguments.
         cli_options: Options for ``pio run <job_name>``.
         is_long_running: Survives ``stop all`` and runs outside experiments
-            (e.g. the leader's ingestion job, or a unit's monitor).
+            (e.g. the leader's ingestion job).
+        autostart: Started with every unit by what supervises the unit's processes (``pio cluster``'s
+            supervisord; a systemd unit on a Raspberry Pi) and started again when it exits. Only for
+            long-running jobs that take no required option.
         runner: Optional callable (or import path) ``runner(**kwargs) -> int``
             for actions that are not background jobs (e.g. one pump run). When
             set, ``pio run`` calls it instead of instantiating ``job_class``.
@@ -254,6 +257,7 @@ class JobDescriptor(_Record):
     job_class: Any = field(default=None, repr=False)
     cli_options: tuple[CliOption, ...] = field(default=(), repr=False)
     is_long_running: bool = field(default=False, repr=False)
+    autostart: bool = field(default=False, repr=False)
     runner: Any = field(default=None, repr=False)
     accepts_extra_options: bool = field(default=False, repr=False)
     cli_arguments: tuple[str, ...] = field(default=(), repr=False)
@@ -269,6 +273,8 @@ class JobDescriptor(_Record):
             raise ValueError(f"job {self.job_name!r}: display_name must not be empty")
         if self.job_class is None and self.runner is None:
             raise ValueError(f"job {self.job_name!r}: give job_class or runner")
+        if self.autostart and not self.is_long_running:
+            raise ValueError(f"job {self.job_name!r}: autostart needs is_long_running=True")
         _unique(f"job {self.job_name!r} published_settings", (s.key for s in self.published_settings))
         _unique(f"job {self.job_name!r} cli_options", (o.name for o in self.cli_options))
         _check_types(f"job {self.job_name!r} published_settings", self.published_settings, PublishedSetting)

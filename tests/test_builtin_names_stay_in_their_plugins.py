@@ -33,6 +33,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("ingestion_gaps", "core/fault_drills.py"): "the fault-drill harness audits the ingestion ledger from outside, "
                                                 "as the outbox protocol defines it",
     ("ingestion_sequences", "core/fault_drills.py"): "as ingestion_gaps",
+    ("monitor", "api/unit/leader.py"): "POST /api/workers/{u}/blink publishes on the fixed topic "
+                                       "…/$experiment/monitor/flicker_led_response_okay of the MQTT contract "
+                                       "(domain facts §2.6), whether or not a monitor runs",
     ("od_reading", "core/hardware/replay.py"): "the replay backend's file format: a CSV with the od_readings "
                                                "dataset's timestamp and od_reading columns",
     ("stirring", "core/config.py"): "the default config.ini's [PWM] channel functions (Pioreactor contract)",

@@ -1,6 +1,7 @@
-"""Routes of the system plugin (plain data; resources are imported when the app mounts them)."""
+"""Routes, commands and the unit's monitor job of the system plugin (plain data; resources and job classes are
+imported when they are used)."""
 
-from reactorkit.plugin import CliCommandDescriptor, RouteDescriptor
+from reactorkit.plugin import CliCommandDescriptor, CliOption, JobDescriptor, PublishedSetting, RouteDescriptor
 
 _API = "reactorkit.builtin_plugins.system.api"
 _DEVICES = "reactorkit.builtin_plugins.system.devices_api"
@@ -69,4 +70,29 @@ ROUTES = tuple(
 CLI_COMMANDS = (
     CliCommandDescriptor(name="serve", help="Serve /unit_api (and /api on the leader) with gunicorn.",
                          command="reactorkit.builtin_plugins.system.serve:serve"),
+)
+
+
+MONITOR = JobDescriptor(
+    job_name="monitor",
+    display_name="Monitor",
+    description="Reports the unit's software and board versions, network addresses, free disk space and CPU "
+                "temperature; its state is the unit's status in the UI's Inventory.",
+    display=False,
+    is_long_running=True,
+    autostart=True,
+    published_settings=(
+        PublishedSetting(key="versions", type="json", editable=True, display=False,
+                         description="{app, hat, firmware, hat_serial, rpi_machine, timestamp}"),
+        PublishedSetting(key="computer_statistics", type="json", display=False,
+                         description="{available_disk_space (% free), cpu_temperature_celcius (°C), timestamp}"),
+        PublishedSetting(key="ipv4", type="string", display=False),
+        PublishedSetting(key="wlan_mac_address", type="string", display=False),
+        PublishedSetting(key="eth_mac_address", type="string", display=False),
+    ),
+    cli_options=(
+        CliOption(name="statistics_interval_s", type="float", default=None, min=1.0,
+                  help="Wall seconds between refreshes of the computer statistics and IPv4 address (default 300)."),
+    ),
+    job_class="reactorkit.builtin_plugins.system.monitor:Monitor",
 )

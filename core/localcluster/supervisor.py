@@ -1,7 +1,8 @@
 """Supervise a local cluster's processes with supervisord.
 
 Per unit: the API under gunicorn (``pio serve``) and the rq task worker
-(``pio worker``); on the leader also the ingestion job; and the
+(``pio worker``) and every job the installed plugins mark ``autostart`` (:func:`autostart_jobs`);
+on the leader also the ingestion job; and the
 cluster's own mosquitto (``broker``, started first; see :mod:`.broker`). supervisord
 restarts a crashed process, keeps one log per process under ``<root>/logs``,
 and stops everything (process groups included, so jobs spawned by the workers
@@ -10,6 +11,7 @@ go too) on ``pio cluster down``.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import shlex
@@ -52,6 +54,14 @@ def broker_config_path(layout: ClusterLayout) -> Path:
     return layout.root / "mosquitto.conf"
 
 
+@functools.lru_cache(maxsize=1)
+def autostart_jobs() -> tuple[str, ...]:
+    """Names of the installed jobs every unit runs from its start (``JobDescriptor.autostart``), sorted."""
+    from reactorkit.core.plugins import Registry
+
+    return tuple(sorted(name for name, d in Registry.installed().jobs.items() if d.autostart and d.is_long_running))
+
+
 def programs(layout: ClusterLayout) -> dict[str, tuple[list[str], str]]:
     """``program name -> (command, unit)`` of every supervised process."""
     py = [sys.executable, "-m", "reactorkit.core.cli.main"]
@@ -63,6 +73,8 @@ def programs(layout: ClusterLayout) -> dict[str, tuple[list[str], str]]:
     for unit in layout.units:
         out[f"{unit}-api"] = ([*py, "serve", "--port", str(layout.ports[unit]), "--workers", "2"], unit)
         out[f"{unit}-worker"] = ([*py, "worker"], unit)
+        for job in autostart_jobs():
+            out[f"{unit}-{job}"] = ([*py, "run", job], unit)
     out[f"{layout.leader}-mqtt_to_db"] = ([*py, "run", INGESTION_JOB], layout.leader)
     return out
 

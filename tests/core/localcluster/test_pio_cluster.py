@@ -118,6 +118,44 @@ def assert_broker_enforces_credentials_and_acls(layout):
     assert [t for _, t, allowed in attempts if allowed] == [t for t in received if "/acl/" in t and "marker" not in t]
 
 
+def assert_every_unit_s_monitor_is_ready(layout):
+    """Each unit's monitor, started by supervisord, says ``ready`` and its versions on the cluster's broker (what the
+    UI's Inventory reads for the status dot and the software version)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from reactorkit import __version__
+
+    states: dict[str, bytes] = {}
+    apps: dict[str, str] = {}
+    changed = threading.Condition()
+
+    def on_message(client, userdata, message):
+        unit, setting = message.topic.split("/")[1], message.topic.split("/")[-1]
+        with changed:
+            if setting == "$state":
+                states[unit] = message.payload
+            elif setting == "versions" and message.payload:
+                apps[unit] = json.loads(message.payload)["app"]
+            changed.notify_all()
+
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda c, *_: c.subscribe("pioreactor/+/$experiment/monitor/#", qos=1)
+    client.on_message = on_message
+    client.username_pw_set(*layout.mqtt_credentials())
+    client.connect("127.0.0.1", layout.mqtt_port)
+    client.loop_start()
+    wanted = set(layout.units)
+    try:
+        with changed:
+            changed.wait_for(lambda: all(states.get(u) == b"ready" and u in apps for u in wanted), timeout=60)
+            assert {u: states.get(u) for u in wanted} == {u: b"ready" for u in wanted}
+            assert {u: apps.get(u) for u in wanted} == {u: __version__ for u in wanted}
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def test_up_status_down(tmp_path):
     root = tmp_path / "state"
     env = {**os.environ, "DOT_PIOREACTOR": str(root)}  # the cluster lives under $DOT_PIOREACTOR by default
@@ -135,7 +173,9 @@ def test_up_status_down(tmp_path):
         assert_broker_speaks_websocket(layout)
         assert_broker_enforces_credentials_and_acls(layout)
         status = pio("cluster", "status", env=env).stdout
-        for program in ("broker", "leader-api", "leader-worker", "leader-mqtt_to_db", "worker1-api", "worker1-worker"):
+        assert_every_unit_s_monitor_is_ready(layout)
+        for program in ("broker", "leader-api", "leader-worker", "leader-mqtt_to_db", "leader-monitor", "worker1-api",
+                        "worker1-worker", "worker1-monitor"):
             line = next(l for l in status.splitlines() if l.strip().startswith(program))
             assert "RUNNING" in line
 
