@@ -62,6 +62,12 @@ def autostart_jobs() -> tuple[str, ...]:
     return tuple(sorted(name for name, d in Registry.installed().jobs.items() if d.autostart and d.is_long_running))
 
 
+#: What the autostarted jobs run: ``pio``'s console script, told to run the job in its own process (no launcher: the
+#: supervised process is the job, not a client of it) and without click (~2 MB less memory per job, measured)
+FRESH_JOB_ENTRY = "reactorkit.core.cli.entry"
+FRESH_JOB_ENV = {"REACTORKIT_LAUNCHER": "0"}
+
+
 def programs(layout: ClusterLayout) -> dict[str, tuple[list[str], str]]:
     """``program name -> (command, unit)`` of every supervised process."""
     py = [sys.executable, "-m", "reactorkit.core.cli.main"]
@@ -74,7 +80,7 @@ def programs(layout: ClusterLayout) -> dict[str, tuple[list[str], str]]:
         out[f"{unit}-api"] = ([*py, "serve", "--port", str(layout.ports[unit]), "--workers", "2"], unit)
         out[f"{unit}-worker"] = ([*py, "worker"], unit)
         for job in autostart_jobs():
-            out[f"{unit}-{job}"] = ([*py, "run", job], unit)
+            out[f"{unit}-{job}"] = ([sys.executable, "-m", FRESH_JOB_ENTRY, "run", job], unit)
     out[f"{layout.leader}-mqtt_to_db"] = ([*py, "run", INGESTION_JOB], layout.leader)
     return out
 
@@ -106,7 +112,8 @@ def write_config(layout: ClusterLayout) -> Path:
             data_dir=root / "mosquitto", log_file=root / "logs" / "mosquitto.log", user=getpass.getuser(),
             password_file=passwords, acl_file=acl))
     for name, (command, unit) in programs(layout).items():
-        text += _program(name, command, {**base_env, **layout.env(unit)}, layout, layout.unit_dir(unit))
+        extra = FRESH_JOB_ENV if FRESH_JOB_ENTRY in command else {}
+        text += _program(name, command, {**base_env, **layout.env(unit), **extra}, layout, layout.unit_dir(unit))
     path = root / "supervisord.conf"
     path.write_text(text)
     return path

@@ -423,6 +423,26 @@ def test_running_jobs_read_on_and_the_overview_draws_a_line_per_worker(cluster, 
     assert_clean(monitor)
 
 
+def test_the_inventory_shows_every_worker_online_with_its_versions(cluster, page, monitor):
+    """Each unit's monitor (started by the cluster's supervisord) lights the Inventory's status dot and fills in the
+    software version and board; without it the dot stays grey ("Waiting for information...") and they read "-"."""
+    from reactorkit import __version__
+
+    visit(page, monitor, cluster, "/inventory")
+    online = "rgb(47, 187, 57)"  # the UI's colour for a monitor in "ready" (#2FBB39)
+    for worker in WORKERS:
+        card = page.locator(".MuiCard-root").filter(has=page.get_by_text(worker, exact=True)).first
+        dot = card.locator(".indicator-dot").first
+        wait_for(f"{worker}'s status dot to turn green", lambda: online in (dot.get_attribute("style") or "") or None)
+
+        def row(label: str) -> str:
+            return card.locator("tr").filter(has=page.get_by_text(label, exact=True)).first.locator("code").inner_text()
+
+        wait_for(f"{worker}'s software version", lambda: row("Software version") == __version__ or None)
+        assert row("Raspberry Pi") not in ("", "-")
+    assert_clean(monitor)
+
+
 # ------------------------------------------------------------------------------------------- control
 def open_control(page: Any, monitor: Monitor, cluster: Cluster, worker: str) -> Any:
     """The worker's "Control" dialog (Activities, Settings, Dosing … tabs), opened from its page."""
