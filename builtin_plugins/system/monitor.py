@@ -14,6 +14,9 @@ the unit drops off, ``disconnected`` when stopped); its published settings, on
 * ``ipv4``, ``wlan_mac_address``, ``eth_mac_address`` (empty when the unit has none;
   ``ipv4`` refreshed with the statistics).
 
+A message on ``…/monitor/flicker_led_response_okay`` (the UI's "Blink" button, ``POST /api/workers/{u}/blink``)
+is answered with a log line (the UI's event log): the hardware layer has no status LED to flicker.
+
 ``voltage_on_pwm_rail`` is not published: the hardware layer has no rail voltage to read.
 
 The readers below are plain functions of the files they read (paths as arguments), so a
@@ -32,10 +35,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from reactorkit.plugin import BackgroundJob, backend_name
+from reactorkit.plugin import mqtt as mq
 
 from .descriptors import MONITOR
 
 UNIVERSAL_EXPERIMENT = "$experiment"
+BLINK_TOPIC = "flicker_led_response_okay"  # domain facts §2.6: fixed topic under the monitor's
 DEFAULT_STATISTICS_INTERVAL_S = 300.0
 #: What Pioreactor's software reports for a HAT it cannot read (its test environment); used off a Pi.
 SIMULATED_HAT = "0.0"
@@ -220,6 +225,15 @@ class Monitor(BackgroundJob):
                 self.refresh()
             except Exception as exc:  # noqa: BLE001 - a reading that fails is logged; the next one may work
                 self.logger.debug("refresh failed: %s", exc)
+
+    def on_mqtt_connect(self, client: Any) -> None:
+        client.subscribe(mq.job_topic(self.unit, UNIVERSAL_EXPERIMENT, self.job_name, BLINK_TOPIC, config=self.config),
+                         qos=mq.QOS_AT_LEAST_ONCE)
+
+    def on_message(self, message: Any) -> None:
+        if message.retain or not message.topic.endswith(f"/{BLINK_TOPIC}"):
+            return  # a blink asked before this monitor started is not answered
+        self.logger.info("Asked to blink: %s has no status LED to flicker; it is online.", self.unit)
 
     def on_disconnected(self) -> None:
         self._stop_refreshing.set()

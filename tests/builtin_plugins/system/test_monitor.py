@@ -155,6 +155,18 @@ def test_the_job_publishes_its_state_and_versions_under_experiment_and_disconnec
 
 
 @pytest.mark.integration
+def test_a_blink_asked_by_the_ui_is_answered_in_the_log(unit_env, mqtt_recorder, spawn_job):
+    since = time.monotonic()
+    spawn_job("monitor")
+    mqtt_recorder.wait_for(monitor_topic(unit_env, "$state"), lambda p: p == b"ready", since=since)
+    mqtt_recorder.publish(monitor_topic(unit_env, "flicker_led_response_okay"), "1")
+    log = json.loads(mqtt_recorder.wait_for(
+        f"{unit_env.prefix}pioreactor/{unit_env.unit}/$experiment/logs/app/info",
+        lambda p: b"blink" in p, since=since))
+    assert log["task"] == "monitor" and unit_env.unit in log["message"]
+
+
+@pytest.mark.integration
 def test_a_killed_monitor_is_lost_by_its_last_will(unit_env, mqtt_recorder, spawn_job):
     since = time.monotonic()
     proc = spawn_job("monitor")
