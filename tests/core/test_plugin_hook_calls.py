@@ -165,3 +165,30 @@ def test_a_yields_hook_hands_over_its_records_honours_tryfirst_and_imports_a_nam
     assert charts["od"].title == "from first, tryfirst"
     assert charts["lazy"].title == "imported when called"
     sys.modules.pop("rk_lazy_charts", None)
+
+
+def test_yields_marks_its_implementations_once_the_markers_are_made_and_a_plugin_package_needs_no_pluggy():
+    """A plugin package that only uses ``yields`` imports without pluggy; its implementations carry the same
+    marking as ``hookimpl`` gives once the markers exist, and the plugin manager registers them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import reactorkit.builtin_plugins.stirring as stirring\n"
+        "from reactorkit.core.hooks import yields\n"
+        "before = yields('x', tryfirst=True)\n"
+        "print('pluggy' in sys.modules, hasattr(stirring.register_jobs, 'reactorkit_impl'))\n"
+        "from reactorkit.core.hooks import hookimpl\n"
+        "def plain(): pass\n"
+        "print(stirring.register_jobs.reactorkit_impl == hookimpl(plain).reactorkit_impl,"
+        " before.reactorkit_impl['tryfirst'], yields('y').reactorkit_impl == plain.reactorkit_impl)\n"
+        "from reactorkit.core.plugins import make_plugin_manager\n"
+        "pm, _ = make_plugin_manager(load_installed=False)\n"
+        "pm.register(stirring)\n"
+        "print([job.job_name for batch in pm.hook.register_jobs() for job in batch])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "False False"  # neither pluggy nor a marker before the markers are used
+    assert out[1] == "True True True"
+    assert out[2] == "['stirring']"
