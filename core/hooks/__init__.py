@@ -7,7 +7,7 @@ over records a module declares can be written with :func:`yields`.
 ``hookimpl`` and ``hookspec`` are made on first use (PEP 562 module ``__getattr__``),
 which imports pluggy (with :mod:`inspect`, ~0.25 MB). A plugin package whose
 ``__init__`` only uses :func:`yields` can therefore be imported without pluggy: a
-job that imports a plugin's module (``mqtt_to_db_streaming`` imports every plugin's
+job that imports a plugin's module (the leader's ingestion imports every plugin's
 message parsers) does not carry pluggy. Implementations made by :func:`yields`
 before the markers exist are marked when the markers are made: the plugin manager
 (:mod:`reactorkit.core.plugins`) makes them before it registers a plugin (its
