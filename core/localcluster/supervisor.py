@@ -62,8 +62,9 @@ def autostart_jobs() -> tuple[str, ...]:
     return tuple(sorted(name for name, d in Registry.installed().jobs.items() if d.autostart and d.is_long_running))
 
 
-#: What the autostarted jobs run: ``pio``'s console script, told to run the job in its own process (no launcher: the
-#: supervised process is the job, not a client of it) and without click (~2 MB less memory per job, measured)
+#: What the autostarted jobs and the leader's ingestion run: ``pio``'s console script, told to run the job in its own
+#: process (no launcher: the supervised process is the job, not a client of it) and without click (~2 MB less memory
+#: per job, measured)
 FRESH_JOB_ENTRY = "reactorkit.core.cli.entry"
 FRESH_JOB_ENV = {"REACTORKIT_LAUNCHER": "0"}
 
@@ -81,7 +82,8 @@ def programs(layout: ClusterLayout) -> dict[str, tuple[list[str], str]]:
         out[f"{unit}-worker"] = ([*py, "worker"], unit)
         for job in autostart_jobs():
             out[f"{unit}-{job}"] = ([sys.executable, "-m", FRESH_JOB_ENTRY, "run", job], unit)
-    out[f"{layout.leader}-mqtt_to_db"] = ([*py, "run", INGESTION_JOB], layout.leader)
+    out[f"{layout.leader}-mqtt_to_db"] = ([sys.executable, "-m", FRESH_JOB_ENTRY, "run", INGESTION_JOB],
+                                          layout.leader)
     return out
 
 

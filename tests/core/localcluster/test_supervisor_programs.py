@@ -41,3 +41,14 @@ def test_autostart_needs_a_long_running_job():
         JobDescriptor(job_name="sensor_check", display_name="Sensor check", job_class="x:Y", autostart=True)
     assert JobDescriptor(job_name="sensor_check", display_name="Sensor check", job_class="x:Y", autostart=True,
                          is_long_running=True).autostart
+
+
+def test_the_leaders_ingestion_is_supervised_as_the_job_itself(tmp_path):
+    layout = ClusterLayout(root=tmp_path, workers=["worker1"], ports={"leader": 40001, "worker1": 40002})
+    programs = supervisor.programs(layout)
+    assert programs["leader-mqtt_to_db"] == (
+        [sys.executable, "-m", supervisor.FRESH_JOB_ENTRY, "run", "mqtt_to_db_streaming"], "leader")
+    assert "worker1-mqtt_to_db" not in programs
+    (tmp_path / "logs").mkdir()
+    section = supervisor.write_config(layout).read_text().split("[program:leader-mqtt_to_db]\n", 1)[1]
+    assert 'REACTORKIT_LAUNCHER="0"' in section.split("\n\n", 1)[0]  # not handed to the unit's launcher
