@@ -645,8 +645,14 @@ def test_creating_an_experiment_and_assigning_a_worker_in_the_ui(cluster, page, 
     page.get_by_role("button", name="Assign Pioreactors").first.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_label("worker2").check()
+    before = len(monitor.calls)
     dialog.get_by_role("button", name=re.compile(r"^Assign \d")).click()
-    wait_for("worker2 assigned to ui-second", lambda: {
-        a["pioreactor_unit"]: a["experiment"] for a in cluster.api.get("/api/workers/assignments").json()
-    }.get("worker2") == "ui-second")
+    try:
+        wait_for("worker2 assigned to ui-second", lambda: {
+            a["pioreactor_unit"]: a["experiment"] for a in cluster.api.get("/api/workers/assignments").json()
+        }.get("worker2") == "ui-second")
+    except pytest.fail.Exception:  # name what the UI sent, to tell a call never made from one that went elsewhere
+        sent = [call for call in monitor.calls[before:] if call[0] != "GET"]
+        assignments = cluster.api.get("/api/workers/assignments").json()
+        pytest.fail(f"worker2 not assigned to ui-second; the UI sent {sent}; assignments now {assignments}")
     assert_clean(monitor)
