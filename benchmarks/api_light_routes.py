@@ -6,7 +6,8 @@ WORKERS:THREADS[:CLASS]``, repeatable; CLASS ``gthread`` (``pio serve``'s defaul
 or ``sync``; THREADS counts for ``gthread`` only) and
 reports, for each light route, p50 of one client and the requests per second
 of ``--concurrency`` keep-alive connections, and the gunicorn workers' CPU time per
-request, beside the interpreter floor and the load average measured in the same run.
+request and each worker's share of it (a run in which one worker accepted every connection — they race
+for connections on the socket they share — shows ~100/0 and about half the requests per second), beside the interpreter floor and the load average measured in the same run.
 
 Load generator (``--loadgen``): ``wrk`` (C; Debian's ``apt-get install wrk``) when it is installed, else
 the Python one of ``api_time_series.py`` (raw sockets, 4 processes). Both keep ``--concurrency``
@@ -135,14 +136,17 @@ def _load(proc: subprocess.Popen, port: int, route: str, label: str, args: argpa
     p50 = statistics.median(ts.latencies(port, route, args.requests))
     for loadgen in args.loadgens:
         workers = _workers(proc.pid)
-        cpu0 = sum(_cpu_s(w) for w in workers)
+        cpu0 = {w: _cpu_s(w) for w in workers}
         if loadgen == "wrk":
             rps, seconds = ts.wrk_throughput(port, route, args.concurrency, args.duration)
         else:
             rps, seconds = ts.throughput(port, route, args.concurrency, args.duration), args.duration
-        per_request = (sum(_cpu_s(w) for w in workers) - cpu0) / max(rps * seconds, 1) * 1e6
+        used = sorted((_cpu_s(w) - cpu0[w] for w in workers), reverse=True)
+        per_request = sum(used) / max(rps * seconds, 1) * 1e6
+        # each worker's share of the server CPU: a run where one process got (nearly) every connection shows ~100/0
+        shares = "/".join(f"{100 * u / max(sum(used), 1e-9):.0f}" for u in used)
         print(f"  {label:<26} p50 {p50:6.2f} ms  {rps:8.0f} req/s ({loadgen:<6})  server CPU "
-              f"{per_request:5.0f} µs/request   (load {os.getloadavg()[0]:.2f})", flush=True)
+              f"{per_request:5.0f} µs/request, per worker {shares} %   (load {os.getloadavg()[0]:.2f})", flush=True)
 
 
 #: the gunicorn floors: (label, gunicorn arguments)
