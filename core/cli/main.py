@@ -159,24 +159,14 @@ def _job_command(descriptor: Any) -> click.Command:
 
 
 def _parse_extra(args: list[str]) -> dict[str, str]:
-    """``--key value`` pairs after the known options, as strings (automation parameters)."""
-    out: dict[str, str] = {}
-    key: str | None = None
-    for arg in args:
-        if arg.startswith("--"):
-            if key is not None:
-                out[key] = ""
-            name, eq, value = arg[2:].partition("=")
-            key = name.replace("-", "_")
-            if eq:
-                out[key], key = value, None
-        elif key is not None:
-            out[key], key = arg, None
-        else:
-            raise click.UsageError(f"unexpected argument {arg!r}; give options as --name value")
-    if key is not None:
-        out[key] = ""
-    return out
+    """``--key value`` pairs after the known options, as strings (automation parameters); a stray argument is a
+    :class:`click.UsageError` (:func:`reactorkit.core.cli.run.parse_extra` reads them)."""
+    from reactorkit.core.cli.run import parse_extra
+
+    try:
+        return parse_extra(args)
+    except ValueError as exc:
+        raise click.UsageError(f"unexpected argument {str(exc)!r}; give options as --name value") from None
 
 
 from reactorkit.core.cli.run import run_job  # noqa: E402 (shared with the path without click)

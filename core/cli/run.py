@@ -85,10 +85,10 @@ def parse_job_args(entry: dict[str, Any], args: list[str]) -> dict[str, Any] | N
         return None
     if extra_allowed:
         extra, positional = positional + extra, []
-        parsed = _parse_extra(extra)
-        if parsed is None:
+        try:
+            kwargs.update(parse_extra(extra))
+        except ValueError:  # click reports the stray argument
             return None
-        kwargs.update(parsed)
     if len(positional) != len(arguments):
         return None
     kwargs.update(zip(arguments, positional))
@@ -105,9 +105,13 @@ def parse_job_args(entry: dict[str, Any], args: list[str]) -> dict[str, Any] | N
     return kwargs
 
 
-def _parse_extra(args: list[str]) -> dict[str, str] | None:
-    """``--key value`` pairs after the known options, as strings, as :func:`reactorkit.core.cli.main._parse_extra`
-    reads them; None where it would refuse them."""
+def parse_extra(args: list[str]) -> dict[str, str]:
+    """``--key value`` (or ``--key=value``) pairs after a job's known options, as strings (automation parameters);
+    a ``--key`` with no value is ``""``.
+
+    Raises:
+        ValueError: A bare argument that follows no ``--key`` (the argument is the error's message).
+    """
     out: dict[str, str] = {}
     key: str | None = None
     for arg in args:
@@ -121,7 +125,7 @@ def _parse_extra(args: list[str]) -> dict[str, str] | None:
         elif key is not None:
             out[key], key = arg, None
         else:
-            return None
+            raise ValueError(arg)
     if key is not None:
         out[key] = ""
     return out
