@@ -560,12 +560,9 @@ class Launcher:
 def _exit_child(code: int) -> NoReturn:
     """Leave a forked child at once with ``code``: stdout and stderr flushed, no interpreter teardown (the
     launcher's objects it inherited are not its own to finalise)."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            pass
-    os._exit(code)
+    from reactorkit.core.cli.run import leave
+
+    leave(code, close_logs=False)
 
 
 def _set_title(title: str) -> None:
