@@ -30,6 +30,20 @@ def culture(hours, rate_per_h, od0=0.1, noise=0.01, seed=1, jumps=()):
     return rows
 
 
+def changing_culture(hours, mu_at, seed):
+    """Readings ``(t, od)`` every ``INTERVAL_S`` of a culture from OD 0.1 growing at ``mu_at(t)`` h⁻¹ (t in s), 1.5 %
+    noise, no dose; and the true μ of each reading."""
+    rng = random.Random(seed)
+    rows, truth, log_od = [], [], math.log(0.1)
+    for i in range(int(hours * 3600 / INTERVAL_S)):
+        t = i * INTERVAL_S
+        mu = mu_at(t)
+        log_od += mu * INTERVAL_S / 3600
+        rows.append((t, math.exp(log_od) * (1 + rng.gauss(0, 0.015))))
+        truth.append(mu)
+    return rows, truth
+
+
 def run(calc, rows, channel="2", doses=()):
     out = []
     doses = sorted(doses)
@@ -358,12 +372,7 @@ def test_settings_out_of_range_are_refused_with_their_name(field, value):
 def test_without_dosing_events_the_rate_is_not_tied_to_the_biomass():
     """A culture slowing from 0.5 to 0.1 h⁻¹ with no dose: its slowing is a drift, not a slope dμ/dℓ (which only
     doses identify), so nothing is extrapolated from it."""
-    rng = random.Random(3)
-    rows, log_od = [], math.log(0.1)
-    for i in range(int(4 * 3600 / INTERVAL_S)):
-        t = i * INTERVAL_S
-        log_od += max(0.1, 0.5 - 0.4 * t / (3 * 3600)) * INTERVAL_S / 3600
-        rows.append((t, math.exp(log_od) * (1 + rng.gauss(0, 0.015))))
+    rows, _ = changing_culture(4, lambda t: max(0.1, 0.5 - 0.4 * t / (3 * 3600)), seed=3)
     estimates = run(GrowthRateCalculator(), rows)
     assert all(e.dose_response == 0.0 for e in estimates)
     late = [e.growth_rate for e in estimates if e.timestamp > 3.5 * 3600]
@@ -374,14 +383,7 @@ def test_without_doses_a_persistently_overestimated_rate_frees_the_drift():
     """A batch running out of substrate (μ 0.5 → 0.1 h⁻¹ within 2 h, no dose): readings that keep falling below
     the prediction (χ ≤ −falling_boost_std) scale the drift's noise, and the fall is followed closer than
     without that scaling."""
-    rng = random.Random(11)
-    rows, truth, log_od = [], [], math.log(0.1)
-    for i in range(int(4 * 3600 / INTERVAL_S)):
-        t = i * INTERVAL_S
-        mu = max(0.1, 0.5 - 0.4 * max(t - 3600, 0.0) / (2 * 3600))
-        log_od += mu * INTERVAL_S / 3600
-        rows.append((t, math.exp(log_od) * (1 + rng.gauss(0, 0.015))))
-        truth.append(mu)
+    rows, truth = changing_culture(4, lambda t: max(0.1, 0.5 - 0.4 * max(t - 3600, 0.0) / (2 * 3600)), seed=11)
     at = {t: mu for (t, _), mu in zip(rows, truth)}
 
     def error(settings: FilterSettings) -> float:
@@ -394,12 +396,7 @@ def test_without_doses_a_persistently_overestimated_rate_frees_the_drift():
 
 def test_the_coupled_noises_and_the_scaled_drift_act_only_while_doses_tie_the_rate_to_the_biomass():
     """Without doses the coupled settings change nothing (the real recording's filter); with doses they do."""
-    rng = random.Random(5)
-    rows, log_od = [], math.log(0.1)
-    for i in range(int(3 * 3600 / INTERVAL_S)):
-        t = i * INTERVAL_S
-        log_od += max(0.1, 0.5 - 0.4 * t / (2 * 3600)) * INTERVAL_S / 3600
-        rows.append((t, math.exp(log_od) * (1 + rng.gauss(0, 0.015))))
+    rows, _ = changing_culture(3, lambda t: max(0.1, 0.5 - 0.4 * t / (2 * 3600)), seed=5)
     base = FilterSettings(falling_boost_std=0.0)  # the one scaling that also acts without doses, off
     other = FilterSettings(coupled_rate_process_std=0.05, coupled_drift_process_std=0.2, drift_boost_readings=0.0,
                            slope_boost_std=0.0, falling_boost_std=0.0)

@@ -21,7 +21,11 @@ def rows(root: Path, sql: str) -> list[tuple]:
     path = root / "storage" / "pioreactor.sqlite"
     if not path.exists():
         return []
-    conn = sqlite3.connect(path, timeout=15)
+    return _fetch(sqlite3.connect(path, timeout=15), sql)
+
+
+def _fetch(conn: sqlite3.Connection, sql: str) -> list[tuple]:
+    """Rows of ``sql`` on ``conn`` (closed after), none while the table is not there yet."""
     try:
         return conn.execute(sql).fetchall()
     except sqlite3.OperationalError:
@@ -195,13 +199,7 @@ def open_database_files(pid: int, root: Path) -> int:
 
 def checkpointed(root: Path, sql: str) -> list[tuple]:
     """Rows of ``sql`` in the database file alone (``immutable``: the WAL is not read)."""
-    conn = sqlite3.connect(f"file:{root / 'storage' / 'pioreactor.sqlite'}?immutable=1", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        conn.close()
+    return _fetch(sqlite3.connect(f"file:{root / 'storage' / 'pioreactor.sqlite'}?immutable=1", uri=True), sql)
 
 
 def test_idle_ingestion_closes_its_connections_and_opens_them_again_for_new_rows(unit_env, mqtt_recorder, spawn_job):
