@@ -74,7 +74,7 @@ class AuditLog:
         self._local = threading.local()
 
     def _conn(self) -> sqlite3.Connection:
-        from reactorkit.core.paths import file_identity
+        from reactorkit.core.paths import file_identity, open_identified
 
         conn = getattr(self._local, "conn", None)
         if conn is not None and file_identity(self.path) != self._local.file_id:
@@ -82,13 +82,13 @@ class AuditLog:
             conn = self._local.conn = None
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            before = file_identity(self.path)  # before the open: a file swapped in meanwhile is seen at the next use
-            conn = sqlite3.connect(self.path, timeout=15, isolation_level=None)
+            conn, file_id = open_identified(
+                self.path, lambda: sqlite3.connect(self.path, timeout=15, isolation_level=None))
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(CREATE_SQL)
             conn.row_factory = sqlite3.Row
-            self._local.conn, self._local.file_id = conn, before if before is not None else file_identity(self.path)
+            self._local.conn, self._local.file_id = conn, file_id
         return conn
 
     def append(self, **row: Any) -> None:

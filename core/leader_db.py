@@ -51,7 +51,7 @@ from typing import Any, Iterable, Iterator
 
 from reactorkit.core.clock import get_clock, utc_iso_ms
 from reactorkit.core.config import Config, get_config, get_leader_hostname
-from reactorkit.core.paths import file_identity
+from reactorkit.core.paths import file_identity, open_identified
 
 logger = logging.getLogger("reactorkit.leader_db")
 
@@ -338,12 +338,8 @@ class LeaderDB:
         return held
 
     def _open(self) -> _Held:
-        # the identity is read before the open: a file put in its place in between then differs from it at the
-        # next recheck (read after, it would be taken for the file this connection has). None: the open makes it
-        before = file_identity(self.path)
-        conn = connect(self.path, foreign_keys=self.foreign_keys)
-        held = self._local.held = _Held(conn, {}, before if before is not None else file_identity(self.path),
-                                        self._idle)
+        conn, file_id = open_identified(self.path, lambda: connect(self.path, foreign_keys=self.foreign_keys))
+        held = self._local.held = _Held(conn, {}, file_id, self._idle)
         return held
 
     def recheck_file(self) -> None:

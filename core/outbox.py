@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from reactorkit.core.config import Config, get_config
-from reactorkit.core.paths import file_identity
+from reactorkit.core.paths import file_identity, open_identified
 
 STREAM_PROPERTY = "rk-stream"
 SEQ_PROPERTY = "rk-seq"
@@ -319,10 +319,8 @@ class Outbox:
         self.max_messages = int(max_messages)
         self.max_bytes = int(max_bytes)
         self._lock = threading.Lock()
-        # the identity is read before the open: a file put in its place in between then differs from it (read after,
-        # it would be taken for the file this connection has). None: the open makes the file
-        before = file_identity(self.path)
-        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+        self.conn, file_id = open_identified(self.path, lambda: sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S))
         self.conn.execute("PRAGMA journal_mode = WAL")
         sync = synchronous.upper() if synchronous.upper() in ("OFF", "NORMAL", "FULL", "EXTRA") else "NORMAL"
         self.conn.execute(f"PRAGMA synchronous = {sync}")
@@ -333,7 +331,7 @@ class Outbox:
                                   (uuid.uuid4().hex[:16],))
                 self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self.stream: str = self.conn.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()[0]
-        self.file_id = before if before is not None else file_identity(self.path)  # (st_dev, st_ino) of the file opened
+        self.file_id = file_id  # (st_dev, st_ino) of the file opened
 
     @classmethod
     def for_unit(cls, config: Config | None = None) -> "Outbox":

@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 
 class UnsafePath(ValueError):
@@ -38,6 +41,20 @@ def file_identity(path: Path | str) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def open_identified(path: Path | str, open_file: Callable[[], T]) -> tuple[T, tuple[int, int] | None]:
+    """``(open_file(), identity)``: what ``open_file`` opened at ``path`` and :func:`file_identity` of the file it
+    opened. The identity is read before the open, so that a file put in its place in between differs from it at
+    the next check (read after, the new file would be taken for the one the connection has); when there was no
+    file yet (the open makes it), it is read after.
+
+    Raises:
+        Whatever ``open_file`` raises.
+    """
+    before = file_identity(path)
+    opened = open_file()
+    return opened, before if before is not None else file_identity(path)
 
 
 def safe_join(root: Path, *parts: str) -> Path:

@@ -144,7 +144,7 @@ def database(path: Path) -> Iterator[sqlite3.Connection]:
     per use): the task worker's watchdog must see the leases of the jobs started
     after the import, not those of the replaced file.
     """
-    from reactorkit.core.paths import file_identity
+    from reactorkit.core.paths import file_identity, open_identified
 
     key = (os.getpid(), str(path))
     stale = None
@@ -155,10 +155,11 @@ def database(path: Path) -> Iterator[sqlite3.Connection]:
         if entry is None:
             conn = connect(path)
             conn.close()
-            conn = sqlite3.connect(path, timeout=15, isolation_level=None, check_same_thread=False)
+            conn, identity = open_identified(
+                path, lambda: sqlite3.connect(path, timeout=15, isolation_level=None, check_same_thread=False))
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=15000")
-            entry = _shared[key] = (conn, threading.Lock(), file_identity(path))
+            entry = _shared[key] = (conn, threading.Lock(), identity)
     if stale is not None:
         with stale[1]:  # once its last user is done with it
             stale[0].close()
