@@ -43,5 +43,5 @@ def release_free_heap() -> None:
         import ctypes
 
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: a C library that cannot be opened by None (Windows)
         pass
