@@ -27,10 +27,30 @@ def ods_payload(t, od, channel="2"):
     return json.dumps({"timestamp": iso(t), "ods": {channel: reading}})
 
 
-def publish_culture(recorder, unit_env, n, rate=0.3, od0=0.2, start=0, noise=0.01, seed=1, factor=1.0):
+# A long stream is published at most PACE readings ahead of the job's estimates. Published all at once, hundreds
+# of readings and the job's three outputs for each pile up in the broker's queue for the recorder; past
+# mosquitto's max_queued_messages (1000 by default) it drops the newest, and on a busy machine a test then
+# counts fewer estimates than the job published.
+PACE = 40
+
+
+def keep_pace(recorder, unit_env, i, paced_from):
+    """Before publishing reading ``i`` (index, 5 s apart from T0): every PACE // 2 readings, wait for the job's
+    estimate of reading ``i - PACE`` once that reading is at least ``paced_from`` (the first that gives one)."""
+    if paced_from is None or i - PACE < paced_from or (i - PACE - paced_from) % (PACE // 2):
+        return
+    stamp = iso(T0 + 5.0 * (i - PACE)).encode()
+    recorder.wait_for(unit_env.topic("growth_rate_calculating", "growth_rate"), lambda p: stamp in p)
+
+
+def publish_culture(recorder, unit_env, n, rate=0.3, od0=0.2, start=0, noise=0.01, seed=1, factor=1.0,
+                    paced_from=None):
+    """``n`` readings 5 s apart (indices ``start``…) of a culture growing at ``rate`` h⁻¹; returns the last one's
+    epoch s. ``paced_from``: index of the first reading the job answers with an estimate (see PACE)."""
     rng = random.Random(seed)
     topic = unit_env.topic("od_reading", "ods")
     for i in range(start, start + n):
+        keep_pace(recorder, unit_env, i, paced_from)
         t = T0 + 5.0 * i
         od = od0 * factor * math.exp(rate * (t - T0) / 3600) * (1 + rng.gauss(0, noise))
         recorder.publish(topic, ods_payload(t, od), qos=1)
@@ -52,7 +72,7 @@ def latest(recorder, unit_env, key):
 
 def test_estimates_carry_the_od_timestamp_and_follow_the_culture(unit_env, mqtt_recorder, spawn_job):
     start_job(spawn_job, mqtt_recorder, unit_env)
-    last = publish_culture(mqtt_recorder, unit_env, 720)  # one hour at 0.3 h⁻¹
+    last = publish_culture(mqtt_recorder, unit_env, 720, paced_from=14)  # one hour at 0.3 h⁻¹
     gr_topic = unit_env.topic("growth_rate_calculating", "growth_rate")
     final = json.loads(mqtt_recorder.wait_for(gr_topic, lambda p: bool(p) and json.loads(p)["timestamp"] == iso(last)))
     assert final["growth_rate"] == pytest.approx(0.3, rel=0.1)
@@ -192,10 +212,13 @@ class OrderedPublisher:
             props.UserProperty = [(STREAM_PROPERTY, "test-stream"), (SEQ_PROPERTY, str(seq))]
         self.client.publish(topic, payload, qos=2, properties=props).wait_for_publish(5)
 
-    def culture(self, unit_env, n, start, seed, factor=1.0, od0=0.2, noise=0.01):
-        """``n`` readings 5 s apart of a culture that does not grow; returns the last one's epoch s."""
+    def culture(self, unit_env, n, start, seed, factor=1.0, od0=0.2, noise=0.01, recorder=None, paced_from=None):
+        """``n`` readings 5 s apart of a culture that does not grow; returns the last one's epoch s.
+        With a ``recorder``, kept at most PACE readings ahead of the job's estimates from ``paced_from``."""
         rng = random.Random(seed)
         for i in range(start, start + n):
+            if recorder is not None:
+                keep_pace(recorder, unit_env, i, paced_from)
             self.publish(unit_env.topic("od_reading", "ods"), ods_payload(T0 + 5.0 * i, od0 * factor * (1 + rng.gauss(0, noise))))
         return T0 + 5.0 * (start + n - 1)
 
@@ -213,15 +236,16 @@ def test_a_copy_of_a_dosing_event_does_not_dilute_the_culture_twice(unit_env, mq
     try:
         start_job(spawn_job, mqtt_recorder, unit_env)
         gr_topic = unit_env.topic("growth_rate_calculating", "growth_rate")
+        paced = {"recorder": mqtt_recorder, "paced_from": 14}  # 5 skipped, 10 for the baseline
         dose_ml, volume_ml = 0.3, 14.0
-        last = publisher.culture(unit_env, 120, 0, seed=1)
+        last = publisher.culture(unit_env, 120, 0, seed=1, **paced)
         event = json.dumps({"volume_change": dose_ml, "event": "add_media", "source_of_event": "test",
                             "timestamp": iso(last + 2.5)})
         diluted = volume_ml / (volume_ml + dose_ml)
         publisher.publish(unit_env.topic("dosing_events"), event, seq=7 if numbered else None)
-        last = publisher.culture(unit_env, 60, 120, seed=2, factor=diluted)
+        last = publisher.culture(unit_env, 60, 120, seed=2, factor=diluted, **paced)
         publisher.publish(unit_env.topic("dosing_events"), event, seq=7 if numbered else None)  # the copy
-        last = publisher.culture(unit_env, 120, 180, seed=3, factor=diluted)
+        last = publisher.culture(unit_env, 120, 180, seed=3, factor=diluted, **paced)
         mqtt_recorder.wait_for(gr_topic, lambda p: bool(p) and json.loads(p)["timestamp"] == iso(last))
         after_copy = [e["growth_rate"] for e in mqtt_recorder.json_values(gr_topic)
                       if parse_iso(e["timestamp"]) > T0 + 5.0 * 179]
