@@ -2,8 +2,9 @@
 
 Serves a leader (``pio serve``, as deployed; a small database with one
 experiment and four workers) with each configuration given (``--config
-WORKERS:THREADS[:CLASS]``, repeatable; CLASS ``gthread`` (``pio serve``'s default), ``gevent_pywsgi``, ``gevent``,
-or ``sync``; THREADS counts for ``gthread`` only) and
+WORKERS:THREADS[:CLASS]``, repeatable; CLASS ``balanced`` (``pio serve``'s default: gthread sharing new
+connections between its workers, ``reactorkit.api.balanced_worker``), ``gthread``, ``gevent_pywsgi``, ``gevent``,
+or ``sync``; THREADS counts for the gthread ones only) and
 reports, for each light route, p50 of one client and the requests per second
 of ``--concurrency`` keep-alive connections, and the gunicorn workers' CPU time per
 request and each worker's share of it (a run in which one worker accepted every connection — they race
@@ -18,8 +19,9 @@ wrk takes a small fraction. Each line names the generator that ran. ``--loadgen 
 
 The gunicorn floor (``--no-gunicorn-floor`` skips it): gunicorn serving a WSGI app that returns one
 constant body (``constant_wsgi.py``), measured the same way, with ``pio serve``'s worker class (2 × 4
-``gthread``) and with gevent's WSGI server (2 × ``gevent_pywsgi``), so each run shows what the
-server itself costs per request beside what the routes cost.
+threads, gthread sharing new connections), with gunicorn's plain ``gthread`` (2 × 4) and with gevent's WSGI
+server (2 × ``gevent_pywsgi``), so each run shows what the server itself costs per request beside what
+the routes cost.
 
 Routes: ``/unit_api/health``, ``/unit_api/versions/app``, ``/api/experiments``,
 ``/api/units``, ``/api/workers``, ``/unit_api/jobs/running``.
@@ -83,8 +85,8 @@ def main() -> None:
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python", "both"), default="auto",
                         help="load generator: wrk when installed (auto), the Python one, or both in turn")
     parser.add_argument("--gunicorn-floor", action=argparse.BooleanOptionalAction, default=True,
-                        help="also serve a constant-body WSGI app with gunicorn (2 × 4 gthread, as pio serve, and "
-                             "2 × gevent_pywsgi) and measure it the same way: what the server costs per request "
+                        help="also serve a constant-body WSGI app with gunicorn (2 × 4 threads as pio serve, 2 × 4 "
+                             "plain gthread, 2 × gevent_pywsgi) and measure it the same way: what the server costs per request "
                              "before the app runs")
     args = parser.parse_args()
     wrk = shutil.which("wrk")
@@ -121,6 +123,8 @@ def _measure(config: str, env: dict[str, str], root: Path, routes: list[str], ar
     workers = int(parts[0]) if parts else 0
     threads = int(parts[1]) if len(parts) > 1 else 0
     worker_class = parts[2] if len(parts) > 2 else None
+    if worker_class == "balanced":
+        worker_class = BALANCED
     proc, port = start(env, root, workers, threads, worker_class) if parts else _default(env, root)
     label = config or "pio serve defaults"
     try:
@@ -149,9 +153,13 @@ def _load(proc: subprocess.Popen, port: int, route: str, label: str, args: argpa
               f"{per_request:5.0f} µs/request, per worker {shares} %   (load {os.getloadavg()[0]:.2f})", flush=True)
 
 
+#: pio serve's default worker class (gthread sharing a burst of new connections between its workers)
+BALANCED = "reactorkit.api.balanced_worker.BalancedThreadWorker"
 #: the gunicorn floors: (label, gunicorn arguments)
 FLOORS = (("2 workers × gevent_pywsgi", ["--workers", "2", "--worker-class", "gevent_pywsgi"]),
-          ("2 workers × 4 gthread threads, as pio serve", ["--workers", "2", "--threads", "4", "--worker-class", "gthread"]))
+          ("2 workers × 4 gthread threads", ["--workers", "2", "--threads", "4", "--worker-class", "gthread"]),
+          ("2 workers × 4 threads, balanced gthread, as pio serve",
+           ["--workers", "2", "--threads", "4", "--worker-class", BALANCED]))
 
 
 def _measure_floor(root: Path, args: argparse.Namespace, floor: tuple[str, list[str]]) -> None:

@@ -23,9 +23,10 @@ messages/s with no loss here (10,000/s: ``ingestion_throughput.py``). Every figu
 is printed with the interpreter floor and the load average measured right after it. The load generator
 (``wrk`` when installed, else the Python one below; each line names it) runs on the same machine (and
 cores) as the server, so the figures are conservative. The server runs as
-``pio serve --workers 2 --threads 8 --no-access-log`` (gunicorn's gthread worker, pio serve's default; a leader does not need a
-line per request; the access log costs about a quarter of the small-request
-throughput); ``--access-log``/``--threads``/``--workers`` change that.
+``pio serve --workers 2 --threads 8 --no-access-log`` (pio serve's default worker class, gunicorn's gthread
+sharing new connections between its workers; a leader does not need a line per request; the access log
+costs about a quarter of the small-request throughput); ``--access-log``/``--threads``/``--workers`` change
+that.
 
 Ingestion is measured at paced rates (``--ingest-rates``, published with
 ``mosquitto_pub`` when installed): a rate is *kept up with* when nothing is lost

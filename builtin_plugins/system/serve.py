@@ -1,6 +1,8 @@
 """``pio serve``: the unit's HTTP API (``/unit_api``, and ``/api`` on the leader) under gunicorn.
 
-Workers: gunicorn's threaded worker (``gthread``, 2 processes × 4 threads) by default: each request has its
+Workers: gunicorn's threaded worker (``gthread``, 2 processes × 4 threads) by default, as
+:class:`reactorkit.api.balanced_worker.BalancedThreadWorker`, which shares a burst of new connections
+between the processes (one process holding them all runs on one core of the two). Each request has its
 own OS thread, so one that waits (a write waiting up to 15 s for SQLite's lock while the MQTT writer, an
 experiment's deletion or a migration holds it; a state-folder zip; a long time-series or logs query; an
 inline calibration action) holds its thread only, not the other requests. ``--worker-class gevent_pywsgi``
@@ -21,6 +23,9 @@ import sys
 
 import click
 
+#: ``pio serve``'s worker class when it runs threads: gthread sharing a burst of new connections between workers
+BALANCED_WORKER = "reactorkit.api.balanced_worker.BalancedThreadWorker"
+
 
 @click.command("serve", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--port", type=int, default=None, help="TCP port (default [ui] port, 4999).")
@@ -29,7 +34,9 @@ import click
 @click.option("--threads", type=int, default=4, show_default=True,
               help="Threads per worker process (the gthread worker class only).")
 @click.option("--worker-class", default=None,
-              help="gunicorn worker class (default: gthread when --threads > 1, else sync); gevent_pywsgi / gevent: a "
+              help="gunicorn worker class (default: gthread sharing new connections between the worker processes, "
+                   "reactorkit.api.balanced_worker.BalancedThreadWorker, when --threads > 1, else sync); "
+                   "gevent_pywsgi / gevent: a "
                    "request waiting in SQLite or another C call stalls its whole worker process.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Write one line per request to stdout (costs about a quarter of the throughput of small requests).")
@@ -37,6 +44,8 @@ def serve(port: int | None, host: str, workers: int, threads: int, worker_class:
     """Serve /unit_api (and /api on the leader) with gunicorn."""
     from reactorkit.plugin import get_config, gunicorn_pid_path
 
+    if worker_class is None and threads > 1:
+        worker_class = BALANCED_WORKER
     config = get_config()
     port = port or config.getint("ui", "port", fallback=4999)
     # HTTPS when [api] tls_cert_file and tls_key_file name a certificate and its key (then set [ui] proto = https)
@@ -44,7 +53,7 @@ def serve(port: int | None, host: str, workers: int, threads: int, worker_class:
     tls = ["--certfile", cert, "--keyfile", key] if cert and key else []
     args = [sys.executable, "-m", "gunicorn", "reactorkit.api.app:get_app()", "--bind", f"{host}:{port}", *tls,
             "--workers", str(workers), "--threads", str(threads),
-            *(["--worker-class", worker_class] if worker_class else []),  # gunicorn: gthread when threads > 1
+            *(["--worker-class", worker_class] if worker_class else []),  # gunicorn's sync when threads == 1
             "--timeout", "330",  # a calibration step may run the hardware for up to 300 s
             "--graceful-timeout", "5",
             *(["--access-logfile", "-"] if access_log else []), "--log-level", "warning",

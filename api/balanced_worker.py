@@ -1,0 +1,77 @@
+"""gunicorn's threaded worker, sharing a burst of new connections with its sibling workers.
+
+``pio serve``'s default worker class (``reactorkit.api.balanced_worker.BalancedThreadWorker``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from gunicorn.workers.gthread import ThreadWorker
+
+
+class BalancedThreadWorker(ThreadWorker):
+    """gunicorn's ``gthread`` worker that lets a sibling take a new connection when it already holds its share.
+
+    Why: the workers of one gunicorn server share one listening socket, and each accepts whatever waits on
+    it when it wakes. A client that opens many keep-alive connections at once (wrk's 16 within microseconds;
+    a browser's six) finds one worker already on a CPU, which accepts the whole burst before its sibling,
+    asleep in ``epoll_wait``, is scheduled; keep-alive then keeps that split for the connections' life. One
+    worker process runs on one core (one interpreter lock), so the server then gets half the machine:
+    measured on 2 cores with 2 workers × 4 threads and 16 wrk connections, a constant-body app ran at
+    ~5,000 req/s in the 2 of 25 runs where one worker held all 16, 12,900–16,243 req/s otherwise; the
+    light API routes 2,400–3,100 req/s instead of 6,863–11,558 (``benchmarks/api_light_routes.py``).
+    A listening socket per worker (``SO_REUSEPORT``, the kernel spreading connections by address) still
+    gave one worker all 16 in 1 of 12 runs.
+
+    What it does: a worker that holds at least as many connections as it has threads (``--threads``;
+    kept-alive ones count) and finds a new one waiting stops watching the listening socket for
+    :attr:`accept_defer_s`, so a sibling woken by the same connection can accept it (the sibling with
+    fewer connections accepts at once). When the time is up it watches again and accepts every
+    connection still waiting, however many it holds, then goes back to sharing: a connection waits at
+    most :attr:`accept_defer_s` longer than under ``gthread``, whether the siblings are full, busy
+    or dead. Requests on connections it already holds are served all the while.
+
+    With one worker (``--workers 1``) there is no sibling to wait for, and it behaves as ``gthread``.
+    """
+
+    #: seconds a worker holding its share leaves a waiting connection to its siblings before accepting it
+    accept_defer_s: float = 0.005
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._deferring = False  # the listening sockets are unwatched until _defer_until (time.monotonic())
+        self._defer_until = 0.0
+
+    def accept(self, listener) -> None:
+        """Accept a connection waiting on ``listener``, or leave it to a sibling for :attr:`accept_defer_s`."""
+        if self.cfg.workers > 1 and self.nr_conns >= self.cfg.threads:
+            self._defer_until = time.monotonic() + self.accept_defer_s
+            self._deferring = True
+            super().set_accept_enabled(False)
+            return
+        super().accept(listener)
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """As ``gthread``'s, but the listening sockets stay unwatched until a deferral's end, and then every
+        connection still waiting on them is accepted."""
+        if not (enabled and self._deferring):
+            super().set_accept_enabled(enabled)
+            return
+        if time.monotonic() < self._defer_until:
+            return
+        self._deferring = False
+        super().set_accept_enabled(True)  # non-blocking listening sockets, watched again
+        for listener in self.sockets:
+            # each connection waiting now was left to the siblings once already
+            while self.nr_conns < self.worker_connections:
+                held = self.nr_conns
+                super().accept(listener)
+                if self.nr_conns == held:  # none waiting (EAGAIN), or the client gave up
+                    break
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """As ``gthread``'s, waking no later than a deferral's end (``timeout`` in s)."""
+        if self._deferring:
+            timeout = min(timeout, max(self._defer_until - time.monotonic(), 0.0))
+        super().wait_for_and_dispatch_events(timeout)
