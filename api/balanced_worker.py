@@ -26,11 +26,15 @@ class BalancedThreadWorker(ThreadWorker):
 
     What it does: a worker that holds at least as many connections as it has threads (``--threads``;
     kept-alive ones count) and finds a new one waiting stops watching the listening socket for
-    :attr:`accept_defer_s`, so a sibling woken by the same connection can accept it (the sibling with
-    fewer connections accepts at once). When the time is up it watches again and accepts every
-    connection still waiting, however many it holds, then goes back to sharing: a connection waits at
-    most :attr:`accept_defer_s` longer than under ``gthread``, whether the siblings are full, busy
-    or dead. Requests on connections it already holds are served all the while.
+    :attr:`accept_defer_s`, so a sibling woken by the same connection can accept it (a sibling holding
+    fewer accepts at once). When the time is up it accepts one connection still waiting, however many it
+    holds, and watches again: past its share it takes one waiting connection per :attr:`accept_defer_s`
+    while the siblings take the rest as fast as they are scheduled. Accepting every waiting connection
+    at the deferral's end instead gave 12/4 splits at a quiet machine and 15/1 at load 8 (the sibling not
+    scheduled within 5 ms); one per deferral gave 8/8 or 9/7 in 12 of 12 runs at load 10–14. When no
+    sibling takes any (all full, busy or stopped), the n-th connection past the share waits n ×
+    :attr:`accept_defer_s` (12 × 5 ms for the last of a 16-connection burst). Requests on connections it
+    already holds are served all the while.
 
     With one worker (``--workers 1``) there is no sibling to wait for, and it behaves as ``gthread``.
     """
@@ -53,8 +57,8 @@ class BalancedThreadWorker(ThreadWorker):
         super().accept(listener)
 
     def set_accept_enabled(self, enabled: bool) -> None:
-        """As ``gthread``'s, but the listening sockets stay unwatched until a deferral's end, and then every
-        connection still waiting on them is accepted."""
+        """As ``gthread``'s, but the listening sockets stay unwatched until a deferral's end, and then one
+        connection waiting on each is accepted."""
         if not (enabled and self._deferring):
             super().set_accept_enabled(enabled)
             return
@@ -63,12 +67,9 @@ class BalancedThreadWorker(ThreadWorker):
         self._deferring = False
         super().set_accept_enabled(True)  # non-blocking listening sockets, watched again
         for listener in self.sockets:
-            # each connection waiting now was left to the siblings once already
-            while self.nr_conns < self.worker_connections:
-                held = self.nr_conns
-                super().accept(listener)
-                if self.nr_conns == held:  # none waiting (EAGAIN), or the client gave up
-                    break
+            # one connection waiting now, left to the siblings for accept_defer_s already (none: EAGAIN, ignored);
+            # another one still waiting wakes the poller and is deferred in turn
+            super().accept(listener)
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         """As ``gthread``'s, waking no later than a deferral's end (``timeout`` in s)."""

@@ -8,9 +8,10 @@ wrk does, and look at which worker process holds each (``psutil``, Linux ``/proc
 decide which worker runs first, as the scheduler does.
 
 A gunicorn config file given through ``GUNICORN_CMD_ARGS`` (read by the gunicorn that ``pio serve`` becomes)
-sets the worker's deferral to 2 s instead of a few ms, so that on a busy machine the sibling, woken by the
-same connections, is surely scheduled before the deferral ends, and keeps idle connections open for 120 s
-(gunicorn's default is 2 s) while they are counted.
+keeps idle connections open for 120 s (gunicorn's default is 2 s) while they are counted and, where the
+sibling is to take some, sets the worker's deferral to 0.5 s instead of a few ms: the first worker then
+takes one connection per 0.5 s past its share, so the sibling would have to wait ~6 s for a CPU to find
+none left, on however busy a machine.
 """
 
 import os
@@ -27,16 +28,16 @@ from reactorkit.core.cluster import free_port
 from reactorkit.core.testing import pio_command, stop_process
 
 BURST = 16
-CONFIG = ("from reactorkit.api.balanced_worker import BalancedThreadWorker\n"
-          "BalancedThreadWorker.accept_defer_s = 2.0\n"
-          "keepalive = 120\n")
 
 
-def _serve(unit_env, tmp_path, workers: int) -> tuple[subprocess.Popen, int, list[psutil.Process]]:
-    """``pio serve --workers workers`` (default worker class and threads) on a free port, once it answers:
-    ``(process, port, worker processes)``."""
+def _serve(unit_env, tmp_path, workers: int, defer_s: float | None = None
+           ) -> tuple[subprocess.Popen, int, list[psutil.Process]]:
+    """``pio serve --workers workers`` (default worker class and threads; the worker's deferral ``defer_s``
+    seconds, None: its default) on a free port, once it answers: ``(process, port, worker processes)``."""
     config = tmp_path / "gunicorn_test_config.py"
-    config.write_text(CONFIG)
+    config.write_text("keepalive = 120\n" + ("" if defer_s is None else
+                      "from reactorkit.api.balanced_worker import BalancedThreadWorker\n"
+                      f"BalancedThreadWorker.accept_defer_s = {defer_s}\n"))
     env = {**unit_env.env(), "GUNICORN_CMD_ARGS": f"--config {config}"}
     port = free_port()
     proc = subprocess.Popen(pio_command("serve", "--port", str(port), "--workers", str(workers), "--no-access-log"),
@@ -88,7 +89,7 @@ def test_a_burst_of_connections_is_shared_between_the_two_workers(unit_env, tmp_
     """The burst waits in the listening socket's queue (both workers stopped) and one worker is let run
     first, as one already on a CPU would be: it accepts its share (as many as its threads) and leaves the
     rest; the sibling, let run next, takes some. Plain ``gthread`` gives the first worker all 16."""
-    proc, port, (first, second) = _serve(unit_env, tmp_path, 2)
+    proc, port, (first, second) = _serve(unit_env, tmp_path, 2, defer_s=0.5)
     socks = []
     threads = 4  # pio serve's default --threads
     for worker in (first, second):
@@ -129,8 +130,8 @@ def test_a_single_worker_answers_every_connection_of_a_burst(unit_env, tmp_path)
 
 @pytest.mark.integration
 def test_a_worker_accepts_every_connection_when_its_sibling_cannot(unit_env, tmp_path):
-    """The sibling stopped (SIGSTOP) takes nothing: the running worker, once past its share, accepts the rest
-    after its deferral instead of leaving them waiting."""
+    """The sibling stopped (SIGSTOP) takes nothing: the running worker, past its share, accepts the rest one
+    per deferral (5 ms) instead of leaving them waiting."""
     proc, port, (running, stopped) = _serve(unit_env, tmp_path, 2)
     socks = []
     os.kill(stopped.pid, signal.SIGSTOP)
