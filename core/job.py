@@ -200,12 +200,11 @@ class BackgroundJob(metaclass=_PostInit):
             self._settings.update(setting_specs(getattr(cls, "published_settings", {}) or {}))
         self._topic_base = mq.job_topic(unit, experiment, self.job_name, config=self.config)
         self._copies = SeenNumbers()  # before the client connects: its network thread dispatches at once
-        self.mqtt = mq.create_client(
+        self.mqtt = self.connect_mqtt(
             client_id=f"{self.job_name}-{unit}-{experiment}-{os.getpid()}",
             will=(f"{self._topic_base}/$state", LOST, mq.QOS_EXACTLY_ONCE, True),
             on_connect=self._subscribe,
             on_message=self._on_message,
-            config=self.config,
         )
         self.logger = create_logger(
             self.job_name, unit=unit, experiment=experiment, mqtt_client=self.mqtt, source=source,
@@ -234,6 +233,32 @@ class BackgroundJob(metaclass=_PostInit):
                 self.logger.debug("registry restart arguments: %s", exc)
         self._publishing = True
         self._publish_setting("state", INIT)
+
+    def connect_mqtt(self, *, client_id: str, will: tuple[str, str, int, bool], on_connect: Any,
+                     on_message: Any) -> Any:
+        """The job's MQTT connection, connected: by default a paho client of :func:`~reactorkit.core.mqtt.create_client`
+        (messages on stored topics go through the unit's outbox).
+
+        A job that has an MQTT connection of its own may return another client (called before the
+        subclass's ``__init__`` body runs). What the framework uses of it: ``publish(topic, payload, qos=,
+        retain=, properties=)`` returning an object with ``wait_for_publish(timeout)``, ``subscribe(topic,
+        qos=)``, ``disconnect()`` then ``loop_stop()``; it must connect with ``will`` as its last will
+        (re-armed on every reconnect), call ``on_connect(client)`` on every (re)connect and
+        ``on_message(client, None, message)`` for each message received, ``message`` having ``topic``
+        (str), ``payload`` (bytes), ``retain`` (bool) and ``properties`` (None, or an object whose
+        ``UserProperty`` lists the MQTT 5 user properties as ``(key, value)`` pairs).
+
+        Args:
+            client_id: MQTT client id (unique per process).
+            will: ``(topic, payload, qos, retain)``: ``lost`` on this job's ``$state``, QoS 2, retained.
+            on_connect: Subscribes the job's topics (and re-announces its settings after a reconnect).
+            on_message: Dispatches ``/set`` commands and the subclass's subscriptions.
+
+        Raises:
+            ConnectionError: the broker cannot be reached.
+        """
+        return mq.create_client(client_id=client_id, will=will, on_connect=on_connect, on_message=on_message,
+                                config=self.config)
 
     # ------------------------------------------------------------------ settings
     def __setattr__(self, name: str, value: Any) -> None:

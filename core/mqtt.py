@@ -1,6 +1,8 @@
 """MQTT client and topic helpers (paho-mqtt 2.x).
 
 Topics follow the contract: ``pioreactor/{unit}/{experiment}/{job}/{setting}``.
+paho is imported by the functions that connect, not with this module: a process whose only
+MQTT connection is another client (the leader's ingestion, gmqtt) never loads it.
 A deployment (or a test) may put every topic under a prefix with
 ``$MQTT_TOPIC_PREFIX`` or ``[mqtt] topic_prefix`` (e.g. ``"test-1234/"``) so
 that several clusters can share one broker without seeing each other.
@@ -11,12 +13,12 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from typing import Any, Callable
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from typing import TYPE_CHECKING, Any, Callable
 
 from reactorkit.core.config import Config, get_config
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
 
 QOS_AT_MOST_ONCE, QOS_AT_LEAST_ONCE, QOS_EXACTLY_ONCE = 0, 1, 2
 
@@ -84,6 +86,9 @@ def create_client(
     Raises:
         ConnectionError: the broker did not accept the connection in time.
     """
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
     from reactorkit.core.config import get_unit_name
     from reactorkit.core.outbox_client import OutboxClient
 
@@ -169,6 +174,7 @@ def publish_messages(messages: Any, *, qos: int = QOS_AT_LEAST_ONCE, retain: boo
         ConnectionError: the broker cannot be reached, refuses the connection, or has not taken
             every message within ``timeout`` seconds.
     """
+    import paho.mqtt.client as mqtt
     import paho.mqtt.publish as publish
 
     msgs = [{"topic": topic, "payload": payload, "qos": qos, "retain": retain} for topic, payload in messages]

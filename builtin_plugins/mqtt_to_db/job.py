@@ -8,7 +8,10 @@ is back. The session announces a large Receive Maximum so that bursts are not
 dropped by the broker's per-client queue. The receiving connection is gmqtt
 (asyncio, in its own thread); each message is acknowledged to the broker only
 after the transaction holding its rows has committed, so a crash loses nothing
-the broker still holds.
+the broker still holds. The job's own connection (``$state``, last will, logs,
+``/set``, acknowledgements to the units) is gmqtt too, on the same loop
+(:mod:`.link`): paho's client is never imported in this process. Its own log
+lines are stored by the writer directly, so they never wait for the broker.
 
 Numbered messages (a unit's outbox: MQTT 5 user properties ``rk-stream`` and
 ``rk-seq``, see :mod:`reactorkit.core.outbox`) are stored once: the ledger
@@ -54,6 +57,7 @@ from reactorkit.plugin import LeaderDB, now_iso, plugins_changed_topic, release_
 from reactorkit.plugin import REANNOUNCE_PROPERTY, STORED_TOPICS_SETTING, ack_topic, sequence_from_pairs, to_ranges
 
 from . import acks, ledger
+from .link import STORED_PROPERTY
 
 try:  # CPython's own SHA-1 (hashlib's fallback without OpenSSL), same digest: a forked job that runs OpenSSL's
     # digest lookup once faults ~1 MB of libcrypto's code into its memory
@@ -111,13 +115,21 @@ class TopicRouter:
         """``[(mapping, parse)]`` whose pattern matches ``topic``."""
         hit = self._cache.get(topic)
         if hit is None:
-            import paho.mqtt.client as paho
-
-            hit = [(m, p) for pattern, m, p in self.mappings if paho.topic_matches_sub(pattern, topic)]
+            hit = [(m, p) for pattern, m, p in self.mappings if _matches(pattern, topic)]
             if len(self._cache) >= _TOPIC_CACHE_MAX:
                 self._cache.clear()
             self._cache[topic] = hit
         return hit
+
+
+def _matches(pattern: str, topic: str) -> bool:
+    """``topic`` matches the subscription ``pattern`` (MQTT wildcards ``+`` and ``#``), by paho's matcher
+    (its module alone: this process does not import paho's client)."""
+    from paho.mqtt.matcher import MQTTMatcher
+
+    matcher = MQTTMatcher()
+    matcher[pattern] = True
+    return next(matcher.iter_match(topic), None) is not None
 
 
 def should_skip(topic: str, payload: bytes, retained: bool) -> bool:
@@ -285,6 +297,44 @@ class MqttToDb(BackgroundJob):
 
         return ("asyncio", "gmqtt", "gmqtt.mqtt.constants") if is_leader(config) else ()
 
+    def connect_mqtt(self, *, client_id: str, will: tuple[str, str, int, bool], on_connect: Any,
+                     on_message: Any) -> Any:
+        """The job's own connection over gmqtt (:class:`~.link.GmqttLink`) instead of the framework's paho client:
+        the receiving client runs on its loop, and paho's client is never imported in this process.
+
+        The job's own log lines are stored by the job itself (queued for the writer like a received
+        message; published for live subscribers, marked so as not to be stored twice): the leader's
+        log survives a broker outage without the unit's outbox. Once the writer has stopped, they
+        are published with QoS 1, and the broker keeps them in this job's session for its next start.
+        """
+        from .link import GmqttLink
+
+        # before the link connects: the first log lines are queued for the writer, which starts later
+        self._pending: deque[tuple[str, bytes, Any, int, Any]] = deque()
+        self._enqueued = 0
+        self._closing = False
+        self._stop = threading.Event()
+        self._own_logs = f"{mq.root_topic(self.config)}/{self.unit}/{UNIVERSAL_EXPERIMENT}/logs/"
+        username = self.config.get("mqtt", "username", fallback="")
+        link = GmqttLink(self.config.get("mqtt", "broker_address", fallback="127.0.0.1"),
+                         self.config.getint("mqtt", "broker_port", fallback=1883), client_id=client_id, will=will,
+                         on_connect=on_connect, on_message=on_message, username=username,
+                         password=self.config.get("mqtt", "password", fallback="") if username else None,
+                         ssl=mq.tls_context(self.config) or False)
+        link.keep = self._keep_own
+        return link
+
+    def _keep_own(self, topic: str, payload: bytes, qos: int, retain: bool) -> tuple[bool, int]:
+        """``(kept, qos)`` for a message of the job's own connection: its log lines are queued for the writer
+        (kept), or, once the writer has stopped, published with QoS 1 (the broker keeps them for the next start)."""
+        if retain or not payload or not topic.startswith(self._own_logs):
+            return False, qos
+        if self._closing or self._stop.is_set():
+            return False, max(qos, 1)
+        self._pending.append((topic, payload, None, 0, None))
+        self._enqueued += 1
+        return True, qos
+
     def __init__(self, unit: str, experiment: str = UNIVERSAL_EXPERIMENT, *, registry: Any = None,
                  batch_size: int | None = None, flush_interval_s: float | None = None, database: Any = None,
                  **kwargs: Any) -> None:
@@ -308,19 +358,16 @@ class MqttToDb(BackgroundJob):
         self.messages_received = 0
         self.messages_skipped = 0
         self.parse_errors = 0
-        # (topic, payload, mid, qos, (stream, seq) | None); appends and poplefts are thread-safe
-        self._pending: deque[tuple[str, bytes, int, int, Any]] = deque()
+        # self._pending (made by connect_mqtt): (topic, payload, token, qos, (stream, seq) | None); appends and
+        # poplefts are thread-safe
         self._root = mq.root_topic(self.config) + "/"
         self.duplicates_dropped = 0
         self.gaps_recorded = 0
-        self._closing = False
         # hash of (topic, payload) of recently stored messages -> was it numbered; spots a copy sent again
         # by the broker, or one that reaches us without its numbers (a broker that drops MQTT 5 properties)
         self._recent: dict[int, bool] = {}
         self._recent_order: deque[int] = deque()
-        self._stop = threading.Event()
         self._reload_lock = threading.Lock()
-        self._enqueued = 0
         self._processed = 0
         self._batches_written = 0
         self._last_error_log = 0.0
@@ -346,7 +393,7 @@ class MqttToDb(BackgroundJob):
         return f"mqtt_to_db_streaming-{self.unit}-{digest}"
 
     def _connect_ingest_client(self) -> Any:
-        """Start the receiving client (gmqtt, MQTT 5, persistent session) in its own asyncio thread.
+        """Start the receiving client (gmqtt, MQTT 5, persistent session) on the loop of the job's own connection.
 
         gmqtt rather than paho for this one connection: receiving a QoS 1 message with properties costs
         ~17 µs of CPU in gmqtt against ~110 µs in paho on the same machine (see the README's benchmarks),
@@ -360,7 +407,7 @@ class MqttToDb(BackgroundJob):
         import gmqtt
         from gmqtt.mqtt.constants import UNLIMITED_RECONNECTS
 
-        loop = asyncio.new_event_loop()
+        loop = self.mqtt.loop  # running in the thread of the job's own connection (:meth:`connect_mqtt`)
         self._loop = loop
 
         def quiet_cancellations(lp: Any, context: dict[str, Any]) -> None:
@@ -410,25 +457,11 @@ class MqttToDb(BackgroundJob):
         self._acks = acks.DeferredAcks(client, self._intake)
         host = self.config.get("mqtt", "broker_address", fallback="127.0.0.1")
         port = self.config.getint("mqtt", "broker_port", fallback=1883)
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(client.connect(host, port, keepalive=60,
-                                                       ssl=mq.tls_context(self.config) or False))
-            except BaseException as exc:  # reported to the constructor
-                failure.append(exc)
-                started.set()
-                return
-            started.set()
-            loop.run_forever()
-
-        threading.Thread(target=run, name="mqtt_to_db-receiver", daemon=True).start()
-        started.wait(15)
-        if failure:
-            raise ConnectionError(f"cannot reach the MQTT broker at {host}:{port}: {failure[0]}")
+        try:
+            asyncio.run_coroutine_threadsafe(
+                client.connect(host, port, keepalive=60, ssl=mq.tls_context(self.config) or False), loop).result(15)
+        except Exception as exc:
+            raise ConnectionError(f"cannot reach the MQTT broker at {host}:{port}: {exc or type(exc).__name__}") from exc
         if not self._subscribed.wait(10):
             raise ConnectionError(f"the MQTT broker at {host}:{port} did not accept the subscriptions")
         return client
@@ -442,6 +475,8 @@ class MqttToDb(BackgroundJob):
     # ------------------------------------------------------ plugin changes
     def on_mqtt_connect(self, client: Any) -> None:
         client.subscribe(plugins_changed_topic(self.unit, self.config), qos=1)
+        if getattr(self, "router", None) is not None:  # a reconnect: the announcement goes out on this connection
+            self._announce_stored_topics()
 
     def on_message(self, message: Any) -> None:
         if message.topic == plugins_changed_topic(self.unit, self.config) and not message.retain:
@@ -494,7 +529,7 @@ class MqttToDb(BackgroundJob):
         self.messages_received += 1
         users = properties.get("user_property") or ()
         if should_skip(topic, payload, bool(properties.get("retain"))) or any(
-                k == REANNOUNCE_PROPERTY for k, _ in users):
+                k == REANNOUNCE_PROPERTY or k == STORED_PROPERTY for k, _ in users):
             self.messages_skipped += 1
             return acks.ACK_NOW
         number = sequence_from_pairs(users)
@@ -667,7 +702,8 @@ class MqttToDb(BackgroundJob):
         done = []
         tokens = []
         for topic, payload, token, qos, number in messages:
-            (tokens if type(token) is tuple else done).append(token)
+            if token is not None:  # None: a log line of this job's own, stored without the broker
+                (tokens if type(token) is tuple else done).append(token)
             if qos:
                 h = hash((topic, payload))
                 if h not in self._recent:
@@ -737,8 +773,7 @@ class MqttToDb(BackgroundJob):
                 asyncio.run_coroutine_threadsafe(ingest.disconnect(), loop).result(2)
             except Exception as exc:  # the broker may be gone already
                 self.logger.debug("disconnect: %s", exc)
-            finally:
-                loop.call_soon_threadsafe(loop.stop)
+            # the loop goes on for the job's own connection (its last publications); stopped with it
         db = getattr(self, "db", None)
         if db is not None:
             db.close()  # this thread's connection; the writer closed its own

@@ -2,9 +2,11 @@
 
 import json
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -220,3 +222,90 @@ def test_idle_ingestion_closes_its_connections_and_opens_them_again_for_new_rows
         assert wait_until(lambda: open_database_files(job.pid, unit_env.root) == 0)
     assert job.poll() is None
     assert stop_process(job) == 0
+
+
+# ------------------------------------------------------- the job's own connection (gmqtt, no paho client)
+PAHO_PROBE = """
+import sys
+from reactorkit.builtin_plugins.mqtt_to_db.job import MqttToDb
+from reactorkit.core.config import load_config, set_config
+config = load_config()
+set_config(config)
+job = MqttToDb(unit="leader", config=config)
+job._post_init()
+print(" ".join(sorted(m for m in sys.modules if m in ("paho.mqtt.client", "urllib.request", "http.client"))) or "-",
+      flush=True)
+job.clean_up()
+"""
+
+
+def state_topic(unit_env) -> str:
+    return f"{unit_env.prefix}pioreactor/leader/$experiment/mqtt_to_db_streaming/$state"
+
+
+def test_the_ingestion_process_runs_without_pahos_client(unit_env, mqtt_recorder):
+    unit_env.unit = "leader"
+    since = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", PAHO_PROBE], env=unit_env.env(), capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    assert out.stdout.decode().split() == ["-"]  # its state went out over gmqtt
+    mqtt_recorder.wait_for(state_topic(unit_env), lambda p: p == b"ready", since=since)
+    mqtt_recorder.wait_for(state_topic(unit_env), lambda p: p == b"disconnected", since=since)
+
+
+def test_its_own_log_lines_are_stored_once_and_published_live(unit_env, mqtt_recorder, spawn_job):
+    unit_env.unit = "leader"
+    job = spawn_job("mqtt_to_db_streaming")
+    job_is_ready(mqtt_recorder, unit_env)
+    wait_until(lambda: scalar(unit_env.root, "SELECT count(*) FROM logs WHERE message LIKE 'Storing%'"))
+    # published after the log line's row was committed: once this reading is stored, a copy of the line that
+    # came back through the broker (sent before it) would be stored too
+    mqtt_recorder.publish(unit_env.topic("stirring", "measured_rpm"), rpm(401, 1))
+    wait_until(lambda: scalar(unit_env.root, "SELECT count(*) FROM stirring_rates"))
+    assert scalar(unit_env.root, "SELECT count(*) FROM logs WHERE message LIKE 'Storing%'") == 1
+    live = mqtt_recorder.json_values(f"{unit_env.prefix}pioreactor/leader/$experiment/logs/app/info")
+    assert any(m["message"].startswith("Storing") and m["task"] == "mqtt_to_db_streaming" for m in live)
+    assert stop_process(job) == 0
+
+
+def test_its_last_will_and_states_go_out_on_its_own_connection(unit_env, mqtt_recorder, spawn_job):
+    unit_env.unit = "leader"
+    first = spawn_job("mqtt_to_db_streaming")
+    job_is_ready(mqtt_recorder, unit_env)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    mqtt_recorder.wait_for(state_topic(unit_env), lambda p: p == b"lost", timeout=30)  # the broker's last will
+    since = time.monotonic()
+    second = spawn_job("mqtt_to_db_streaming")
+    mqtt_recorder.wait_for(state_topic(unit_env), lambda p: p == b"ready", since=since)
+    since = time.monotonic()
+    mqtt_recorder.publish(state_topic(unit_env) + "/set", "disconnected")
+    mqtt_recorder.wait_for(state_topic(unit_env), lambda p: p == b"disconnected", since=since)
+    assert second.wait(30) == 0
+
+
+def test_its_log_lines_of_a_broker_outage_are_stored_and_it_obeys_commands_after(unit_env, spawn_job, broker):
+    unit_env.unit = "leader"
+    unit_env.write_config(f"[mqtt]\nbroker_address = 127.0.0.1\nbroker_port = {broker.port}\n")
+    job = spawn_job("mqtt_to_db_streaming")
+    wait_until(lambda: scalar(unit_env.root, "SELECT count(*) FROM logs WHERE message LIKE 'Storing%'"))
+    broker.stop()
+    broker.start()
+    # logged while the broker was away (the job's own line: stored without the broker)
+    wait_until(lambda: scalar(unit_env.root, "SELECT count(*) FROM logs WHERE message LIKE 'lost the broker%'"),
+               timeout=40)
+    # subscribed again on the new broker: a stop command there is obeyed
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    topic = f"{unit_env.prefix}pioreactor/leader/$experiment/mqtt_to_db_streaming/$state"
+    try:
+        def stopped_on_command() -> bool:  # sent again until its connection is back and subscribed
+            client.publish(topic + "/set", "disconnected", qos=1).wait_for_publish(5)
+            return job.poll() is not None
+
+        wait_until(stopped_on_command, timeout=40)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert job.wait(30) == 0
