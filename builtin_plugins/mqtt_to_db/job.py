@@ -311,7 +311,9 @@ class MqttToDb(BackgroundJob):
 
         # before the link connects: the first log lines are queued for the writer, which starts later
         self._pending: deque[tuple[str, bytes, Any, int, Any]] = deque()
-        self._enqueued = 0
+        self._enqueued = 0  # counted on the loop's thread
+        self._own_queued = 0  # the job's own log lines, from any thread (under the lock)
+        self._own_lock = threading.Lock()
         self._closing = False
         self._stop = threading.Event()
         self._own_logs = f"{mq.root_topic(self.config)}/{self.unit}/{UNIVERSAL_EXPERIMENT}/logs/"
@@ -331,8 +333,9 @@ class MqttToDb(BackgroundJob):
             return False, qos
         if self._closing or self._stop.is_set():
             return False, max(qos, 1)
-        self._pending.append((topic, payload, None, 0, None))
-        self._enqueued += 1
+        with self._own_lock:
+            self._pending.append((topic, payload, None, 0, None))
+            self._own_queued += 1
         return True, qos
 
     def __init__(self, unit: str, experiment: str = UNIVERSAL_EXPERIMENT, *, registry: Any = None,
@@ -747,7 +750,7 @@ class MqttToDb(BackgroundJob):
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every message received so far is written. True if that happened within ``timeout`` s."""
-        target = self._enqueued
+        target = self._enqueued + self._own_queued
         deadline = time.monotonic() + timeout
         while self._processed < target:
             if time.monotonic() > deadline:
