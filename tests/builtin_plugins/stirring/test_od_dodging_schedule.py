@@ -36,30 +36,52 @@ def test_windows_covering_the_whole_period_are_refused(interval):
         DodgeSchedule(interval_s=interval, first_obs_time=0.0, pre_delay_s=1.5, post_delay_s=0.25)
 
 
+class SteppedClock(Clock):
+    """Simulated time that moves only when the dodger waits: each wait jumps to its end at once, up to ``until``,
+    where time stops (``reached`` is set) and the waiting thread blocks until it is woken (a change or a stop).
+
+    The dodger's thread is then at the same simulated times however busy the machine is; on a wall clock sped up
+    100×, every wall millisecond the thread was held up moved its calls by 0.1 simulated seconds.
+    """
+
+    def __init__(self, t, until):
+        super().__init__(1.0, t)
+        self.t = t
+        self.until = until
+        self.reached = threading.Event()
+
+    def now(self):
+        return self.t
+
+    def wait(self, event, seconds):
+        if event.is_set():
+            return True
+        if self.t + seconds > self.until:
+            self.t = max(self.t, self.until)
+            self.reached.set()
+            return event.wait(30)  # woken by the test's stop (30 s only against a hang)
+        self.t += max(0.0, seconds)
+        return event.is_set()
+
+
 def test_dodger_alternates_before_and_after_around_each_reading():
-    clock = Clock(speedup=100.0)
+    first = 1000.0  # readings at first, first + 5, …; windows from 1 s before each to 0.5 s after its 1-s reading
+    clock = SteppedClock(first - 3.0, until=first + 10.0)  # time stops inside the third window
     calls = []
-    lock = threading.Lock()
-
-    def record(name):
-        with lock:
-            calls.append((name, clock.now()))
-
-    dodger = OdDodger(lambda: record("before"), lambda: record("after"), clock=clock, pre_delay_s=1.0, post_delay_s=0.5)
-    first = clock.now() + 3.0
+    dodger = OdDodger(lambda: calls.append(("before", clock.now())), lambda: calls.append(("after", clock.now())),
+                      clock=clock, pre_delay_s=1.0, post_delay_s=0.5)
     dodger.update(interval_s=5.0, first_obs_time=first)
     dodger.start()
     try:
-        time.sleep(0.2)  # 20 simulated seconds: readings at first, first+5, …
+        assert clock.reached.wait(30)
     finally:
         dodger.stop()
-    names = [n for n, _ in calls]
-    assert names[:6] == ["before", "after"] * 3
-    assert names[-1] == "after"  # stopping never leaves a window open
-    for name, t in calls[:6]:
+    assert [name for name, _ in calls] == ["before", "after"] * 3
+    for name, t in calls[:5]:
         phase = (t - first) % 5.0
         expected = 4.0 if name == "before" else 1.5  # 1 s before / 1 s reading + 0.5 s after
-        assert abs(phase - expected) < 0.5, (name, phase)
+        assert phase == pytest.approx(expected), (name, t)
+    assert calls[-1] == ("after", first + 10.0)  # stopping inside a window closes it
 
 
 def test_dodger_without_od_reading_does_nothing_and_is_inactive():
