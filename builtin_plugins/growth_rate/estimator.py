@@ -28,7 +28,8 @@ by δ lifts μ by ``−s·δ``; between doses μ falls as the culture grows back
 Because s is shared by every cycle, jump and fall are learned together across
 doses instead of from the little one cycle says.
 
-Dynamics over ``Δt`` hours (s constant over the step; exact for the linear model):
+Dynamics over ``Δt`` hours (s constant over the step; exact for the linear model; the drift's
+growth without doses, below, replaces ``e^{−Δt/τ}`` by ``e^{γΔt}``):
 
     ℓ' = ℓ + r·(e^{sΔt} − 1)/s + l_a·a,   r' = r·e^{sΔt} + r_a·a,   a' = a·e^{−Δt/τ},   s' = s
 
@@ -71,21 +72,41 @@ chance 0.3 % of the time) the rate changes for a reason the slope has not
 caught (a chemostat's slope goes from ≈ 0 to −2…−3 as its batch runs out),
 and the slope's random-walk variance gets the same factor.
 
-**Without doses, only a falling rate frees the drift.** A batch running out of
-substrate (a turbidostat before its first dose) slows at 0.1–0.3 h⁻², ten
-times the drift's stationary SD, and its readings then keep falling below the
-prediction. So while ``χ ≤ −falling_boost_std`` (2: one-sided, by chance 2.3 %
-of the time) the drift's variance gets the factor ``χ⁴`` here too, capped at
-``drift_boost_max·min(1, (r/falling_rate_ref)²)``: exhaustion lowers μ by a
-fraction of itself, so a culture growing at ``falling_rate_ref`` (0.5 h⁻¹, a
-typical μ) may have its drift's SD raised tenfold, one at 0.1 h⁻¹ only
-twofold, and one near 0 not at all (a slow culture's wander must not become a
-negative rate: without the cap the recording's 8–15 h window read +8.8 %,
-with 85 negative estimates). A rate above the model's (χ ≥ +2) frees nothing: growth does
-not speed up without a cause the filter sees (a dose), and freed on both
-sides, the real recording's burst of growth at 0.25–1 h moved its 0–3 h
-window to −6.8 %. Only the uncoupled filter uses this; while doses tie the rate to
-the biomass the two-sided scaling above acts.
+**Without doses, a falling rate is taken to accelerate as the biomass grows.**
+In a closed batch ``X + Y·S`` is conserved from the start, so μ is a function
+of the biomass there too, and a batch running out of substrate is μ falling
+ever faster: with ``a = dμ/dt = s·μ`` and ``s = dμ/dℓ``,
+
+    d ln|a|/dt = κ·μ + s,   κ = d ln|s|/dℓ = 1 + 2X/(K + S)   (Monod; κ = 1 for logistic growth)
+
+so |a| grows (by 0.7–1.9 h⁻¹ in the 2 h before a simulated turbidostat's first
+dose) where the Singer drift has it shrink by 1/τ, and the estimate lagged the
+fall by 8–13 min. So without doses a falling drift (``a < 0`` at ``r > 0``)
+changes at ``γ = κ·r + a/max(r, 0.05) − 1/τ`` (κ = ``falling_drift_growth``,
+default 3; ``a/r`` is s; what of the fall is not exhaustion is still forgotten
+over τ): over a step ``a' = a·e^{γΔt}``, ``r_a = (e^{γΔt} − 1)/γ``,
+``l_a = (r_a − Δt)/γ`` (γ = −1/τ is the Singer drift above), the Jacobian
+including γ's dependence on r and a. κ = 3 is the least Monod's κ is once μ
+has visibly fallen: κ ≥ 3 while ``S ≤ (2C − K)/3`` (C = X + S), which holds
+once μ has fallen by 10 % in a medium holding at least 14·K of substrate (lab
+media hold far more: E. coli's K for glucose is of the order of mg/L, media
+g/L) and by 25 % in one holding 5·K (the benchmark's media, C/K = 5–10);
+logistic slowing (κ = 1) is the gentle limit. The term ``a/r`` makes the
+growth stop as μ nears 0 (exhaustion ends in a rate of 0, not below). A rising
+rate is not extrapolated (growth does not speed up without a cause the filter
+sees, a dose), nor anything while doses tie the rate to the biomass (the slope
+carries the fall there), for ``slope_memory_h`` after a step without a dosing
+event (a diluted culture is not a closed batch: a turbidostat without dosing
+events had the falls of its saw-tooth extrapolated to a rate of 0) or over the
+time a restarted job was down. Its cost: a culture growing steadily at
+0.7 h⁻¹ has its negative wander extrapolated too (figures: README).
+
+An earlier remedy, freeing the drift's variance while the signed
+``χ ≤ −falling_boost_std`` (by ``χ⁴``, capped at
+``drift_boost_max·min(1, (r/falling_rate_ref)²)``), is kept as an option, off by
+default (0): with the drift's growth it no longer shortens the lag, and it
+lowered the real recording's window means (its one-sided freeing follows the
+dips of a wandering rate faster than its rises).
 
 **Physical constraints** are kept by estimate projection after each update
 (Simon, *IET Control Theory Appl.* 4(8):1303, 2010): ``−max_slope ≤ s ≤ 0``
@@ -231,9 +252,11 @@ class FilterSettings:
             random-walk variance gets the drift's factor too (0: never).
         falling_boost_std: Without doses, while the signed χ is at most minus this (readings keep
             falling below the prediction: the rate is overestimated), the drift's variance gets the
-            factor χ⁴ too (0: never; default 2).
+            factor χ⁴ too (default 0: never).
         falling_rate_ref: h⁻¹; that factor is capped at ``drift_boost_max·min(1, (r/falling_rate_ref)²)``
             (default 0.5, a typical μ: a culture slows by a fraction of its rate).
+        falling_drift_growth: κ, without doses a falling drift changes at ``κ·r + a/max(r, 0.05) − 1/τ``
+            per h (default 3, Monod's least κ once a fall is visible; 0: it only forgets itself).
     """
 
     outlier_std_threshold: float = 5.0
@@ -264,8 +287,9 @@ class FilterSettings:
     drift_boost_readings: float = 60.0
     drift_boost_max: float = 100.0
     slope_boost_std: float = 3.0
-    falling_boost_std: float = 2.0
+    falling_boost_std: float = 0.0
     falling_rate_ref: float = 0.5
+    falling_drift_growth: float = 3.0
 
     def __post_init__(self) -> None:
         if not self.outlier_std_threshold > 2:
@@ -284,6 +308,8 @@ class FilterSettings:
             raise ValueError(f"drift_boost_readings must be 0 or ≥ 1, got {self.drift_boost_readings}")
         if self.falling_boost_std < 0:
             raise ValueError(f"falling_boost_std must be ≥ 0, got {self.falling_boost_std}")
+        if not (self.falling_drift_growth >= 0 and math.isfinite(self.falling_drift_growth)):
+            raise ValueError(f"falling_drift_growth must be ≥ 0, got {self.falling_drift_growth}")
         if not self.falling_rate_ref > 0:
             raise ValueError(f"falling_rate_ref must be > 0, got {self.falling_rate_ref}")
         if self.slope_boost_std < 0:
@@ -292,6 +318,25 @@ class FilterSettings:
             raise ValueError(f"drift_boost_max must be ≥ 1, got {self.drift_boost_max}")
         if self.dilution_lookback_s < 0:
             raise ValueError(f"dilution_lookback_s must be ≥ 0, got {self.dilution_lookback_s}")
+
+
+def _drift_integrals(gamma: float, dt: float) -> tuple[float, float, float, float, float]:
+    """For a drift ``a(u) = a·e^{γu}`` over ``dt`` hours: ``(e^{γ·dt}, r_a, l_a, ∂r_a/∂γ, ∂l_a/∂γ)`` with
+    ``r_a = ∫₀^dt e^{γu} du`` (what the drift adds to the rate, per unit a) and ``l_a = ∫₀^dt r_a(u) du``
+    (what it adds to ℓ). γ = −1/τ is the Singer drift, γ = 0 a random walk (series near 0)."""
+    z = gamma * dt
+    keep = math.exp(z)
+    if abs(z) < 1e-3:
+        r_a = dt * (1.0 + z / 2.0 + z * z / 6.0)
+        l_a = dt * dt * (0.5 + z / 6.0 + z * z / 24.0)
+        dr_a = dt * dt * (0.5 + z / 3.0 + z * z / 8.0)
+        dl_a = dt**3 * (1.0 / 6.0 + z / 12.0 + z * z / 40.0)
+    else:
+        r_a = math.expm1(z) / gamma
+        l_a = (r_a - dt) / gamma
+        dr_a = (dt * keep - r_a) / gamma
+        dl_a = (dr_a - l_a) / gamma
+    return keep, r_a, l_a, dr_a, dl_a
 
 
 def dilution_of(volume_change_ml: float, vial_volume_ml: float) -> tuple[float, float]:
@@ -404,6 +449,8 @@ class GrowthRateEKF:
         self.obs_rel_var = {str(k): max(float(v), floor) for k, v in obs_rel_var.items()}
         self._coupled_until = -math.inf  # epoch s until which doses hold the culture where μ follows its biomass
         self._surprise = 0.0  # exponentially weighted mean of the standardised innovation
+        self._drift_growth = True  # False while predicting over the time a restarted job was down
+        self._stepped_until = -math.inf  # epoch s until which a dose of unknown size (a step) rules out a batch
         if prior:
             self._use_prior(prior)
         self._dilution_readings_left = 0
@@ -457,20 +504,25 @@ class GrowthRateEKF:
             dphi = (dt * math.exp(z) - phi) / s
         grow = math.exp(z)
         tau = self.s.drift_correlation_h
-        if tau > 0:  # Singer: the drift forgets itself over τ
-            keep = math.exp(-dt / tau)
-            r_a = tau * -math.expm1(-dt / tau)  # ∫₀^dt e^{−s/τ} ds
-            l_a = tau * (dt - r_a)
-        else:
-            keep, r_a, l_a = 1.0, dt, dt * dt / 2.0
+        gamma = -1.0 / tau if tau > 0 else 0.0  # the drift's own rate of change, da/dt = γ·a
+        g_r = g_a = 0.0  # ∂γ/∂r, ∂γ/∂a
+        if self.s.falling_drift_growth > 0 and not coupled and x[A] < 0 and x[R] > 0 and self._drift_growth \
+                and self.t >= self._stepped_until:
+            # a batch running out of substrate: |a| grows as κ·μ + s with s = a/μ (module docstring)
+            rate = max(float(x[R]), MIN_RATE_FOR_SLOPE)
+            gamma += self.s.falling_drift_growth * float(x[R]) + float(x[A]) / rate
+            g_r = self.s.falling_drift_growth - (float(x[A]) / rate**2 if x[R] > MIN_RATE_FOR_SLOPE else 0.0)
+            g_a = 1.0 / rate
+        keep, r_a, l_a, dr_a, dl_a = _drift_integrals(gamma, dt)
         new = x.copy()
         new[L] = x[L] + r * phi + x[A] * l_a
         new[R] = r * grow + x[A] * r_a
         new[A] = x[A] * keep
         F = np.eye(N_STATES)
-        F[L, R], F[L, A], F[L, SL] = phi, l_a, r * dphi if coupled else 0.0
-        F[R, R], F[R, A], F[R, SL] = grow, r_a, r * dt * grow if coupled else 0.0
-        F[A, A] = keep
+        F[L, R], F[L, A], F[L, SL] = phi + x[A] * dl_a * g_r, l_a + x[A] * dl_a * g_a, r * dphi if coupled else 0.0
+        F[R, R], F[R, A], F[R, SL] = grow + x[A] * dr_a * g_r, r_a + x[A] * dr_a * g_a, r * dt * grow if coupled else 0.0
+        F[A, A] = keep + x[A] * dt * keep * g_a
+        F[A, R] = x[A] * dt * keep * g_r
         return new, F
 
     def predict(self, t: float) -> None:
@@ -490,6 +542,7 @@ class GrowthRateEKF:
         if dose.log_drop is None:
             self.P[0, 0] += s.dilution_log_std**2
             self._dilution_readings_left = s.readings_after_dilution
+            self._stepped_until = max(self._stepped_until, dose.t + s.slope_memory_h * SECONDS_PER_HOUR)
         else:
             f, drop = dose.fraction, dose.log_drop
             if self.t >= self._coupled_until:
@@ -527,11 +580,11 @@ class GrowthRateEKF:
     def _snapshot(self) -> tuple[Any, ...]:
         return (self.t, self.x.copy(), self.P.copy(), dict(self.obs_rel_var), dict(self._outlier_run),
                 dict(self._run_start), dict(self._run_sum), self._dilution_readings_left, self._applied,
-                self._coupled_until, self._surprise, self._drift_boost, self._slope_boost)
+                self._coupled_until, self._surprise, self._drift_boost, self._slope_boost, self._stepped_until)
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
         (self.t, x, P, obs, runs, starts, sums, self._dilution_readings_left, self._applied,
-         self._coupled_until, self._surprise, self._drift_boost, self._slope_boost) = snapshot
+         self._coupled_until, self._surprise, self._drift_boost, self._slope_boost, self._stepped_until) = snapshot
         self.x, self.P, self.obs_rel_var, self._outlier_run = x.copy(), P.copy(), dict(obs), dict(runs)
         self._run_start, self._run_sum = dict(starts), dict(sums)
 
@@ -745,7 +798,11 @@ class GrowthRateEKF:
         gap_h = max(self.t - float(prior.get("t", self.t)), 0.0) / SECONDS_PER_HOUR
         if gap_h > 0:  # the time the job was down: the state moved on and grew uncertain
             level, level_var = self.x[L], self.P[L, L]
-            new, F = self._transition(gap_h)
+            self._drift_growth = False  # hours of a drift growing with the rate would be an extrapolation
+            try:
+                new, F = self._transition(gap_h)
+            finally:
+                self._drift_growth = True
             self.x, self.P = new, F @ self.P @ F.T + self._process_noise(gap_h)
             self.x[L] = level
             self.P[L, :] = self.P[:, L] = 0.0

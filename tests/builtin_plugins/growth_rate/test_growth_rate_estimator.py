@@ -363,7 +363,7 @@ def test_a_culture_running_out_of_substrate_between_doses_is_not_read_as_media_s
 
 @pytest.mark.parametrize("field,value", [("max_slope", 0.0), ("slope_memory_h", -1.0), ("drift_correlation_h", -1.0),
                                          ("drift_boost_readings", 0.5), ("drift_boost_max", 0.5),
-                                         ("slope_boost_std", -1.0)])
+                                         ("slope_boost_std", -1.0), ("falling_drift_growth", -1.0)])
 def test_settings_out_of_range_are_refused_with_their_name(field, value):
     with pytest.raises(ValueError, match=field):
         FilterSettings(**{field: value})
@@ -379,10 +379,10 @@ def test_without_dosing_events_the_rate_is_not_tied_to_the_biomass():
     assert sum(late) / len(late) == pytest.approx(0.1, abs=0.03)  # the drift follows the fall
 
 
-def test_without_doses_a_persistently_overestimated_rate_frees_the_drift():
-    """A batch running out of substrate (μ 0.5 → 0.1 h⁻¹ within 2 h, no dose): readings that keep falling below
-    the prediction (χ ≤ −falling_boost_std) scale the drift's noise, and the fall is followed closer than
-    without that scaling."""
+def test_the_optional_falling_rate_boost_frees_the_drift_when_readings_keep_falling_below_the_prediction():
+    """A batch running out of substrate (μ 0.5 → 0.1 h⁻¹ within 2 h, no dose), the drift's growth off: with
+    ``falling_boost_std`` set, readings that keep falling below the prediction scale the drift's noise, and the
+    fall is followed closer than without that scaling."""
     rows, truth = changing_culture(4, lambda t: max(0.1, 0.5 - 0.4 * max(t - 3600, 0.0) / (2 * 3600)), seed=11)
     at = {t: mu for (t, _), mu in zip(rows, truth)}
 
@@ -391,15 +391,67 @@ def test_without_doses_a_persistently_overestimated_rate_frees_the_drift():
         falling = [(g - at[t]) ** 2 for t, g in est if 1.5 * 3600 <= t <= 3.5 * 3600]
         return math.sqrt(sum(falling) / len(falling))
 
-    assert error(FilterSettings()) < error(FilterSettings(falling_boost_std=0.0))
+    assert error(FilterSettings(falling_drift_growth=0.0, falling_boost_std=2.0)) \
+        < error(FilterSettings(falling_drift_growth=0.0))
+
+
+def monod_batch(seed, mu_max=0.6, ks=0.3, capacity=2.0, od0=0.05, until_od=1.6):
+    """Readings ``(t, od)`` every ``INTERVAL_S`` of a Monod batch (yield 1: substrate = capacity − OD) from ``od0``
+    until the OD reaches ``until_od``, 1.5 % noise, no dose; and the true μ of each reading."""
+    rng = random.Random(seed)
+    rows, truth, od, t = [], [], od0, 0.0
+    while od < until_od:
+        substrate = capacity - od
+        mu = mu_max * substrate / (ks + substrate)
+        od *= math.exp(mu * INTERVAL_S / 3600)
+        t += INTERVAL_S
+        rows.append((t, od * (1 + rng.gauss(0, 0.015))))
+        truth.append(mu)
+    return rows, truth
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_without_doses_a_falling_rate_is_taken_to_accelerate_as_the_biomass_grows(seed):
+    """A Monod batch running out of substrate: its fall of μ accelerates (|dμ/dt| grows with the biomass). With
+    the drift growing as ``κ·μ + a/μ`` the estimate of the last hour before OD 1.6 lags less (its mean error
+    under half) than with the drift only forgetting itself."""
+    rows, truth = monod_batch(seed)
+    at = {t: mu for (t, _), mu in zip(rows, truth)}
+    end = rows[-1][0]
+
+    def bias(settings: FilterSettings) -> float:
+        last = [g.growth_rate - at[g.timestamp] for g in run(GrowthRateCalculator(settings), rows)
+                if g.timestamp >= end - 3600]
+        return sum(last) / len(last)
+
+    grown, forgotten = bias(FilterSettings()), bias(FilterSettings(falling_drift_growth=0.0))
+    assert forgotten > 0.0  # without it the estimate lags the fall (stays above the true μ)
+    assert abs(grown) < 0.5 * forgotten
+
+
+def test_a_step_without_a_dosing_event_stops_the_drift_growing():
+    """A dose of unknown size (a step) means the culture is not a closed batch: for ``slope_memory_h`` its falling
+    drift only forgets itself (a turbidostat without dosing events must not extrapolate its saw-tooth's falls)."""
+    settings = FilterSettings()
+
+    def drift_after(step: bool) -> float:
+        ekf = GrowthRateEKF(settings, 0.0, 0.0, 1e-4, {"2": 1e-4}, rate=0.5)
+        ekf.x[2] = -0.1
+        if step:
+            ekf.mark_dilution()
+        ekf.predict(0.5 * 3600)
+        return float(ekf.x[2])
+
+    assert drift_after(step=False) < -0.1  # γ = 3·0.5 − 0.1/0.5 − 1/2 > 0: the fall accelerates
+    assert drift_after(step=True) == pytest.approx(-0.1 * math.exp(-0.5 / settings.drift_correlation_h))
 
 
 def test_the_coupled_noises_and_the_scaled_drift_act_only_while_doses_tie_the_rate_to_the_biomass():
     """Without doses the coupled settings change nothing (the real recording's filter); with doses they do."""
     rows, _ = changing_culture(3, lambda t: max(0.1, 0.5 - 0.4 * t / (2 * 3600)), seed=5)
-    base = FilterSettings(falling_boost_std=0.0)  # the one scaling that also acts without doses, off
+    base = FilterSettings()
     other = FilterSettings(coupled_rate_process_std=0.05, coupled_drift_process_std=0.2, drift_boost_readings=0.0,
-                           slope_boost_std=0.0, falling_boost_std=0.0)
+                           slope_boost_std=0.0)
     alone = [e.growth_rate for e in run(GrowthRateCalculator(base), rows)]
     assert alone == [e.growth_rate for e in run(GrowthRateCalculator(other), rows)]
     dosed, doses, _ = sawtooth(hours=3.0)
