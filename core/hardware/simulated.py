@@ -114,10 +114,27 @@ class SimulatedHardware(Hardware):
             if write:
                 atomic_write(self.path, json.dumps(vessel.s.to_dict()), durable=False)
 
+    HARDWARE_FIELDS = ("pwm", "pwm_off_at", "leds", "rpm", "pumped_ml", "readings")
+    """State of the unit rather than of the vial: a vial change (:meth:`reset`) leaves it as it is."""
+
     def reset(self, **state: Any) -> None:
-        """Start a fresh culture (optionally overriding state fields such as ``od``)."""
+        """Start a fresh culture in the vial, as a vial change does (optionally overriding state fields such as
+        ``od``).
+
+        The culture (OD, substrate, volume, temperature, cumulative volumes) starts afresh; what belongs to the
+        unit (:attr:`HARDWARE_FIELDS`: PWM duty cycles and their timers, LEDs, the stirrer's speed, the pump
+        heads' volumes, the sensors' reading count) carries on: a vial change in the middle of an OD reading
+        must not switch its IR LED off.
+        """
         with self._lock:
             fresh = self._initial_state()
+            try:
+                current = VesselState.from_dict(json.loads(self.path.read_text()))
+            except (FileNotFoundError, ValueError, TypeError):
+                current = None
+            if current is not None:
+                for key in self.HARDWARE_FIELDS:
+                    setattr(fresh, key, getattr(current, key))
             for key, value in state.items():
                 setattr(fresh, key, value)
             atomic_write(self.path, json.dumps(fresh.to_dict()), durable=False)

@@ -121,3 +121,17 @@ def test_pumped_volume_counts_what_the_pump_head_moved_even_below_the_efflux_lev
     v.advance(4.0)  # nothing is above the efflux tube, but the pump moved 2 mL of air and liquid
     assert v.s.cumulative_waste_ml == 0.0
     assert v.ground_truth()["pumped_ml"]["waste"] == pytest.approx(2.0)
+
+
+def test_a_vial_change_replaces_the_culture_and_leaves_the_units_actuators_as_they_are(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOT_PIOREACTOR", str(tmp_path))
+    config = load_config()
+    hardware = SimulatedHardware(config, "u1", clock=Clock(speedup=1.0))
+    hardware.set_led("A", 80.0)  # od_reading's IR LED, on in the middle of a reading
+    hardware.set_pwm(1, 40.0)  # the stirrer
+    ref_before = hardware.read_photodiodes((1,))[1]
+    hardware.reset(od=0.8, substrate=1.2)
+    truth = hardware.ground_truth()
+    assert truth["od"] == pytest.approx(0.8, rel=1e-3) and truth["substrate"] == pytest.approx(1.2, rel=1e-3)
+    assert truth["leds"]["A"] == 80.0 and truth["pwm"]["1"] == 40.0
+    assert hardware.read_photodiodes((1,))[1] == pytest.approx(ref_before, rel=0.05)  # REF still lit
