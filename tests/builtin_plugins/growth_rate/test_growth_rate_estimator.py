@@ -468,3 +468,19 @@ def test_a_restarted_filter_keeps_the_rate_tied_to_the_biomass_while_doses_conti
     fresh = GrowthRateEKF(FilterSettings(), carried["t"] + 60, 0.0, 1e-4, {"2": 1e-4}, prior=carried)
     assert fresh.carry_over()["coupled_until"] == carried["coupled_until"]
     assert fresh.x[3] == pytest.approx(carried["x"][2])
+
+
+def test_a_restart_does_not_extrapolate_a_falling_drift_over_the_time_the_job_was_down():
+    """Over a restart's gap the filter knows nothing of what happened (doses may have come): a falling drift
+    carried over only forgets itself there (Singer), it does not grow with the rate as it does between readings."""
+    settings = FilterSettings()
+    first = GrowthRateEKF(settings, 0.0, 0.0, 1e-4, {"2": 1e-4}, rate=0.5)
+    first.x[2] = -0.1
+    carried = first.carry_over()
+    gap_h = 3.0
+    resumed = GrowthRateEKF(settings, gap_h * 3600, 0.0, 1e-4, {"2": 1e-4}, prior=carried)
+    assert resumed.x[2] == pytest.approx(-0.1 * math.exp(-gap_h / settings.drift_correlation_h))
+    tau = settings.drift_correlation_h
+    assert resumed.x[1] == pytest.approx(0.5 - 0.1 * tau * (1 - math.exp(-gap_h / tau)))
+    first.predict(gap_h * 3600)  # a filter that kept running extrapolates the fall
+    assert first.x[2] < resumed.x[2]
