@@ -57,7 +57,6 @@ from reactorkit.plugin import LeaderDB, now_iso, plugins_changed_topic, release_
 from reactorkit.plugin import REANNOUNCE_PROPERTY, STORED_TOPICS_SETTING, ack_topic, sequence_from_pairs, to_ranges
 
 from . import acks, ledger
-from .link import STORED_PROPERTY
 
 try:  # CPython's own SHA-1 (hashlib's fallback without OpenSSL), same digest: a forked job that runs OpenSSL's
     # digest lookup once faults ~1 MB of libcrypto's code into its memory
@@ -77,6 +76,9 @@ CHECKPOINT_INTERVAL_S = 1.0
 # after this long with nothing to do; the next batch opens them again (~3 ms of CPU: the schema is parsed again)
 IDLE_CLOSE_S = 2.0
 RECENT_MESSAGES = 100_000
+#: MQTT 5 user property of this job's own log lines, which it stores itself: published for live subscribers,
+#: not stored a second time when they come back from the broker
+STORED_PROPERTY = "rk-stored"
 _TOPIC_CACHE_MAX = 20_000
 
 
@@ -300,7 +302,9 @@ class MqttToDb(BackgroundJob):
     def connect_mqtt(self, *, client_id: str, will: tuple[str, str, int, bool], on_connect: Any,
                      on_message: Any) -> Any:
         """The job's own connection over gmqtt (:class:`~.link.GmqttLink`) instead of the framework's paho client:
-        the receiving client runs on its loop, and paho's client is never imported in this process.
+        the receiving client runs on its loop, and paho's client is never imported in this process. (Imported
+        here, not with this module: the unit's launcher imports every job's module, and asyncio in it would
+        weigh on every job it forks.)
 
         The job's own log lines are stored by the job itself (queued for the writer like a received
         message; published for live subscribers, marked so as not to be stored twice): the leader's
@@ -326,17 +330,18 @@ class MqttToDb(BackgroundJob):
         link.keep = self._keep_own
         return link
 
-    def _keep_own(self, topic: str, payload: bytes, qos: int, retain: bool) -> tuple[bool, int]:
-        """``(kept, qos)`` for a message of the job's own connection: its log lines are queued for the writer
-        (kept), or, once the writer has stopped, published with QoS 1 (the broker keeps them for the next start)."""
+    def _keep_own(self, topic: str, payload: bytes, qos: int, retain: bool) -> tuple[list[tuple[str, str]], int]:
+        """``(user properties to add, qos)`` for a message of the job's own connection: its log lines are queued
+        for the writer (and marked :data:`STORED_PROPERTY`), or, once the writer has stopped, published with
+        QoS 1 (the broker keeps them in this job's session for its next start)."""
         if retain or not payload or not topic.startswith(self._own_logs):
-            return False, qos
+            return [], qos
         if self._closing or self._stop.is_set():
-            return False, max(qos, 1)
+            return [], max(qos, 1)
         with self._own_lock:
             self._pending.append((topic, payload, None, 0, None))
             self._own_queued += 1
-        return True, qos
+        return [(STORED_PROPERTY, "1")], qos
 
     def __init__(self, unit: str, experiment: str = UNIVERSAL_EXPERIMENT, *, registry: Any = None,
                  batch_size: int | None = None, flush_interval_s: float | None = None, database: Any = None,

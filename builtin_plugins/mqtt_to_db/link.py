@@ -27,9 +27,6 @@ from typing import Any, Callable
 
 RECONNECT_DELAY_S = 1
 MAX_HELD = 10_000
-#: MQTT 5 user property of a message the publishing process has stored itself (the ingestion's own log
-#: lines): published for live subscribers; the ingestion does not store it a second time
-STORED_PROPERTY = "rk-stored"
 
 
 class _Properties:
@@ -92,10 +89,10 @@ class GmqttLink:
         self._on_connect_cb = on_connect
         self._on_message_cb = on_message
         self._held: list[Any] = []
-        #: ``keep(topic, payload: bytes, qos, retain) -> (kept, qos)``, when set, for every message published:
-        #: ``kept`` means the process has kept the message for storing itself (it is then published with
-        #: :data:`STORED_PROPERTY`); it is published with the QoS returned
-        self.keep: Callable[[str, bytes, int, bool], tuple[bool, int]] | None = None
+        #: ``keep(topic, payload: bytes, qos, retain) -> (pairs, qos)``, when set, for every message published:
+        #: MQTT 5 user properties to add (``[(key, value), …]``; the ingestion marks the log lines it
+        #: stores itself) and the QoS to publish it with
+        self.keep: Callable[[str, bytes, int, bool], tuple[list[tuple[str, str]], int]] | None = None
         self._storage = PersistentStorage()  # QoS ≥ 1 messages until their PUBACK/PUBCOMP
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
@@ -149,9 +146,8 @@ class GmqttLink:
             data = str(payload).encode()
         keep = self.keep
         if keep is not None:
-            kept, qos = keep(topic, data, qos, retain)
-            if kept:
-                pairs.append((STORED_PROPERTY, "1"))
+            added, qos = keep(topic, data, qos, retain)
+            pairs.extend(added)
         extra = {"user_property": pairs} if pairs else {}
         message = self._gmqtt.Message(topic, data, qos=qos, retain=retain, **extra)
         if self._on_loop():

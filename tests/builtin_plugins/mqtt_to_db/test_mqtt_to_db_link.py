@@ -6,7 +6,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from reactorkit.builtin_plugins.mqtt_to_db.link import STORED_PROPERTY, GmqttLink
+from reactorkit.builtin_plugins.mqtt_to_db.link import GmqttLink
 from reactorkit.core.fault_drills import wait_until
 
 pytestmark = pytest.mark.integration
@@ -60,18 +60,18 @@ def test_a_message_published_while_the_broker_is_away_goes_out_once_it_is_back(p
         link.loop_stop()
 
 
-def test_kept_messages_are_marked_and_messages_arrive_with_their_properties(private_broker):
+def test_keep_adds_user_properties_and_messages_arrive_with_theirs(private_broker):
     received: list = []
     link = connect(private_broker.port, [], received)
     listener = Listener(private_broker.port)
     try:
-        link.keep = lambda topic, payload, qos, retain: (topic == "t/kept", 1 if topic == "t/kept" else qos)
+        link.keep = lambda topic, payload, qos, retain: (([("rk-stored", "1")], 1) if topic == "t/kept" else ([], qos))
         link.subscribe("t/in", qos=1)
         link.publish("t/kept", b"a", qos=0)
         assert link.publish("t/plain", "b", qos=2).wait_for_publish(10)
         wait_until(lambda: len(listener.messages) >= 2, 20, 0.05, what="both messages")
         by_topic = {t: (p, props) for t, p, _, props in listener.messages}
-        assert by_topic["t/kept"] == (b"a", [(STORED_PROPERTY, "1")])
+        assert by_topic["t/kept"] == (b"a", [("rk-stored", "1")])
         assert by_topic["t/plain"] == (b"b", [])
 
         props = paho.Properties(paho.PacketTypes.PUBLISH)

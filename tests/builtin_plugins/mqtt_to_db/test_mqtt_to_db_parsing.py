@@ -1,6 +1,8 @@
 """mqtt_to_db without a broker: what is skipped, routing, log rows, batch writes that survive bad rows."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -121,3 +123,12 @@ def test_batch_writer_rolls_up_each_batch_as_the_trigger_would(tmp_path, plugin_
             "SELECT * FROM time_series_rollups WHERE data_source = 'od_readings' AND bucket_s = ?", (size,))}
         assert got == expected, size
     assert writer_db.query_one("SELECT count(*) AS n FROM time_series_rollups_paused")["n"] == 0
+
+
+def test_the_job_module_imports_neither_asyncio_nor_pahos_client():
+    # the unit's launcher imports every job's module before it forks jobs: asyncio there weighs on every job
+    probe = ("import sys, reactorkit.builtin_plugins.mqtt_to_db.job; "
+             "print(sorted(m for m in ('asyncio', 'gmqtt', 'paho.mqtt.client') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
