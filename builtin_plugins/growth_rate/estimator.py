@@ -86,7 +86,8 @@ changes at ``γ = κ·r + a/max(r, 0.05) − 1/τ`` (κ = ``falling_drift_growth
 default 3; ``a/r`` is s; what of the fall is not exhaustion is still forgotten
 over τ): over a step ``a' = a·e^{γΔt}``, ``r_a = (e^{γΔt} − 1)/γ``,
 ``l_a = (r_a − Δt)/γ`` (γ = −1/τ is the Singer drift above), the Jacobian
-including γ's dependence on r and a. κ = 3 is the least Monod's κ is once μ
+including γ's dependence on r and a; γ is held over a step, so a longer gap between
+readings is predicted in steps of at most ``MAX_GROWTH_STEP_H`` (3 min). κ = 3 is the least Monod's κ is once μ
 has visibly fallen: κ ≥ 3 while ``S ≤ (2C − K)/3`` (C = X + S), which holds
 once μ has fallen by 10 % in a medium holding at least 14·K of substrate (lab
 media hold far more: E. coli's K for glucose is of the order of mg/L, media
@@ -203,6 +204,7 @@ L, R, A, SL = range(4)  # state indices: ln nOD, rate, drift, slope dμ/dℓ
 N_STATES = 4
 REPORTED = ((1.0, 0, 0, 0), (0, 1.0, 0, 0), (0, 0, 1.0, 0))  # → [ℓ, μ, a] (rows)
 MIN_RATE_FOR_SLOPE = 0.05  # h⁻¹: below it a drift says nothing of dμ/dℓ = (dμ/dt)/μ
+MAX_GROWTH_STEP_H = 0.05  # longest prediction step while a falling drift grows (3 min; readings come every 5 s)
 HISTORY_READINGS = 24  # readings kept to rewind to when a dosing event arrives late
 WASTE_EVENT = "remove_waste"
 MAD_TO_SD = 1.4826  # consistency constant of the MAD for a normal distribution
@@ -506,8 +508,7 @@ class GrowthRateEKF:
         tau = self.s.drift_correlation_h
         gamma = -1.0 / tau if tau > 0 else 0.0  # the drift's own rate of change, da/dt = γ·a
         g_r = g_a = 0.0  # ∂γ/∂r, ∂γ/∂a
-        if self.s.falling_drift_growth > 0 and not coupled and x[A] < 0 and x[R] > 0 and self._drift_growth \
-                and self.t >= self._stepped_until:
+        if self._drift_grows():
             # a batch running out of substrate: |a| grows as κ·μ + s with s = a/μ (module docstring)
             rate = max(float(x[R]), MIN_RATE_FOR_SLOPE)
             gamma += self.s.falling_drift_growth * float(x[R]) + float(x[A]) / rate
@@ -525,15 +526,26 @@ class GrowthRateEKF:
         F[A, R] = x[A] * dt * keep * g_r
         return new, F
 
+    def _drift_grows(self) -> bool:
+        """Whether the next step takes a falling drift to accelerate (module docstring): without doses,
+        ``a < 0`` at ``r > 0``, not over a restart's gap nor within ``slope_memory_h`` after a step."""
+        return (self.s.falling_drift_growth > 0 and self.x[A] < 0 and self.x[R] > 0 and self._drift_growth
+                and self.t >= self._coupled_until and self.t >= self._stepped_until)
+
     def predict(self, t: float) -> None:
-        """Advance the state to epoch second ``t`` (no-op if ``t`` is not later)."""
-        dt = (float(t) - self.t) / SECONDS_PER_HOUR
-        if dt <= 0:
-            return
-        new, F = self._transition(dt)
-        self.x = new
-        self.P = F @ self.P @ F.T + self._process_noise(dt)
-        self.t = float(t)
+        """Advance the state to epoch second ``t`` (no-op if ``t`` is not later).
+
+        While the drift grows, the prediction goes in steps of at most ``MAX_GROWTH_STEP_H``: γ is held
+        over a step, and held over hours (a pause in the readings) ``e^{γΔt}`` would take the rate far
+        below 0 (and overflow), where the stepped model ends its fall at a rate of 0."""
+        t = float(t)
+        while t > self.t:
+            end = min(t, self.t + MAX_GROWTH_STEP_H * SECONDS_PER_HOUR) if self._drift_grows() else t
+            dt = (end - self.t) / SECONDS_PER_HOUR
+            new, F = self._transition(dt)
+            self.x = new
+            self.P = F @ self.P @ F.T + self._process_noise(dt)
+            self.t = end
 
     def _apply_dose(self, dose: Dose) -> None:
         """The dose's effect on the state: ℓ −= δ, r −= s·δ (variances as in the module docstring)."""

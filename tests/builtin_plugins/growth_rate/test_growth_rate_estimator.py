@@ -446,6 +446,20 @@ def test_a_step_without_a_dosing_event_stops_the_drift_growing():
     assert drift_after(step=True) == pytest.approx(-0.1 * math.exp(-0.5 / settings.drift_correlation_h))
 
 
+@pytest.mark.parametrize("pause_h", [2.0, 10.0, 50.0])
+def test_a_pause_in_the_readings_ends_a_growing_fall_at_a_rate_of_zero(pause_h):
+    """Readings stop for hours while the drift grows (no restart): held over the whole pause, ``e^{γΔt}`` took
+    the rate far below 0 and overflowed; predicted in short steps, the fall ends near a rate of 0 and the
+    next reading is assimilated."""
+    ekf = GrowthRateEKF(FilterSettings(), 0.0, 0.0, 1e-4, {"2": 1e-4}, rate=0.6)
+    ekf.x[2] = -0.2
+    ekf.predict(pause_h * 3600)
+    assert -0.01 < ekf.x[1] < 0.25 and -0.2 < ekf.x[2] < 0.0
+    assert all(math.isfinite(v) for v in ekf.x) and all(math.isfinite(v) for v in ekf.P.flat)
+    estimate = ekf.update(pause_h * 3600 + 5, {"2": math.exp(float(ekf.x[0]))})
+    assert math.isfinite(estimate.growth_rate) and estimate.od_filtered > 0
+
+
 def test_the_coupled_noises_and_the_scaled_drift_act_only_while_doses_tie_the_rate_to_the_biomass():
     """Without doses the coupled settings change nothing (the real recording's filter); with doses they do."""
     rows, _ = changing_culture(3, lambda t: max(0.1, 0.5 - 0.4 * t / (2 * 3600)), seed=5)
