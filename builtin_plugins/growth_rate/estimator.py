@@ -788,13 +788,15 @@ class GrowthRateEKF:
     # ------------------------------------------------------------ restart
     def carry_over(self) -> dict[str, Any]:
         """What a restarted job needs to resume (JSON-able): time, rate, drift, slope
-        and their covariance, each channel's noise estimate, and until when (epoch s) the
-        last doses couple the rate to the biomass (None: no dose yet). The level is
+        and their covariance, each channel's noise estimate, until when (epoch s) the
+        last doses couple the rate to the biomass and until when the last step without
+        a dosing event keeps a falling drift from growing (None: none yet). The level is
         not carried over: doses may have happened while the job was down."""
         coupled = self._coupled_until if math.isfinite(self._coupled_until) else None
+        stepped = self._stepped_until if math.isfinite(self._stepped_until) else None
         return {"t": self.t, "x": [float(v) for v in self.x[1:]],
                 "P": [[float(v) for v in row[1:]] for row in self.P[1:]],
-                "obs_rel_var": dict(self.obs_rel_var), "coupled_until": coupled}
+                "obs_rel_var": dict(self.obs_rel_var), "coupled_until": coupled, "stepped_until": stepped}
 
     def _use_prior(self, prior: Mapping[str, Any]) -> None:
         """Start from a :meth:`carry_over`, its covariance grown by the process noise of the time since."""
@@ -821,6 +823,8 @@ class GrowthRateEKF:
             self.P[L, L] = level_var
         if prior.get("coupled_until") is not None:  # the gap itself is predicted uncoupled (doses unknown)
             self._coupled_until = float(prior["coupled_until"])
+        if prior.get("stepped_until") is not None:  # absent from a state cached before the drift's growth
+            self._stepped_until = float(prior["stepped_until"])
         floor = self.s.min_obs_rel_std**2
         for channel, value in (prior.get("obs_rel_var") or {}).items():
             if str(channel) in self.obs_rel_var and float(value) > 0:

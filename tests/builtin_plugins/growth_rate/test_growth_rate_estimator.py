@@ -1,5 +1,6 @@
 """The pure growth-rate estimator on synthetic cultures with known truth."""
 
+import json
 import math
 import random
 
@@ -482,6 +483,29 @@ def test_a_restarted_filter_keeps_the_rate_tied_to_the_biomass_while_doses_conti
     fresh = GrowthRateEKF(FilterSettings(), carried["t"] + 60, 0.0, 1e-4, {"2": 1e-4}, prior=carried)
     assert fresh.carry_over()["coupled_until"] == carried["coupled_until"]
     assert fresh.x[3] == pytest.approx(carried["x"][2])
+
+
+def test_a_restart_within_two_hours_of_a_step_keeps_the_falling_drift_from_growing():
+    """The step rule survives a restart: a filter resumed 30 min after a step without a dosing event does not grow
+    its falling drift until ``slope_memory_h`` after the step; a state cached before that rule (no
+    ``stepped_until``) still loads, and its drift grows."""
+    settings = FilterSettings()
+    tau = settings.drift_correlation_h
+    first = GrowthRateEKF(settings, 0.0, 0.0, 1e-4, {"2": 1e-4}, rate=0.5)
+    first.mark_dilution()
+    carried = first.carry_over()
+    assert carried["stepped_until"] == pytest.approx(settings.slope_memory_h * 3600)
+    assert json.loads(json.dumps(carried)) == carried  # the job caches it as JSON
+
+    def drift_after_restart(prior):
+        resumed = GrowthRateEKF(settings, 1800.0, 0.0, 1e-4, {"2": 1e-4}, prior=prior)
+        resumed.x[2] = -0.1
+        resumed.predict(1800.0 + 0.5 * 3600)
+        return float(resumed.x[2])
+
+    assert drift_after_restart(carried) == pytest.approx(-0.1 * math.exp(-0.5 / tau))
+    old = {key: value for key, value in carried.items() if key != "stepped_until"}
+    assert drift_after_restart(old) < -0.1  # no step known: the fall accelerates
 
 
 def test_a_restart_does_not_extrapolate_a_falling_drift_over_the_time_the_job_was_down():
