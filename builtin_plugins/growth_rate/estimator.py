@@ -257,8 +257,10 @@ class FilterSettings:
             factor χ⁴ too (default 0: never).
         falling_rate_ref: h⁻¹; that factor is capped at ``drift_boost_max·min(1, (r/falling_rate_ref)²)``
             (default 0.5, a typical μ: a culture slows by a fraction of its rate).
-        falling_drift_growth: κ, without doses a falling drift changes at ``κ·r + a/max(r, 0.05) − 1/τ``
-            per h (default 3, Monod's least κ once a fall is visible; 0: it only forgets itself).
+        falling_drift_growth: κ (dimensionless: ``d ln|s|/dℓ``, how fast the slope steepens as the biomass
+            grows; Monod kinetics give ``1 + 2X/(K + S)``, logistic growth 1): without doses a falling drift
+            changes at ``κ·r + a/max(r, 0.05) − 1/τ`` per h (default 3, Monod's least κ once a fall is
+            visible: module docstring; 0: it only forgets itself). A finite number ≥ 0.
     """
 
     outlier_std_threshold: float = 5.0
@@ -311,7 +313,7 @@ class FilterSettings:
         if self.falling_boost_std < 0:
             raise ValueError(f"falling_boost_std must be ≥ 0, got {self.falling_boost_std}")
         if not (self.falling_drift_growth >= 0 and math.isfinite(self.falling_drift_growth)):
-            raise ValueError(f"falling_drift_growth must be ≥ 0, got {self.falling_drift_growth}")
+            raise ValueError(f"falling_drift_growth must be a finite number ≥ 0, got {self.falling_drift_growth}")
         if not self.falling_rate_ref > 0:
             raise ValueError(f"falling_rate_ref must be > 0, got {self.falling_rate_ref}")
         if self.slope_boost_std < 0:

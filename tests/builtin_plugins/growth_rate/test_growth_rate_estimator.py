@@ -370,6 +370,12 @@ def test_settings_out_of_range_are_refused_with_their_name(field, value):
         FilterSettings(**{field: value})
 
 
+@pytest.mark.parametrize("value", [-1.0, math.nan, math.inf])
+def test_a_falling_drift_growth_that_is_not_a_finite_number_of_at_least_zero_is_refused(value):
+    with pytest.raises(ValueError, match=r"falling_drift_growth must be a finite number ≥ 0, got"):
+        FilterSettings(falling_drift_growth=value)
+
+
 def test_without_dosing_events_the_rate_is_not_tied_to_the_biomass():
     """A culture slowing from 0.5 to 0.1 h⁻¹ with no dose: its slowing is a drift, not a slope dμ/dℓ (which only
     doses identify), so nothing is extrapolated from it."""
