@@ -332,16 +332,30 @@ class MqttToDb(BackgroundJob):
 
     def _keep_own(self, topic: str, payload: bytes, qos: int, retain: bool) -> tuple[list[tuple[str, str]], int]:
         """``(user properties to add, qos)`` for a message of the job's own connection: its log lines are queued
-        for the writer (and marked :data:`STORED_PROPERTY`), or, once the writer has stopped, published with
-        QoS 1 (the broker keeps them in this job's session for its next start)."""
+        for the writer and marked :data:`STORED_PROPERTY`; once the writer has ended (the job is stopping),
+        stored at once on the calling thread, else (still ending, or the database refused) published with
+        QoS 1, which the broker keeps in this job's session for its next start."""
         if retain or not payload or not topic.startswith(self._own_logs):
             return [], qos
         if self._closing or self._stop.is_set():
-            return [], max(qos, 1)
+            return ([(STORED_PROPERTY, "1")], qos) if self._store_now(topic, payload) else ([], max(qos, 1))
         with self._own_lock:
             self._pending.append((topic, payload, None, 0, None))
             self._own_queued += 1
         return [(STORED_PROPERTY, "1")], qos
+
+    def _store_now(self, topic: str, payload: bytes) -> bool:
+        """Store one of the job's own log lines in this thread, after the writer has ended; True if stored."""
+        thread = getattr(self, "_writer_thread", None)
+        if thread is None or thread.is_alive() or getattr(self, "router", None) is None:
+            return False
+        try:
+            rows, errors = rows_of(self.router, topic, payload)
+            return not errors and self.writer.write(rows) == len(rows)
+        except Exception:  # the database is unusable: the broker keeps the line instead
+            return False
+        finally:
+            self.db.close()  # this thread's connection
 
     def __init__(self, unit: str, experiment: str = UNIVERSAL_EXPERIMENT, *, registry: Any = None,
                  batch_size: int | None = None, flush_interval_s: float | None = None, database: Any = None,

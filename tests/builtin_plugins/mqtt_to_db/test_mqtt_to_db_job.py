@@ -266,6 +266,9 @@ def test_its_own_log_lines_are_stored_once_and_published_live(unit_env, mqtt_rec
     live = mqtt_recorder.json_values(f"{unit_env.prefix}pioreactor/leader/$experiment/logs/app/info")
     assert any(m["message"].startswith("Storing") and m["task"] == "mqtt_to_db_streaming" for m in live)
     assert stop_process(job) == 0
+    # logged after its writer ended: stored by the stopping job itself, once
+    assert scalar(unit_env.root, "SELECT count(*) FROM logs WHERE message = 'Disconnected.' "
+                                 "AND task = 'mqtt_to_db_streaming'") == 1
 
 
 def test_its_last_will_and_states_go_out_on_its_own_connection(unit_env, mqtt_recorder, spawn_job):
