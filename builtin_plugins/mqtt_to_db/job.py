@@ -308,8 +308,8 @@ class MqttToDb(BackgroundJob):
 
         The job's own log lines are stored by the job itself (queued for the writer like a received
         message; published for live subscribers, marked so as not to be stored twice): the leader's
-        log survives a broker outage without the unit's outbox. Once the writer has stopped, they
-        are published with QoS 1, and the broker keeps them in this job's session for its next start.
+        log survives a broker outage without the unit's outbox. Those logged once the writer has ended
+        (as the job stops) are stored by the thread that logs them (:meth:`_keep_own`).
         """
         from .link import GmqttLink
 
