@@ -642,11 +642,21 @@ def test_creating_an_experiment_and_assigning_a_worker_in_the_ui(cluster, page, 
         e["experiment"] == "ui-second" for e in cluster.api.get("/api/experiments").json()))
     page.wait_for_url("**/overview")
     visit(page, monitor, cluster, "/pioreactors")
+    # The page learns its experiment after it has loaded (it asks for the newest), and the dialog fetches its
+    # worker list when it opens, from the experiment the page has then; it assigns to that experiment. Clicked
+    # before either had arrived, the dialog assigned worker2 to no experiment (or found it already in
+    # ui-browser's). So: open it once the page's experiment selector reads ui-second, and check worker2 once
+    # the dialog names ui-second and lists worker2 as not in it.
+    page.get_by_text("ui-second", exact=True).first.wait_for(state="attached")
     page.get_by_role("button", name="Assign Pioreactors").first.click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_label("worker2").check()
+    dialog.get_by_text("ui-second", exact=True).first.wait_for()
+    worker2 = dialog.get_by_label("worker2")
+    worker2.wait_for()
+    wait_for("worker2 listed as not in ui-second", lambda: not worker2.is_checked())
+    worker2.check()
     before = len(monitor.calls)
-    dialog.get_by_role("button", name=re.compile(r"^Assign \d")).click()
+    dialog.get_by_role("button", name="Assign 1", exact=True).click()
     try:
         wait_for("worker2 assigned to ui-second", lambda: {
             a["pioreactor_unit"]: a["experiment"] for a in cluster.api.get("/api/workers/assignments").json()
