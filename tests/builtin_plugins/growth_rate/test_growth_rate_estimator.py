@@ -453,6 +453,24 @@ def test_a_step_without_a_dosing_event_stops_the_drift_growing():
     assert drift_after(step=True) == pytest.approx(-0.1 * math.exp(-0.5 / settings.drift_correlation_h))
 
 
+def test_a_rising_drift_and_a_drift_while_doses_tie_the_rate_to_the_biomass_only_forget_themselves():
+    """The drift grows only when it falls without doses: a rising one, and a falling one within ``slope_memory_h``
+    of a known dose (the slope carries the fall there), decay over τ as the Singer drift does."""
+    settings = FilterSettings()
+    forgotten = -0.1 * math.exp(-0.5 / settings.drift_correlation_h)
+    rising = GrowthRateEKF(settings, 0.0, 0.0, 1e-4, {"2": 1e-4}, rate=0.5)
+    rising.x[2] = 0.1
+    rising.predict(0.5 * 3600)
+    assert rising.x[2] == pytest.approx(-forgotten)
+    dosed = GrowthRateEKF(settings, 0.0, 0.0, 1e-4, {"2": 1e-4}, rate=0.5)
+    dosed.mark_dilution(0.0, volume_change_ml=1.0, vial_volume_ml=14.0)
+    dosed.update(5.0, {"2": math.exp(float(dosed.x[0]) - math.log(15.0 / 14.0))})  # applies the dose
+    assert dosed.x[1] > 0
+    dosed.x[2] = -0.1
+    dosed.predict(5.0 + 0.5 * 3600)
+    assert dosed.x[2] == pytest.approx(forgotten)
+
+
 @pytest.mark.parametrize("pause_h", [2.0, 10.0, 50.0])
 def test_a_pause_in_the_readings_ends_a_growing_fall_at_a_rate_of_zero(pause_h):
     """Readings stop for hours while the drift grows (no restart): held over the whole pause, ``e^{γΔt}`` took
