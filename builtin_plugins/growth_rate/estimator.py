@@ -332,7 +332,9 @@ class FilterSettings:
 def _drift_integrals(gamma: float, dt: float) -> tuple[float, float, float, float, float]:
     """For a drift ``a(u) = a·e^{γu}`` over ``dt`` hours: ``(e^{γ·dt}, r_a, l_a, ∂r_a/∂γ, ∂l_a/∂γ)`` with
     ``r_a = ∫₀^dt e^{γu} du`` (what the drift adds to the rate, per unit a) and ``l_a = ∫₀^dt r_a(u) du``
-    (what it adds to ℓ). γ = −1/τ is the Singer drift, γ = 0 a random walk (series near 0)."""
+    (what it adds to ℓ). γ = −1/τ is the Singer drift, γ = 0 a random walk (series near 0). With γ = s
+    the first, second and fourth are the rate's own growth over the step, its integral and that
+    integral's derivative in s."""
     z = gamma * dt
     keep = math.exp(z)
     if abs(z) < 1e-3:
@@ -503,15 +505,8 @@ class GrowthRateEKF:
         import numpy as np  # on first use: the job is ready before numpy is imported
         x = self.x
         coupled = self.t < self._coupled_until
-        s, r = (x[SL], x[R]) if coupled else (0.0, x[R])
-        z = s * dt
-        if abs(z) < 1e-4:  # series of (e^{z} − 1)/s and its derivative in s
-            phi = dt * (1.0 + z / 2.0 + z * z / 6.0)
-            dphi = dt * dt * (0.5 + z / 3.0 + z * z / 8.0)
-        else:
-            phi = math.expm1(z) / s  # ∫₀^dt e^{s·t} dt
-            dphi = (dt * math.exp(z) - phi) / s
-        grow = math.exp(z)
+        s, r = (float(x[SL]), x[R]) if coupled else (0.0, x[R])
+        grow, phi, _, dphi, _ = _drift_integrals(s, dt)  # e^{sΔt}, ∫₀^Δt e^{su} du and its derivative in s
         tau = self.s.drift_correlation_h
         gamma = -1.0 / tau if tau > 0 else 0.0  # the drift's own rate of change, da/dt = γ·a
         g_r = g_a = 0.0  # ∂γ/∂r, ∂γ/∂a
