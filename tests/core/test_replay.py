@@ -169,18 +169,30 @@ def test_the_real_recording_loads_with_its_documented_span():
 
 @pytest.mark.integration
 def test_real_jobs_estimate_the_recorded_growth_rate(unit_env, mqtt_recorder, spawn_job):
-    """od_reading + growth_rate_calculating on the first ~1.8 h of the recording at 300×.
+    """od_reading + growth_rate_calculating on ~1.8 h of the recording from its 6th minute, at 150×.
 
     * od_reading publishes the recorded values (REF-normalised replay);
     * the job's estimates are exactly those of the pure estimator fed the
       readings it received (the processes add nothing and lose nothing);
-    * the mean estimate over 1.0–1.75 h is of the order of a log-linear fit of
+    * the mean estimate over 1.0–1.75 h after the first reading is of the order of a log-linear fit of
       the readings over that span (the README's fit of 1–2 h is 0.090 h⁻¹).
+
+    What the estimate there is depends on the reading stream, and two things of the machine leaked into it.
+    The readings' density: at 300× a 5-s reading had 17 ms of wall time, a busy machine dropped most of them,
+    and the estimator, with fewer readings, came down from the recording's burst of growth (0.25–1 h) later
+    (the pure estimator on the recording from 0.05–0.15 h with 90 % of the readings dropped: up to 1.29× the
+    fit; a loaded run read 0.120 against 0.093); at 150× a reading has 33 ms. And where in the recording the
+    first reading falls: the replay runs from the clock's origin (the fixture's start), so the jobs' start-up
+    (wall seconds × the speed-up) moved it; the window follows the first reading, but the burst does not
+    (with every reading: 1.19× the fit from 0 h, 1.01× from 0.1 h, 0.95× from 0.15 h). Starting 6 min into
+    the recording keeps the first reading at 0.1–0.2 h (start-ups of up to 2.4 s), where the estimate is
+    0.90–1.01× the fit with every reading and 0.93–1.10× with half of them.
     """
     from reactorkit.builtin_plugins.growth_rate.estimator import GrowthRateCalculator
 
-    unit_env.speedup = 300
+    unit_env.speedup = 150
     unit_env.extra.update(HARDWARE="replay", REPLAY_FILE=str(RECORDING))
+    unit_env.write_config("[hardware.replay]\nstart_offset_s = 360\n")
     gr_topic = unit_env.topic("growth_rate_calculating", "growth_rate")
     ods_topic = unit_env.topic("od_reading", "ods")
     spawn_job("growth_rate_calculating")
@@ -193,7 +205,7 @@ def test_real_jobs_estimate_the_recorded_growth_rate(unit_env, mqtt_recorder, sp
 
     mqtt_recorder.wait_for(gr_topic, past(1.75), timeout=90)
     # stop the readings, so that the readings and the estimates compared below are of the same span
-    # (both jobs run on: ~60 readings a wall second)
+    # (both jobs run on: ~30 readings a wall second)
     assert stop_process(od_reading) == 0
     mqtt_recorder.wait_for(unit_env.topic("od_reading", "$state"), lambda p: p == b"disconnected", timeout=20)
     readings = [(parse_iso(p["timestamp"]), p["ods"]["2"]["od"]) for p in mqtt_recorder.json_values(ods_topic)]
@@ -224,6 +236,6 @@ def test_real_jobs_estimate_the_recorded_growth_rate(unit_env, mqtt_recorder, sp
     assert fitted == pytest.approx(0.09, rel=0.3)  # the recording's growth in that hour
     # the processes' part is the exact match above; how close the estimator comes to the recording's
     # growth right after its burst at 0.3–1 h is the estimator's accuracy, asserted (and benchmarked)
-    # in tests/builtin_plugins/growth_rate; here the mean estimate is that growth within 25 % (runs on a
-    # loaded machine read 0.88–1.03 of the fit: which recorded values a 300× clock samples varies)
+    # in tests/builtin_plugins/growth_rate; here the mean estimate is that growth within 25 % (see the docstring
+    # for what the machine's load does to it)
     assert sum(rates) / len(rates) == pytest.approx(fitted, rel=0.25)
