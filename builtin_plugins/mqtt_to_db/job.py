@@ -77,7 +77,9 @@ CHECKPOINT_INTERVAL_S = 1.0
 IDLE_CLOSE_S = 2.0
 RECENT_MESSAGES = 100_000
 #: MQTT 5 user property of this job's own log lines, which it stores itself: published for live subscribers,
-#: not stored a second time when they come back from the broker
+#: not stored a second time when they come back from the broker. Its value is the job's MQTT client id (one
+#: per process), and only a line on the job's own log topic with that value is skipped: anyone may publish
+#: the property, and a unit's real data marked with it is stored all the same
 STORED_PROPERTY = "rk-stored"
 _TOPIC_CACHE_MAX = 20_000
 
@@ -321,6 +323,7 @@ class MqttToDb(BackgroundJob):
         self._closing = False
         self._stop = threading.Event()
         self._own_logs = f"{mq.root_topic(self.config)}/{self.unit}/{UNIVERSAL_EXPERIMENT}/logs/"
+        self._stored_mark = (STORED_PROPERTY, client_id)  # this process's own (its client id has its pid)
         username = self.config.get("mqtt", "username", fallback="")
         link = GmqttLink(self.config.get("mqtt", "broker_address", fallback="127.0.0.1"),
                          self.config.getint("mqtt", "broker_port", fallback=1883), client_id=client_id, will=will,
@@ -338,11 +341,11 @@ class MqttToDb(BackgroundJob):
         if retain or not payload or not topic.startswith(self._own_logs):
             return [], qos
         if self._closing or self._stop.is_set():
-            return ([(STORED_PROPERTY, "1")], qos) if self._store_now(topic, payload) else ([], max(qos, 1))
+            return ([self._stored_mark], qos) if self._store_now(topic, payload) else ([], max(qos, 1))
         with self._own_lock:
             self._pending.append((topic, payload, None, 0, None))
             self._own_queued += 1
-        return [(STORED_PROPERTY, "1")], qos
+        return [self._stored_mark], qos
 
     def _store_now(self, topic: str, payload: bytes) -> bool:
         """Store one of the job's own log lines in this thread, after the writer has ended; True if stored."""
@@ -551,7 +554,8 @@ class MqttToDb(BackgroundJob):
         self.messages_received += 1
         users = properties.get("user_property") or ()
         if should_skip(topic, payload, bool(properties.get("retain"))) or any(
-                k == REANNOUNCE_PROPERTY or k == STORED_PROPERTY for k, _ in users):
+                k == REANNOUNCE_PROPERTY for k, _ in users) or (
+                self._stored_mark in users and topic.startswith(self._own_logs)):  # a line this process stored
             self.messages_skipped += 1
             return acks.ACK_NOW
         number = sequence_from_pairs(users)

@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -269,6 +270,53 @@ def test_its_own_log_lines_are_stored_once_and_published_live(unit_env, mqtt_rec
     # logged after its writer ended: stored by the stopping job itself, once
     assert scalar(unit_env.root, "SELECT count(*) FROM logs WHERE message = 'Disconnected.' "
                                  "AND task = 'mqtt_to_db_streaming'") == 1
+
+
+def test_others_cannot_make_it_skip_real_data_with_its_stored_marker(unit_env, mqtt_recorder, spawn_job):
+    """Only this process's own log lines carrying its own marker are skipped; a unit's readings and log lines
+    are stored whatever user properties they carry (the marker copied from a live line, or made up)."""
+    unit_env.unit = "leader"
+    job = spawn_job("mqtt_to_db_streaming")
+    job_is_ready(mqtt_recorder, unit_env)
+    own_logs = f"{unit_env.prefix}pioreactor/leader/$experiment/logs/#"
+    marks: list[tuple[str, str]] = []
+    subscribed = threading.Event()
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.on_connect = lambda c, *_: c.subscribe(own_logs, qos=1)
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.on_message = lambda c, u, m: marks.extend(
+        p for p in (getattr(m.properties, "UserProperty", None) or []) if p[0] == "rk-stored")
+    client.connect("127.0.0.1", 1883)
+    client.loop_start()
+    try:
+        assert subscribed.wait(10)
+        # an unknown setting: the job logs a warning, published live with its marker
+        mqtt_recorder.publish(f"{unit_env.prefix}pioreactor/leader/$experiment/mqtt_to_db_streaming/nothing/set", "1")
+        copied = wait_until(lambda: marks and marks[0])
+        made_up = ("rk-stored", "1")
+
+        def publish(topic: str, payload: str, mark: tuple[str, str]) -> None:
+            props = paho.Properties(paho.PacketTypes.PUBLISH)
+            props.UserProperty = [mark]
+            client.publish(topic, payload, qos=1, properties=props).wait_for_publish(10)
+
+        worker = unit_env.topic("logs", "app", "info").replace("/leader/", "/worker1/")
+        for i, mark in enumerate((copied, made_up)):
+            line = {"message": f"spoofed {i}", "level": "INFO", "task": "stirring",
+                    "timestamp": f"2026-01-01T00:00:0{i}Z", "source": "app"}
+            publish(worker, json.dumps(line), mark)
+            publish(f"{unit_env.prefix}pioreactor/leader/$experiment/logs/app/info",
+                    json.dumps({**line, "message": f"leader {i}"}), mark)
+            publish(unit_env.topic("stirring", "measured_rpm"), rpm(500 + i, i), mark)
+        wait_until(lambda: scalar(unit_env.root, "SELECT count(*) FROM stirring_rates") == 2)
+        wait_until(lambda: scalar(unit_env.root, "SELECT count(*) FROM logs WHERE message LIKE 'spoofed %'") == 2)
+        # on the job's own log topic a made-up value is stored too (the copied one passes for the job's own line)
+        wait_until(lambda: scalar(unit_env.root, "SELECT count(*) FROM logs WHERE message = 'leader 1'") == 1)
+        assert scalar(unit_env.root, "SELECT count(*) FROM logs WHERE message LIKE '%is not a settable setting%'") == 1
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert stop_process(job) == 0
 
 
 def test_its_last_will_and_states_go_out_on_its_own_connection(unit_env, mqtt_recorder, spawn_job):
