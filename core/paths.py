@@ -77,6 +77,7 @@ def safe_join(root: Path, *parts: str) -> Path:
 
 
 _temporaries = itertools.count()
+_CREATE_ATTEMPTS = 100
 
 
 def _create_temporary(path: Path) -> tuple[int, str]:
@@ -84,17 +85,22 @@ def _create_temporary(path: Path) -> tuple[int, str]:
     descriptor and name. The name is this process's and thread's own, so no two writers share one (``tempfile``'s
     random names would do as well, but import ``shutil``, ``bz2``, ``lzma`` and ``random`` into every job: ~0.5 MB).
 
+    A file of that name already there (left by a crashed process that had this pid, or made by a process of
+    another pid namespace sharing the folder) is never removed nor reused: it may be another writer's, which
+    would then rename this writer's half-written file into place. The next number is tried instead.
+
     Raises:
-        OSError: the folder refuses the file (or a stale one of the same name exists, left by a process that had
-            this pid and crashed between create and rename: removed, then created again).
+        OSError: the folder refuses the file (FileExistsError after :data:`_CREATE_ATTEMPTS` names in use).
     """
-    name = f"{path.parent}/.{path.name}.{os.getpid()}.{threading.get_ident()}.{next(_temporaries)}.tmp"
+    prefix = f"{path.parent}/.{path.name}.{os.getpid()}.{threading.get_ident()}."
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    try:
-        return os.open(name, flags, 0o600), name
-    except FileExistsError:
-        os.unlink(name)
-        return os.open(name, flags, 0o600), name
+    for _ in range(_CREATE_ATTEMPTS):
+        name = f"{prefix}{next(_temporaries)}.tmp"
+        try:
+            return os.open(name, flags, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{_CREATE_ATTEMPTS} temporary names beside {path} are in use")
 
 
 def atomic_write(path: Path, data: bytes | str, *, durable: bool = True) -> None:
