@@ -310,8 +310,8 @@ class MqttToDb(BackgroundJob):
 
         The job's own log lines are stored by the job itself (queued for the writer like a received
         message; published for live subscribers, marked so as not to be stored twice): the leader's
-        log survives a broker outage without the unit's outbox. Those logged once the writer has ended
-        (as the job stops) are stored by the thread that logs them (:meth:`_keep_own`).
+        log survives a broker outage without the unit's outbox. As the job stops, those the writer left queued
+        are stored by the stopping thread, and those logged after by the thread that logs them (:meth:`_keep_own`).
         """
         from .link import GmqttLink
 
@@ -320,6 +320,7 @@ class MqttToDb(BackgroundJob):
         self._enqueued = 0  # counted on the loop's thread
         self._own_queued = 0  # the job's own log lines, from any thread (under the lock)
         self._own_lock = threading.Lock()
+        self._own_direct = False  # the writer has ended: the job's own log lines are stored as they come (under the lock)
         self._closing = False
         self._stop = threading.Event()
         self._own_logs = f"{mq.root_topic(self.config)}/{self.unit}/{UNIVERSAL_EXPERIMENT}/logs/"
@@ -336,29 +337,47 @@ class MqttToDb(BackgroundJob):
     def _keep_own(self, topic: str, payload: bytes, qos: int, retain: bool) -> tuple[list[tuple[str, str]], int]:
         """``(user properties to add, qos)`` for a message of the job's own connection: its log lines are queued
         for the writer and marked :data:`STORED_PROPERTY`; once the writer has ended (the job is stopping),
-        stored at once on the calling thread, else (still ending, or the database refused) published with
-        QoS 1, which the broker keeps in this job's session for its next start."""
+        stored at once on the calling thread, else (the database refused) published with QoS 1, which the
+        broker keeps in this job's session for its next start."""
         if retain or not payload or not topic.startswith(self._own_logs):
             return [], qos
-        if self._closing or self._stop.is_set():
-            return ([self._stored_mark], qos) if self._store_now(topic, payload) else ([], max(qos, 1))
         with self._own_lock:
-            self._pending.append((topic, payload, None, 0, None))
-            self._own_queued += 1
-        return [self._stored_mark], qos
+            if not self._own_direct:
+                self._pending.append((topic, payload, None, 0, None))
+                self._own_queued += 1
+                return [self._stored_mark], qos
+        return ([self._stored_mark], qos) if self._store_now([(topic, payload)]) else ([], max(qos, 1))
 
-    def _store_now(self, topic: str, payload: bytes) -> bool:
-        """Store one of the job's own log lines in this thread, after the writer has ended; True if stored."""
+    def _store_now(self, lines: list[tuple[str, bytes]]) -> bool:
+        """Store some of the job's own log lines (``(topic, payload)``) in this thread, after the writer has
+        ended; True if stored."""
         thread = getattr(self, "_writer_thread", None)
         if thread is None or thread.is_alive() or getattr(self, "router", None) is None:
             return False
         try:
-            rows, errors = rows_of(self.router, topic, payload)
-            return not errors and self.writer.write(rows) == len(rows)
-        except Exception:  # the database is unusable: the broker keeps the line instead
+            rows: list[tuple[str, dict[str, Any]]] = []
+            for topic, payload in lines:
+                produced, errors = rows_of(self.router, topic, payload)
+                if errors:
+                    return False
+                rows.extend(produced)
+            return self.writer.write(rows) == len(rows)
+        except Exception:  # the database is unusable: the broker keeps the lines instead
             return False
         finally:
             self.db.close()  # this thread's connection
+
+    def _store_own_left(self) -> None:
+        """Once the writer has ended: store the job's own log lines it left queued (they were published for live
+        subscribers only, marked as stored); the lines logged from now on are stored as they come. Lines the
+        database refuses are published again with QoS 1, for the next start. (Received messages left queued
+        stay with the broker, unacknowledged.)"""
+        with self._own_lock:
+            self._own_direct = True
+            left = [(topic, payload) for topic, payload, token, _, _ in list(self._pending) if token is None]
+        if left and not self._store_now(left):
+            for topic, payload in left:
+                self.mqtt.publish(topic, payload, qos=1)
 
     def __init__(self, unit: str, experiment: str = UNIVERSAL_EXPERIMENT, *, registry: Any = None,
                  batch_size: int | None = None, flush_interval_s: float | None = None, database: Any = None,
@@ -789,6 +808,7 @@ class MqttToDb(BackgroundJob):
         thread = getattr(self, "_writer_thread", None)
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(timeout=30)
+        self._store_own_left()
         loop = getattr(self, "_loop", None)
         if ingest is not None and loop is not None:
             import asyncio

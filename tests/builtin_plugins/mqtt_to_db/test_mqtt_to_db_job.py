@@ -272,6 +272,18 @@ def test_its_own_log_lines_are_stored_once_and_published_live(unit_env, mqtt_rec
                                  "AND task = 'mqtt_to_db_streaming'") == 1
 
 
+def test_its_own_log_lines_still_queued_when_it_stops_are_stored(unit_env, mqtt_recorder, spawn_job):
+    """Published live marked as stored, they are with neither the broker nor an outbox: the stopping job
+    stores them itself once its writer has ended (its writer here writes only when it stops)."""
+    unit_env.unit = "leader"
+    job = spawn_job("mqtt_to_db_streaming", "--flush-interval-s", "3600", "--batch-size", "100000")
+    job_is_ready(mqtt_recorder, unit_env)
+    assert stop_process(job) == 0
+    stored = [m for (m,) in rows(unit_env.root, "SELECT message FROM logs WHERE task = 'mqtt_to_db_streaming' "
+                                                "ORDER BY timestamp, rowid")]
+    assert [m.split(" ", 1)[0] for m in stored] == ["Storing", "Ready", "Disconnected."]
+
+
 def test_others_cannot_make_it_skip_real_data_with_its_stored_marker(unit_env, mqtt_recorder, spawn_job):
     """Only this process's own log lines carrying its own marker are skipped; a unit's readings and log lines
     are stored whatever user properties they carry (the marker copied from a live line, or made up)."""
