@@ -372,3 +372,31 @@ def test_its_log_lines_of_a_broker_outage_are_stored_and_it_obeys_commands_after
         client.disconnect()
         client.loop_stop()
     assert job.wait(30) == 0
+
+
+def test_after_a_broker_restart_it_announces_its_state_again_and_its_last_will_still_holds(unit_env, spawn_job, broker):
+    unit_env.unit = "leader"
+    unit_env.write_config(f"[mqtt]\nbroker_address = 127.0.0.1\nbroker_port = {broker.port}\n")
+    topic = f"{unit_env.prefix}pioreactor/leader/$experiment/mqtt_to_db_streaming/$state"
+    states: list[tuple[bytes, bool]] = []
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.on_connect = lambda c, *_: c.subscribe(topic, qos=2)
+    client.on_message = lambda c, u, m: states.append((m.payload, bool(m.retain)))
+    client.reconnect_delay_set(1, 1)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        job = spawn_job("mqtt_to_db_streaming")
+        wait_until(lambda: (b"ready", False) in states)
+        broker.stop()
+        seen = len(states)
+        # a broker that kept nothing: a $state there (retained or live) is the job's announcement on reconnecting
+        broker.conf.write_text(broker.conf.read_text().replace("persistence true", "persistence false"))
+        broker.start()
+        wait_until(lambda: any(p == b"ready" for p, _ in states[seen:]), timeout=40)
+        job.send_signal(signal.SIGKILL)
+        job.wait(10)
+        wait_until(lambda: (b"lost", False) in states[seen:], timeout=40)  # the will, sent with the new CONNECT
+    finally:
+        client.disconnect()
+        client.loop_stop()
