@@ -11,7 +11,9 @@ clean session, MQTT 5, the last will (``lost`` on ``$state``, QoS 2, retained) s
 with every CONNECT, ``on_connect`` on every (re)connect (subscriptions, then the
 job re-announces its settings and ``$state``), reconnects every
 :data:`RECONNECT_DELAY_S` without end. A message published while the broker is
-away is held (QoS ≥ 1, at most :data:`MAX_HELD`) and sent on the reconnect before
+away is held (QoS ≥ 1, at most :data:`MAX_HELD`; beyond, it is dropped and counted in
+:attr:`GmqttLink.dropped`: the states are announced again on reconnecting and the units' outboxes send
+again what was not acknowledged) and sent on the reconnect before
 ``on_connect`` runs (so that the re-announced current values come last); QoS 0
 messages are dropped meanwhile, as paho does.
 
@@ -89,6 +91,8 @@ class GmqttLink:
         self._on_connect_cb = on_connect
         self._on_message_cb = on_message
         self._held: list[Any] = []
+        #: QoS ≥ 1 messages published while the broker was away and not kept (:data:`MAX_HELD` were held)
+        self.dropped = 0
         #: ``keep(topic, payload: bytes, qos, retain) -> (pairs, qos)``, when set, for every message published:
         #: MQTT 5 user properties to add (``[(key, value), …]``; the ingestion marks the log lines it
         #: stores itself) and the QoS to publish it with
@@ -159,8 +163,11 @@ class GmqttLink:
     def _publish_now(self, message: Any) -> None:
         if self.client.is_connected:
             self.client.publish(message)
-        elif message.qos > 0 and len(self._held) < MAX_HELD:
-            self._held.append(message)
+        elif message.qos > 0:
+            if len(self._held) < MAX_HELD:
+                self._held.append(message)
+            else:
+                self.dropped += 1
 
     def subscribe(self, topic: str, qos: int = 0) -> None:
         """Subscribe (from any thread)."""

@@ -6,6 +6,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from reactorkit.builtin_plugins.mqtt_to_db import link as link_module
 from reactorkit.builtin_plugins.mqtt_to_db.link import GmqttLink
 from reactorkit.core.fault_drills import wait_until
 
@@ -53,6 +54,31 @@ def test_a_message_published_while_the_broker_is_away_goes_out_once_it_is_back(p
             wait_until(lambda: ("t/value", b"kept") in [(t, p) for t, p, *_ in listener.messages], 20, 0.05,
                        what="the held message")
             assert all(t != "t/gone" for t, *_ in listener.messages)
+        finally:
+            listener.close()
+    finally:
+        link.disconnect()
+        link.loop_stop()
+
+
+def test_what_is_held_while_the_broker_is_away_is_bounded_and_the_rest_counted(private_broker, monkeypatch):
+    monkeypatch.setattr(link_module, "MAX_HELD", 2)
+    connects: list = []
+    link = connect(private_broker.port, connects, [])
+    try:
+        private_broker.stop()
+        wait_until(lambda: not link.client.is_connected, 20, 0.05, what="the link sees the broker gone")
+        for i in range(3):
+            link.publish(f"t/held/{i}", str(i), qos=1, retain=True)
+        link.wait_sent(0, 10)  # the three publications have run on the loop
+        assert link.dropped == 1
+        private_broker.start()
+        wait_until(lambda: len(connects) == 2, 30, 0.05, what="the link reconnected")
+        assert link.publish("t/after", "x", qos=1, retain=True).wait_for_publish(10)
+        listener = Listener(private_broker.port)
+        try:
+            wait_until(lambda: "t/after" in [t for t, *_ in listener.messages], 20, 0.05, what="the retained values")
+            assert sorted(t for t, *_ in listener.messages if t.startswith("t/held/")) == ["t/held/0", "t/held/1"]
         finally:
             listener.close()
     finally:
