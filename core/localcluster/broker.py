@@ -44,7 +44,12 @@ def mosquitto_config(*, tcp_port: int = MQTT_PORT, ws_port: int = WEBSOCKET_PORT
     secured = password_file is not None
     lines = ["# mosquitto.conf written by reactorkit (MQTT over TCP, and over WebSocket for the web UI)",
              "per_listener_settings false", f"allow_anonymous {'false' if secured else 'true'}",
-             "max_queued_messages 10000", ""]
+             "max_queued_messages 10000",
+             # small MQTT packets (PUBREC, PUBREL, a $state) go out at once instead of waiting behind an
+             # unacknowledged segment for the peer's delayed ACK (Nagle's algorithm, on by default): measured
+             # ~40 ms on a QoS 2 $state that followed a QoS 0 log line (mqtt_to_db_streaming seen ready by a
+             # subscriber 84-106 ms after its start from the launcher, 44-58 ms with this)
+             "set_tcp_nodelay true", ""]
     if secured:
         lines += [f"password_file {password_file}"] + ([f"acl_file {acl_file}"] if acl_file else []) + [""]
     if user:

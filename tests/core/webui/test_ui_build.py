@@ -118,6 +118,7 @@ def test_a_leaders_broker_config_has_a_tcp_and_a_websocket_listener():
     assert "listener 1883\nprotocol mqtt" in text and "listener 9001\nprotocol websockets" in text
     local = mosquitto_config(tcp_port=5000, ws_port=5001, bind_tcp="127.0.0.1", bind_ws="127.0.0.1")
     assert "listener 5000 127.0.0.1" in local and "listener 5001 127.0.0.1\nprotocol websockets" in local
+    assert "\nset_tcp_nodelay true\n" in text  # a QoS 2 $state is not held for a subscriber's delayed ACK
 
 
 def test_a_fresh_leaders_config_switches_every_registered_chart_on():
