@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from reactorkit.core.paths import use_wal
+
 TABLE = "audit_log"
 CREATE_SQL = """
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -84,7 +86,7 @@ class AuditLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn, file_id = open_identified(
                 self.path, lambda: sqlite3.connect(self.path, timeout=15, isolation_level=None))
-            conn.execute("PRAGMA journal_mode=WAL")
+            use_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(CREATE_SQL)
             conn.row_factory = sqlite3.Row

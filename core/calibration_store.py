@@ -35,7 +35,7 @@ from typing import Any, Iterator
 
 from reactorkit.core import curves
 from reactorkit.core.curves import OutOfCalibratedRange
-from reactorkit.core.paths import UnsafePath, atomic_write, dot_pioreactor, safe_join
+from reactorkit.core.paths import UnsafePath, atomic_write, dot_pioreactor, safe_join, use_wal
 
 __all__ = [
     "Calibration",
@@ -133,7 +133,7 @@ class PersistentCache:
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=15, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(conn)
         conn.execute(f'CREATE TABLE IF NOT EXISTS "{self.name}" (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
         return conn
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from reactorkit.core.config import Config, get_config
+from reactorkit.core.paths import use_wal
 from reactorkit.core.processes import pid_alive
 
 SCHEMA = """
@@ -121,7 +122,7 @@ class JobRegistry:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._conn)
         # every published setting is a commit (several per OD reading): in WAL mode, NORMAL does not
         # fsync each commit; the file stays consistent after a crash or power cut, which can only lose
         # the last commits of a cache that running jobs rewrite anyway

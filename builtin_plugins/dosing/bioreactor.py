@@ -199,7 +199,9 @@ class BioreactorStore:
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=15, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        from reactorkit.plugin import use_wal
+
+        use_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL: no fsync per commit, still safe if a process dies
         conn.execute("PRAGMA busy_timeout=15000")
         conn.execute(SCHEMA)

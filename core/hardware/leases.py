@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from reactorkit.core.paths import use_wal
+
 logger = logging.getLogger("reactorkit.leases")
 
 SCHEMA = """
@@ -122,7 +124,7 @@ def connect(path: Path) -> sqlite3.Connection:
     """An autocommit connection to the journal's database (WAL), with the table created."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=15, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
+    use_wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")  # WAL: no flush to storage per commit, still safe if a process dies
     conn.execute("PRAGMA busy_timeout=15000")
     conn.execute(SCHEMA)

@@ -47,8 +47,8 @@ def mosquitto_config(*, tcp_port: int = MQTT_PORT, ws_port: int = WEBSOCKET_PORT
              "max_queued_messages 10000",
              # small MQTT packets (PUBREC, PUBREL, a $state) go out at once instead of waiting behind an
              # unacknowledged segment for the peer's delayed ACK (Nagle's algorithm, on by default): measured
-             # ~40 ms on a QoS 2 $state that followed a QoS 0 log line (mqtt_to_db_streaming seen ready by a
-             # subscriber 84-106 ms after its start from the launcher, 44-58 ms with this)
+             # ~40 ms on a job's QoS 2 $state whose log lines share its connection (seen ready by a subscriber
+             # 84-94 ms after its start from the launcher, 44-58 ms with this; README, job start)
              "set_tcp_nodelay true", ""]
     if secured:
         lines += [f"password_file {password_file}"] + ([f"acl_file {acl_file}"] if acl_file else []) + [""]
