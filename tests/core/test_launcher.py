@@ -27,6 +27,15 @@ def wait_until(predicate, timeout=30.0, what="condition"):
         time.sleep(0.02)
 
 
+def exited(pid):
+    """True once ``pid`` is gone or a zombie (read in one go: it may vanish between two looks at /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
 def running_jobs(unit_env, job_name):
     out = subprocess.run(pio_command("jobs", "list", "--json"), env=unit_env.env(), capture_output=True, text=True,
                          check=True)
@@ -148,7 +157,7 @@ def test_a_task_started_job_is_forked_by_the_launcher_and_outlives_the_task(unit
     with pytest.raises(TaskFailed, match="exited with code 2"):
         start_job("od_reading", {"interval": "often"}, alive_check_s=30)
     os.kill(row["pid"], signal.SIGTERM)
-    wait_until(lambda: not os.path.exists(f"/proc/{row['pid']}") or open(f"/proc/{row['pid']}/stat").read().split()[2] == "Z",
+    wait_until(lambda: exited(row["pid"]),
                what="the job's exit")
 
 
@@ -234,7 +243,7 @@ def test_other_jobs_are_forked_by_the_launcher_and_the_kept_process_leaves_with_
         assert waiting_process(launcher, "mqtt_to_db_streaming") == waiting  # still kept
         launcher.send_signal(signal.SIGTERM)
         assert launcher.wait(30) == 0
-        wait_until(lambda: not os.path.exists(f"/proc/{waiting}") or open(f"/proc/{waiting}/stat").read().split()[2] == "Z",
+        wait_until(lambda: exited(waiting),
                    what="the kept process's exit")
     finally:
         stop_process(client)
@@ -281,13 +290,7 @@ def test_the_kept_process_leaves_when_the_launcher_is_killed_outright(leader_env
     launcher.kill()
     launcher.wait(30)
 
-    def gone():
-        try:
-            return open(f"/proc/{waiting}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
-        except OSError:
-            return True
-
-    wait_until(gone, what="the kept process's exit")  # it saw its socket close: no process is left behind
+    wait_until(lambda: exited(waiting), what="the kept process's exit")  # it saw its socket close: no process is left behind
 
 
 def test_a_kept_process_that_cannot_be_forked_leaves_the_launcher_serving(tmp_path, monkeypatch):
