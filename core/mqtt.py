@@ -100,9 +100,9 @@ def create_client(
     )
     if outbox:
         client.use_outbox(unit=unit or get_unit_name(), config=config)
-    username = config.get("mqtt", "username", fallback="")
+    host, port, username, password = broker_settings(config)
     if username:
-        client.username_pw_set(username, config.get("mqtt", "password", fallback="") or None)
+        client.username_pw_set(username, password)
     context = tls_context(config)
     if context is not None:
         client.tls_set_context(context)
@@ -122,8 +122,6 @@ def create_client(
     if on_message is not None:
         client.on_message = on_message
     client.reconnect_delay_set(min_delay=1, max_delay=4)
-    host = config.get("mqtt", "broker_address", fallback="127.0.0.1")
-    port = config.getint("mqtt", "broker_port", fallback=1883)
     try:
         client.connect(host, port, keepalive=60, clean_start=True)
     except OSError as exc:
@@ -135,6 +133,21 @@ def create_client(
             client.loop_stop()
             raise ConnectionError(f"the MQTT broker at {host}:{port} did not accept the connection within {timeout} s")
     return client
+
+
+def broker_settings(config: Config) -> tuple[str, int, str, str | None]:
+    """``(host, port, username, password)`` of the unit's broker, from ``[mqtt]``: ``broker_address``
+    (default ``127.0.0.1``), ``broker_port`` (default 1883), ``username`` (``""``: anonymous) and ``password``
+    (None when empty or without a username).
+
+    Raises:
+        ValueError: ``broker_port`` is not an integer.
+    """
+    host = config.get("mqtt", "broker_address", fallback="127.0.0.1")
+    port = config.getint("mqtt", "broker_port", fallback=1883)
+    username = config.get("mqtt", "username", fallback="")
+    password = (config.get("mqtt", "password", fallback="") or None) if username else None
+    return host, port, username, password
 
 
 def tls_context(config: Config) -> Any:
@@ -181,10 +194,8 @@ def publish_messages(messages: Any, *, qos: int = QOS_AT_LEAST_ONCE, retain: boo
     if not msgs:
         return
     config = config or get_config()
-    host = config.get("mqtt", "broker_address", fallback="127.0.0.1")
-    port = config.getint("mqtt", "broker_port", fallback=1883)
-    username = config.get("mqtt", "username", fallback="")
-    auth = {"username": username, "password": config.get("mqtt", "password", fallback="") or None} if username else None
+    host, port, username, password = broker_settings(config)
+    auth = {"username": username, "password": password} if username else None
     failure: list[BaseException] = []
 
     def run() -> None:

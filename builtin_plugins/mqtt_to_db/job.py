@@ -325,12 +325,9 @@ class MqttToDb(BackgroundJob):
         self._stop = threading.Event()
         self._own_logs = f"{mq.root_topic(self.config)}/{self.unit}/{UNIVERSAL_EXPERIMENT}/logs/"
         self._stored_mark = (STORED_PROPERTY, client_id)  # this process's own (its client id has its pid)
-        username = self.config.get("mqtt", "username", fallback="")
-        link = GmqttLink(self.config.get("mqtt", "broker_address", fallback="127.0.0.1"),
-                         self.config.getint("mqtt", "broker_port", fallback=1883), client_id=client_id, will=will,
-                         on_connect=on_connect, on_message=on_message, username=username,
-                         password=self.config.get("mqtt", "password", fallback="") if username else None,
-                         ssl=mq.tls_context(self.config) or False)
+        host, port, username, password = mq.broker_settings(self.config)
+        link = GmqttLink(host, port, client_id=client_id, will=will, on_connect=on_connect, on_message=on_message,
+                         username=username, password=password, ssl=mq.tls_context(self.config) or False)
         link.keep = self._keep_own
         return link
 
@@ -463,9 +460,9 @@ class MqttToDb(BackgroundJob):
         client = gmqtt.Client(self._client_id(), clean_session=False, optimistic_acknowledgement=False,
                               session_expiry_interval=SESSION_EXPIRY_S, receive_maximum=RECEIVE_MAXIMUM)
         client.set_config({"reconnect_retries": UNLIMITED_RECONNECTS, "reconnect_delay": 2})
-        username = self.config.get("mqtt", "username", fallback="")
+        host, port, username, password = mq.broker_settings(self.config)
         if username:
-            client.set_auth_credentials(username, self.config.get("mqtt", "password", fallback="") or None)
+            client.set_auth_credentials(username, password)
 
         def on_connect(c: Any, flags: Any, rc: Any, properties: Any) -> None:
             self._announce_stored_topics()
@@ -499,8 +496,6 @@ class MqttToDb(BackgroundJob):
         client.on_disconnect = on_disconnect
         client.on_message = on_message
         self._acks = acks.DeferredAcks(client, self._intake)
-        host = self.config.get("mqtt", "broker_address", fallback="127.0.0.1")
-        port = self.config.getint("mqtt", "broker_port", fallback=1883)
         try:
             asyncio.run_coroutine_threadsafe(
                 client.connect(host, port, keepalive=60, ssl=mq.tls_context(self.config) or False), loop).result(15)
