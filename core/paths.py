@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import threading
@@ -129,14 +130,62 @@ def _create_temporary(path: Path) -> tuple[int, str]:
     raise FileExistsError(f"{_CREATE_ATTEMPTS} temporary names beside {path} are in use")
 
 
+def fsync_dir(path: Path | str) -> None:
+    """Flush ``path``'s directory entries to disk (``fsync`` of the directory itself), so that a rename or a
+    new file in it survives a power cut: ``fsync`` of a file does not make its name durable, only the
+    directory's does (fsync(2), "Calling fsync() does not necessarily ensure that the entry in the directory
+    containing the file has also reached disk. For that an explicit fsync() on a file descriptor for the
+    directory is also needed").
+
+    A filesystem that cannot sync a directory (it answers EINVAL, as some network and FUSE filesystems do) is
+    accepted: it offers no more durability to ask for.
+
+    Raises:
+        OSError: the folder cannot be opened, or the fsync failed otherwise (EIO: the data may be lost).
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+    finally:
+        os.close(fd)
+
+
+def durable_replace(source: Path | str, target: Path | str) -> None:
+    """``os.replace(source, target)`` that survives a power cut: ``source`` (a complete file written beside
+    ``target``) is flushed to disk first, then renamed, then the folder of ``target`` is flushed
+    (:func:`fsync_dir`), so that after a crash ``target`` holds either its old content or all of the new one.
+    For files written by a stream (uploads, exports); :func:`atomic_write` does the same for bytes in memory.
+
+    Raises:
+        OSError: ``source`` cannot be opened or synced, the rename failed (``source`` is left where it is), or
+            the folder cannot be synced.
+    """
+    fd = os.open(source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(source, target)
+    fsync_dir(os.path.dirname(os.path.abspath(target)))
+
+
 def atomic_write(path: Path, data: bytes | str, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
     Readers see either the old or the new content, never a half-written file.
     With ``durable`` (the default) the data is flushed to disk (``fsync``) before
-    the rename, so it also survives a power cut; pass False for state that is
+    the rename and the folder after it (:func:`fsync_dir`: without it a power cut
+    right after the rename can bring back the old file, or none), so the new
+    content survives a power cut once this returns; pass False for state that is
     rewritten many times a second and worthless after a reboot (the simulated
     vessel), where each fsync would cost milliseconds.
+
+    Raises:
+        OSError: the folder refuses the file, the disk is full, or an fsync failed (the temporary file is
+            removed; ``path`` keeps its old content unless the rename was made).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
@@ -154,3 +203,5 @@ def atomic_write(path: Path, data: bytes | str, *, durable: bool = True) -> None
         except FileNotFoundError:
             pass
         raise
+    if durable:
+        fsync_dir(path.parent)

@@ -168,7 +168,7 @@ def write_archive(folder: Path, datasets: list[str], experiments: list[str] | No
     from reactorkit import __version__
     from reactorkit.plugin import get_clock, utc_iso_ms
     from reactorkit.plugin import connect_leader_db as connect, leader_database_path as database_path
-    from reactorkit.plugin import Registry
+    from reactorkit.plugin import Registry, durable_replace
 
     from .writer import Filters, clock_entry, utc_stamp, write_export
 
@@ -212,7 +212,7 @@ def write_archive(folder: Path, datasets: list[str], experiments: list[str] | No
         entries = write_export(tmp, conn, selected, filters, version=__version__,
                                created_at=utc_iso_ms(now), selected=list(datasets), progress=on_progress,
                                stamp=utc_stamp(now), clock=clock_entry(clock.speedup, clock.origin, now))
-        os.replace(tmp, final)
+        durable_replace(tmp, final)  # an export survives a power cut once it is announced
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -10,8 +10,11 @@ and ``max_bytes`` uncompressed — then extracted into a staging folder next to
 ``$DOT_PIOREACTOR``; its config files may not change a setting the API may not
 change (the unit's shell commands, the API's security:
 :mod:`reactorkit.core.config_guard`), else the import is refused and nothing
-is replaced; then it is swapped in with two renames (the old folder is kept
-until the new one is in place, and put back if the swap fails). Files the
+is replaced; then every file and folder of the staging folder is flushed to disk and it
+is swapped in with two renames (the old folder is kept until the new one is
+in place, and put back if the swap fails), the parent folder flushed before
+the old one is removed: after a power cut the unit has either its old state
+or all of the new one. Files the
 caller names in ``keep`` (the unit's outbox) stay as they are here: the
 archive's copy is left out and the unit's own is copied in before the swap.
 """
@@ -130,6 +133,25 @@ def _extract(path: Path, staging: Path, max_bytes: int) -> int:
     return written
 
 
+def _sync_tree(folder: Path) -> None:
+    """``fsync`` every file and folder under ``folder`` (folders after their contents), so that its files' data
+    and names are on disk before it is renamed into place.
+
+    Raises:
+        OSError: a file or folder cannot be opened or synced.
+    """
+    from reactorkit.plugin import fsync_dir
+
+    for parent, _dirs, files in os.walk(folder, topdown=False, followlinks=False):
+        for name in files:
+            fd = os.open(os.path.join(parent, name), os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(parent)
+
+
 def _text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8", errors="replace")
@@ -202,6 +224,7 @@ def import_archive(path: Path, root: Path, *, max_bytes: int, keep: Iterable[str
         written = _extract(path, staging, max_bytes)
         _check_protected_settings(root, staging)
         _keep_own(root, staging, keep)
+        _sync_tree(staging)
         os.rename(root, backup)
         try:
             os.rename(staging, root)
@@ -211,5 +234,8 @@ def import_archive(path: Path, root: Path, *, max_bytes: int, keep: Iterable[str
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    from reactorkit.plugin import fsync_dir
+
+    fsync_dir(root.parent)  # the two renames on disk before the old state is removed
     shutil.rmtree(backup, ignore_errors=True)
     return {"files": sum(1 for i in infos if not i.is_dir()), "bytes": written}

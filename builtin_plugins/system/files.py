@@ -8,7 +8,6 @@ default 512).
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, BinaryIO
 import falcon
 
 from reactorkit.plugin import ApiError
-from reactorkit.plugin import UnsafePath, dot_pioreactor, safe_join
+from reactorkit.plugin import UnsafePath, dot_pioreactor, durable_replace, safe_join
 
 CHUNK = 1 << 16
 DEFAULT_MAX_UPLOAD_MB = 200
@@ -62,7 +61,8 @@ def safe_name(filename: str | None) -> str:
 
 
 def copy_limited(source: BinaryIO, target: Path, limit: int, what: str) -> int:
-    """Copy a stream to ``target`` (atomically, via a temporary name); returns the size.
+    """Copy a stream to ``target`` (atomically and durably, via a temporary name: :func:`durable_replace`);
+    returns the size.
 
     Raises:
         ApiError: 413 when more than ``limit`` bytes arrive (nothing is left behind).
@@ -81,7 +81,7 @@ def copy_limited(source: BinaryIO, target: Path, limit: int, what: str) -> int:
                                    cause=f"More than {limit // 2**20} MB were sent.",
                                    remediation="Send a smaller file, or raise the limit in [system] of config.ini.")
                 out.write(chunk)
-        os.replace(tmp, target)
+        durable_replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -11,7 +11,6 @@ leader from that local file, the other units from the leader's
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -21,12 +20,13 @@ from reactorkit.plugin import fail_task as fail
 
 
 def copy_to_uploads(artifact: Path) -> Path:
-    """Copy ``artifact`` into ``$DOT_PIOREACTOR/uploads`` (atomically: a hidden temporary name, then a rename).
+    """Copy ``artifact`` into ``$DOT_PIOREACTOR/uploads`` (atomically and durably: a hidden temporary name, then
+    :func:`durable_replace`, so the copy outlives the drive's removal and a power cut).
 
     Raises:
         TaskFailed: the drive was removed or cannot be read, or the name is not a plain file name.
     """
-    from reactorkit.plugin import UnsafePath, safe_join
+    from reactorkit.plugin import UnsafePath, durable_replace, safe_join
 
     from .files import uploads_dir
 
@@ -38,7 +38,7 @@ def copy_to_uploads(artifact: Path) -> Path:
     tmp = folder / f".{artifact.name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         shutil.copyfile(artifact, tmp)
-        os.replace(tmp, target)
+        durable_replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise fail(f"Could not copy {artifact.name} from the USB drive.", cause=f"{type(exc).__name__}: {exc}",

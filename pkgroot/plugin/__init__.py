@@ -92,8 +92,8 @@ _export(
     "led_channel_of", "pwm_channel_of",
 )
 _export("reactorkit.core.config_guard", "ProtectedSetting", "protected_changes")
-_export("reactorkit.core.paths", "UnsafePath", "atomic_write", "dot_pioreactor", "safe_join", "storage_dir",
-        "use_wal")
+_export("reactorkit.core.paths", "UnsafePath", "atomic_write", "dot_pioreactor", "durable_replace", "fsync_dir",
+        "safe_join", "storage_dir", "use_wal")
 _export("reactorkit.core.logs", "LOG_LEVELS=LEVELS", "NOTICE", "create_logger")
 _export("reactorkit.core.hardware", "Hardware", "HardwareError", "backend_name", "get_hardware")
 _export("reactorkit.core.hardware.base", "check_duty_cycle")

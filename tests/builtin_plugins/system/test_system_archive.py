@@ -114,3 +114,22 @@ def test_zip_of_the_folder_copies_databases_and_skips_links_and_temporary_files(
     zipfile.ZipFile(target).extractall(restored)
     assert sqlite3.connect(restored / "storage" / "pioreactor.sqlite").execute("SELECT x FROM t").fetchall() == [(42,)]
     conn.close()
+
+
+def test_import_syncs_every_extracted_file_and_folder_before_the_swap_and_the_parent_after(tmp_path, dot,
+                                                                                          monkeypatch):
+    archive = make_zip(tmp_path / "a.zip", [("config.ini", b"[new]\n"), ("experiment_profiles/p.yaml", b"x: 1\n")])
+    events = []
+    real_fsync, real_rename = os.fsync, os.rename
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                 real_fsync(fd))[1])
+    monkeypatch.setattr(os, "rename", lambda a, b: (events.append(("rename", str(a), str(b))), real_rename(a, b))[1])
+    import_archive(archive, dot, max_bytes=10**6)
+    renames = [i for i, e in enumerate(events) if e[0] == "rename"]
+    assert len(renames) == 2
+    staging = events[renames[1]][1]
+    synced_before = {e[1] for e in events[:renames[0]] if e[0] == "fsync"}
+    assert {f"{staging}/config.ini", f"{staging}/experiment_profiles/p.yaml", f"{staging}/experiment_profiles",
+            staging} <= synced_before
+    assert events[renames[1] + 1:] == [("fsync", str(tmp_path))]  # the two new names on disk before the old
+    assert (dot / "config.ini").read_text() == "[new]\n"  # folder is removed
