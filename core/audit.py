@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reactorkit.core.paths import use_wal
+from reactorkit.core.sqlite import open_sqlite
 
 TABLE = "audit_log"
 CREATE_SQL = """
@@ -83,13 +83,9 @@ class AuditLog:
             conn.close()
             conn = self._local.conn = None
         if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             conn, file_id = open_identified(
-                self.path, lambda: sqlite3.connect(self.path, timeout=15, isolation_level=None))
-            use_wal(conn)
-            conn.execute("PRAGMA synchronous=NORMAL")
+                self.path, lambda: open_sqlite(self.path, synchronous="NORMAL", row_factory=sqlite3.Row))
             conn.executescript(CREATE_SQL)
-            conn.row_factory = sqlite3.Row
             self._local.conn, self._local.file_id = conn, file_id
         return conn
 

@@ -35,7 +35,8 @@ from typing import Any, Iterator
 
 from reactorkit.core import curves
 from reactorkit.core.curves import OutOfCalibratedRange
-from reactorkit.core.paths import UnsafePath, atomic_write, dot_pioreactor, safe_join, use_wal
+from reactorkit.core.paths import UnsafePath, atomic_write, dot_pioreactor, safe_join
+from reactorkit.core.sqlite import open_sqlite
 
 __all__ = [
     "Calibration",
@@ -131,9 +132,9 @@ class PersistentCache:
         self.path = path or _cache_path()
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=15, isolation_level=None)
-        use_wal(conn)
+        # synchronous left at SQLite's default (FULL), as it always was here: the writes are few (a calibration
+        # made active, a step of a calibration session)
+        conn = open_sqlite(self.path, synchronous=None)
         conn.execute(f'CREATE TABLE IF NOT EXISTS "{self.name}" (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
         return conn
 

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from reactorkit.core.config import Config, get_config
-from reactorkit.core.paths import use_wal
 from reactorkit.core.processes import pid_alive
+from reactorkit.core.sqlite import open_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pio_job_metadata (
@@ -119,15 +119,10 @@ class JobRegistry:
 
     def __init__(self, path: Path | None = None, config: Config | None = None) -> None:
         self.path = path or (config or get_config()).path("storage", "temporary_cache")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
-        use_wal(self._conn)
         # every published setting is a commit (several per OD reading): in WAL mode, NORMAL does not
         # fsync each commit; the file stays consistent after a crash or power cut, which can only lose
         # the last commits of a cache that running jobs rewrite anyway
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=15000")
+        self._conn = open_sqlite(self.path, synchronous="NORMAL", check_same_thread=False, row_factory=sqlite3.Row)
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(SCHEMA)
         self._lock = threading.RLock()

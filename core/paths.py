@@ -13,7 +13,7 @@ import itertools
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -57,32 +57,6 @@ def open_identified(path: Path | str, open_file: Callable[[], T]) -> tuple[T, tu
     before = file_identity(path)
     opened = open_file()
     return opened, before if before is not None else file_identity(path)
-
-
-def use_wal(conn: Any, timeout_s: float = 15.0) -> None:
-    """Put the SQLite database of ``conn`` (a ``sqlite3.Connection`` in autocommit mode) in WAL journal mode.
-
-    A database already in WAL mode (every open after the first) is only read. The switch is retried for up
-    to ``timeout_s`` seconds while another connection holds the database: SQLite answers a journal-mode change
-    it cannot make at once with "database is locked" without waiting for its busy timeout (seen with four
-    threads opening a new database together, one of them losing its write).
-
-    Raises:
-        sqlite3.OperationalError: any other error, or the database stayed locked for ``timeout_s`` seconds.
-    """
-    import sqlite3
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)
 
 
 def safe_join(root: Path, *parts: str) -> Path:

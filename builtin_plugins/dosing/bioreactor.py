@@ -197,13 +197,9 @@ class BioreactorStore:
         self.path = path or _cache_path(config)
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=15, isolation_level=None)
-        from reactorkit.plugin import use_wal
+        from reactorkit.plugin import open_sqlite
 
-        use_wal(conn)
-        conn.execute("PRAGMA synchronous=NORMAL")  # WAL: no fsync per commit, still safe if a process dies
-        conn.execute("PRAGMA busy_timeout=15000")
+        conn = open_sqlite(self.path, synchronous="NORMAL")  # WAL: no fsync per commit, still safe if a process dies
         conn.execute(SCHEMA)
         return conn
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from reactorkit.core.paths import use_wal
+from reactorkit.core.sqlite import open_sqlite
 
 logger = logging.getLogger("reactorkit.leases")
 
@@ -122,11 +122,7 @@ def leases_path(config: Any) -> Path:
 
 def connect(path: Path) -> sqlite3.Connection:
     """An autocommit connection to the journal's database (WAL), with the table created."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=15, isolation_level=None)
-    use_wal(conn)
-    conn.execute("PRAGMA synchronous=NORMAL")  # WAL: no flush to storage per commit, still safe if a process dies
-    conn.execute("PRAGMA busy_timeout=15000")
+    conn = open_sqlite(path, synchronous="NORMAL")  # WAL: no flush to storage per commit, still safe if a process dies
     conn.execute(SCHEMA)
     return conn
 
@@ -157,10 +153,8 @@ def database(path: Path) -> Iterator[sqlite3.Connection]:
         if entry is None:
             conn = connect(path)
             conn.close()
-            conn, identity = open_identified(
-                path, lambda: sqlite3.connect(path, timeout=15, isolation_level=None, check_same_thread=False))
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=15000")
+            conn, identity = open_identified(  # connect() above made the file WAL
+                path, lambda: open_sqlite(path, wal=False, synchronous="NORMAL", check_same_thread=False))
             entry = _shared[key] = (conn, threading.Lock(), identity)
     if stale is not None:
         with stale[1]:  # once its last user is done with it

@@ -27,8 +27,8 @@ What is here (each name documented where it is defined; ``help(reactorkit.plugin
   ``context.fanout``), ``read_body``, ``body_field``, ``invalid``, ``ApiError``,
   ``enqueue_task``, ``fanout`` (fan-out to units), ``target_units``, and ``openapi`` (the
   building blocks of a route's OpenAPI description);
-* services: config, clock, hardware (and its PWM leases), MQTT topics, paths, logs, calibrations store,
-  the job registry, the task queue;
+* services: config, clock, hardware (and its PWM leases), MQTT topics, paths, SQLite files (``open_sqlite``),
+  logs, calibrations store, the job registry, the task queue;
 * the test kit: ``pytest_plugins = ["reactorkit.plugin.testing"]``.
 """
 
@@ -93,7 +93,9 @@ _export(
 )
 _export("reactorkit.core.config_guard", "ProtectedSetting", "protected_changes")
 _export("reactorkit.core.paths", "UnsafePath", "atomic_write", "dot_pioreactor", "durable_replace", "fsync_dir",
-        "safe_join", "storage_dir", "use_wal")
+        "safe_join", "storage_dir")
+# SQLite files: one opener (busy timeout, WAL, synchronous) for every store
+_export("reactorkit.core.sqlite", "open_sqlite", "use_wal")
 _export("reactorkit.core.logs", "LOG_LEVELS=LEVELS", "NOTICE", "create_logger")
 _export("reactorkit.core.hardware", "Hardware", "HardwareError", "backend_name", "get_hardware")
 _export("reactorkit.core.hardware.base", "check_duty_cycle")

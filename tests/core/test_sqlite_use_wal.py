@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from reactorkit.core.paths import use_wal
+from reactorkit.core.sqlite import use_wal
 
 
 def test_the_switch_waits_for_a_reader_that_holds_the_database(tmp_path):
