@@ -89,24 +89,54 @@ def test_stores_mapped_messages_and_skips_the_rest(unit_env, mqtt_recorder, spaw
     assert stop_process(job) == 0
 
 
+# The burst is published at most BURST_AHEAD messages ahead of the slower of its two subscribers on the machine's
+# mosquitto: the job (measured by the rows it has stored) and the test's recorder (QoS 2 on the whole prefix).
+# Published all at once, the QoS 1 messages a subscriber has not taken yet pile up in the broker: the job's
+# connection allows 65,535 in flight, but the recorder's 20, and past max_queued_messages (1000 by default)
+# mosquitto drops the newest for it (a recorder held up during the burst got 1,020 of 3,000), as it would for the
+# job with a smaller receive maximum. Checked every BURST_AHEAD // 2 messages, no backlog exceeds
+# 1.5 × BURST_AHEAD (600) plus the 20 in flight.
+BURST = 3000
+BURST_AHEAD = 400
+
+
 def test_throughput_burst_is_stored_completely(unit_env, mqtt_recorder, spawn_job):
     unit_env.unit = "leader"
     job = spawn_job("mqtt_to_db_streaming")
     job_is_ready(mqtt_recorder, unit_env)
+    topic = unit_env.topic("stirring", "measured_rpm")
+
+    def stored() -> int:
+        return scalar(unit_env.root, "SELECT count(*) FROM stirring_rates")
+
+    def keep_pace(i: int) -> None:
+        """Before publishing message ``i``: every BURST_AHEAD // 2 messages, wait until both subscribers have
+        message ``i - BURST_AHEAD`` (the job stores them in order of arrival, in batches)."""
+        behind = i - BURST_AHEAD
+        if behind < 0 or behind % (BURST_AHEAD // 2):
+            return
+        wait_until(lambda: stored() > behind, timeout=120)
+        mark = f'"measured_rpm": {behind},'.encode()
+        mqtt_recorder.wait_for(topic, lambda p: mark in p, timeout=120)
+
     client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
     client.max_inflight_messages_set(500)
     client.connect("127.0.0.1", 1883)
     client.loop_start()
-    infos = [client.publish(unit_env.topic("stirring", "measured_rpm"),
-                            json.dumps({"measured_rpm": i, "timestamp": f"2026-01-01T00:{i // 6000 % 60:02d}:"
-                                                                       f"{i // 100 % 60:02d}.{i % 100:02d}0000Z"}), qos=1)
-             for i in range(3000)]
+    infos = []
+    for i in range(BURST):
+        keep_pace(i)
+        infos.append(client.publish(topic, json.dumps({"measured_rpm": i, "timestamp": f"2026-01-01T00:{i // 6000 % 60:02d}:"
+                                                                                       f"{i // 100 % 60:02d}.{i % 100:02d}0000Z"}),
+                                    qos=1))
     for info in infos:
         info.wait_for_publish(10)
     client.disconnect()
     client.loop_stop()
-    count = wait_until(lambda: (n := scalar(unit_env.root, "SELECT count(*) FROM stirring_rates")) >= 3000 and n)
-    assert count == 3000
+    count = wait_until(lambda: (n := stored()) >= BURST and n, timeout=120)
+    assert count == BURST
+    values = rows(unit_env.root, "SELECT measured_rpm FROM stirring_rates")
+    assert sorted(v for (v,) in values) == list(range(BURST))  # every message once: none lost, none twice
     assert stop_process(job) == 0
 
 
