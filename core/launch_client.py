@@ -27,6 +27,7 @@ import time
 from reactorkit.core.processes import pid_alive
 
 SOCKET_NAME = "launcher.sock"
+LOCK_NAME = "launcher.lock"  # held (flock) by the launcher serving the unit
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -35,6 +36,15 @@ def socket_path(env: dict[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     root = env.get("DOT_PIOREACTOR") or os.path.join(os.path.expanduser("~"), ".pioreactor")
     return os.path.join(root, "storage", SOCKET_NAME)
+
+
+def runtime_paths(env: dict[str, str] | None = None) -> list[str]:
+    """The files of ``$DOT_PIOREACTOR`` a running launcher is known by: its socket and its lock file
+    (``storage/launcher.sock``, ``storage/launcher.lock``). They are the launcher's while it runs: whatever
+    replaces the state folder (a state-archive import) must carry these very files (same inodes) into the
+    new folder, or the launcher is no longer found there and another one would be started beside it."""
+    sock = socket_path(env)
+    return [sock, os.path.join(os.path.dirname(sock), LOCK_NAME)]
 
 
 def enabled(env: dict[str, str] | None = None) -> bool:

@@ -25,6 +25,15 @@ lock), answers only its own user, and refuses (so the caller falls back) when
 the caller runs another interpreter or ``PYTHONPATH`` or when a module it
 imported has changed on disk since it started (it then starts itself again).
 
+One launcher serves a unit: it holds an exclusive ``flock`` on
+``storage/launcher.lock`` (taken on the file that is at that path, not one
+replaced meanwhile; another launcher exits with code 75). A state-archive
+import carries the socket and the lock file into the new folder as the same
+files (:func:`reactorkit.core.launch_client.runtime_paths`); when either is no
+longer at its path all the same (the folder replaced by other means), the
+launcher starts itself again on the folder in its place (checked every second),
+instead of going on deaf beside the one a task worker would start there.
+
 Run it with ``pio launcher`` (``pio worker`` starts one when none answers).
 """
 
@@ -44,7 +53,7 @@ import threading
 import time
 from typing import Any, NoReturn
 
-from reactorkit.core.launch_client import SOCKET_NAME
+from reactorkit.core.launch_client import LOCK_NAME, SOCKET_NAME
 
 # the framework, imported once in the launcher; the built-in jobs' modules are added from the CLI index
 FRAMEWORK = (
@@ -203,6 +212,21 @@ def _changed(files: dict[str, int]) -> bool:
     return False
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of ``path`` (not followed if a link), or None when it does not exist."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _same_file(path: str, fd: int) -> bool:
+    """True when ``path`` names the file open as ``fd`` (same device and inode)."""
+    own = os.fstat(fd)
+    return _identity(path) == (own.st_dev, own.st_ino)
+
+
 def _thread_count() -> int:
     try:
         return len(os.listdir("/proc/self/task"))
@@ -225,16 +249,23 @@ class Launcher:
         self.warm: dict[str, tuple[int, socket.socket]] = {}  # job_name -> (pid, our end) of its waiting process
         self.wake_r = self.wake_w = -1
         self.respawn: dict[str, float] = {}  # job_name -> when to fork its next waiting process
+        self.socket_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket file bound
 
     # ---------------------------------------------------------------- serving
     def serve(self) -> int:
         """Bind, serve until SIGTERM/SIGINT; returns the exit code (75: another launcher holds the unit)."""
-        self.lock = lock = open(os.path.join(self.storage, "launcher.lock"), "w")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            print(f"launcher: another launcher serves {self.path}", file=sys.stderr)
-            return 75
+        self.lock_path = os.path.join(self.storage, LOCK_NAME)
+        while True:
+            self.lock = lock = open(self.lock_path, "a")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock.close()
+                print(f"launcher: another launcher serves {self.path}", file=sys.stderr)
+                return 75
+            if _same_file(self.lock_path, lock.fileno()):
+                break
+            lock.close()  # the file was replaced between the open and the lock: the one in its place is the unit's
         failed = preload()
         self.warm_modules = warm_imports()
         _set_title(f"pio launcher {os.path.dirname(self.storage)}")
@@ -251,6 +282,8 @@ class Launcher:
             os.umask(old_umask)
         self.listener.listen(64)
         os.replace(staging, self.path)  # the socket appears only once it accepts connections
+        # the socket file's identity (fstat of the listener names the socket, not the file bound to it)
+        self.socket_id = _identity(self.path)
         self.wake_r, self.wake_w = os.pipe()
         for fd in (self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
@@ -266,9 +299,17 @@ class Launcher:
             self._spawn_warm(name)
         print(f"launcher: ready on {self.path} (pid {os.getpid()})", file=sys.stderr, flush=True)
         parent = int(os.environ.get(PARENT_ENV) or 0)  # set by the task worker that keeps this launcher
+        missing = 0
         try:
             while not self.stopping:
                 if parent and os.getppid() != parent:  # the task worker is gone (even killed outright): so are we
+                    break
+                found = self._still_found()
+                missing = missing + 1 if found is None else 0
+                if found is False or missing >= 2:
+                    print("launcher: its socket or lock file is no longer in the unit's state folder (the folder "
+                          "was replaced); starting again on the folder in its place", file=sys.stderr, flush=True)
+                    self.restart = self.stopping = True
                     break
                 timeout = min([1.0, *(max(0.0, due - time.monotonic()) for due in self.respawn.values())])
                 for key, _ in self.selector.select(timeout=timeout):
@@ -286,17 +327,27 @@ class Launcher:
                 ours.close()
             self.warm.clear()
         if self.restart:
-            print("launcher: source changed on disk; starting again", file=sys.stderr, flush=True)
+            print("launcher: starting again", file=sys.stderr, flush=True)
             lock.close()
             os.execv(sys.executable, [sys.executable, "-m", "reactorkit.core.launcher"])
         return 0
+
+    def _still_found(self) -> bool | None:
+        """True while the unit's socket and lock paths are this launcher's own files; False when another file is
+        in the place of either (the state folder was replaced without carrying them over); None when one is
+        missing (for a moment while a folder is swapped by two renames, or removed)."""
+        socket_id, lock_id = _identity(self.path), _identity(self.lock_path)
+        if socket_id is None or lock_id is None:
+            return None
+        own = os.fstat(self.lock.fileno())
+        return socket_id == self.socket_id and lock_id == (own.st_dev, own.st_ino)
 
     def _stop(self, signum: int, frame: Any) -> None:
         self.stopping = True
 
     def _close_listener(self) -> None:
         try:
-            if os.path.exists(self.path) and os.stat(self.path).st_ino == os.fstat(self.listener.fileno()).st_ino:
+            if self.socket_id is not None and _identity(self.path) == self.socket_id:  # ours, not a successor's
                 os.unlink(self.path)
         except OSError:
             pass
@@ -424,6 +475,7 @@ class Launcher:
         if len(argv) < 3 or argv[1] != "run":
             return "only `pio run <job>` is launched"
         if _changed(self.files):
+            print("launcher: source changed on disk", file=sys.stderr, flush=True)
             self.restart = self.stopping = True
             return "the launcher's code changed on disk; it is starting again"
         if _thread_count() != 1:

@@ -46,6 +46,7 @@ class LauncherKeeper:
         self.env = dict(os.environ if env is None else env)
         self.check_s = check_s
         self.proc: subprocess.Popen | None = None
+        self.checks = 0  # times it has looked for a launcher answering on the unit's socket
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -59,7 +60,9 @@ class LauncherKeeper:
     def _run(self) -> None:
         backoff = 0.5
         while not self._stop.is_set():
-            if _answers(socket_path(self.env)):
+            answers = _answers(socket_path(self.env))
+            self.checks += 1
+            if answers:
                 self._stop.wait(self.check_s)
                 continue
             env = {**self.env, "REACTORKIT_LAUNCHER_PARENT": str(os.getpid())}  # it ends when this process does

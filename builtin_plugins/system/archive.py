@@ -17,6 +17,9 @@ the old one is removed: after a power cut the unit has either its old state
 or all of the new one. Files the
 caller names in ``keep`` (the unit's outbox) stay as they are here: the
 archive's copy is left out and the unit's own is copied in before the swap.
+Files it names in ``carry`` (the job launcher's socket and lock file) are the
+running unit's, known by their inode: they are hard-linked into the new folder,
+so that they are the very same files there.
 """
 
 from __future__ import annotations
@@ -197,7 +200,28 @@ def _keep_own(root: Path, staging: Path, keep: Iterable[str]) -> None:
             shutil.copy2(own, target)
 
 
-def import_archive(path: Path, root: Path, *, max_bytes: int, keep: Iterable[str] = ()) -> dict[str, int]:
+def _carry_over(root: Path, staging: Path, carry: Iterable[str]) -> None:
+    """Hard-link each file of ``carry`` (paths relative to ``root``) that exists under ``root`` into ``staging`` in
+    place of the archive's: the same inode under both names (a launcher's socket still accepts connections there
+    and its ``flock`` still holds). A file that cannot be linked (a file system without hard links) is left
+    behind: its launcher notices and starts again on the new folder (:mod:`reactorkit.core.launcher`)."""
+    for name in carry:
+        own, target = root / name, staging / name
+        try:
+            if stat.S_ISDIR(own.lstat().st_mode) or stat.S_ISLNK(own.lstat().st_mode):
+                continue
+        except FileNotFoundError:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(own, target, follow_symlinks=False)
+        except OSError:
+            pass
+
+
+def import_archive(path: Path, root: Path, *, max_bytes: int, keep: Iterable[str] = (),
+                   carry: Iterable[str] = ()) -> dict[str, int]:
     """Replace ``root`` with the archive's content (checked first; swapped in atomically).
 
     Args:
@@ -207,6 +231,8 @@ def import_archive(path: Path, root: Path, *, max_bytes: int, keep: Iterable[str
         keep: Paths relative to ``root`` of files that stay this unit's own (the archive's copies are
             left out): the unit's outbox, whose numbering and waiting messages must not go back to the
             time of the export (the leader would drop new messages under numbers it has stored).
+        carry: Paths relative to ``root`` of files of running processes that must stay the same files
+            (hard-linked, see :func:`_carry_over`): the job launcher's socket and lock file.
 
     Returns:
         ``{"files": n, "bytes": total}``.
@@ -225,6 +251,7 @@ def import_archive(path: Path, root: Path, *, max_bytes: int, keep: Iterable[str
         _check_protected_settings(root, staging)
         _keep_own(root, staging, keep)
         _sync_tree(staging)
+        _carry_over(root, staging, carry)  # after the sync: a socket cannot be opened to be synced
         os.rename(root, backup)
         try:
             os.rename(staging, root)

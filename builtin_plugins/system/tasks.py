@@ -15,7 +15,9 @@ def import_dot_pioreactor(archive_path: str) -> dict[str, Any]:
 
     Refused while jobs other than ``mqtt_to_db_streaming`` run; that one is stopped
     before the swap and started again after it (see :mod:`.ingestion_swap`). The unit's
-    outbox and its web server's pid file stay its own (:func:`_own_files`).
+    outbox and its web server's pid file stay its own (:func:`_own_files`); the job launcher's socket and lock
+    stay the same files (:func:`_runtime_files`), so the launcher goes on serving the unit and no second one
+    is started.
 
     Returns:
         ``{"imported": true, "files", "bytes", "ingestion": "restarted"|"not running"|…, "restart_recommended": true}``.
@@ -35,7 +37,7 @@ def import_dot_pioreactor(archive_path: str) -> dict[str, Any]:
     try:
         result = around_ingestion(lambda: import_archive(
             Path(archive_path), root, max_bytes=limit_bytes("max_import_mb", DEFAULT_MAX_IMPORT_MB),
-            keep=_own_files(root)))
+            keep=_own_files(root), carry=_runtime_files(root)))
     except UnsafeArchive as exc:
         raise fail("The archive was refused.", cause=str(exc), remediation="Export a fresh archive with "
                    "GET /unit_api/zipped_dot_pioreactor.") from None
@@ -59,6 +61,22 @@ def _own_files(root: Path) -> list[str]:
         except ValueError:  # kept outside the state folder: the import does not touch it
             pass
     return own
+
+
+def _runtime_files(root: Path) -> list[str]:
+    """Files under ``root`` of the unit's running processes that an import carries over as the same files: the
+    job launcher's socket and lock file (:func:`reactorkit.plugin.launcher_runtime_paths`). Replaced by other
+    files, or left behind with the old folder, the launcher would no longer be found there; the task worker
+    would start a second one beside it."""
+    from reactorkit.plugin import launcher_runtime_paths
+
+    out = []
+    for path in launcher_runtime_paths():
+        try:
+            out.append(Path(path).resolve().relative_to(root.resolve()).as_posix())
+        except ValueError:
+            pass
+    return out
 
 
 def forward_import(unit: str, archive_path: str) -> dict[str, Any]:

@@ -110,6 +110,7 @@ _export("reactorkit.core.audit", "AUDIT_CREATE_SQL=CREATE_SQL")
 # the unit's jobs and tasks
 _export("reactorkit.core.job_registry", "JobAlreadyRunning", "JobRegistry", "pid_alive")
 _export("reactorkit.core.processes", "release_free_heap")
+_export("reactorkit.core.launch_client", "launcher_runtime_paths=runtime_paths")
 _export("reactorkit.core.jobs_control", "stop_jobs")
 _export("reactorkit.core.task_functions", "TaskFailed", "fail_task=fail", "start_job")
 _export("reactorkit.core.tasks", "get_queue", "queue_name", "redis_url")
