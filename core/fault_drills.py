@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from reactorkit.core.cluster import free_port
+from reactorkit.core.sqlite import open_sqlite
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
@@ -319,7 +320,7 @@ class Tally:
 def _read(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
     if not Path(path).exists():
         return []
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
+    conn = open_sqlite(path, read_only=True)
     try:
         return conn.execute(sql, params).fetchall()
     except sqlite3.OperationalError:

@@ -52,6 +52,7 @@ from typing import Any, Iterable, Iterator
 from reactorkit.core.clock import get_clock, utc_iso_ms
 from reactorkit.core.config import Config, get_config, get_leader_hostname
 from reactorkit.core.paths import file_identity, open_identified
+from reactorkit.core.sqlite import open_sqlite
 
 logger = logging.getLogger("reactorkit.leader_db")
 
@@ -197,29 +198,26 @@ def database_path(config: Config | None = None) -> Path:
 
 
 def connect(path: Path | str, *, foreign_keys: bool = True, read_only: bool = False) -> sqlite3.Connection:
-    """Open a connection with the leader's pragmas.
+    """Open a connection with the leader's pragmas: those of every store (:func:`reactorkit.core.sqlite.open_sqlite`:
+    busy timeout 15 s, WAL, ``synchronous = NORMAL``), then foreign keys, a 64 MiB page cache, reads through
+    ``mmap`` and temporary tables in memory.
 
     Args:
-        path: The SQLite file (its folder is created).
+        path: The SQLite file (its folder is created, unless ``read_only``).
         foreign_keys: ``PRAGMA foreign_keys`` (on for web connections, off for the MQTT writer).
-        read_only: Open with ``mode=ro`` (no writes, no schema changes).
+        read_only: Open with ``mode=ro`` (no writes, no schema changes; the file must exist).
 
     Returns:
         A connection in autocommit mode (``isolation_level=None``; use
         :meth:`LeaderDB.transaction` for multi-statement writes) whose rows are
         :class:`sqlite3.Row`.
+
+    Raises:
+        sqlite3.Error: the file cannot be opened, is not a database, or stayed locked for 15 s while it was
+            switched to WAL mode.
     """
-    path = Path(path)
-    if read_only:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                               check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn = open_sqlite(path, timeout_s=BUSY_TIMEOUT_MS / 1000, synchronous="NORMAL", read_only=read_only,
+                       check_same_thread=False, row_factory=sqlite3.Row)
     conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
     conn.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache per connection
     conn.execute("PRAGMA mmap_size = 268435456")

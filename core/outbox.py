@@ -32,7 +32,6 @@ from __future__ import annotations
 import bisect
 import json
 import os
-import sqlite3
 import threading
 import time
 import uuid
@@ -41,6 +40,7 @@ from typing import Any, Iterable
 
 from reactorkit.core.config import Config, get_config
 from reactorkit.core.paths import file_identity, open_identified
+from reactorkit.core.sqlite import SYNCHRONOUS_LEVELS, open_sqlite
 
 STREAM_PROPERTY = "rk-stream"
 SEQ_PROPERTY = "rk-seq"
@@ -315,15 +315,12 @@ class Outbox:
     def __init__(self, path: Path | str, *, max_messages: int = DEFAULT_MAX_MESSAGES,
                  max_bytes: int = int(DEFAULT_MAX_MB * 2**20), synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_messages = int(max_messages)
         self.max_bytes = int(max_bytes)
         self._lock = threading.Lock()
-        self.conn, file_id = open_identified(self.path, lambda: sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S))
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        sync = synchronous.upper() if synchronous.upper() in ("OFF", "NORMAL", "FULL", "EXTRA") else "NORMAL"
-        self.conn.execute(f"PRAGMA synchronous = {sync}")
+        sync = synchronous.upper() if synchronous.upper() in SYNCHRONOUS_LEVELS else "NORMAL"  # a bad config value
+        self.conn, file_id = open_identified(self.path, lambda: open_sqlite(
+            self.path, timeout_s=BUSY_TIMEOUT_S, synchronous=sync, check_same_thread=False))
         with self._lock:
             if self.conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 self.conn.executescript(SCHEMA)  # idempotent; safe when several processes open the file at once

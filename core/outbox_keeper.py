@@ -25,11 +25,12 @@ def orphans(config: Any = None) -> int:
     import sqlite3
 
     from reactorkit.core.outbox import outbox_path, token_alive
+    from reactorkit.core.sqlite import open_sqlite
 
     path = outbox_path(config)
     if not path.exists():
         return 0
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    conn = open_sqlite(path, read_only=True, timeout_s=5)
     try:
         counts = conn.execute("SELECT owner, count(*) FROM messages GROUP BY owner").fetchall()
         counts.append(("", conn.execute("SELECT count(*) FROM gaps").fetchone()[0]))

@@ -73,12 +73,13 @@ def check_redis(url: str) -> None:
 
 def check_database(path: Any) -> None:
     """Open the SQLite file read-only and read its schema. Raises: sqlite3.Error / FileNotFoundError."""
-    import sqlite3
     from pathlib import Path
+
+    from reactorkit.core.sqlite import open_sqlite
 
     if not Path(path).exists():
         raise FileNotFoundError("the database file does not exist yet")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=TIMEOUT_S)
+    conn = open_sqlite(path, read_only=True, timeout_s=TIMEOUT_S)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     finally:

@@ -9,6 +9,7 @@ published on ``…/{job}/{setting}/set`` (QoS 1, not retained).
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from typing import Any
 
 import falcon
@@ -26,6 +27,7 @@ from reactorkit.api.unit.common import (
     setting_payload,
     unavailable_queue,
 )
+from reactorkit.core.sqlite import open_sqlite
 
 RUN_DEBOUNCE_MS = 1000  # §8: the same job requested again within 1 s → 429
 TASKS = "reactorkit.core.task_functions"
@@ -78,8 +80,7 @@ class AllJobs:
             path = registry.path
         finally:
             registry.close()
-        with sqlite3.connect(path, timeout=15) as conn:
-            conn.row_factory = sqlite3.Row
+        with closing(open_sqlite(path, read_only=True, row_factory=sqlite3.Row)) as conn:
             rows = conn.execute("SELECT * FROM pio_job_metadata ORDER BY job_id").fetchall()
         resp.media = [as_row(dict(r)) for r in rows]
 

@@ -59,6 +59,8 @@ def _files(root: Path) -> Iterator[Path]:
 
 def write_zip(root: Path, target: Path) -> int:
     """Zip ``root`` into ``target``; returns the number of files."""
+    from reactorkit.plugin import open_sqlite
+
     count = 0
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         for path in _files(root):
@@ -67,7 +69,7 @@ def write_zip(root: Path, target: Path) -> int:
                 with tempfile.TemporaryDirectory() as tmp:
                     copy = Path(tmp) / "copy.sqlite"
                     try:
-                        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
+                        source = open_sqlite(path, read_only=True)
                         dest = sqlite3.connect(copy)
                         with dest:
                             source.backup(dest)
@@ -178,6 +180,8 @@ def _check_protected_settings(root: Path, staging: Path) -> None:
 def _keep_own(root: Path, staging: Path, keep: Iterable[str]) -> None:
     """Put ``root``'s own copy of each file of ``keep`` (relative paths) in ``staging`` instead of the archive's
     (none when ``root`` has none); SQLite files are copied consistently (backup API, their ``-wal`` included)."""
+    from reactorkit.plugin import open_sqlite
+
     for name in keep:
         target = staging / name
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -187,7 +191,7 @@ def _keep_own(root: Path, staging: Path, keep: Iterable[str]) -> None:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         if own.name.endswith(SQLITE_SUFFIXES):
-            source = sqlite3.connect(f"file:{own}?mode=ro", uri=True, timeout=15)
+            source = open_sqlite(own, read_only=True)
             try:
                 dest = sqlite3.connect(target)
                 try:

@@ -104,14 +104,16 @@ def _register_workers(layout: ClusterLayout) -> None:
 
 
 def _running_job_pids(layout: ClusterLayout, exclude: set[int]) -> list[int]:
-    import sqlite3
+    from contextlib import closing
+
+    from reactorkit.core.sqlite import open_sqlite
 
     pids: list[int] = []
     for unit in layout.units:
         path = layout.unit_dir(unit) / REGISTRY_FILE
         if not path.exists():
             continue
-        with sqlite3.connect(path, timeout=15) as conn:
+        with closing(open_sqlite(path, read_only=True)) as conn:
             pids += [row[0] for row in conn.execute("SELECT pid FROM pio_job_metadata WHERE is_running = 1")
                      if row[0] not in exclude]
     return pids

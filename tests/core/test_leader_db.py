@@ -3,6 +3,7 @@
 import sqlite3
 
 import pytest
+from concurrent_opens import insert_a_row, open_together
 
 from reactorkit.core.descriptors import TableDescriptor, TimeSeries
 from reactorkit.core.hooks import hookimpl
@@ -431,3 +432,21 @@ def test_a_file_replaced_while_its_connection_opens_is_seen_at_the_next_recheck(
     db.add_worker("w3")
     with sqlite3.connect(db.path) as conn:  # the file in place got the row
         assert [r[0] for r in conn.execute("SELECT pioreactor_unit FROM workers ORDER BY 1")] == ["w2", "w3"]
+
+
+def test_concurrent_first_connections_to_a_new_file_all_succeed_in_wal_mode(tmp_path):
+    path = tmp_path / "storage" / "pioreactor.sqlite"
+    assert open_together(lambda: insert_a_row(connect(path))) == []
+    conn = connect(path)
+    assert conn.execute("SELECT count(*) AS n FROM t").fetchone()["n"] == 8
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    conn.close()
+
+
+def test_read_only_connections_read_rows_and_refuse_writes(db):
+    reader = connect(db.path, read_only=True)
+    assert reader.execute("SELECT count(*) AS n FROM experiments").fetchone()["n"] == 0
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.execute("INSERT INTO experiments (experiment, created_at, description) VALUES ('e', 'x', '')")
+    reader.close()

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from concurrent_opens import open_together
 
 from reactorkit.core.outbox import (Outbox, SeenNumbers, SEQ_PROPERTY, STREAM_PROPERTY, holes, in_ranges, merge_ranges, process_token, to_ranges, token_alive)
 
@@ -197,3 +198,22 @@ def test_an_outbox_file_replaced_while_it_opens_is_opened_again(tmp_path, monkey
         assert again is not first and again.stream == made[0].stream
     finally:
         set_config(None)
+
+
+@pytest.mark.parametrize("configured, level", [("FULL", 2), ("normal", 1), ("bogus", 1)])
+def test_the_outbox_file_is_wal_with_the_configured_synchronous_level(tmp_path, configured, level):
+    box = Outbox(tmp_path / "storage" / "outbox.sqlite", synchronous=configured)  # a bad config value: NORMAL
+    assert box.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert box.conn.execute("PRAGMA synchronous").fetchone()[0] == level
+    assert box.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 15000
+    box.close()
+
+
+def test_concurrent_first_opens_of_a_new_outbox_file_all_succeed_in_wal_mode(tmp_path):
+    path = tmp_path / "storage" / "outbox.sqlite"
+    boxes: list[Outbox] = []
+    assert open_together(lambda: boxes.append(Outbox(path))) == []
+    assert len({box.stream for box in boxes}) == 1  # one stream id, written once
+    assert boxes[0].conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    for box in boxes:
+        box.close()

@@ -6,6 +6,7 @@ import sqlite3
 import threading
 
 import pytest
+from concurrent_opens import insert_a_row, open_together
 
 from reactorkit.core.sqlite import use_wal
 
@@ -49,26 +50,13 @@ def test_a_database_already_in_wal_mode_is_only_read_and_a_lock_that_stays_is_re
 
 def test_concurrent_first_opens_all_end_in_wal_mode(tmp_path):
     path = tmp_path / "new.sqlite"
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
 
-    def open_it():
-        try:
-            conn = sqlite3.connect(path, timeout=15, isolation_level=None)
-            start.wait(5)
-            use_wal(conn)
-            conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
-            conn.execute("INSERT INTO t VALUES (1)")
-            conn.close()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+    def open_and_write():
+        conn = sqlite3.connect(path, timeout=15, isolation_level=None)
+        use_wal(conn)
+        insert_a_row(conn)
 
-    threads = [threading.Thread(target=open_it) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert open_together(open_and_write) == []
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 8
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
