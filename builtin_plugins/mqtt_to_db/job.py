@@ -78,8 +78,10 @@ IDLE_CLOSE_S = 2.0
 RECENT_MESSAGES = 100_000
 #: MQTT 5 user property of this job's own log lines, which it stores itself: published for live subscribers,
 #: not stored a second time when they come back from the broker. Its value is the job's MQTT client id (one
-#: per process), and only a line on the job's own log topic with that value is skipped: anyone may publish
-#: the property, and a unit's real data marked with it is stored all the same
+#: per process: ``mqtt_to_db_streaming-{unit}-$experiment-{pid}``), and only a line on the job's own log topic
+#: with that value, or that of an earlier process of the job on this unit (a line its persistent session
+#: kept while it stopped), is skipped: anyone may publish the property, and a unit's real data marked with it
+#: is stored all the same
 STORED_PROPERTY = "rk-stored"
 _TOPIC_CACHE_MAX = 20_000
 
@@ -325,6 +327,7 @@ class MqttToDb(BackgroundJob):
         self._stop = threading.Event()
         self._own_logs = f"{mq.root_topic(self.config)}/{self.unit}/{UNIVERSAL_EXPERIMENT}/logs/"
         self._stored_mark = (STORED_PROPERTY, client_id)  # this process's own (its client id has its pid)
+        self._stored_by_this_job = client_id.rsplit("-", 1)[0] + "-"  # the client ids of its processes on this unit
         host, port, username, password = mq.broker_settings(self.config)
         link = GmqttLink(host, port, client_id=client_id, will=will, on_connect=on_connect, on_message=on_message,
                          username=username, password=password, ssl=mq.tls_context(self.config) or False)
@@ -333,16 +336,25 @@ class MqttToDb(BackgroundJob):
 
     def _keep_own(self, topic: str, payload: bytes, qos: int, retain: bool) -> tuple[list[tuple[str, str]], int]:
         """``(user properties to add, qos)`` for a message of the job's own connection: its log lines are queued
-        for the writer and marked :data:`STORED_PROPERTY`; once the writer has ended (the job is stopping),
-        stored at once on the calling thread, else (the database refused) published with QoS 1, which the
-        broker keeps in this job's session for its next start."""
+        for the writer, marked :data:`STORED_PROPERTY` and published with QoS 1; once the writer has ended (the
+        job is stopping), stored at once on the calling thread, else (the database refused) published with
+        QoS 1 unmarked, which the broker keeps in this job's session for its next start.
+
+        QoS 1, as every other job's log lines go out (through the unit's outbox), and not QoS 0: a subscriber
+        answers a QoS 1 message (PUBACK), where the TCP segment of a QoS 0 one waits for its delayed ACK
+        (~40 ms on Linux), and a broker with Nagle's algorithm on (mosquitto's default) holds its next small
+        packet to that subscriber until then. The line of the ingestion's start (QoS 0) kept ``$state`` =
+        ``ready`` from every subscriber for ~40 ms (tcpdump: the broker forwarded the line, then held the
+        ``$state`` PUBLISH until the subscriber's delayed ACK of the line's segment); a line logged just after
+        ``ready`` did the same whenever it reached the broker before the ``$state``'s PUBREL.
+        """
         if retain or not payload or not topic.startswith(self._own_logs):
             return [], qos
         with self._own_lock:
             if not self._own_direct:
                 self._pending.append((topic, payload, None, 0, None))
                 self._own_queued += 1
-                return [self._stored_mark], qos
+                return [self._stored_mark], max(qos, 1)
         return ([self._stored_mark], qos) if self._store_now([(topic, payload)]) else ([], max(qos, 1))
 
     def _store_now(self, lines: list[tuple[str, bytes]]) -> bool:
@@ -421,6 +433,13 @@ class MqttToDb(BackgroundJob):
             raise self._migration_error
         self._subscribed = threading.Event()
         self.ingest = self._connect_ingest_client()
+
+    def _post_init(self) -> None:
+        """Ready, then the line of what is stored: no log line of the job's own goes out just before its
+        ``$state`` = ``ready``. (Its PUBACK from the broker, a packet the job does not answer, could then
+        hold the broker's PUBREC of the ``$state`` until the job's delayed ACK: Nagle's algorithm, see
+        :meth:`_keep_own`.)"""
+        super()._post_init()
         self.logger.info("Storing %d topic pattern(s) into the leader database.", len(self.router.subscriptions))
 
     @property
@@ -569,7 +588,7 @@ class MqttToDb(BackgroundJob):
         users = properties.get("user_property") or ()
         if should_skip(topic, payload, bool(properties.get("retain"))) or any(
                 k == REANNOUNCE_PROPERTY for k, _ in users) or (
-                self._stored_mark in users and topic.startswith(self._own_logs)):  # a line this process stored
+                topic.startswith(self._own_logs) and self._stored_by_this_job_in(users)):  # a line it stored
             self.messages_skipped += 1
             return acks.ACK_NOW
         number = sequence_from_pairs(users)
@@ -581,6 +600,13 @@ class MqttToDb(BackgroundJob):
         self._pending.append((topic, payload, token, qos, number))
         self._enqueued += 1
         return acks.QUEUED
+
+    def _stored_by_this_job_in(self, users: Iterable[tuple[str, str]]) -> bool:
+        """Whether MQTT 5 user properties mark a line as stored by this job on this unit: :data:`STORED_PROPERTY`
+        valued with this process's client id, or an earlier process's (its lines published with QoS 1 just as
+        it stopped stay in the receiving client's persistent session, and come on the next start)."""
+        prefix = self._stored_by_this_job
+        return any(k == STORED_PROPERTY and v.startswith(prefix) and v[len(prefix):].isdigit() for k, v in users)
 
     def _write_loop(self) -> None:
         """Write what the receiving thread queued: a batch when ``batch_size`` messages wait or

@@ -107,3 +107,48 @@ def test_a_crashed_job_does_not_block_a_restart(unit_env, mqtt_recorder, spawn_j
     spawn_job("stirring")
     mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready", since=since)
     assert len(registry_rows(unit_env)) == 1
+
+
+def test_its_ready_line_reaches_subscribers_after_its_ready_state(unit_env, spawn_job):
+    """The ready line is logged once the broker has acknowledged ``$state`` = ``ready`` (PUBCOMP), so a
+    subscriber gets the ``$state`` first: a log line that reached the broker before the ``$state``'s PUBREL
+    went out to the subscribers just before it, and with Nagle's algorithm in the broker (mosquitto's default)
+    the ``$state`` could wait for the subscriber's delayed ACK (~40 ms)."""
+    import threading
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    seen: list[tuple[str, bytes]] = []
+    cond = threading.Condition()
+    subscribed = threading.Event()
+
+    def on_message(client, userdata, message):
+        with cond:
+            seen.append((message.topic, message.payload))
+            cond.notify_all()
+
+    # QoS 1: messages are handed over in the order the broker sends them (a QoS 2 one would wait for its PUBREL)
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda c, *_: c.subscribe(f"{unit_env.prefix}pioreactor/#", qos=1)
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.on_message = on_message
+    client.connect("127.0.0.1", 1883)
+    client.loop_start()
+    logs = unit_env.topic("logs", "app", "info")
+
+    def is_ready_line(topic, payload):
+        return topic == logs and json.loads(payload)["message"].startswith("Ready")
+
+    try:
+        assert subscribed.wait(10)
+        proc = spawn_job("stirring")
+        with cond:
+            assert cond.wait_for(lambda: any(is_ready_line(t, p) for t, p in seen), 30)
+            order = list(seen)
+        ready = order.index((unit_env.topic("stirring", "$state"), b"ready"))
+        assert ready < next(i for i, (t, p) in enumerate(order) if is_ready_line(t, p))
+        assert stop_process(proc) == 0
+    finally:
+        client.disconnect()
+        client.loop_stop()
