@@ -111,3 +111,23 @@ def test_health_follows_the_broker_and_redis_going_away_and_back(tmp_path, monke
     back = wait_until(lambda: (b := health())["broker"]["reachable"] and b["redis"]["reachable"] and b, timeout=10,
                       what="health sees the services back")
     assert back["broker"]["latency_ms"] >= 0
+
+
+def test_the_database_check_reads_the_file_read_only_and_says_what_is_wrong(tmp_path):
+    import sqlite3
+
+    from reactorkit.api.resources.health_checks import check_database
+
+    with pytest.raises(FileNotFoundError):
+        check_database(tmp_path / "missing.sqlite")
+    path = tmp_path / "a unit's #1 cache?.sqlite"  # characters of its own to a file: URI
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    before = path.read_bytes()
+    check_database(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no journal switched on, nothing written
+    (tmp_path / "not.sqlite").write_bytes(b"not a database, " * 64)
+    with pytest.raises(sqlite3.DatabaseError):
+        check_database(tmp_path / "not.sqlite")
