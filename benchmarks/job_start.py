@@ -62,6 +62,18 @@ _SCRIPT = Path(sys.executable).with_name("pio")
 PIO = [sys.executable, str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "reactorkit.core.cli.entry"]
 
 
+def compile_sources() -> None:
+    """Write the bytecode of reactorkit's source folders, as installing the package does: run from an editable
+    install under ``PYTHONDONTWRITEBYTECODE``, every job process would otherwise compile the modules it imports
+    (tens of milliseconds of its start)."""
+    import compileall
+
+    root = Path(__file__).resolve().parents[1]
+    for folder in ("core", "builtin_plugins", "api", "pkgroot"):
+        if (root / folder).is_dir():
+            compileall.compile_dir(root / folder, quiet=1)
+
+
 def memory_mb(pid: int) -> tuple[float, float, float, float]:
     """(RSS, peak RSS, PSS, USS) of ``pid`` now, in MB (1 MB = 1024 kB; NaN where not readable)."""
     rss = peak = pss = uss = float("nan")
@@ -223,6 +235,7 @@ def main() -> None:
                         help="seconds after ready when the last run's memory is read (default 6)")
     args = parser.parse_args()
     jobs, modes = args.job or list(JOBS), args.mode or list(MODES)
+    compile_sources()
     unit = Unit()
     try:
         unit.start_services(modes)

@@ -17,4 +17,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
   .venv/bin/python -W "ignore:Editable installation:UserWarning" -m pip install --quiet -e '.[test,demo]'
   touch "$stamp"
 fi
+# the source tree's bytecode, as a wheel's install writes it: an editable install compiles none, and with
+# PYTHONDONTWRITEBYTECODE set every process (each `pio run <job>`) would compile what it imports from source
+.venv/bin/python -m compileall -q core builtin_plugins api pkgroot > /dev/null
 bash scripts/ensure_services.sh
