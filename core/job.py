@@ -57,9 +57,6 @@ TRANSITIONS = {
     DISCONNECTED: {LOST},
     LOST: set(),
 }
-#: Longest wait (seconds) for the broker to acknowledge ``$state`` = ``ready`` (QoS 2: PUBCOMP) before the ready line
-#: is logged (:meth:`BackgroundJob.set_state`)
-READY_LINE_WAIT_S = 1.0
 TRUE_WORDS = ("true", "1", "y", "on", "yes", "t")
 FALSE_WORDS = ("false", "0", "n", "off", "no", "f")
 
@@ -386,28 +383,23 @@ class BackgroundJob(metaclass=_PostInit):
             object.__setattr__(self, "state", new_state)
             sent = self._publish_setting("state", new_state) if self.__dict__.get("_publishing") else None
             if new_state == READY and current == INIT:
-                self._wait_acknowledged(sent)
+                self._before_ready_line(sent)
                 self.logger.info("%s", self._ready_line())
             elif new_state in (READY, SLEEPING):
                 self.logger.info("%s → %s", current, new_state)
 
-    @staticmethod
-    def _wait_acknowledged(sent: Any) -> None:
-        """Wait (at most :data:`READY_LINE_WAIT_S`) until the broker has acknowledged a QoS 2 publication (PUBCOMP).
+    def _before_ready_line(self, sent: Any) -> None:
+        """Called once ``$state`` = ``ready`` is published (``sent``: what the client's ``publish`` returned), before
+        the ready line is logged; the default returns at once.
 
-        The ready line (a log message) goes out after ``$state`` = ``ready`` has been released to the subscribers:
-        a broker releases a QoS 2 message on its PUBREL, and a log line that reached the broker first would be
-        sent to a subscriber just before the ``$state``, in the same TCP segment or in the one before; with
-        Nagle's algorithm on (mosquitto's default) and the subscriber's delayed ACK, its ``$state`` could then
-        wait ~40 ms (seen with tcpdump). Costs the job one round trip to the broker, not its ``ready``.
+        A job may wait here for the broker's acknowledgement (``sent.wait_for_publish(timeout)``: PUBCOMP), so
+        that its ready line reaches the broker after the ``$state``'s PUBREL, on which a broker releases a QoS 2
+        message to its subscribers: a log line sent to a subscriber just before the ``$state`` can make the
+        ``$state`` wait ~40 ms for a delayed ACK where the broker has Nagle's algorithm on (mosquitto's
+        default). Not by default: with several QoS 2 exchanges in flight (a job's settings, then its
+        ``$state``), the broker's last PUBCOMP itself may wait for the job's delayed ACK, ~40 ms before the rest
+        of the job's start.
         """
-        wait = getattr(sent, "wait_for_publish", None)
-        if wait is None:
-            return
-        try:
-            wait(READY_LINE_WAIT_S)
-        except (RuntimeError, ValueError):  # not sent (the broker is away): the line goes out as it can
-            pass
 
     def _ready_line(self) -> str:
         """The line a job logs once it is ready: its settings, where it runs and how to stop it."""

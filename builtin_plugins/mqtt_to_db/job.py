@@ -75,6 +75,8 @@ CHECKPOINT_INTERVAL_S = 1.0
 # the writer and the checkpointer close their connections (~1 MB each: parsed schema, page cache, statements)
 # after this long with nothing to do; the next batch opens them again (~3 ms of CPU: the schema is parsed again)
 IDLE_CLOSE_S = 2.0
+#: Longest wait (seconds) for the broker's acknowledgement of ``$state`` = ``ready`` before the ready line is logged
+READY_LINE_WAIT_S = 1.0
 RECENT_MESSAGES = 100_000
 #: MQTT 5 user property of this job's own log lines, which it stores itself: published for live subscribers,
 #: not stored a second time when they come back from the broker. Its value is the job's MQTT client id (one
@@ -433,6 +435,18 @@ class MqttToDb(BackgroundJob):
             raise self._migration_error
         self._subscribed = threading.Event()
         self.ingest = self._connect_ingest_client()
+
+    def _before_ready_line(self, sent: Any) -> None:
+        """The ready line goes out once the broker has acknowledged ``$state`` = ``ready`` (PUBCOMP, at most
+        :data:`READY_LINE_WAIT_S`), so after the ``$state``'s PUBREL: a line that reached the broker first was sent
+        to the subscribers in the same TCP segment as the ``$state`` or just before it (tcpdump), and a subscriber
+        whose answer to the line (PUBACK) waited for the broker's delayed ACK answered the ``$state`` ~40 ms late
+        (Nagle's algorithm in the subscriber). The ``$state`` is the only QoS 2 message in flight here: its PUBCOMP
+        comes at once."""
+        try:
+            sent.wait_for_publish(READY_LINE_WAIT_S)
+        except Exception:  # not sent (the broker is away): the line goes out as it can
+            pass
 
     def _post_init(self) -> None:
         """Ready, then the line of what is stored: no log line of the job's own goes out just before its
