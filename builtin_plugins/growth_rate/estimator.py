@@ -148,6 +148,10 @@ Robustness
   standardised innovation ``z = e/√S`` above the threshold ``k``
   (``ekf_outlier_std_threshold``, default 5), the reading's noise variance is
   inflated by ``|z|/k``, which bounds its influence on the state.
+* **A reading of 0 or less is flagged and not assimilated** (NaN and ±inf are left out): no culture
+  reads it, and under noise relative to the signal it has no likelihood; linearised at a small
+  prediction its pull on ℓ grows as 1/ŷ (a run of −0.3 took ℓ to −67,000 in five readings, then
+  divided by zero).
 * **Adaptive observation noise** (covariance matching; Mehra, *IEEE TAC*
   17(5):693, 1972): each channel's relative noise variance ``σᵢ²`` starts from
   the warm-up readings and follows an exponentially weighted average of
@@ -175,9 +179,27 @@ Robustness
   them and processes them again as after a dose of unknown size, so the step
   goes into the level, not into the growth rate.
 
+**A long gap between readings** (more than ``MAX_READING_GAP_H``, 24 h: the
+unit was off, the job paused for days) is not predicted as a culture growing
+on: the model would take the level ``r·Δt`` up (at 1 h⁻¹ ``e^ℓ`` overflows a
+float after about a month), a falling drift would be followed in ~175,000
+steps of 3 min over a year, and the random-walk variances grow as ``Δt³``
+(a rate SD of ~10⁴ h⁻¹ after a year, which only costs the updates their
+precision). Over such a gap nothing the filter knows holds anyway (doses,
+harvests or a new vial may have come), so it is bridged as a restarted job's
+downtime is (below): one prediction step without the drift's growth and
+without the rate tied to the biomass (the drift forgets itself, the rate
+keeps its estimate), the process noise of ``MAX_READING_GAP_H`` only (a rate
+SD of √(q_r·24 + q_a·24³/3) ≈ 1.4 h⁻¹, already wider than any culture's rate
+range), and the level taken afresh from the next reading with a positive
+value (so is a level beyond ``MAX_ABS_LOG_OD``). Gaps up to 24 h are
+predicted as before, in at most 480 steps of 3 min while the drift grows; a
+normal stream (readings every few seconds, pauses of minutes or hours) is
+filtered exactly as without the bound.
+
 A restarted job resumes the filter with :meth:`GrowthRateEKF.carry_over`:
 rate, drift, slope, their covariance (grown by the process noise of the time
-the job was down), the noise estimates, until when the last doses tie the
+the job was down, at most ``MAX_READING_GAP_H``), the noise estimates, until when the last doses tie the
 rate to the biomass and until when the last step without a dosing event keeps
 a falling drift from growing; the level is taken afresh from the first reading
 (doses may have happened meanwhile).
@@ -210,6 +232,13 @@ N_STATES = 4
 REPORTED = ((1.0, 0, 0, 0), (0, 1.0, 0, 0), (0, 0, 1.0, 0))  # → [ℓ, μ, a] (rows)
 MIN_RATE_FOR_SLOPE = 0.05  # h⁻¹: below it a drift says nothing of dμ/dℓ = (dμ/dt)/μ
 MAX_GROWTH_STEP_H = 0.05  # longest prediction step while a falling drift grows (3 min; readings come every 5 s)
+#: Hours without a reading beyond which the filter does not predict the culture through the gap but bridges it
+#: (module docstring, *A long gap between readings*): at most MAX_READING_GAP_H / MAX_GROWTH_STEP_H (480)
+#: prediction steps per reading, a level that cannot overflow, a rate variance that stops growing.
+MAX_READING_GAP_H = 24.0
+#: |ℓ| beyond which the level is taken afresh from the next reading (nOD = e^±700: no reading is that far from
+#: its baseline; e^710 overflows a float).
+MAX_ABS_LOG_OD = 700.0
 HISTORY_READINGS = 24  # readings kept to rewind to when a dosing event arrives late
 WASTE_EVENT = "remove_waste"
 MAD_TO_SD = 1.4826  # consistency constant of the MAD for a normal distribution
@@ -460,8 +489,9 @@ class GrowthRateEKF:
         self.obs_rel_var = {str(k): max(float(v), floor) for k, v in obs_rel_var.items()}
         self._coupled_until = -math.inf  # epoch s until which doses hold the culture where μ follows its biomass
         self._surprise = 0.0  # exponentially weighted mean of the standardised innovation
-        self._drift_growth = True  # False while predicting over the time a restarted job was down
+        self._drift_growth = True  # False while bridging a gap (a restarted job's downtime, a day without readings)
         self._stepped_until = -math.inf  # epoch s until which a dose of unknown size (a step) rules out a batch
+        self._reanchor = False  # after a long gap: the level is taken from the next reading
         if prior:
             self._use_prior(prior)
         self._dilution_readings_left = 0
@@ -539,8 +569,20 @@ class GrowthRateEKF:
 
         While the drift grows, the prediction goes in steps of at most ``MAX_GROWTH_STEP_H``: γ is held
         over a step, and held over hours (a pause in the readings) ``e^{γΔt}`` would take the rate far
-        below 0 (and overflow), where the stepped model ends its fall at a rate of 0."""
+        below 0 (and overflow), where the stepped model ends its fall at a rate of 0.
+
+        A gap of more than ``MAX_READING_GAP_H`` is bridged in one step instead (:meth:`_bridge`; module
+        docstring, *A long gap between readings*): the level is then taken afresh from the next reading."""
         t = float(t)
+        if t - self.t > MAX_READING_GAP_H * SECONDS_PER_HOUR:
+            level = self.x[L]
+            self._bridge((t - self.t) / SECONDS_PER_HOUR)
+            self.x[L] = level  # kept finite until the next reading gives the level
+            self.P[L, :] = self.P[:, L] = 0.0
+            self.P[L, L] = max(self.obs_rel_var.values())
+            self._reanchor = True
+            self.t = t
+            return
         while t > self.t:
             end = min(t, self.t + MAX_GROWTH_STEP_H * SECONDS_PER_HOUR) if self._drift_grows() else t
             dt = (end - self.t) / SECONDS_PER_HOUR
@@ -548,6 +590,21 @@ class GrowthRateEKF:
             self.x = new
             self.P = F @ self.P @ F.T + self._process_noise(dt)
             self.t = end
+
+    def _bridge(self, gap_h: float) -> None:
+        """The state after a gap of ``gap_h`` hours the filter knows nothing of (a restarted job's downtime, or
+        more than ``MAX_READING_GAP_H`` without a reading): one step without the drift's growth nor the rate tied
+        to the biomass (doses may have come), its process noise that of at most ``MAX_READING_GAP_H`` hours. The
+        level it predicts is the caller's to replace (the next reading gives it). Finite for any finite gap."""
+        coupled_until, self._coupled_until = self._coupled_until, -math.inf
+        self._drift_growth = False  # hours of a drift growing with the rate would be an extrapolation
+        try:
+            new, F = self._transition(gap_h)
+            Q = self._process_noise(min(gap_h, MAX_READING_GAP_H))
+        finally:
+            self._drift_growth = True
+            self._coupled_until = coupled_until
+        self.x, self.P = new, F @ self.P @ F.T + Q
 
     def _apply_dose(self, dose: Dose) -> None:
         """The dose's effect on the state: ℓ −= δ, r −= s·δ (variances as in the module docstring)."""
@@ -594,11 +651,13 @@ class GrowthRateEKF:
     def _snapshot(self) -> tuple[Any, ...]:
         return (self.t, self.x.copy(), self.P.copy(), dict(self.obs_rel_var), dict(self._outlier_run),
                 dict(self._run_start), dict(self._run_sum), self._dilution_readings_left, self._applied,
-                self._coupled_until, self._surprise, self._drift_boost, self._slope_boost, self._stepped_until)
+                self._coupled_until, self._surprise, self._drift_boost, self._slope_boost, self._stepped_until,
+                self._reanchor)
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
         (self.t, x, P, obs, runs, starts, sums, self._dilution_readings_left, self._applied,
-         self._coupled_until, self._surprise, self._drift_boost, self._slope_boost, self._stepped_until) = snapshot
+         self._coupled_until, self._surprise, self._drift_boost, self._slope_boost, self._stepped_until,
+         self._reanchor) = snapshot
         self.x, self.P, self.obs_rel_var, self._outlier_run = x.copy(), P.copy(), dict(obs), dict(runs)
         self._run_start, self._run_sum = dict(starts), dict(sums)
 
@@ -673,6 +732,8 @@ class GrowthRateEKF:
                 self.predict(dose.t)
                 self._apply_dose(dose)
         self.predict(t)
+        if self._reanchor or not abs(float(self.x[L])) <= MAX_ABS_LOG_OD:
+            self._reanchor_level(observations)
         # doses that may or may not have happened yet at this reading (pump still running): known doses
         # are applied when their pump stopped, one of unknown size from the start of its window
         pending = [d for d in self._doses if d.key in self._applied and t <= d.t and d.log_drop is None]
@@ -693,6 +754,12 @@ class GrowthRateEKF:
             if channel not in self.obs_rel_var or y is None or not math.isfinite(y):
                 continue
             y = float(y)
+            if y <= 0:
+                # no culture reads 0 or less, and under noise relative to the signal such a reading has no
+                # likelihood: linearised at a small prediction its pull on ℓ grows as 1/ŷ (a run of −0.3 took ℓ
+                # to −67,000 in five readings, then divided by zero). Not assimilated; flagged.
+                outliers.append(channel)
+                continue
             used[channel] = y
             rel_var = self.obs_rel_var[channel]
             prior_l_var = float(self.P[0, 0])
@@ -749,6 +816,20 @@ class GrowthRateEKF:
         return self.estimate(outliers=tuple(outliers), after_dilution=after_dilution or ambiguous > 0,
                              level_shift=level_shift, observations=used)
 
+    def _reanchor_level(self, observations: Mapping[str, float]) -> None:
+        """Take the level from ``observations`` (the mean log of the positive, finite readings of known channels;
+        variance: the largest channel noise), as the filter's first reading does; without such a reading the
+        level waits for the next one."""
+        logs = [math.log(float(y)) for channel, y in observations.items()
+                if str(channel) in self.obs_rel_var and y is not None and math.isfinite(y) and y > 0]
+        if not logs:
+            self._reanchor = True
+            return
+        self.x[L] = sum(logs) / len(logs)
+        self.P[L, :] = self.P[:, L] = 0.0
+        self.P[L, L] = max(self.obs_rel_var.values())
+        self._reanchor = False
+
     def _replay_after_step(self, first_t: float) -> Estimate:
         """A step in the signal without a dosing event began at the reading of ``first_t``: process the
         readings since then again as after a dose of unknown size (the level re-anchors, the rate stays)."""
@@ -779,7 +860,7 @@ class GrowthRateEKF:
             timestamp=self.t,
             growth_rate=float(state[1]),
             growth_rate_std=math.sqrt(max(float(covariance[1, 1]), 0.0)),
-            od_filtered=math.exp(float(self.x[L])),
+            od_filtered=math.exp(min(max(float(self.x[L]), -MAX_ABS_LOG_OD), MAX_ABS_LOG_OD)),
             log_od_std=math.sqrt(max(float(self.P[L, L]), 0.0)),
             state=[float(v) for v in state],
             covariance=[[float(v) for v in row] for row in covariance],
@@ -814,12 +895,7 @@ class GrowthRateEKF:
         gap_h = max(self.t - float(prior.get("t", self.t)), 0.0) / SECONDS_PER_HOUR
         if gap_h > 0:  # the time the job was down: the state moved on and grew uncertain
             level, level_var = self.x[L], self.P[L, L]
-            self._drift_growth = False  # hours of a drift growing with the rate would be an extrapolation
-            try:
-                new, F = self._transition(gap_h)
-            finally:
-                self._drift_growth = True
-            self.x, self.P = new, F @ self.P @ F.T + self._process_noise(gap_h)
+            self._bridge(gap_h)
             self.x[L] = level
             self.P[L, :] = self.P[:, L] = 0.0
             self.P[L, L] = level_var

@@ -7,6 +7,8 @@ import random
 import pytest
 
 from reactorkit.builtin_plugins.growth_rate.estimator import (
+    MAX_GROWTH_STEP_H,
+    MAX_READING_GAP_H,
     FilterSettings,
     GrowthRateCalculator,
     GrowthRateEKF,
@@ -471,11 +473,11 @@ def test_a_rising_drift_and_a_drift_while_doses_tie_the_rate_to_the_biomass_only
     assert dosed.x[2] == pytest.approx(forgotten)
 
 
-@pytest.mark.parametrize("pause_h", [2.0, 10.0, 50.0])
+@pytest.mark.parametrize("pause_h", [2.0, 10.0, 20.0])
 def test_a_pause_in_the_readings_ends_a_growing_fall_at_a_rate_of_zero(pause_h):
     """Readings stop for hours while the drift grows (no restart): held over the whole pause, ``e^{γΔt}`` took
     the rate far below 0 and overflowed; predicted in short steps, the fall ends near a rate of 0 and the
-    next reading is assimilated."""
+    next reading is assimilated. (Longer than MAX_READING_GAP_H a gap is bridged: the tests below.)"""
     ekf = GrowthRateEKF(FilterSettings(), 0.0, 0.0, 1e-4, {"2": 1e-4}, rate=0.6)
     ekf.x[2] = -0.2
     ekf.predict(pause_h * 3600)
@@ -546,3 +548,99 @@ def test_a_restart_does_not_extrapolate_a_falling_drift_over_the_time_the_job_wa
     assert resumed.x[1] == pytest.approx(0.5 - 0.1 * tau * (1 - math.exp(-gap_h / tau)))
     first.predict(gap_h * 3600)  # a filter that kept running extrapolates the fall
     assert first.x[2] < resumed.x[2]
+
+
+GAPS_H = {"1 day": 24.0, "30 days": 30 * 24.0, "1 year": 365 * 24.0, "100 years": 100 * 365 * 24.0}
+MAX_STEPS = int(MAX_READING_GAP_H / MAX_GROWTH_STEP_H) + 1  # the stepped part of a gap, and what is left of it
+
+
+def count_steps(monkeypatch):
+    """Count the filter's prediction steps (calls of its transition)."""
+    steps = [0]
+    transition = GrowthRateEKF._transition
+
+    def counted(self, dt):
+        steps[0] += 1
+        return transition(self, dt)
+
+    monkeypatch.setattr(GrowthRateEKF, "_transition", counted)
+    return steps
+
+
+def finite(estimate):
+    return (all(math.isfinite(v) for v in (estimate.growth_rate, estimate.growth_rate_std, estimate.log_od_std))
+            and 0 < estimate.od_filtered < math.inf and all(math.isfinite(v) for v in estimate.state)
+            and all(math.isfinite(v) for row in estimate.covariance for v in row))
+
+
+@pytest.mark.parametrize("gap", GAPS_H)
+@pytest.mark.parametrize("rate, drift", [(1.0, 0.0), (0.5, -0.05)], ids=["steady", "falling"])
+def test_a_reading_after_a_long_gap_gives_a_finite_estimate_in_a_bounded_number_of_steps(monkeypatch, gap, rate, drift):
+    """A steady 1 h⁻¹ culture predicted over a month put ℓ past 709 (exp overflowed: OverflowError); a falling
+    drift that keeps growing was predicted in steps of 3 min over the whole gap (14,400 for 30 days, 175,000 for a
+    year). Now at most a day is stepped; a longer gap is bridged and the level taken from the new reading."""
+    ekf = GrowthRateEKF(FilterSettings(), 0.0, 0.0, 1e-4, {"2": 1e-4}, rate=rate)
+    ekf.x[2] = drift
+    steps = count_steps(monkeypatch)
+    t = GAPS_H[gap] * 3600
+    estimate = ekf.update(t, {"2": 1.7})
+    assert steps[0] <= MAX_STEPS
+    assert finite(estimate)
+    if GAPS_H[gap] > MAX_READING_GAP_H:  # bridged: the level is the new reading's, the rate kept
+        assert estimate.od_filtered == pytest.approx(1.7, rel=1e-6)
+        tau = FilterSettings().drift_correlation_h
+        assert estimate.growth_rate == pytest.approx(rate + drift * tau, abs=1e-6)  # the drift forgot itself
+    steps[0] = 0
+    following = [ekf.update(t + 5.0 * i, {"2": 1.7}) for i in range(1, 4)]
+    assert steps[0] <= 3 and all(finite(e) for e in following)
+
+
+def test_the_rate_variance_after_a_gap_stops_growing_at_the_bound():
+    """A rate SD of thousands of h⁻¹ after a year only costs the updates their precision: beyond
+    MAX_READING_GAP_H the rate's variance is that of the bound, the same for a month as for a century, and the
+    filter finds the culture's rate again from the readings after the gap."""
+    stds = {}
+    for gap, gap_h in GAPS_H.items():
+        ekf = GrowthRateEKF(FilterSettings(), 0.0, 0.0, 1e-4, {"2": 1e-4}, rate=0.5)
+        stds[gap] = ekf.update(gap_h * 3600, {"2": 2.0}).growth_rate_std
+    assert stds["30 days"] == stds["1 year"] == stds["100 years"]
+    assert stds["1 day"] < stds["30 days"] < 2.0
+    ekf = GrowthRateEKF(FilterSettings(), 0.0, 0.0, 1e-4, {"2": 1e-4}, rate=0.5)
+    start = GAPS_H["1 year"] * 3600
+    rng = random.Random(4)
+    estimates = [ekf.update(start + INTERVAL_S * i, {"2": 2.0 * math.exp(0.2 * INTERVAL_S * i / 3600)
+                                                        * (1 + rng.gauss(0, 0.01))}) for i in range(2 * 720)]
+    assert estimates[-1].growth_rate == pytest.approx(0.2, abs=0.03)
+
+
+@pytest.mark.parametrize("gap", ["30 days", "100 years"])
+def test_a_job_restarted_after_a_long_downtime_resumes_with_a_finite_bounded_state(gap):
+    first = GrowthRateEKF(FilterSettings(), 0.0, 0.0, 1e-4, {"2": 1e-4}, rate=0.5)
+    first.x[2] = -0.05
+    carried = first.carry_over()
+    resumed = GrowthRateEKF(FilterSettings(), GAPS_H[gap] * 3600, 0.1, 1e-4, {"2": 1e-4}, prior=carried)
+    bounded = GrowthRateEKF(FilterSettings(), MAX_READING_GAP_H * 3600, 0.1, 1e-4, {"2": 1e-4}, prior=carried)
+    # widened as over the bound, no further (what differs is the drift's e^{-gap/τ}, e^{-12} at the bound)
+    assert resumed.P[1, 1] == pytest.approx(bounded.P[1, 1], rel=1e-4)
+    assert finite(resumed.update(GAPS_H[gap] * 3600 + 5, {"2": 1.1}))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -0.3, 0.0])
+def test_a_reading_that_is_not_a_positive_number_never_stops_the_filter(bad):
+    """After the warm-up: NaN and ±inf are left out; zero and negative readings (an unplugged photodiode) are
+    flagged and not assimilated (a run of −0.3 drove ℓ to −67,000 in five readings, then divided by zero); a long
+    run of them, a gap, and a first reading after the gap that gives no level (the next positive one does) all
+    leave the estimates finite."""
+    calc = GrowthRateCalculator(skip_first=0, normalization=Normalization({"2": 1.0}, {"2": 1e-4}))
+    good = [calc.on_od(5.0 * i, {"2": math.exp(0.3 * 5.0 * i / 3600)}) for i in range(100)]
+    assert all(e is not None and finite(e) for e in good)
+    after = [calc.on_od(500.0 + 5.0 * i, {"2": bad}) for i in range(2000)]
+    assert all(e is None or finite(e) for e in after)
+    if math.isfinite(bad):  # 0 and -0.3 (NaN and ±inf never reach the filter: None)
+        assert all(e is not None and e.outliers == ("2",) for e in after)
+    else:
+        assert all(e is None for e in after)
+    late = 500.0 + GAPS_H["1 year"] * 3600
+    assert calc.on_od(late, {"2": bad}) is None or finite(calc.ekf.estimate())
+    estimate = calc.on_od(late + 5, {"2": 0.8})
+    assert finite(estimate) and estimate.od_filtered == pytest.approx(0.8, rel=1e-6)
