@@ -1,6 +1,7 @@
 """The simulated vessel: physics a controller can rely on, and determinism under a seed."""
 
 import math
+import os
 
 import pytest
 
@@ -135,3 +136,56 @@ def test_a_vial_change_replaces_the_culture_and_leaves_the_units_actuators_as_th
     assert truth["od"] == pytest.approx(0.8, rel=1e-3) and truth["substrate"] == pytest.approx(1.2, rel=1e-3)
     assert truth["leds"]["A"] == 80.0 and truth["pwm"]["1"] == 40.0
     assert hardware.read_photodiodes((1,))[1] == pytest.approx(ref_before, rel=0.05)  # REF still lit
+
+
+def _locked_elsewhere(path):
+    """Whether another open file description (as another process or thread has) cannot take ``path``'s flock now."""
+    import fcntl
+    import os
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_the_vessel_lock_is_an_flock_held_until_its_outermost_exit_and_shared_with_filelock(tmp_path):
+    import threading
+
+    from filelock import FileLock, Timeout
+
+    from reactorkit.core.hardware.simulated import VesselLock
+
+    path = str(tmp_path / "simulated_vessel_u.json.lock")
+    lock = VesselLock(path)
+    with lock:
+        assert _locked_elsewhere(path)
+        with lock:  # re-entrant in its thread
+            assert _locked_elsewhere(path)
+        assert _locked_elsewhere(path)  # the inner exit keeps it
+        with pytest.raises(Timeout):
+            FileLock(path).acquire(timeout=0)  # the simulation's helpers lock the same file with filelock
+    assert not _locked_elsewhere(path)
+    with FileLock(path):
+        assert _locked_elsewhere(path)
+    # another thread waits for the holder's release, then holds it
+    entered, release = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with lock:
+            entered.set()
+            release.wait(30)
+
+    lock.__enter__()
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert not entered.is_set() and lock._depth == 1  # the other thread has not entered while this one holds it
+    lock.__exit__(None, None, None)
+    assert entered.wait(30) and _locked_elsewhere(path)
+    release.set()
+    thread.join(30)
+    assert not _locked_elsewhere(path) and os.path.exists(path)  # released; the file stays in place
