@@ -1,0 +1,72 @@
+"""``pio run <job>`` in a fresh interpreter (no launcher) imports only what the job needs before ``$state=ready``:
+not the modules a job's start used to load for nothing (paho's urllib.request with http.client and email, the
+simulated hardware's filelock, the plugin registry, click). Reported by the process itself at ``ready``."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# the job process as the console script runs it, reporting sys.modules when it publishes ready, then stopping
+# as a SIGTERM stops it
+HARNESS = """
+import json, os, signal, sys
+import reactorkit.core.job as job
+set_state = job.BackgroundJob.set_state
+def report(self, new_state):
+    set_state(self, new_state)
+    if new_state == job.READY:
+        print("MODULES " + json.dumps(sorted(sys.modules)), flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+job.BackgroundJob.set_state = report
+sys.argv = ["pio", *sys.argv[1:]]
+from reactorkit.core.cli.entry import main
+main()
+"""
+
+JOBS = [
+    ("stirring",),
+    ("od_reading",),
+    ("growth_rate_calculating",),
+    ("dosing_automation", "--automation-name", "silent"),
+    ("led_automation", "--automation-name", "silent"),
+    ("temperature_automation", "--automation-name", "only_record_temperature"),
+]
+NOT_BEFORE_READY = ("http.client", "email", "filelock", "tempfile", "bz2", "lzma", "click", "pluggy",
+                    "importlib.metadata", "zipfile", "reactorkit.core.plugins")
+
+
+@pytest.mark.parametrize("job", JOBS, ids=[j[0] for j in JOBS])
+def test_a_job_started_without_a_launcher_is_ready_without_modules_it_does_not_use(unit_env, job):
+    env = unit_env.env(REACTORKIT_LAUNCHER="0")
+    # the CLI index, as any earlier `pio` command leaves it (building it loads the plugin registry)
+    subprocess.run([sys.executable, "-m", "reactorkit.core.cli.entry", "run", "--help"], env=env, check=True,
+                   capture_output=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", HARNESS, "run", *job], env=env, capture_output=True, text=True,
+                            timeout=60)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("MODULES ")]
+    assert result.returncode == 0 and lines, result.stderr[-2000:]
+    modules = set(json.loads(lines[0][len("MODULES "):]))
+    assert "paho.mqtt.client" in modules  # it did connect
+    assert not modules & set(NOT_BEFORE_READY)
+
+
+STAND_IN = """
+import sys
+from reactorkit.core.mqtt import import_paho
+client = import_paho()
+print("after paho:", "http.client" in sys.modules)
+import urllib.request
+print("after import:", "http.client" in sys.modules)
+from urllib.request import getproxies
+print("after use:", "http.client" in sys.modules, callable(getproxies), type(sys.modules["urllib.request"]).__name__)
+print("same:", urllib.request.Request is sys.modules["urllib.request"].Request, client.Client is not None)
+"""
+
+
+def test_pahos_urllib_request_is_imported_at_its_first_use():
+    result = subprocess.run([sys.executable, "-c", STAND_IN], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["after paho: False", "after import: False",
+                                          "after use: True True module", "same: True True"]
