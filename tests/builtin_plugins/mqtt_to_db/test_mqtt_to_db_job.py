@@ -339,6 +339,10 @@ class OrderedSubscriber:
         with self._cond:
             assert self._cond.wait_for(lambda: any(predicate(*m) for m in self.messages), timeout)
 
+    def seen(self) -> list[tuple[str, bytes, int]]:
+        with self._cond:
+            return list(self.messages)
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -356,8 +360,7 @@ def test_its_state_reaches_subscribers_before_its_log_lines_which_go_out_with_qo
         job = spawn_job("mqtt_to_db_streaming")
         own_line = lambda t, p, q: t.startswith(f"{root}/logs/") and json.loads(p)["task"] == "mqtt_to_db_streaming"
         subscriber.wait_for(lambda t, p, q: own_line(t, p, q) and json.loads(p)["message"].startswith("Storing"))
-        with subscriber._cond:
-            seen = list(subscriber.messages)
+        seen = subscriber.seen()
         states = [i for i, (t, p, _) in enumerate(seen) if t == f"{root}/mqtt_to_db_streaming/$state"]
         ready = [i for i in states if seen[i][1] == b"ready"]
         lines = [(i, q, json.loads(p)["message"].split(" ", 1)[0]) for i, (t, p, q) in enumerate(seen)
