@@ -31,12 +31,15 @@ from __future__ import annotations
 
 import bisect
 import json
+import logging
 import os
+import sqlite3
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from reactorkit.core.config import Config, get_config
 from reactorkit.core.paths import file_identity, open_identified
@@ -302,6 +305,10 @@ _OPEN_LOCK = threading.Lock()
 class Outbox:
     """The unit's outbox file. Safe to share between threads (one lock) and processes (SQLite locking).
 
+    Follows the file at its path: when another file is put in its place (a state-archive import swaps the
+    whole folder, with a copy of this outbox in it), the next write (checked once SQLite's write lock is
+    held) or read reopens on it, so numbering goes on in the file the unit now has (:meth:`_begin`).
+
     Args:
         path: The SQLite file (created with its folder).
         max_messages: Most messages kept (``[outbox] max_messages``, default 200,000).
@@ -317,26 +324,84 @@ class Outbox:
         self.path = Path(path)
         self.max_messages = int(max_messages)
         self.max_bytes = int(max_bytes)
+        # (a bad config value: NORMAL)
+        self.synchronous = synchronous.upper() if synchronous.upper() in SYNCHRONOUS_LEVELS else "NORMAL"
         self._lock = threading.Lock()
-        sync = synchronous.upper() if synchronous.upper() in SYNCHRONOUS_LEVELS else "NORMAL"  # a bad config value
-        self.conn, file_id = open_identified(self.path, lambda: open_sqlite(
-            self.path, timeout_s=BUSY_TIMEOUT_S, synchronous=sync, check_same_thread=False))
         with self._lock:
-            if self.conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                self.conn.executescript(SCHEMA)  # idempotent; safe when several processes open the file at once
-                self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('stream', ?)",
-                                  (uuid.uuid4().hex[:16],))
-                self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        self.stream: str = self.conn.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()[0]
-        self.file_id = file_id  # (st_dev, st_ino) of the file opened
+            self.conn, self.file_id, self.stream = self._connect()
+
+    def _connect(self) -> tuple[sqlite3.Connection, tuple[int, int] | None, str]:
+        """``(connection, (st_dev, st_ino) of the file opened, its stream id)`` of the file now at :attr:`path`."""
+        conn, file_id = open_identified(self.path, lambda: open_sqlite(
+            self.path, timeout_s=BUSY_TIMEOUT_S, synchronous=self.synchronous, check_same_thread=False))
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                conn.executescript(SCHEMA)  # idempotent; safe when several processes open the file at once
+                conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('stream', ?)", (uuid.uuid4().hex[:16],))
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            stream = conn.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()[0]
+        except BaseException:
+            conn.close()
+            raise
+        return conn, file_id, stream
+
+    # ------------------------------------------------------------ the file in place
+    def _replaced(self) -> bool:
+        """True when another file is at :attr:`path` than the one open (a state archive imported: the folder
+        swapped by renames). A missing file is not a replacement (the open one stays in use)."""
+        current = file_identity(self.path)
+        return current is not None and current != self.file_id
+
+    def _reopen(self) -> None:
+        """(Under ``_lock``.) Use the file now at :attr:`path` from here on. An import keeps the unit's own outbox
+        (copied consistently, with its stream id, numbering and row ids), so what this process's clients hold
+        (rows handed and not yet acknowledged) stays valid; another stream is logged."""
+        old, old_stream = self.conn, self.stream
+        self.conn, self.file_id, self.stream = self._connect()
+        old.close()  # (SQLite leaves the moved file's WAL alone: the new file's is not touched)
+        if self.stream != old_stream:
+            logging.getLogger("reactorkit.outbox").warning(
+                "outbox %s was replaced by another outbox (stream %s, was %s)", self.path, self.stream, old_stream)
+
+    def _follow(self) -> sqlite3.Connection:
+        """(Under ``_lock``.) The connection to the file now at :attr:`path`, reopened if it was replaced."""
+        if self._replaced():
+            self._reopen()
+        return self.conn
+
+    def _begin(self) -> sqlite3.Connection:
+        """(Under ``_lock``.) ``BEGIN IMMEDIATE`` on the file now at :attr:`path`: the replacement is checked once
+        the write lock is held. An import holds the replaced file's write lock from the copy it takes until the
+        new folder is in place, so a write either went into the file before the copy (and is in the copy) or is
+        made in the copy — never in the file thrown away, and never under a number the copy gives again."""
+        for _ in range(8):
+            self.conn.execute("BEGIN IMMEDIATE")
+            if not self._replaced():
+                break
+            self.conn.execute("ROLLBACK")
+            self._reopen()
+        return self.conn
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (see :meth:`_begin`), committed at the end, rolled back on an error."""
+        with self._lock:
+            conn = self._begin()
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     @classmethod
     def for_unit(cls, config: Config | None = None) -> "Outbox":
         """The outbox of this unit, sized by ``[outbox]`` — one per process and file, shared by its clients
         (an automation opens a client per dose: opening the file each time would cost every dose). Opened
         again when the file was replaced (a state archive imported; one ``stat`` per call): a client made
-        after the import never writes into the replaced file. (The replaced one is left to the clients
-        that still use it, and closed with them.)"""
+        after the import never writes into the replaced file. (An outbox opened before follows the file
+        itself: see :meth:`_begin`.)"""
         config = config or get_config()
         path = outbox_path(config)
         key = (str(path), os.getpid())
@@ -368,81 +433,67 @@ class Outbox:
             recorded in a gap, see :meth:`gaps`).
         """
         now = time.time()
-        with self._lock:
-            conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                seq = conn.execute(
-                    "INSERT INTO sequences (topic, last_seq) VALUES (?, 1)"
-                    " ON CONFLICT (topic) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq", (topic,)
-                ).fetchone()[0]
-                count, size = conn.execute("SELECT messages, bytes FROM usage WHERE id = 1").fetchone()
-                if count + 1 > self.max_messages or size + len(payload) > self.max_bytes:
-                    extended = conn.execute(
-                        "UPDATE gaps SET last_seq = ?, count = count + 1, last_at = ? WHERE topic = ? AND last_seq = ?",
-                        (seq, now, topic, seq - 1)).rowcount
-                    if not extended:
-                        conn.execute("INSERT INTO gaps (topic, first_seq, last_seq, count, first_at, last_at, reason)"
-                                     " VALUES (?, ?, ?, 1, ?, ?, 'outbox full')", (topic, seq, seq, now, now))
-                    conn.execute("COMMIT")
-                    return None, seq
+        with self._writing() as conn:
+            seq = conn.execute(
+                "INSERT INTO sequences (topic, last_seq) VALUES (?, 1)"
+                " ON CONFLICT (topic) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq", (topic,)
+            ).fetchone()[0]
+            count, size = conn.execute("SELECT messages, bytes FROM usage WHERE id = 1").fetchone()
+            if count + 1 > self.max_messages or size + len(payload) > self.max_bytes:
+                extended = conn.execute(
+                    "UPDATE gaps SET last_seq = ?, count = count + 1, last_at = ? WHERE topic = ? AND last_seq = ?",
+                    (seq, now, topic, seq - 1)).rowcount
+                if not extended:
+                    conn.execute("INSERT INTO gaps (topic, first_seq, last_seq, count, first_at, last_at, reason)"
+                                 " VALUES (?, ?, ?, 1, ?, ?, 'outbox full')", (topic, seq, seq, now, now))
+                row_id = None
+            else:
                 row_id = conn.execute(
                     "INSERT INTO messages (topic, seq, payload, qos, retain, created_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (topic, seq, payload, qos, int(bool(retain)), now, owner)).lastrowid
-                conn.execute("COMMIT")
-                return row_id, seq
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        return row_id, seq
 
     def delete(self, row_ids: Iterable[int]) -> int:
         """Forget messages the leader has stored. Returns how many were deleted."""
         ids = list(row_ids)
         deleted = 0
-        with self._lock:
+        with self._writing() as conn:
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
-                deleted += self.conn.execute(
+                deleted += conn.execute(
                     f"DELETE FROM messages WHERE id IN ({','.join('?' * len(chunk))})", chunk).rowcount
         return deleted
 
     def delete_acknowledged(self, acks: Iterable[tuple[str, int, int]], owner: str | None = None) -> list[int]:
         """Delete messages in ``[(topic, first_seq, last_seq)]`` (only ``owner``'s when given); their row ids."""
         gone: list[int] = []
-        with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                for topic, lo, hi in acks:
-                    sql = "DELETE FROM messages WHERE topic = ? AND seq BETWEEN ? AND ?"
-                    params: tuple = (topic, int(lo), int(hi))
-                    if owner is not None:
-                        sql += " AND owner = ?"
-                        params += (owner,)
-                    gone += [r[0] for r in self.conn.execute(sql + " RETURNING id", params)]
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
+        with self._writing() as conn:
+            for topic, lo, hi in acks:
+                sql = "DELETE FROM messages WHERE topic = ? AND seq BETWEEN ? AND ?"
+                params: tuple = (topic, int(lo), int(hi))
+                if owner is not None:
+                    sql += " AND owner = ?"
+                    params += (owner,)
+                gone += [r[0] for r in conn.execute(sql + " RETURNING id", params)]
         return gone
 
     # ------------------------------------------------------------ reading
     def pending(self, owner: str, after_id: int, limit: int = 500) -> list[tuple[int, str, int, bytes, int]]:
         """``owner``'s messages with ``id > after_id`` in order: ``[(id, topic, seq, payload, qos)]``."""
         with self._lock:
-            return self.conn.execute(
+            return self._follow().execute(
                 "SELECT id, topic, seq, payload, qos FROM messages WHERE owner = ? AND id > ? ORDER BY id LIMIT ?",
                 (owner, after_id, limit)).fetchall()
 
     def usage(self) -> tuple[int, int]:
         """``(messages, payload bytes)`` kept now."""
         with self._lock:
-            return tuple(self.conn.execute("SELECT messages, bytes FROM usage WHERE id = 1").fetchone())
+            return tuple(self._follow().execute("SELECT messages, bytes FROM usage WHERE id = 1").fetchone())
 
     def last_seq(self, topic: str) -> int:
         """The last number given on ``topic`` (0 if none)."""
         with self._lock:
-            row = self.conn.execute("SELECT last_seq FROM sequences WHERE topic = ?", (topic,)).fetchone()
+            row = self._follow().execute("SELECT last_seq FROM sequences WHERE topic = ?", (topic,)).fetchone()
         return int(row[0]) if row else 0
 
     def adopt_orphans(self, owner: str) -> int | None:
@@ -452,13 +503,13 @@ class Outbox:
             The lowest adopted row id, or None when there were none.
         """
         with self._lock:
-            owners = [r[0] for r in self.conn.execute("SELECT DISTINCT owner FROM messages")]
+            owners = [r[0] for r in self._follow().execute("SELECT DISTINCT owner FROM messages")]
         dead = [o for o in owners if o != owner and not token_alive(o)]
         lowest: int | None = None
         for other in dead:
-            with self._lock:
-                row = self.conn.execute("SELECT min(id) FROM messages WHERE owner = ?", (other,)).fetchone()
-                changed = self.conn.execute("UPDATE messages SET owner = ? WHERE owner = ?", (owner, other)).rowcount
+            with self._writing() as conn:
+                row = conn.execute("SELECT min(id) FROM messages WHERE owner = ?", (other,)).fetchone()
+                changed = conn.execute("UPDATE messages SET owner = ? WHERE owner = ?", (owner, other)).rowcount
             if changed and row[0] is not None:
                 lowest = row[0] if lowest is None else min(lowest, row[0])
         return lowest
@@ -468,7 +519,7 @@ class Outbox:
         """Runs of numbers that were not kept: ``[{topic, first_seq, last_seq, count, first_at, last_at, reason}]``
         (times in epoch seconds)."""
         with self._lock:
-            rows = self.conn.execute(
+            rows = self._follow().execute(
                 "SELECT topic, first_seq, last_seq, count, first_at, last_at, reason FROM gaps ORDER BY first_at").fetchall()
         keys = ("topic", "first_seq", "last_seq", "count", "first_at", "last_at", "reason")
         return [dict(zip(keys, r)) for r in rows]
@@ -476,9 +527,9 @@ class Outbox:
     def forget_gaps(self, reported: Iterable[tuple[str, int, int]]) -> int:
         """Delete gaps the leader has recorded (unless they grew since: ``last_seq`` must match)."""
         n = 0
-        with self._lock:
+        with self._writing() as conn:
             for topic, first, last in reported:
-                n += self.conn.execute("DELETE FROM gaps WHERE topic = ? AND first_seq = ? AND last_seq = ?",
+                n += conn.execute("DELETE FROM gaps WHERE topic = ? AND first_seq = ? AND last_seq = ?",
                                        (topic, int(first), int(last))).rowcount
         return n
 
@@ -486,7 +537,7 @@ class Outbox:
     def stored_patterns(self) -> list[str] | None:
         """The leader's stored topic patterns (relative to the root) as last announced, or None."""
         with self._lock:
-            row = self.conn.execute("SELECT value FROM meta WHERE key = 'stored_patterns'").fetchone()
+            row = self._follow().execute("SELECT value FROM meta WHERE key = 'stored_patterns'").fetchone()
         return json.loads(row[0]) if row else None
 
     def set_stored_patterns(self, patterns: list[str], root: str) -> int:
@@ -502,12 +553,12 @@ class Outbox:
         import paho.mqtt.client as paho
 
         full = [root + p for p in patterns]
-        with self._lock:
-            self.conn.execute("INSERT INTO meta (key, value) VALUES ('stored_patterns', ?)"
-                              " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (json.dumps(patterns),))
-            topics = [r[0] for r in self.conn.execute("SELECT DISTINCT topic FROM messages")]
+        with self._writing() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('stored_patterns', ?)"
+                         " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (json.dumps(patterns),))
+            topics = [r[0] for r in conn.execute("SELECT DISTINCT topic FROM messages")]
             unstored = [t for t in topics if not any(paho.topic_matches_sub(p, t) for p in full)]
             dropped = 0
             for topic in unstored:
-                dropped += self.conn.execute("DELETE FROM messages WHERE topic = ?", (topic,)).rowcount
+                dropped += conn.execute("DELETE FROM messages WHERE topic = ?", (topic,)).rowcount
         return dropped

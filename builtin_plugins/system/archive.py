@@ -16,7 +16,9 @@ in place, and put back if the swap fails), the parent folder flushed before
 the old one is removed: after a power cut the unit has either its old state
 or all of the new one. Files the
 caller names in ``keep`` (the unit's outbox) stay as they are here: the
-archive's copy is left out and the unit's own is copied in before the swap.
+archive's copy is left out and the unit's own is copied in just before the swap,
+under its SQLite write lock held until the new folder is in place (its writers
+then go on in the copy: none is lost in the old file, none numbered twice).
 Files it names in ``carry`` (the job launcher's socket and lock file) are the
 running unit's, known by their inode: they are hard-linked into the new folder,
 so that they are the very same files there.
@@ -24,6 +26,7 @@ so that they are the very same files there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -177,10 +180,38 @@ def _check_protected_settings(root: Path, staging: Path) -> None:
                             "keeps them as they are here")
 
 
-def _keep_own(root: Path, staging: Path, keep: Iterable[str]) -> None:
-    """Put ``root``'s own copy of each file of ``keep`` (relative paths) in ``staging`` instead of the archive's
-    (none when ``root`` has none); SQLite files are copied consistently (backup API, their ``-wal`` included)."""
+@contextlib.contextmanager
+def _write_locked(database: Path) -> Iterator[None]:
+    """Hold SQLite's write lock on ``database`` (``BEGIN IMMEDIATE``, nothing written) until the block ends.
+
+    Raises:
+        sqlite3.OperationalError: another connection kept the lock for the 15 s busy timeout.
+    """
     from reactorkit.plugin import open_sqlite
+
+    conn = open_sqlite(database, wal=False, synchronous=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.close()  # (once the folder is swapped SQLite sees the file moved and leaves the new one's WAL alone)
+
+
+def _keep_own(root: Path, staging: Path, keep: Iterable[str], held: contextlib.ExitStack) -> None:
+    """Put ``root``'s own copy of each file of ``keep`` (relative paths) in ``staging`` instead of the archive's
+    (none when ``root`` has none), flushed to disk. SQLite files are copied consistently (backup API, their
+    ``-wal`` included) under their write lock, which ``held`` keeps until the caller has swapped the folders: a
+    process that still has the file open (the unit's outbox, numbering messages) writes nothing after the copy
+    is taken into the file thrown away; it waits, then finds another file in its place and writes there
+    (:meth:`reactorkit.core.outbox.Outbox._begin`).
+
+    Raises:
+        sqlite3.Error: the lock or the copy failed.
+        OSError: a copy could not be written or flushed.
+    """
+    from reactorkit.plugin import fsync_dir, open_sqlite
 
     for name in keep:
         target = staging / name
@@ -191,6 +222,7 @@ def _keep_own(root: Path, staging: Path, keep: Iterable[str]) -> None:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         if own.name.endswith(SQLITE_SUFFIXES):
+            held.enter_context(_write_locked(own))
             source = open_sqlite(own, read_only=True)
             try:
                 dest = sqlite3.connect(target)
@@ -202,6 +234,12 @@ def _keep_own(root: Path, staging: Path, keep: Iterable[str]) -> None:
                 source.close()
         else:
             shutil.copy2(own, target)
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fsync_dir(target.parent)
 
 
 def _carry_over(root: Path, staging: Path, carry: Iterable[str]) -> None:
@@ -251,17 +289,20 @@ def import_archive(path: Path, root: Path, *, max_bytes: int, keep: Iterable[str
     backup = root.parent / f".{root.name}.previous-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
-        written = _extract(path, staging, max_bytes)
-        _check_protected_settings(root, staging)
-        _keep_own(root, staging, keep)
-        _sync_tree(staging)
-        _carry_over(root, staging, carry)  # after the sync: a socket cannot be opened to be synced
-        os.rename(root, backup)
-        try:
-            os.rename(staging, root)
-        except OSError:
-            os.rename(backup, root)
-            raise
+        # the kept SQLite files' write locks are held from their copies until the new folder is in place
+        # (or the old one back): short, since the archive's files are flushed before
+        with contextlib.ExitStack() as held:
+            written = _extract(path, staging, max_bytes)
+            _check_protected_settings(root, staging)
+            _sync_tree(staging)
+            _keep_own(root, staging, keep, held)
+            _carry_over(root, staging, carry)  # after the sync: a socket cannot be opened to be synced
+            os.rename(root, backup)
+            try:
+                os.rename(staging, root)
+            except OSError:
+                os.rename(backup, root)
+                raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

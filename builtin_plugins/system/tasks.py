@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def import_dot_pioreactor(archive_path: str) -> dict[str, Any]:
     except UnsafeArchive as exc:
         raise fail("The archive was refused.", cause=str(exc), remediation="Export a fresh archive with "
                    "GET /unit_api/zipped_dot_pioreactor.") from None
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:  # (the outbox's write lock not given within its busy timeout)
         raise fail("The import failed; nothing was changed.", cause=f"{type(exc).__name__}: {exc}") from None
     return {"imported": True, **result, "restart_recommended": True}
 

@@ -217,3 +217,43 @@ def test_concurrent_first_opens_of_a_new_outbox_file_all_succeed_in_wal_mode(tmp
     assert boxes[0].conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     for box in boxes:
         box.close()
+
+
+def test_an_outbox_open_before_its_file_was_replaced_numbers_on_in_the_file_in_its_place(tmp_path):
+    # as a state-archive import does: the file copied under its write lock, the folder swapped, the lock let go;
+    # a write waiting for the lock, and every later one, go into the copy with the next numbers
+    import sqlite3
+    import threading
+
+    root = tmp_path / "dot"
+    (root / "storage").mkdir(parents=True)
+    path = root / "storage" / "outbox.sqlite"
+    box = Outbox(path)
+    try:
+        assert box.append("t", b"1", qos=1, retain=False, owner="1:1")[1] == 1
+        locker = sqlite3.connect(path, timeout=15, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")
+        staged = tmp_path / "staged"
+        (staged / "storage").mkdir(parents=True)
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        copy = sqlite3.connect(staged / "storage" / "outbox.sqlite")
+        source.backup(copy)
+        copy.close()
+        source.close()
+        written = []
+        writer = threading.Thread(target=lambda: written.append(box.append("t", b"2", qos=1, retain=False,
+                                                                           owner="1:1")))
+        writer.start()  # waits for the write lock
+        root.rename(tmp_path / "replaced")
+        staged.rename(root)
+        locker.execute("ROLLBACK")
+        locker.close()
+        writer.join(30)
+        assert [seq for _, seq in written] == [2]
+        assert box.append("t", b"3", qos=1, retain=False, owner="1:1")[1] == 3
+        assert [(seq, bytes(p)) for _, _, seq, p, _ in box.pending("1:1", 0)] == [(1, b"1"), (2, b"2"), (3, b"3")]
+        with sqlite3.connect(path) as conn:  # the file now at the path holds them all
+            assert conn.execute("SELECT seq, payload FROM messages ORDER BY seq").fetchall() == [
+                (1, b"1"), (2, b"2"), (3, b"3")]
+    finally:
+        box.close()
