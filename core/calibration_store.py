@@ -325,6 +325,8 @@ def _dump_yaml(record: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class _Kind:
+    """One of the two stores: its folder, its active-pointer cache, the field naming a record, its validator."""
+
     folder: str  # under storage/
     cache: str  # active pointer cache
     name_field: str

@@ -10,12 +10,9 @@ that several clusters can share one broker without seeing each other.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import sys
 import threading
-import types
 import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -57,44 +54,17 @@ def split_topic(topic: str, config: Config | None = None) -> list[str]:
     return topic[len(root):].split("/")
 
 
-class _ImportedOnUse(types.ModuleType):
-    """Stands in ``sys.modules`` for a module until something reads one of its attributes: the module is then
-    imported (in place of this one, and as its parent package's attribute) and its attributes copied here."""
-
-    def __getattr__(self, attr: str) -> Any:
-        with _import_on_use_lock:
-            real = self.__dict__.get("_imported")
-            if real is None:
-                name = self.__name__
-                if sys.modules.get(name) is self:
-                    del sys.modules[name]
-                real = importlib.import_module(name)
-                self.__dict__.update(real.__dict__)
-                self.__dict__["_imported"] = real
-        return getattr(real, attr)
-
-
-_import_on_use_lock = threading.Lock()
-
-
 def import_paho() -> Any:
-    """``paho.mqtt.client``, imported without what it does not use here.
-
-    paho's ``import urllib.request`` (with http.client, email, tempfile, shutil, bz2 and lzma: about half
-    of paho's import time) finds a stand-in (:class:`_ImportedOnUse`) that imports urllib.request at
-    the first read of one of its attributes, by paho or by anyone. paho reads it only for proxy settings,
-    and only when PySocks is installed (a proxy for the broker's connection), so a job process that
-    connects directly never imports it.
+    """``paho.mqtt.client``, imported without what it does not use here: its ``import urllib.request`` (with
+    http.client, email, tempfile, shutil, bz2 and lzma: about half of paho's import time) finds a stand-in
+    (:func:`reactorkit.core.deferred_imports.defer`) that imports urllib.request at the first read of one
+    of its attributes, by paho or by anyone. paho reads it only for proxy settings, and only when PySocks is
+    installed (a proxy for the broker's connection), so a job process that connects directly never imports it.
     """
-    if "paho.mqtt.client" not in sys.modules and "urllib.request" not in sys.modules:
-        import urllib
+    if "paho.mqtt.client" not in sys.modules:
+        from reactorkit.core.deferred_imports import defer
 
-        spec = importlib.util.find_spec("urllib.request")
-        if spec is not None:
-            stand_in = _ImportedOnUse("urllib.request")
-            stand_in.__spec__ = spec
-            sys.modules["urllib.request"] = stand_in
-            urllib.request = stand_in  # type: ignore[attr-defined]  # as the import system binds a submodule
+        defer("urllib.request")
     import paho.mqtt.client
 
     return paho.mqtt.client

@@ -180,6 +180,12 @@ def run_without_click(args: list[str]) -> None:
     kwargs = parse_job_args(entry, args[2:])
     if kwargs is None:
         return
+    from reactorkit.core.deferred_imports import defer
+
+    # imported at the top of modules every job imports, read by none before it is ready: inspect (and its ast,
+    # dis, tokenize…) by dataclasses, for a class without a docstring; uuid (and platform) by paho and the
+    # outbox, to make a new id
+    defer("inspect", "uuid")
     try:
         code = run_job(SimpleNamespace(**entry), kwargs)
     except KeyboardInterrupt:  # as click's standalone mode reports it

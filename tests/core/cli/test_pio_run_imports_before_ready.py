@@ -1,6 +1,7 @@
 """``pio run <job>`` in a fresh interpreter (no launcher) imports only what the job needs before ``$state=ready``:
-not the modules a job's start used to load for nothing (paho's urllib.request with http.client and email, the
-simulated hardware's filelock, the plugin registry, click). Reported by the process itself at ``ready``."""
+not the modules a job's start used to load for nothing (paho's urllib.request with http.client and email,
+dataclasses' inspect with ast and dis, the simulated hardware's filelock, the plugin registry, click). Reported
+by the process itself at ``ready``; and a module put off until its first use is imported then."""
 
 import json
 import subprocess
@@ -8,18 +9,36 @@ import sys
 
 import pytest
 
-# the job process as the console script runs it, reporting sys.modules when it publishes ready, then stopping
-# as a SIGTERM stops it
+# the job process as the console script runs it, reporting the modules it has imported (not the stand-ins of
+# modules put off until their first use) when it publishes ready, then stopping as a SIGTERM stops it; the job
+# module is patched as it is imported, so that the harness imports nothing ahead of the job
 HARNESS = """
-import json, os, signal, sys
-import reactorkit.core.job as job
-set_state = job.BackgroundJob.set_state
-def report(self, new_state):
-    set_state(self, new_state)
-    if new_state == job.READY:
-        print("MODULES " + json.dumps(sorted(sys.modules)), flush=True)
-        os.kill(os.getpid(), signal.SIGTERM)
-job.BackgroundJob.set_state = report
+import importlib.util, json, os, signal, sys
+
+def patch(job):
+    set_state = job.BackgroundJob.set_state
+    def report(self, new_state):
+        set_state(self, new_state)
+        if new_state == job.READY:
+            real = sorted(name for name, module in sys.modules.items() if type(module).__name__ == "module")
+            print("MODULES " + json.dumps(real), flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+    job.BackgroundJob.set_state = report
+
+class Hook:
+    def find_spec(self, name, path=None, target=None):
+        if name != "reactorkit.core.job":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        exec_module = spec.loader.exec_module
+        def run(module):
+            exec_module(module)
+            patch(module)
+        spec.loader.exec_module = run
+        return spec
+
+sys.meta_path.insert(0, Hook())
 sys.argv = ["pio", *sys.argv[1:]]
 from reactorkit.core.cli.entry import main
 main()
@@ -33,8 +52,8 @@ JOBS = [
     ("led_automation", "--automation-name", "silent"),
     ("temperature_automation", "--automation-name", "only_record_temperature"),
 ]
-NOT_BEFORE_READY = ("http.client", "email", "filelock", "tempfile", "bz2", "lzma", "click", "pluggy",
-                    "importlib.metadata", "zipfile", "reactorkit.core.plugins")
+NOT_BEFORE_READY = ("urllib.request", "http.client", "email", "filelock", "tempfile", "bz2", "lzma", "click", "pluggy",
+                    "importlib.metadata", "zipfile", "reactorkit.core.plugins", "inspect", "ast", "dis")
 
 
 @pytest.mark.parametrize("job", JOBS, ids=[j[0] for j in JOBS])
@@ -70,3 +89,31 @@ def test_pahos_urllib_request_is_imported_at_its_first_use():
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == ["after paho: False", "after import: False",
                                           "after use: True True module", "same: True True"]
+
+
+DEFERRED = """
+import sys
+from reactorkit.core.deferred_imports import defer
+names = ("inspect", "uuid", "no_such_module_here", "email")
+defer(*names)  # a module not found, and a package, are left alone
+print(sorted(n for n in names if type(sys.modules.get(n)).__name__ == "ImportedOnUse"))
+import dataclasses
+@dataclasses.dataclass
+class Documented:
+    "A docstring."
+    x: int
+print("documented:", type(sys.modules["inspect"]).__name__)
+@dataclasses.dataclass
+class Bare:
+    x: int
+print(Bare.__doc__, type(sys.modules["inspect"]).__name__, dataclasses.inspect.signature is sys.modules["inspect"].signature)
+import uuid
+print(len(uuid.uuid4().hex), type(sys.modules["uuid"]).__name__)
+"""
+
+
+def test_a_deferred_module_is_imported_at_the_first_read_of_an_attribute_and_serves_as_the_module():
+    result = subprocess.run([sys.executable, "-c", DEFERRED], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["['inspect', 'uuid']", "documented: ImportedOnUse",
+                                          "Bare(x: int) module True", "32 module"]

@@ -1,0 +1,62 @@
+"""Modules put off until their first use: a stand-in in ``sys.modules`` that imports the module when one of its
+attributes is first read.
+
+For modules that a job process imports only because a library imports them at its top, and does not use
+before it is ready (or at all): paho's ``urllib.request`` (read only for proxy settings when PySocks is
+installed), ``inspect`` (which :mod:`dataclasses` reads only for a class without a docstring), ``uuid`` (and
+the ``platform`` it imports; paho and the outbox read it only to make a new id). ``import name`` then binds
+the stand-in; any read of an attribute (``name.attr``, ``from name import attr``) imports the real module,
+which replaces the stand-in in ``sys.modules`` and as its package's attribute, and is served through it to
+whoever holds the stand-in. Nothing changes but when the import happens.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import threading
+import types
+from typing import Any
+
+_lock = threading.RLock()
+
+
+class ImportedOnUse(types.ModuleType):
+    """Stands in ``sys.modules`` for a module until one of its attributes is read (see the module doc)."""
+
+    def __getattr__(self, attr: str) -> Any:
+        with _lock:
+            real = self.__dict__.get("_imported")
+            if real is None:
+                name = self.__name__
+                if sys.modules.get(name) is self:
+                    del sys.modules[name]
+                real = importlib.import_module(name)  # binds it as its package's attribute, as any import does
+                self.__dict__.update(real.__dict__)
+                self.__dict__["_imported"] = real
+        return getattr(real, attr)
+
+
+def defer(*names: str) -> None:
+    """Put a stand-in (:class:`ImportedOnUse`) in ``sys.modules`` for each of ``names`` that is not imported yet.
+
+    A name that cannot be found (``importlib.util.find_spec`` gives None) is left alone: its import fails as
+    before. A package's stand-in would serve no submodule: give modules, not packages.
+
+    Args:
+        names: Absolute module names, e.g. ``"urllib.request"`` (its package is imported now).
+    """
+    with _lock:
+        for name in names:
+            if name in sys.modules:
+                continue
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.submodule_search_locations is not None:
+                continue
+            stand_in = ImportedOnUse(name)
+            stand_in.__spec__ = spec
+            sys.modules[name] = stand_in
+            parent, _, child = name.rpartition(".")
+            if parent:
+                setattr(sys.modules[parent], child, stand_in)  # as the import system binds a submodule
