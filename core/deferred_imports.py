@@ -15,31 +15,31 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import threading
 import types
 from typing import Any
-
-_lock = threading.RLock()
 
 
 class ImportedOnUse(types.ModuleType):
     """Stands in ``sys.modules`` for a module until one of its attributes is read (see the module doc)."""
 
     def __getattr__(self, attr: str) -> Any:
-        with _lock:
-            real = self.__dict__.get("_imported")
-            if real is None:
-                name = self.__name__
-                if sys.modules.get(name) is self:
-                    del sys.modules[name]
-                real = importlib.import_module(name)  # binds it as its package's attribute, as any import does
-                self.__dict__.update(real.__dict__)
-                self.__dict__["_imported"] = real
+        real = self.__dict__.get("_imported")
+        if real is None:
+            # no lock of ours around the import (a thread importing a module that reads a stand-in would wait for
+            # one held by a thread waiting for that module's import lock): the import system's own module locks
+            # let one thread import it while any other asking for it waits, then gets the same module
+            name = self.__name__
+            if sys.modules.get(name) is self:
+                sys.modules.pop(name, None)
+            real = importlib.import_module(name)  # binds it as its package's attribute, as any import does
+            self.__dict__.update(real.__dict__)
+            self.__dict__["_imported"] = real
         return getattr(real, attr)
 
 
 def defer(*names: str) -> None:
-    """Put a stand-in (:class:`ImportedOnUse`) in ``sys.modules`` for each of ``names`` that is not imported yet.
+    """Put a stand-in (:class:`ImportedOnUse`) in ``sys.modules`` for each of ``names`` that is not imported yet
+    (at a process's start, before other threads import).
 
     A name that cannot be found (``importlib.util.find_spec`` gives None) is left alone: its import fails as
     before. A package's stand-in would serve no submodule: give modules, not packages.
@@ -47,16 +47,15 @@ def defer(*names: str) -> None:
     Args:
         names: Absolute module names, e.g. ``"urllib.request"`` (its package is imported now).
     """
-    with _lock:
-        for name in names:
-            if name in sys.modules:
-                continue
-            spec = importlib.util.find_spec(name)
-            if spec is None or spec.submodule_search_locations is not None:
-                continue
-            stand_in = ImportedOnUse(name)
-            stand_in.__spec__ = spec
-            sys.modules[name] = stand_in
-            parent, _, child = name.rpartition(".")
-            if parent:
-                setattr(sys.modules[parent], child, stand_in)  # as the import system binds a submodule
+    for name in names:
+        if name in sys.modules:
+            continue
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.submodule_search_locations is not None:
+            continue
+        stand_in = ImportedOnUse(name)
+        stand_in.__spec__ = spec
+        sys.modules[name] = stand_in
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(sys.modules[parent], child, stand_in)  # as the import system binds a submodule
