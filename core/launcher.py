@@ -73,6 +73,8 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 PARENT_ENV = "REACTORKIT_LAUNCHER_PARENT"
 # a job's next waiting process is forked this long after its start (its imports would take CPU from the start)
 WARM_RESPAWN_DELAY_S = 1.0
+# the launcher starts again once its socket or lock file has been missing this long (seconds)
+MISSING_RESTART_S = 2.0
 
 
 class _RefuseHeavy(importlib.abc.MetaPathFinder):
@@ -299,14 +301,17 @@ class Launcher:
             self._spawn_warm(name)
         print(f"launcher: ready on {self.path} (pid {os.getpid()})", file=sys.stderr, flush=True)
         parent = int(os.environ.get(PARENT_ENV) or 0)  # set by the task worker that keeps this launcher
-        missing = 0
+        missing_since: float | None = None
         try:
             while not self.stopping:
                 if parent and os.getppid() != parent:  # the task worker is gone (even killed outright): so are we
                     break
                 found = self._still_found()
-                missing = missing + 1 if found is None else 0
-                if found is False or missing >= 2:
+                now = time.monotonic()
+                missing_since = (missing_since or now) if found is None else None
+                # (a path missing for a moment is a folder being swapped: starting again then would make the
+                # folder anew in its place and fail the swap)
+                if found is False or (missing_since is not None and now - missing_since >= MISSING_RESTART_S):
                     print("launcher: its socket or lock file is no longer in the unit's state folder (the folder "
                           "was replaced); starting again on the folder in its place", file=sys.stderr, flush=True)
                     self.restart = self.stopping = True

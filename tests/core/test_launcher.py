@@ -328,3 +328,25 @@ def test_each_start_of_the_job_becomes_the_process_kept_for_it_then(leader_env, 
         finally:
             stop_process(client)
         previous = waiting
+
+
+def test_a_launcher_whose_state_folder_was_replaced_serves_the_folder_in_its_place(unit_env, mqtt_recorder, launcher):
+    # the folder swapped by other means than an import (which carries the socket and lock over): the launcher
+    # starts itself again (same process) on the new folder, instead of going on deaf beside a new one
+    import shutil
+
+    root = unit_env.root
+    staged = root.parent / "staged"
+    shutil.copytree(root, staged, ignore=shutil.ignore_patterns("launcher.sock", "launcher.lock", "*.log"))
+    root.rename(root.parent / "replaced")
+    staged.rename(root)
+    sock = root / "storage" / "launcher.sock"
+    wait_until(lambda: sock.exists() or launcher.poll() is not None, what="the launcher's socket in the new folder")
+    assert launcher.poll() is None  # the same process, started again in place
+    client = start(unit_env, "stirring")
+    try:
+        mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready", timeout=30)
+        [row] = running_jobs(unit_env, "stirring")
+        assert parent_of(row["pid"]) == launcher.pid
+    finally:
+        stop_process(client)
