@@ -8,6 +8,10 @@ the ``platform`` it imports; paho and the outbox read it only to make a new id).
 the stand-in; any read of an attribute (``name.attr``, ``from name import attr``) imports the real module,
 which replaces the stand-in in ``sys.modules`` and as its package's attribute, and is served through it to
 whoever holds the stand-in. Nothing changes but when the import happens.
+
+Not :class:`importlib.util.LazyLoader`: on Python 3.11 its module switches its class back before its attributes are
+filled in, so a second thread reading an attribute at that moment fails (CPython issue gh-114763, fixed only in later
+Python releases); here the real module is imported under the import system's own module lock and only then served.
 """
 
 from __future__ import annotations
