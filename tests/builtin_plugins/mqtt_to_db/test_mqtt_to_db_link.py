@@ -111,3 +111,35 @@ def test_keep_adds_user_properties_and_messages_arrive_with_theirs(private_broke
         listener.close()
         link.disconnect()
         link.loop_stop()
+
+
+@pytest.mark.skipif(not hasattr(__import__("socket"), "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+def test_it_acknowledges_what_it_receives_at_once_on_every_connection(private_broker):
+    """TCP_QUICKACK is set again after every read, on the first connection and on the one after a reconnect:
+    a broker with Nagle's algorithm on holds its next small packet to a client until the client has
+    acknowledged the last one (otherwise ~40 ms, the delayed-ACK timer)."""
+    connects: list = []
+    received: list = []
+    link = connect(private_broker.port, connects, received)
+    sender = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    try:
+        for round_ in range(2):
+            subscribed_before = link.quick_acks
+            link.subscribe("t/in", qos=1)
+            sender.connect("127.0.0.1", private_broker.port)
+            sender.loop_start()
+            # retained: it reaches the link whether its subscription is in place before or after it
+            sender.publish("t/in", f"m{round_}", qos=1, retain=True).wait_for_publish(10)
+            wait_until(lambda: any(m.payload == f"m{round_}".encode() for m in received), 20, 0.05,
+                       what="the message reached the link")
+            assert link.quick_acks > subscribed_before  # set again after the reads of this connection
+            sender.disconnect()
+            sender.loop_stop()
+            if round_ == 0:
+                private_broker.stop()
+                wait_until(lambda: not link.client.is_connected, 20, 0.05, what="the link sees the broker gone")
+                private_broker.start()
+                wait_until(lambda: len(connects) == 2, 30, 0.05, what="the link reconnected")
+    finally:
+        link.disconnect()
+        link.loop_stop()
