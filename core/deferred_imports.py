@@ -45,8 +45,9 @@ def defer(*names: str) -> None:
     """Put a stand-in (:class:`ImportedOnUse`) in ``sys.modules`` for each of ``names`` that is not imported yet
     (at a process's start, before other threads import).
 
-    A name that cannot be found (``importlib.util.find_spec`` gives None) is left alone: its import fails as
-    before. A package's stand-in would serve no submodule: give modules, not packages.
+    A name that cannot be found (``importlib.util.find_spec`` gives None, or its package is missing) is left
+    alone: its import fails as before; so is one that another thread imports meanwhile. A package's stand-in
+    would serve no submodule: give modules, not packages. Raises nothing of its own.
 
     Args:
         names: Absolute module names, e.g. ``"urllib.request"`` (its package is imported now).
@@ -54,12 +55,18 @@ def defer(*names: str) -> None:
     for name in names:
         if name in sys.modules:
             continue
-        spec = importlib.util.find_spec(name)
+        try:
+            spec = importlib.util.find_spec(name)
+        except ImportError:  # its package cannot be found
+            continue
         if spec is None or spec.submodule_search_locations is not None:
             continue
         stand_in = ImportedOnUse(name)
         stand_in.__spec__ = spec
-        sys.modules[name] = stand_in
+        # only where no module is yet (setdefault is one step under the GIL): another thread may have imported it
+        # since the check above, and a stand-in in its place would import a second copy at its first use
+        if sys.modules.setdefault(name, stand_in) is not stand_in:
+            continue
         parent, _, child = name.rpartition(".")
         if parent:
             setattr(sys.modules[parent], child, stand_in)  # as the import system binds a submodule

@@ -117,3 +117,29 @@ def test_a_deferred_module_is_imported_at_the_first_read_of_an_attribute_and_ser
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == ["['inspect', 'uuid']", "documented: ImportedOnUse",
                                           "Bare(x: int) module True", "32 module"]
+
+
+RACED = """
+import importlib, importlib.util, sys
+from reactorkit.core.deferred_imports import defer
+
+find_spec = importlib.util.find_spec
+def find_spec_while_another_thread_imports(name, package=None):
+    spec = find_spec(name, package)
+    importlib.import_module(name)  # another thread's import completes between the look-up and the stand-in
+    return spec
+importlib.util.find_spec = find_spec_while_another_thread_imports
+defer("colorsys")
+importlib.util.find_spec = find_spec
+real = sys.modules["colorsys"]
+print(type(real).__name__, importlib.import_module("colorsys") is real, real.rgb_to_hsv(1, 0, 0))
+defer("no_such_package_here.module")  # its package cannot be found: left alone, its import fails as before
+print("no_such_package_here.module" in sys.modules)
+"""
+
+
+def test_a_module_imported_by_another_thread_meanwhile_is_not_replaced_by_a_stand_in():
+    # a second copy of the module would otherwise be imported at the stand-in's first use
+    result = subprocess.run([sys.executable, "-c", RACED], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["module True (0.0, 1.0, 1)", "False"]
