@@ -300,6 +300,8 @@ def outbox_path(config: Config | None = None) -> Path:
 
 _OPEN: dict[tuple[str, int], "Outbox"] = {}
 _OPEN_LOCK = threading.Lock()
+#: Times a write reopens the outbox on the file put in place of its own before it gives up (:meth:`Outbox._begin`)
+REOPEN_ATTEMPTS = 8
 
 
 class Outbox:
@@ -373,14 +375,20 @@ class Outbox:
         """(Under ``_lock``.) ``BEGIN IMMEDIATE`` on the file now at :attr:`path`: the replacement is checked once
         the write lock is held. An import holds the replaced file's write lock from the copy it takes until the
         new folder is in place, so a write either went into the file before the copy (and is in the copy) or is
-        made in the copy — never in the file thrown away, and never under a number the copy gives again."""
-        for _ in range(8):
+        made in the copy — never in the file thrown away, and never under a number the copy gives again.
+
+        Raises:
+            sqlite3.OperationalError: the write lock was not given within the busy timeout, or the file was
+                replaced at each of :data:`REOPEN_ATTEMPTS` looks (no transaction is left open: nothing is written).
+        """
+        for _ in range(REOPEN_ATTEMPTS):
             self.conn.execute("BEGIN IMMEDIATE")
             if not self._replaced():
-                break
+                return self.conn
             self.conn.execute("ROLLBACK")
             self._reopen()
-        return self.conn
+        raise sqlite3.OperationalError(f"the outbox file {self.path} was replaced at each of {REOPEN_ATTEMPTS} "
+                                       "attempts to write in it")
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:

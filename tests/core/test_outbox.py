@@ -257,3 +257,24 @@ def test_an_outbox_open_before_its_file_was_replaced_numbers_on_in_the_file_in_i
                 (1, b"1"), (2, b"2"), (3, b"3")]
     finally:
         box.close()
+
+
+def test_an_outbox_whose_file_keeps_being_replaced_refuses_the_write_and_writes_nothing(tmp_path):
+    # (replaced again at each look: no file stays in place long enough to write in, so the write is refused
+    # before any statement runs; none is made in autocommit mode and then reported failed)
+    import sqlite3
+
+    path = tmp_path / "storage" / "outbox.sqlite"
+    box = Outbox(path)
+    reopened = []
+    box._replaced = lambda: True
+    box._reopen = lambda: reopened.append(1)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="replaced"):
+            box.append("t", b"1", qos=1, retain=False, owner="1:1")
+        assert len(reopened) >= 1 and not box.conn.in_transaction
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+            assert conn.execute("SELECT count(*) FROM sequences").fetchone()[0] == 0
+    finally:
+        box.close()
