@@ -116,7 +116,7 @@ class Unit:
         self.env_.extra["REACTORKIT_LAUNCHER"] = "0"
         # a task queue of its own, and the API's 1 s debounce of a job's run requests with it (keyed by the
         # queue's name): other runs of this benchmark on the machine use the same unit name and Redis database
-        # (the API answered 429 to a start of ours, and a worker of theirs could take our starts)
+        # (a worker of theirs could take our starts, and their requests debounce ours)
         self.env_.extra["REACTORKIT_QUEUE_PREFIX"] = f"b{uuid.uuid4().hex[:8]}-"
         # the unit leads its cluster, as the unit running mqtt_to_db_streaming does
         (self.env_.root / "unit_config.ini").write_text(f"[cluster.topology]\nleader_hostname = {self.env_.unit}\n")
