@@ -48,6 +48,16 @@ class UnsafeArchive(ValueError):
     """An archive that must not be extracted (message names the entry and why)."""
 
 
+class ImportNotFlushed(Exception):
+    """An import swapped the folders, but the parent folder could not be flushed to disk after the renames (an
+    fsync error: the storage is failing): the imported state is in use, and the previous one is kept at
+    ``backup`` (a folder beside it), since after a power cut either may be the one found at the unit's path."""
+
+    def __init__(self, message: str, backup: Path) -> None:
+        super().__init__(message)
+        self.backup = backup
+
+
 def _files(root: Path) -> Iterator[Path]:
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not os.path.islink(os.path.join(folder, d)))
@@ -283,6 +293,9 @@ def import_archive(path: Path, root: Path, *, max_bytes: int, keep: Iterable[str
         UnsafeArchive: see :func:`check_archive`, or its config changes a protected setting (nothing is
             replaced).
         OSError: the swap failed (the old folder is back in place).
+        sqlite3.Error: a kept SQLite file could not be locked or copied (nothing is replaced).
+        ImportNotFlushed: the new folder is in place, but the parent folder could not be flushed after the
+            renames (the previous state is kept at its ``backup``).
     """
     infos = check_archive(path, max_bytes=max_bytes)
     staging = root.parent / f".{root.name}.import-{uuid.uuid4().hex[:8]}"
@@ -308,6 +321,12 @@ def import_archive(path: Path, root: Path, *, max_bytes: int, keep: Iterable[str
         raise
     from reactorkit.plugin import fsync_dir
 
-    fsync_dir(root.parent)  # the two renames on disk before the old state is removed
+    try:
+        fsync_dir(root.parent)  # the two renames on disk before the old state is removed
+    except OSError as exc:
+        # the new state is in place and in use, but not known to be on disk: the old one stays beside it
+        raise ImportNotFlushed(f"the imported folder is in place, but {root.parent} could not be flushed to disk "
+                               f"({type(exc).__name__}: {exc}); the previous state is kept in {backup}",
+                               backup) from exc
     shutil.rmtree(backup, ignore_errors=True)
     return {"files": sum(1 for i in infos if not i.is_dir()), "bytes": written}

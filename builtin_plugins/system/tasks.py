@@ -24,11 +24,12 @@ def import_dot_pioreactor(archive_path: str) -> dict[str, Any]:
         ``{"imported": true, "files", "bytes", "ingestion": "restarted"|"not running"|…, "restart_recommended": true}``.
 
     Raises:
-        TaskFailed: jobs are running, the archive is unsafe or the swap failed (the old folder stays).
+        TaskFailed: jobs are running, the archive is unsafe or the swap failed (the old folder stays), or the
+            swap was made but not flushed to disk (the old folder is kept beside it).
     """
     from reactorkit.plugin import dot_pioreactor
 
-    from .archive import UnsafeArchive, import_archive
+    from .archive import ImportNotFlushed, UnsafeArchive, import_archive
     from .ingestion_swap import around_ingestion, jobs_in_the_way, refusal
 
     running = jobs_in_the_way()
@@ -42,6 +43,10 @@ def import_dot_pioreactor(archive_path: str) -> dict[str, Any]:
     except UnsafeArchive as exc:
         raise fail("The archive was refused.", cause=str(exc), remediation="Export a fresh archive with "
                    "GET /unit_api/zipped_dot_pioreactor.") from None
+    except ImportNotFlushed as exc:
+        raise fail("The archive was imported, but the unit's storage did not confirm the change.", cause=str(exc),
+                   remediation=f"Check the unit's storage (SD card); remove {exc.backup} once the unit has "
+                               "restarted with the imported state.") from None
     except (OSError, sqlite3.Error) as exc:  # (the outbox's write lock not given within its busy timeout)
         raise fail("The import failed; nothing was changed.", cause=f"{type(exc).__name__}: {exc}") from None
     return {"imported": True, **result, "restart_recommended": True}

@@ -7,7 +7,8 @@ import zipfile
 
 import pytest
 
-from reactorkit.builtin_plugins.system.archive import UnsafeArchive, check_archive, import_archive, write_zip
+from reactorkit.builtin_plugins.system.archive import (ImportNotFlushed, UnsafeArchive, check_archive, import_archive,
+                                                       write_zip)
 
 
 def make_zip(path, entries):
@@ -133,3 +134,26 @@ def test_import_syncs_every_extracted_file_and_folder_before_the_swap_and_the_pa
             staging} <= synced_before
     assert events[renames[1] + 1:] == [("fsync", str(tmp_path))]  # the two new names on disk before the old
     assert (dot / "config.ini").read_text() == "[new]\n"  # folder is removed
+
+
+def test_an_import_whose_renames_cannot_be_flushed_says_so_and_keeps_the_previous_state(tmp_path, dot, monkeypatch):
+    # the folders are swapped, then the parent's fsync fails (EIO: failing storage): the import is in place, not
+    # "nothing was changed", and the previous state is kept beside it, since a power cut may bring either back
+    import errno
+
+    import reactorkit.plugin as plugin
+
+    real = plugin.fsync_dir
+
+    def failing_at_the_parent(path):
+        if os.path.abspath(path) == str(tmp_path):
+            raise OSError(errno.EIO, "Input/output error")
+        real(path)
+
+    monkeypatch.setattr(plugin, "fsync_dir", failing_at_the_parent)
+    archive = make_zip(tmp_path / "a.zip", [("config.ini", b"[new]\n")])
+    with pytest.raises(ImportNotFlushed, match="in place") as raised:
+        import_archive(archive, dot, max_bytes=10**6)
+    assert (dot / "config.ini").read_text() == "[new]\n"
+    assert raised.value.backup.parent == tmp_path and (raised.value.backup / "config.ini").read_text() == "[old]\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dot")] == [raised.value.backup.name]
