@@ -424,7 +424,7 @@ class Estimate:
         log_od_std: Posterior SD of ℓ.
         state: ``[ℓ, r, a]``; covariance: its 3×3 block (the shape of ``kalman_filter_outputs``).
         dose_response: −s, the jump of the rate per unit log drop of a dose (h⁻¹; 0 before the first dose).
-        outliers: Channels whose reading was down-weighted.
+        outliers: Channels whose reading was down-weighted, or left out as 0 or less (not assimilated).
         after_dilution: The reading was taken around a dose (its level was uncertain).
         level_shift: A level shift was detected (and re-anchored) at this reading.
         observations: The normalised readings used, by channel.
