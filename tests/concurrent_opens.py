@@ -14,7 +14,7 @@ def open_together(open_and_write: Callable[[], Any], threads: int = 8) -> list[B
 
     def run() -> None:
         try:
-            start.wait(5)
+            start.wait(120)  # (a bound only for a thread that never started; not a timing)
             open_and_write()
         except BaseException as exc:  # noqa: BLE001 - returned to the test
             errors.append(exc)

@@ -328,7 +328,7 @@ class OrderedSubscriber:
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", 1883)
         self.client.loop_start()
-        assert subscribed.wait(10)
+        assert subscribed.wait(60)
 
     def _on_message(self, client, userdata, message) -> None:
         with self._cond:
@@ -417,7 +417,7 @@ def test_others_cannot_make_it_skip_real_data_with_its_stored_marker(unit_env, m
     client.connect("127.0.0.1", 1883)
     client.loop_start()
     try:
-        assert subscribed.wait(10)
+        assert subscribed.wait(60)
         # an unknown setting: the job logs a warning, published live with its marker
         mqtt_recorder.publish(f"{unit_env.prefix}pioreactor/leader/$experiment/mqtt_to_db_streaming/nothing/set", "1")
         copied = wait_until(lambda: marks and marks[0])
