@@ -50,8 +50,11 @@ class VesselLock:
 
     Plain ``fcntl`` rather than ``filelock``, whose import (~20 modules) was a tenth of a job's start.
 
+    The lock file's folder is created when missing (as ``filelock`` did; a process's hardware outlives a state
+    folder replaced by an import, whose ``storage`` may be missing).
+
     Raises:
-        OSError: the lock file cannot be opened (its folder is missing or not writable).
+        OSError: the lock file or its folder cannot be created or opened (not writable).
     """
 
     def __init__(self, path: str) -> None:
@@ -64,7 +67,13 @@ class VesselLock:
         self._thread_lock.acquire()
         try:
             if self._depth == 0:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                except FileNotFoundError:
+                    # its folder is gone (the state folder replaced): made again, as filelock and the vessel's
+                    # write (atomic_write) make it
+                    os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX)
                 except BaseException:

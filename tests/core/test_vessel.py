@@ -189,3 +189,22 @@ def test_the_vessel_lock_is_an_flock_held_until_its_outermost_exit_and_shared_wi
     release.set()
     thread.join(30)
     assert not _locked_elsewhere(path) and os.path.exists(path)  # released; the file stays in place
+
+
+def test_the_vessel_lock_makes_its_folder_again_when_it_is_gone(tmp_path):
+    # (as filelock did: a process's hardware outlives a state folder replaced by one without storage/)
+    from reactorkit.core.hardware.simulated import VesselLock
+
+    import shutil
+
+    path = tmp_path / "storage" / "simulated_vessel_u.json.lock"
+    lock = VesselLock(str(path))
+    with lock:
+        assert _locked_elsewhere(str(path))
+    assert path.exists() and not _locked_elsewhere(str(path))
+    # the simulated hardware of a process goes on when its folder is removed under it
+    hardware = SimulatedHardware(load_config(), "u1", clock=Clock(speedup=1.0), path=tmp_path / "state" / "v.json")
+    hardware.set_pwm(1, 30.0)
+    shutil.rmtree(tmp_path / "state")
+    hardware.set_pwm(1, 40.0)
+    assert hardware.ground_truth()["pwm"]["1"] == 40.0
