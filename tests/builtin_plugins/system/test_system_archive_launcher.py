@@ -25,7 +25,9 @@ def multipart(data):
 
 
 def launchers(root):
-    """Pids of the launcher processes serving ``root`` (titled ``pio launcher <root>`` once ready)."""
+    """Pids of the launcher processes serving ``root`` (titled ``pio launcher <root>`` once ready). A process the
+    launcher has just forked (a job's waiting process importing its modules, a job) bears its title until it sets
+    its own: a child of a launcher found is not counted."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -40,7 +42,14 @@ def launchers(root):
         if cmd == f"pio launcher {root}" or ("reactorkit.core.launcher" in cmd
                                              and f"DOT_PIOREACTOR={root}".encode() in env):
             found.append(int(entry))
-    return sorted(found)
+    serving = []
+    for pid in found:
+        try:
+            if parent_of(pid) not in found:
+                serving.append(pid)
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            pass
+    return sorted(serving)
 
 
 def parent_of(pid):
