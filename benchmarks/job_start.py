@@ -186,7 +186,8 @@ class Unit:
             r = self.http.post(f"http://127.0.0.1:{self.port}/unit_api/jobs/run/job_name/{job}",
                                json={"options": options, "env": {"EXPERIMENT": self.env_.experiment}}, timeout=30,
                                headers=self.headers)
-            r.raise_for_status()
+            if r.status_code != 202:
+                sys.exit(self.refused(job, r, state, t0))
         else:
             proc = subprocess.Popen([*PIO, "run", job, *cli_args(options)], env=self.env(mode),
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -207,6 +208,24 @@ class Unit:
         exited = time.monotonic() - t1
         time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)))  # the API refuses the same job twice within 1 s
         return (ready * 1000, disconnected * 1000, exited * 1000, *memory, floor)
+
+    def refused(self, job: str, r: object, state: str, t0: float) -> str:
+        """What is known of a start the API refused (``r``, an ``httpx.Response``): its status and body, the
+        remaining life of the job's 1 s debounce key in Redis (ms; set by this request's own handling if close to
+        1000 - the time since the request), and whether the job became ``ready`` within 10 s anyway (a start
+        queued by another handling of the same request)."""
+        import redis
+
+        elapsed = (time.monotonic() - t0) * 1000
+        key = f"reactorkit:{self.env_.extra['REACTORKIT_QUEUE_PREFIX']}{self.env_.unit}:run:{job}"
+        pttl = redis.Redis.from_url(self.env_.env()["REDIS_URL"]).pttl(key)
+        try:
+            self.recorder.wait_for(state, lambda p: p == b"ready", timeout=10, since=t0)
+            started = "became ready anyway"
+        except TimeoutError:
+            started = "did not become ready within 10 s"
+        return (f"{job}: the API answered {r.status_code} {r.text} after {elapsed:.0f} ms; its debounce key "
+                f"{key} then had {pttl} ms left; the job {started}")
 
     def close(self) -> None:
         if getattr(self, "http", None) is not None:
