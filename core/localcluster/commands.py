@@ -39,8 +39,11 @@ def echo_addresses(layout: ClusterLayout, echo: Callable[[str], None] = click.ec
         echo(f"MQTT:       127.0.0.1:{layout.mqtt_port}, WebSocket ws://127.0.0.1:{layout.mqtt_ws_port}/mqtt")
 
 
-def wait_until_healthy(layout: ClusterLayout, timeout_s: float = 60.0) -> None:
+def wait_until_healthy(layout: ClusterLayout, timeout_s: float = 180.0) -> None:
     """Block until every unit answers ``/unit_api/health``.
+
+    ``timeout_s`` (seconds) is generous: on a slow board, or a machine busy with other work, starting
+    every unit's API at once has taken over a minute.
 
     Raises:
         TimeoutError: a unit did not answer in time (names it and its log).

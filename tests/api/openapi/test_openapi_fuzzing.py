@@ -38,7 +38,7 @@ EXCLUDED: dict[str, str] = {
     r"/plugins/(install|uninstall|install-from-leader-usb)$": "installs or removes Python packages (pip)",
 }
 MAX_EXAMPLES = 4
-RUN_TIMEOUT_S = 240  # per document; a run normally takes 30–110 s
+RUN_TIMEOUT_S = 900  # per document; a run normally takes 30–110 s, several times that on a slow, loaded machine
 SEED = 20260131
 
 
