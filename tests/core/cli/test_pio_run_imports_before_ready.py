@@ -84,10 +84,15 @@ print("same:", urllib.request.Request is sys.modules["urllib.request"].Request, 
 """
 
 
-def test_pahos_urllib_request_is_imported_at_its_first_use():
-    result = subprocess.run([sys.executable, "-c", STAND_IN], capture_output=True, text=True, timeout=60)
+def script_output(code: str) -> list[str]:
+    """The lines ``python -c code`` prints (a fresh interpreter, so nothing is imported yet); it must exit 0."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.splitlines() == ["after paho: False", "after import: False",
+    return result.stdout.splitlines()
+
+
+def test_pahos_urllib_request_is_imported_at_its_first_use():
+    assert script_output(STAND_IN) == ["after paho: False", "after import: False",
                                           "after use: True True module", "same: True True"]
 
 
@@ -113,9 +118,7 @@ print(len(uuid.uuid4().hex), type(sys.modules["uuid"]).__name__)
 
 
 def test_a_deferred_module_is_imported_at_the_first_read_of_an_attribute_and_serves_as_the_module():
-    result = subprocess.run([sys.executable, "-c", DEFERRED], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.splitlines() == ["['inspect', 'uuid']", "documented: ImportedOnUse",
+    assert script_output(DEFERRED) == ["['inspect', 'uuid']", "documented: ImportedOnUse",
                                           "Bare(x: int) module True", "32 module"]
 
 
@@ -140,6 +143,4 @@ print("no_such_package_here.module" in sys.modules)
 
 def test_a_module_imported_by_another_thread_meanwhile_is_not_replaced_by_a_stand_in():
     # a second copy of the module would otherwise be imported at the stand-in's first use
-    result = subprocess.run([sys.executable, "-c", RACED], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.splitlines() == ["module True (0.0, 1.0, 1)", "False"]
+    assert script_output(RACED) == ["module True (0.0, 1.0, 1)", "False"]
