@@ -45,6 +45,16 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
 
 
+@pytest.fixture(autouse=True)
+def _forget_the_process_clock():
+    """After each test, forget the process-wide clock it built (its speed-up and origin): the next test's
+    in-process code builds its own from its environment."""
+    yield
+    from reactorkit.core.clock import set_clock
+
+    set_clock(None)
+
+
 @pytest.fixture
 def plugin_manager():
     """Our hookspecs and no installed plugins."""

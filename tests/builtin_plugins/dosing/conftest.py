@@ -30,9 +30,13 @@ def dosing_unit(unit_env, monkeypatch) -> Callable[..., DosingUnit]:
     """``dosing_unit(config_text="", speedup=…, calibrate=True)`` → :class:`DosingUnit`.
 
     Writes ``config.ini`` (``config_text`` appended to the test defaults), applies the
-    unit's environment to this process and, with ``calibrate``, saves an active
-    calibration for each pump that matches the simulated pump at 20 % duty cycle.
+    unit's environment to this process, makes the unit's clock (its speed-up and origin, as
+    its job processes have it) the process-wide clock of this process (the in-process API's
+    pump limits compare it with the times the jobs wrote in the pump ledger) and, with
+    ``calibrate``, saves an active calibration for each pump that matches the simulated pump
+    at 20 % duty cycle.
     """
+    from reactorkit.core.clock import set_clock
 
     def make(config_text: str = "", speedup: float | None = None, calibrate: bool = True,
              pump_ml_per_second: float = 0.5) -> DosingUnit:
@@ -57,6 +61,7 @@ def dosing_unit(unit_env, monkeypatch) -> Callable[..., DosingUnit]:
                                                  created_at="2025-01-01T00:00:00.000Z", dc=PUMP_DUTY_CYCLE)
                 save_calibration(device, record, set_active=True)
         clock = Clock(unit_env.speedup, unit_env.origin)
+        set_clock(clock)  # not one an earlier test left in this process, with its own speed-up and origin
         hardware = SimulatedHardware(config, unit_env.unit, clock=clock)
 
         def bookkeeping() -> dict:
@@ -70,3 +75,4 @@ def dosing_unit(unit_env, monkeypatch) -> Callable[..., DosingUnit]:
     from reactorkit.core.config import set_config
 
     set_config(None)
+    set_clock(None)
