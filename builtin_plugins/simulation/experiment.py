@@ -37,6 +37,7 @@ TURBIDOSTAT_TARGET_NOD = 10.0  # normalised OD: 10× the OD of the first reading
 TURBIDOSTAT_HOLD_OD = 1.0  # OD600 the turbidostat should hold at least within reach of: about half the vessel's capacity
 CHEMOSTAT_EXCHANGE_ML = 0.5
 CHEMOSTAT_EVERY_MIN = 20.0
+GROWTH_RATE_WINDOW_S = 3600.0  # the progress shows the growth rate's mean over this much simulated time (3 chemostat cycles)
 OD_STANDARDS = (3.0, 2.0, 1.5, 1.0, 0.5, 0.25, 0.1)  # OD600 of the standards the demo "places"; the blank is 0
 CULTURE_FIELDS = ("od", "substrate", "alt_media_fraction", "volume_ml")  # what the culture vial carries
 
@@ -48,8 +49,9 @@ def progress_legend(replayed: list[str] = ()) -> str:
     if replayed:
         od += f" ({', '.join(replayed)}: the recording's photodiode signal)"
     return (f"Progress, per unit: {od}; true = the simulated vessel's actual OD600; growth rate = "
-            "growth_rate_calculating's estimate (h⁻¹); volume = liquid in the vessel (mL); doses = media additions "
-            "so far.")
+            "growth_rate_calculating's estimate (h⁻¹), its mean over the last simulated hour, then its latest value "
+            "(a chemostat's culture grows faster after each dose and slower before the next, around the dilution "
+            "rate); volume = liquid in the vessel (mL); doses = media additions so far.")
 
 
 class DemoError(RuntimeError):
@@ -294,14 +296,21 @@ class LatestValues:
     A dosing event the unit's outbox sends again (unacknowledged for a while on a busy machine: the README's
     "Readings: nothing published is lost") arrives twice with the same payload; it is counted once.
 
+    The growth rate of a pulse-fed culture follows each dose (a chemostat adding 0.5 mL to 14 mL every 20 min:
+    about 0.155 h⁻¹ just after a dose, 0.066 h⁻¹ before the next, 0.107 h⁻¹ on average, its dilution rate), so one
+    value says little about the culture; ``growth_rate_mean`` is the mean of the values whose timestamps lie within
+    :data:`GROWTH_RATE_WINDOW_S` of the latest one (an hour: whole 20-minute cycles).
+
     Attributes:
-        latest: ``unit -> {"od", "growth_rate", "volume_ml", "doses"}`` (``doses``: media additions seen).
+        latest: ``unit -> {"od", "growth_rate", "growth_rate_mean", "volume_ml", "doses"}`` (``growth_rate``: the
+            latest value, h⁻¹; ``growth_rate_mean``: h⁻¹; ``doses``: media additions seen).
     """
 
     def __init__(self, units: list[str]) -> None:
-        self.latest: dict[str, dict[str, Any]] = {u: {"od": None, "growth_rate": None, "volume_ml": None, "doses": 0}
-                                                  for u in units}
+        self.latest: dict[str, dict[str, Any]] = {
+            u: {"od": None, "growth_rate": None, "growth_rate_mean": None, "volume_ml": None, "doses": 0} for u in units}
         self._doses_seen: set[tuple[str, str]] = set()
+        self._rates: dict[str, list[tuple[float, float]]] = {u: [] for u in units}  # (simulated epoch s, h⁻¹)
 
     def update(self, topic: str, payload: bytes) -> None:
         """Take one message (``…/pioreactor/<unit>/<experiment>/<job>/<attribute>``); others are ignored."""
@@ -318,7 +327,9 @@ class LatestValues:
                 ods = json.loads(payload)["ods"]
                 values["od"] = next(iter(ods.values()))["od"]
             elif rest == ["growth_rate_calculating", "growth_rate"]:
-                values["growth_rate"] = json.loads(payload)["growth_rate"]
+                reading = json.loads(payload)
+                values["growth_rate"] = reading["growth_rate"]
+                self._add_rate(unit, reading)
             elif rest == ["bioreactor", "current_volume_ml"]:
                 values["volume_ml"] = float(payload)
             elif rest == ["dosing_events"]:
@@ -330,12 +341,28 @@ class LatestValues:
         except (ValueError, KeyError, TypeError, StopIteration, AttributeError):
             pass
 
+    def _add_rate(self, unit: str, reading: dict[str, Any]) -> None:
+        """Keep a growth rate with its timestamp and update the unit's ``growth_rate_mean``.
+
+        Raises:
+            ValueError, KeyError, TypeError: a reading without a number or an ISO-8601 ``timestamp`` (ignored by
+                :meth:`update`).
+        """
+        from reactorkit.plugin import parse_iso
+
+        at, rate = parse_iso(reading["timestamp"]), float(reading["growth_rate"])
+        rates = self._rates[unit]
+        rates.append((at, rate))
+        newest = max(t for t, _ in rates)
+        rates[:] = [(t, r) for t, r in rates if t > newest - GROWTH_RATE_WINDOW_S]
+        self.latest[unit]["growth_rate_mean"] = sum(r for _, r in rates) / len(rates)
+
 
 class Progress:
     """Latest readings per unit (:class:`LatestValues`), subscribed to the cluster's MQTT stream.
 
     Attributes:
-        latest: ``unit -> {"od", "growth_rate", "volume_ml", "doses"}``.
+        latest: ``unit -> {"od", "growth_rate", "growth_rate_mean", "volume_ml", "doses"}``.
     """
 
     def __init__(self, layout: ClusterLayout, experiment: str, units: list[str]) -> None:
@@ -371,7 +398,8 @@ class Progress:
             fmt = lambda x, spec: "   …  " if x is None else format(x, spec)  # noqa: E731
             lines.append(
                 f"  {unit:<9} OD {fmt(v['od'], '7.4f')} (true {fmt(truth.get('od'), '6.3f')})  "
-                f"growth rate {fmt(v['growth_rate'], '7.3f')} h⁻¹  volume {fmt(truth.get('volume_ml'), '5.2f')} mL  "
+                f"growth rate {fmt(v['growth_rate_mean'], '6.3f')} h⁻¹ (now {fmt(v['growth_rate'], '5.3f')})  "
+                f"volume {fmt(truth.get('volume_ml'), '5.2f')} mL  "
                 f"doses {v['doses']:4d}"
             )
         return lines

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from reactorkit.builtin_plugins.simulation.experiment import (
     LatestValues,
     calibration_name,
@@ -61,3 +63,27 @@ def test_the_experiment_is_named_on_the_simulated_clock_of_its_data():
 
     simulated = datetime(2026, 12, 6, 6, 51, 1, tzinfo=timezone.utc).timestamp()  # the export's clock, not the wall's
     assert experiment_name(simulated) == "demo-20261206-065101"
+
+
+def test_the_progress_shows_the_growth_rate_s_mean_over_the_last_hour_beside_the_latest_value():
+    from reactorkit.builtin_plugins.simulation.experiment import GROWTH_RATE_WINDOW_S
+    from reactorkit.plugin import utc_iso_ms
+
+    values = LatestValues(["worker2"])
+    topic = "rk-test/pioreactor/worker2/exp/growth_rate_calculating/growth_rate"
+    start = 1_796_000_000.0
+    # a pulse-fed chemostat: 0.155 h⁻¹ after each dose (every 20 min) falling to 0.065 before the next, for 3 h;
+    # one value of 0.9 more than an hour before the last one
+    values.update(topic, json.dumps({"growth_rate": 0.9, "timestamp": utc_iso_ms(start - 60)}).encode())
+    rates = []
+    for i in range(3 * 60):  # one a minute
+        rate = 0.155 - 0.09 * (i % 20) / 19
+        rates.append(rate)
+        values.update(topic, json.dumps({"growth_rate": rate, "timestamp": utc_iso_ms(start + 60 * i)}).encode())
+    values.update(topic, b'{"growth_rate": 0.3}')  # no timestamp: the latest value, left out of the mean
+    latest = values.latest["worker2"]
+    window = int(GROWTH_RATE_WINDOW_S // 60)
+    assert latest["growth_rate_mean"] == pytest.approx(sum(rates[-window:]) / window)
+    assert latest["growth_rate_mean"] == pytest.approx(0.11, abs=1e-9)  # whole cycles: their mean
+    assert latest["growth_rate"] == 0.3  # the latest value, shown beside the mean
+    assert LatestValues(["worker1"]).latest["worker1"]["growth_rate_mean"] is None
