@@ -58,6 +58,9 @@ JOBS: dict[str, dict[str, str]] = {
 }
 LONG_RUNNING = {"mqtt_to_db_streaming"}  # runs under the experiment "$experiment"
 MODES = ("spawn", "launcher", "api")
+# the same job's next start follows the last one's API answer by this much: the API refuses a job asked for again
+# within 1 s (RUN_DEBOUNCE_MS) of the request it handled
+API_SPACING_S = 1.5
 # the `pio` console script, as a user types it (``python -m …`` would skip the launcher's fast path)
 _SCRIPT = Path(sys.executable).with_name("pio")
 PIO = [sys.executable, str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "reactorkit.core.cli.entry"]
@@ -101,6 +104,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def next_start_delay_s(answered: float, now: float) -> float:
+    """Seconds to wait at ``now`` before the same job is started through the API again, its last API start
+    answered at ``answered`` (both ``time.monotonic()`` seconds): :data:`API_SPACING_S` after that answer.
+
+    The API's 1 s window opens when it handles the request (``SET NX PX`` of the job's debounce key), which is
+    any time between the request's sending and its answer. Counted from the sending, a start whose handling
+    came late (a gunicorn worker's first request, a loaded machine: 0.5 s and more) put the next one inside
+    the window, and the API rightly answered 429."""
+    return max(0.0, API_SPACING_S - (now - answered))
+
+
 def cli_args(options: dict[str, str]) -> list[str]:
     out: list[str] = []
     for key, value in options.items():
@@ -122,6 +136,7 @@ class Unit:
         (self.env_.root / "unit_config.ini").write_text(f"[cluster.topology]\nleader_hostname = {self.env_.unit}\n")
         self.procs: list[subprocess.Popen] = []
         self.port = 0
+        self.api_starts: dict[str, tuple[float, float]] = {}  # job -> (sent, answered) of its last API start
         self.recorder = MQTTRecorder(self.env_.prefix)
         os.environ.update(DOT_PIOREACTOR=str(self.env_.root), HOSTNAME=self.env_.unit)  # to read the job registry
         subprocess.run(pio_command("run", "--help"), env=self.env_.env(), stdout=subprocess.DEVNULL, check=True)
@@ -181,6 +196,7 @@ class Unit:
         state = "/".join((f"{self.env_.prefix}pioreactor", self.env_.unit, experiment, job, "$state"))
         options = JOBS[job]
         t0 = time.monotonic()
+        answered = t0  # of the API's answer (starts without the API are not paced)
         proc = None
         if mode == "api":
             r = self.http.post(f"http://127.0.0.1:{self.port}/unit_api/jobs/run/job_name/{job}",
@@ -188,6 +204,8 @@ class Unit:
                                headers=self.headers)
             if r.status_code != 202:
                 sys.exit(self.refused(job, r, state, t0))
+            answered = time.monotonic()
+            self.api_starts[job] = (t0, answered)
         else:
             proc = subprocess.Popen([*PIO, "run", job, *cli_args(options)], env=self.env(mode),
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -206,7 +224,7 @@ class Unit:
             while os.path.exists(f"/proc/{pid}") and _not_zombie(pid):
                 time.sleep(0.002)
         exited = time.monotonic() - t1
-        time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)))  # the API refuses the same job twice within 1 s
+        time.sleep(next_start_delay_s(answered, time.monotonic()))  # the API refuses the same job within 1 s
         return (ready * 1000, disconnected * 1000, exited * 1000, *memory, floor)
 
     def refused(self, job: str, r: object, state: str, t0: float) -> str:
@@ -224,8 +242,13 @@ class Unit:
             started = "became ready anyway"
         except TimeoutError:
             started = "did not become ready within 10 s"
+        previous = self.api_starts.get(job)
+        before = ("" if previous is None else
+                  f"; the previous API start of {job} was sent {(t0 - previous[0]) * 1000:.0f} ms before this "
+                  f"request and answered {(t0 - previous[1]) * 1000:.0f} ms before it (after "
+                  f"{(previous[1] - previous[0]) * 1000:.0f} ms)")
         return (f"{job}: the API answered {r.status_code} {r.text} after {elapsed:.0f} ms; its debounce key "
-                f"{key} then had {pttl} ms left; the job {started}")
+                f"{key} then had {pttl} ms left; the job {started}{before}")
 
     def close(self) -> None:
         if getattr(self, "http", None) is not None:
