@@ -36,6 +36,11 @@ def redis_client(config: Config | None = None) -> Any:
     its parent's connections. Making it connects to nothing; a connection the server dropped (Redis
     restarted) is opened again by the pool at its next use.
 
+    A command is sent once: no retry after a connection error or a timeout (``Retry(NoBackoff(), 0)``, what
+    redis-py 7 gives a client made from a URL; ``redis.Redis(...)`` itself retries 3 times). A command the
+    server ran but whose answer was lost, sent again, would answer for the first: the API's ``SET NX`` of a
+    job's run window would find its own key and refuse the start (429). The caller gets the error instead.
+
     Raises:
         ValueError: the URL is not a Redis URL (``redis://``, ``rediss://``, ``unix://``).
     """
@@ -44,8 +49,10 @@ def redis_client(config: Config | None = None) -> Any:
     client = _CLIENTS.get(key)
     if client is None:
         from redis import Redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        client = _CLIENTS.setdefault(key, Redis.from_url(url))
+        client = _CLIENTS.setdefault(key, Redis.from_url(url, retry=Retry(NoBackoff(), 0)))
     return client
 
 
