@@ -1,23 +1,25 @@
 """Typed records that plugins return from hooks.
 
-Every hook in :mod:`reactorkit.core.hooks.specs` returns instances of the frozen
-dataclasses below. Field names follow the Pioreactor contract (the JSON that
+Every hook in :mod:`reactorkit.core.hooks.specs` returns instances of the frozen,
+keyword-only records below (:class:`reactorkit.core.records.Record`: declared and used as
+``@dataclass(frozen=True, kw_only=True)`` classes, and ``dataclasses.fields``, ``replace`` and
+``asdict`` work on them, without the cost of generating their methods at import). Field names follow the Pioreactor contract (the JSON that
 ``/api/jobs/descriptors`` and friends serve), and ``to_dict()`` produces that
 JSON. Validation happens in ``__post_init__``: a record that is not valid raises
 ``ValueError`` with the offending field, and the plugin manager reports that
 error together with the plugin's name.
 
 This module is imported by every plugin's ``__init__`` and therefore imports
-nothing heavy.
+nothing heavy: not :mod:`dataclasses` either.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterable, Literal
 
 from reactorkit.core.imports import resolve  # noqa: F401  (re-exported for plugins and tests)
+from reactorkit.core.records import Record, field, replace
 
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9_]*")
 SETTING_TYPES = ("numeric", "boolean", "string", "json")
@@ -70,8 +72,6 @@ def check_bounds(name: str, value: Any, min: float | None, max: float | None, un
 
 def _with_setting_bounds(options: tuple[Any, ...], settings: tuple[Any, ...]) -> tuple[Any, ...]:
     """CLI options named like a published setting take the setting's bounds and unit (declared once)."""
-    from dataclasses import replace
-
     by_key = {s.key: s for s in settings}
     out = []
     for option in options:
@@ -93,12 +93,12 @@ def _check_choice(kind: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{kind} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-class _Record:
+class _Record(Record):
     """Shared ``to_dict``: contract fields only (``repr=False`` fields are internal)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in fields(self):  # type: ignore[arg-type]
+        for f in self.__record_fields__:
             if not f.repr:
                 continue
             value = getattr(self, f.name)
@@ -110,7 +110,6 @@ class _Record:
         return out
 
 
-@dataclass(frozen=True, kw_only=True)
 class PublishedSetting(_Record):
     """One setting a running job publishes on ``pioreactor/{unit}/{experiment}/{job}/{key}``.
 
@@ -168,7 +167,6 @@ class PublishedSetting(_Record):
                 "min": self.min, "max": self.max}
 
 
-@dataclass(frozen=True, kw_only=True)
 class CliOption(_Record):
     """A ``pio run <job>`` option, turned into a click option and a job keyword argument.
 
@@ -208,7 +206,6 @@ class CliOption(_Record):
         return check_bounds(self.name, value, self.min, self.max, self.unit)
 
 
-@dataclass(frozen=True, kw_only=True)
 class JobDescriptor(_Record):
     """A background job or action, as ``/unit_api/jobs/descriptors`` lists it.
 
@@ -286,7 +283,6 @@ class JobDescriptor(_Record):
         return self.job_name
 
 
-@dataclass(frozen=True, kw_only=True)
 class AutomationField(_Record):
     """One parameter of an automation, as the UI form shows it.
 
@@ -334,7 +330,6 @@ class AutomationField(_Record):
             raise ValueError(f"automation field {self.key!r}: select fields need options")
 
 
-@dataclass(frozen=True, kw_only=True)
 class AutomationDescriptor(_Record):
     """An automation that a host job (``{type}_automation``) can run.
 
@@ -420,7 +415,6 @@ def automation_settings(automations: Iterable[AutomationDescriptor],
     raise KeyError(automation_name)
 
 
-@dataclass(frozen=True, kw_only=True)
 class ChartDescriptor(_Record):
     """A chart of the UI's overview page.
 
@@ -463,7 +457,6 @@ class ChartDescriptor(_Record):
         return self.chart_key
 
 
-@dataclass(frozen=True, kw_only=True)
 class DatasetDescriptor(_Record):
     """An exportable dataset (``/api/datasets/exportable``).
 
@@ -495,7 +488,6 @@ class DatasetDescriptor(_Record):
         return self.dataset_name
 
 
-@dataclass(frozen=True, kw_only=True)
 class CalibrationProtocolDescriptor(_Record):
     """A calibration protocol (listed and run by the calibrations plugin's routes).
 
@@ -532,7 +524,6 @@ class CalibrationProtocolDescriptor(_Record):
         return {"id": self.id, **super().to_dict()}
 
 
-@dataclass(frozen=True, kw_only=True)
 class TimeSeries(_Record):
     """How a table's rows form time series (one per unit, or per unit and channel).
 
@@ -564,7 +555,6 @@ class TimeSeries(_Record):
         return ("experiment", "pioreactor_unit", *(("channel",) if self.per_channel else ()), "timestamp")
 
 
-@dataclass(frozen=True, kw_only=True)
 class TableDescriptor(_Record):
     """A leader-database table a plugin needs (``register_storage``).
 
@@ -596,7 +586,6 @@ class TableDescriptor(_Record):
         return self.table
 
 
-@dataclass(frozen=True, kw_only=True)
 class TopicMapping(_Record):
     """Stores messages of an MQTT topic into a leader table (``register_storage``).
 
@@ -625,7 +614,6 @@ class TopicMapping(_Record):
         return f"{self.topic}->{self.table}"
 
 
-@dataclass(frozen=True, kw_only=True)
 class RouteDescriptor(_Record):
     """An extra Falcon route (``register_routes``).
 
@@ -658,7 +646,6 @@ class RouteDescriptor(_Record):
         return self.path
 
 
-@dataclass(frozen=True, kw_only=True)
 class CliCommandDescriptor(_Record):
     """A ``pio`` subcommand (``register_cli_commands``).
 
@@ -696,7 +683,6 @@ def _check_types(kind: str, values: tuple, cls: type) -> None:
             raise ValueError(f"{kind}: expected {cls.__name__}, got {type(value).__name__}")
 
 
-@dataclass(frozen=True, kw_only=True)
 class SettingsCollection(_Record):
     """A collection of per-unit settings the UI edits outside any job (``register_settings_collections``),
     e.g. ``bioreactor`` (the vial's volumes), as ``/unit_api/settings/descriptors`` lists it.
@@ -728,7 +714,6 @@ class SettingsCollection(_Record):
         _unique(f"settings collection {self.key!r} published_settings", (s.key for s in self.published_settings))
 
 
-@dataclass(frozen=True, kw_only=True)
 class ConfigSection(_Record):
     """Default ``config.ini`` values a plugin ships (``register_config_sections``), as Pioreactor
     plugins ship ``additional_config.ini``. They are merged into the unit's ``config.ini``

@@ -34,7 +34,7 @@ import logging
 import os
 import sys
 import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -45,6 +45,7 @@ import pluggy
 from reactorkit.core import descriptors as d
 from reactorkit.core.hooks import PROJECT_NAME, specs
 from reactorkit.core.paths import dot_pioreactor
+from reactorkit.core.records import replace
 
 ENTRY_POINT_GROUP = "reactorkit.plugins"
 BUILTIN_PREFIX = "reactorkit.builtin_plugins."

@@ -1,0 +1,210 @@
+"""Frozen, keyword-only records whose classes cost nothing to define.
+
+:class:`Record` is what the descriptor classes (:mod:`reactorkit.core.descriptors`) are built on. A class
+that derives from it declares its fields as a dataclass does (annotations, defaults, :func:`field` for a
+default factory or a field left out of ``repr``) and gets what ``@dataclass(frozen=True, kw_only=True)``
+would give it: a keyword-only ``__init__`` that calls ``__post_init__``, ``__repr__``, ``__eq__`` and
+``__hash__`` over the fields, and assignment refused with :class:`dataclasses.FrozenInstanceError`.
+
+Why not ``@dataclass`` itself: it writes and compiles the source of six methods per class when the class
+is defined (~90 functions for the descriptor classes), in every process that imports a plugin — a job
+started in a fresh interpreter among them, before it is ready. The methods here are shared by every
+record and read the class's field list (:attr:`Record.__record_fields__`, built from the annotations when
+the class is defined).
+
+The records still count as dataclasses to the :mod:`dataclasses` module: ``dataclasses.fields``,
+``replace``, ``asdict`` and ``is_dataclass`` work on them, and ``inspect.signature`` shows the keyword
+arguments. ``__dataclass_fields__``, ``__dataclass_params__`` and ``__signature__`` are built on first
+read, from a dataclass of the same fields made then (only code that asks for them pays for it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, dataclass_transform
+
+#: marks a field without a default (or without a default factory)
+MISSING: Any = type("MissingType", (), {"__repr__": lambda self: "MISSING"})()
+
+
+class Field:
+    """One field of a :class:`Record` class.
+
+    Attributes:
+        name: The field's name (its keyword argument).
+        type: Its annotation, as written (a string under ``from __future__ import annotations``).
+        default: Its default value, or :data:`MISSING`.
+        default_factory: A callable that makes its default value, or :data:`MISSING`.
+        repr: Shown by ``repr()`` (and, for the descriptors, a contract field that ``to_dict()`` serves).
+    """
+
+    __slots__ = ("name", "type", "default", "default_factory", "repr")
+
+    def __init__(self, default: Any = MISSING, default_factory: Any = MISSING, repr: bool = True,
+                 name: str = "", type: Any = None) -> None:
+        if default is not MISSING and default_factory is not MISSING:
+            raise ValueError("cannot specify both default and default_factory")
+        self.name, self.type, self.default, self.default_factory, self.repr = (
+            name, type, default, default_factory, repr)
+
+    def __repr__(self) -> str:
+        return (f"Field(name={self.name!r}, type={self.type!r}, default={self.default!r}, "
+                f"default_factory={self.default_factory!r}, repr={self.repr!r})")
+
+
+def field(*, default: Any = MISSING, default_factory: Callable[[], Any] | Any = MISSING, repr: bool = True) -> Any:
+    """A field of a :class:`Record` with a default factory, or left out of ``repr`` (as :func:`dataclasses.field`).
+
+    Args:
+        default: The default value.
+        default_factory: A callable without arguments that makes the default value (for a mutable one).
+        repr: Shown by ``repr()``.
+
+    Raises:
+        ValueError: both ``default`` and ``default_factory`` are given.
+    """
+    return Field(default=default, default_factory=default_factory, repr=repr)
+
+
+class _FromDataclass:
+    """A class attribute built on first read from a dataclass of the record's fields (see the module doc)."""
+
+    def __init__(self, attr: str) -> None:
+        self.attr = attr
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        import inspect
+
+        shadow = _dataclass_of(owner)
+        value = inspect.signature(shadow) if self.attr == "__signature__" else getattr(shadow, self.attr)
+        setattr(owner, self.attr, value)  # on the class: read once
+        return value
+
+
+def _dataclass_of(cls: type) -> type:
+    """A frozen keyword-only dataclass with the fields of the record class ``cls`` (its field objects and
+    parameters are those the :mod:`dataclasses` functions read)."""
+    import dataclasses
+
+    namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                                 "__doc__": cls.__doc__, "__annotations__": {}}
+    for f in cls.__record_fields__:  # type: ignore[attr-defined]
+        namespace["__annotations__"][f.name] = f.type
+        options: dict[str, Any] = {"repr": f.repr}
+        if f.default is not MISSING:
+            options["default"] = f.default
+        if f.default_factory is not MISSING:
+            options["default_factory"] = f.default_factory
+        namespace[f.name] = dataclasses.field(**options)
+    return dataclasses.dataclass(frozen=True, kw_only=True)(type(cls.__name__, (), namespace))
+
+
+def _frozen(name: str) -> Exception:
+    from dataclasses import FrozenInstanceError
+
+    return FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field,))
+class Record:
+    """Base of frozen keyword-only records (see the module doc).
+
+    A subclass declares its fields as class annotations; a field without a default is required. Fields
+    of a base record come first; a subclass may declare one again (to give it another default).
+
+    Raises (at class definition):
+        ValueError: a ``list``, ``dict`` or ``set`` default (give a ``default_factory``), as ``@dataclass``.
+    Raises (at construction):
+        TypeError: a positional argument, an unknown keyword, or a required field not given.
+    """
+
+    #: the record's fields, in order (bases' first)
+    __record_fields__: ClassVar[tuple[Field, ...]] = ()
+    __match_args__: ClassVar[tuple[str, ...]] = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]] = _FromDataclass("__dataclass_fields__")  # type: ignore[assignment]
+    __dataclass_params__: ClassVar[Any] = _FromDataclass("__dataclass_params__")
+    __signature__: ClassVar[Any] = _FromDataclass("__signature__")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fields = {f.name: f for f in cls.__record_fields__}
+        for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+            if isinstance(annotation, str) and annotation.startswith(("ClassVar", "typing.ClassVar")):
+                continue
+            value = cls.__dict__.get(name, MISSING)
+            if isinstance(value, Field):
+                f = Field(value.default, value.default_factory, value.repr, name, annotation)
+                if f.default is MISSING:
+                    delattr(cls, name)
+                else:
+                    setattr(cls, name, f.default)  # the class attribute is the default, as with @dataclass
+            else:
+                if isinstance(value, (list, dict, set)):
+                    raise ValueError(f"mutable default {type(value)} for field {name} is not allowed: "
+                                     "use default_factory")
+                f = Field(value, MISSING, True, name, annotation)
+            fields[name] = f
+        cls.__record_fields__ = tuple(fields.values())
+        for attr in ("__dataclass_fields__", "__dataclass_params__", "__signature__"):
+            setattr(cls, attr, _FromDataclass(attr))  # not a base's, already built for the base's fields
+
+    def __init__(self, **kwargs: Any) -> None:
+        values = self.__dict__
+        missing = []
+        for f in self.__record_fields__:
+            name = f.name
+            if name in kwargs:
+                values[name] = kwargs.pop(name)
+            elif f.default is not MISSING:
+                values[name] = f.default
+            elif f.default_factory is not MISSING:
+                values[name] = f.default_factory()
+            else:
+                missing.append(name)
+        if kwargs:
+            raise TypeError(f"{type(self).__qualname__}.__init__() got an unexpected keyword argument "
+                            f"{next(iter(kwargs))!r}")
+        if missing:
+            names = " and ".join(", ".join(repr(n) for n in missing).rsplit(", ", 1))
+            plural = "s" if len(missing) > 1 else ""
+            raise TypeError(f"{type(self).__qualname__}.__init__() missing {len(missing)} required keyword-only "
+                            f"argument{plural}: {names}")
+        post_init = getattr(self, "__post_init__", None)
+        if post_init is not None:
+            post_init()
+
+    def _values(self) -> tuple[Any, ...]:
+        values = self.__dict__
+        return tuple(values[f.name] for f in self.__record_fields__)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in self.__record_fields__ if f.repr)
+        return f"{type(self).__qualname__}({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._values() == other._values()  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise _frozen(name)
+
+    def __delattr__(self, name: str) -> None:
+        raise _frozen(name)
+
+
+def replace(record: Any, **changes: Any) -> Any:
+    """A copy of ``record`` with ``changes`` (field name → value), checked again by its ``__post_init__``
+    (as :func:`dataclasses.replace`, without building the dataclass view of the record's class).
+
+    Raises:
+        TypeError: a name that is not a field of the record.
+    """
+    values = {f.name: record.__dict__[f.name] for f in type(record).__record_fields__}
+    unknown = set(changes) - set(values)
+    if unknown:
+        raise TypeError(f"{type(record).__qualname__} has no field {sorted(unknown)[0]!r}")
+    values.update(changes)
+    return type(record)(**values)

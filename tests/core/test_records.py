@@ -1,0 +1,89 @@
+"""Records (:mod:`reactorkit.core.records`), the base of the descriptors: frozen keyword-only classes that behave
+as ``@dataclass(frozen=True, kw_only=True)`` ones, and that the :mod:`dataclasses` functions take, without
+generating methods when they are defined (importing the descriptors imports no ``dataclasses``)."""
+
+import dataclasses
+import inspect
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+from reactorkit.core.descriptors import ChartDescriptor, DatasetDescriptor, JobDescriptor, PublishedSetting
+from reactorkit.core.records import Record, field, replace
+
+
+class Pump(Record):
+    """A record of the tests."""
+
+    name: str
+    ml: float = 1.0
+    channels: dict = field(default_factory=dict)
+    secret: str = field(default="", repr=False)
+    required_last: int = field(repr=False)
+
+
+def test_a_record_is_built_by_keyword_with_defaults_and_factories():
+    a = Pump(name="media", required_last=3)
+    b = Pump(name="media", required_last=3)
+    assert (a.name, a.ml, a.channels, a.secret, a.required_last) == ("media", 1.0, {}, "", 3)
+    assert a.channels is not b.channels  # one per record
+    assert repr(a) == "Pump(name='media', ml=1.0, channels={})"
+    assert a == b and a != Pump(name="media", ml=2.0, required_last=3) and a != ("media",)
+
+
+def test_a_record_refuses_what_a_keyword_only_dataclass_refuses():
+    with pytest.raises(TypeError, match="missing 2 required keyword-only arguments: 'name' and 'required_last'"):
+        Pump()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'volume'"):
+        Pump(name="media", required_last=1, volume=2)
+    with pytest.raises(TypeError):
+        Pump("media")
+    with pytest.raises(ValueError, match="default_factory"):
+        type("Bad", (Record,), {"__annotations__": {"x": "list"}, "x": []})
+
+
+def test_a_record_is_frozen():
+    setting = PublishedSetting(key="target_rpm", unit="RPM")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setting.unit = "Hz"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del setting.unit
+    assert hash(setting) == hash(PublishedSetting(key="target_rpm", unit="RPM"))
+
+
+def test_the_dataclasses_functions_take_a_record():
+    job = JobDescriptor(job_name="ph_reading", display_name="pH", job_class="x:Y",
+                        published_settings=(PublishedSetting(key="ph"),))
+    assert dataclasses.is_dataclass(job) and dataclasses.is_dataclass(JobDescriptor)
+    names = [f.name for f in dataclasses.fields(job)]
+    assert names[:3] == ["job_name", "display_name", "description"] and names[-1] == "source"
+    assert [f.name for f in dataclasses.fields(job) if not f.repr][0] == "job_class"
+    moved = dataclasses.replace(job, source="my_plugin")
+    assert moved.source == "my_plugin" and moved.job_name == "ph_reading" and moved == replace(job, source="my_plugin")
+    assert dataclasses.asdict(job)["published_settings"][0]["key"] == "ph"
+    with pytest.raises(ValueError, match="snake_case"):  # __post_init__ runs again
+        replace(job, job_name="pH reading")
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        replace(job, colour="red")
+    assert list(inspect.signature(ChartDescriptor).parameters)[:3] == ["chart_key", "data_source", "title"]
+    assert pickle.loads(pickle.dumps(job)) == job
+
+
+def test_a_dataclass_may_derive_from_a_record():
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Exported(DatasetDescriptor):
+        rows: int = 0
+
+    record = Exported(dataset_name="ph", display_name="pH", table="ph_readings", rows=3)
+    assert record.rows == 3 and record.column_units == {} and record.to_dict()["rows"] == 3
+    assert [f.name for f in dataclasses.fields(record)][-1] == "rows"
+
+
+def test_importing_the_descriptors_and_a_plugins_records_imports_no_dataclasses():
+    code = ("import sys\nimport reactorkit.builtin_plugins.stirring.descriptors as d\n"
+            "print(d.STIRRING.job_name, 'dataclasses' in sys.modules, 'inspect' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["stirring", "False", "False"]
