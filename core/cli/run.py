@@ -184,8 +184,10 @@ def run_without_click(args: list[str]) -> None:
 
     # imported at the top of modules every job imports, read by none before it is ready: inspect (and its ast,
     # dis, tokenize…) by dataclasses, for a class without a docstring; uuid (and platform) by paho and the
-    # outbox, to make a new id
-    defer("inspect", "uuid")
+    # outbox, to make a new id; ssl and hashlib by paho, for a TLS connection (its exception classes are served from
+    # _ssl) or a websocket's handshake; traceback (and its linecache, tokenize, textwrap) by logging, to format an
+    # exception
+    defer("inspect", "uuid", "ssl", "hashlib", "traceback")
     try:
         code = run_job(SimpleNamespace(**entry), kwargs)
     except KeyboardInterrupt:  # as click's standalone mode reports it

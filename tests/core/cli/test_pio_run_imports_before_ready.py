@@ -1,6 +1,7 @@
 """``pio run <job>`` in a fresh interpreter (no launcher) imports only what the job needs before ``$state=ready``:
 not the modules a job's start used to load for nothing (paho's urllib.request with http.client and email,
-dataclasses' inspect with ast and dis, the simulated hardware's filelock, the plugin registry, click). Reported
+dataclasses' inspect with ast and dis, paho's ssl and hashlib, logging's traceback, the simulated hardware's
+filelock, the plugin registry, click). Reported
 by the process itself at ``ready``; and a module put off until its first use is imported then."""
 
 import json
@@ -53,7 +54,8 @@ JOBS = [
     ("temperature_automation", "--automation-name", "only_record_temperature"),
 ]
 NOT_BEFORE_READY = ("urllib.request", "http.client", "email", "filelock", "tempfile", "bz2", "lzma", "click", "pluggy",
-                    "importlib.metadata", "zipfile", "reactorkit.core.plugins", "inspect", "ast", "dis")
+                    "importlib.metadata", "zipfile", "reactorkit.core.plugins", "inspect", "ast", "dis", "ssl", "hashlib",
+                    "traceback", "linecache", "tokenize", "textwrap")
 
 
 @pytest.mark.parametrize("job", JOBS, ids=[j[0] for j in JOBS])
@@ -144,3 +146,26 @@ print("no_such_package_here.module" in sys.modules)
 def test_a_module_imported_by_another_thread_meanwhile_is_not_replaced_by_a_stand_in():
     # a second copy of the module would otherwise be imported at the stand-in's first use
     assert script_output(RACED) == ["module True (0.0, 1.0, 1)", "False"]
+
+
+SSL_CLASSES = """
+import sys
+from reactorkit.core.deferred_imports import defer
+defer("ssl")
+import ssl
+try:
+    raise BlockingIOError()
+except ssl.SSLWantReadError:  # what paho's socket reads do, TLS or not
+    print("caught")
+except ssl.SSLWantWriteError:
+    print("caught")
+except BlockingIOError:
+    print("not caught:", "ssl" in sys.modules and type(sys.modules["ssl"]).__name__)
+served = ssl.SSLWantReadError
+print(ssl.SSLContext is not None, type(sys.modules["ssl"]).__name__, served is ssl.SSLWantReadError)
+"""
+
+
+def test_ssls_exception_classes_are_served_without_importing_ssl():
+    # the stand-in serves paho's except clauses the classes ssl itself re-exports from _ssl; any other name imports ssl
+    assert script_output(SSL_CLASSES) == ["not caught: ImportedOnUse", "True module True"]
