@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from reactorkit.core.clock import RepeatedTimer
 from reactorkit.core.job import BackgroundJob
+from reactorkit.core.records import Record, field
 
 
 def _init_keywords(cls: type) -> frozenset[str]:
@@ -43,8 +43,7 @@ def _init_keywords(cls: type) -> frozenset[str]:
     return frozenset(names)
 
 
-@dataclass
-class AutomationEvent:
+class AutomationEvent(Record, frozen=False, kw_only=False):
     """Something an automation did (or decided not to do).
 
     Attributes:

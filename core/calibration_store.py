@@ -29,13 +29,13 @@ import logging
 import re
 import sqlite3
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from reactorkit.core import curves
 from reactorkit.core.curves import OutOfCalibratedRange
 from reactorkit.core.paths import UnsafePath, atomic_write, dot_pioreactor, safe_join
+from reactorkit.core.records import Record
 from reactorkit.core.sqlite import open_sqlite
 
 __all__ = [
@@ -323,8 +323,7 @@ def _dump_yaml(record: dict[str, Any]) -> str:
 # --------------------------------------------------------------------- the two stores
 
 
-@dataclass(frozen=True)
-class _Kind:
+class _Kind(Record, kw_only=False):
     """One of the two stores: its folder, its active-pointer cache, the field naming a record, its validator."""
 
     folder: str  # under storage/
@@ -441,8 +440,7 @@ def _active_record(kind: _Kind, device: str) -> tuple[str, dict[str, Any]] | Non
 # --------------------------------------------------------------------- calibrations
 
 
-@dataclass(frozen=True)
-class Calibration:
+class Calibration(Record, kw_only=False):
     """A loaded calibration with its curve, ready for run-time use.
 
     Attributes:
@@ -609,8 +607,7 @@ def active_curve_inverse(device: str, y: float, enforce_bounds: bool = False) ->
 # ----------------------------------------------------------------------- estimators
 
 
-@dataclass(frozen=True)
-class Estimator:
+class Estimator(Record, kw_only=False):
     """A loaded estimator (e.g. ``od_fused``); ``record`` holds the YAML fields."""
 
     name: str

@@ -23,12 +23,12 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from reactorkit.core.config import Config, get_config
 from reactorkit.core.processes import pid_alive
+from reactorkit.core.records import Record
 from reactorkit.core.sqlite import open_sqlite
 
 SCHEMA = """
@@ -89,8 +89,7 @@ class JobAlreadyRunning(RuntimeError):
     """A job with this name is already running on this unit."""
 
 
-@dataclass(frozen=True)
-class JobRecord:
+class JobRecord(Record, kw_only=False):
     """One registry row (``/unit_api/jobs/running`` serves these)."""
 
     job_id: int

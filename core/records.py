@@ -1,21 +1,26 @@
-"""Frozen, keyword-only records whose classes cost nothing to define.
+"""Records: classes declared as dataclasses are, whose classes cost nothing to define.
 
-:class:`Record` is what the descriptor classes (:mod:`reactorkit.core.descriptors`) are built on. A class
-that derives from it declares its fields as a dataclass does (annotations, defaults, :func:`field` for a
-default factory or a field left out of ``repr``) and gets what ``@dataclass(frozen=True, kw_only=True)``
-would give it: a keyword-only ``__init__`` that calls ``__post_init__``, ``__repr__``, ``__eq__`` and
-``__hash__`` over the fields, and assignment refused with :class:`dataclasses.FrozenInstanceError`.
+:class:`Record` is what the descriptor classes (:mod:`reactorkit.core.descriptors`) and the small data
+classes of a job's start (the job registry's rows, the simulated vessel's state, an automation's events …)
+are built on. A class that derives from it declares its fields as a dataclass does (annotations, defaults,
+:func:`field` for a default factory or a field left out of ``repr``) and gets what ``@dataclass`` would give
+it: an ``__init__`` that calls ``__post_init__``, ``__repr__`` and ``__eq__`` over the fields and, for a
+frozen record, ``__hash__`` and assignment refused with :class:`dataclasses.FrozenInstanceError`. By default
+a record is ``@dataclass(frozen=True, kw_only=True)``; the class keywords ``frozen`` and ``kw_only`` say
+otherwise (``class State(Record, frozen=False, kw_only=False)`` is a plain ``@dataclass``), and a subclass
+keeps its base's.
 
-Why not ``@dataclass`` itself: it writes and compiles the source of six methods per class when the class
-is defined (~90 functions for the descriptor classes), in every process that imports a plugin — a job
-started in a fresh interpreter among them, before it is ready. The methods here are shared by every
-record and read the class's field list (:attr:`Record.__record_fields__`, built from the annotations when
-the class is defined).
+Why not ``@dataclass`` itself: it writes and compiles the source of up to six methods per class when the class
+is defined (~90 functions for the descriptor classes alone), in every process that imports them — a job
+started in a fresh interpreter among them, before it is ready. The methods here are shared by every record
+and read the class's field list (:attr:`Record.__record_fields__`, built from the annotations when the class
+is defined).
 
 The records still count as dataclasses to the :mod:`dataclasses` module: ``dataclasses.fields``,
-``replace``, ``asdict`` and ``is_dataclass`` work on them, and ``inspect.signature`` shows the keyword
-arguments. ``__dataclass_fields__``, ``__dataclass_params__`` and ``__signature__`` are built on first
-read, from a dataclass of the same fields made then (only code that asks for them pays for it).
+``replace``, ``asdict`` and ``is_dataclass`` work on them, a dataclass may derive from one, and
+``inspect.signature`` shows the arguments. ``__dataclass_fields__``, ``__dataclass_params__`` and
+``__signature__`` are built on first read, from a dataclass of the same fields made then (only code that
+asks for them pays for it); :func:`replace` and :func:`asdict` here do not need them.
 """
 
 from __future__ import annotations
@@ -72,6 +77,10 @@ class _FromDataclass:
         self.attr = attr
 
     def __get__(self, obj: Any, owner: type) -> Any:
+        if not owner.__record_fields__:  # type: ignore[attr-defined]
+            # Record itself, or a base without fields: not a dataclass (a frozen one, to a dataclass deriving from
+            # a mutable record through it)
+            raise AttributeError(self.attr)
         import inspect
 
         shadow = _dataclass_of(owner)
@@ -95,7 +104,8 @@ def _dataclass_of(cls: type) -> type:
         if f.default_factory is not MISSING:
             options["default_factory"] = f.default_factory
         namespace[f.name] = dataclasses.field(**options)
-    return dataclasses.dataclass(frozen=True, kw_only=True)(type(cls.__name__, (), namespace))
+    return dataclasses.dataclass(frozen=cls.__record_frozen__, kw_only=cls.__record_kw_only__)(  # type: ignore[attr-defined]
+        type(cls.__name__, (), namespace))
 
 
 def _frozen(name: str) -> Exception:
@@ -106,26 +116,46 @@ def _frozen(name: str) -> Exception:
 
 @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field,))
 class Record:
-    """Base of frozen keyword-only records (see the module doc).
+    """Base of records (see the module doc): frozen and keyword-only unless the class says otherwise.
 
     A subclass declares its fields as class annotations; a field without a default is required. Fields
     of a base record come first; a subclass may declare one again (to give it another default).
 
+    Class keywords:
+        frozen: Assignment refused, and hashable (default: the base's, True for a first record class);
+            a mutable record is not hashable, as a dataclass with ``eq`` and not ``frozen``.
+        kw_only: Fields given by keyword only (default: the base's, True); else also by position, in order.
+
     Raises (at class definition):
         ValueError: a ``list``, ``dict`` or ``set`` default (give a ``default_factory``), as ``@dataclass``.
+        TypeError: a mutable record deriving from a frozen one, or the reverse, as ``@dataclass``.
     Raises (at construction):
-        TypeError: a positional argument, an unknown keyword, or a required field not given.
+        TypeError: a positional argument of a keyword-only record (or more than there are fields), an
+            unknown keyword, a field given twice, or a required field not given.
     """
 
     #: the record's fields, in order (bases' first)
     __record_fields__: ClassVar[tuple[Field, ...]] = ()
+    __record_frozen__: ClassVar[bool] = True
+    __record_kw_only__: ClassVar[bool] = True
     __match_args__: ClassVar[tuple[str, ...]] = ()
     __dataclass_fields__: ClassVar[dict[str, Any]] = _FromDataclass("__dataclass_fields__")  # type: ignore[assignment]
     __dataclass_params__: ClassVar[Any] = _FromDataclass("__dataclass_params__")
     __signature__: ClassVar[Any] = _FromDataclass("__signature__")
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, frozen: bool | None = None, kw_only: bool | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if frozen is not None and cls.__record_fields__ and frozen != cls.__record_frozen__:
+            raise TypeError(f"cannot inherit {'' if frozen else 'non-'}frozen record {cls.__name__} from a "
+                            f"{'non-' if frozen else ''}frozen one")
+        if frozen is not None:
+            cls.__record_frozen__ = frozen
+        if kw_only is not None:
+            cls.__record_kw_only__ = kw_only
+        if not cls.__record_frozen__ and "__setattr__" not in cls.__dict__:
+            cls.__setattr__ = object.__setattr__  # type: ignore[method-assign,assignment]
+            cls.__delattr__ = object.__delattr__  # type: ignore[method-assign,assignment]
+            cls.__hash__ = None  # type: ignore[assignment]
         fields = {f.name: f for f in cls.__record_fields__}
         for name, annotation in cls.__dict__.get("__annotations__", {}).items():
             if isinstance(annotation, str) and annotation.startswith(("ClassVar", "typing.ClassVar")):
@@ -144,12 +174,24 @@ class Record:
                 f = Field(value, MISSING, True, name, annotation)
             fields[name] = f
         cls.__record_fields__ = tuple(fields.values())
+        cls.__match_args__ = () if cls.__record_kw_only__ else tuple(fields)
         for attr in ("__dataclass_fields__", "__dataclass_params__", "__signature__"):
             setattr(cls, attr, _FromDataclass(attr))  # not a base's, already built for the base's fields
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         values = self.__dict__
         missing = []
+        if args:
+            fields = self.__record_fields__
+            if self.__record_kw_only__ or len(args) > len(fields):
+                allowed = 0 if self.__record_kw_only__ else len(fields)
+                raise TypeError(f"{type(self).__qualname__}.__init__() takes {allowed + 1} positional argument"
+                                f"{'s' if allowed else ''} but {len(args) + 1} were given")
+            for f, value in zip(fields, args):
+                if f.name in kwargs:
+                    raise TypeError(f"{type(self).__qualname__}.__init__() got multiple values for argument "
+                                    f"{f.name!r}")
+                kwargs[f.name] = value
         for f in self.__record_fields__:
             name = f.name
             if name in kwargs:
@@ -166,7 +208,8 @@ class Record:
         if missing:
             names = " and ".join(", ".join(repr(n) for n in missing).rsplit(", ", 1))
             plural = "s" if len(missing) > 1 else ""
-            raise TypeError(f"{type(self).__qualname__}.__init__() missing {len(missing)} required keyword-only "
+            kind = "keyword-only" if self.__record_kw_only__ else "positional"
+            raise TypeError(f"{type(self).__qualname__}.__init__() missing {len(missing)} required {kind} "
                             f"argument{plural}: {names}")
         post_init = getattr(self, "__post_init__", None)
         if post_init is not None:
@@ -208,3 +251,23 @@ def replace(record: Any, **changes: Any) -> Any:
         raise TypeError(f"{type(record).__qualname__} has no field {sorted(unknown)[0]!r}")
     values.update(changes)
     return type(record)(**values)
+
+
+def asdict(record: Any) -> dict[str, Any]:
+    """``{field name: value}`` of ``record``, records within it turned into dicts too and lists, tuples and
+    dicts copied (as :func:`dataclasses.asdict`, without building the dataclass view of the record's class)."""
+    return {f.name: _plain(record.__dict__[f.name]) for f in type(record).__record_fields__}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Record):
+        return asdict(value)
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, dict):
+        return type(value)((_plain(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_plain(v) for v in value)
+    import copy
+
+    return copy.deepcopy(value)

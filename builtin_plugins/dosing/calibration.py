@@ -11,8 +11,9 @@ request in mL needs a calibration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from reactorkit.plugin import Record
 
 DEFAULT_ML_PER_SECOND = 0.0911  # Pioreactor default pump rate (domain facts §3.8)
 DEFAULT_DUTY_CYCLE = 100.0  # %
@@ -30,8 +31,7 @@ class MissingCalibration(RuntimeError):
     """A volume (mL) was asked of a pump that has no active calibration."""
 
 
-@dataclass(frozen=True)
-class PumpRate:
+class PumpRate(Record, kw_only=False):
     """How one pump converts between run time and volume.
 
     Attributes:

@@ -21,8 +21,9 @@ dropped. Either way a log line says what was found and done.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
+
+from reactorkit.plugin import Record
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dilutions (
@@ -36,8 +37,7 @@ CREATE TABLE IF NOT EXISTS dilutions (
 """
 
 
-@dataclass(frozen=True)
-class Dilution:
+class Dilution(Record, kw_only=False):
     """One journal row.
 
     Attributes:

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reactorkit.builtin_plugins.dosing.bioreactor import UNTRACKED_SOURCES, capacity_ml
+from reactorkit.plugin import Record
 
 SECTION = "pump_limits"
 WINDOW_S = 3600.0
@@ -64,8 +64,7 @@ class PumpLimitExceeded(PumpError):
         )
 
 
-@dataclass(frozen=True)
-class PumpLimits:
+class PumpLimits(Record, kw_only=False):
     """The limits in force (mL).
 
     Attributes:

@@ -220,8 +220,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
+
+from reactorkit.plugin import Record, record_field as field
 
 if TYPE_CHECKING:  # annotations only: numpy is imported where the filter first computes
     import numpy as np
@@ -244,8 +245,7 @@ WASTE_EVENT = "remove_waste"
 MAD_TO_SD = 1.4826  # consistency constant of the MAD for a normal distribution
 
 
-@dataclass(frozen=True)
-class FilterSettings:
+class FilterSettings(Record, kw_only=False):
     """Tuning of :class:`GrowthRateEKF` (how each default was chosen: ``README.md`` of this plugin).
 
     Attributes:
@@ -394,8 +394,7 @@ def dilution_of(volume_change_ml: float, vial_volume_ml: float) -> tuple[float, 
     return math.log((vial_volume_ml + volume_change_ml) / vial_volume_ml), volume_change_ml / (vial_volume_ml + volume_change_ml)
 
 
-@dataclass(frozen=True)
-class Dose:
+class Dose(Record, kw_only=False):
     """A dose the filter knows of.
 
     Attributes:
@@ -413,8 +412,7 @@ class Dose:
     key: int
 
 
-@dataclass
-class Estimate:
+class Estimate(Record, frozen=False, kw_only=False):
     """One filter output, for the OD reading at ``timestamp``.
 
     Attributes:
@@ -909,8 +907,7 @@ class GrowthRateEKF:
                 self.obs_rel_var[str(channel)] = max(float(value), floor)
 
 
-@dataclass
-class Normalization:
+class Normalization(Record, frozen=False, kw_only=False):
     """Per-channel baseline (median OD of the warm-up) and initial relative noise variance.
 
     Cached per experiment by the job (``od_normalization_mean`` /

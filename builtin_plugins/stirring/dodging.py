@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
 from typing import Any, Callable
+
+from reactorkit.plugin import Record
 
 READING_DURATION_S = 1.0  # time an OD reading takes (Pioreactor: ~1 s, LEDs off to ADC done)
 
 
-@dataclass(frozen=True)
-class DodgeSchedule:
+class DodgeSchedule(Record, kw_only=False):
     """Where the dodging windows lie.
 
     Attributes:

@@ -9,8 +9,9 @@ The model comes from ``$MODEL_NAME`` / ``$MODEL_VERSION`` (default
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
+
+from reactorkit.plugin import Record
 
 SECTION = "temperature_automation.config"
 DEFAULT_MODEL = ("pioreactor_20ml", "1.5")
@@ -19,8 +20,7 @@ _MODEL_LIMITS_C = {("pioreactor_20ml", "1.0"): (63.0, 65.0, 66.0)}
 _DEFAULT_LIMITS_C = (78.0, 80.0, 85.0)
 
 
-@dataclass(frozen=True)
-class HeatingLimits:
+class HeatingLimits(Record, kw_only=False):
     """Heater-PCB temperatures (°C) at which heating is reduced (×0.9), disabled (0 %), or the unit shut down.
 
     Raises:

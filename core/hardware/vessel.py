@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from reactorkit.core.records import Record, asdict, field
 
 ANGLE_GAIN = {"45": 0.35, "90": 0.5, "135": 0.25}
 THERMAL_TAU_S = 600.0
@@ -44,8 +45,7 @@ RPM_PER_DUTY = 25.0
 STIR_DEADBAND_DUTY = 8.0
 
 
-@dataclass
-class VesselParameters:
+class VesselParameters(Record, frozen=False, kw_only=False):
     """Model constants (``[simulation]`` config section).
 
     Attributes:
@@ -71,8 +71,7 @@ class VesselParameters:
     pwm_devices: dict[str, str] = field(default_factory=lambda: {"1": "stirring", "2": "media", "3": "alt_media", "4": "waste", "5": "heating"})
 
 
-@dataclass
-class VesselState:
+class VesselState(Record, frozen=False, kw_only=False):
     """The model's state at simulated epoch time ``t`` (seconds)."""
 
     t: float

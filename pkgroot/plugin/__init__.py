@@ -14,7 +14,8 @@ What is here (each name documented where it is defined; ``help(reactorkit.plugin
 * the hook marker ``hookimpl`` (and ``yields``, a hook that hands over records) and every
   record a hook returns (``JobDescriptor``, ``PublishedSetting``, ``AutomationDescriptor``, ``ChartDescriptor``,
   ``DatasetDescriptor``, ``TableDescriptor``, ``TopicMapping``, ``RouteDescriptor``,
-  ``CliCommandDescriptor``, ``CalibrationProtocolDescriptor`` …);
+  ``CliCommandDescriptor``, ``CalibrationProtocolDescriptor`` …), and ``Record`` (with ``record_field``,
+  ``record_asdict``, ``record_replace``), the base they are built on, for data classes of a job's start;
 * job and automation base classes: ``BackgroundJob``, ``AutomationJob`` and the
   automation events, ``DosingAutomationJob``, ``LedAutomationJob``,
   ``TemperatureAutomationJob``;
@@ -57,6 +58,8 @@ _export(
     "automation_settings", "automation_host_job",
 )
 _export("reactorkit.core.plugins", "Registry", "ENTRY_POINT_GROUP", "make_plugin_manager")
+# records: classes declared as dataclasses, without generating their methods at import (reactorkit.core.records)
+_export("reactorkit.core.records", "Record", "record_field=field", "record_asdict=asdict", "record_replace=replace")
 
 # jobs and automations
 _export("reactorkit.core.job", "BackgroundJob", "DISCONNECTED", "READY")

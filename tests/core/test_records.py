@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from reactorkit.core.descriptors import ChartDescriptor, DatasetDescriptor, JobDescriptor, PublishedSetting
-from reactorkit.core.records import Record, field, replace
+from reactorkit.core.records import Record, asdict, field, replace
 
 
 class Pump(Record):
@@ -87,3 +87,33 @@ def test_importing_the_descriptors_and_a_plugins_records_imports_no_dataclasses(
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["stirring", "False", "False"]
+
+
+class State(Record, frozen=False, kw_only=False):
+    """A mutable record taking its fields by position too, as a plain ``@dataclass``."""
+
+    t: float
+    od: float = 0.05
+    pwm: dict = field(default_factory=dict)
+
+
+def test_a_mutable_positional_record_behaves_as_a_plain_dataclass():
+    state = State(1.0, 0.2)
+    state.od = 0.3
+    assert state == State(t=1.0, od=0.3) and State.__match_args__ == ("t", "od", "pwm")
+    with pytest.raises(TypeError):
+        hash(state)  # eq without frozen: not hashable
+    with pytest.raises(TypeError, match="multiple values for argument 't'"):
+        State(1.0, t=2.0)
+    with pytest.raises(TypeError, match="takes 4 positional arguments but 5 were given"):
+        State(1.0, 0.1, {}, 3)
+    with pytest.raises(TypeError, match="cannot inherit frozen record"):
+        type("Frozen", (State,), {}, frozen=True)
+    copied = asdict(State(2.0, pwm={"1": 50.0}))
+    assert copied == dataclasses.asdict(State(2.0, pwm={"1": 50.0})) == {"t": 2.0, "od": 0.05, "pwm": {"1": 50.0}}
+
+    @dataclasses.dataclass
+    class Tagged(State):
+        tag: str = ""
+
+    assert Tagged(1.0, tag="x").tag == "x" and not dataclasses.is_dataclass(Record)

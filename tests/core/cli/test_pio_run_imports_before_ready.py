@@ -1,6 +1,6 @@
 """``pio run <job>`` in a fresh interpreter (no launcher) imports only what the job needs before ``$state=ready``:
 not the modules a job's start used to load for nothing (paho's urllib.request with http.client and email,
-dataclasses' inspect with ast and dis, paho's ssl and hashlib, logging's traceback, the simulated hardware's
+dataclasses (its records are reactorkit.core.records) and its inspect with ast and dis, paho's ssl and hashlib, logging's traceback, the simulated hardware's
 filelock, the plugin registry, click). Reported
 by the process itself at ``ready``; and a module put off until its first use is imported then."""
 
@@ -55,7 +55,7 @@ JOBS = [
 ]
 NOT_BEFORE_READY = ("urllib.request", "http.client", "email", "filelock", "tempfile", "bz2", "lzma", "click", "pluggy",
                     "importlib.metadata", "zipfile", "reactorkit.core.plugins", "inspect", "ast", "dis", "ssl", "hashlib",
-                    "traceback", "linecache", "tokenize", "textwrap")
+                    "traceback", "linecache", "tokenize", "textwrap", "dataclasses", "copy")
 
 
 @pytest.mark.parametrize("job", JOBS, ids=[j[0] for j in JOBS])
