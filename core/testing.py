@@ -78,9 +78,20 @@ class UnitEnv:
         env.update(overrides)
         return env
 
-    def apply(self) -> None:
-        """Put this unit's variables into ``os.environ`` of the test process (use with monkeypatch)."""
-        os.environ.update({k: v for k, v in self.env().items() if k not in ("PYTHONUNBUFFERED",)})
+    def apply(self, monkeypatch: Any = None) -> None:
+        """Put this unit's variables into ``os.environ`` of the test process.
+
+        Args:
+            monkeypatch: pytest's ``monkeypatch`` fixture: each variable is set through it, so the test's end puts
+                the environment back as it was. Without it they stay in ``os.environ`` for every later test of the
+                process (the caller restores them).
+        """
+        values = {k: v for k, v in self.env().items() if k not in ("PYTHONUNBUFFERED",)}
+        if monkeypatch is None:
+            os.environ.update(values)
+            return
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
 
     def topic(self, *parts: str) -> str:
         """``{prefix}pioreactor/{unit}/{experiment}/{parts…}``."""

@@ -38,7 +38,7 @@ class Counting(AutomationJob):
 
 @pytest.fixture
 def automation(unit_env, monkeypatch):
-    unit_env.apply()
+    unit_env.apply(monkeypatch)
     config = load_config()
     job = Counting(unit_env.unit, unit_env.experiment, duration=0.5, config=config, clock=Clock(speedup=120.0))
     yield job
@@ -75,7 +75,7 @@ def test_a_settings_change_publishes_a_base64_settings_record(automation, unit_e
 
 
 def test_negative_duration_is_refused(unit_env, monkeypatch):
-    unit_env.apply()
+    unit_env.apply(monkeypatch)
     with pytest.raises(ValueError, match="duration"):
         Counting(unit_env.unit, unit_env.experiment, duration=-1, config=load_config())
 
@@ -94,7 +94,7 @@ def test_cli_strings_are_cast_with_the_field_types():
 def test_a_refused_construction_leaves_no_registry_row(unit_env, monkeypatch):
     from reactorkit.core.job_registry import JobRegistry
 
-    unit_env.apply()
+    unit_env.apply(monkeypatch)
     with pytest.raises(ValueError):
         Counting(unit_env.unit, unit_env.experiment, duration=-1, config=load_config())
     assert JobRegistry(config=load_config()).running() == []
