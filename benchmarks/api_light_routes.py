@@ -23,6 +23,10 @@ threads, gthread sharing new connections), with gunicorn's plain ``gthread`` (2 
 server (2 × ``gevent_pywsgi``), so each run shows what the server itself costs per request beside what
 the routes cost.
 
+Each server is measured once every one of its worker processes has loaded the app (gunicorn's workers
+load it after the fork, each in its own time: on a busy machine the first can answer while its sibling
+is still importing, and would then accept every connection of the first route's run).
+
 Routes: ``/unit_api/health``, ``/unit_api/versions/app``, ``/api/experiments``,
 ``/api/units``, ``/api/workers``, ``/unit_api/jobs/running``.
 Target (issue "Fast where it is still level"): ≥ 5,000 req/s each with 16 connections on 2 cores.
@@ -43,7 +47,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from machine import interpreter_floor_ms  # noqa: E402 (benchmarks/ is the script's folder)
 
@@ -62,16 +65,11 @@ def start(env: dict[str, str], root: Path, workers: int, threads: int, worker_cl
     if worker_class:
         cmd += ["--worker-class", worker_class]
     log = open(root / "serve.log", "ab")
+    env = ts.boot_marking(env, root)
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            ts._get(port, "/unit_api/health")
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                sys.exit(f"pio serve did not start; see {root / 'serve.log'}")
-            time.sleep(0.2)
+    if not ts.wait_booted(proc, env, workers):  # every worker, not only the first to answer (ts.boot_marking)
+        proc.kill()
+        sys.exit(f"pio serve did not start; see {root / 'serve.log'}")
     return proc, port
 
 
@@ -166,19 +164,13 @@ def _measure_floor(root: Path, args: argparse.Namespace, floor: tuple[str, list[
     """gunicorn serving :mod:`constant_wsgi` with ``floor``'s worker settings, measured as a route."""
     port = ts.free_port()
     log = open(root / "floor.log", "ab")
+    env = ts.boot_marking(dict(os.environ), root)
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "constant_wsgi:app", "--pythonpath",
                              str(Path(__file__).parent), "--bind", f"127.0.0.1:{port}", *floor[1],
-                             "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
+                             "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                ts._get(port, "/")
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    sys.exit(f"gunicorn did not start; see {root / 'floor.log'}")
-                time.sleep(0.2)
+        if not ts.wait_booted(proc, env, int(floor[1][floor[1].index("--workers") + 1]), timeout=30):
+            sys.exit(f"gunicorn did not start; see {root / 'floor.log'}")
         print(f"[gunicorn floor: a constant-body WSGI app, {floor[0]}]")
         _load(proc, port, "/", "constant body", args)
     finally:
@@ -202,19 +194,16 @@ def _cpu_s(pid: int) -> float:
 
 
 def _default(env: dict[str, str], root: Path) -> tuple[subprocess.Popen, int]:
+    """``pio serve`` with its defaults on a free port, once every worker has loaded the app."""
     port = ts.free_port()
     log = open(root / "serve.log", "ab")
+    env = ts.boot_marking(env, root)
     proc = subprocess.Popen([sys.executable, "-m", "reactorkit.core.cli.main", "serve", "--port", str(port),
                              "--no-access-log"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            ts._get(port, "/unit_api/health")
-            return proc, port
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                sys.exit(f"pio serve did not start; see {root / 'serve.log'}")
-            time.sleep(0.2)
+    if not ts.wait_booted(proc, env, ts.serve_default("workers")):
+        proc.kill()
+        sys.exit(f"pio serve did not start; see {root / 'serve.log'}")
+    return proc, port
 
 
 if __name__ == "__main__":
