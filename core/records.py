@@ -108,6 +108,15 @@ def _dataclass_of(cls: type) -> type:
         type(cls.__name__, (), namespace))
 
 
+def _is_classvar(annotation: Any) -> bool:
+    """Whether a class annotation declares a class variable, not a field (as :mod:`dataclasses` tells): ``ClassVar``
+    or ``ClassVar[…]``, written as a string (``from __future__ import annotations``, also ``typing.ClassVar[…]``)
+    or evaluated (a module without that import)."""
+    if isinstance(annotation, str):
+        return annotation.strip().removeprefix("typing.").startswith("ClassVar")
+    return annotation is ClassVar or getattr(annotation, "__origin__", None) is ClassVar
+
+
 def _frozen(name: str) -> Exception:
     from dataclasses import FrozenInstanceError
 
@@ -158,7 +167,7 @@ class Record:
             cls.__hash__ = None  # type: ignore[assignment]
         fields = {f.name: f for f in cls.__record_fields__}
         for name, annotation in cls.__dict__.get("__annotations__", {}).items():
-            if isinstance(annotation, str) and annotation.startswith(("ClassVar", "typing.ClassVar")):
+            if _is_classvar(annotation):
                 continue
             value = cls.__dict__.get(name, MISSING)
             if isinstance(value, Field):

@@ -117,3 +117,23 @@ def test_a_mutable_positional_record_behaves_as_a_plain_dataclass():
         tag: str = ""
 
     assert Tagged(1.0, tag="x").tag == "x" and not dataclasses.is_dataclass(Record)
+
+
+def test_a_class_variable_is_not_a_field_with_or_without_postponed_annotations():
+    # a plugin module without ``from __future__ import annotations`` gives typing.ClassVar objects, not strings
+    namespace: dict = {}
+    exec("from typing import ClassVar\nimport typing\n"
+         "from reactorkit.core.records import Record\n"
+         "class Event(Record, frozen=False, kw_only=False):\n"
+         "    kind: ClassVar[str] = 'dose'\n"
+         "    bare: ClassVar = 1\n"
+         "    spelled: typing.ClassVar[int] = 2\n"
+         "    message: str = ''\n", namespace)
+    event_class = namespace["Event"]
+    assert [f.name for f in event_class.__record_fields__] == ["message"]
+    assert [f.name for f in dataclasses.fields(event_class)] == ["message"]
+    event = event_class("m")
+    assert event.message == "m" and event.kind == "dose" and repr(event) == "Event(message='m')"
+    assert event_class.__match_args__ == ("message",)
+    with pytest.raises(TypeError):
+        event_class("m", "other")
