@@ -117,6 +117,18 @@ def _is_classvar(annotation: Any) -> bool:
     return annotation is ClassVar or getattr(annotation, "__origin__", None) is ClassVar
 
 
+def _dataclass_marker(annotation: Any) -> str | None:
+    """``"InitVar"`` or ``"KW_ONLY"`` when a class annotation is one of these :mod:`dataclasses` markers (as a
+    string or evaluated), which a record does not take; else None."""
+    if isinstance(annotation, str):
+        name = annotation.strip().removeprefix("dataclasses.")
+        return next((marker for marker in ("InitVar", "KW_ONLY") if name.startswith(marker)), None)
+    kind = annotation if isinstance(annotation, type) else type(annotation)
+    if getattr(kind, "__module__", None) == "dataclasses":
+        return {"InitVar": "InitVar", "_KW_ONLY_TYPE": "KW_ONLY"}.get(kind.__name__)
+    return None
+
+
 def _frozen(name: str) -> Exception:
     from dataclasses import FrozenInstanceError
 
@@ -137,6 +149,7 @@ class Record:
 
     Raises (at class definition):
         ValueError: a ``list``, ``dict`` or ``set`` default (give a ``default_factory``), as ``@dataclass``.
+        TypeError: a field annotated ``dataclasses.InitVar`` or ``dataclasses.KW_ONLY``, which records do not take.
         TypeError: a mutable record deriving from a frozen one, or the reverse, as ``@dataclass``.
     Raises (at construction):
         TypeError: a positional argument of a keyword-only record (or more than there are fields), an
@@ -169,6 +182,11 @@ class Record:
         for name, annotation in cls.__dict__.get("__annotations__", {}).items():
             if _is_classvar(annotation):
                 continue
+            marker = _dataclass_marker(annotation)
+            if marker is not None:  # else a field of that name, and a record that cannot be built as declared
+                raise TypeError(f"{cls.__qualname__}.{name}: a record does not take dataclasses.{marker} (a "
+                                "keyword-only record is the class keyword kw_only=True; a value only for "
+                                "__post_init__ is a field, or an argument of a classmethod that builds the record)")
             value = cls.__dict__.get(name, MISSING)
             if isinstance(value, Field):
                 f = Field(value.default, value.default_factory, value.repr, name, annotation)

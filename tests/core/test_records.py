@@ -137,3 +137,12 @@ def test_a_class_variable_is_not_a_field_with_or_without_postponed_annotations()
     assert event_class.__match_args__ == ("message",)
     with pytest.raises(TypeError):
         event_class("m", "other")
+
+
+@pytest.mark.parametrize("annotation", ["InitVar[float]", "dataclasses.KW_ONLY", dataclasses.InitVar[float],
+                                        dataclasses.KW_ONLY, dataclasses.InitVar])
+def test_a_dataclasses_marker_a_record_does_not_take_is_refused_where_the_class_is_declared(annotation):
+    # else it became a field: a required "_" for KW_ONLY, and an InitVar stored and not passed to __post_init__
+    with pytest.raises(TypeError, match=r"Reading\.(_|scale): a record does not take dataclasses\.(InitVar|KW_ONLY)"):
+        type("Reading", (Record,), {"__annotations__": {"od": "float", "_" if "KW" in str(annotation) else "scale":
+                                                        annotation}, "__qualname__": "Reading"})
