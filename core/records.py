@@ -177,7 +177,8 @@ class Record:
         if not cls.__record_frozen__ and "__setattr__" not in cls.__dict__:
             cls.__setattr__ = object.__setattr__  # type: ignore[method-assign,assignment]
             cls.__delattr__ = object.__delattr__  # type: ignore[method-assign,assignment]
-            cls.__hash__ = None  # type: ignore[assignment]
+            if "__hash__" not in cls.__dict__:  # a __hash__ of the class's own stays, as with @dataclass
+                cls.__hash__ = None  # type: ignore[assignment]
         fields = {f.name: f for f in cls.__record_fields__}
         for name, annotation in cls.__dict__.get("__annotations__", {}).items():
             if _is_classvar(annotation):

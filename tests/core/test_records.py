@@ -146,3 +146,25 @@ def test_a_dataclasses_marker_a_record_does_not_take_is_refused_where_the_class_
     with pytest.raises(TypeError, match=r"Reading\.(_|scale): a record does not take dataclasses\.(InitVar|KW_ONLY)"):
         type("Reading", (Record,), {"__annotations__": {"od": "float", "_" if "KW" in str(annotation) else "scale":
                                                         annotation}, "__qualname__": "Reading"})
+
+
+def test_a_mutable_record_keeps_a_hash_of_its_own_as_a_dataclass_does():
+    class Keyed(Record, frozen=False):
+        """A mutable record hashed by its key only."""
+
+        key: str
+        od: float = 0.0
+
+        def __hash__(self) -> int:
+            return hash(self.key)
+
+    @dataclasses.dataclass(kw_only=True)
+    class KeyedDataclass:
+        key: str
+        od: float = 0.0
+
+        def __hash__(self) -> int:
+            return hash(self.key)
+
+    assert hash(Keyed(key="a", od=1.0)) == hash("a") == hash(KeyedDataclass(key="a", od=1.0))
+    assert type("Plain", (Keyed,), {}).__hash__ is None  # a subclass without one: eq without frozen, as @dataclass
