@@ -179,6 +179,9 @@ class Record:
             cls.__delattr__ = object.__delattr__  # type: ignore[method-assign,assignment]
             if "__hash__" not in cls.__dict__:  # a __hash__ of the class's own stays, as with @dataclass
                 cls.__hash__ = None  # type: ignore[assignment]
+        elif cls.__record_frozen__ and "__eq__" in cls.__dict__ and cls.__dict__.get("__hash__", MISSING) is None:
+            # Python set __hash__ to None for the class's own __eq__; @dataclass(frozen=True) hashes the fields then
+            cls.__hash__ = Record.__hash__  # type: ignore[method-assign]
         fields = {f.name: f for f in cls.__record_fields__}
         for name, annotation in cls.__dict__.get("__annotations__", {}).items():
             if _is_classvar(annotation):

@@ -168,3 +168,23 @@ def test_a_mutable_record_keeps_a_hash_of_its_own_as_a_dataclass_does():
 
     assert hash(Keyed(key="a", od=1.0)) == hash("a") == hash(KeyedDataclass(key="a", od=1.0))
     assert type("Plain", (Keyed,), {}).__hash__ is None  # a subclass without one: eq without frozen, as @dataclass
+
+
+def test_a_frozen_record_with_an_eq_of_its_own_is_hashed_by_its_fields_as_a_frozen_dataclass():
+    class Channel(Record):
+        """Compared without regard to case."""
+
+        name: str
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Channel) and self.name.lower() == other.name.lower()
+
+    @dataclasses.dataclass(frozen=True)
+    class ChannelDataclass:
+        name: str
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, ChannelDataclass) and self.name.lower() == other.name.lower()
+
+    assert hash(Channel(name="A")) == hash(("A",)) == hash(ChannelDataclass("A"))
+    assert Channel(name="A") == Channel(name="a")
