@@ -149,7 +149,8 @@ class Record:
 
     Raises (at class definition):
         ValueError: a ``list``, ``dict`` or ``set`` default (give a ``default_factory``), as ``@dataclass``.
-        TypeError: a field annotated ``dataclasses.InitVar`` or ``dataclasses.KW_ONLY``, which records do not take.
+        TypeError: a field annotated ``dataclasses.InitVar`` or ``dataclasses.KW_ONLY``, which records do not take;
+            a field without a default after one with a default in a record not keyword-only, as ``@dataclass``.
         TypeError: a mutable record deriving from a frozen one, or the reverse, as ``@dataclass``.
     Raises (at construction):
         TypeError: a positional argument of a keyword-only record (or more than there are fields), an
@@ -204,6 +205,14 @@ class Record:
                                      "use default_factory")
                 f = Field(value, MISSING, True, name, annotation)
             fields[name] = f
+        if not cls.__record_kw_only__:  # by position: a field without a default never follows one with a default
+            with_default = None
+            for f in fields.values():
+                if f.default is not MISSING or f.default_factory is not MISSING:
+                    with_default = with_default or f.name
+                elif with_default is not None:
+                    raise TypeError(f"{cls.__qualname__}: non-default argument {f.name!r} follows default argument "
+                                    f"{with_default!r}")
         cls.__record_fields__ = tuple(fields.values())
         cls.__match_args__ = () if cls.__record_kw_only__ else tuple(fields)
         for attr in ("__dataclass_fields__", "__dataclass_params__", "__signature__"):

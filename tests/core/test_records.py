@@ -188,3 +188,12 @@ def test_a_frozen_record_with_an_eq_of_its_own_is_hashed_by_its_fields_as_a_froz
 
     assert hash(Channel(name="A")) == hash(("A",)) == hash(ChannelDataclass("A"))
     assert Channel(name="A") == Channel(name="a")
+
+
+def test_a_positional_record_refuses_a_required_field_after_a_defaulted_one_as_a_dataclass_does():
+    with pytest.raises(TypeError, match="non-default argument 'od' follows default argument 't'"):
+        type("Late", (Record,), {"__annotations__": {"t": "float", "od": "float"}, "t": 0.0}, kw_only=False)
+    with pytest.raises(TypeError, match="non-default argument 'tag' follows default argument 'od'"):
+        type("Tagged", (State,), {"__annotations__": {"tag": "str"}})  # State: t, od = 0.05, pwm (factory)
+    keyword_only = type("Late", (Record,), {"__annotations__": {"t": "float", "od": "float"}, "t": 0.0})
+    assert keyword_only(od=1.0).t == 0.0  # by keyword only, the order does not matter (as kw_only=True)
