@@ -18,7 +18,7 @@ from reactorkit.api import errors
 from reactorkit.api.context import AppContext, build_resource
 from reactorkit.api.resources.system import AppVersion, Health
 from reactorkit.api.unit import mount as mount_jobs_tasks_descriptors
-from reactorkit.core.config import Config, get_config, get_unit_name, is_leader
+from reactorkit.core.config import Config, get_config, get_unit_name, is_leader, recheck_config_files
 from reactorkit.core.descriptors import resolve
 from reactorkit.core.plugins import Registry, make_plugin_manager
 
@@ -45,12 +45,19 @@ class RecheckReplacedFiles:
     """Middleware: at the start of each request, the serving thread's leader-database connection is told to
     check, at its next use, that the file was not replaced (a state archive imported: the connection would go
     on writing into the replaced file, and the rows would be lost). One ``stat`` per request that uses the
-    database (:meth:`reactorkit.core.leader_db.LeaderDB.recheck_file`), none for the others."""
+    database (:meth:`reactorkit.core.leader_db.LeaderDB.recheck_file`), none for the others.
+
+    And the config files: one ``stat`` of each per request; when one was replaced since this worker process
+    read them (a sibling gunicorn worker saved it through ``…/config…``, a state archive was imported), the
+    cached config and the clock built from its ``[simulation]`` section are forgotten
+    (:func:`reactorkit.core.config.recheck_config_files`): a changed ``speedup`` or ``clock_origin`` reaches
+    this worker's "now" (the pump limits' last hour, timestamps) as it reaches the jobs started afterwards."""
 
     def __init__(self, context: AppContext) -> None:
         self.context = context
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        recheck_config_files()
         db = self.context._db
         if db is not None:
             db.recheck_file()

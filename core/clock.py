@@ -100,6 +100,7 @@ def parse_iso(text: str) -> float:
 
 
 _clock: Clock | None = None
+_built = False  # _clock was built by get_clock() from the environment and config (not installed with set_clock)
 _lock = threading.Lock()
 
 
@@ -122,8 +123,9 @@ def _read_origin(speedup: float, config: Any = None) -> float | None:
 
 
 def get_clock(config: Any = None) -> Clock:
-    """The process-wide clock, built from env and config on first use."""
-    global _clock
+    """The process-wide clock, built from env and config on first use (built again after
+    :func:`forget_clock`)."""
+    global _clock, _built
     with _lock:
         if _clock is None:
             if config is None:
@@ -133,13 +135,28 @@ def get_clock(config: Any = None) -> Clock:
             speedup_text = os.environ.get("REACTORKIT_SPEEDUP") or config.get("simulation", "speedup", fallback="1.0")
             speedup = float(speedup_text)
             _clock = Clock(speedup, _read_origin(speedup, config))
+            _built = True
         return _clock
 
 
 def set_clock(clock: Clock | None) -> None:
     """Replace the process-wide clock (tests)."""
-    global _clock
-    _clock = clock
+    global _clock, _built
+    with _lock:
+        _clock = clock
+        _built = False
+
+
+def forget_clock() -> None:
+    """Forget the process-wide clock if :func:`get_clock` built it from env and config, so that the next
+    :func:`get_clock` reads ``[simulation] speedup`` and ``clock_origin`` again: a config file was written
+    (:func:`reactorkit.core.config.forget_config_files`). A clock installed with :func:`set_clock` stays.
+    Objects that kept the old clock (a timer already running) keep it."""
+    global _clock, _built
+    with _lock:
+        if _built:
+            _clock = None
+            _built = False
 
 
 class RepeatedTimer:

@@ -165,8 +165,7 @@ def load_config(overrides: Iterable[tuple[str, str, str]] = ()) -> Config:
     """
     config = Config()
     config.read_string(DEFAULTS, source="<defaults>")
-    config.read([shared_config_path(), unit_config_path(), dot_pioreactor() / "storage" / "mqtt_credentials.ini"],
-                encoding="utf-8")  # the unit's own broker credentials last (reactorkit.core.auth.mqtt)
+    config.read(_config_files(), encoding="utf-8")
     for section, key, value in overrides:
         if not config.has_section(section):
             config.add_section(section)
@@ -179,8 +178,33 @@ def load_config(overrides: Iterable[tuple[str, str, str]] = ()) -> Config:
     return config
 
 
+def _config_files() -> list[Path]:
+    """The files :func:`load_config` reads, in order: shared, unit-specific, then the unit's own broker
+    credentials (:mod:`reactorkit.core.auth.mqtt`)."""
+    return [shared_config_path(), unit_config_path(), dot_pioreactor() / "storage" / "mqtt_credentials.ini"]
+
+
+def _files_stamp() -> tuple[tuple[int, int, int, int] | None, ...]:
+    """``(inode, device, mtime_ns, size)`` of each of :func:`_config_files` (None: missing). A file saved with
+    :func:`reactorkit.core.paths.atomic_write` (temp + rename) gets a new inode, whatever the mtime's grain."""
+    out: list[tuple[int, int, int, int] | None] = []
+    for path in _config_files():
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_ino, st.st_dev, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+_loaded_stamp: tuple[tuple[int, int, int, int] | None, ...] | None = None  # of the files _cached_config() read
+
+
 @lru_cache(maxsize=1)
 def _cached_config() -> Config:
+    global _loaded_stamp
+    _loaded_stamp = _files_stamp()  # before reading: a file replaced meanwhile is read again at the next recheck
     return load_config()
 
 
@@ -222,9 +246,38 @@ def led_channel_of(config: Config, device: str) -> str | None:
 
 def set_config(config: Config | None) -> None:
     """Replace the process-wide config (``pio run --config-override`` and tests); None re-reads files."""
-    global _override
+    global _override, _loaded_stamp
     _cached_config.cache_clear()
+    _loaded_stamp = None
     _override = config
+
+
+def forget_config_files() -> None:
+    """After a config file was written: forget the cached config (``set_config(None)``) and the clock built
+    from its ``[simulation]`` section (:func:`reactorkit.core.clock.forget_clock`), so that this process's
+    next :func:`get_config` and ``get_clock()`` read the files again."""
+    from reactorkit.core.clock import forget_clock
+
+    set_config(None)
+    forget_clock()
+
+
+def recheck_config_files() -> bool:
+    """For a long-running process whose config another process may save (the API's gunicorn workers: one of
+    them handles ``PATCH …/config…``, the others only find the files replaced): when a file of
+    :func:`_config_files` changed since the cached config was read, :func:`forget_config_files`.
+
+    One ``stat`` per file. Nothing happens while a config installed with :func:`set_config` is in use or
+    before the files were read.
+
+    Returns:
+        True when the cached config (and clock) were forgotten.
+    """
+    stamp = _loaded_stamp
+    if _override is not None or stamp is None or _files_stamp() == stamp:
+        return False
+    forget_config_files()
+    return True
 
 
 _override: Config | None = None

@@ -95,7 +95,7 @@ def save_shared(ctx: Context, code: str) -> str:
     from reactorkit.core.auth.mqtt import shared_config_to_save
 
     code = shared_config_to_save(code, shared_text())
-    from reactorkit.core.config import set_config, shared_config_path
+    from reactorkit.core.config import forget_config_files, shared_config_path
     from reactorkit.core.paths import atomic_write
 
     try:
@@ -107,7 +107,7 @@ def save_shared(ctx: Context, code: str) -> str:
         raise protected_setting(exc) from None
     atomic_write(shared_config_path(), code)
     _record(ctx, SHARED, code)
-    set_config(None)  # this process re-reads the files next time
+    forget_config_files()  # this process re-reads the files (and the clock's [simulation]) next time
     return code
 
 
@@ -197,7 +197,7 @@ def save_specific(ctx: Context, unit: str, code: str) -> None:
     from reactorkit.core.auth.client import cluster_headers
 
     from reactorkit.core.cluster import unit_url
-    from reactorkit.core.config import set_config, unit_config_path
+    from reactorkit.core.config import forget_config_files, unit_config_path
     from reactorkit.core.paths import atomic_write
 
     try:
@@ -210,7 +210,7 @@ def save_specific(ctx: Context, unit: str, code: str) -> None:
         raise protected_setting(exc) from None
     if unit == ctx.unit:
         atomic_write(unit_config_path(), code)
-        set_config(None)
+        forget_config_files()
     else:
         try:
             reply = httpx.patch(f"{unit_url(unit, ctx.config)}/unit_api/config/specific", json={"code": code},

@@ -20,7 +20,7 @@ import falcon
 from reactorkit.api.errors import invalid_config, protected_setting
 from reactorkit.core.config_guard import ProtectedSetting, check_unchanged
 from reactorkit.api.unit.common import read_body
-from reactorkit.core.config import load_config, set_config, shared_config_path, unit_config_path
+from reactorkit.core.config import forget_config_files, load_config, shared_config_path, unit_config_path
 from reactorkit.core.config_validation import InvalidConfig, normalise, validate_shared, validate_specific
 from reactorkit.core.auth.mqtt import CREDENTIALS_FILE
 from reactorkit.core.paths import atomic_write, dot_pioreactor
@@ -35,7 +35,7 @@ def _read(path) -> str:
 
 def _save(resp: falcon.Response, path: Any, code: str, validate: Any) -> None:
     """``validate()``, then refuse a change of a protected setting, then write ``code`` to ``path`` (temp file +
-    rename) and forget the cached config; answers ``{"status": "success"}``.
+    rename) and forget the cached config and the clock built from it; answers ``{"status": "success"}``.
 
     Raises:
         ApiError: 400 for an invalid file (:func:`invalid_config`) or a changed protected setting.
@@ -48,7 +48,7 @@ def _save(resp: falcon.Response, path: Any, code: str, validate: Any) -> None:
     except ProtectedSetting as exc:
         raise protected_setting(exc) from None
     atomic_write(path, code)
-    set_config(None)
+    forget_config_files()
     resp.media = {"status": "success"}
 
 

@@ -86,3 +86,45 @@ def test_iso_timestamps_normalise_to_milliseconds_as_the_epoch_round_trip_does()
     for bad in ("2026-02-30T00:00:00Z", "yesterday", ""):
         with pytest.raises(ValueError):
             iso_to_utc_iso_ms(bad)
+
+
+@pytest.fixture
+def config_files(tmp_path, monkeypatch):
+    """A unit folder whose clock comes from its config files (no ``$REACTORKIT_SPEEDUP``/``..._CLOCK_ORIGIN``)."""
+    from reactorkit.core.clock import set_clock
+    from reactorkit.core.config import set_config
+
+    monkeypatch.setenv("DOT_PIOREACTOR", str(tmp_path))
+    for key in ("REACTORKIT_SPEEDUP", "REACTORKIT_CLOCK_ORIGIN", "GLOBAL_CONFIG", "LOCAL_CONFIG"):
+        monkeypatch.delenv(key, raising=False)
+    set_config(None)
+    set_clock(None)
+    yield tmp_path
+    set_config(None)
+    set_clock(None)
+
+
+def test_a_config_file_written_by_another_process_reaches_the_clock(config_files):
+    from reactorkit.core.clock import get_clock
+    from reactorkit.core.config import recheck_config_files
+    from reactorkit.core.paths import atomic_write
+
+    assert get_clock().speedup == 1.0
+    assert recheck_config_files() is False  # nothing changed: the clock stays
+    before = get_clock()
+    atomic_write(config_files / "unit_config.ini", "[simulation]\nspeedup = 60\nclock_origin = 1000.0\n")
+    assert get_clock() is before  # cached until the files are checked
+    assert recheck_config_files() is True
+    assert (get_clock().speedup, get_clock().origin) == (60.0, 1000.0)
+    assert recheck_config_files() is False
+
+
+def test_forgetting_the_config_keeps_a_clock_that_was_set(config_files):
+    from reactorkit.core.clock import Clock, get_clock, set_clock
+    from reactorkit.core.config import forget_config_files
+
+    installed = Clock(speedup=5.0, origin=0.0)
+    set_clock(installed)
+    (config_files / "unit_config.ini").write_text("[simulation]\nspeedup = 60\n")
+    forget_config_files()
+    assert get_clock() is installed
