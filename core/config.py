@@ -13,7 +13,6 @@ from __future__ import annotations
 import configparser
 import os
 import socket
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -198,17 +197,21 @@ def _files_stamp(paths: list[str]) -> tuple[tuple[int, int, int, int] | None, ..
     return tuple(out)
 
 
-#: the files _cached_config() read (as str: building the paths again costs ~13 us of a ~20 us recheck) and
-#: their stamp (:func:`_files_stamp`) before reading; None: not read since the last set_config()
-_loaded: tuple[list[str], tuple[tuple[int, int, int, int] | None, ...]] | None = None
+#: the config _cached_config() read, the files it read (as str: building the paths again costs ~13 us of a ~20 us
+#: recheck) and their stamp (:func:`_files_stamp`) before reading; None: not read since the last set_config()
+_loaded: tuple[Config, list[str], tuple[tuple[int, int, int, int] | None, ...]] | None = None
 
 
-@lru_cache(maxsize=1)
 def _cached_config() -> Config:
     global _loaded
-    paths = [str(p) for p in _config_files()]
-    _loaded = (paths, _files_stamp(paths))  # before reading: a file replaced meanwhile is read again at the recheck
-    return load_config()
+    loaded = _loaded
+    if loaded is None:
+        paths = [str(p) for p in _config_files()]
+        stamp = _files_stamp(paths)  # before reading: a file replaced meanwhile is read again at the recheck
+        # the config kept with its stamp, in one assignment: another thread's recheck that forgets the config while
+        # it is being read (set_config) cannot leave it cached without the stamp that tells it is outdated
+        loaded = _loaded = (load_config(), paths, stamp)
+    return loaded[0]
 
 
 def get_config() -> Config:
@@ -250,7 +253,6 @@ def led_channel_of(config: Config, device: str) -> str | None:
 def set_config(config: Config | None) -> None:
     """Replace the process-wide config (``pio run --config-override`` and tests); None re-reads files."""
     global _override, _loaded
-    _cached_config.cache_clear()
     _loaded = None
     _override = config
 
@@ -277,7 +279,7 @@ def recheck_config_files() -> bool:
         True when the cached config (and clock) were forgotten.
     """
     loaded = _loaded
-    if _override is not None or loaded is None or _files_stamp(loaded[0]) == loaded[1]:
+    if _override is not None or loaded is None or _files_stamp(loaded[1]) == loaded[2]:
         return False
     forget_config_files()
     return True

@@ -128,3 +128,29 @@ def test_forgetting_the_config_keeps_a_clock_that_was_set(config_files):
     (config_files / "unit_config.ini").write_text("[simulation]\nspeedup = 60\n")
     forget_config_files()
     assert get_clock() is installed
+
+
+def test_a_config_file_replaced_while_it_is_being_read_is_read_again_at_the_next_recheck(config_files, monkeypatch):
+    # a gunicorn worker's threads: one reads the files (a first get_config() after a forget) while another's
+    # recheck finds a file replaced after that read began and forgets the config; the read then ends with the old
+    # text, and the cache must not keep it unchecked for ever
+    from reactorkit.core import config as config_module
+    from reactorkit.core.paths import atomic_write
+
+    unit_file = config_files / "unit_config.ini"
+    atomic_write(unit_file, "[simulation]\nspeedup = 2\n")
+    real_load = config_module.load_config
+    calls = []
+
+    def load_while_replaced(*args, **kwargs):
+        loaded = real_load(*args, **kwargs)  # the old text
+        if not calls:
+            calls.append(1)
+            atomic_write(unit_file, "[simulation]\nspeedup = 60\n")  # replaced meanwhile (a sibling's save)
+            config_module.recheck_config_files()  # the other thread's recheck, at that moment
+        return loaded
+
+    monkeypatch.setattr(config_module, "load_config", load_while_replaced)
+    assert config_module.get_config().get("simulation", "speedup") == "2"  # the read that began before the save
+    assert config_module.recheck_config_files() is True
+    assert config_module.get_config().get("simulation", "speedup") == "60"
