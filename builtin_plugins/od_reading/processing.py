@@ -27,7 +27,6 @@ The EMA weights the previous value by ``pd_reference_ema`` (α):
 from __future__ import annotations
 
 import math
-import statistics
 from collections import deque
 from typing import Any
 
@@ -145,6 +144,8 @@ class ReferenceNoiseMonitor:
         self.readings.append(relative_ref)
         if len(self.readings) < (self.readings.maxlen or 0):
             return None
+        import statistics  # here, once the window is full: with its decimal and fractions, ~2 ms of the job's start
+
         sd = statistics.pstdev(self.readings)
         return sd if sd > self.threshold else None
 

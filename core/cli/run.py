@@ -186,8 +186,9 @@ def run_without_click(args: list[str]) -> None:
     # dis, tokenize…) by dataclasses, for a class without a docstring; uuid (and platform) by paho and the
     # outbox, to make a new id; ssl and hashlib by paho, for a TLS connection (its exception classes are served from
     # _ssl) or a websocket's handshake; traceback (and its linecache, tokenize, textwrap) by logging, to format an
-    # exception
-    defer("inspect", "uuid", "ssl", "hashlib", "traceback")
+    # exception; base64 by paho, for a websocket's handshake (and by the automations, after ready); stringprep by
+    # the idna codec (a str host's getaddrinfo), for a label that is not ASCII
+    defer("inspect", "uuid", "ssl", "hashlib", "traceback", "base64", "stringprep")
     try:
         code = run_job(SimpleNamespace(**entry), kwargs)
     except KeyboardInterrupt:  # as click's standalone mode reports it

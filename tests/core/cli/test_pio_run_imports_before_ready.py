@@ -1,8 +1,9 @@
 """``pio run <job>`` in a fresh interpreter (no launcher) imports only what the job needs before ``$state=ready``:
 not the modules a job's start used to load for nothing (paho's urllib.request with http.client and email,
-dataclasses (its records are reactorkit.core.records) and its inspect with ast and dis, paho's ssl and hashlib, logging's traceback, the simulated hardware's
-filelock, the plugin registry, click). Reported
-by the process itself at ``ready``; and a module put off until its first use is imported then."""
+dataclasses (its records are reactorkit.core.records) and its inspect with ast and dis, paho's ssl, hashlib and
+base64, logging's traceback, the idna codec's stringprep, od_reading's statistics with decimal and fractions, the
+simulated hardware's filelock, the plugin registry, click). Reported by the process itself at ``ready``; and a
+module put off until its first use is imported then."""
 
 import json
 import subprocess
@@ -55,7 +56,8 @@ JOBS = [
 ]
 NOT_BEFORE_READY = ("urllib.request", "http.client", "email", "filelock", "tempfile", "bz2", "lzma", "click", "pluggy",
                     "importlib.metadata", "zipfile", "reactorkit.core.plugins", "inspect", "ast", "dis", "ssl", "hashlib",
-                    "traceback", "linecache", "tokenize", "textwrap", "dataclasses", "copy")
+                    "traceback", "linecache", "tokenize", "textwrap", "dataclasses", "copy", "base64", "binascii",
+                    "stringprep", "statistics", "decimal", "fractions")
 
 
 @pytest.mark.parametrize("job", JOBS, ids=[j[0] for j in JOBS])
@@ -169,3 +171,20 @@ print(ssl.SSLContext is not None, type(sys.modules["ssl"]).__name__, served is s
 def test_ssls_exception_classes_are_served_without_importing_ssl():
     # the stand-in serves paho's except clauses the classes ssl itself re-exports from _ssl; any other name imports ssl
     assert script_output(SSL_CLASSES) == ["not caught: ImportedOnUse", "True module True"]
+
+
+IDNA_AND_BASE64 = """
+import sys
+from reactorkit.core.deferred_imports import defer
+defer("stringprep", "base64")
+print("localhost".encode("idna"), type(sys.modules["stringprep"]).__name__)  # an ASCII host: no stringprep
+print("b\\u00fccher.example".encode("idna"), type(sys.modules["stringprep"]).__name__)  # nameprep reads it
+import base64
+print(type(sys.modules["base64"]).__name__, base64.b64encode(b"ab"), type(sys.modules["base64"]).__name__)
+"""
+
+
+def test_the_idna_codec_and_base64_work_with_their_deferred_modules():
+    # the job's str broker host goes through the idna codec (getaddrinfo); paho and the automations read base64
+    assert script_output(IDNA_AND_BASE64) == ["b'localhost' ImportedOnUse", "b'xn--bcher-kva.example' module",
+                                                 "ImportedOnUse b'YWI=' module"]
