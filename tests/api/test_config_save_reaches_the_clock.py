@@ -14,16 +14,14 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import time
 
-import httpx
 import psutil
 import pytest
 
+from pio_serve import serve_keeping_connections
 from reactorkit.core.clock import parse_iso
-from reactorkit.core.cluster import free_port
-from reactorkit.core.testing import pio_command, stop_process
+from reactorkit.core.testing import stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -36,27 +34,10 @@ DAY_S = 86400.0
 def _serve(unit_env, tmp_path):
     """``pio serve --workers 2`` with the clock taken from the config files (no ``$REACTORKIT_SPEEDUP`` /
     ``$REACTORKIT_CLOCK_ORIGIN``), idle connections kept 120 s: ``(process, port, worker processes)``."""
-    gunicorn_config = tmp_path / "gunicorn_test_config.py"
-    gunicorn_config.write_text("keepalive = 120\n")
-    env = {**unit_env.env(), "GUNICORN_CMD_ARGS": f"--config {gunicorn_config}"}
+    env = unit_env.env()
     for key in ("REACTORKIT_SPEEDUP", "REACTORKIT_CLOCK_ORIGIN", "GLOBAL_CONFIG", "LOCAL_CONFIG"):
         env.pop(key, None)
-    port = free_port()
-    proc = subprocess.Popen(pio_command("serve", "--port", str(port), "--workers", "2", "--no-access-log"),
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/unit_api/health", timeout=5)
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline and proc.poll() is None, "pio serve did not start"
-            time.sleep(0.2)
-    master = psutil.Process(proc.pid)
-    while len(master.children()) < 2:  # a worker that answered may be alone for a moment
-        assert proc.poll() is None, "pio serve stopped"
-        time.sleep(0.1)
-    return proc, port, master.children()
+    return serve_keeping_connections(env, tmp_path, 2)
 
 
 def _request(sock, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:

@@ -20,12 +20,11 @@ import socket
 import subprocess
 import time
 
-import httpx
 import psutil
 import pytest
 
-from reactorkit.core.cluster import free_port
-from reactorkit.core.testing import pio_command, stop_process
+from pio_serve import serve_keeping_connections
+from reactorkit.core.testing import stop_process
 
 BURST = 16
 
@@ -34,27 +33,9 @@ def _serve(unit_env, tmp_path, workers: int, defer_s: float | None = None
            ) -> tuple[subprocess.Popen, int, list[psutil.Process]]:
     """``pio serve --workers workers`` (default worker class and threads; the worker's deferral ``defer_s``
     seconds, None: its default) on a free port, once it answers: ``(process, port, worker processes)``."""
-    config = tmp_path / "gunicorn_test_config.py"
-    config.write_text("keepalive = 120\n" + ("" if defer_s is None else
-                      "from reactorkit.api.balanced_worker import BalancedThreadWorker\n"
-                      f"BalancedThreadWorker.accept_defer_s = {defer_s}\n"))
-    env = {**unit_env.env(), "GUNICORN_CMD_ARGS": f"--config {config}"}
-    port = free_port()
-    proc = subprocess.Popen(pio_command("serve", "--port", str(port), "--workers", str(workers), "--no-access-log"),
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/unit_api/health", timeout=5)
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline and proc.poll() is None, "pio serve did not start"
-            time.sleep(0.2)
-    master = psutil.Process(proc.pid)
-    while len(master.children()) < workers:  # a worker that answered may be alone for a moment
-        assert proc.poll() is None, "pio serve stopped"
-        time.sleep(0.1)
-    return proc, port, master.children()
+    settings = "" if defer_s is None else ("from reactorkit.api.balanced_worker import BalancedThreadWorker\n"
+                                           f"BalancedThreadWorker.accept_defer_s = {defer_s}\n")
+    return serve_keeping_connections(unit_env.env(), tmp_path, workers, settings)
 
 
 def _open(port: int) -> list[socket.socket]:
