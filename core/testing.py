@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -121,6 +122,14 @@ class MQTTRecorder:
         ready = threading.Event()
 
         def on_connect(c: Any, *_: Any) -> None:
+            # its acknowledgements (PUBREC, PUBCOMP, PUBACK) go out at once, on every connection: with Nagle's
+            # algorithm on, a PUBREC written while the previous message's PUBCOMP is unacknowledged waits for the
+            # broker's delayed ACK (~40 ms on Linux), and paho hands a QoS 2 message (a job's $state) over only
+            # at the PUBREL that answers it: a job's `ready` was seen 40 ms late in about half of the starts
+            # (benchmarks/job_start.py)
+            sock = c.socket()
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             c.subscribe(f"{prefix}pioreactor/#", qos=2)
 
         def on_subscribe(*_: Any) -> None:
