@@ -13,7 +13,10 @@ A few attributes that a module only re-exports from a cheaper one (:data:`SERVED
 stand-in from that one, without importing the module: paho reads ``ssl.SSLWantReadError`` and
 ``ssl.SSLWantWriteError`` (the classes of the C module ``_ssl``, which ``ssl`` imports them from) each time a
 read or write of its socket would block, TLS or not, so a job whose broker connection has no TLS would
-otherwise import ``ssl`` (~3 ms of CPU beyond ``_ssl``) right after connecting.
+otherwise import ``ssl`` (~3 ms of CPU beyond ``_ssl``) right after connecting; and ``asyncio.sslproto``, imported
+by ``import asyncio``, reads ``ssl.SSLWantReadError`` and ``ssl.SSLSyscallError`` at its import, which imported
+``ssl`` (~5 ms) for the gmqtt job that never uses TLS. The other exception classes ``ssl`` re-exports from ``_ssl``
+are served the same way.
 
 Not :class:`importlib.util.LazyLoader`: on Python 3.11 its module switches its class back before its attributes are
 filled in, so a second thread reading an attribute at that moment fails (CPython issue gh-114763, fixed only in later
@@ -30,7 +33,9 @@ from typing import Any
 
 #: module -> (the module it re-exports these attributes from, the attributes): what a stand-in serves from there
 SERVED_FROM: dict[str, tuple[str, frozenset[str]]] = {
-    "ssl": ("_ssl", frozenset({"SSLWantReadError", "SSLWantWriteError"})),
+    # every exception class ssl re-exports unchanged from _ssl (ssl.X is _ssl.X on 3.11)
+    "ssl": ("_ssl", frozenset({"SSLError", "SSLZeroReturnError", "SSLWantReadError", "SSLWantWriteError",
+                               "SSLSyscallError", "SSLEOFError", "SSLCertVerificationError"})),
 }
 
 

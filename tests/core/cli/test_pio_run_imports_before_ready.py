@@ -188,3 +188,22 @@ def test_the_idna_codec_and_base64_work_with_their_deferred_modules():
     # the job's str broker host goes through the idna codec (getaddrinfo); paho and the automations read base64
     assert script_output(IDNA_AND_BASE64) == ["b'localhost' ImportedOnUse", "b'xn--bcher-kva.example' module",
                                                  "ImportedOnUse b'YWI=' module"]
+
+
+ASYNCIO_WITHOUT_SSL = """
+import sys, _ssl
+from reactorkit.core.deferred_imports import SERVED_FROM, defer
+defer("ssl")
+import asyncio, asyncio.sslproto  # sslproto reads ssl.SSLWantReadError and ssl.SSLSyscallError at its import
+print(type(sys.modules["ssl"]).__name__, asyncio.sslproto.SSLAgainErrors == (_ssl.SSLWantReadError, _ssl.SSLSyscallError))
+served = {name: getattr(sys.modules["ssl"], name) for name in sorted(SERVED_FROM["ssl"][1])}
+print(type(sys.modules["ssl"]).__name__)
+import ssl
+ssl.create_default_context  # any other name imports ssl
+print(type(sys.modules["ssl"]).__name__, all(served[name] is getattr(sys.modules["ssl"], name) for name in served))
+"""
+
+
+def test_asyncio_imports_without_ssl_and_each_served_class_is_ssls_own():
+    # the gmqtt job imports asyncio before ready without ever using TLS; a served class must be the one ssl raises
+    assert script_output(ASYNCIO_WITHOUT_SSL) == ["ImportedOnUse True", "ImportedOnUse", "module True"]
