@@ -14,7 +14,10 @@ Why not ``@dataclass`` itself: it writes and compiles the source of up to six me
 is defined (~90 functions for the descriptor classes alone), in every process that imports them — a job
 started in a fresh interpreter among them, before it is ready. The methods here are shared by every record
 and read the class's field list (:attr:`Record.__record_fields__`, built from the annotations when the class
-is defined).
+is defined). They read each field through the instance, as ``@dataclass``'s do: a record pickled by an older
+release (an rq job's arguments, saved job state) and loaded after a field with a default was added reads the
+class attribute, which is the default (a field added with a default factory has none: AttributeError there,
+as for a dataclass).
 
 The records still count as dataclasses to the :mod:`dataclasses` module: ``dataclasses.fields``,
 ``replace``, ``asdict`` and ``is_dataclass`` work on them, a dataclass may derive from one, and
@@ -256,8 +259,9 @@ class Record:
             post_init()
 
     def _values(self) -> tuple[Any, ...]:
-        values = self.__dict__
-        return tuple(values[f.name] for f in self.__record_fields__)
+        # through the instance, as @dataclass's methods: a record pickled before a field with a default was added
+        # has no such key in its __dict__ and reads the class attribute (the default)
+        return tuple([getattr(self, f.name) for f in self.__record_fields__])
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in self.__record_fields__ if f.repr)
@@ -282,12 +286,18 @@ def replace(record: Any, **changes: Any) -> Any:
     """A copy of ``record`` with ``changes`` (field name → value), checked again by its ``__post_init__``
     (as :func:`dataclasses.replace`, without building the dataclass view of the record's class).
 
+    Fields are read through the record (``getattr``), as :func:`dataclasses.replace` does: a record pickled before
+    a field with a default was added gets that default.
+
     Raises:
         TypeError: a name that is not a field of the record.
+        AttributeError: a field with a default factory, not in ``changes``, that the record has no value for
+            (pickled before the field was added), as :func:`dataclasses.replace`.
     """
-    values = {f.name: record.__dict__[f.name] for f in type(record).__record_fields__}
-    unknown = set(changes) - set(values)
-    if unknown:
+    fields = type(record).__record_fields__
+    values = {f.name: getattr(record, f.name) for f in fields if f.name not in changes}
+    if len(values) + len(changes) != len(fields):  # a change that is not a field
+        unknown = set(changes).difference(f.name for f in fields)
         raise TypeError(f"{type(record).__qualname__} has no field {sorted(unknown)[0]!r}")
     values.update(changes)
     return type(record)(**values)
@@ -295,8 +305,16 @@ def replace(record: Any, **changes: Any) -> Any:
 
 def asdict(record: Any) -> dict[str, Any]:
     """``{field name: value}`` of ``record``, records within it turned into dicts too and lists, tuples and
-    dicts copied (as :func:`dataclasses.asdict`, without building the dataclass view of the record's class)."""
-    return {f.name: _plain(record.__dict__[f.name]) for f in type(record).__record_fields__}
+    dicts copied (as :func:`dataclasses.asdict`, without building the dataclass view of the record's class).
+
+    Fields are read through the record (``getattr``), as :func:`dataclasses.asdict` does: a record pickled before a
+    field with a default was added gets that default.
+
+    Raises:
+        AttributeError: a field with a default factory that the record has no value for (pickled before the field
+            was added), as :func:`dataclasses.asdict`.
+    """
+    return {f.name: _plain(getattr(record, f.name)) for f in type(record).__record_fields__}
 
 
 def _plain(value: Any) -> Any:

@@ -197,3 +197,77 @@ def test_a_positional_record_refuses_a_required_field_after_a_defaulted_one_as_a
         type("Tagged", (State,), {"__annotations__": {"tag": "str"}})  # State: t, od = 0.05, pwm (factory)
     keyword_only = type("Late", (Record,), {"__annotations__": {"t": "float", "od": "float"}, "t": 0.0})
     assert keyword_only(od=1.0).t == 0.0  # by keyword only, the order does not matter (as kw_only=True)
+
+
+class Sample(Record):
+    """A record as an older release declared it (replaced below by the next release's class of the same name)."""
+
+    od: float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SampleDataclass:
+    """The same as a dataclass, to compare with."""
+
+    od: float
+
+
+def _next_release(monkeypatch, record_class: type, dataclass_class: type) -> None:
+    """Put the next release's classes where pickle finds the old ones (this module, same qualified names)."""
+    for new, name in ((record_class, "Sample"), (dataclass_class, "SampleDataclass")):
+        new.__qualname__ = new.__name__ = name
+        monkeypatch.setattr(sys.modules[__name__], name, new)
+
+
+def test_a_record_pickled_before_a_field_with_a_default_was_added_behaves_as_a_dataclass_does(monkeypatch):
+    old_record, old_dataclass = pickle.dumps(Sample(od=0.5)), pickle.dumps(SampleDataclass(od=0.5))
+
+    class NextSample(Record):
+        od: float
+        unit: str = "AU"
+        channels: tuple = field(default=(), repr=False)
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class NextSampleDataclass:
+        od: float
+        unit: str = "AU"
+        channels: tuple = dataclasses.field(default=(), repr=False)
+
+    _next_release(monkeypatch, NextSample, NextSampleDataclass)
+    record, as_dataclass = pickle.loads(old_record), pickle.loads(old_dataclass)
+    assert type(record) is NextSample and "unit" not in vars(record) and "unit" not in vars(as_dataclass)
+
+    assert record == NextSample(od=0.5) and as_dataclass == NextSampleDataclass(od=0.5)
+    assert record != NextSample(od=0.5, unit="OD600") and as_dataclass != NextSampleDataclass(od=0.5, unit="OD600")
+    assert hash(record) == hash(NextSample(od=0.5)) == hash((0.5, "AU", ()))
+    assert hash(as_dataclass) == hash(NextSampleDataclass(od=0.5)) == hash((0.5, "AU", ()))
+    assert repr(record) == "Sample(od=0.5, unit='AU')" and repr(as_dataclass) == "SampleDataclass(od=0.5, unit='AU')"
+    expected = {"od": 0.5, "unit": "AU", "channels": ()}
+    assert asdict(record) == dataclasses.asdict(record) == dataclasses.asdict(as_dataclass) == expected
+    assert replace(record, od=0.7) == dataclasses.replace(record, od=0.7) == NextSample(od=0.7)
+    assert dataclasses.replace(as_dataclass, od=0.7) == NextSampleDataclass(od=0.7)
+
+
+def test_a_record_pickled_before_a_field_with_a_default_factory_was_added_fails_as_a_dataclass_does(monkeypatch):
+    # a default factory leaves no class attribute to fall back to: AttributeError, for a dataclass too
+    old_record, old_dataclass = pickle.dumps(Sample(od=0.5)), pickle.dumps(SampleDataclass(od=0.5))
+
+    class NextSample(Record):
+        od: float
+        pumps: dict = field(default_factory=dict)
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class NextSampleDataclass:
+        od: float
+        pumps: dict = dataclasses.field(default_factory=dict)
+
+    _next_release(monkeypatch, NextSample, NextSampleDataclass)
+    record, as_dataclass = pickle.loads(old_record), pickle.loads(old_dataclass)
+    for loaded, fresh, as_dict, replaced in ((record, NextSample(od=0.5), asdict, replace),
+                                             (as_dataclass, NextSampleDataclass(od=0.5), dataclasses.asdict,
+                                              dataclasses.replace)):
+        for use in (lambda: loaded == fresh, lambda: hash(loaded), lambda: repr(loaded), lambda: as_dict(loaded),
+                    lambda: replaced(loaded, od=0.7)):
+            with pytest.raises(AttributeError, match="pumps"):
+                use()
+        assert replaced(loaded, od=0.7, pumps={}) == type(fresh)(od=0.7)
