@@ -48,7 +48,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from machine import interpreter_floor_ms  # noqa: E402 (benchmarks/ is the script's folder)
+import api_server  # noqa: E402 (benchmarks/ is the script's folder)
+from machine import interpreter_floor_ms  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("api_time_series", Path(__file__).with_name("api_time_series.py"))
 ts = importlib.util.module_from_spec(_spec)
@@ -56,21 +57,6 @@ _spec.loader.exec_module(ts)  # type: ignore[union-attr]
 
 ROUTES = ("/unit_api/health", "/unit_api/versions/app", "/api/experiments", "/api/units", "/api/workers",
           "/unit_api/jobs/running")
-
-
-def start(env: dict[str, str], root: Path, workers: int, threads: int, worker_class: str | None) -> tuple[subprocess.Popen, int]:
-    port = ts.free_port()
-    cmd = [sys.executable, "-m", "reactorkit.core.cli.main", "serve", "--port", str(port), "--workers", str(workers),
-           "--threads", str(threads), "--no-access-log"]
-    if worker_class:
-        cmd += ["--worker-class", worker_class]
-    log = open(root / "serve.log", "ab")
-    env = ts.boot_marking(env, root)
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    if not ts.wait_booted(proc, env, workers):  # every worker, not only the first to answer (ts.boot_marking)
-        proc.kill()
-        sys.exit(f"pio serve did not start; see {root / 'serve.log'}")
-    return proc, port
 
 
 def main() -> None:
@@ -123,14 +109,18 @@ def _measure(config: str, env: dict[str, str], root: Path, routes: list[str], ar
     worker_class = parts[2] if len(parts) > 2 else None
     if worker_class == "balanced":
         worker_class = BALANCED
-    proc, port = start(env, root, workers, threads, worker_class) if parts else _default(env, root)
+    options = ["--workers", str(workers), "--threads", str(threads)] if parts else []
+    options += ["--no-access-log"] + (["--worker-class", worker_class] if worker_class else [])
+    # waits for every worker, not only the first to answer (api_server.boot_marking)
+    proc, port = api_server.start_pio_serve(env, root, options,
+                                            workers if parts else api_server.serve_default("workers"))
     label = config or "pio serve defaults"
     try:
         print(f"[{label}]")
         for route in routes:
             _load(proc, port, route, route, args)
     finally:
-        ts.stop(proc)
+        api_server.stop(proc)
 
 
 def _load(proc: subprocess.Popen, port: int, route: str, label: str, args: argparse.Namespace) -> None:
@@ -162,19 +152,16 @@ FLOORS = (("2 workers × gevent_pywsgi", ["--workers", "2", "--worker-class", "g
 
 def _measure_floor(root: Path, args: argparse.Namespace, floor: tuple[str, list[str]]) -> None:
     """gunicorn serving :mod:`constant_wsgi` with ``floor``'s worker settings, measured as a route."""
-    port = ts.free_port()
-    log = open(root / "floor.log", "ab")
-    env = ts.boot_marking(dict(os.environ), root)
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "constant_wsgi:app", "--pythonpath",
-                             str(Path(__file__).parent), "--bind", f"127.0.0.1:{port}", *floor[1],
-                             "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    port = api_server.free_port()
+    proc = api_server.start_booted([sys.executable, "-m", "gunicorn", "constant_wsgi:app", "--pythonpath",
+                                    str(Path(__file__).parent), "--bind", f"127.0.0.1:{port}", *floor[1],
+                                    "--log-level", "warning"], dict(os.environ), root, "floor.log",
+                                   int(floor[1][floor[1].index("--workers") + 1]), "gunicorn", timeout=30)
     try:
-        if not ts.wait_booted(proc, env, int(floor[1][floor[1].index("--workers") + 1]), timeout=30):
-            sys.exit(f"gunicorn did not start; see {root / 'floor.log'}")
         print(f"[gunicorn floor: a constant-body WSGI app, {floor[0]}]")
         _load(proc, port, "/", "constant body", args)
     finally:
-        ts.stop(proc)
+        api_server.stop(proc)
 
 
 def _workers(master: int) -> list[int]:
@@ -191,19 +178,6 @@ def _cpu_s(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError):
         return 0.0
-
-
-def _default(env: dict[str, str], root: Path) -> tuple[subprocess.Popen, int]:
-    """``pio serve`` with its defaults on a free port, once every worker has loaded the app."""
-    port = ts.free_port()
-    log = open(root / "serve.log", "ab")
-    env = ts.boot_marking(env, root)
-    proc = subprocess.Popen([sys.executable, "-m", "reactorkit.core.cli.main", "serve", "--port", str(port),
-                             "--no-access-log"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    if not ts.wait_booted(proc, env, ts.serve_default("workers")):
-        proc.kill()
-        sys.exit(f"pio serve did not start; see {root / 'serve.log'}")
-    return proc, port
 
 
 if __name__ == "__main__":

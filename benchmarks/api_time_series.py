@@ -60,7 +60,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from machine import conditions, interpreter_floor_ms  # noqa: E402 (benchmarks/ is the script's folder)
+from api_server import start_pio_serve, stop  # noqa: E402 (benchmarks/ is the script's folder)
+from machine import conditions, interpreter_floor_ms  # noqa: E402
 
 EXPERIMENT = "bench"
 PD_CHANNEL = 2
@@ -286,79 +287,16 @@ def count_rows(path: Path) -> int:
 
 
 # ------------------------------------------------------------------ the server
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-#: a gunicorn config file's hook: each worker, once it has loaded the app, leaves a file named by its pid in
-#: ``$RK_BENCH_BOOTED`` (:func:`boot_marking`)
-_BOOT_HOOK = """import os, pathlib
-
-
-def post_worker_init(worker):
-    pathlib.Path(os.environ["RK_BENCH_BOOTED"], str(worker.pid)).touch()
-"""
-
-
-def boot_marking(env: dict[str, str], root: Path) -> dict[str, str]:
-    """``env`` for a gunicorn (or ``pio serve``) whose workers each mark when they have loaded the app, for
-    :func:`wait_booted`: gunicorn's workers load the app after the fork, each in its own time, and on a busy
-    machine one can answer while its sibling is still importing; a throughput run started then finds one
-    worker to accept every connection, which keep-alive keeps on one core for the whole run."""
-    hook, folder = root / "gunicorn_boot_hook.py", root / "booted"
-    hook.write_text(_BOOT_HOOK)
-    shutil.rmtree(folder, ignore_errors=True)  # an earlier server's marks (a pid may be used again)
-    folder.mkdir()
-    return {**env, "GUNICORN_CMD_ARGS": f"--config {hook}", "RK_BENCH_BOOTED": str(folder)}
-
-
-def wait_booted(proc: subprocess.Popen, env: dict[str, str], workers: int, timeout: float = 60.0) -> bool:
-    """Wait until ``workers`` worker processes of the gunicorn ``proc`` (started with :func:`boot_marking`'s
-    ``env``; gunicorn forks them one after another) have each loaded the app; False if ``proc`` stopped or
-    ``timeout`` (s) passed first."""
-    folder = Path(env["RK_BENCH_BOOTED"])
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-        except OSError:
-            children = []
-        if len(children) >= workers and all((folder / pid).exists() for pid in children):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def serve_default(option: str) -> object:
-    """The default of ``pio serve``'s ``option`` (``"workers"``, ``"threads"``)."""
-    from reactorkit.builtin_plugins.system.serve import serve
-
-    return next(p.default for p in serve.params if p.name == option)
-
-
 def start_server(env: dict[str, str], root: Path, args: argparse.Namespace) -> tuple[subprocess.Popen, int]:
-    """``pio serve`` with ``args``' workers and threads on a free port, once every worker has loaded the app."""
-    port = free_port()
-    log = open(root / "gunicorn.log", "ab")
-    env = boot_marking(env, root)
-    proc = subprocess.Popen([sys.executable, "-m", "reactorkit.core.cli.main", "serve", "--port", str(port),
-                             "--workers", str(args.workers), "--threads", str(args.threads),
-                             "--access-log" if args.access_log else "--no-access-log"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    if wait_booted(proc, env, args.workers):
-        return proc, port
-    proc.kill()
-    sys.exit(f"gunicorn did not start; see {root}/gunicorn.log")
+    """``pio serve`` with ``args``' workers, threads and access log on a free port, once every worker has loaded
+    the app (:func:`api_server.start_pio_serve`); its output goes to ``root``/gunicorn.log.
 
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    Raises:
+        SystemExit: it did not start.
+    """
+    options = ["--workers", str(args.workers), "--threads", str(args.threads),
+               "--access-log" if args.access_log else "--no-access-log"]
+    return start_pio_serve(env, root, options, args.workers, log_name="gunicorn.log", name="gunicorn")
 
 
 def percentile(values: list[float], q: float) -> float:
