@@ -89,3 +89,64 @@ def defer(*names: str) -> None:
         parent, _, child = name.rpartition(".")
         if parent:
             setattr(sys.modules[parent], child, stand_in)  # as the import system binds a submodule
+
+
+#: module -> (the C module whose exception classes these are, the classes): what a :class:`ExceptClauseView` of the
+#: module serves as a placeholder while that C module is not imported (an instance of these classes cannot exist then)
+UNRAISABLE_UNTIL_IMPORTED: dict[str, tuple[str, frozenset[str]]] = {
+    "ssl": ("_ssl", frozenset({"SSLWantReadError", "SSLWantWriteError"})),
+}
+_placeholders: dict[tuple[str, str], type] = {}
+
+
+def _placeholder(source: str, attr: str) -> type:
+    """The placeholder of ``source.attr``: an exception class no ``except`` clause ever meets, since it has no
+    instance (building one builds the real class's instead, after importing ``source``)."""
+    cls = _placeholders.get((source, attr))
+    if cls is None:
+        def __new__(cls: type, *args: Any, **kwargs: Any) -> BaseException:
+            return getattr(importlib.import_module(source), attr)(*args, **kwargs)
+
+        cls = type(attr, (Exception,), {"__new__": __new__, "__module__": __name__,
+                                        "__doc__": f"Stands for {source}.{attr} while {source} is not imported."})
+        cls = _placeholders.setdefault((source, attr), cls)  # one class per name, whichever thread built it first
+    return cls
+
+
+class ExceptClauseView(types.ModuleType):
+    """A module as one library sees it, whose only reads of some exception classes are in ``except`` clauses, each
+    time the clause is reached: serves a placeholder class (which nothing raises) for each of them while the C
+    module they belong to (:data:`UNRAISABLE_UNTIL_IMPORTED`) is not imported, and everything else from the
+    module (or its stand-in) it was made of.
+
+    paho's network thread reads ``ssl.SSLWantReadError`` and ``ssl.SSLWantWriteError`` in the ``except``
+    clauses of every socket read or write that would block, TLS or not: the first one, right after the
+    connection's CONNECT, imported ``_ssl`` (the C module with libssl and libcrypto: 2.4-4.7 ms, this
+    machine, load 0.1) in every job while it was waiting for the broker's CONNACK. Until ``_ssl`` is imported
+    (by anyone: a TLS connection's context, httpx, asyncio's ssl support) no SSL socket can exist, so no
+    exception of those classes can reach the clause; once it is, the real classes are served. The check is
+    made at each read (nothing is cached), so whichever thread imports ``_ssl``, a clause reached after an
+    SSL socket's exception was raised (which needs ``_ssl`` imported first) reads the real class.
+
+    Only for a library whose reads have been checked to be such clauses: a module that keeps the class it
+    reads (``asyncio.sslproto`` builds a tuple of ``ssl`` classes at its import) must read the module itself.
+    """
+
+    def __init__(self, module: types.ModuleType) -> None:
+        super().__init__(module.__name__)
+        self.__dict__["_module"] = module
+
+    def __getattr__(self, attr: str) -> Any:
+        source, names = UNRAISABLE_UNTIL_IMPORTED.get(self.__name__, ("", frozenset()))
+        if attr in names and source not in sys.modules:
+            return _placeholder(source, attr)
+        return getattr(self.__dict__["_module"], attr)
+
+
+def except_clause_view(module: Any) -> Any:
+    """``module`` as a :class:`ExceptClauseView` when it is the stand-in of a module of
+    :data:`UNRAISABLE_UNTIL_IMPORTED` (not imported yet, see :func:`defer`); else ``module`` itself (the real
+    module, None, or a view already)."""
+    if type(module) is ImportedOnUse and module.__name__ in UNRAISABLE_UNTIL_IMPORTED:
+        return ExceptClauseView(module)
+    return module

@@ -207,3 +207,54 @@ print(type(sys.modules["ssl"]).__name__, all(served[name] is getattr(sys.modules
 def test_asyncio_imports_without_ssl_and_each_served_class_is_ssls_own():
     # the gmqtt job imports asyncio before ready without ever using TLS; a served class must be the one ssl raises
     assert script_output(ASYNCIO_WITHOUT_SSL) == ["ImportedOnUse True", "ImportedOnUse", "module True"]
+
+
+PAHO_SSL_VIEW = """
+import sys
+from reactorkit.core.deferred_imports import defer
+defer("ssl")  # as `pio run` does
+from reactorkit.core.mqtt import import_paho
+client = import_paho()
+print(type(client.ssl).__name__, type(sys.modules["ssl"]).__name__)
+
+class Socket:
+    def __init__(self, error):
+        self.error = error
+    def recv(self, n):
+        raise self.error()
+    def send(self, buf):
+        raise self.error()
+
+c = client.Client(client.CallbackAPIVersion.VERSION2)
+for method in (c._sock_recv, c._sock_send):  # a plain socket that would block, as after every CONNECT
+    c._sock = Socket(BlockingIOError)
+    try:
+        method(b"x" if method == c._sock_send else 1)
+    except BlockingIOError as exc:
+        print("would block:", type(exc.__cause__).__name__, "_ssl" in sys.modules)
+placeholder = client.ssl.SSLWantReadError
+raised = placeholder()  # nothing can raise the placeholder itself: building one builds the real class's
+import _ssl
+print(type(raised) is _ssl.SSLWantReadError, placeholder is _ssl.SSLWantReadError)
+# _ssl imported (here by the line above; by any TLS connection's context in a job): the real classes, at each read
+print(client.ssl.SSLWantReadError is _ssl.SSLWantReadError, client.ssl.SSLWantWriteError is _ssl.SSLWantWriteError)
+for error in (_ssl.SSLWantReadError, _ssl.SSLWantWriteError):  # what an SSL socket raises: paho's would-block
+    c._sock = Socket(error)
+    try:
+        c._sock_recv(1)
+    except BlockingIOError as exc:
+        print("from", type(exc.__cause__).__name__)
+context_class = client.ssl.SSLContext  # any other name imports ssl, as through its stand-in
+print(type(sys.modules["ssl"]).__name__, context_class is sys.modules["ssl"].SSLContext)
+"""
+
+
+def test_pahos_socket_reads_that_would_block_do_not_import_ssl_and_ssl_exceptions_still_reach_its_clauses():
+    assert script_output(PAHO_SSL_VIEW) == [
+        "ExceptClauseView ImportedOnUse",
+        "would block: NoneType False", "would block: BlockingIOError False",
+        "True False",
+        "True True",
+        "from SSLWantReadError", "from SSLWantWriteError",
+        "module True",
+    ]

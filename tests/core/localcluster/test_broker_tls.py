@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import ssl
 import subprocess
+import sys
 import threading
 
 import paho.mqtt.client as mqtt
@@ -87,3 +88,41 @@ def test_plain_mqtt_and_an_untrusted_certificate_are_refused(tls_broker):
     untrusted.tls_set_context(ssl.create_default_context())  # the system's CAs do not know the self-signed one
     with pytest.raises(ssl.SSLError):
         untrusted.connect("127.0.0.1", port)
+
+
+# a job's client as `pio run` makes it: ssl put off until its first use, paho's ssl a view that serves placeholders
+# for the classes of its except clauses while _ssl is not imported; the TLS context imports it first
+TLS_WITH_SSL_DEFERRED = """
+import sys, threading
+from reactorkit.core.deferred_imports import defer
+defer("ssl")
+from reactorkit.core.config import Config
+from reactorkit.core.mqtt import create_client
+config = Config()
+config.read_string(sys.stdin.read())
+got = []
+done = threading.Event()
+def on_message(client, userdata, message):
+    got.append(len(message.payload))
+    if len(got) == 20:
+        done.set()
+client = create_client(config=config, outbox=False, on_connect=lambda c: c.subscribe("pioreactor/worker1/tls/#", qos=1),
+                       on_message=on_message)
+import paho.mqtt.client as paho, _ssl
+print(type(paho.ssl).__name__, paho.ssl.SSLWantReadError is _ssl.SSLWantReadError, type(client.socket()).__name__)
+for i in range(20):  # large enough for reads and writes that would block on the TLS socket
+    client.publish(f"pioreactor/worker1/tls/{i}", b"x" * 200_000, qos=1)
+print(done.wait(30), sorted(set(got)))
+client.disconnect()
+client.loop_stop()
+"""
+
+
+def test_a_client_made_with_ssl_deferred_talks_over_tls(tls_broker):
+    port, cert, root = tls_broker
+    username, password = (root / "leader" / "storage" / "mqtt_credentials.ini").read_text().split("\n")[1:3]
+    settings = f"[mqtt]\nbroker_address = 127.0.0.1\nbroker_port = {port}\ntls_ca_file = {cert}\n{username}\n{password}\n"
+    result = subprocess.run([sys.executable, "-c", TLS_WITH_SSL_DEFERRED], input=settings, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["ExceptClauseView True SSLSocket", "True [200000]"]
