@@ -18,6 +18,10 @@ by ``import asyncio``, reads ``ssl.SSLWantReadError`` and ``ssl.SSLSyscallError`
 ``ssl`` (~5 ms) for the gmqtt job that never uses TLS. The other exception classes ``ssl`` re-exports from ``_ssl``
 are served the same way.
 
+A function whose result the stand-in can give without the module (:data:`COMPUTED`) is served by a function of
+this module giving the same results: ``platform.system()``, which paho calls at its import, from ``os.uname()``
+(:func:`platform_system`).
+
 Not :class:`importlib.util.LazyLoader`: on Python 3.11 its module switches its class back before its attributes are
 filled in, so a second thread reading an attribute at that moment fails (CPython issue gh-114763, fixed only in later
 Python releases); here the real module is imported under the import system's own module lock and only then served.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import types
 from typing import Any
@@ -39,6 +44,36 @@ SERVED_FROM: dict[str, tuple[str, frozenset[str]]] = {
 }
 
 
+def platform_system() -> str:
+    """``platform.system()``, without importing :mod:`platform` (its import compiles half a dozen regular
+    expressions: 1.8-2.4 ms in a fresh interpreter on the benchmark machine, load 0.1) where it is ``os.uname()``'s system name: paho calls it at its import (to
+    tell Windows's EAGAIN), the only use of ``platform`` before a job is ready.
+
+    Python 3.11's ``platform.uname()`` takes ``os.uname()`` as it is when one of its fields is not empty, but
+    names a system ``'Microsoft'`` of release ``'Windows'`` ``'Windows'`` and an ``'unknown'`` one ``''``. Without
+    ``os.uname`` (Windows), with every field empty, or for that one system, and once ``platform`` is imported
+    (its function may be patched, e.g. by a test), this is ``platform.system()`` itself.
+    """
+    real = sys.modules.get("platform")
+    own = None if real is None or type(real) is ImportedOnUse else getattr(real, "system", None)
+    if own is None:
+        try:
+            infos = os.uname()
+        except AttributeError:
+            infos = None
+        if infos is not None and any(infos) and not (infos.sysname == "Microsoft" and infos.release == "Windows"):
+            return "" if infos.sysname == "unknown" else infos.sysname
+        own = (_import_real(real) if type(real) is ImportedOnUse else importlib.import_module("platform")).system
+    return own()
+
+
+#: module -> {attribute: function}: what a stand-in serves in place of one of the module's functions, giving what
+#: the module's own gives (see each one), without importing the module
+COMPUTED: dict[str, dict[str, Any]] = {
+    "platform": {"system": platform_system},
+}
+
+
 class ImportedOnUse(types.ModuleType):
     """Stands in ``sys.modules`` for a module until one of its attributes is read (see the module doc)."""
 
@@ -48,16 +83,27 @@ class ImportedOnUse(types.ModuleType):
             source, served = SERVED_FROM.get(self.__name__, ("", frozenset()))
             if attr in served:  # the same object as the module's own (it imports it from there)
                 return getattr(importlib.import_module(source), attr)
-            # no lock of ours around the import (a thread importing a module that reads a stand-in would wait for
-            # one held by a thread waiting for that module's import lock): the import system's own module locks
-            # let one thread import it while any other asking for it waits, then gets the same module
-            name = self.__name__
-            if sys.modules.get(name) is self:
-                sys.modules.pop(name, None)
-            real = importlib.import_module(name)  # binds it as its package's attribute, as any import does
-            self.__dict__.update(real.__dict__)
-            self.__dict__["_imported"] = real
+            computed = COMPUTED.get(self.__name__, {}).get(attr)
+            if computed is not None:  # same results as the module's own function
+                return computed
+            real = _import_real(self)
         return getattr(real, attr)
+
+
+def _import_real(stand_in: ImportedOnUse) -> types.ModuleType:
+    """The real module of ``stand_in``, imported now if it is not yet (and served through it from then on)."""
+    real = stand_in.__dict__.get("_imported")
+    if real is None:
+        # no lock of ours around the import (a thread importing a module that reads a stand-in would wait for
+        # one held by a thread waiting for that module's import lock): the import system's own module locks
+        # let one thread import it while any other asking for it waits, then gets the same module
+        name = stand_in.__name__
+        if sys.modules.get(name) is stand_in:
+            sys.modules.pop(name, None)
+        real = importlib.import_module(name)  # binds it as its package's attribute, as any import does
+        stand_in.__dict__.update(real.__dict__)
+        stand_in.__dict__["_imported"] = real
+    return real
 
 
 def defer(*names: str) -> None:

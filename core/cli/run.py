@@ -187,8 +187,9 @@ def run_without_click(args: list[str]) -> None:
     # outbox, to make a new id; ssl and hashlib by paho, for a TLS connection (its exception classes are served from
     # _ssl) or a websocket's handshake; traceback (and its linecache, tokenize, textwrap) by logging, to format an
     # exception; base64 by paho, for a websocket's handshake (and by the automations, after ready); stringprep by
-    # the idna codec (a str host's getaddrinfo), for a label that is not ASCII
-    defer("inspect", "uuid", "ssl", "hashlib", "traceback", "base64", "stringprep")
+    # the idna codec (a str host's getaddrinfo), for a label that is not ASCII; platform by paho, whose one call at
+    # its import (platform.system()) the stand-in answers from os.uname() (and by uuid, once imported)
+    defer("inspect", "uuid", "ssl", "hashlib", "traceback", "base64", "stringprep", "platform")
     try:
         code = run_job(SimpleNamespace(**entry), kwargs)
     except KeyboardInterrupt:  # as click's standalone mode reports it
