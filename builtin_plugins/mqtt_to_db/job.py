@@ -326,7 +326,6 @@ class MqttToDb(BackgroundJob):
         self._own_lock = threading.Lock()
         self._own_direct = False  # the writer has ended: the job's own log lines are stored as they come (under the lock)
         self._closing = False
-        self._stop = threading.Event()
         self._own_logs = f"{mq.root_topic(self.config)}/{self.unit}/{UNIVERSAL_EXPERIMENT}/logs/"
         self._stored_mark = (STORED_PROPERTY, client_id)  # this process's own (its client id has its pid)
         self._stored_by_this_job = client_id.rsplit("-", 1)[0] + "-"  # the client ids of its processes on this unit
@@ -393,20 +392,34 @@ class MqttToDb(BackgroundJob):
     def __init__(self, unit: str, experiment: str = UNIVERSAL_EXPERIMENT, *, registry: Any = None,
                  batch_size: int | None = None, flush_interval_s: float | None = None, database: Any = None,
                  **kwargs: Any) -> None:
-        super().__init__(unit, UNIVERSAL_EXPERIMENT, **kwargs)
+        batch_size = int(batch_size or DEFAULT_BATCH_SIZE)
+        flush_interval_s = float(flush_interval_s or DEFAULT_FLUSH_INTERVAL_S)
+        if batch_size < 1 or flush_interval_s <= 0:
+            raise ValueError("batch_size must be ≥ 1 and flush_interval_s > 0")
         if registry is None:  # the installed plugins' tables and mappings, cached while no plugin changes
-            from reactorkit.plugin import installed_storage
+            from reactorkit.plugin import get_config, installed_storage
 
             registry = installed_storage()
-        self.batch_size = int(batch_size or DEFAULT_BATCH_SIZE)
-        self.flush_interval_s = float(flush_interval_s or DEFAULT_FLUSH_INTERVAL_S)
-        if self.batch_size < 1 or self.flush_interval_s <= 0:
-            raise ValueError("batch_size must be ≥ 1 and flush_interval_s > 0")
-        # migrated by the writer thread on its own connection (below): one connection's parsed schema and
-        # page cache in this process instead of two (~1 MB of memory each)
-        self.db = LeaderDB(database, config=self.config, registry=registry, foreign_keys=False, migrate=False)
+        # migrated by the writer thread on its own connection: one connection's parsed schema and page cache in
+        # this process instead of two (~1 MB of memory each). Started before the base class connects: the
+        # migration (~4 ms, 3 of them SQLite parsing the schema as the connection opens, outside the GIL) runs
+        # while this thread imports asyncio and gmqtt and connects (~25 ms), not after (see _start_migration)
+        self._stop = threading.Event()
+        self._go = threading.Event()  # the job is ready (or stopping): the writer goes on past the migration
+        self.db = LeaderDB(database, config=kwargs.get("config") or get_config(), registry=registry,
+                           foreign_keys=False, migrate=False)
         self._migrated = threading.Event()
         self._migration_error: BaseException | None = None
+        self._writer_thread = threading.Thread(target=self._write_loop, name="mqtt_to_db-writer", daemon=True)
+        self._writer_thread.start()
+        try:
+            super().__init__(unit, UNIVERSAL_EXPERIMENT, **kwargs)
+        except BaseException:  # refused (already running) or no broker: the writer ends after the migration
+            self._stop.set()
+            self._go.set()
+            raise
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
         self.router = TopicRouter(registry.topic_mappings, mq.topic_prefix(self.config))
         for mapping, error in self.router.broken:
             self.logger.error("mapping %s → %s from %s disabled: %s", mapping.topic, mapping.table, mapping.source, error)
@@ -428,8 +441,6 @@ class MqttToDb(BackgroundJob):
         self._last_error_log = 0.0
         self._suppressed = 0
         self.writer = BatchWriter(self.db, on_error=self._log_rejected)
-        self._writer_thread = threading.Thread(target=self._write_loop, name="mqtt_to_db-writer", daemon=True)
-        self._writer_thread.start()
         self._migrated.wait()
         if self._migration_error is not None:
             raise self._migration_error
@@ -454,6 +465,7 @@ class MqttToDb(BackgroundJob):
         hold the broker's PUBREC of the ``$state`` until the job's delayed ACK: Nagle's algorithm, see
         :meth:`_keep_own`.)"""
         super()._post_init()
+        self._go.set()
         self.logger.info("Storing %d topic pattern(s) into the leader database.", len(self.router.subscriptions))
 
     @property
@@ -629,7 +641,6 @@ class MqttToDb(BackgroundJob):
         On stop, the batch in hand is finished; what still waits is left unacknowledged (the broker
         sends it again to the next start, and the units keep it until it is stored), so a stop is quick.
         """
-        pending = self._pending
         try:  # the tables this job writes; in this thread, whose later allocations reuse what the migration freed
             self.db.migrate()
         except BaseException as exc:  # raised by the constructor
@@ -637,11 +648,17 @@ class MqttToDb(BackgroundJob):
             return
         finally:
             # the migration's connection holds its prepared statements (the sqlite3 module's statement cache),
-            # page cache and parsed schema: closed, and the writer opens one of its own. What the migration
-            # allocated stays in this thread's malloc arena (~2.5 MB) unless given back to the system
+            # page cache and parsed schema: closed, and the writer opens one of its own
             self.db.close()
             self._migrated.set()
-            release_free_heap()
+        # until the job is ready (the constructor made the router, the batch writer and the queue), or stops
+        self._go.wait()
+        if self._stop.is_set():
+            return
+        # what the migration allocated stays in this thread's malloc arena (~2.5 MB) unless given back to the
+        # system; after ready, as its first use imports ctypes (~2 ms of CPU the job's start would wait for)
+        release_free_heap()
+        pending = self._pending
         last_write = time.monotonic()
         checkpointer = False
         try:  # the checkpointer thread moves the WAL into the database: no commit waits for that (and its fsync)
@@ -840,6 +857,7 @@ class MqttToDb(BackgroundJob):
         ingest = getattr(self, "ingest", None)
         self._closing = True  # take nothing more: what arrives now stays with the broker for the next start
         self._stop.set()  # the writer finishes its batch; the rest stays unacknowledged
+        self._go.set()  # (a writer still waiting for the job to be ready ends)
         thread = getattr(self, "_writer_thread", None)
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(timeout=30)

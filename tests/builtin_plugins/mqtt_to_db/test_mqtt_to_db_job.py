@@ -516,3 +516,74 @@ def test_after_a_broker_restart_it_announces_its_state_again_and_its_last_will_s
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+# ------------------------------------------------------------------------------ its start
+START_PROBE = """
+import sys, threading
+from reactorkit.builtin_plugins.mqtt_to_db import job as jobs
+from reactorkit.core.config import load_config, set_config
+config = load_config()
+set_config(config)
+events = []
+trimmed = threading.Event()
+
+def recording_trim():
+    events.append("heap trimmed while " + Probe.instance.state)
+    trimmed.set()
+
+jobs.release_free_heap = recording_trim
+
+class Probe(jobs.MqttToDb):
+    instance = None
+
+    def connect_mqtt(self, **kwargs):
+        Probe.instance = self
+        # the writer migrates the database while the base class connects, not after
+        events.append(f"migrated while connecting: {self._migrated.wait(10)}")
+        return super().connect_mqtt(**kwargs)
+
+job = Probe(unit="leader", config=config)
+trimmed.wait(10)
+print(" | ".join(events), flush=True)
+job.clean_up()
+"""
+
+
+def test_it_migrates_while_it_connects_and_gives_the_heap_back_once_ready(unit_env, mqtt_recorder):
+    unit_env.unit = "leader"
+    out = subprocess.run([sys.executable, "-c", START_PROBE], env=unit_env.env(), capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    # ctypes' import for the heap's trim (~2 ms) comes after ready, not during the start
+    assert out.stdout.decode().strip() == "migrated while connecting: True | heap trimmed while ready"
+    assert scalar(unit_env.root, "SELECT count(*) FROM schema_migrations WHERE component = 'core'") == 1
+
+
+NO_BROKER_PROBE = """
+import threading
+from reactorkit.builtin_plugins.mqtt_to_db.job import MqttToDb
+from reactorkit.core.config import load_config, set_config
+config = load_config()
+set_config(config)
+try:
+    MqttToDb(unit="leader", config=config)
+except ConnectionError:
+    print("refused", flush=True)
+writers = [t for t in threading.enumerate() if t.name == "mqtt_to_db-writer"]
+for t in writers:
+    t.join(10)
+print("writers left:", sum(t.is_alive() for t in writers), flush=True)
+"""
+
+
+def test_a_start_without_a_broker_fails_and_leaves_no_writer_running(unit_env):
+    unit_env.unit = "leader"
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    unit_env.write_config(f"[mqtt]\nbroker_address = 127.0.0.1\nbroker_port = {port}\n")
+    out = subprocess.run([sys.executable, "-c", NO_BROKER_PROBE], env=unit_env.env(), capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    assert out.stdout.decode().split("\n")[:2] == ["refused", "writers left: 0"]
+    # the migration it started before connecting was done all the same
+    assert scalar(unit_env.root, "SELECT count(*) FROM schema_migrations WHERE component = 'core'") == 1
