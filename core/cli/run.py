@@ -188,8 +188,12 @@ def run_without_click(args: list[str]) -> None:
     # _ssl) or a websocket's handshake; traceback (and its linecache, tokenize, textwrap) by logging, to format an
     # exception; base64 by paho, for a websocket's handshake (and by the automations, after ready); stringprep by
     # the idna codec (a str host's getaddrinfo), for a label that is not ASCII; platform by paho, whose one call at
-    # its import (platform.system()) the stand-in answers from os.uname() (and by uuid, once imported)
-    defer("inspect", "uuid", "ssl", "hashlib", "traceback", "base64", "stringprep", "platform")
+    # its import (platform.system()) the stand-in answers from os.uname() (and by uuid, once imported). With asyncio
+    # (the ingestion's connections), whose C module reads traceback.extract_stack at its import: linecache (and
+    # tokenize) by traceback and asyncio's task repr, textwrap by traceback, locale by subprocess (for a child's
+    # text encoding), read by none before ready (~1 ms of the ingestion's start)
+    defer("inspect", "uuid", "ssl", "hashlib", "traceback", "base64", "stringprep", "platform", "locale", "linecache",
+          "tokenize", "textwrap")
     try:
         code = run_job(SimpleNamespace(**entry), kwargs)
     except KeyboardInterrupt:  # as click's standalone mode reports it

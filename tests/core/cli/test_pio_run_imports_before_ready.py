@@ -302,3 +302,23 @@ print(platform_system(), type(sys.modules["platform"]).__name__)  # the one syst
 
 def test_the_system_platform_renames_is_asked_of_platform_itself():
     assert script_output(WINDOWS_UNAME) == ["Windows module"]
+
+
+INGESTION_NOT_BEFORE_READY = ("locale", "linecache", "tokenize", "textwrap", "ctypes", "paho.mqtt.client",
+                              "urllib.request", "http.client", "email", "click", "hashlib", "uuid", "base64")
+
+
+def test_the_ingestion_started_without_a_launcher_is_ready_without_modules_it_does_not_use(unit_env):
+    # asyncio imports subprocess (with locale) and traceback (with linecache, tokenize, textwrap), read by none
+    # before ready; ctypes (the heap's trim after the migration) is imported once the job is ready
+    unit_env.unit = "leader"
+    env = unit_env.env(REACTORKIT_LAUNCHER="0")
+    subprocess.run([sys.executable, "-m", "reactorkit.core.cli.entry", "run", "--help"], env=env, check=True,
+                   capture_output=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", HARNESS, "run", "mqtt_to_db_streaming"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("MODULES ")]
+    assert result.returncode == 0 and lines, result.stderr[-2000:]
+    modules = set(json.loads(lines[0][len("MODULES "):]))
+    assert "gmqtt.client" in modules and "asyncio" in modules  # it did connect
+    assert not modules & set(INGESTION_NOT_BEFORE_READY)
