@@ -1,9 +1,9 @@
 """``pio run <job>`` in a fresh interpreter (no launcher) imports only what the job needs before ``$state=ready``:
 not the modules a job's start used to load for nothing (paho's urllib.request with http.client and email,
-dataclasses (its records are reactorkit.core.records) and its inspect with ast and dis, paho's ssl, hashlib and
-base64, logging's traceback, the idna codec's stringprep, od_reading's statistics with decimal and fractions, the
-simulated hardware's filelock, the plugin registry, click). Reported by the process itself at ``ready``; and a
-module put off until its first use is imported then."""
+dataclasses (its records are reactorkit.core.records) and its inspect with ast and dis, paho's ssl (and _ssl),
+hashlib, base64 and platform, logging's traceback, the idna codec's stringprep, od_reading's statistics with decimal
+and fractions, the simulated hardware's filelock, the plugin registry, pkgutil, click). Reported by the process
+itself at ``ready``; and a module put off until its first use is imported then."""
 
 import json
 import subprocess
@@ -57,7 +57,7 @@ JOBS = [
 NOT_BEFORE_READY = ("urllib.request", "http.client", "email", "filelock", "tempfile", "bz2", "lzma", "click", "pluggy",
                     "importlib.metadata", "zipfile", "reactorkit.core.plugins", "inspect", "ast", "dis", "ssl", "hashlib",
                     "traceback", "linecache", "tokenize", "textwrap", "dataclasses", "copy", "base64", "binascii",
-                    "stringprep", "statistics", "decimal", "fractions", "platform", "_ssl")
+                    "stringprep", "statistics", "decimal", "fractions", "platform", "_ssl", "pkgutil")
 
 
 @pytest.mark.parametrize("job", JOBS, ids=[j[0] for j in JOBS])
