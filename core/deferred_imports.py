@@ -196,3 +196,66 @@ def except_clause_view(module: Any) -> Any:
     if type(module) is ImportedOnUse and module.__name__ in UNRAISABLE_UNTIL_IMPORTED:
         return ExceptClauseView(module)
     return module
+
+
+#: module -> classes it defines itself that a :class:`InstanceCheckView` of it serves as placeholders while only its
+#: stand-in is in ``sys.modules`` (no instance of a class can exist before the module that defines it is imported)
+UNDEFINED_UNTIL_IMPORTED: dict[str, frozenset[str]] = {"ssl": frozenset({"SSLSocket"})}
+_no_instance_classes: dict[tuple[str, str], type] = {}
+
+
+def _no_instance_class(module: str, attr: str) -> type:
+    """The placeholder of ``module.attr``: a class of which nothing is an instance (building one builds the real
+    class's instead, after importing ``module``)."""
+    cls = _no_instance_classes.get((module, attr))
+    if cls is None:
+        def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
+            return getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+        cls = type(attr, (), {"__new__": __new__, "__module__": __name__,
+                              "__doc__": f"Stands for {module}.{attr} while {module} is not imported."})
+        cls = _no_instance_classes.setdefault((module, attr), cls)  # one class per name, whichever thread came first
+    return cls
+
+
+class InstanceCheckView(types.ModuleType):
+    """A module as one library sees it, whose only reads of some classes the module defines are ``isinstance``
+    checks made at each call: serves a placeholder class (of which nothing is an instance) for each of them
+    (:data:`UNDEFINED_UNTIL_IMPORTED`) while the module is not imported (only its stand-in is in ``sys.modules``),
+    and everything else from the module (or its stand-in) it was made of.
+
+    asyncio's connections (``create_connection``, with a host or a socket, and ``sock_connect``) check that the
+    socket is not an ``ssl.SSLSocket`` (``asyncio.base_events._check_ssl_socket``): that read imported ``ssl``
+    (2.0 ms of CPU beyond ``_ssl``, this machine, load 0.1) at the first connection of a process that never uses
+    TLS. Until ``ssl`` is imported no ``SSLSocket`` can exist (the class is defined there), so the check finds none;
+    the check is made at each read (nothing is cached), and once ``ssl`` is imported (a TLS context, by any thread)
+    the real class is served.
+
+    Only for a library whose reads have been checked to be such checks: a module that keeps the class it reads, or
+    subclasses it, must read the module itself.
+    """
+
+    def __init__(self, module: types.ModuleType) -> None:
+        super().__init__(module.__name__)
+        self.__dict__["_module"] = module
+
+    def __getattr__(self, attr: str) -> Any:
+        name = self.__name__
+        if attr in UNDEFINED_UNTIL_IMPORTED.get(name, ()) and type(sys.modules.get(name)) is ImportedOnUse:
+            return _no_instance_class(name, attr)
+        return getattr(self.__dict__["_module"], attr)
+
+
+def import_asyncio() -> types.ModuleType:
+    """``asyncio``, imported; when ``ssl`` is put off (``pio run``: :func:`defer`), the ``ssl`` that
+    ``asyncio.base_events`` reads is made a :class:`InstanceCheckView` of its stand-in: asyncio reads
+    ``ssl.SSLSocket`` there only for its ``isinstance`` check of the socket of each connection, which then does
+    not import ``ssl`` in a process without TLS. (``asyncio.sslproto`` reads ``ssl.SSLWantReadError`` and
+    ``ssl.SSLSyscallError`` at its import, served from ``_ssl``: :data:`SERVED_FROM`.)"""
+    import asyncio
+    import asyncio.base_events as base_events
+
+    seen = base_events.__dict__.get("ssl")
+    if type(seen) is ImportedOnUse and seen.__name__ in UNDEFINED_UNTIL_IMPORTED:
+        base_events.ssl = InstanceCheckView(seen)
+    return asyncio

@@ -23,10 +23,13 @@ client runs on it too (:attr:`loop`). :meth:`loop_stop` stops it.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 from typing import Any, Callable
+
+from reactorkit.plugin import import_asyncio
+
+asyncio = import_asyncio()  # its connections' check of their socket does not import ssl (a broker without TLS)
 
 RECONNECT_DELAY_S = 1
 MAX_HELD = 10_000

@@ -113,6 +113,8 @@ _export("reactorkit.core.audit", "AUDIT_CREATE_SQL=CREATE_SQL")
 # the unit's jobs and tasks
 _export("reactorkit.core.job_registry", "JobAlreadyRunning", "JobRegistry", "pid_alive")
 _export("reactorkit.core.processes", "release_free_heap")
+# asyncio without an ssl import at each connection's check of its socket, in a process without TLS
+_export("reactorkit.core.deferred_imports", "import_asyncio")
 _export("reactorkit.core.launch_client", "launcher_runtime_paths=runtime_paths")
 _export("reactorkit.core.jobs_control", "stop_jobs")
 _export("reactorkit.core.task_functions", "TaskFailed", "fail_task=fail", "start_job")

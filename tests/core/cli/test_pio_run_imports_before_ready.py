@@ -304,13 +304,14 @@ def test_the_system_platform_renames_is_asked_of_platform_itself():
     assert script_output(WINDOWS_UNAME) == ["Windows module"]
 
 
-INGESTION_NOT_BEFORE_READY = ("locale", "linecache", "tokenize", "textwrap", "ctypes", "paho.mqtt.client",
+INGESTION_NOT_BEFORE_READY = ("ssl", "locale", "linecache", "tokenize", "textwrap", "ctypes", "paho.mqtt.client",
                               "urllib.request", "http.client", "email", "click", "hashlib", "uuid", "base64")
 
 
 def test_the_ingestion_started_without_a_launcher_is_ready_without_modules_it_does_not_use(unit_env):
     # asyncio imports subprocess (with locale) and traceback (with linecache, tokenize, textwrap), read by none
-    # before ready; ctypes (the heap's trim after the migration) is imported once the job is ready
+    # before ready, and checks each connection's socket against ssl.SSLSocket; ctypes (the heap's trim after the
+    # migration) is imported once the job is ready
     unit_env.unit = "leader"
     env = unit_env.env(REACTORKIT_LAUNCHER="0")
     subprocess.run([sys.executable, "-m", "reactorkit.core.cli.entry", "run", "--help"], env=env, check=True,
@@ -322,3 +323,43 @@ def test_the_ingestion_started_without_a_launcher_is_ready_without_modules_it_do
     modules = set(json.loads(lines[0][len("MODULES "):]))
     assert "gmqtt.client" in modules and "asyncio" in modules  # it did connect
     assert not modules & set(INGESTION_NOT_BEFORE_READY)
+
+
+ASYNCIO_CONNECTS_WITHOUT_SSL = """
+import socket, sys
+from reactorkit.core.deferred_imports import defer, import_asyncio
+defer("ssl")  # as `pio run` does, before asyncio is imported
+asyncio = import_asyncio()
+be = asyncio.base_events
+print(type(be.ssl).__name__, type(sys.modules["ssl"]).__name__)
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+address = server.getsockname()
+loop = asyncio.new_event_loop()
+transport, _ = loop.run_until_complete(loop.create_connection(asyncio.Protocol, *address))
+plain = transport.get_extra_info("socket")
+print("connected:", type(sys.modules["ssl"]).__name__, isinstance(plain, be.ssl.SSLSocket))
+transport.close()
+import ssl
+context = ssl.create_default_context()  # ssl imported (a TLS connection's context): the real class from now on
+print(type(sys.modules["ssl"]).__name__, be.ssl.SSLSocket is sys.modules["ssl"].SSLSocket)
+wrapped = context.wrap_socket(socket.socket(), server_hostname="localhost", do_handshake_on_connect=False)
+wrapped.setblocking(False)
+try:
+    loop.run_until_complete(loop.sock_connect(wrapped, address))
+except TypeError as exc:  # asyncio's own check, as without the view
+    print("refused:", exc)
+wrapped.close()
+loop.close()
+"""
+
+
+def test_asyncio_connects_without_importing_ssl_and_refuses_an_ssl_socket_once_it_is_imported():
+    # the ingestion's event loop: its connections' check of the socket (isinstance ssl.SSLSocket) reads a view
+    assert script_output(ASYNCIO_CONNECTS_WITHOUT_SSL) == [
+        "InstanceCheckView ImportedOnUse",
+        "connected: ImportedOnUse False",
+        "module True",
+        "refused: Socket cannot be of type SSLSocket",
+    ]

@@ -126,3 +126,42 @@ def test_a_client_made_with_ssl_deferred_talks_over_tls(tls_broker):
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == ["ExceptClauseView True SSLSocket", "True [200000]"]
+
+
+# the ingestion's gmqtt link as `pio run` makes it: ssl put off until its first use, asyncio's check of each
+# connection's socket reading a view of it; the TLS context imports ssl first, and the connection is asyncio's TLS
+GMQTT_TLS_WITH_SSL_DEFERRED = """
+import sys, threading
+from reactorkit.core.deferred_imports import defer
+defer("ssl")
+from reactorkit.core.config import Config
+from reactorkit.core.mqtt import broker_settings, tls_context
+from reactorkit.builtin_plugins.mqtt_to_db.link import GmqttLink
+import asyncio.base_events
+config = Config()
+config.read_string(sys.stdin.read())
+print(type(asyncio.base_events.ssl).__name__, type(sys.modules["ssl"]).__name__)
+host, port, username, password = broker_settings(config)
+got = threading.Event()
+def on_message(link, userdata, message):
+    if message.payload == b"over tls":
+        got.set()
+link = GmqttLink(host, port, client_id="tls-link", will=("pioreactor/worker1/tls/$state", "lost", 1, False),
+                 on_connect=lambda l: l.subscribe("pioreactor/worker1/tls/#", qos=1), on_message=on_message,
+                 username=username, password=password, ssl=tls_context(config))
+link.publish("pioreactor/worker1/tls/x", "over tls", qos=1)
+transport = link.client._connection._transport
+print(got.wait(30), transport.get_extra_info("sslcontext") is not None, type(sys.modules["ssl"]).__name__)
+link.disconnect()
+link.loop_stop()
+"""
+
+
+def test_the_ingestions_link_made_with_ssl_deferred_talks_over_tls(tls_broker):
+    port, cert, root = tls_broker
+    username, password = (root / "leader" / "storage" / "mqtt_credentials.ini").read_text().split("\n")[1:3]
+    settings = f"[mqtt]\nbroker_address = 127.0.0.1\nbroker_port = {port}\ntls_ca_file = {cert}\n{username}\n{password}\n"
+    result = subprocess.run([sys.executable, "-c", GMQTT_TLS_WITH_SSL_DEFERRED], input=settings, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["InstanceCheckView ImportedOnUse", "True True module"]
