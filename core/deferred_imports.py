@@ -22,6 +22,12 @@ A function whose result the stand-in can give without the module (:data:`COMPUTE
 this module giving the same results: ``platform.system()``, which paho calls at its import, from ``os.uname()``
 (:func:`platform_system`).
 
+Served from ``_ssl``, paho's two classes still imported ``_ssl`` itself (libssl and libcrypto: 2.4-4.7 ms) at the
+first read that would block. paho alone sees ``ssl`` through an :class:`ExceptClauseView` of the stand-in
+(:func:`reactorkit.core.mqtt.import_paho`), which serves a placeholder class for them while ``_ssl`` is not
+imported, since it reads them only in ``except`` clauses, at each use; a module that keeps what it reads (asyncio)
+reads the stand-in.
+
 Not :class:`importlib.util.LazyLoader`: on Python 3.11 its module switches its class back before its attributes are
 filled in, so a second thread reading an attribute at that moment fails (CPython issue gh-114763, fixed only in later
 Python releases); here the real module is imported under the import system's own module lock and only then served.
