@@ -52,7 +52,7 @@ from typing import Any, Iterable
 
 from reactorkit.plugin import mqtt as mq
 from reactorkit.plugin import TopicMapping, resolve_reference as resolve
-from reactorkit.plugin import DISCONNECTED, BackgroundJob
+from reactorkit.plugin import BackgroundJob
 from reactorkit.plugin import LeaderDB, now_iso, plugins_changed_topic, release_free_heap
 from reactorkit.plugin import REANNOUNCE_PROPERTY, STORED_TOPICS_SETTING, ack_topic, sequence_from_pairs, to_ranges
 
@@ -396,17 +396,28 @@ class MqttToDb(BackgroundJob):
         flush_interval_s = float(flush_interval_s or DEFAULT_FLUSH_INTERVAL_S)
         if batch_size < 1 or flush_interval_s <= 0:
             raise ValueError("batch_size must be ≥ 1 and flush_interval_s > 0")
-        self._stop = threading.Event()
-        self._go = threading.Event()  # the job is ready (or stopping): the writer migrates the database and writes
-        super().__init__(unit, UNIVERSAL_EXPERIMENT, **kwargs)
         if registry is None:  # the installed plugins' tables and mappings, cached while no plugin changes
-            from reactorkit.plugin import installed_storage
+            from reactorkit.plugin import get_config, installed_storage
 
             registry = installed_storage()
-        # migrated by the writer thread on its own connection, once the job is ready (_write_loop): one
-        # connection's parsed schema and page cache in this process instead of two (~1 MB of memory each)
-        self.db = LeaderDB(database, config=self.config, registry=registry, foreign_keys=False, migrate=False)
+        # migrated by the writer thread on its own connection: one connection's parsed schema and page cache in
+        # this process instead of two (~1 MB of memory each). Started before the base class connects: the
+        # migration (~4 ms, 3 of them SQLite parsing the schema as the connection opens, outside the GIL) runs
+        # while this thread imports asyncio and gmqtt and connects (~25 ms), not after (see _start_migration)
+        self._stop = threading.Event()
+        self._go = threading.Event()  # the job is ready (or stopping): the writer goes on past the migration
+        self.db = LeaderDB(database, config=kwargs.get("config") or get_config(), registry=registry,
+                           foreign_keys=False, migrate=False)
+        self._migrated = threading.Event()
         self._migration_error: BaseException | None = None
+        self._writer_thread = threading.Thread(target=self._write_loop, name="mqtt_to_db-writer", daemon=True)
+        self._writer_thread.start()
+        try:
+            super().__init__(unit, UNIVERSAL_EXPERIMENT, **kwargs)
+        except BaseException:  # refused (already running) or no broker: the writer ends after the migration
+            self._stop.set()
+            self._go.set()
+            raise
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.router = TopicRouter(registry.topic_mappings, mq.topic_prefix(self.config))
@@ -430,8 +441,9 @@ class MqttToDb(BackgroundJob):
         self._last_error_log = 0.0
         self._suppressed = 0
         self.writer = BatchWriter(self.db, on_error=self._log_rejected)
-        self._writer_thread = threading.Thread(target=self._write_loop, name="mqtt_to_db-writer", daemon=True)
-        self._writer_thread.start()
+        self._migrated.wait()
+        if self._migration_error is not None:
+            raise self._migration_error
         self._subscribed = threading.Event()
         self.ingest = self._connect_ingest_client()
 
@@ -629,27 +641,22 @@ class MqttToDb(BackgroundJob):
         On stop, the batch in hand is finished; what still waits is left unacknowledged (the broker
         sends it again to the next start, and the units keep it until it is stored), so a stop is quick.
         """
-        # the tables this job writes, once the job is ready: the migration (~4 ms of CPU: 2-3 of them SQLite parsing
-        # the schema as the connection opens, the rest ~80 statements that find everything in place) is no part of
-        # the start, and messages received meanwhile wait in the queue. Run before ready, in this thread while the
-        # job imported asyncio and gmqtt, it made the start ~6 ms longer (both threads on two cores, and the GIL);
-        # in the start's own thread, ~4 ms
+        try:  # the tables this job writes; in this thread, whose later allocations reuse what the migration freed
+            self.db.migrate()
+        except BaseException as exc:  # raised by the constructor
+            self._migration_error = exc
+            return
+        finally:
+            # the migration's connection holds its prepared statements (the sqlite3 module's statement cache),
+            # page cache and parsed schema: closed, and the writer opens one of its own
+            self.db.close()
+            self._migrated.set()
+        # until the job is ready (the constructor made the router, the batch writer and the queue), or stops
         self._go.wait()
         if self._stop.is_set():
             return
-        try:  # in this thread, whose later allocations reuse what the migration freed
-            self.db.migrate()
-        except Exception as exc:  # the database cannot be used: the job stops (block_until_disconnected raises it)
-            self._migration_error = exc
-            self.logger.error("the leader database %s cannot be migrated: %s: %s; stopping", self.db.path,
-                              type(exc).__name__, exc)
-            self.db.close()
-            self.set_state(DISCONNECTED)
-            return
-        # the migration's connection holds its prepared statements (the sqlite3 module's statement cache), page
-        # cache and parsed schema: closed, and the writer opens one of its own. What the migration allocated stays
-        # in this thread's malloc arena (~2.5 MB) unless given back to the system (the first trim imports ctypes)
-        self.db.close()
+        # what the migration allocated stays in this thread's malloc arena (~2.5 MB) unless given back to the
+        # system; after ready, as its first use imports ctypes (~2 ms of CPU the job's start would wait for)
         release_free_heap()
         pending = self._pending
         last_write = time.monotonic()
@@ -846,13 +853,6 @@ class MqttToDb(BackgroundJob):
         return True
 
     # -------------------------------------------------------------- lifecycle
-    def block_until_disconnected(self) -> None:
-        """As the base class; then raises the error of a migration that failed after ready (sqlite3.Error: the
-        database cannot be used), which stopped the job."""
-        super().block_until_disconnected()
-        if self._migration_error is not None:
-            raise self._migration_error
-
     def on_disconnected(self) -> None:
         ingest = getattr(self, "ingest", None)
         self._closing = True  # take nothing more: what arrives now stays with the broker for the next start

@@ -522,23 +522,16 @@ def test_after_a_broker_restart_it_announces_its_state_again_and_its_last_will_s
 START_PROBE = """
 import sys, threading
 from reactorkit.builtin_plugins.mqtt_to_db import job as jobs
-from reactorkit.core import leader_db
 from reactorkit.core.config import load_config, set_config
 config = load_config()
 set_config(config)
 events = []
 trimmed = threading.Event()
-migrate = leader_db.LeaderDB.migrate
-
-def recording_migrate(self):
-    events.append("migration while " + Probe.instance.state)
-    migrate(self)
 
 def recording_trim():
     events.append("heap trimmed while " + Probe.instance.state)
     trimmed.set()
 
-leader_db.LeaderDB.migrate = recording_migrate
 jobs.release_free_heap = recording_trim
 
 class Probe(jobs.MqttToDb):
@@ -546,6 +539,8 @@ class Probe(jobs.MqttToDb):
 
     def connect_mqtt(self, **kwargs):
         Probe.instance = self
+        # the writer migrates the database while the base class connects, not after
+        events.append(f"migrated while connecting: {self._migrated.wait(10)}")
         return super().connect_mqtt(**kwargs)
 
 job = Probe(unit="leader", config=config)
@@ -555,67 +550,13 @@ job.clean_up()
 """
 
 
-def test_it_migrates_the_database_and_gives_the_heap_back_once_ready(unit_env, mqtt_recorder):
+def test_it_migrates_while_it_connects_and_gives_the_heap_back_once_ready(unit_env, mqtt_recorder):
     unit_env.unit = "leader"
     out = subprocess.run([sys.executable, "-c", START_PROBE], env=unit_env.env(), capture_output=True, timeout=60)
     assert out.returncode == 0, out.stderr.decode()[-2000:]
-    # neither the migration (~4 ms of CPU) nor ctypes' import for the heap's trim (~2 ms) is part of the start
-    assert out.stdout.decode().strip() == "migration while ready | heap trimmed while ready"
+    # ctypes' import for the heap's trim (~2 ms) comes after ready, not during the start
+    assert out.stdout.decode().strip() == "migrated while connecting: True | heap trimmed while ready"
     assert scalar(unit_env.root, "SELECT count(*) FROM schema_migrations WHERE component = 'core'") == 1
-
-
-QUEUED_PROBE = """
-import json, sqlite3, sys, threading
-from reactorkit.builtin_plugins.mqtt_to_db import job as jobs
-from reactorkit.core import leader_db
-from reactorkit.core.config import load_config, set_config
-config = load_config()
-set_config(config)
-migrate = leader_db.LeaderDB.migrate
-job = None
-topic = sys.argv[1]
-
-def readings():
-    return [m for m in list(job._pending) if m[0] == topic]
-
-def migrate_once_three_wait(self):
-    while job is None or len(readings()) < 3:  # the readings below are queued before the tables exist
-        threading.Event().wait(0.01)
-    print("queued before the migration:", len(readings()), flush=True)
-    migrate(self)
-
-leader_db.LeaderDB.migrate = migrate_once_three_wait
-job = jobs.MqttToDb(unit="leader", config=config)
-for i in range(1, 4):
-    job.mqtt.publish(topic, json.dumps({"measured_rpm": 400 + i, "timestamp": f"2026-01-01T00:00:0{i}.000000Z"}), qos=1)
-print("flushed:", job.flush(20), flush=True)
-print(sqlite3.connect(job.db.path).execute("SELECT measured_rpm FROM stirring_rates ORDER BY timestamp").fetchall())
-job.clean_up()
-"""
-
-
-def test_messages_received_before_the_migration_are_stored_after_it(unit_env, mqtt_recorder):
-    unit_env.unit = "leader"
-    topic = unit_env.topic("stirring", "measured_rpm")
-    out = subprocess.run([sys.executable, "-c", QUEUED_PROBE, topic], env=unit_env.env(), capture_output=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stderr.decode()[-2000:]
-    lines = out.stdout.decode().splitlines()
-    assert lines == ["queued before the migration: 3", "flushed: True", "[(401.0,), (402.0,), (403.0,)]"]
-
-
-def test_a_database_it_cannot_migrate_stops_it_after_ready_with_an_error(unit_env, mqtt_recorder, spawn_job):
-    unit_env.unit = "leader"
-    storage = unit_env.root / "storage"
-    storage.mkdir(parents=True, exist_ok=True)
-    (storage / "pioreactor.sqlite").write_bytes(b"not a database " * 100)
-    since = time.monotonic()
-    job = spawn_job("mqtt_to_db_streaming")
-    mqtt_recorder.wait_for(state_topic(unit_env), lambda p: p == b"ready", since=since)
-    mqtt_recorder.wait_for(state_topic(unit_env), lambda p: p == b"disconnected", since=since)
-    assert job.wait(30) != 0
-    errors = mqtt_recorder.json_values(f"{unit_env.prefix}pioreactor/leader/$experiment/logs/app/error")
-    assert any("cannot be migrated" in m["message"] and "DatabaseError" in m["message"] for m in errors)
 
 
 NO_BROKER_PROBE = """
@@ -644,3 +585,5 @@ def test_a_start_without_a_broker_fails_and_leaves_no_writer_running(unit_env):
     out = subprocess.run([sys.executable, "-c", NO_BROKER_PROBE], env=unit_env.env(), capture_output=True, timeout=60)
     assert out.returncode == 0, out.stderr.decode()[-2000:]
     assert out.stdout.decode().split("\n")[:2] == ["refused", "writers left: 0"]
+    # the migration it started before connecting was done all the same
+    assert scalar(unit_env.root, "SELECT count(*) FROM schema_migrations WHERE component = 'core'") == 1
