@@ -35,6 +35,7 @@ Python releases); here the real module is imported under the import system's own
 
 from __future__ import annotations
 
+import _thread
 import importlib
 import importlib.util
 import os
@@ -96,6 +97,10 @@ class ImportedOnUse(types.ModuleType):
         return getattr(real, attr)
 
 
+#: held while a stand-in is checked and taken out of ``sys.modules`` (:func:`_import_real`), never during an import
+_taking_out = _thread.RLock()
+
+
 def _import_real(stand_in: ImportedOnUse) -> types.ModuleType:
     """The real module of ``stand_in``, imported now if it is not yet (and served through it from then on)."""
     real = stand_in.__dict__.get("_imported")
@@ -104,8 +109,12 @@ def _import_real(stand_in: ImportedOnUse) -> types.ModuleType:
         # one held by a thread waiting for that module's import lock): the import system's own module locks
         # let one thread import it while any other asking for it waits, then gets the same module
         name = stand_in.__name__
-        if sys.modules.get(name) is stand_in:
-            sys.modules.pop(name, None)
+        # the stand-in taken out in one step (the check and the removal under a lock held for nothing else): a
+        # thread that saw the stand-in, then paused while another one took it out and began the import, would
+        # otherwise take out that import's module (its import then fails with a KeyError, or a second copy is made)
+        with _taking_out:
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
         real = importlib.import_module(name)  # binds it as its package's attribute, as any import does
         stand_in.__dict__.update(real.__dict__)
         stand_in.__dict__["_imported"] = real

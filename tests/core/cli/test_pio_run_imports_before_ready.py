@@ -150,6 +150,54 @@ def test_a_module_imported_by_another_thread_meanwhile_is_not_replaced_by_a_stan
     assert script_output(RACED) == ["module True (0.0, 1.0, 1)", "False"]
 
 
+# threads reading stand-ins at once, as paho's network thread, a job's writer thread and its main thread do: each
+# module in memory (no file to read), its import a little work; many rounds, a few threads, a switch at every chance
+READ_AT_ONCE = """
+import importlib.abc, importlib.util, sys, threading
+from reactorkit.core.deferred_imports import defer
+
+class InMemory(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name.startswith("read_at_once_") else None
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        module.total = sum(range(2000))
+        module.value = object()
+
+sys.meta_path.insert(0, InMemory())
+sys.setswitchinterval(1e-6)
+errors, copies = [], 0
+for round_ in range(2000):
+    names = [f"read_at_once_{round_}_{k}" for k in range(4)]
+    defer(*names)
+    stand_ins = [sys.modules[name] for name in names]
+    seen = {name: set() for name in names}
+    barrier = threading.Barrier(4)
+    def read(first):
+        barrier.wait()
+        for k in range(4):
+            stand_in = stand_ins[(first + k) % 4]
+            try:
+                seen[stand_in.__name__].add(id(stand_in.value))
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+    threads = [threading.Thread(target=read, args=(first,)) for first in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    copies += sum(len(ids) != 1 or sys.modules[name].value.__class__ is not object for name, ids in seen.items())
+print(sorted(set(errors))[:3], copies)
+"""
+
+
+def test_stand_ins_read_by_threads_at_once_import_one_module_each_without_error():
+    # a thread that saw a stand-in in sys.modules, then paused while another took it out and began the import, took
+    # out that import's module: the import failed (KeyError) or a second copy of the module was made
+    assert script_output(READ_AT_ONCE) == ["[] 0"]
+
+
 SSL_CLASSES = """
 import sys
 from reactorkit.core.deferred_imports import defer
