@@ -53,7 +53,7 @@ from typing import Any, Iterable
 from reactorkit.plugin import mqtt as mq
 from reactorkit.plugin import TopicMapping, resolve_reference as resolve
 from reactorkit.plugin import BackgroundJob
-from reactorkit.plugin import LeaderDB, now_iso, plugins_changed_topic, release_free_heap
+from reactorkit.plugin import LeaderDB, get_config, now_iso, plugins_changed_topic, release_free_heap
 from reactorkit.plugin import REANNOUNCE_PROPERTY, STORED_TOPICS_SETTING, ack_topic, sequence_from_pairs, to_ranges
 
 from . import acks, ledger
@@ -397,7 +397,7 @@ class MqttToDb(BackgroundJob):
         if batch_size < 1 or flush_interval_s <= 0:
             raise ValueError("batch_size must be ≥ 1 and flush_interval_s > 0")
         if registry is None:  # the installed plugins' tables and mappings, cached while no plugin changes
-            from reactorkit.plugin import get_config, installed_storage
+            from reactorkit.plugin import installed_storage
 
             registry = installed_storage()
         # migrated by the writer thread on its own connection: one connection's parsed schema and page cache in

@@ -284,6 +284,27 @@ def test_the_ingestion_process_runs_without_pahos_client(unit_env, mqtt_recorder
     mqtt_recorder.wait_for(state_topic(unit_env), lambda p: p == b"disconnected", since=since)
 
 
+# the job made in a process with its own registry and the process's configuration (no config given)
+GIVEN_REGISTRY = """
+from reactorkit.builtin_plugins.mqtt_to_db.job import MqttToDb
+from reactorkit.core.config import load_config, set_config
+from reactorkit.plugin import installed_storage
+set_config(load_config())
+job = MqttToDb(unit="leader", registry=installed_storage())
+print(job.state, len(job.router.subscriptions) > 0, flush=True)
+job.clean_up()
+"""
+
+
+def test_a_job_given_its_registry_without_a_config_uses_the_processs_configuration(unit_env, mqtt_recorder):
+    unit_env.unit = "leader"
+    since = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", GIVEN_REGISTRY], env=unit_env.env(), capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    assert out.stdout.decode().split() == ["ready", "True"]
+    mqtt_recorder.wait_for(state_topic(unit_env), lambda p: p == b"ready", since=since)
+
+
 def test_its_own_log_lines_are_stored_once_and_published_live(unit_env, mqtt_recorder, spawn_job):
     unit_env.unit = "leader"
     job = spawn_job("mqtt_to_db_streaming")
