@@ -101,6 +101,16 @@ class ImportedOnUse(types.ModuleType):
 _taking_out = _thread.RLock()
 
 
+def _new_lock_in_child() -> None:
+    """A forked child's own :data:`_taking_out` (the parent's may have been held by a thread the child has not)."""
+    global _taking_out
+    _taking_out = _thread.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def _import_real(stand_in: ImportedOnUse) -> types.ModuleType:
     """The real module of ``stand_in``, imported now if it is not yet (and served through it from then on)."""
     real = stand_in.__dict__.get("_imported")

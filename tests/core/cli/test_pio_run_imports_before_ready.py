@@ -198,6 +198,34 @@ def test_stand_ins_read_by_threads_at_once_import_one_module_each_without_error(
     assert script_output(READ_AT_ONCE) == ["[] 0"]
 
 
+# a process forked (the launcher's jobs) while one of its threads was taking a stand-in out of sys.modules
+FORKED_MEANWHILE = """
+import os, signal, sys, threading
+from reactorkit.core import deferred_imports
+deferred_imports.defer("colorsys")
+holding, forked = threading.Event(), threading.Event()
+def take_out():
+    with deferred_imports._taking_out:
+        holding.set()
+        forked.wait()
+thread = threading.Thread(target=take_out)
+thread.start()
+holding.wait()
+pid = os.fork()
+if pid == 0:
+    signal.alarm(30)  # a child stuck on the parent's lock ends rather than outliving the test
+    print("child", sys.modules["colorsys"].rgb_to_hsv(1, 0, 0), flush=True)
+    os._exit(0)
+forked.set()
+thread.join()
+print("child exit", os.waitpid(pid, 0)[1], "parent", sys.modules["colorsys"].rgb_to_hsv(1, 0, 0))
+"""
+
+
+def test_a_child_forked_while_a_thread_takes_a_stand_in_out_still_imports_its_deferred_modules():
+    assert script_output(FORKED_MEANWHILE) == ["child (0.0, 1.0, 1)", "child exit 0 parent (0.0, 1.0, 1)"]
+
+
 SSL_CLASSES = """
 import sys
 from reactorkit.core.deferred_imports import defer
