@@ -25,8 +25,14 @@ Target (issue: "jobs start in a blink"): spawn → ready within 3× the floor.
 Reference, the Pioreactor software 26.11.1 on this machine class: 369 ms to ready
 for stirring, 630 ms for od_reading, 1.17 s SIGTERM → exit.
 
-Needs mosquitto on 127.0.0.1:1883 (and Redis on 127.0.0.1:6379 for ``api``). Usage:
-    python benchmarks/job_start.py [--runs 5] [--job stirring …] [--mode launcher …]
+The broker is a mosquitto of the run's own, on a free port, configured as a unit's broker is
+(:func:`reactorkit.core.localcluster.broker.mosquitto_config`: ``set_tcp_nodelay true``); ``--broker-port 1883``
+measures against another one instead. Debian's default configuration leaves Nagle's algorithm on: the broker's
+PUBCOMP for a job's last ``$state`` (``disconnected``) then waits for the job's delayed ACK, and SIGTERM → exit
+read 62–70 ms in about half of the stops against 7–14 ms (od_reading, 2026-12-05).
+
+Needs mosquitto (and Redis on 127.0.0.1:6379 for ``api``). Usage:
+    python benchmarks/job_start.py [--runs 5] [--job stirring …] [--mode launcher …] [--broker-port N]
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import time
 import uuid
 from pathlib import Path
 
+from reactorkit.core.fault_drills import PrivateBroker
 from reactorkit.core.testing import MQTTRecorder, UnitEnv, pio_command
 from machine import interpreter_floor_ms, load_average  # noqa: E402 (benchmarks/ is the script's folder)
 
@@ -58,6 +65,8 @@ JOBS: dict[str, dict[str, str]] = {
 }
 LONG_RUNNING = {"mqtt_to_db_streaming"}  # runs under the experiment "$experiment"
 MODES = ("spawn", "launcher", "api")
+# the lines of a unit's mosquitto.conf (reactorkit.core.localcluster.broker.mosquitto_config) that bear on latency
+UNIT_BROKER_CONF = "set_tcp_nodelay true\nmax_queued_messages 10000\n"
 # the same job's next start follows the last one's API answer by this much: the API refuses a job asked for again
 # within 1 s (RUN_DEBOUNCE_MS) of the request it handled
 API_SPACING_S = 1.5
@@ -125,19 +134,25 @@ def cli_args(options: dict[str, str]) -> list[str]:
 class Unit:
     """One simulated unit: its environment, and (for ``launcher``/``api``) its launcher, API and worker."""
 
-    def __init__(self) -> None:
+    def __init__(self, broker_port: int | None = None) -> None:
         self.env_ = UnitEnv(root=Path(tempfile.mkdtemp(prefix="rk-bench-")))
+        self.broker = None
+        if broker_port is None:  # a broker configured as a unit's (see the module doc)
+            self.broker = PrivateBroker(self.env_.root / "broker", persistence=False, extra_conf=UNIT_BROKER_CONF)
+            broker_port = self.broker.start().port
+        self.broker_port = broker_port
         self.env_.extra["REACTORKIT_LAUNCHER"] = "0"
         # a task queue of its own, and the API's 1 s debounce of a job's run requests with it (keyed by the
         # queue's name): other runs of this benchmark on the machine use the same unit name and Redis database
         # (a worker of theirs could take our starts, and their requests debounce ours)
         self.env_.extra["REACTORKIT_QUEUE_PREFIX"] = f"b{uuid.uuid4().hex[:8]}-"
         # the unit leads its cluster, as the unit running mqtt_to_db_streaming does
-        (self.env_.root / "unit_config.ini").write_text(f"[cluster.topology]\nleader_hostname = {self.env_.unit}\n")
+        (self.env_.root / "unit_config.ini").write_text(f"[cluster.topology]\nleader_hostname = {self.env_.unit}\n"
+                                                        f"[mqtt]\nbroker_port = {broker_port}\n")
         self.procs: list[subprocess.Popen] = []
         self.port = 0
         self.api_starts: dict[str, tuple[float, float]] = {}  # job -> (sent, answered) of its last API start
-        self.recorder = MQTTRecorder(self.env_.prefix)
+        self.recorder = MQTTRecorder(self.env_.prefix, port=broker_port)
         os.environ.update(DOT_PIOREACTOR=str(self.env_.root), HOSTNAME=self.env_.unit)  # to read the job registry
         subprocess.run(pio_command("run", "--help"), env=self.env_.env(), stdout=subprocess.DEVNULL, check=True)
 
@@ -261,6 +276,8 @@ class Unit:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.recorder.close()
+        if self.broker is not None:
+            self.broker.stop()
         import shutil
 
         shutil.rmtree(self.env_.root, ignore_errors=True)  # the unit's temporary folder
@@ -280,13 +297,18 @@ def main() -> None:
     parser.add_argument("--mode", action="append", choices=MODES, help="how to start it (repeatable; default all)")
     parser.add_argument("--idle", type=float, default=6.0,
                         help="seconds after ready when the last run's memory is read (default 6)")
+    parser.add_argument("--broker-port", type=int, default=None,
+                        help="measure against the broker on 127.0.0.1:PORT (default: one of the run's own, "
+                             "configured as a unit's broker)")
     args = parser.parse_args()
     jobs, modes = args.job or list(JOBS), args.mode or list(MODES)
     compile_sources()
-    unit = Unit()
+    unit = Unit(args.broker_port)
     try:
         unit.start_services(modes)
         floor = interpreter_floor_ms(7)
+        broker = "a unit's (set_tcp_nodelay)" if unit.broker is not None else "the one"
+        print(f"broker: {broker} on port {unit.broker_port}")
         print(f"interpreter floor (python -c pass): {floor:.1f} ms; {load_average()}; median of {args.runs} runs; "
               f"memory (MB) {args.idle:g} s after ready in the last run")
         print(f"{'job':<24} {'mode':<9} {'→ ready ms':>10} {'× floor':>8} {'→ disc. ms':>10} {'→ exit ms':>9} "
