@@ -118,18 +118,24 @@ def encode_setting(value: Any) -> str | bytes:
 
 
 class _PostInit(type):
-    """Calls ``_post_init`` after the most-derived ``__init__`` has returned."""
+    """Calls ``_post_init`` after the most-derived ``__init__`` has returned.
+
+    If either raises once the base class has registered and connected, the job is cleaned up
+    (:meth:`BackgroundJob.clean_up`: its ``on_disconnected`` ends what it started, e.g. threads) before the
+    exception propagates: the caller gets no object to stop.
+    """
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         obj = cls.__new__(cls)
         try:
             obj.__init__(*args, **kwargs)
+            obj._post_init()
         except BaseException:
-            # a subclass refused its arguments after the base registered and connected: undo that
+            # a subclass refused its arguments, or failed on its way to ready, after the base registered and
+            # connected: undo that
             if obj.__dict__.get("_publishing"):
                 obj.clean_up()
             raise
-        obj._post_init()
         return obj
 
 

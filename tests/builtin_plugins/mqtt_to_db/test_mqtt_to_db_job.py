@@ -608,3 +608,56 @@ def test_a_start_without_a_broker_fails_and_leaves_no_writer_running(unit_env):
     assert out.stdout.decode().split("\n")[:2] == ["refused", "writers left: 0"]
     # the migration it started before connecting was done all the same
     assert scalar(unit_env.root, "SELECT count(*) FROM schema_migrations WHERE component = 'core'") == 1
+
+
+# a job whose way to ready fails after its constructor returned: before ready, or once ready
+FAILED_START_PROBE = """
+import os, sys, threading
+from pathlib import Path
+from reactorkit.builtin_plugins.mqtt_to_db.job import MqttToDb
+from reactorkit.core.config import load_config, set_config
+config = load_config()
+set_config(config)
+
+class FailsBeforeReady(MqttToDb):
+    def _post_init(self):
+        raise RuntimeError("refused before ready")
+
+class FailsOnceReady(MqttToDb):
+    def _post_init(self):
+        super()._post_init()
+        raise RuntimeError("refused once ready")
+
+def wal_descriptors(job):
+    wal = str(job.db.path) + "-wal"
+    return sum(os.path.realpath(f"/proc/self/fd/{fd}") == wal for fd in os.listdir("/proc/self/fd"))
+
+for cls in (FailsBeforeReady, FailsOnceReady):
+    made = []
+    original_init = cls.__init__
+    def keep(self, *a, _init=original_init, **k):
+        made.append(self)
+        _init(self, *a, **k)
+    cls.__init__ = keep
+    try:
+        cls(unit="leader", config=config)
+    except RuntimeError as exc:
+        print(exc, end=": ")
+    job = made[0]
+    threads = [t for t in threading.enumerate() if t.name.startswith("mqtt_to_db-")]
+    for t in threads:
+        t.join(20)
+    print("threads left", sum(t.is_alive() for t in threads), "| database descriptors", wal_descriptors(job),
+          "|", job.state, flush=True)
+"""
+
+
+def test_a_start_that_fails_on_its_way_to_ready_ends_the_writer_and_closes_its_database(unit_env, mqtt_recorder):
+    unit_env.unit = "leader"
+    out = subprocess.run([sys.executable, "-c", FAILED_START_PROBE], env=unit_env.env(), capture_output=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    assert out.stdout.decode().splitlines() == [
+        "refused before ready: threads left 0 | database descriptors 0 | disconnected",
+        "refused once ready: threads left 0 | database descriptors 0 | disconnected",
+    ]
