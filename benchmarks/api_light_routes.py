@@ -72,6 +72,8 @@ def main() -> None:
                         help="also serve a constant-body WSGI app with gunicorn (2 × 4 threads as pio serve, 2 × 4 "
                              "plain gthread, 2 × gevent_pywsgi) and measure it the same way: what the server costs per request "
                              "before the app runs")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary leader folder (kept anyway, with its logs, when a server did not start)")
     args = parser.parse_args()
     wrk = shutil.which("wrk")
     if args.loadgen == "auto":
@@ -91,14 +93,18 @@ def main() -> None:
     print(f"interpreter floor (python -c pass): {interpreter_floor_ms():.1f} ms; "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPU(s); "
           f"{args.concurrency} connections, {args.duration:.0f} s each")
+    failed = None
     try:
         for config in configs:
             _measure(config, env, root, routes, args)
         if args.gunicorn_floor:
             for floor in FLOORS:
                 _measure_floor(root, args, floor)
+    except api_server.DidNotStart as exc:  # the message names its log, in root
+        failed = exc
+        raise
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        api_server.remove_unless_kept(root, args.keep, failed)
 
 
 def _measure(config: str, env: dict[str, str], root: Path, routes: list[str], args: argparse.Namespace) -> None:

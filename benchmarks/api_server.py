@@ -65,6 +65,27 @@ def wait_booted(proc: subprocess.Popen, env: dict[str, str], workers: int, timeo
     return False
 
 
+class DidNotStart(SystemExit):
+    """A process of a benchmark did not start; the message (``"{name} did not start; see {log}"``) is what the script
+    exits with. ``log`` (a :class:`~pathlib.Path`) is the file that holds its output: the script keeps the folder
+    holding it instead of deleting it (:func:`remove_unless_kept`)."""
+
+    def __init__(self, name: str, log: Path) -> None:
+        super().__init__(f"{name} did not start; see {log}")
+        self.log = log
+
+
+def remove_unless_kept(root: Path, keep: bool, failed: DidNotStart | None) -> None:
+    """Delete a benchmark's temporary folder ``root``, unless asked to keep it (``keep``: the script's ``--keep``) or a
+    process it started there did not start (``failed``: its log is in ``root``); a kept folder is named on stderr."""
+    if failed is not None:
+        print(f"(kept {root}: {failed.log.name} there says why the start failed)", file=sys.stderr, flush=True)
+    elif keep:
+        print(f"(kept {root})", flush=True)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def start_booted(command: list[str], env: dict[str, str], root: Path, log_name: str, workers: int, name: str,
                  timeout: float = 60.0) -> subprocess.Popen:
     """Start a gunicorn server (``command``, its own or ``pio serve``'s) and return it once ``workers`` of its
@@ -80,15 +101,15 @@ def start_booted(command: list[str], env: dict[str, str], root: Path, log_name: 
         timeout: Seconds to wait for the workers.
 
     Raises:
-        SystemExit: ``"{name} did not start; see {root}/{log_name}"``, when the server stopped or ``timeout``
-            passed first (the server killed).
+        DidNotStart: (a :class:`SystemExit`) ``"{name} did not start; see {root}/{log_name}"``, when the server
+            stopped or ``timeout`` passed first (the server killed).
     """
     env = boot_marking(env, root)
     with open(root / log_name, "ab") as log:
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     if not wait_booted(proc, env, workers, timeout):
         proc.kill()
-        sys.exit(f"{name} did not start; see {root / log_name}")
+        raise DidNotStart(name, root / log_name)
     return proc
 
 
@@ -101,7 +122,7 @@ def start_pio_serve(env: dict[str, str], root: Path, options: list[str], workers
         ``(process, port)``.
 
     Raises:
-        SystemExit: it did not start (:func:`start_booted`; ``log_name``, ``name`` as there).
+        DidNotStart: it did not start (:func:`start_booted`; ``log_name``, ``name`` as there).
     """
     port = free_port()
     command = [sys.executable, "-m", "reactorkit.core.cli.main", "serve", "--port", str(port), *options]

@@ -60,7 +60,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from api_server import start_pio_serve, stop  # noqa: E402 (benchmarks/ is the script's folder)
+from api_server import DidNotStart, remove_unless_kept, start_pio_serve, stop  # noqa: E402 (benchmarks/ is the script's folder)
 from machine import conditions, interpreter_floor_ms  # noqa: E402
 
 EXPERIMENT = "bench"
@@ -364,7 +364,7 @@ def _wait_for_writer(db: Path, root: Path) -> None:
         finally:
             conn.close()
         time.sleep(0.1)
-    raise RuntimeError(f"mqtt_to_db_streaming did not start; see {root}/mqtt_to_db.log")
+    raise DidNotStart("mqtt_to_db_streaming", root / "mqtt_to_db.log")
 
 
 def _publish_paced(topics: list[str], lines: list[list[bytes]], rate: float) -> tuple[float, float]:
@@ -459,7 +459,8 @@ def main() -> None:
                         help="messages/s to publish, comma separated ('' to skip the ingestion runs)")
     parser.add_argument("--ingest-seconds", type=float, default=6.0, help="seconds of each ingestion run")
     parser.add_argument("--publishers", type=int, default=4, help="concurrent publishers (one topic each)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary leader folder")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary leader folder (kept anyway, with its logs, when a process did not start)")
     args = parser.parse_args()
 
     print(f"interpreter floor (python -c pass) {interpreter_floor_ms():.0f} ms; load average "
@@ -470,6 +471,7 @@ def main() -> None:
     units = [f"pio{i + 1:02d}" for i in range(args.units)]
     lookback_h = args.days * 24 + 1
     series_path = f"/api/experiments/{EXPERIMENT}/time_series/od_readings?lookback={lookback_h:g}&target_points=720"
+    failed = None
     try:
         db = create_schema(env, units)
         end = time.time()
@@ -525,11 +527,11 @@ def main() -> None:
             lost = sum(r[3] for r in ingest)
             print(f"  ingestion >= 5,000 messages/s sustained, none lost: kept up with {best:,.0f}/s, lost {lost} "
                   f"{verdict(best >= 5000 and lost == 0)}")
+    except DidNotStart as exc:  # the message names its log, in root
+        failed = exc
+        raise
     finally:
-        if args.keep:
-            print(f"(kept {root})")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        remove_unless_kept(root, args.keep, failed)
 
 
 def _get(port: int, path: str) -> bytes:
