@@ -15,6 +15,7 @@ a proxy), so a mirror or an offline wheel folder works as for any package.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from reactorkit.core.paths import atomic_write, dot_pioreactor
+from reactorkit.core.paths import atomic_write, dot_pioreactor, fsync_dir
 
 UI_PACKAGE = "pioreactor"
 DEFAULT_UI_VERSION = "26.11.1"
@@ -114,16 +115,22 @@ def download_wheel(version: str, dest: Path) -> Path:
 def extract_build(wheel: Path, target: Path) -> int:
     """Extract the wheel's ``pioreactor/web/static`` tree into ``target`` (created); returns the file count.
 
-    Members that would land outside ``target`` (absolute paths, ``..``) are refused.
+    Members that would land outside ``target`` (absolute paths, ``..``) are refused. Every file is flushed to
+    disk (``fsync``) once written, then every folder of the tree, ``target`` included (:func:`fsync_dir`): once
+    this returns, a rename of ``target`` publishes files whose data and names are on the disk (after a power
+    cut, a renamed folder could otherwise hold empty or missing files; ext4's ``auto_da_alloc`` covers a
+    file renamed over another, not a new file in a renamed folder).
 
     Raises:
         UiInstallError: the file is not a wheel, or holds no UI build (no ``index.html``).
+        OSError: a file or folder cannot be written or synced (e.g. the disk is full).
     """
     try:
         archive = zipfile.ZipFile(wheel)
     except (zipfile.BadZipFile, OSError) as exc:
         raise UiInstallError(f"{wheel.name} is not a readable wheel: {exc}") from None
     count = 0
+    folders = {target}
     with archive:
         members = [m for m in archive.infolist() if m.filename.startswith(BUILD_PREFIX) and not m.is_dir()]
         if not any(m.filename == BUILD_PREFIX + "index.html" for m in members):
@@ -134,9 +141,14 @@ def extract_build(wheel: Path, target: Path) -> int:
                 raise UiInstallError(f"{wheel.name} has an unsafe member {member.filename!r}")
             destination = target.joinpath(*relative.parts)
             destination.parent.mkdir(parents=True, exist_ok=True)
+            folders.update(destination.parents[:len(relative.parts) - 1])
             with archive.open(member) as source, open(destination, "wb") as out:
                 shutil.copyfileobj(source, out)
+                out.flush()
+                os.fsync(out.fileno())
             count += 1
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):  # each folder's entries, deepest first
+        fsync_dir(folder)
     return count
 
 
@@ -144,9 +156,13 @@ def install_ui(version: str = DEFAULT_UI_VERSION, *, wheel: Path | None = None,
                echo: Callable[[str], None] = lambda line: None) -> Path:
     """Fetch (or take ``wheel``), extract and record the UI build ``version``; returns its folder.
 
-    The build is extracted next to its final place and renamed into
-    ``$DOT_PIOREACTOR/ui/<version>/`` only when complete, so a failed install
-    leaves the previous build (and record) untouched.
+    The build is extracted next to its final place, flushed to disk (every file and folder:
+    :func:`extract_build`) and renamed into ``$DOT_PIOREACTOR/ui/<version>/`` only when complete, then
+    ``$DOT_PIOREACTOR/ui`` is flushed (:func:`fsync_dir`) and the record written (:func:`atomic_write`,
+    durable): a failed or interrupted install leaves the previous build (and record) untouched, and a
+    finished one survives a power cut. A build of the same version already there is moved aside by a
+    rename, and put back if the new one cannot be renamed in; it is deleted once the new one is in place
+    (a power cut between those two renames leaves it in ``$DOT_PIOREACTOR/ui/.install-*/previous``).
 
     Args:
         version: The ``pioreactor`` release whose UI to install (ignored for the folder name
@@ -156,9 +172,12 @@ def install_ui(version: str = DEFAULT_UI_VERSION, *, wheel: Path | None = None,
 
     Raises:
         UiInstallError: download or extraction failed (see its ``unreachable``).
+        OSError: the build or the record cannot be written or synced (e.g. the disk is full).
     """
     root = ui_root()
-    root.mkdir(parents=True, exist_ok=True)
+    if not root.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        fsync_dir(root.parent)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=root, prefix=".install-") as tmp:
         tmp_path = Path(tmp)
@@ -171,9 +190,16 @@ def install_ui(version: str = DEFAULT_UI_VERSION, *, wheel: Path | None = None,
         staging = tmp_path / "build"
         files = extract_build(wheel, staging)
         target = root / version
+        previous = tmp_path / "previous"
         if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+            os.replace(target, previous)  # deleted with the temporary folder, once the new build is in place
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            if previous.exists():
+                os.replace(previous, target)
+            raise
+        fsync_dir(root)
     record = {"version": version, "path": str(target), "wheel": wheel.name, "files": files,
               "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     atomic_write(root / RECORD_NAME, json.dumps(record, indent=2))

@@ -56,6 +56,65 @@ def test_a_wheel_without_a_build_is_refused_and_leaves_the_installed_one(dot, tm
     assert not (dot / "ui" / "1.0.0").exists()
 
 
+NESTED_BUILD = {"index.html": "<!doctype html>", "static/js/main-abc.js": "console.log(1)",
+                "static/css/main.css": "body{}", "favicon.ico": "icon"}
+
+
+def test_an_install_syncs_every_file_and_folder_before_the_rename_and_the_parent_after(dot, tmp_path, monkeypatch):
+    synced = []  # (path synced, whether the build's final folder existed then)
+    target = dot / "ui" / "9.9.9"
+    real_fsync = os.fsync
+
+    def counting_fsync(fd):
+        synced.append((os.path.realpath(f"/proc/self/fd/{fd}"), target.exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    assert build.install_ui(wheel=make_wheel(tmp_path, files=NESTED_BUILD)) == target
+
+    before = {p for p, renamed in synced if not renamed}
+    staging = {p for p in before if "/.install-" in p and "/build" in p}
+    build_root = next(p for p in staging if p.endswith("/build"))
+    relative = {os.path.relpath(p, build_root) for p in staging}
+    installed = {os.path.relpath(os.path.join(d, n), target) for d, dirs, files in os.walk(target)
+                 for n in dirs + files} | {"."}
+    assert relative == installed  # every file and folder of the build, as extracted, before the rename
+    after = [p for p, renamed in synced if renamed]
+    record = next(i for i, p in enumerate(after) if "/.installed.json." in p)
+    assert str(dot / "ui") in after[:record]  # the rename's folder, after it (before the record is written)
+
+
+def test_an_install_interrupted_before_the_rename_leaves_the_previous_build(dot, tmp_path, monkeypatch):
+    previous = build.install_ui(wheel=make_wheel(tmp_path))
+    record = (dot / "ui" / "installed.json").read_text()
+    again = tmp_path / "again"
+    again.mkdir()
+    for name in ("replace", "rename"):
+        def interrupted(source, destination, _real=getattr(os, name)):
+            if str(source).endswith("/build"):  # the new build's rename into place
+                raise OSError("interrupted")
+            _real(source, destination)
+
+        monkeypatch.setattr(os, name, interrupted)
+    with pytest.raises(OSError, match="interrupted"):  # the same version again, renamed in as the old one
+        build.install_ui(wheel=make_wheel(again, files={**NESTED_BUILD, "index.html": "new"}))
+    assert build.installed_ui() == previous
+    assert (previous / "index.html").read_text() == "<!doctype html><div id=root></div>"
+    assert (previous / "static" / "main-abc.js").read_text() == "console.log(1)"
+    assert (dot / "ui" / "installed.json").read_text() == record
+    assert sorted(p.name for p in (dot / "ui").iterdir()) == ["9.9.9", "installed.json"]
+
+
+def test_a_reinstall_of_the_same_version_replaces_its_files(dot, tmp_path):
+    build.install_ui(wheel=make_wheel(tmp_path))
+    again = tmp_path / "again"
+    again.mkdir()
+    target = build.install_ui(wheel=make_wheel(again, files=NESTED_BUILD))
+    assert not (target / "static" / "main-abc.js").exists()
+    assert (target / "static" / "js" / "main-abc.js").read_text() == "console.log(1)"
+    assert sorted(p.name for p in (dot / "ui").iterdir()) == ["9.9.9", "installed.json"]
+
+
 def test_members_leading_outside_the_folder_are_refused(dot, tmp_path):
     bad = make_wheel(tmp_path, files={"index.html": "x", "../../escape.txt": "x"})
     with pytest.raises(build.UiInstallError, match="unsafe"):
