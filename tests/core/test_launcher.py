@@ -96,6 +96,18 @@ def test_signals_to_pio_run_reach_the_launched_job(unit_env, mqtt_recorder, laun
     wait_until(lambda: not os.path.exists(f"/proc/{row['pid']}"), what="the job's exit")
 
 
+def test_a_launched_job_stopped_cleanly_leaves_the_outbox_wal_empty(unit_env, mqtt_recorder, launcher):
+    # (the forked job leaves with os._exit: without its checkpoint at the stop the WAL kept every start's pages)
+    client = start(unit_env, "stirring")
+    mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready", timeout=30)
+    [row] = running_jobs(unit_env, "stirring")
+    assert parent_of(row["pid"]) == launcher.pid
+    assert stop_process(client, signal.SIGTERM) == 0
+    wait_until(lambda: exited(row["pid"]), what="the job's exit")
+    wal = unit_env.root / "storage" / "outbox.sqlite-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
 def test_a_launched_job_dies_with_a_pio_run_process_killed_outright(unit_env, mqtt_recorder, launcher):
     client = start(unit_env, "stirring")
     mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready", timeout=30)
