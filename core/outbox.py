@@ -310,8 +310,8 @@ def truncate_wals_at_exit() -> int:
     taken by a job forked by the launcher).
 
     Without it no connection to the outbox is ever closed, so SQLite never checkpoints the WAL at the last
-    connection's close and the ``-wal`` file grows with every job start (150–230 KB a start of stirring or
-    od_reading; 3.5 MB after 10 starts of each) until SQLite's automatic checkpoint at 1000 pages (~4 MB), which
+    connection's close and the ``-wal`` file grows with every job start (150–230 KB a start of a built-in job that
+    publishes readings; 3.5 MB after 20 starts of two of them) until SQLite's automatic checkpoint at 1000 pages (~4 MB), which
     reuses the file from its start but keeps its size; the next process that opens the file alone rebuilds the
     WAL's index from it (+0.45 ms of a job's start at 1 MB, ~2 ms near 4 MB). Truncated (:meth:`Outbox.truncate_wal`,
     which never waits for another thread or process), the WAL is 0 bytes after each clean stop. A job truncates it
