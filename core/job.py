@@ -38,6 +38,7 @@ import os
 import signal
 import sys
 import threading
+from collections import deque
 from typing import Any, ClassVar
 
 from reactorkit.core import mqtt as mq
@@ -201,6 +202,10 @@ class BackgroundJob(metaclass=_PostInit):
         self.job_id: int | None = None
         self._disconnected = threading.Event()
         self._state_lock = threading.RLock()
+        # $state commands received over MQTT, applied one at a time in the order they came (_command_state)
+        self._state_commands: deque[str] = deque()
+        self._state_commands_lock = threading.Lock()
+        self._state_worker_running = False
         self._settings: dict[str, dict[str, Any]] = {"state": {"datatype": "string", "settable": True, "persist": True}}
         for cls in reversed(type(self).__mro__):
             self._settings.update(setting_specs(getattr(cls, "published_settings", {}) or {}))
@@ -346,9 +351,7 @@ class BackgroundJob(metaclass=_PostInit):
             self.logger.error("bad value for %s: %s; ignored", key, exc)
             return
         if name == "state":
-            # off paho's network thread: clean-up waits for its own QoS 2 publishes, which that thread delivers
-            threading.Thread(target=self.set_state, args=(value,), name=f"{self.job_name}-set-state",
-                             daemon=True).start()
+            self._command_state(value)
             return
         old = getattr(self, name, None)
         setter = getattr(self, f"set_{name}", None)
@@ -361,6 +364,33 @@ class BackgroundJob(metaclass=_PostInit):
             self.logger.error("could not set %s to %r: %s; ignored", key, value, exc)
             return
         self.logger.info("Updated %s from %s to %s.", name, old, getattr(self, name, value))
+
+    def _command_state(self, value: str) -> None:
+        """Apply a ``$state`` command received over MQTT (:meth:`set_state`) after those received before it.
+
+        Off paho's network thread (clean-up waits for its own QoS 2 publishes, which that thread delivers), in one
+        worker thread at a time that applies the queued commands in their order of arrival and ends when none is
+        left. A thread per command let a later command take the state lock first: ``sleeping`` then ``ready``
+        received while a transition ran could end in ``sleeping``.
+        """
+        with self._state_commands_lock:
+            self._state_commands.append(value)
+            if self._state_worker_running:
+                return
+            self._state_worker_running = True
+        threading.Thread(target=self._apply_state_commands, name=f"{self.job_name}-set-state", daemon=True).start()
+
+    def _apply_state_commands(self) -> None:
+        while True:
+            with self._state_commands_lock:
+                if not self._state_commands:
+                    self._state_worker_running = False
+                    return
+                value = self._state_commands.popleft()
+            try:
+                self.set_state(value)
+            except Exception as exc:  # a hook that fails must not drop the commands after it
+                self.logger.error("could not go to %s: %s", value, exc, exc_info=exc)
 
     # --------------------------------------------------------------- lifecycle
     def _post_init(self) -> None:

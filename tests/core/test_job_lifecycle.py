@@ -108,3 +108,56 @@ def test_a_crashed_job_does_not_block_a_restart(unit_env, mqtt_recorder, spawn_j
     mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready", since=since)
     assert len(registry_rows(unit_env)) == 1
 
+
+
+def test_state_commands_are_applied_in_the_order_they_came(unit_env, monkeypatch):
+    """``$state/set`` sleeping, sleeping, ready ends ready whatever order the threads the job starts for them run in.
+
+    The job's threads are held when started, then run last first (as a busy machine may schedule them). A thread per
+    command let the last ``ready`` run before a ``sleeping`` received before it: the job ended asleep (seen as the
+    light_dark_cycle's LEDs left off after ``$state/set`` ready).
+    """
+    import threading
+    import types
+
+    from reactorkit.core import job as job_module
+    from reactorkit.core.config import load_config
+
+    class Probe(job_module.BackgroundJob):
+        job_name = "state_probe"
+
+        def __init__(self, *args, **kwargs):
+            self.transitions = []
+            super().__init__(*args, **kwargs)
+
+        def on_ready_to_sleeping(self):
+            self.transitions.append("sleeping")
+
+        def on_sleeping_to_ready(self):
+            self.transitions.append("ready")
+
+    unit_env.apply(monkeypatch)
+    job = Probe(unit_env.unit, unit_env.experiment, config=load_config())
+    held = []
+
+    class HeldThread(threading.Thread):
+        def start(self):
+            held.append(self)
+
+    held_threading = types.SimpleNamespace(**{name: getattr(threading, name) for name in dir(threading)
+                                              if not name.startswith("__")})
+    held_threading.Thread = HeldThread
+    try:
+        monkeypatch.setattr(job_module, "threading", held_threading)
+        for command in ("sleeping", "sleeping", "ready"):
+            job._on_message(None, None, types.SimpleNamespace(topic=f"{job._topic_base}/$state/set",
+                                                                payload=command.encode(), retain=False,
+                                                                properties=None))
+        monkeypatch.setattr(job_module, "threading", threading)
+        for thread in reversed(held):
+            threading.Thread.start(thread)
+            thread.join(10)
+        assert job.transitions == ["sleeping", "ready"]
+        assert job.state == "ready"
+    finally:
+        job.clean_up()

@@ -112,7 +112,7 @@ def test_light_intensity_change_applies_during_the_light_phase(unit_env, mqtt_re
     wait_until(lambda: ground_truth()["leds"]["D"] == 70.0, timeout=30)
     assert ground_truth()["leds"] == {"A": 0.0, "B": 0.0, "C": 70.0, "D": 70.0}
     mqtt_recorder.publish(unit_env.topic("led_automation", "light_intensity", "set"), "lots")
-    mqtt_recorder.publish(unit_env.topic("led_automation", "state", "set"), "sleeping")  # not a setting: ignored
+    mqtt_recorder.publish(unit_env.topic("led_automation", "state", "set"), "sleeping")  # as $state/set
     mqtt_recorder.publish(unit_env.topic("led_automation", "$state", "set"), "sleeping")
     mqtt_recorder.wait_for(unit_env.topic("led_automation", "$state"), lambda p: p == b"sleeping")
     assert ground_truth()["leds"]["D"] == 0.0
