@@ -170,17 +170,18 @@ UNRAISABLE_UNTIL_IMPORTED: dict[str, tuple[str, frozenset[str]]] = {
 _placeholders: dict[tuple[str, str], type] = {}
 
 
-def _placeholder(source: str, attr: str) -> type:
-    """The placeholder of ``source.attr``: an exception class no ``except`` clause ever meets, since it has no
-    instance (building one builds the real class's instead, after importing ``source``)."""
-    cls = _placeholders.get((source, attr))
+def _placeholder(module: str, attr: str, base: type = Exception) -> type:
+    """The placeholder of ``module.attr``: a subclass of ``base`` of which nothing is an instance (building one
+    builds the real class's instead, after importing ``module``), so no ``except`` clause meets it and no
+    ``isinstance`` check finds it. One class per name, whichever thread built it first."""
+    cls = _placeholders.get((module, attr))
     if cls is None:
-        def __new__(cls: type, *args: Any, **kwargs: Any) -> BaseException:
-            return getattr(importlib.import_module(source), attr)(*args, **kwargs)
+        def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
+            return getattr(importlib.import_module(module), attr)(*args, **kwargs)
 
-        cls = type(attr, (Exception,), {"__new__": __new__, "__module__": __name__,
-                                        "__doc__": f"Stands for {source}.{attr} while {source} is not imported."})
-        cls = _placeholders.setdefault((source, attr), cls)  # one class per name, whichever thread built it first
+        cls = type(attr, (base,), {"__new__": __new__, "__module__": __name__,
+                                   "__doc__": f"Stands for {module}.{attr} while {module} is not imported."})
+        cls = _placeholders.setdefault((module, attr), cls)
     return cls
 
 
@@ -226,21 +227,6 @@ def except_clause_view(module: Any) -> Any:
 #: module -> classes it defines itself that a :class:`InstanceCheckView` of it serves as placeholders while only its
 #: stand-in is in ``sys.modules`` (no instance of a class can exist before the module that defines it is imported)
 UNDEFINED_UNTIL_IMPORTED: dict[str, frozenset[str]] = {"ssl": frozenset({"SSLSocket"})}
-_no_instance_classes: dict[tuple[str, str], type] = {}
-
-
-def _no_instance_class(module: str, attr: str) -> type:
-    """The placeholder of ``module.attr``: a class of which nothing is an instance (building one builds the real
-    class's instead, after importing ``module``)."""
-    cls = _no_instance_classes.get((module, attr))
-    if cls is None:
-        def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
-            return getattr(importlib.import_module(module), attr)(*args, **kwargs)
-
-        cls = type(attr, (), {"__new__": __new__, "__module__": __name__,
-                              "__doc__": f"Stands for {module}.{attr} while {module} is not imported."})
-        cls = _no_instance_classes.setdefault((module, attr), cls)  # one class per name, whichever thread came first
-    return cls
 
 
 class InstanceCheckView(types.ModuleType):
@@ -267,7 +253,7 @@ class InstanceCheckView(types.ModuleType):
     def __getattr__(self, attr: str) -> Any:
         name = self.__name__
         if attr in UNDEFINED_UNTIL_IMPORTED.get(name, ()) and type(sys.modules.get(name)) is ImportedOnUse:
-            return _no_instance_class(name, attr)
+            return _placeholder(name, attr, object)
         return getattr(self.__dict__["_module"], attr)
 
 
