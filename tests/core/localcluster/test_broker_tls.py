@@ -118,12 +118,17 @@ client.loop_stop()
 """
 
 
-def test_a_client_made_with_ssl_deferred_talks_over_tls(tls_broker):
+def run_against_tls_broker(script: str, tls_broker: tuple) -> subprocess.CompletedProcess:
+    """``script`` run in a fresh interpreter, given on stdin the ``[mqtt]`` settings of ``tls_broker`` (its port,
+    CA certificate and the leader's credentials)."""
     port, cert, root = tls_broker
     username, password = (root / "leader" / "storage" / "mqtt_credentials.ini").read_text().split("\n")[1:3]
     settings = f"[mqtt]\nbroker_address = 127.0.0.1\nbroker_port = {port}\ntls_ca_file = {cert}\n{username}\n{password}\n"
-    result = subprocess.run([sys.executable, "-c", TLS_WITH_SSL_DEFERRED], input=settings, capture_output=True,
-                            text=True, timeout=60)
+    return subprocess.run([sys.executable, "-c", script], input=settings, capture_output=True, text=True, timeout=60)
+
+
+def test_a_client_made_with_ssl_deferred_talks_over_tls(tls_broker):
+    result = run_against_tls_broker(TLS_WITH_SSL_DEFERRED, tls_broker)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == ["ExceptClauseView True SSLSocket", "True [200000]"]
 
@@ -158,10 +163,6 @@ link.loop_stop()
 
 
 def test_the_ingestions_link_made_with_ssl_deferred_talks_over_tls(tls_broker):
-    port, cert, root = tls_broker
-    username, password = (root / "leader" / "storage" / "mqtt_credentials.ini").read_text().split("\n")[1:3]
-    settings = f"[mqtt]\nbroker_address = 127.0.0.1\nbroker_port = {port}\ntls_ca_file = {cert}\n{username}\n{password}\n"
-    result = subprocess.run([sys.executable, "-c", GMQTT_TLS_WITH_SSL_DEFERRED], input=settings, capture_output=True,
-                            text=True, timeout=60)
+    result = run_against_tls_broker(GMQTT_TLS_WITH_SSL_DEFERRED, tls_broker)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == ["InstanceCheckView ImportedOnUse", "True True module"]
