@@ -185,7 +185,29 @@ def _placeholder(module: str, attr: str, base: type = Exception) -> type:
     return cls
 
 
-class ExceptClauseView(types.ModuleType):
+class _PlaceholderView(types.ModuleType):
+    """A module as one library sees it: a placeholder class for some of its classes while they cannot have an
+    instance (:meth:`_placeholder_of` says which, and whose class each stands for), everything else read from the
+    module (or its stand-in) it was made of. The check is made at each read (nothing is cached)."""
+
+    def __init__(self, module: types.ModuleType) -> None:
+        super().__init__(module.__name__)
+        self.__dict__["_module"] = module
+
+    def _placeholder_of(self, attr: str) -> tuple[str, type] | None:
+        """``(module whose attr the placeholder stands for, the placeholder's base)`` while ``attr`` must be served
+        a placeholder, else None."""
+        raise NotImplementedError
+
+    def __getattr__(self, attr: str) -> Any:
+        placeholder = self._placeholder_of(attr)
+        if placeholder is not None:
+            module, base = placeholder
+            return _placeholder(module, attr, base)
+        return getattr(self.__dict__["_module"], attr)
+
+
+class ExceptClauseView(_PlaceholderView):
     """A module as one library sees it, whose only reads of some exception classes are in ``except`` clauses, each
     time the clause is reached: serves a placeholder class (which nothing raises) for each of them while the C
     module they belong to (:data:`UNRAISABLE_UNTIL_IMPORTED`) is not imported, and everything else from the
@@ -204,15 +226,9 @@ class ExceptClauseView(types.ModuleType):
     reads (``asyncio.sslproto`` builds a tuple of ``ssl`` classes at its import) must read the module itself.
     """
 
-    def __init__(self, module: types.ModuleType) -> None:
-        super().__init__(module.__name__)
-        self.__dict__["_module"] = module
-
-    def __getattr__(self, attr: str) -> Any:
+    def _placeholder_of(self, attr: str) -> tuple[str, type] | None:
         source, names = UNRAISABLE_UNTIL_IMPORTED.get(self.__name__, ("", frozenset()))
-        if attr in names and source not in sys.modules:
-            return _placeholder(source, attr)
-        return getattr(self.__dict__["_module"], attr)
+        return (source, Exception) if attr in names and source not in sys.modules else None
 
 
 def except_clause_view(module: Any) -> Any:
@@ -229,7 +245,7 @@ def except_clause_view(module: Any) -> Any:
 UNDEFINED_UNTIL_IMPORTED: dict[str, frozenset[str]] = {"ssl": frozenset({"SSLSocket"})}
 
 
-class InstanceCheckView(types.ModuleType):
+class InstanceCheckView(_PlaceholderView):
     """A module as one library sees it, whose only reads of some classes the module defines are ``isinstance``
     checks made at each call: serves a placeholder class (of which nothing is an instance) for each of them
     (:data:`UNDEFINED_UNTIL_IMPORTED`) while the module is not imported (only its stand-in is in ``sys.modules``),
@@ -246,15 +262,11 @@ class InstanceCheckView(types.ModuleType):
     subclasses it, must read the module itself.
     """
 
-    def __init__(self, module: types.ModuleType) -> None:
-        super().__init__(module.__name__)
-        self.__dict__["_module"] = module
-
-    def __getattr__(self, attr: str) -> Any:
+    def _placeholder_of(self, attr: str) -> tuple[str, type] | None:
         name = self.__name__
         if attr in UNDEFINED_UNTIL_IMPORTED.get(name, ()) and type(sys.modules.get(name)) is ImportedOnUse:
-            return _placeholder(name, attr, object)
-        return getattr(self.__dict__["_module"], attr)
+            return (name, object)
+        return None
 
 
 def import_asyncio() -> types.ModuleType:
