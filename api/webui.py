@@ -14,11 +14,16 @@ where the UI downloads a finished dataset export from.
 The build is looked up on every request (``[ui] static_dir``, else the build
 ``pio ui install`` recorded), so installing one needs no restart. Without a
 build, ``/`` answers a short page saying how to install one.
+
+Mounting it removes the ``$DOT_PIOREACTOR/ui/.install-*`` folders that killed
+installs left behind (:func:`reactorkit.core.webui.build.remove_stale_installs`:
+not while an install runs, never through a link).
 """
 
 from __future__ import annotations
 
 import html
+import logging
 import mimetypes
 import re
 from pathlib import Path
@@ -27,6 +32,8 @@ from typing import Any, Callable
 import falcon
 
 from reactorkit.core.paths import UnsafePath, safe_join
+
+logger = logging.getLogger(__name__)
 
 # every path but /api…, /unit_api… (those 404 in the contract's JSON shape when no route matches)
 UI_PATHS = re.compile(r"^/(?!(?:api|unit_api)(?:/|$))")
@@ -132,9 +139,16 @@ class ExportDownload:
 
 def mount(app: Any) -> None:
     """Serve the UI on ``app`` (the leader's): a sink for every path but ``/api`` and ``/unit_api``;
-    the build is the one of ``app.context.config`` (``[ui] static_dir``) or the installed one."""
-    from reactorkit.core.webui.build import static_dir
+    the build is the one of ``app.context.config`` (``[ui] static_dir``) or the installed one.
 
+    First removes the leftovers of killed UI installs (:func:`~reactorkit.core.webui.build.remove_stale_installs`);
+    a UI folder that cannot be opened or locked for that is logged, and the UI is mounted all the same."""
+    from reactorkit.core.webui.build import remove_stale_installs, static_dir
+
+    try:
+        remove_stale_installs(echo=logger.warning)
+    except OSError as exc:
+        logger.warning("leftovers of interrupted web UI installs were not looked for: %s", exc)
     context = app.context
     app.add_route("/exports/{filename}", ExportDownload())
     app.add_sink(WebUI(lambda: static_dir(context.config), auth=getattr(context, "auth_enabled", False)), UI_PATHS)

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -113,6 +114,166 @@ def test_a_reinstall_of_the_same_version_replaces_its_files(dot, tmp_path):
     assert not (target / "static" / "main-abc.js").exists()
     assert (target / "static" / "js" / "main-abc.js").read_text() == "console.log(1)"
     assert sorted(p.name for p in (dot / "ui").iterdir()) == ["9.9.9", "installed.json"]
+
+
+# an install killed (SIGKILL, as by a power loss) as it renames its extracted build into place
+KILLED_INSTALL = """
+import os, signal, sys
+from pathlib import Path
+from reactorkit.core.webui import build
+
+real_replace = os.replace
+def replace(source, destination):
+    if str(source).endswith("/build"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_replace(source, destination)
+os.replace = replace
+build.install_ui(wheel=Path(sys.argv[1]))
+"""
+
+# an install that prints its temporary folder and waits for a line on stdin before extracting the build
+HELD_INSTALL = """
+import sys
+from pathlib import Path
+from reactorkit.core.webui import build
+
+real_extract = build.extract_build
+def extract(wheel, target):
+    print(target.parent, flush=True)
+    sys.stdin.readline()
+    return real_extract(wheel, target)
+build.extract_build = extract
+build.install_ui(wheel=Path(sys.argv[1]))
+print("installed", flush=True)
+"""
+
+
+def run_python(script, *args, dot, **kwargs):
+    import sys
+
+    env = {**os.environ, "DOT_PIOREACTOR": str(dot)}
+    return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], env=env, text=True, **kwargs)
+
+
+def killed_install(dot, wheel):
+    proc = run_python(KILLED_INSTALL, wheel, dot=dot)
+    assert proc.wait(120) == -9
+    return [p for p in (dot / "ui").iterdir() if p.name.startswith(".install-")]
+
+
+def test_the_next_install_removes_the_folder_a_killed_install_left(dot, tmp_path):
+    [leftover] = killed_install(dot, make_wheel(tmp_path, files=NESTED_BUILD))
+    assert (leftover / "build" / "index.html").is_file()  # a whole extracted build
+    lines = []
+    target = build.install_ui(wheel=make_wheel(tmp_path), echo=lines.append)
+    assert sorted(p.name for p in (dot / "ui").iterdir()) == ["9.9.9", "installed.json"]
+    assert build.installed_ui() == target
+    assert any(leftover.name in line for line in lines)
+
+
+def test_the_server_start_puts_back_the_build_an_install_killed_between_its_renames_had_moved_aside(
+        dot, tmp_path, monkeypatch):
+    target = build.install_ui(wheel=make_wheel(tmp_path))
+    again = tmp_path / "again"
+    again.mkdir()
+    [leftover] = killed_install(dot, make_wheel(again, files={**NESTED_BUILD, "index.html": "new"}))
+    assert not target.exists() and (leftover / "previous" / "index.html").is_file()  # the recorded build
+    assert build.installed_ui() is None
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # no download to fall back on
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "none"))
+    assert build.ensure_ui(echo=lambda line: None) == target
+    assert (target / "index.html").read_text() == "<!doctype html><div id=root></div>"
+    assert (target / "static" / "main-abc.js").read_text() == "console.log(1)"
+    assert sorted(p.name for p in (dot / "ui").iterdir()) == ["9.9.9", "installed.json"]
+
+
+def test_the_folder_of_a_running_install_is_left_and_a_second_install_waits_for_it(dot, tmp_path):
+    import threading
+
+    build.install_ui(wheel=make_wheel(tmp_path))
+    other = tmp_path / "other"
+    other.mkdir()
+    held = run_python(HELD_INSTALL, make_wheel(other, "2.0.0"), dot=dot, stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE)
+    try:
+        in_use = Path(held.stdout.readline().strip())
+        assert in_use.parent == dot / "ui" and in_use.name.startswith(".install-") and in_use.is_dir()
+        assert build.remove_stale_installs() == []  # as at a server start while it runs
+        assert in_use.is_dir()
+
+        waiting, results = threading.Event(), []
+        lines = []
+
+        def echo(line):
+            lines.append(line)
+            if line.startswith("Another install"):
+                waiting.set()
+
+        second = threading.Thread(target=lambda: results.append(build.install_ui(wheel=make_wheel(tmp_path),
+                                                                                  echo=echo)))
+        second.start()
+        assert waiting.wait(60)
+        assert in_use.is_dir()
+        held.stdin.write("\n")
+        held.stdin.flush()
+        assert held.stdout.readline().strip() == "installed"
+        assert held.wait(60) == 0
+        second.join(60)
+        assert results == [dot / "ui" / "9.9.9"]
+        assert not any("left by interrupted" in line for line in lines)  # nothing was a leftover
+        assert sorted(p.name for p in (dot / "ui").iterdir()) == ["2.0.0", "9.9.9", "installed.json"]
+    finally:
+        held.kill()
+        held.wait()
+
+
+def test_leftovers_are_removed_without_following_links_out_of_the_ui_folder(dot, tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "build").mkdir(parents=True)
+    (outside / "build" / "index.html").write_text("not ours")
+    (outside / "keep.txt").write_text("keep")
+    ui = dot / "ui"
+    leftover = ui / ".install-killed"
+    (leftover / "build").mkdir(parents=True)
+    (leftover / "build" / "index.html").write_text("partial")
+    (leftover / "escape").symlink_to(outside)
+    (leftover / "build" / "escape.txt").symlink_to(outside / "keep.txt")
+    (ui / ".install-link").symlink_to(outside)  # not a folder an install made
+    assert build.remove_stale_installs() == [".install-killed"]
+    assert not os.path.lexists(leftover)
+    assert (ui / ".install-link").is_symlink()
+    assert (outside / "keep.txt").read_text() == "keep" and (outside / "build" / "index.html").read_text() == "not ours"
+
+
+def test_nothing_is_removed_when_the_ui_folder_is_a_link(dot, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / ".install-killed").mkdir(parents=True)
+    dot.mkdir()
+    (dot / "ui").symlink_to(elsewhere)
+    assert build.remove_stale_installs() == []
+    assert (elsewhere / ".install-killed").is_dir()
+
+
+def test_a_moved_aside_build_is_put_back_only_at_a_recorded_path_in_the_ui_folder(dot, tmp_path):
+    outside = tmp_path / "outside"
+    ui = dot / "ui"
+    (ui / ".install-killed" / "previous").mkdir(parents=True)
+    (ui / ".install-killed" / "previous" / "index.html").write_text("old build")
+    (ui / "installed.json").write_text(json.dumps({"version": "9.9.9", "path": str(outside / "9.9.9")}))
+    assert build.remove_stale_installs() == [".install-killed"]
+    assert not outside.exists() and sorted(p.name for p in ui.iterdir()) == ["installed.json"]
+
+
+def test_mounting_the_web_ui_removes_the_folders_killed_installs_left(dot, tmp_path):
+    from types import SimpleNamespace
+
+    from reactorkit.api import webui
+
+    [leftover] = killed_install(dot, make_wheel(tmp_path))
+    app = SimpleNamespace(context=SimpleNamespace(config=None), add_route=lambda *a: None, add_sink=lambda *a: None)
+    webui.mount(app)
+    assert not os.path.lexists(leftover)
+    assert sorted(p.name for p in (dot / "ui").iterdir()) == []
 
 
 def test_members_leading_outside_the_folder_are_refused(dot, tmp_path):
