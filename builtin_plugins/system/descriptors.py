@@ -89,6 +89,9 @@ MONITOR = JobDescriptor(
         PublishedSetting(key="ipv4", type="string", display=False),
         PublishedSetting(key="wlan_mac_address", type="string", display=False),
         PublishedSetting(key="eth_mac_address", type="string", display=False),
+        PublishedSetting(key="button_down", type="boolean", display=False,
+                         description="Whether the HAT's button is held down (always false: the hardware layer has "
+                                     "no button input)"),
     ),
     cli_options=(
         CliOption(name="statistics_interval_s", type="float", default=None, min=1.0,

@@ -12,7 +12,10 @@ the unit drops off, ``disconnected`` when stopped); its published settings, on
   cpu_temperature_celcius (°C, null without a thermal zone), timestamp}``, refreshed every
   ``[monitor] statistics_interval_s`` wall seconds (default 300);
 * ``ipv4``, ``wlan_mac_address``, ``eth_mac_address`` (empty when the unit has none;
-  ``ipv4`` refreshed with the statistics).
+  ``ipv4`` refreshed with the statistics);
+* ``button_down``: ``False``. In the Pioreactor software the HAT's push button sets it while held; the
+  hardware layer (:class:`reactorkit.plugin.Hardware`, on a Pi ``[hardware.pi]``) has no button input to
+  read, so it never changes, on a Pi or off one.
 
 A message on ``…/monitor/flicker_led_response_okay`` (the UI's "Blink" button, ``POST /api/workers/{u}/blink``)
 is answered with a log line (the UI's event log): the hardware layer has no status LED to flicker.
@@ -206,6 +209,7 @@ class Monitor(BackgroundJob):
         self.versions = versions(self.config, self.clock.utc_iso())
         self.wlan_mac_address = wlan
         self.eth_mac_address = eth
+        self.button_down = False
         self.ipv4 = None
         self.computer_statistics = None
         self.refresh()

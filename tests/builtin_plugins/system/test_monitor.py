@@ -125,7 +125,7 @@ def test_the_descriptor_is_a_long_running_autostarted_job_of_the_system_plugin()
     descriptor = Registry.installed().jobs["monitor"]
     assert descriptor.is_long_running and descriptor.autostart and descriptor.source == "app"
     assert {s.key for s in descriptor.published_settings} == {
-        "versions", "computer_statistics", "ipv4", "wlan_mac_address", "eth_mac_address"}
+        "versions", "computer_statistics", "ipv4", "wlan_mac_address", "eth_mac_address", "button_down"}
 
 
 # ------------------------------------------------------------------ the job, a real process on a real broker
@@ -147,6 +147,7 @@ def test_the_job_publishes_its_state_and_versions_under_experiment_and_disconnec
     stats = json.loads(mqtt_recorder.wait_for(monitor_topic(unit_env, "computer_statistics"), bool, since=since))
     assert set(stats) == {"available_disk_space", "cpu_temperature_celcius", "timestamp"}
     assert 0 <= stats["available_disk_space"] <= 100
+    assert mqtt_recorder.wait_for(monitor_topic(unit_env, "button_down"), bool, since=since) == b"False"
     assert not [t for t, *_ in mqtt_recorder.messages if f"/{unit_env.experiment}/monitor/" in t]
 
     assert stop_process(proc, signal.SIGINT) == 0
