@@ -27,7 +27,11 @@ imported has changed on disk since it started (it then starts itself again).
 
 One launcher serves a unit: it holds an exclusive ``flock`` on
 ``storage/launcher.lock`` (taken on the file that is at that path, not one
-replaced meanwhile; another launcher exits with code 75). A state-archive
+replaced meanwhile; another launcher exits with code 75). The lock file is
+opened without following a link (``O_NOFOLLOW``): a symbolic link in its place
+is removed (never what it points to) and a lock file of the launcher's own made
+there; anything else that is not a regular file (a folder, a FIFO) is reported
+and the launcher exits with code 78 (:meth:`Launcher.take_lock`). A state-archive
 import carries the socket and the lock file into the new folder as the same
 files (:func:`reactorkit.core.launch_client.runtime_paths`); when either is no
 longer at its path all the same (the folder replaced by other means), the
@@ -39,6 +43,7 @@ Run it with ``pio launcher`` (``pio worker`` starts one when none answers).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import importlib
 import importlib.abc
@@ -47,6 +52,7 @@ import os
 import selectors
 import signal
 import socket
+import stat
 import struct
 import sys
 import threading
@@ -75,6 +81,9 @@ PARENT_ENV = "REACTORKIT_LAUNCHER_PARENT"
 WARM_RESPAWN_DELAY_S = 1.0
 # the launcher starts again once its socket or lock file has been missing this long (seconds)
 MISSING_RESTART_S = 2.0
+ANOTHER_LAUNCHER = 75  # exit code: another launcher holds the unit's lock (EX_TEMPFAIL, sysexits.h)
+UNUSABLE_LOCK = 78  # exit code: the unit's lock file cannot be used (a folder, …) (EX_CONFIG, sysexits.h)
+LOCK_ATTEMPTS = 10  # opens of the lock file before one that is replaced each time is given up on
 
 
 class _RefuseHeavy(importlib.abc.MetaPathFinder):
@@ -229,6 +238,12 @@ def _same_file(path: str, fd: int) -> bool:
     return _identity(path) == (own.st_dev, own.st_ino)
 
 
+class UnusableLock(OSError):
+    """The unit's lock file (``storage/launcher.lock``) cannot be used: what is at its path is not a regular
+    file nor a symbolic link (a folder, a FIFO …), it cannot be opened, locked or a link there removed, or it
+    was replaced at every one of :data:`LOCK_ATTEMPTS` opens."""
+
+
 def _thread_count() -> int:
     try:
         return len(os.listdir("/proc/self/task"))
@@ -243,6 +258,7 @@ class Launcher:
         self.storage = os.path.join(root, "storage")
         os.makedirs(self.storage, exist_ok=True)
         self.path = os.path.join(self.storage, SOCKET_NAME)
+        self.lock_path = os.path.join(self.storage, LOCK_NAME)
         self.children: dict[int, socket.socket | None] = {}
         self.attached: dict[socket.socket, int] = {}
         self.stopping = False
@@ -254,20 +270,86 @@ class Launcher:
         self.socket_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket file bound
 
     # ---------------------------------------------------------------- serving
-    def serve(self) -> int:
-        """Bind, serve until SIGTERM/SIGINT; returns the exit code (75: another launcher holds the unit)."""
-        self.lock_path = os.path.join(self.storage, LOCK_NAME)
-        while True:
-            self.lock = lock = open(self.lock_path, "a")
+    def take_lock(self) -> Any:
+        """The unit's lock file ``storage/launcher.lock``, open and held (exclusive ``flock``), or None when
+        another launcher holds it.
+
+        The path is opened with ``O_NOFOLLOW`` (created mode 0600 if missing), so the lock is never taken on,
+        nor a file made at, what a link points to, inside the state folder or not. A symbolic link at the path
+        (dangling, or to a file or folder anywhere) is removed (the link, not what it points to: ``unlink``
+        does not follow it), said on stderr, and a lock file of the launcher's own made in its place. The lock
+        is taken on the file that is at the path after the lock (same device and inode), not one replaced
+        meanwhile; a path replaced at each of :data:`LOCK_ATTEMPTS` opens is given up on.
+
+        Returns:
+            The lock file (a binary file object; closing it releases the lock), or None.
+
+        Raises:
+            UnusableLock: a folder, FIFO or other non-regular file is at the path, or the file cannot be
+                opened, locked, or a link there removed (the message says which and what to do).
+        """
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        for _ in range(LOCK_ATTEMPTS):
+            try:
+                fd = os.open(self.lock_path, flags, 0o600)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP and self._remove_link():
+                    continue
+                if exc.errno == errno.EISDIR:
+                    raise UnusableLock(exc.errno, f"{self.lock_path} is a folder, not the launcher's lock file: "
+                                                  "remove it to let a launcher serve the unit") from None
+                raise UnusableLock(exc.errno, f"{self.lock_path} cannot be opened: {exc.strerror}") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise UnusableLock(errno.EINVAL, f"{self.lock_path} is not a regular file: remove it to let a "
+                                                 "launcher serve the unit")
+            lock = os.fdopen(fd, "r+b", buffering=0)
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except OSError as exc:
                 lock.close()
-                print(f"launcher: another launcher serves {self.path}", file=sys.stderr)
-                return 75
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    return None
+                raise UnusableLock(exc.errno, f"{self.lock_path} cannot be locked: {exc.strerror}") from None
             if _same_file(self.lock_path, lock.fileno()):
-                break
+                return lock
             lock.close()  # the file was replaced between the open and the lock: the one in its place is the unit's
+        raise UnusableLock(errno.EAGAIN, f"{self.lock_path} was replaced at each of {LOCK_ATTEMPTS} attempts to "
+                                         "lock it")
+
+    def _remove_link(self) -> bool:
+        """Remove the symbolic link at the lock path (not what it points to); False when none is there (the
+        open's ELOOP had another cause).
+
+        Raises:
+            UnusableLock: the link cannot be removed (e.g. ``storage/`` is read-only).
+        """
+        try:
+            if not stat.S_ISLNK(os.lstat(self.lock_path).st_mode):
+                return False
+            target = os.readlink(self.lock_path)
+            os.unlink(self.lock_path)
+        except FileNotFoundError:
+            return True  # removed meanwhile (by another launcher): open again
+        except OSError as exc:
+            raise UnusableLock(exc.errno, f"{self.lock_path} is a symbolic link that cannot be removed "
+                                          f"({exc.strerror}): remove it to let a launcher serve the unit") from None
+        print(f"launcher: {self.lock_path} was a symbolic link (to {target}); removed, the launcher's own lock "
+              "file is made in its place", file=sys.stderr, flush=True)
+        return True
+
+    def serve(self) -> int:
+        """Bind, serve until SIGTERM/SIGINT; returns the exit code (:data:`ANOTHER_LAUNCHER`: another launcher
+        holds the unit; :data:`UNUSABLE_LOCK`: its lock file cannot be used, see :meth:`take_lock`)."""
+        try:
+            lock = self.take_lock()
+        except UnusableLock as exc:
+            print(f"launcher: {exc.strerror}", file=sys.stderr, flush=True)
+            return UNUSABLE_LOCK
+        if lock is None:
+            print(f"launcher: another launcher serves {self.path}", file=sys.stderr)
+            return ANOTHER_LAUNCHER
+        self.lock = lock
         failed = preload()
         self.warm_modules = warm_imports()
         _set_title(f"pio launcher {os.path.dirname(self.storage)}")

@@ -362,3 +362,69 @@ def test_a_launcher_whose_state_folder_was_replaced_serves_the_folder_in_its_pla
         assert parent_of(row["pid"]) == launcher.pid
     finally:
         stop_process(client)
+
+
+LINKED_TO = {"dangling": "created", "a folder": ".", "a file": "theirs.txt"}
+
+
+@pytest.mark.parametrize("link", sorted(LINKED_TO))
+def test_a_lock_file_that_is_a_link_is_replaced_by_the_launchers_own_and_what_it_named_is_left(tmp_path, link):
+    import stat
+
+    from reactorkit.core import launcher as launcher_module
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "theirs.txt").write_text("theirs")
+    served = launcher_module.Launcher(str(tmp_path / "dot"))
+    os.symlink(outside / LINKED_TO[link], served.lock_path)
+    lock = served.take_lock()
+    try:
+        assert lock is not None
+        own = os.fstat(lock.fileno())
+        at_path = os.lstat(served.lock_path)
+        assert stat.S_ISREG(at_path.st_mode) and (at_path.st_dev, at_path.st_ino) == (own.st_dev, own.st_ino)
+        assert sorted(os.listdir(outside)) == ["theirs.txt"] and (outside / "theirs.txt").read_text() == "theirs"
+        assert launcher_module.Launcher(str(tmp_path / "dot")).take_lock() is None  # held: a second launcher leaves
+    finally:
+        lock.close()
+
+
+def test_a_launcher_whose_lock_file_is_a_dangling_link_serves_and_makes_no_file_where_it_pointed(unit_env,
+                                                                                                 mqtt_recorder):
+    outside = unit_env.root.parent / "outside"
+    outside.mkdir()
+    storage = unit_env.root / "storage"
+    storage.mkdir(parents=True, exist_ok=True)
+    (storage / "launcher.lock").symlink_to(outside / "launcher.lock")
+    subprocess.run(pio_command("run", "--help"), env=unit_env.env(), stdout=subprocess.DEVNULL, check=True)
+    log = unit_env.root / "launcher.log"
+    proc = subprocess.Popen(pio_command("launcher"), env=unit_env.env(), stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT)
+    try:
+        # (the launcher reopened the link's target and locked it without end, never binding its socket)
+        wait_until(lambda: (storage / "launcher.sock").exists() or proc.poll() is not None,
+                   what="the launcher's socket")
+        assert proc.poll() is None, log.read_text()
+        assert "was a symbolic link" in log.read_text()
+        assert not (storage / "launcher.lock").is_symlink() and list(outside.iterdir()) == []
+        client = start(unit_env, "stirring")
+        try:
+            mqtt_recorder.wait_for(unit_env.topic("stirring", "$state"), lambda p: p == b"ready", timeout=30)
+            [row] = running_jobs(unit_env, "stirring")
+            assert parent_of(row["pid"]) == proc.pid
+        finally:
+            stop_process(client)
+    finally:
+        stop_process(proc)
+
+
+def test_a_launcher_whose_lock_file_is_a_folder_says_so_and_exits(unit_env):
+    from reactorkit.core.launcher import UNUSABLE_LOCK
+
+    lock = unit_env.root / "storage" / "launcher.lock"
+    (lock / "inside").mkdir(parents=True)
+    result = subprocess.run(pio_command("launcher"), env=unit_env.env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == UNUSABLE_LOCK
+    assert f"{lock} is a folder" in result.stderr and "Traceback" not in result.stderr
+    assert (lock / "inside").is_dir()  # left as it was
