@@ -51,7 +51,8 @@ class RecheckReplacedFiles:
     read them (a sibling gunicorn worker saved it through ``…/config…``, a state archive was imported), the
     cached config and the clock built from its ``[simulation]`` section are forgotten
     (:func:`reactorkit.core.config.recheck_config_files`): a changed ``speedup`` or ``clock_origin`` reaches
-    this worker's "now" (the pump limits' last hour, timestamps) as it reaches the jobs started afterwards."""
+    this worker's "now" (the pump limits' last hour, timestamps) as it reaches the jobs started afterwards, and
+    the app's ``context.config`` (:func:`create_app`) is the files' new content from this request on."""
 
     def __init__(self, context: AppContext) -> None:
         self.context = context
@@ -99,20 +100,35 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
 
     Args:
         registry: What the installed plugins contribute.
-        config: Merged config (default: this unit's).
+        config: Merged config, used as given for the app's life (tests). Default: this unit's config as it is
+            at each request (:func:`~reactorkit.core.config.get_config`, forgotten when a file was saved or
+            replaced: :class:`RecheckReplacedFiles`).
         unit: This unit's name (default ``$HOSTNAME``).
         leader: Mount ``/api`` (default: this unit is ``[cluster.topology] leader_hostname``).
+
+    Which settings a save through the API changes without a restart: every one a route, the health check,
+    the fan-out, the unit probes, the token push, ``?wait=``'s cap or the JSON body bounds read
+    (``context.config``, read per request). Taken once here, a restart needed: this unit's name and
+    whether it serves ``/api`` (the routes mounted), the storage files' paths (databases, audit log,
+    opened once), and the API's security: ``[api] auth`` and ``cors_origins`` — which the API refuses to
+    change (:mod:`reactorkit.core.config_guard`); set in the unit's files by its owner, they apply when the
+    server restarts, so no file swapped under a running server turns authentication off or lets another
+    origin in.
     """
+    given = config
     config = config or get_config()
     unit = unit or get_unit_name()
     leader = is_leader(config) if leader is None else leader
     app = App()
     install_json_encoder(app)
-    app.context = context = AppContext(registry, config, unit, leader)
+    app.context = context = AppContext(registry, given, unit, leader)
+    live = context.config_source()  # () -> the app's config as it is now
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
     from reactorkit.api.security import auth, browser, tokens_api
 
+    # the API's security is taken once, from the files as the server starts (see above): the API cannot change
+    # [api] auth or cors_origins, and a server restarted by its owner applies theirs
     enabled = auth.auth_enabled(config)
     app.context.auth_enabled = enabled
     if not enabled:
@@ -124,14 +140,14 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
     app.add_middleware([m for m in (RecheckReplacedFiles(context), cors, browser.OriginMiddleware(origins),
                                     auth.AuthMiddleware(app, enabled=enabled), browser.ContentTypeMiddleware(app))
                         if m is not None])
-    tokens_api.mount(app, config=config, leader=leader)
+    tokens_api.mount(app, config=live, leader=leader)
     from reactorkit.api.security import audit
 
     app.context.audit_log = audit.install(app, config=config, unit=unit, leader=leader)
     from reactorkit.api.body_limits import install as bound_json_bodies
 
-    bound_json_bodies(app, config)  # 413 above [api] max_body_bytes; nesting and text length bounded
-    app.add_route("/unit_api/health", Health(unit, config, leader))
+    bound_json_bodies(app, live)  # 413 above [api] max_body_bytes; nesting and text length bounded
+    app.add_route("/unit_api/health", Health(unit, live, leader))
     app.add_route("/unit_api/versions/app", AppVersion())
     mount_jobs_tasks_descriptors(app, context)
     from reactorkit.api.unit.host import mount as mount_host
@@ -140,7 +156,7 @@ def create_app(registry: Registry, *, config: Config | None = None, unit: str | 
     if leader:  # inventory, experiments, logs, time series, config (leader database)
         from reactorkit.api.leader import add_routes as mount_leader_api
 
-        app.context.leader_api = mount_leader_api(app, registry, config, unit=unit, context=context)
+        app.context.leader_api = mount_leader_api(app, registry, unit=unit, context=context)
         from reactorkit.api.security import login
         from reactorkit.api.webui import mount as mount_web_ui
 

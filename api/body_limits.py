@@ -17,6 +17,7 @@ File uploads (state archives, plugin files) are not JSON and keep their own limi
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import falcon
@@ -76,47 +77,82 @@ class BoundedJSONHandler(BaseHandler):
     """Falcon media handler for ``application/json`` with the bounds of the module docstring.
 
     Args:
-        max_body_bytes, max_depth, max_text_chars: The bounds (bytes, levels, characters).
+        max_body_bytes, max_depth, max_text_chars: The bounds (bytes, levels, characters), when no ``config``.
+        config: A Config, or ``() -> Config`` returning the app's as it is now: the bounds are its ``[api]``
+            values (defaults above), taken again only when another config object comes or the config changed
+            (its ``generation``): a limit saved through the API applies from the next request, with no re-parse
+            of the files per request.
     """
 
     def __init__(self, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_depth: int = DEFAULT_MAX_DEPTH,
-                 max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> None:
+                 max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, *, config: Any = None) -> None:
         super().__init__()
-        self.max_body_bytes, self.max_depth, self.max_text_chars = max_body_bytes, max_depth, max_text_chars
+        self._fixed = (max_body_bytes, max_depth, max_text_chars)
+        self._source = None
+        if config is not None:
+            from reactorkit.api.context import as_config_source
 
-    def _too_large(self, size: str) -> ApiError:
+            self._source = as_config_source(config)
+        self._kept: tuple[Any, int, tuple[int, int, int]] | None = None  # (config, generation, bounds)
+
+    def bounds(self) -> tuple[int, int, int]:
+        """``(max_body_bytes, max_depth, max_text_chars)`` now."""
+        if self._source is None:
+            return self._fixed
+        config = self._source()
+        generation = getattr(config, "generation", 0)
+        kept = self._kept
+        if kept is None or kept[0] is not config or kept[1] != generation:
+            kept = self._kept = (config, generation, bounds_of(config))
+        return kept[2]
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.bounds()[0]
+
+    @property
+    def max_depth(self) -> int:
+        return self.bounds()[1]
+
+    @property
+    def max_text_chars(self) -> int:
+        return self.bounds()[2]
+
+    @staticmethod
+    def _too_large(size: str, max_body_bytes: int) -> ApiError:
         return ApiError(falcon.HTTP_413, "Request body too large.",
-                        cause=f"The JSON body is {size}; this API accepts at most {self.max_body_bytes} bytes "
+                        cause=f"The JSON body is {size}; this API accepts at most {max_body_bytes} bytes "
                               "([api] max_body_bytes).",
                         remediation="Send a smaller body (split the request), or raise [api] max_body_bytes.")
 
     def deserialize(self, stream: Any, content_type: str | None, content_length: int | None) -> Any:
-        if content_length is not None and content_length > self.max_body_bytes:
-            raise self._too_large(f"{content_length} bytes")
-        raw = stream.read(self.max_body_bytes + 1)
-        if len(raw) > self.max_body_bytes:
-            raise self._too_large(f"more than {self.max_body_bytes} bytes")
+        max_body_bytes, max_depth, max_text_chars = self.bounds()
+        if content_length is not None and content_length > max_body_bytes:
+            raise self._too_large(f"{content_length} bytes", max_body_bytes)
+        raw = stream.read(max_body_bytes + 1)
+        if len(raw) > max_body_bytes:
+            raise self._too_large(f"more than {max_body_bytes} bytes", max_body_bytes)
         if not raw:
             raise falcon.MediaNotFoundError("JSON")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise falcon.MediaMalformedError("JSON") from exc
-        depth = nesting_depth(text, self.max_depth)
-        if depth > self.max_depth:
+        depth = nesting_depth(text, max_depth)
+        if depth > max_depth:
             raise ApiError(falcon.HTTP_400, "JSON body nested too deeply.",
-                           cause=f"Objects and arrays are nested more than {self.max_depth} levels "
+                           cause=f"Objects and arrays are nested more than {max_depth} levels "
                                  "([api] max_json_depth).",
                            remediation="Send a flatter document.")
         try:
             data = json.loads(text)
         except (ValueError, RecursionError) as exc:
             raise falcon.MediaMalformedError("JSON") from exc  # the routes word it ("not valid JSON: …")
-        found = _long_text(data, self.max_text_chars)
+        found = _long_text(data, max_text_chars)
         if found:
             where, length = found
             raise ApiError(falcon.HTTP_400, "Text field too long.",
-                           cause=f"Field {where!r} has {length} characters; at most {self.max_text_chars} are accepted "
+                           cause=f"Field {where!r} has {length} characters; at most {max_text_chars} are accepted "
                                  "([api] max_text_chars).",
                            remediation=f"Shorten {where!r}.")
         return data
@@ -125,13 +161,34 @@ class BoundedJSONHandler(BaseHandler):
         return json.dumps(media, ensure_ascii=False).encode("utf-8")
 
 
+def bounds_of(config: Any) -> tuple[int, int, int]:
+    """``[api] max_body_bytes, max_json_depth, max_text_chars`` of ``config``; a value unset, not an integer or
+    below 1 is the default above (logged): a typo saved through the API must not refuse every JSON body, the
+    request that would correct it included."""
+    return (_positive(config, "max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+            _positive(config, "max_json_depth", DEFAULT_MAX_DEPTH),
+            _positive(config, "max_text_chars", DEFAULT_MAX_TEXT_CHARS))
+
+
+def _positive(config: Any, key: str, default: int) -> int:
+    raw = config.get("api", key, fallback=None)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        logging.getLogger("reactorkit.api").warning("[api] %s = %r is not a positive integer; %d is used", key, raw,
+                                                    default)
+        return default
+    return value
+
+
 def install(app: falcon.App, config: Any) -> BoundedJSONHandler:
-    """Use a :class:`BoundedJSONHandler` (bounds from ``[api]``) for JSON request bodies of ``app``."""
-    handler = BoundedJSONHandler(
-        max_body_bytes=config.getint("api", "max_body_bytes", fallback=DEFAULT_MAX_BODY_BYTES),
-        max_depth=config.getint("api", "max_json_depth", fallback=DEFAULT_MAX_DEPTH),
-        max_text_chars=config.getint("api", "max_text_chars", fallback=DEFAULT_MAX_TEXT_CHARS),
-    )
+    """Use a :class:`BoundedJSONHandler` for JSON request bodies of ``app``, its bounds from ``[api]`` of
+    ``config`` (a Config, or ``() -> Config``: the app's as it is at each request)."""
+    handler = BoundedJSONHandler(config=config)
     for media_type in (falcon.MEDIA_JSON, "application/json; charset=UTF-8"):
         app.req_options.media_handlers[media_type] = handler
     return handler

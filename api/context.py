@@ -13,7 +13,16 @@ import os
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from reactorkit.core.config import get_config
+
+
+def as_config_source(config: Any) -> Callable[[], Any]:
+    """``() -> Config`` for an object that reads settings after it was built: ``config`` itself when it is such a
+    function (:meth:`AppContext.config_source`: the app's config as it is at each call), else a function returning
+    the given :class:`~reactorkit.core.config.Config` (fixed, as tests give one)."""
+    return config if callable(config) else (lambda: config)
 
 
 class AppContext:
@@ -21,7 +30,11 @@ class AppContext:
 
     Attributes:
         registry: The plugin :class:`~reactorkit.core.plugins.Registry` the app was built from.
-        config: This unit's merged :class:`~reactorkit.core.config.Config`.
+        config: This unit's merged :class:`~reactorkit.core.config.Config` as it is now: the process's
+            :func:`~reactorkit.core.config.get_config` (read again once a config file was saved or replaced:
+            the API's per-request :func:`~reactorkit.core.config.recheck_config_files`), unless the context was
+            built with a config of its own (``config=`` given: that one, as given). Read it where it is used
+            (``context.config.get(...)`` in the request), not once when a resource is built.
         unit: This unit's name.
         leader: Whether this unit serves ``/api`` (the leader).
         leader_db: The leader's :class:`~reactorkit.core.leader_db.LeaderDB` (``db`` is the same),
@@ -36,7 +49,7 @@ class AppContext:
 
     def __init__(self, registry: Any, config: Any, unit: str, leader: bool = True, db: Any = None) -> None:
         self.registry = registry
-        self.config = config
+        self._config = config  # None: the process's current config (see ``config``)
         self.unit = unit
         self.leader = leader
         self._db = db
@@ -46,13 +59,30 @@ class AppContext:
         self.extensions: dict[str, Any] = {}
 
     @property
+    def config(self) -> Any:
+        # get_config() is two attribute reads while the files are unchanged (the per-request recheck is a stat)
+        pinned = self._config
+        return pinned if pinned is not None else get_config()
+
+    @config.setter
+    def config(self, value: Any) -> None:
+        self._config = value
+
+    def config_source(self) -> Callable[[], Any]:
+        """``() -> Config``: this context's current config (``config``), for objects built once per app that
+        read settings later (the health checks, the fan-out client, the unit probes)."""
+        return lambda: self.config
+
+    @property
     def leader_db(self) -> Any:
         if self._db is None:
             with self._lock:
                 if self._db is None:
                     from reactorkit.core.leader_db import LeaderDB
 
-                    self._db = LeaderDB(config=self.config, registry=self.registry)
+                    # the context's own config, if any; else the database follows the process's config (its
+                    # leader name), its file being the one of [storage] database when it was opened
+                    self._db = LeaderDB(config=self._config, registry=self.registry)
         return self._db
 
     @property
@@ -93,7 +123,7 @@ class AppContext:
     def fanout(self) -> Any:
         from reactorkit.api.fanout import FanOut
 
-        return FanOut(self.config, lambda: self.leader_db, self.unit)
+        return FanOut(self.config_source(), lambda: self.leader_db, self.unit)
 
 
 class RouteResource:

@@ -363,15 +363,24 @@ class FanOut:
     async fan-outs on the app's unit's task queue.
 
     Args:
-        config: The app's config.
+        config: The app's config, or ``() -> Config`` returning it as it is now (the app's context gives
+            :meth:`~reactorkit.api.context.AppContext.config_source`: addresses saved through the API are used by
+            the next call).
         db: A function returning the app's ``LeaderDB`` (called only when targets are resolved).
         unit: The app's unit (the leader), whose rq queue runs queued fan-outs (default ``$HOSTNAME``).
     """
 
     def __init__(self, config: Any, db: Callable[[], Any], unit: str | None = None) -> None:
-        self.config = config
+        from reactorkit.api.context import as_config_source
+
+        self._config = as_config_source(config)
         self._db = db
         self.unit = unit
+
+    @property
+    def config(self) -> Any:
+        """The app's config (as it is now, when built with a function)."""
+        return self._config()
 
     @property
     def db(self) -> Any:

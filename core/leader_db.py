@@ -262,7 +262,10 @@ class LeaderDB:
 
     Args:
         path: The SQLite file; default ``[storage] database`` under ``$DOT_PIOREACTOR``.
-        config: Config used for the default path and the leader's name.
+        config: Config used for the default path and the leader's name. Default: the process's config as it is
+            at each use (:func:`~reactorkit.core.config.get_config`, read again after a config file was saved),
+            so a ``leader_hostname`` saved through the API is this database's leader without a restart; the
+            file stays the one of ``[storage] database`` when the instance was made.
         registry: Plugin registry whose ``tables`` are created by :meth:`migrate`
             (default: none; pass ``Registry.installed()`` on the leader).
         foreign_keys: Web connections enable them (default); the MQTT writer does not.
@@ -277,7 +280,7 @@ class LeaderDB:
 
     def __init__(self, path: Path | str | None = None, *, config: Config | None = None, registry: Any = None,
                  foreign_keys: bool = True, migrate: bool = True) -> None:
-        self.config = config or get_config()
+        self._config = config
         self.path = Path(path) if path is not None else database_path(self.config)
         self.registry = registry
         self.foreign_keys = foreign_keys
@@ -292,6 +295,15 @@ class LeaderDB:
         if migrate:
             self.migrate()
             self._migrated_file = self._local.held.file_id
+
+    @property
+    def config(self) -> Config:
+        """The config given, else the process's current one."""
+        return self._config if self._config is not None else get_config()
+
+    @config.setter
+    def config(self, value: Config | None) -> None:
+        self._config = value
 
     # ------------------------------------------------------------ connections
     @property

@@ -107,7 +107,7 @@ def add_routes(app: Any, registry: Any, config: Any = None, *, unit: str | None 
     Args:
         app: The Falcon app.
         registry: Plugin registry (its ``tables`` are created in the database).
-        config: This unit's config (default: the process-wide one).
+        config: This unit's config, used as given (default: the process-wide one as it is at each request).
         unit: This (leader) unit's name (default ``$HOSTNAME``).
         db: A ``LeaderDB`` to use (default: ``[storage] database``, opened and migrated on first use).
         context: The app's :class:`~reactorkit.api.context.AppContext` (its database is shared);
@@ -116,9 +116,8 @@ def add_routes(app: Any, registry: Any, config: Any = None, *, unit: str | None 
     Returns:
         The shared :class:`Context` (tests use its ``db``).
     """
-    from reactorkit.core.config import get_config, get_unit_name
+    from reactorkit.core.config import get_unit_name
 
-    config = config or get_config()
     ctx = context if context is not None else Context(db, config, registry, unit or get_unit_name())
     for path, factory in routes(ctx.registry).items():
         app.add_route(path, factory(ctx))

@@ -55,13 +55,18 @@ class Reachability:
     leader, so a reader can keep what it built from them until it grows.
 
     Args:
-        config: The leader's config (``[cluster.addresses]``, ``[cluster]`` interval and timeout).
+        config: The leader's config (``[cluster.addresses]``, ``[cluster]`` interval and timeout), or
+            ``() -> Config`` returning it as it is now: the addresses are then the current ones at each probe
+            (interval and timeout stay those of the start).
         units: ``() -> [unit names]`` to probe (the inventory).
         leader: The leader's own name (always reachable).
     """
 
     def __init__(self, config: Any, units: Callable[[], Iterable[str]], leader: str) -> None:
-        self.config, self.units, self.leader = config, units, leader
+        from reactorkit.api.context import as_config_source
+
+        self._config, self.units, self.leader = as_config_source(config), units, leader
+        config = self._config()
         self.interval_s = config.getfloat("cluster", "reachability_interval_s", fallback=DEFAULT_INTERVAL_S)
         self.timeout_s = config.getfloat("cluster", "reachability_timeout_s", fallback=DEFAULT_TIMEOUT_S)
         self._state: dict[str, dict[str, Any]] = {}
@@ -72,6 +77,11 @@ class Reachability:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._client: Any = None
+
+    @property
+    def config(self) -> Any:
+        """The leader's config as it is now, when built with ``() -> Config`` (the units' addresses)."""
+        return self._config()
 
     def _http(self) -> Any:
         """One ``httpx.Client`` for every probe of this process (thread-safe). ``httpx.get`` builds a client, and

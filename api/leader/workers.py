@@ -53,7 +53,7 @@ def reachability(ctx: Any) -> Any:
     if found is None:
         from reactorkit.api.leader.reachability import Reachability
 
-        found = Reachability(ctx.config, lambda: [w["pioreactor_unit"] for w in ctx.db.workers()], ctx.unit)
+        found = Reachability(lambda: ctx.config, lambda: [w["pioreactor_unit"] for w in ctx.db.workers()], ctx.unit)
         ctx.reachability = found
     return found
 

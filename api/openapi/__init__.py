@@ -44,4 +44,6 @@ def install(app: Any) -> None:
         app.add_route(f"{root}/openapi.json", OpenApiDocument(app, root, cap))
         app.add_route(f"{root}/docs", DocsPage(root))
     app.add_static_route(STATIC_URL, str(STATIC_DIR))
-    app.add_middleware([VersionMiddleware(), WaitMiddleware(context.unit, cap), ValidationMiddleware(app)])
+    # the cap of ?wait= as the config is at each request; the documents state the cap of the start-up config
+    app.add_middleware([VersionMiddleware(), WaitMiddleware(context.unit, lambda: max_wait_s(context.config)),
+                        ValidationMiddleware(app)])

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Callable
 
 import falcon
 
@@ -99,12 +99,17 @@ class WaitMiddleware:
 
     Args:
         unit: This unit's name (tasks of other units are not waited for).
-        cap: Longest wait, seconds.
+        cap: Longest wait, seconds, or ``() -> seconds`` asked at each request (the app's ``[ui] max_wait_seconds``
+            as it is now).
     """
 
-    def __init__(self, unit: str, cap: float) -> None:
+    def __init__(self, unit: str, cap: float | Callable[[], float]) -> None:
         self.unit = unit
-        self.cap = cap
+        self._cap = cap if callable(cap) else (lambda: cap)
+
+    @property
+    def cap(self) -> float:
+        return self._cap()
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          params: dict[str, Any]) -> None:

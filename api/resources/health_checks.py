@@ -121,36 +121,54 @@ class HealthChecks:
     """Cached reachability of this unit's broker, Redis and database (and ingestion on the leader).
 
     Args:
-        config: Merged config (``[mqtt]``, ``[redis]``/``$REDIS_URL``, ``[storage]``).
+        config: Merged config (``[mqtt]``, ``[redis]``/``$REDIS_URL``, ``[storage]``), or ``() -> Config`` returning
+            it as it is now (the app's: a broker saved through the API is the one checked next, the results of
+            the old config are not reused).
         leader: This unit is the leader (its database is the leader database; ingestion is reported).
     """
 
     def __init__(self, config: Any, leader: bool) -> None:
-        self.config = config
+        from reactorkit.api.context import as_config_source
+
+        self._config = as_config_source(config)
         self.leader = leader
         self._lock = threading.Lock()
         self._results: dict[str, Any] | None = None
         self._at = 0.0
+        self._of: tuple[Any, int] | None = None  # (config, generation) the results were checked with
+
+    @property
+    def config(self) -> Any:
+        return self._config()
+
+    def _same_config(self, config: Any) -> bool:
+        of = self._of
+        return of is not None and of[0] is config and of[1] == getattr(config, "generation", 0)
+
+    def _fresh(self, config: Any) -> bool:
+        return self._results is not None and self._same_config(config) and time.monotonic() - self._at < CACHE_S
 
     def results(self) -> dict[str, Any]:
         """``{"broker": {...}, "redis": {...}, "database": {...}[, "ingestion": {...}]}``, at most ``CACHE_S`` old
         (older only while another request is refreshing them)."""
-        if self._results is not None and time.monotonic() - self._at < CACHE_S:
-            return self._results
-        if not self._lock.acquire(blocking=self._results is None):
+        config = self.config
+        if self._fresh(config):
+            return self._results  # type: ignore[return-value]
+        # results of another config are not answered while a request refreshes them: wait for it
+        if not self._lock.acquire(blocking=self._results is None or not self._same_config(config)):
             return self._results  # type: ignore[return-value]
         try:
-            if self._results is None or time.monotonic() - self._at >= CACHE_S:
-                self._results = self._check()
+            if not self._fresh(config):
+                self._results = self._check(config)
                 self._at = time.monotonic()
+                self._of = (config, getattr(config, "generation", 0))
             return self._results
         finally:
             self._lock.release()
 
-    def _check(self) -> dict[str, Any]:
+    def _check(self, config: Any) -> dict[str, Any]:
         from reactorkit.core.tasks import redis_url
 
-        config = self.config
         host = config.get("mqtt", "broker_address", fallback="127.0.0.1")
         port = config.getint("mqtt", "broker_port", fallback=1883)
         user = config.get("mqtt", "username", fallback="") or ""

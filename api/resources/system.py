@@ -18,6 +18,7 @@ class Health:
     """
 
     def __init__(self, unit: str, config: object = None, leader: bool = False) -> None:
+        # config: a Config, or () -> Config (the app's as it is now: a broker saved through the API is checked)
         self.unit = unit
         self.checks = None
         if config is not None:

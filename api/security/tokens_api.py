@@ -7,6 +7,7 @@ from typing import Any
 
 import falcon
 
+from reactorkit.api.context import as_config_source
 from reactorkit.api.errors import ApiError
 from reactorkit.api.openapi.schemas.common import STR, array, nullable, obj, op
 from reactorkit.core.auth.scopes import SCOPES
@@ -40,7 +41,7 @@ class Tokens:
     }
 
     def __init__(self, config: Any) -> None:
-        self.config = config
+        self._config = as_config_source(config)  # the workers' addresses as they are at each push
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = [r.public() for r in TokenStore().list()]
@@ -55,7 +56,7 @@ class Tokens:
         except TokenError as exc:
             raise _bad(exc) from exc
         resp.status = falcon.HTTP_201
-        resp.media = {"token": token, "record": record.public(), "pushed": push_tokens(self.config)}
+        resp.media = {"token": token, "record": record.public(), "pushed": push_tokens(self._config())}
 
 
 class Token:
@@ -67,7 +68,7 @@ class Token:
     }
 
     def __init__(self, config: Any) -> None:
-        self.config = config
+        self._config = as_config_source(config)  # the workers' addresses as they are at each push
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, token_id: str) -> None:
         from reactorkit.core.auth.distribute import push_tokens
@@ -77,7 +78,7 @@ class Token:
         except TokenError as exc:
             raise ApiError(falcon.HTTP_404, "No such token.", cause=str(exc),
                            remediation="GET /api/tokens lists the tokens and their ids.") from exc
-        resp.media = {"record": record.public(), "pushed": push_tokens(self.config)}
+        resp.media = {"record": record.public(), "pushed": push_tokens(self._config())}
 
 
 class UnitTokens:
@@ -110,7 +111,8 @@ class UnitTokens:
 
 
 def mount(app: Any, *, config: Any, leader: bool) -> None:
-    """Add the token routes to ``app``."""
+    """Add the token routes to ``app``; ``config``: a Config or ``() -> Config`` (the app's as it is now), whose
+    ``[cluster.addresses]`` and inventory name the workers a changed list is pushed to."""
     app.add_route("/unit_api/auth/tokens", UnitTokens(leader))
     if leader:
         app.add_route("/api/tokens", Tokens(config))
