@@ -70,6 +70,33 @@ def enqueue(func: Callable[..., Any] | str, *args: Any, unit: str | None = None,
     return job.id
 
 
+_RECHECKING: dict[type, type] = {}
+
+
+def rechecking_worker_class(worker_class: Any) -> Any:
+    """``worker_class`` (an rq ``Worker`` class) whose every task starts with the config files as they are now:
+    before the task runs (before the work horse is forked, for a forking worker),
+    :func:`reactorkit.core.config.recheck_config_files` forgets the config (and the clock built from it) that
+    the worker process read when it started or at an earlier task, if a file was saved or replaced since
+    (``PATCH …/config…``, a state archive imported). The horse, a fork of the worker, would otherwise run with
+    the worker's copy: a task reading ``leader_hostname``, ``[mqtt]`` or a calibration default would use the
+    values of the day ``pio worker`` started.
+
+    Cost per task: one ``stat`` per config file; the files are read again only when one changed.
+    """
+    made = _RECHECKING.get(worker_class)
+    if made is None:
+        from reactorkit.core.config import recheck_config_files
+
+        def execute_job(self: Any, job: Any, queue: Any) -> Any:
+            recheck_config_files()
+            return worker_class.execute_job(self, job, queue)
+
+        made = _RECHECKING[worker_class] = type(f"ConfigRechecking{worker_class.__name__}", (worker_class,),
+                                                {"execute_job": execute_job, "__module__": __name__})
+    return made
+
+
 def run_worker(*, burst: bool = False, unit: str | None = None) -> None:
     """Run an rq worker on this unit's queue (blocks), with the outbox keeper and the PWM watchdog
     (:mod:`reactorkit.core.hardware.leases`) as daemon threads."""
@@ -100,8 +127,9 @@ def run_worker(*, burst: bool = False, unit: str | None = None) -> None:
     import reactorkit.core.task_functions  # noqa: F401
 
     try:
-        Worker([queue], connection=connection, name=f"{queue_name(unit)}:{os.getpid()}").work(burst=burst,
-                                                                                             with_scheduler=False)
+        rechecking_worker_class(Worker)([queue], connection=connection,
+                                        name=f"{queue_name(unit)}:{os.getpid()}").work(burst=burst,
+                                                                                       with_scheduler=False)
     finally:
         if launcher is not None:
             launcher.stop()
