@@ -133,13 +133,45 @@ A dose of unknown size (an event without volumes) only re-anchors the level
 readings).
 
 Each photodiode channel ``i`` observes ``yᵢ = exp(ℓ) + vᵢ`` with
-``vᵢ ~ N(0, σᵢ²·exp(2ℓ))``: noise proportional to the signal (real Pioreactor
-recordings show a roughly constant relative noise of 1–3 %). The observation is
+``vᵢ ~ N(0, σᵢ²·exp(2ℓ) + Aᵢ)``: noise proportional to the signal (real Pioreactor
+recordings show a roughly constant relative noise of 1–3 %) plus, for a channel
+read near its noise floor, an absolute part Aᵢ (below; 0 otherwise). The observation is
 non-linear in ℓ, hence the *extended* Kalman filter: it is linearised at the
 prediction, ``H = [exp(ℓ⁻), 0, …]`` (Jazwinski, *Stochastic Processes and
 Filtering Theory*, 1970, ch. 8). Channels are processed one after another
 (sequential scalar updates; their noises are independent). Covariance updates
 use the Joseph form for numerical symmetry.
+
+**Readings near zero.** A photodiode's noise does not vanish with the signal:
+blank media, a culture just inoculated, or an OD calibrated by subtracting the
+blank read ``0 ± noise``. This is the two-component error model of analytical
+measurements, ``Var(y) = A + B·μ²`` with μ the true signal, a constant part
+that dominates near 0 and a proportional part above (Rocke & Lorenzato,
+*Technometrics* 37(2):176, 1995). Under relative noise alone a reading of 0 or
+less has no likelihood and had to be left out: the filter then kept the
+positive half of a noise centred near the level, its level ran high (+27 % at
+a noise SD equal to the level, +101 % at twice it), and as the share left out
+changed that bias moved and read as growth (a culture growing at 0.3 h⁻¹ from
+half its noise SD read 0.11 h⁻¹ for its third hour; a constant OD with the
+real recording's noise up to +0.19 h⁻¹; ``test_growth_rate_near_zero.py``).
+The warm-up gives each channel its floor (:func:`compute_normalization`): the
+robust residual variance V of its normalised readings in linear space, at
+their level 1, beyond ``max_rel_noise²`` (5 %: a culture's readings scatter by
+1–3 % of themselves) is absolute, ``A = V − max_rel_noise²``, and the relative
+variance is then at most ``max_rel_noise²``; a warm-up scattering by less has
+no floor (A = 0), and its filter is exactly the one without it (the
+benchmark's streams and the real recording: figures unchanged to the last
+digit). With a floor a reading of 0 or less is an ordinary reading (its
+innovation is in linear space, ``y − ŷ``, with variance ``ŷ²(P_ℓℓ + B) + A``),
+so the noise is kept whole and the level is unbiased. The gain on ℓ,
+``P_ℓℓ·ŷ/(ŷ²(P_ℓℓ + B) + A)``, falls to 0 as ŷ sinks below √A: a level far
+below the floor is not observed and the filter holds its estimate, with a
+variance that grows, until the culture rises above the noise (no pull of
+``1/ŷ`` as with relative noise). Both parts are adapted online (covariance
+matching, below, split between A and B by an EM step:
+:meth:`GrowthRateEKF._match_two_noises`), so the relative part is learned as
+the culture grows out of the noise. A level taken from one reading (the first,
+a re-anchoring) reads ``max(y, √A)``.
 
 Robustness
 ----------
@@ -148,15 +180,16 @@ Robustness
   standardised innovation ``z = e/√S`` above the threshold ``k``
   (``ekf_outlier_std_threshold``, default 5), the reading's noise variance is
   inflated by ``|z|/k``, which bounds its influence on the state.
-* **A reading of 0 or less is flagged and not assimilated** (NaN and ±inf are left out): no culture
-  reads it, and under noise relative to the signal it has no likelihood; linearised at a small
-  prediction its pull on ℓ grows as 1/ŷ (a run of −0.3 took ℓ to −67,000 in five readings, then
-  divided by zero).
+* **A reading of 0 or less is flagged and not assimilated** on a channel without a noise floor (NaN
+  and ±inf are left out): no culture reads it, and under noise relative to the signal it has no
+  likelihood; linearised at a small prediction its pull on ℓ grows as 1/ŷ (a run of −0.3 took ℓ to
+  −67,000 in five readings, then divided by zero). With a floor it is assimilated (*Readings near zero*).
 * **Adaptive observation noise** (covariance matching; Mehra, *IEEE TAC*
   17(5):693, 1972): each channel's relative noise variance ``σᵢ²`` starts from
   the warm-up readings and follows an exponentially weighted average of
   ``e²/ŷ² − P_ℓℓ`` (innovations clipped at ``min(k, level_shift_std)`` standard
-  deviations, so a step's first readings do not pass for noise), so the
+  deviations, so a step's first readings do not pass for noise; with a noise floor
+  the sample is shared between the floor and the relative part), so the
   filter stays calibrated when noise grows with the signal — a fixed noise
   level learnt at the start makes ordinary readings look like outliers later.
 * **When a dose happened**: a dosing event is published when its pump stops,
@@ -295,6 +328,9 @@ class FilterSettings(Record, kw_only=False):
             grows; Monod kinetics give ``1 + 2X/(K + S)``, logistic growth 1): without doses a falling drift
             changes at ``κ·r + a/max(r, 0.05) − 1/τ`` per h (default 3, Monod's least κ once a fall is
             visible: module docstring; 0: it only forgets itself). A finite number ≥ 0.
+        max_rel_noise: The largest relative noise SD taken for a culture's readings (0.05 = 5 %; real
+            Pioreactor recordings scatter by 1–3 %): what a warm-up scatters beyond it at its level is the
+            instrument's noise floor, an absolute noise (module docstring, *Readings near zero*). > 0.
     """
 
     outlier_std_threshold: float = 5.0
@@ -328,6 +364,7 @@ class FilterSettings(Record, kw_only=False):
     falling_boost_std: float = 0.0
     falling_rate_ref: float = 0.5
     falling_drift_growth: float = 3.0
+    max_rel_noise: float = 0.05
 
     def __post_init__(self) -> None:
         if not self.outlier_std_threshold > 2:
@@ -356,6 +393,8 @@ class FilterSettings(Record, kw_only=False):
             raise ValueError(f"drift_boost_max must be ≥ 1, got {self.drift_boost_max}")
         if self.dilution_lookback_s < 0:
             raise ValueError(f"dilution_lookback_s must be ≥ 0, got {self.dilution_lookback_s}")
+        if not (self.max_rel_noise > 0 and math.isfinite(self.max_rel_noise)):
+            raise ValueError(f"max_rel_noise must be a finite number > 0, got {self.max_rel_noise}")
 
 
 def _drift_integrals(gamma: float, dt: float) -> tuple[float, float, float, float, float]:
@@ -453,9 +492,11 @@ class GrowthRateEKF:
         rate, rate_var: Prior growth rate (h⁻¹) and its variance (default from settings).
         prior: A :meth:`carry_over` of an earlier filter: rate, drift, dose response,
             their covariance and the noise estimates (overrides ``rate``/``rate_var``).
+        obs_abs_var: Absolute noise variance Aᵢ per channel (nOD², the noise floor; module docstring,
+            *Readings near zero*); a channel absent or at 0 has relative noise only.
 
     Raises:
-        ValueError: no channel, or a non-positive variance.
+        ValueError: no channel, or a non-positive variance (a negative or non-finite absolute one).
     """
 
     def __init__(
@@ -468,12 +509,15 @@ class GrowthRateEKF:
         rate: float | None = None,
         rate_var: float | None = None,
         prior: Mapping[str, Any] | None = None,
+        obs_abs_var: Mapping[str, float] | None = None,
     ) -> None:
         import numpy as np  # on first use: the job is ready before numpy is imported
         if not obs_rel_var:
             raise ValueError("the filter needs at least one channel")
         if log_od_var <= 0 or any(v <= 0 for v in obs_rel_var.values()):
             raise ValueError("variances must be positive")
+        if any(not (float(v) >= 0 and math.isfinite(float(v))) for v in (obs_abs_var or {}).values()):
+            raise ValueError("absolute noise variances must be finite and ≥ 0")
         s = self.s = settings
         self.t = float(t0)
         self.x = np.array([float(log_od), s.initial_rate if rate is None else float(rate), 0.0, 0.0])
@@ -485,6 +529,7 @@ class GrowthRateEKF:
         ])
         floor = s.min_obs_rel_std**2
         self.obs_rel_var = {str(k): max(float(v), floor) for k, v in obs_rel_var.items()}
+        self.obs_abs_var = {k: float((obs_abs_var or {}).get(k, 0.0)) for k in self.obs_rel_var}
         self._coupled_until = -math.inf  # epoch s until which doses hold the culture where μ follows its biomass
         self._surprise = 0.0  # exponentially weighted mean of the standardised innovation
         self._drift_growth = True  # False while bridging a gap (a restarted job's downtime, a day without readings)
@@ -650,13 +695,14 @@ class GrowthRateEKF:
         return (self.t, self.x.copy(), self.P.copy(), dict(self.obs_rel_var), dict(self._outlier_run),
                 dict(self._run_start), dict(self._run_sum), self._dilution_readings_left, self._applied,
                 self._coupled_until, self._surprise, self._drift_boost, self._slope_boost, self._stepped_until,
-                self._reanchor)
+                self._reanchor, dict(self.obs_abs_var))
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
         (self.t, x, P, obs, runs, starts, sums, self._dilution_readings_left, self._applied,
          self._coupled_until, self._surprise, self._drift_boost, self._slope_boost, self._stepped_until,
-         self._reanchor) = snapshot
+         self._reanchor, obs_abs) = snapshot
         self.x, self.P, self.obs_rel_var, self._outlier_run = x.copy(), P.copy(), dict(obs), dict(runs)
+        self.obs_abs_var = dict(obs_abs)
         self._run_start, self._run_sum = dict(starts), dict(sums)
 
     def mark_dilution(self, t: float | None = None, volume_change_ml: float | None = None,
@@ -752,28 +798,30 @@ class GrowthRateEKF:
             if channel not in self.obs_rel_var or y is None or not math.isfinite(y):
                 continue
             y = float(y)
-            if y <= 0:
+            abs_var = self.obs_abs_var.get(channel, 0.0)
+            if y <= 0 and abs_var <= 0:
                 # no culture reads 0 or less, and under noise relative to the signal such a reading has no
                 # likelihood: linearised at a small prediction its pull on ℓ grows as 1/ŷ (a run of −0.3 took ℓ
-                # to −67,000 in five readings, then divided by zero). Not assimilated; flagged.
+                # to −67,000 in five readings, then divided by zero). Not assimilated; flagged. With a noise
+                # floor (abs_var > 0) it is an ordinary reading of a level near 0 (*Readings near zero*).
                 outliers.append(channel)
                 continue
             used[channel] = y
             rel_var = self.obs_rel_var[channel]
             prior_l_var = float(self.P[0, 0])
             y_hat = math.exp(self.x[0])
-            S = y_hat * y_hat * (prior_l_var + rel_var)
+            S = y_hat * y_hat * (prior_l_var + rel_var) + abs_var
             z = (y - y_hat) / math.sqrt(S)
             if ambiguous > 0:
                 # taken while the pump may still have run: diluted already, or not yet? Such a reading
                 # is not assimilated (either guess would bias the level); it is flagged only when it
                 # fits neither hypothesis.
                 y_diluted = math.exp(self.x[L] - ambiguous)
-                z_diluted = (y - y_diluted) / (y_diluted * math.sqrt(prior_l_var + rel_var))
+                z_diluted = (y - y_diluted) / math.sqrt(y_diluted * y_diluted * (prior_l_var + rel_var) + abs_var)
                 if min(abs(z), abs(z_diluted)) > k:
                     outliers.append(channel)
                 continue
-            r_var = rel_var * y_hat * y_hat
+            r_var = rel_var * y_hat * y_hat + abs_var
             weight = 1.0
             run = self._outlier_run.get(channel, 0)
             if abs(z) > self.s.level_shift_std - 1.0 and not after_dilution:
@@ -805,28 +853,73 @@ class GrowthRateEKF:
             if not after_dilution and not level_shift:
                 # covariance matching on the (clipped) relative innovation
                 clip = min(k, self.s.level_shift_std) ** 2  # a step's first surprises must not teach the filter noise
-                sample = max(min(z * z, clip) * (prior_l_var + rel_var) - prior_l_var, 0.0)
                 beta = 1.0 / self.s.noise_adaptation_readings
-                self.obs_rel_var[channel] = max((1.0 - beta) * rel_var + beta * sample, self.s.min_obs_rel_std**2)
+                if abs_var <= 0:
+                    sample = max(min(z * z, clip) * (prior_l_var + rel_var) - prior_l_var, 0.0)
+                    self.obs_rel_var[channel] = max((1.0 - beta) * rel_var + beta * sample, self.s.min_obs_rel_std**2)
+                else:
+                    self._match_two_noises(channel, max(min(z * z, clip) * S - y_hat * y_hat * prior_l_var, 0.0),
+                                           y_hat, beta)
         self._prune_doses()
         if step_from is not None and not self._replaying:
             return self._replay_after_step(step_from)
         return self.estimate(outliers=tuple(outliers), after_dilution=after_dilution or ambiguous > 0,
                              level_shift=level_shift, observations=used)
 
+    def _match_two_noises(self, channel: str, sample: float, y_hat: float, beta: float) -> None:
+        """Covariance matching of a channel with a noise floor: the reading's noise variance ``V = A + B·ŷ²``
+        (A absolute, B relative) has the sample ``v²`` (the clipped squared innovation less the prediction's
+        share ``ŷ²·P_ℓℓ``), and each part moves by the EM step for two independent Gaussian variance components
+        seen through their sum (Dempster, Laird & Rubin, *JRSS B* 39(1):1, 1977; Searle, Casella & McCulloch,
+        *Variance Components*, Wiley 1992, §8.3): ``E[v₁² | v] = A + (A/V)²·(v² − V)``, averaged with weight
+        β = 1/``noise_adaptation_readings``. Without a floor (A = 0) this is the relative rule of
+        :meth:`update`; each part's share of the excess follows its share of V, so the floor is learned where
+        the level is near 0 and the relative noise where the culture is far above it. B stays at least
+        ``min_obs_rel_std²``."""
+        a, b = self.obs_abs_var[channel], self.obs_rel_var[channel]
+        y2 = y_hat * y_hat
+        total = a + b * y2
+        excess = sample - total
+        self.obs_abs_var[channel] = max(a + beta * (a / total) ** 2 * excess, 0.0)
+        self.obs_rel_var[channel] = max(b + beta * (b * y2 / total) ** 2 * excess / y2, self.s.min_obs_rel_std**2)
+
     def _reanchor_level(self, observations: Mapping[str, float]) -> None:
-        """Take the level from ``observations`` (the mean log of the positive, finite readings of known channels;
-        variance: the largest channel noise), as the filter's first reading does; without such a reading the
-        level waits for the next one."""
-        logs = [math.log(float(y)) for channel, y in observations.items()
-                if str(channel) in self.obs_rel_var and y is not None and math.isfinite(y) and y > 0]
-        if not logs:
+        """Take the level from ``observations`` (:meth:`level_of`), as the filter's first reading does; without
+        a reading that gives one the level waits for the next one."""
+        level = self.level_of(observations)
+        if level is None:
             self._reanchor = True
             return
-        self.x[L] = sum(logs) / len(logs)
+        self.x[L] = level[0]
         self.P[L, :] = self.P[:, L] = 0.0
-        self.P[L, L] = max(self.obs_rel_var.values())
+        self.P[L, L] = level[1]
         self._reanchor = False
+
+    def level_of(self, observations: Mapping[str, float], base_variance: float | None = None) -> tuple[float, float] | None:
+        """``(ℓ, variance)`` of a level taken from one reading ``{channel: nOD}`` alone (the filter's first
+        reading, a re-anchoring), or None when no finite reading of a known channel gives one.
+
+        Without a noise floor: the mean log of the positive readings, variance ``base_variance`` (default: the
+        largest relative noise variance; as before the floor existed). A channel with a floor (``A > 0``) reads near 0 as well, so
+        its value is ``ln(max(y, √A))`` (a reading at or below the floor says only that the level is there or
+        below), and the variance is at least its delta-method variance ``B + A/max(y, √A)²`` (the variance
+        of ``ln y`` to first order: Casella & Berger, *Statistical Inference*, 2nd ed., §5.5.4)."""
+        logs: list[float] = []
+        variance = max(self.obs_rel_var.values()) if base_variance is None else float(base_variance)
+        for channel, y in observations.items():
+            channel = str(channel)
+            if channel not in self.obs_rel_var or y is None or not math.isfinite(y):
+                continue
+            floor = math.sqrt(self.obs_abs_var.get(channel, 0.0))
+            if floor > 0:
+                value = max(float(y), floor)
+                variance = max(variance, self.obs_rel_var[channel] + (floor / value) ** 2)
+                logs.append(math.log(value))
+            elif y > 0:
+                logs.append(math.log(float(y)))
+        if not logs:
+            return None
+        return sum(logs) / len(logs), variance
 
     def _replay_after_step(self, first_t: float) -> Estimate:
         """A step in the signal without a dosing event began at the reading of ``first_t``: process the
@@ -877,7 +970,8 @@ class GrowthRateEKF:
         stepped = self._stepped_until if math.isfinite(self._stepped_until) else None
         return {"t": self.t, "x": [float(v) for v in self.x[1:]],
                 "P": [[float(v) for v in row[1:]] for row in self.P[1:]],
-                "obs_rel_var": dict(self.obs_rel_var), "coupled_until": coupled, "stepped_until": stepped}
+                "obs_rel_var": dict(self.obs_rel_var), "obs_abs_var": dict(self.obs_abs_var),
+                "coupled_until": coupled, "stepped_until": stepped}
 
     def _use_prior(self, prior: Mapping[str, Any]) -> None:
         """Start from a :meth:`carry_over`, its covariance grown by the process noise of the time since."""
@@ -905,20 +999,27 @@ class GrowthRateEKF:
         for channel, value in (prior.get("obs_rel_var") or {}).items():
             if str(channel) in self.obs_rel_var and float(value) > 0:
                 self.obs_rel_var[str(channel)] = max(float(value), floor)
+        for channel, value in (prior.get("obs_abs_var") or {}).items():  # absent from a state cached before the floor
+            if str(channel) in self.obs_abs_var and float(value) >= 0 and math.isfinite(float(value)):
+                self.obs_abs_var[str(channel)] = float(value)
 
 
 class Normalization(Record, frozen=False, kw_only=False):
-    """Per-channel baseline (median OD of the warm-up) and initial relative noise variance.
+    """Per-channel baseline (median OD of the warm-up), initial relative noise variance and absolute noise
+    variance (nOD², the noise floor; 0 or absent: none; module docstring, *Readings near zero*).
 
     Cached per experiment by the job (``od_normalization_mean`` /
-    ``od_normalization_variance``) so that a restart reuses it.
+    ``od_normalization_variance``, the relative variances) so that a restart reuses it; the absolute
+    variances follow the filter's carried-over state (:meth:`GrowthRateEKF.carry_over`).
     """
 
     factors: dict[str, float]
     rel_variances: dict[str, float]
+    abs_variances: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"factors": dict(self.factors), "rel_variances": dict(self.rel_variances)}
+        return {"factors": dict(self.factors), "rel_variances": dict(self.rel_variances),
+                "abs_variances": dict(self.abs_variances)}
 
 
 def robust_log_residual_var(times_s: list[float], values: list[float], floor_std: float) -> float:
@@ -933,12 +1034,20 @@ def robust_log_residual_var(times_s: list[float], values: list[float], floor_std
     residual (a −22 % spike in 10 readings of 1.5 % noise read as 5 % noise, so
     that spike and the next ones were not flagged).
     """
-    import numpy as np  # on first use: the job is ready before numpy is imported
     pairs = [(t, math.log(v)) for t, v in zip(times_s, values) if v > 0]
     if len(pairs) < 3:
         return floor_std**2
-    t = np.array([p[0] for p in pairs])
-    y = np.array([p[1] for p in pairs])
+    return max(_robust_residual_sd([p[0] for p in pairs], [p[1] for p in pairs]), floor_std) ** 2
+
+
+def _robust_residual_sd(times_s: list[float], values: list[float]) -> float:
+    """1.4826·MAD of the residuals of ``values`` around their Theil–Sen line in time (see
+    :func:`robust_log_residual_var`); 0 for fewer than 3 values."""
+    import numpy as np  # on first use: the job is ready before numpy is imported
+    if len(values) < 3:
+        return 0.0
+    t = np.array(times_s, dtype=float)
+    y = np.array(values, dtype=float)
     t = t - t.mean()
     i, j = np.triu_indices(len(t), k=1)
     dt = t[j] - t[i]
@@ -947,13 +1056,21 @@ def robust_log_residual_var(times_s: list[float], values: list[float], floor_std
     residuals = y - slope * t
     residuals = residuals - np.median(residuals)
     mad = float(np.median(np.abs(residuals)))
-    return max(MAD_TO_SD * mad, floor_std) ** 2
+    return MAD_TO_SD * mad
 
 
-def compute_normalization(readings: list[tuple[float, dict[str, float]]], floor_std: float) -> Normalization:
+def compute_normalization(readings: list[tuple[float, dict[str, float]]], floor_std: float,
+                          max_rel_std: float = math.inf) -> Normalization:
     """Baselines and noise from warm-up ``readings`` ``[(t, {channel: od}), …]``.
 
-    Channels whose median is not positive are left out (they cannot be normalised).
+    Channels whose median is not positive are left out (they cannot be normalised). Each channel's
+    relative noise variance is :func:`robust_log_residual_var` of its normalised readings (≥ ``floor_std²``).
+    Its absolute noise variance (the noise floor, nOD²) is what the robust residual variance of the
+    normalised readings themselves, ``V`` (:func:`_robust_residual_sd` in linear space, at the level 1),
+    holds beyond ``max_rel_std²`` (the largest relative noise a culture's readings are taken to have:
+    ``FilterSettings.max_rel_noise``): ``A = V − max_rel_std²`` and the relative variance at most
+    ``max_rel_std²`` when ``V > max_rel_std²``, else ``A = 0`` (module docstring, *Readings near zero*).
+    The default, ``inf``, never gives a floor.
 
     Raises:
         ValueError: no channel has a positive median.
@@ -966,15 +1083,22 @@ def compute_normalization(readings: list[tuple[float, dict[str, float]]], floor_
                 channels.setdefault(str(channel), []).append((t, float(od)))
     factors: dict[str, float] = {}
     variances: dict[str, float] = {}
+    floors: dict[str, float] = {}
     for channel, pairs in channels.items():
         median = float(np.median([v for _, v in pairs]))
         if median <= 0:
             continue
         factors[channel] = median
-        variances[channel] = robust_log_residual_var([t for t, _ in pairs], [v / median for _, v in pairs], floor_std)
+        times, normalised = [t for t, _ in pairs], [v / median for _, v in pairs]
+        variances[channel] = robust_log_residual_var(times, normalised, floor_std)
+        if math.isfinite(max_rel_std):
+            total = _robust_residual_sd(times, normalised) ** 2
+            if total > max_rel_std**2:
+                floors[channel] = total - max_rel_std**2
+                variances[channel] = max(min(variances[channel], max_rel_std**2), floor_std**2)
     if not factors:
         raise ValueError("no channel has a positive median OD during the warm-up; is the culture (or blank) in place?")
-    return Normalization(factors, variances)
+    return Normalization(factors, variances, floors)
 
 
 class GrowthRateCalculator:
@@ -1061,14 +1185,21 @@ class GrowthRateCalculator:
         factors = self.normalization.factors
         return {str(c): float(v) / factors[str(c)] for c, v in ods.items() if str(c) in factors and v is not None}
 
-    def _start_filter(self, t0: float, log_od: float, log_od_var: float) -> None:
+    def _start_filter(self, t0: float, first: Mapping[str, float]) -> None:
+        """Start the filter at epoch second ``t0``, its level from the normalised reading ``first``
+        (:meth:`GrowthRateEKF.level_of`; 0 when it gives none)."""
         assert self.normalization is not None
         rate_var = None if self.initial_rate_std is None else self.initial_rate_std**2
-        args = (self.settings, t0, log_od, log_od_var, self.normalization.rel_variances)
+        variance = max(self.normalization.rel_variances.values())
+        args = (self.settings, t0, 0.0, variance, self.normalization.rel_variances)
+        kwargs = dict(rate=self.initial_rate, rate_var=rate_var, obs_abs_var=self.normalization.abs_variances)
         try:
-            self.ekf = GrowthRateEKF(*args, rate=self.initial_rate, rate_var=rate_var, prior=self.prior)
+            self.ekf = GrowthRateEKF(*args, prior=self.prior, **kwargs)
         except (ValueError, KeyError, TypeError):  # an unusable carried-over state: start from the rate prior
-            self.ekf = GrowthRateEKF(*args, rate=self.initial_rate, rate_var=rate_var)
+            self.ekf = GrowthRateEKF(*args, **kwargs)
+        level = self.ekf.level_of(first, variance)
+        if level is not None:
+            self.ekf.x[L], self.ekf.P[L, L] = level
 
     def on_od(self, timestamp: float, ods: Mapping[str, float]) -> Estimate | None:
         """One OD reading ``{channel: od}`` at epoch second ``timestamp``; None while warming up.
@@ -1086,15 +1217,13 @@ class GrowthRateCalculator:
                 self._warmup.append((timestamp, clean))
                 if len(self._warmup) < self.samples_for_od_statistics:
                     return None
-                self.normalization = compute_normalization(self._warmup, self.settings.min_obs_rel_std)
+                self.normalization = compute_normalization(self._warmup, self.settings.min_obs_rel_std,
+                                                           self.settings.max_rel_noise)
                 return self._run_warmup_through_filter()
             obs = self.normalize(clean)
             if not obs:
                 return None
-            logs = [math.log(v) for v in obs.values() if v > 0]
-            log_od = sum(logs) / len(logs) if logs else 0.0
-            variance = max(self.normalization.rel_variances.values())
-            self._start_filter(timestamp, log_od, variance)
+            self._start_filter(timestamp, obs)
             if self._pending_dilution:
                 self.ekf.mark_dilution()  # type: ignore[union-attr]
                 self._pending_dilution = False
@@ -1109,10 +1238,7 @@ class GrowthRateCalculator:
     def _run_warmup_through_filter(self) -> Estimate:
         """Start the filter at the first warm-up reading and assimilate the warm-up (faster convergence)."""
         t0, first = self._warmup[0]
-        obs0 = self.normalize(first)
-        logs = [math.log(v) for v in obs0.values() if v > 0]
-        variance = max(self.normalization.rel_variances.values())  # type: ignore[union-attr]
-        self._start_filter(t0, sum(logs) / len(logs) if logs else 0.0, variance)
+        self._start_filter(t0, self.normalize(first))
         estimate: Estimate | None = None
         for t, ods in self._warmup:
             estimate = self._count(self.ekf.update(t, self.normalize(ods)))  # type: ignore[union-attr]

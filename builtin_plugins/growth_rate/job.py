@@ -297,9 +297,12 @@ class GrowthRateCalculating(BackgroundJob):
             return None
         if was_warming and self.calculator.normalization is not None:
             self._store_normalization(self.calculator.normalization)
-            self.logger.info("OD baselines: %s; relative noise: %s",
-                             {k: round(v, 6) for k, v in self.calculator.normalization.factors.items()},
-                             {k: round(v**0.5, 5) for k, v in self.calculator.normalization.rel_variances.items()})
+            normalization = self.calculator.normalization
+            floors = {k: round(v**0.5, 5) for k, v in normalization.abs_variances.items()}
+            self.logger.info("OD baselines: %s; relative noise: %s%s",
+                             {k: round(v, 6) for k, v in normalization.factors.items()},
+                             {k: round(v**0.5, 5) for k, v in normalization.rel_variances.items()},
+                             f"; noise floor (SD, normalised OD): {floors}" if floors else "")
         if estimate.level_shift:
             self.logger.info("A step in the OD signal without a dosing event at %s; re-anchored the level.", timestamp)
         self.growth_rate = {"growth_rate": estimate.growth_rate, "timestamp": timestamp}
