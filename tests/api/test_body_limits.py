@@ -53,3 +53,31 @@ def test_a_text_field_above_the_limit_is_a_400_naming_the_field(client):
 
 def test_brackets_inside_strings_do_not_count_as_nesting():
     assert nesting_depth('{"a": "[[[[[[[[", "b": [1, {"c": "\\"]]]"}]}', 64) == 3
+
+
+def _bounded_by(*lines: str) -> Config:
+    config = Config()
+    config.read_string(DEFAULTS)
+    config.read_string("[api]\n" + "".join(f"{line}\n" for line in lines))
+    return config
+
+
+def test_the_bounds_follow_the_config_the_app_reads_now():
+    from reactorkit.api.body_limits import BoundedJSONHandler
+
+    current = [_bounded_by("max_body_bytes = 40000")]
+    handler = BoundedJSONHandler(config=lambda: current[0])
+    assert handler.bounds()[0] == 40000
+    current[0] = _bounded_by("max_body_bytes = 2000", "max_text_chars = 300")  # the files read again after a save
+    assert handler.bounds()[::2] == (2000, 300)
+    current[0].set("api", "max_json_depth", "5")  # the same object changed (its generation grows)
+    assert handler.bounds() == (2000, 5, 300)
+
+
+@pytest.mark.parametrize("value", ["1O00", "0", "-5", "1.5"])
+def test_a_bound_that_is_not_a_positive_integer_is_the_default(value):
+    from reactorkit.api.body_limits import DEFAULT_MAX_BODY_BYTES, BoundedJSONHandler
+
+    # a typo saved through the API must not refuse every JSON body (the save that would correct it included)
+    handler = BoundedJSONHandler(config=_bounded_by(f"max_body_bytes = {value}"))
+    assert handler.bounds()[0] == DEFAULT_MAX_BODY_BYTES

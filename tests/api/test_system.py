@@ -131,3 +131,32 @@ def test_the_database_check_reads_the_file_read_only_and_says_what_is_wrong(tmp_
     (tmp_path / "not.sqlite").write_bytes(b"not a database, " * 64)
     with pytest.raises(sqlite3.DatabaseError):
         check_database(tmp_path / "not.sqlite")
+
+
+def test_the_health_checks_of_another_config_are_not_answered_from_the_cache(tmp_path, monkeypatch):
+    # unit test (checks faked): the cache keeps results for the config they were checked with only
+    from reactorkit.api.resources import health_checks
+    from reactorkit.core.config import DEFAULTS, Config
+
+    monkeypatch.setenv("DOT_PIOREACTOR", str(tmp_path))
+    monkeypatch.setattr(health_checks, "CACHE_S", 3600.0)  # results of the same config are always cached here
+    checked = []
+    monkeypatch.setattr(health_checks, "check_broker", lambda host, port, *_: checked.append(port))
+    monkeypatch.setattr(health_checks, "check_redis", lambda url: None)
+    monkeypatch.setattr(health_checks, "check_database", lambda path: None)
+
+    def config_with(port: int) -> Config:
+        config = Config()
+        config.read_string(DEFAULTS + f"[mqtt]\nbroker_port = {port}\n")
+        return config
+
+    current = [config_with(1000)]
+    checks = health_checks.HealthChecks(lambda: current[0], leader=False)
+    checks.results()
+    checks.results()  # the same config: from the cache
+    assert checked == [1000]
+    current[0] = config_with(2000)  # the files read again after a save
+    checks.results()
+    current[0].set("mqtt", "broker_port", "3000")  # the same object changed
+    checks.results()
+    assert checked == [1000, 2000, 3000]
