@@ -38,12 +38,12 @@ def install(app: Any) -> None:
     ``unit`` and ``leader`` (as ``create_app`` sets them).
     """
     context = app.context
-    cap = max_wait_s(context.config)
+    def cap() -> float:  # [ui] max_wait_seconds as the app's config is now (read at each request)
+        return max_wait_s(context.config)
+
     roots = ["/unit_api"] + (["/api"] if getattr(context, "leader", False) else [])
     for root in roots:
         app.add_route(f"{root}/openapi.json", OpenApiDocument(app, root, cap))
         app.add_route(f"{root}/docs", DocsPage(root))
     app.add_static_route(STATIC_URL, str(STATIC_DIR))
-    # the cap of ?wait= as the config is at each request; the documents state the cap of the start-up config
-    app.add_middleware([VersionMiddleware(), WaitMiddleware(context.unit, lambda: max_wait_s(context.config)),
-                        ValidationMiddleware(app)])
+    app.add_middleware([VersionMiddleware(), WaitMiddleware(context.unit, cap), ValidationMiddleware(app)])

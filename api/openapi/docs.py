@@ -6,7 +6,7 @@ import html
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import falcon
 
@@ -15,24 +15,39 @@ STATIC_URL = "/unit_api/static"
 
 
 class OpenApiDocument:
-    """``GET {root}/openapi.json``: the OpenAPI 3.1 document of ``root``, built once on first request."""
+    """``GET {root}/openapi.json``: the OpenAPI 3.1 document of ``root``, built on first request and again only
+    when the cap of ``?wait=`` it states changed.
 
-    def __init__(self, app: Any, root: str, max_wait_s: float) -> None:
+    Args:
+        app: The app whose routes are documented.
+        root: ``/api`` or ``/unit_api``.
+        max_wait_s: The cap of ``?wait=`` in seconds, or ``() -> seconds`` (the app's ``[ui] max_wait_seconds``
+            as it is now: a cap saved through the API is the one the document states).
+    """
+
+    def __init__(self, app: Any, root: str, max_wait_s: float | Callable[[], float]) -> None:
         self.app = app
         self.root = root
-        self.max_wait_s = max_wait_s
-        self._text: str | None = None
+        self._max_wait_s = max_wait_s if callable(max_wait_s) else (lambda: max_wait_s)
+        self._built: tuple[float, str] | None = None  # (cap, document text)
         self._lock = threading.Lock()
 
+    @property
+    def max_wait_s(self) -> float:
+        return self._max_wait_s()
+
     def text(self) -> str:
-        """The document as JSON text (cached)."""
-        if self._text is None:
+        """The document as JSON text (cached per cap)."""
+        cap = self.max_wait_s
+        built = self._built
+        if built is None or built[0] != cap:
             with self._lock:
-                if self._text is None:
+                built = self._built
+                if built is None or built[0] != cap:
                     from reactorkit.api.openapi.document import build
 
-                    self._text = json.dumps(build(self.app, self.root, max_wait_s=self.max_wait_s))
-        return self._text
+                    built = self._built = (cap, json.dumps(build(self.app, self.root, max_wait_s=cap)))
+        return built[1]
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON

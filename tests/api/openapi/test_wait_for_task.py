@@ -104,3 +104,20 @@ def test_a_bad_wait_is_a_400_and_queues_nothing(unit):
 def test_wait_does_not_change_synchronous_operations(unit):
     result = make_client(unit, 20).simulate_get("/unit_api/health", params={"wait": "5"})
     assert result.status_code == 200 and result.json["status"] == "ok"
+
+
+def test_a_cap_saved_through_the_api_is_the_one_applied_and_documented(unit):
+    from reactorkit.core.config import forget_config_files
+
+    forget_config_files()  # this process reads this unit's files (the app follows them: no config= given)
+    try:
+        client = falcon.testing.TestClient(create_app(Registry.installed(), unit=unit.unit, leader=False))
+        assert "(at most 20; more is cut to that)" in client.simulate_get("/unit_api/openapi.json").text
+        saved = client.simulate_patch("/unit_api/config/specific", json={"code": "[ui]\nmax_wait_seconds = 0\n"})
+        assert saved.status_code == 200, saved.text
+        assert "(at most 0; more is cut to that)" in client.simulate_get("/unit_api/openapi.json").text
+        # no worker runs: asked for an hour, cut to the saved cap (the test would otherwise wait the old 20 s)
+        result = client.simulate_post("/unit_api/jobs/stop/all", params={"wait": "3600"})
+        assert result.status_code == 202
+    finally:
+        forget_config_files()
