@@ -22,9 +22,18 @@ is answered with a log line (the UI's event log): the hardware layer has no stat
 
 ``voltage_on_pwm_rail`` is not published: the hardware layer has no rail voltage to read.
 
+Self-checks (:mod:`.self_checks`: disk, web server, MQTT, the leader for a worker, CPU and heater-PCB
+temperature) run once at start and every ``[monitor.config] self_check_interval_hours`` (default 12) of the
+clock's time (simulated time when the clock is sped up), in a timer thread of their own: a check that waits
+(an HTTP probe, up to 5 s) holds neither the MQTT client's network thread nor the statistics. Each finding is
+a log line (DEBUG when all is well; WARNING or ERROR saying what is wrong and what to do); a failed check's
+error code is published (QoS 1, not retained) on ``…/$experiment/monitor/flicker_led_with_error_code``, and
+while the broker is away the codes wait for the reconnection (the lines are in the unit's log file at once).
+A check that raises is logged and the others still run; nothing a check does stops the job.
+
 The readers below are plain functions of the files they read (paths as arguments), so a
 missing file (no thermal zone, no network interface, not a Raspberry Pi) gives None, never
-an error. The job's idle cost is one thread waiting on an event between refreshes.
+an error. The job's idle cost is two threads waiting between rounds: the statistics' and the self-checks'.
 """
 
 from __future__ import annotations
@@ -37,13 +46,16 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from reactorkit.plugin import BackgroundJob, backend_name
+from reactorkit.plugin import (BackgroundJob, RepeatedTimer, backend_name, dot_pioreactor, get_hardware,
+                               get_leader_hostname, unit_url)
 from reactorkit.plugin import mqtt as mq
 
+from . import self_checks as sc
 from .descriptors import MONITOR
 
 UNIVERSAL_EXPERIMENT = "$experiment"
 BLINK_TOPIC = "flicker_led_response_okay"  # domain facts §2.6: fixed topic under the monitor's
+ERROR_CODE_TOPIC = "flicker_led_with_error_code"  # domain facts §2.6, §3.9
 DEFAULT_STATISTICS_INTERVAL_S = 300.0
 #: What Pioreactor's software reports for a HAT it cannot read (its test environment); used off a Pi.
 SIMULATED_HAT = "0.0"
@@ -184,9 +196,13 @@ class Monitor(BackgroundJob):
         experiment: Ignored: this long-running job always runs under ``$experiment``.
         statistics_interval_s: Wall seconds between refreshes of ``computer_statistics`` and ``ipv4`` (default
             ``[monitor] statistics_interval_s``, else 300).
+        self_check_interval_hours: Hours of the clock's time between self-checks (default ``[monitor.config]
+            self_check_interval_hours``, else 12). A configured value that is not a positive number is logged
+            (error) and the default used: the monitor is the unit's status, it starts whatever the config says.
 
     Raises:
-        ValueError: ``statistics_interval_s`` is not positive.
+        ValueError: ``statistics_interval_s`` or ``self_check_interval_hours`` (given as an argument) is not
+            positive.
         JobAlreadyRunning: a monitor already runs on this unit.
         ConnectionError: the broker cannot be reached at start.
     """
@@ -196,7 +212,12 @@ class Monitor(BackgroundJob):
     is_long_running = True
 
     def __init__(self, unit: str, experiment: str = UNIVERSAL_EXPERIMENT, *,
-                 statistics_interval_s: float | None = None, **kwargs: Any) -> None:
+                 statistics_interval_s: float | None = None, self_check_interval_hours: float | None = None,
+                 **kwargs: Any) -> None:
+        if self_check_interval_hours is not None and not self_check_interval_hours > 0:
+            raise ValueError(f"self_check_interval_hours must be > 0, not {self_check_interval_hours}")
+        self._pending_codes: list[int] = []  # error codes found while the broker was away (set before the connection)
+        self._codes_lock = threading.Lock()
         super().__init__(unit, UNIVERSAL_EXPERIMENT, **kwargs)
         if statistics_interval_s is None:
             statistics_interval_s = self.config.getfloat("monitor", "statistics_interval_s",
@@ -215,6 +236,157 @@ class Monitor(BackgroundJob):
         self.refresh()
         self._refresher = threading.Thread(target=self._refresh_loop, name="monitor-refresh", daemon=True)
         self._refresher.start()
+        self.self_check_interval_hours = (self_check_interval_hours if self_check_interval_hours is not None
+                                          else self._configured_self_check_interval_hours())
+        self._self_check_lock = threading.Lock()
+        self._self_checker = RepeatedTimer(
+            self.self_check_interval_hours * 3600.0, self.self_check, clock=self.clock, run_immediately=True,
+            on_error=lambda exc: self.logger.error("Self-checks failed: %s", exc), name="monitor-self-check",
+        ).start()
+
+    def _configured_self_check_interval_hours(self) -> float:
+        default = sc.DEFAULTS["self_check_interval_hours"]
+        try:
+            hours = self.config.getfloat(sc.SECTION, "self_check_interval_hours", fallback=default)
+        except ValueError:
+            hours = float("nan")
+        if hours > 0 and hours != float("inf"):
+            return hours
+        raw = self.config.get(sc.SECTION, "self_check_interval_hours", fallback="")
+        self.logger.error("[%s] self_check_interval_hours = %r is not a positive number of hours; self-checks run "
+                          "every %g h. Fix it in config.ini and restart the monitor.", sc.SECTION, raw, default)
+        return default
+
+    def _threshold(self, key: str) -> float:
+        """``[monitor.config] key`` as a float (default :data:`self_checks.DEFAULTS`); ValueError when it is not
+        a number (the check that reads it is logged as not run)."""
+        return self.config.getfloat(sc.SECTION, key, fallback=sc.DEFAULTS[key])
+
+    # ------------------------------------------------------------------ self-checks
+    def self_checks(self) -> list[tuple[str, Callable[[], sc.Finding | None]]]:
+        """``[(name, check)]`` in the order they run; each check returns a :class:`self_checks.Finding`, or None
+        when it does not apply to this unit."""
+        return [("disk", self.check_disk), ("mqtt", self.check_mqtt), ("web_server", self.check_web_server),
+                ("network", self.check_network), ("cpu", self.check_cpu), ("heater_pcb", self.check_heater_pcb)]
+
+    def self_check(self) -> list[sc.Finding]:
+        """Run every check once (one round at a time): log each finding, publish the codes of failed ones.
+
+        A check that raises is logged (ERROR, with the exception) and the next one runs; this never raises
+        (but for what logging itself raises). Returns the findings of the checks that ran.
+        """
+        findings: list[sc.Finding] = []
+        with self._self_check_lock:
+            for name, check in self.self_checks():
+                if self._stop_refreshing.is_set():
+                    break  # stopping: the rest would report on a job that is going away
+                try:
+                    finding = check()
+                except Exception as exc:  # noqa: BLE001 - a check that fails to run never stops the monitor
+                    self.logger.error("Self-check %r could not run (%s: %s); the other checks ran, and it is tried "
+                                      "again at the next self-check, in %g h.", name, type(exc).__name__, exc,
+                                      self.self_check_interval_hours)
+                    continue
+                if finding is None:
+                    self.logger.debug("Self-check %r does not apply to this unit.", name)
+                    continue
+                findings.append(finding)
+                self.logger.log(finding.level, "%s", finding.message if not finding.ok
+                                else f"Self-check {name}: {finding.message}")
+                if not finding.ok and finding.code is not None:
+                    self.publish_error_code(finding.code)
+        return findings
+
+    def publish_error_code(self, code: int) -> None:
+        """Publish ``code`` on ``…/$experiment/monitor/flicker_led_with_error_code`` (QoS 1, not retained), as
+        Pioreactor's jobs ask the monitor to blink it. While the client is not connected, it is kept and published
+        at the reconnection (:meth:`on_mqtt_connect`), each code once."""
+        with self._codes_lock:
+            if not self.mqtt.is_connected():
+                if code not in self._pending_codes:
+                    self._pending_codes.append(code)
+                return
+        self.mqtt.publish(self._error_code_topic(), str(code), qos=mq.QOS_AT_LEAST_ONCE)
+
+    def _error_code_topic(self) -> str:
+        return mq.job_topic(self.unit, UNIVERSAL_EXPERIMENT, self.job_name, ERROR_CODE_TOPIC, config=self.config)
+
+    def check_disk(self) -> sc.Finding:
+        """Free space of the filesystem holding ``$DOT_PIOREACTOR`` (:func:`self_checks.check_disk`)."""
+        return sc.check_disk(dot_pioreactor(), self._threshold("min_free_disk_space_percent"),
+                             read_available_disk_space)
+
+    def web_server_url(self) -> tuple[str, bool]:
+        """``(base URL, verify TLS)`` of this unit's own API: ``[monitor.config] web_server_url`` when set
+        (certificate checked), else ``{[ui] proto}://127.0.0.1:{port}`` with the unit's port
+        (``[cluster.addresses]``, else ``[ui] port``), certificate not checked: it names the unit's host, and the
+        check is whether the server answers, on this machine.
+
+        Raises:
+            ValueError: the unit's address names a port that is not a number.
+        """
+        configured = self.config.get(sc.SECTION, "web_server_url", fallback="").strip()
+        if configured:
+            return configured, True
+        from urllib.parse import urlsplit
+
+        own = urlsplit(unit_url(self.unit, self.config))
+        return f"{own.scheme}://127.0.0.1:{own.port or (443 if own.scheme == 'https' else 80)}", False
+
+    def probe(self, url: str, verify: bool = True) -> str | None:
+        """:func:`self_checks.http_health` of ``url``, tried :data:`self_checks.HTTP_ATTEMPTS` times
+        ``[monitor.config] http_retry_wait_seconds`` (wall, default 15) apart until it answers (a stop ends the
+        wait); None once it answered, else the last failure and how many tries it took.
+
+        Raises:
+            ValueError: ``http_retry_wait_seconds`` is not a number.
+        """
+        wait_s = max(0.0, self._threshold("http_retry_wait_seconds"))
+        failure = None
+        for attempt in range(1, sc.HTTP_ATTEMPTS + 1):
+            failure = sc.http_health(url, verify=verify)
+            if failure is None:
+                return None
+            if attempt < sc.HTTP_ATTEMPTS and self._stop_refreshing.wait(wait_s):
+                break
+        return f"{failure}; {attempt} tries, {wait_s:g} s apart"
+
+    def check_web_server(self) -> sc.Finding:
+        """This unit's API answers its health route (:func:`self_checks.check_web_server`)."""
+        url, verify = self.web_server_url()
+        return sc.check_web_server(url, lambda u: self.probe(u, verify=verify))
+
+    def check_mqtt(self) -> sc.Finding:
+        """The job's own MQTT connection (:func:`self_checks.check_mqtt`)."""
+        host, port, _, _ = mq.broker_settings(self.config)
+        return sc.check_mqtt(self.mqtt, f"{host}:{port}")
+
+    def check_network(self) -> sc.Finding | None:
+        """A worker reaches its leader's API (:func:`self_checks.check_leader`); None on the leader."""
+        leader = get_leader_hostname(self.config)
+        if leader == self.unit:
+            return None
+        return sc.check_leader(leader, unit_url(leader, self.config), self.probe)
+
+    def check_cpu(self) -> sc.Finding | None:
+        """The first thermal zone's temperature (:func:`self_checks.check_cpu_temperature`); None without one."""
+        return sc.check_cpu_temperature(read_cpu_temperature(), self._threshold("max_cpu_temperature_c"))
+
+    def check_heater_pcb(self) -> sc.Finding | None:
+        """The hardware layer's heater-PCB temperature against the model's ``max_temp_to_disable_heating``
+        (:func:`self_checks.check_pcb_temperature`).
+
+        None on a Pi: opening the Pi backend in this process would set up every PWM and LED pin and drive them
+        at 0 % against the jobs that use them; there the temperature automation's own safety checks (every
+        53 s) guard the heater. Off a Pi, the simulated (or replayed) vessel's sensor is read.
+
+        Raises:
+            HardwareError: the sensor does not answer.
+        """
+        if backend_name(self.config) == "pi":
+            return None
+        celsius = get_hardware(self.config, self.unit).read_temperature()
+        return sc.check_pcb_temperature(celsius, sc.disable_heating_c(self.config))
 
     def refresh(self) -> None:
         """Read and publish ``computer_statistics`` (always: its timestamp moves) and ``ipv4`` (when it changed)."""
@@ -233,6 +405,14 @@ class Monitor(BackgroundJob):
     def on_mqtt_connect(self, client: Any) -> None:
         client.subscribe(mq.job_topic(self.unit, UNIVERSAL_EXPERIMENT, self.job_name, BLINK_TOPIC, config=self.config),
                          qos=mq.QOS_AT_LEAST_ONCE)
+        with self._codes_lock:
+            pending, self._pending_codes[:] = list(self._pending_codes), []
+        if pending:  # found by self-checks while the broker was away (their lines are in the unit's log file)
+            for code in pending:
+                client.publish(self._error_code_topic(), str(code), qos=mq.QOS_AT_LEAST_ONCE)
+            self.logger.warning("Connected to the MQTT broker again; error code(s) %s found by self-checks while it "
+                                "was away are published now (see the unit's log file for what they found).",
+                                ", ".join(map(str, pending)))
 
     def on_message(self, message: Any) -> None:
         if message.retain or not message.topic.endswith(f"/{BLINK_TOPIC}"):
@@ -241,3 +421,6 @@ class Monitor(BackgroundJob):
 
     def on_disconnected(self) -> None:
         self._stop_refreshing.set()
+        checker = self.__dict__.get("_self_checker")
+        if checker is not None:
+            checker.cancel()

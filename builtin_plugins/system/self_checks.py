@@ -44,7 +44,12 @@ DEFAULTS = {
     "self_check_interval_hours": 12.0,
     "min_free_disk_space_percent": 10.0,
     "max_cpu_temperature_c": 80.0,
+    "http_retry_wait_seconds": 15.0,
 }
+#: Tries of an HTTP health check before it fails, ``http_retry_wait_seconds`` (wall) apart: at a unit's boot the
+#: monitor may start before its API (or a worker's before the leader's) answers; three tries 15 s apart give them
+#: 30 s before the start's round reports them.
+HTTP_ATTEMPTS = 3
 #: ``max_temp_to_disable_heating`` (°C) by ``(model_name, model_version)`` (domain facts §1.4); every other model
 #: 80 °C. The temperature plugin's ``limits`` module holds the same table (built-in plugins do not import each
 #: other); ``[temperature_automation.config] max_temp_to_disable_heating`` overrides both.
