@@ -13,6 +13,7 @@ import pytest
 
 from reactorkit.builtin_plugins.system import self_checks as sc
 from reactorkit.core.cluster import free_port
+from reactorkit.core.fault_drills import wait_until
 from reactorkit.core.clock import parse_iso
 
 
@@ -197,10 +198,8 @@ def test_an_answering_api_passes_with_a_debug_line_in_the_log_file(unit_env, mqt
     mqtt_recorder.wait_for(f"{unit_env.prefix}pioreactor/{unit_env.unit}/$experiment/monitor/$state",
                            lambda p: p == b"ready", since=since)
     log_file = unit_env.root / "logs" / "pioreactor.log"
-    deadline = time.monotonic() + 60
-    while "Self-check web_server" not in (log_file.read_text() if log_file.exists() else ""):
-        assert time.monotonic() < deadline, "no web_server self-check line in the log file"
-        time.sleep(0.1)
+    wait_until(lambda: log_file.exists() and "Self-check web_server" in log_file.read_text(), 60,
+               what="the web_server self-check's line in the log file")
     line = next(x for x in log_file.read_text().splitlines() if "Self-check web_server" in x)
     assert "DEBUG" in line and "answers http://127.0.0.1:" in line
     assert not [p for p in mqtt_recorder.values(code_topic(unit_env)) if p == b"8"]
@@ -226,9 +225,11 @@ def test_self_checks_repeat_every_interval_of_simulated_time(unit_env, mqtt_reco
     spawn_job("monitor")
     stamps = warnings_with_timestamps(mqtt_recorder, unit_env, 3, since)
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    # once at start, then one round per 1800 simulated seconds, never more often (a round's own HTTP probe and
-    # scheduling may shift one line by a few wall tenths of a second: ≤ 10 % of the interval at this speed-up)
-    assert all(gap >= 0.9 * 1800 for gap in gaps), gaps
+    # once at start, then one round per 1800 simulated seconds, never more often. A late wake-up of the timer's
+    # thread on a busy machine shifts a line by wall tenths of a second, x 600 in simulated seconds: the bound
+    # leaves 1.5 wall s for that and still fails an interval read in other units or rounds run twice (gaps of a
+    # few simulated seconds); one read in wall hours never gets a second round (wait_for's timeout)
+    assert all(gap >= 0.5 * 1800 for gap in gaps), gaps
 
 
 @pytest.mark.integration
@@ -341,10 +342,7 @@ def test_codes_found_while_the_broker_is_away_are_logged_locally_and_published_a
     try:
         codes.wait_for(b"8")  # the start's round: nothing answers on the unit's port
         private_broker.stop()
-        deadline = time.monotonic() + 60
-        while job.mqtt.is_connected():
-            assert time.monotonic() < deadline, "the monitor did not see the broker go"
-            time.sleep(0.05)
+        wait_until(lambda: not job.mqtt.is_connected(), 60, 0.05, what="the monitor seeing the broker go")
         findings = {f.check: f for f in job.self_check()}
         assert not findings["mqtt"].ok and not findings["web_server"].ok
         log = (unit_env.root / "logs" / "pioreactor.log").read_text()
@@ -353,10 +351,9 @@ def test_codes_found_while_the_broker_is_away_are_logged_locally_and_published_a
         private_broker.start()
         codes.wait_for(b"2")  # published at the reconnection, with the web server's 8 found meanwhile
         codes.wait_for(b"8", count=2)
-        deadline = time.monotonic() + 60
-        while "Connected to the MQTT broker again" not in (unit_env.root / "logs" / "pioreactor.log").read_text():
-            assert time.monotonic() < deadline, "no line about the reconnection"
-            time.sleep(0.05)
+        log_file = unit_env.root / "logs" / "pioreactor.log"
+        wait_until(lambda: "Connected to the MQTT broker again" in log_file.read_text(), 60, 0.05,
+                   what="the line about the reconnection")
     finally:
         job.clean_up()
         codes.close()
