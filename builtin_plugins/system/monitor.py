@@ -25,10 +25,11 @@ is answered with a log line (the UI's event log): the hardware layer has no stat
 Self-checks (:mod:`.self_checks`: disk, web server, MQTT, the leader for a worker, CPU and heater-PCB
 temperature) run once at start and every ``[monitor.config] self_check_interval_hours`` (default 12) of the
 clock's time (simulated time when the clock is sped up), in a timer thread of their own: a check that waits
-(an HTTP probe, up to 5 s) holds neither the MQTT client's network thread nor the statistics. Each finding is
-a log line (DEBUG when all is well; WARNING or ERROR saying what is wrong and what to do); a failed check's
-error code is published (QoS 1, not retained) on ``…/$experiment/monitor/flicker_led_with_error_code``, and
-while the broker is away the codes wait for the reconnection (the lines are in the unit's log file at once).
+(an HTTP probe: up to 5 s a try, tries 15 s apart) holds neither the MQTT client's network thread nor the
+statistics. Each finding is a log line (DEBUG when all is well; WARNING or ERROR saying what is wrong and
+what to do); a failed check's error code is published (QoS 1, not retained) on
+``…/$experiment/monitor/flicker_led_with_error_code``, and while the broker is away the codes wait for the
+reconnection (the lines are in the unit's log file at once).
 A check that raises is logged and the others still run; nothing a check does stops the job.
 
 The readers below are plain functions of the files they read (paths as arguments), so a
