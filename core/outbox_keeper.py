@@ -42,36 +42,67 @@ def orphans(config: Any = None) -> int:
 
 
 def keep(stop: threading.Event, config: Any = None, interval_s: float | None = None) -> None:
-    """Until ``stop`` is set: adopt and send orphaned messages of this unit (see the module doc)."""
-    from reactorkit.core import mqtt as mq
-    from reactorkit.core.config import get_config
+    """Until ``stop`` is set: adopt and send orphaned messages of this unit (see the module doc).
 
-    config = config or get_config()
-    interval = interval_s or config.getfloat("outbox", "keeper_interval_s", fallback=10.0)
+    Args:
+        stop: Set to end the loop (the connection, if any, is closed).
+        config: A config to use throughout; default: this process's config as it is at each round (the files
+            rechecked, one ``stat`` each: a broker saved through the API is the one the next round connects to,
+            and a connection opened with the old settings is closed first).
+        interval_s: Seconds between looks while idle (default ``[outbox] keeper_interval_s``, 10 s, of the config
+            of each round); 1 s while sending.
+    """
+    from reactorkit.core import mqtt as mq
+
     client = None
-    while not stop.wait(interval if client is None else 1.0):
+    client_config = current = None  # the config the client was connected with; the last one read
+    while True:
         try:
+            current = _current_config(config)
+            interval = interval_s or current.getfloat("outbox", "keeper_interval_s", fallback=10.0)
+        except Exception:  # a file unreadable, a typo: the keeper goes on (with the last config read)
+            interval = interval_s or 10.0
+        if stop.wait((interval if interval > 0 else 10.0) if client is None else 1.0):
+            break
+        try:
+            current = _current_config(config)
+            if client is not None and client_config is not current:  # saved since: connect with the new settings
+                _close(client)
+                client = None
             if client is None:
-                if orphans(config) == 0:
+                if orphans(current) == 0:
                     continue
-                client = mq.create_client(client_id=None, config=config)
+                client, client_config = mq.create_client(client_id=None, config=current), current
                 client.open_outbox()
-            elif client.outbox_waiting() == 0 and orphans(config) == 0:
-                client.disconnect()
-                client.loop_stop()
+            elif client.outbox_waiting() == 0 and orphans(current) == 0:
+                _close(client)
                 client = None
         except Exception as exc:  # the broker may be away: try again later
             logger.debug("outbox keeper: %s", exc)
             if client is not None:
                 try:
-                    client.disconnect()
-                    client.loop_stop()
+                    _close(client)
                 except Exception:
                     pass
                 client = None
     if client is not None:
-        client.disconnect()
-        client.loop_stop()
+        _close(client)
+
+
+def _current_config(config: Any) -> Any:
+    """``config`` when given, else this process's config once the files were rechecked
+    (:func:`reactorkit.core.config.recheck_config_files`)."""
+    if config is not None:
+        return config
+    from reactorkit.core.config import get_config, recheck_config_files
+
+    recheck_config_files()
+    return get_config()
+
+
+def _close(client: Any) -> None:
+    client.disconnect()
+    client.loop_stop()
 
 
 def start_thread(config: Any = None) -> threading.Event:

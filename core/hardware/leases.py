@@ -309,18 +309,30 @@ def sweep(config: Any = None, hardware: Any = None, clock: Any = None,
 
 
 def watch(stop: threading.Event, config: Any = None, interval_s: float | None = None) -> None:
-    """Until ``stop`` is set: :func:`sweep` every ``[safety] watchdog_interval_s`` (2 s, wall time)."""
-    from reactorkit.core.config import get_config
+    """Until ``stop`` is set: :func:`sweep` every ``[safety] watchdog_interval_s`` (2 s, wall time).
 
-    config = config or get_config()
-    interval = interval_s or config.getfloat("safety", "watchdog_interval_s", fallback=2.0)
-    first = True
-    while first or not stop.wait(interval):
-        first = False
+    Args:
+        config: A config to use throughout; default: this process's config as it is at each sweep (the files
+            rechecked first, one ``stat`` each: settings saved through the API since the worker started apply).
+        interval_s: Seconds between sweeps (default ``[safety] watchdog_interval_s`` of each sweep's config).
+    """
+    from reactorkit.core.config import get_config, recheck_config_files
+
+    current = config
+    while True:
         try:
-            sweep(config)
-        except Exception as exc:  # a busy database or a missing backend: try again next time
+            if config is None:
+                recheck_config_files()
+                current = get_config()
+            sweep(current)
+        except Exception as exc:  # a busy database, a missing backend, a file unreadable: try again next time
             logger.debug("PWM lease sweep: %s", exc)
+        try:
+            interval = interval_s or current.getfloat("safety", "watchdog_interval_s", fallback=2.0)
+        except (AttributeError, ValueError):  # no config read yet, or a typo: the watchdog goes on
+            interval = 2.0
+        if stop.wait(interval if interval > 0 else 2.0):
+            break
 
 
 def start_watchdog(config: Any = None) -> threading.Event:
