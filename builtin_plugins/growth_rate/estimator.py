@@ -164,10 +164,37 @@ benchmark's streams and the real recording: figures unchanged to the last
 digit). With a floor a reading of 0 or less is an ordinary reading (its
 innovation is in linear space, ``y − ŷ``, with variance ``ŷ²(P_ℓℓ + B) + A``),
 so the noise is kept whole and the level is unbiased. The gain on ℓ,
-``P_ℓℓ·ŷ/(ŷ²(P_ℓℓ + B) + A)``, falls to 0 as ŷ sinks below √A: a level far
-below the floor is not observed and the filter holds its estimate, with a
-variance that grows, until the culture rises above the noise (no pull of
-``1/ŷ`` as with relative noise). Both parts are adapted online (covariance
+``P_ℓℓ·ŷ/(ŷ²(P_ℓℓ + B) + A)``, falls to 0 as ŷ sinks below √A (no pull of
+``1/ŷ`` as with relative noise). **Below the noise the rate is held.** Far
+below the floor the readings cannot tell a level from 0, and the filter,
+linearised in ℓ, drifts down: its gain is larger when its level is high (and
+the innovations low) than when it is low, so ℓ sinks and the rate follows
+(a constant OD at 0.25 / 0.1 / 0.05 of the noise SD read −0.07 / −0.20 /
+−0.31 h⁻¹, and blank media at 0 −0.15 to −0.46 h⁻¹, for hours). So a channel
+with a floor holds the rate, drift and slope while the mean of its readings
+(running, then exponentially weighted over ``HOLD_MEMORY_READINGS``, 720: an
+hour at 5 s) is below ``HOLD_BELOW_FLOOR·√A`` (0.35), from its first reading
+until that mean rises above ``RELEASE_ABOVE_FLOOR·√A`` (0.6): its readings then
+update the level only (a Schmidt–Kalman update with the rate, drift and slope
+as consider states: their gains 0, their covariance kept right by the Joseph
+form; Schmidt, *Advances in Control Systems* 3:293, 1966), and the estimate is
+marked ``below_noise``. The mean of the readings decides, not the filter's
+level, and with two thresholds: decided on the level (which follows the same
+readings' noise) the hold let the rate be updated when the level was high and
+the innovations low, and a culture near the threshold read a falling rate
+(−0.26 h⁻¹ at the threshold); the exponentially weighted mean of an
+exponential culture is its level over ``1 + μ·τ``, so the release lags by a
+factor, not by an hour. With a floor on every channel the level is not taken
+below ``LEVEL_BOUND_OF_FLOOR·√A`` (0.1; an estimate projection as for the
+slope), where the rate is held, so that a culture inoculated after hours of
+blank is followed at once instead of from e^ℓ ≈ 0. Thresholds tried (0.2 /
+0.4, 0.35 / 0.6 and 0.5 / 0.8 of √A, memories 240 and 720 readings): the
+adopted ones hold a constant OD at or below 0.25 of the noise SD within
+0.02 h⁻¹ of 0 and let a culture growing out of the noise from half of it be
+read at its rate; their cost is a band just above the hold threshold (a
+constant OD at 0.4 of the noise SD: −0.11 h⁻¹ on average over 8 seeds,
+where the rate is frozen at the moment the mean dipped below 0.35). Both
+parts of the noise are adapted online (covariance
 matching, below, split between A and B by an EM step:
 :meth:`GrowthRateEKF._match_two_noises`), so the relative part is learned as
 the culture grows out of the noise. A level taken from one reading (the first,
@@ -273,6 +300,14 @@ MAX_READING_GAP_H = 24.0
 #: |ℓ| beyond which the level is taken afresh from the next reading (nOD = e^±700: no reading is that far from
 #: its baseline; e^710 overflows a float).
 MAX_ABS_LOG_OD = 700.0
+#: A channel with a noise floor A holds the rate (its readings update the level only) from when the mean of its
+#: readings over about ``HOLD_MEMORY_READINGS`` falls below ``HOLD_BELOW_FLOOR·√A`` until it rises above
+#: ``RELEASE_ABOVE_FLOOR·√A``, and from its first reading until then (module docstring, *Readings near zero*).
+HOLD_BELOW_FLOOR = 0.35
+RELEASE_ABOVE_FLOOR = 0.6
+HOLD_MEMORY_READINGS = 720.0
+#: With a floor on every channel the level is not taken below this many √A (the smallest floor's; module docstring).
+LEVEL_BOUND_OF_FLOOR = 0.1
 HISTORY_READINGS = 24  # readings kept to rewind to when a dosing event arrives late
 WASTE_EVENT = "remove_waste"
 MAD_TO_SD = 1.4826  # consistency constant of the MAD for a normal distribution
@@ -465,6 +500,10 @@ class Estimate(Record, frozen=False, kw_only=False):
         after_dilution: The reading was taken around a dose (its level was uncertain).
         level_shift: A level shift was detected (and re-anchored) at this reading.
         observations: The normalised readings used, by channel.
+        below_noise: Every channel has a noise floor and holds the rate (the mean of its readings went below
+            ``HOLD_BELOW_FLOOR·√A`` and has not risen above ``RELEASE_ABOVE_FLOOR·√A`` since): the readings
+            updated the level only and the growth rate is the held one, not observed (module docstring,
+            *Readings near zero*).
     """
 
     timestamp: float
@@ -479,6 +518,7 @@ class Estimate(Record, frozen=False, kw_only=False):
     after_dilution: bool = False
     level_shift: bool = False
     observations: dict[str, float] = field(default_factory=dict)
+    below_noise: bool = False
 
 
 class GrowthRateEKF:
@@ -530,6 +570,8 @@ class GrowthRateEKF:
         floor = s.min_obs_rel_std**2
         self.obs_rel_var = {str(k): max(float(v), floor) for k, v in obs_rel_var.items()}
         self.obs_abs_var = {k: float((obs_abs_var or {}).get(k, 0.0)) for k in self.obs_rel_var}
+        self._mean_reading: dict[str, tuple[float, float]] = {}  # channel → (readings counted, their mean, nOD)
+        self._held: dict[str, bool] = {}  # channel with a floor → whether it holds the rate
         self._coupled_until = -math.inf  # epoch s until which doses hold the culture where μ follows its biomass
         self._surprise = 0.0  # exponentially weighted mean of the standardised innovation
         self._drift_growth = True  # False while bridging a gap (a restarted job's downtime, a day without readings)
@@ -695,14 +737,14 @@ class GrowthRateEKF:
         return (self.t, self.x.copy(), self.P.copy(), dict(self.obs_rel_var), dict(self._outlier_run),
                 dict(self._run_start), dict(self._run_sum), self._dilution_readings_left, self._applied,
                 self._coupled_until, self._surprise, self._drift_boost, self._slope_boost, self._stepped_until,
-                self._reanchor, dict(self.obs_abs_var))
+                self._reanchor, dict(self.obs_abs_var), dict(self._mean_reading), dict(self._held))
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
         (self.t, x, P, obs, runs, starts, sums, self._dilution_readings_left, self._applied,
          self._coupled_until, self._surprise, self._drift_boost, self._slope_boost, self._stepped_until,
-         self._reanchor, obs_abs) = snapshot
+         self._reanchor, obs_abs, means, held) = snapshot
         self.x, self.P, self.obs_rel_var, self._outlier_run = x.copy(), P.copy(), dict(obs), dict(runs)
-        self.obs_abs_var = dict(obs_abs)
+        self.obs_abs_var, self._mean_reading, self._held = dict(obs_abs), dict(means), dict(held)
         self._run_start, self._run_sum = dict(starts), dict(sums)
 
     def mark_dilution(self, t: float | None = None, volume_change_ml: float | None = None,
@@ -742,22 +784,30 @@ class GrowthRateEKF:
             self._doses = [d for d in self._doses if d.t >= oldest - self.s.dilution_lookback_s or d.key not in self._applied]
 
     # ------------------------------------------------------------ update
-    def _scalar_update(self, y: float, y_hat: float, r_var: float) -> None:
-        """One channel's EKF update of ``y`` predicted as ``y_hat = exp(ℓ + offset)``, noise variance ``r_var``."""
+    def _scalar_update(self, y: float, y_hat: float, r_var: float, level_only: bool = False) -> None:
+        """One channel's EKF update of ``y`` predicted as ``y_hat = exp(ℓ + offset)``, noise variance ``r_var``.
+        ``level_only``: the rate, drift and slope are not updated (their gains 0: a Schmidt–Kalman update with
+        them as consider states, Schmidt 1966; the Joseph form keeps the covariance right for any gain)."""
         import numpy as np  # on first use: the job is ready before numpy is imported
         H = np.zeros(N_STATES)
         H[L] = y_hat
         PHt = self.P @ H
         S = float(H @ PHt) + r_var
         K = PHt / S
+        if level_only:
+            K[L + 1:] = 0.0
         self.x = self.x + K * (y - y_hat)
         I_KH = np.eye(N_STATES) - np.outer(K, H)
         self.P = I_KH @ self.P @ I_KH.T + np.outer(K, K) * r_var
 
     def _project(self) -> None:
         """Estimate projection onto the physical constraints (Simon, *IET Control Theory Appl.* 4(8):1303, 2010):
-        growth slows as biomass rises (−max_slope ≤ s ≤ 0)."""
+        growth slows as biomass rises (−max_slope ≤ s ≤ 0); with a noise floor on every channel, the level is at
+        least ``LEVEL_BOUND_OF_FLOOR·√A`` (the smallest floor)."""
         self.x[SL] = min(max(self.x[SL], -self.s.max_slope), 0.0)
+        floors = [self.obs_abs_var.get(c, 0.0) for c in self.obs_rel_var]
+        if all(a > 0 for a in floors):  # a level this far below the noise cannot be told from 0 (module docstring)
+            self.x[L] = max(float(self.x[L]), math.log(LEVEL_BOUND_OF_FLOOR * math.sqrt(min(floors))))
 
     def update(self, t: float, observations: Mapping[str, float]) -> Estimate:
         """Predict to ``t`` (epoch s) and assimilate normalised readings ``{channel: nOD}``.
@@ -848,7 +898,7 @@ class GrowthRateEKF:
                 self._drift_boost = min(max(chi**4, 1.0), self.s.drift_boost_max)
                 slope_boost = self.s.slope_boost_std > 0 and chi >= self.s.slope_boost_std
                 self._slope_boost = self._drift_boost if slope_boost else 1.0
-            self._scalar_update(y, y_hat, r_var / weight)
+            self._scalar_update(y, y_hat, r_var / weight, level_only=abs_var > 0 and self._holds(channel, y, abs_var))
             self._project()
             if not after_dilution and not level_shift:
                 # covariance matching on the (clipped) relative innovation
@@ -863,8 +913,28 @@ class GrowthRateEKF:
         self._prune_doses()
         if step_from is not None and not self._replaying:
             return self._replay_after_step(step_from)
+        below_noise = all(self._held.get(c, False) for c in self.obs_rel_var)
         return self.estimate(outliers=tuple(outliers), after_dilution=after_dilution or ambiguous > 0,
-                             level_shift=level_shift, observations=used)
+                             level_shift=level_shift, observations=used, below_noise=below_noise)
+
+    def _holds(self, channel: str, y: float, abs_var: float) -> bool:
+        """Whether ``channel`` (with a noise floor ``abs_var``) holds the rate at this reading ``y``: the mean of
+        its readings (a running mean, then an exponentially weighted one over ``HOLD_MEMORY_READINGS``) went
+        below ``HOLD_BELOW_FLOOR·√A`` and has not risen above ``RELEASE_ABOVE_FLOOR·√A`` since (held from the
+        first reading). The mean is of the readings, not of the filter's level, and the two thresholds apart: a
+        hold decided on the filter's level would follow its errors, updating the rate when the level is
+        high and the innovations low, and a culture near the threshold would read a falling rate."""
+        count, mean = self._mean_reading.get(channel, (0.0, 0.0))
+        count = min(count + 1.0, HOLD_MEMORY_READINGS)
+        mean += (y - mean) / count
+        self._mean_reading[channel] = (count, mean)
+        held = self._held.get(channel, True)
+        if held and mean > RELEASE_ABOVE_FLOOR * math.sqrt(abs_var):
+            held = False
+        elif not held and mean < HOLD_BELOW_FLOOR * math.sqrt(abs_var):
+            held = True
+        self._held[channel] = held
+        return held
 
     def _match_two_noises(self, channel: str, sample: float, y_hat: float, beta: float) -> None:
         """Covariance matching of a channel with a noise floor: the reading's noise variance ``V = A + B·ŷ²``
@@ -1204,7 +1274,12 @@ class GrowthRateCalculator:
     def on_od(self, timestamp: float, ods: Mapping[str, float]) -> Estimate | None:
         """One OD reading ``{channel: od}`` at epoch second ``timestamp``; None while warming up.
 
-        Readings older than the filter's time are ignored (None).
+        Readings older than the filter's time are ignored (None). The warm-up is the last
+        ``samples_for_od_statistics`` readings: while no channel's median of them is positive (a blank, or a
+        blank-subtracted OD, at 0) each reading raises and the warm-up slides on to the next ones.
+
+        Raises:
+            ValueError: the warm-up's readings give no channel a positive median (:func:`compute_normalization`).
         """
         if self._to_skip > 0:
             self._to_skip -= 1
@@ -1217,6 +1292,9 @@ class GrowthRateCalculator:
                 self._warmup.append((timestamp, clean))
                 if len(self._warmup) < self.samples_for_od_statistics:
                     return None
+                # the last samples_for_od_statistics readings: while their median is not positive (a blank at 0)
+                # the warm-up slides on instead of growing without bound
+                del self._warmup[:-self.samples_for_od_statistics]
                 self.normalization = compute_normalization(self._warmup, self.settings.min_obs_rel_std,
                                                            self.settings.max_rel_noise)
                 return self._run_warmup_through_filter()

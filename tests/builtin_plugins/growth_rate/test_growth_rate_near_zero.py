@@ -156,3 +156,63 @@ def test_max_rel_noise_must_be_a_positive_number():
     for value in (0.0, -0.1, math.nan, math.inf):
         with pytest.raises(ValueError, match="max_rel_noise"):
             FilterSettings(max_rel_noise=value)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_blank_at_zero_holds_the_rate_and_the_culture_inoculated_after_it_is_read_at_its_rate(seed):
+    """Blank media at OD 0 read with Gaussian noise of SD 0.002 for 3 h (the warm-up ends in the blank, on the
+    first 10 readings whose median is positive), then a culture from OD 0.002 at 0.5 h⁻¹. In the blank the
+    rate is held (mean over 1–3 h within ±0.02 h⁻¹ of 0; the level chased below the noise took it to −0.15 to
+    −0.46 h⁻¹ before the hold, and the culture was then read 0.56–0.71 h⁻¹ for its first hour) and the
+    estimates are marked below the noise; the culture's mean rate over its 1–3 h is within 15 % of 0.5 h⁻¹."""
+    blank_s = 3 * 3600
+    calc, out = feed(gaussian(0.002, 7, seed),
+                     lambda t: 0.0 if t < blank_s else 0.002 * math.exp(0.5 * (t - blank_s) / 3600))
+    blank = [e for t, e, _ in out if 3600 <= t < blank_s]
+    assert abs(statistics.fmean(e.growth_rate for e in blank)) < 0.02
+    assert sum(e.below_noise for e in blank) / len(blank) > 0.9
+    grown = [e for t, e, _ in out if blank_s + 3600 <= t < blank_s + 3 * 3600]
+    assert statistics.fmean(e.growth_rate for e in grown) == pytest.approx(0.5, rel=0.15)
+    assert not any(e.below_noise for e in grown)
+
+
+def test_the_warm_up_slides_on_while_its_median_is_not_positive():
+    """A blank-subtracted blank reading below 0 keeps the warm-up going, on its last 10 readings (it grew
+    without bound before: 3 h of such readings took the process to 175 MB in the Theil–Sen line of the
+    whole warm-up); once their median is positive they give the baseline."""
+    calc = GrowthRateCalculator(skip_first=0)
+    fed = []
+    for i in range(2000):
+        fed.append(-0.001 if i % 3 else 0.001)
+        if i < 9:
+            assert calc.on_od(i * INTERVAL_S, {"2": fed[-1]}) is None
+            continue
+        with pytest.raises(ValueError, match="positive median"):
+            calc.on_od(i * INTERVAL_S, {"2": fed[-1]})
+        assert len(calc._warmup) == 10
+    for i in range(2000, 2010):
+        fed.append(0.004)
+        try:
+            estimate = calc.on_od(i * INTERVAL_S, {"2": fed[-1]})
+        except ValueError:
+            continue
+        assert estimate is not None
+        assert calc.normalization.factors["2"] == pytest.approx(statistics.median(fed[-10:]))
+        break
+    else:
+        pytest.fail("the warm-up never ended")
+
+
+@pytest.mark.parametrize("level", [0.25, 0.1])
+def test_a_constant_od_far_below_the_noise_reads_no_falling_rate(level):
+    """A constant OD at 0.25 and 0.1 of the Gaussian noise's SD (0.004), 8 seeds: the mean growth rate over 1–4 h
+    is within ±0.03 h⁻¹ of 0 (before the hold the filter's level sank and the rate with it: −0.07 and −0.20 h⁻¹)."""
+    rates = []
+    for seed in range(1, 9):
+        try:
+            calc, out = feed(gaussian(0.004, 4, seed), lambda t: level * 0.004)
+            rates.append(window(calc, out, 1, 4)[0])
+        except (AttributeError, statistics.StatisticsError):  # the warm-up's median never turned positive
+            continue
+    assert len(rates) >= 5
+    assert abs(statistics.fmean(rates)) < 0.03
