@@ -125,6 +125,7 @@ class GrowthRateCalculating(BackgroundJob):
         else:
             self.logger.info("Computing OD normalization metrics from %d readings. This may take a few minutes.", samples)
         self._level_shift_logged_at: float | None = None
+        self._warmup_waiting = False  # the warm-up's median was not positive, and that was logged
         self._seen: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         cfg = self.config
         self.vial_volume_ml = cfg.getfloat("bioreactor", "initial_volume_ml", fallback=DEFAULT_VOLUME_ML)
@@ -288,15 +289,33 @@ class GrowthRateCalculating(BackgroundJob):
         self.logger.debug("dosing event %s %.3g mL into %.3g mL", name, volume, before)
 
     def handle_reading(self, t: float, timestamp: str, ods: dict[str, float]) -> Estimate | None:
-        """Feed one reading (epoch s, its ISO timestamp, ``{channel: od}``); publishes the outputs."""
+        """Feed one reading (epoch s, its ISO timestamp, ``{channel: od}``); publishes the outputs.
+
+        While the warm-up's readings give no channel a positive median (a blank at 0) the reading gives
+        nothing, and a warning says so once per warm-up.
+
+        Raises:
+            ValueError: from the estimator after the warm-up (the message handler logs it).
+        """
         if self.state != "ready":
             return None
         was_warming = self.calculator.normalization is None
-        estimate = self.calculator.on_od(t, ods)
+        try:
+            estimate = self.calculator.on_od(t, ods)
+        except ValueError as exc:
+            if not was_warming:
+                raise
+            # a blank (or blank-subtracted OD) at 0: the warm-up slides on until its readings' median is positive;
+            # said once, not for every reading
+            if not self._warmup_waiting:
+                self.logger.warning("The OD warm-up waits: %s", exc)
+                self._warmup_waiting = True
+            return None
         if estimate is None:
             return None
         if was_warming and self.calculator.normalization is not None:
             self._store_normalization(self.calculator.normalization)
+            self._warmup_waiting = False
             normalization = self.calculator.normalization
             floors = {k: round(v**0.5, 5) for k, v in normalization.abs_variances.items()}
             self.logger.info("OD baselines: %s; relative noise: %s%s",

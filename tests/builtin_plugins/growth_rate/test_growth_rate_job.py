@@ -261,3 +261,20 @@ def test_a_copy_of_a_dosing_event_does_not_dilute_the_culture_twice(unit_env, mq
         assert abs(statistics.fmean(after_copy)) < 0.03, statistics.fmean(after_copy)
     finally:
         publisher.close()
+
+
+def test_a_warm_up_at_zero_is_said_once_and_ends_when_the_readings_median_is_positive(unit_env, mqtt_recorder, spawn_job):
+    """Blank-subtracted readings below 0 for 40 readings: one warning that the warm-up waits (before: an "ignored
+    malformed message" warning for every reading), then a culture's readings give estimates."""
+    proc = start_job(spawn_job, mqtt_recorder, unit_env)
+    topic = unit_env.topic("od_reading", "ods")
+    warnings = unit_env.topic("logs", "app", "warning")
+    for i in range(40):
+        mqtt_recorder.publish(topic, ods_payload(T0 + 5.0 * i, -0.001 if i % 3 else 0.001), qos=1)
+    last = publish_culture(mqtt_recorder, unit_env, 16, start=40)
+    mqtt_recorder.wait_for(unit_env.topic("growth_rate_calculating", "growth_rate"),
+                           lambda p: bool(p) and json.loads(p)["timestamp"] == iso(last))
+    said = [p for p in mqtt_recorder.values(warnings) if b"positive median" in p]
+    assert len(said) == 1 and b"warm-up waits" in said[0]
+    assert not [p for p in mqtt_recorder.values(warnings) if b"malformed" in p]
+    assert proc.poll() is None
