@@ -482,7 +482,7 @@ class MqttToDb(BackgroundJob):
         """Start the receiving client (gmqtt, MQTT 5, persistent session) on the loop of the job's own connection.
 
         gmqtt rather than paho for this one connection: receiving a QoS 1 message with properties costs
-        ~17 µs of CPU in gmqtt against ~110 µs in paho on the same machine (see the README's benchmarks),
+        ~17 µs of CPU in gmqtt against ~110 µs in paho on the same machine (see docs/benchmarks.md),
         and a message can be acknowledged after the commit. QoS 1 messages skip gmqtt's task per message:
         :class:`~.acks.DeferredAcks` hands them to :meth:`_intake` and sends a batch's PUBACKs in one write
         after its commit (gmqtt's ``on_message`` coroutine remains the path for QoS 0, and for QoS 1 when

@@ -4,7 +4,7 @@
 returns instead of the framework's paho client: the process already runs gmqtt
 on an asyncio loop for receiving, and without paho it leaves paho's modules
 (and the ``urllib.request``/``http.client``/``email`` chain paho imports) out of
-its memory (~3 MB of the ingestion's idle RSS without a launcher, see the README's job start figures).
+its memory (~3 MB of the ingestion's idle RSS without a launcher, see docs/benchmarks.md).
 
 It keeps the framework's contract (:meth:`~reactorkit.core.job.BackgroundJob.connect_mqtt`):
 clean session, MQTT 5, the last will (``lost`` on ``$state``, QoS 2, retained) sent
