@@ -54,10 +54,25 @@ Metrics (per seed; the table shows the mean and the worst seed)
   recording's own log-linear slope over 0–30 and 0–60 min (what an estimate that
   follows the culture can read there), not judged.
 
+Near zero (``near_zero_section``; ``--no-near-zero`` skips it, ``--only near-zero`` runs it alone, ~10 s)
+--------------------------------------------------------------------------------------------------------
+Both estimators, through the same drivers, on readings near the photodiode's noise floor (OD at
+0 ± noise: blank media, a fresh inoculum, a blank-subtracted OD), ``--seeds`` streams of each:
+(a) a constant OD 0.002 with Gaussian noise of SD 0.002 and 0.004, 4 h: the mean growth rate over
+1–4 h (true 0) and the mean filtered OD / true OD; (b) blank media (true OD 0) for 3 h, then an
+inoculum from OD 0.002 at 0.5 h⁻¹ (noise SD 0.002): the rate over the blank's 1–3 h and over hours
+1–4 after inoculation, with the filtered OD / true there; (c) OD 0.003 plus the real recording's
+noise as the near-zero unit test builds it (its first 3 h less a 10-minute running median), started
+at evenly spaced points of it: the rate over 1–3 h and the filtered OD / true. The worst seed is the
+one furthest from the truth. grpredict takes every reading, clipping one at or below 1e-9 of its
+baseline to 1e-9 before its log (its warm-up too): the share of readings ≤ 0 is printed beside it,
+and the share of our estimates held below the noise (``below_noise``). Printed, not judged
+(``tests/builtin_plugins/growth_rate/test_growth_rate_near_zero.py`` bounds our side).
+
 Usage::
 
     pip install -e '.[bench]'          # grpredict 26.4.7, the peer
-    python benchmarks/growth_rate_accuracy.py [--seeds 10] [--hours 24] [--only turbidostat]
+    python benchmarks/growth_rate_accuracy.py [--seeds 10] [--hours 24] [--only turbidostat] [--no-near-zero]
 
 Without grpredict installed, our side runs alone and the ratio columns say ``n/a``.
 """
@@ -187,6 +202,8 @@ class Run:
     estimate: np.ndarray
     flagged: np.ndarray
     elapsed_s: float
+    od_filtered: np.ndarray | None = None  # the filter's OD in the readings' units, per reading (NaN before it starts)
+    held: np.ndarray | None = None  # ours: the estimate is marked below_noise (the rate is held)
 
 
 def run_ours(stream: Stream, with_events: bool = True, settings: FilterSettings | None = None) -> Run:
@@ -194,9 +211,13 @@ def run_ours(stream: Stream, with_events: bool = True, settings: FilterSettings 
 
     The estimate of a reading is the one returned when it arrived (what the job publishes);
     an outlier flag is the last decision on a reading (a late dosing event may re-process it).
+    A warm-up whose readings' median is not positive raises for the reading and the job goes on
+    with the next one (the warm-up slides on): so does this.
     """
     calc = GrowthRateCalculator(settings)
     est = np.full(len(stream.t), np.nan)
+    od_filtered = np.full(len(stream.t), np.nan)
+    held = np.zeros(len(stream.t), dtype=bool)
     flagged = np.zeros(len(stream.t), dtype=bool)
     index = {float(t): i for i, t in enumerate(stream.t)}
     started = time.perf_counter()
@@ -206,11 +227,18 @@ def run_ours(stream: Stream, with_events: bool = True, settings: FilterSettings 
                                            vial_volume_ml=item.vial_volume_ml):
                 flagged[index[replayed.timestamp]] = bool(replayed.outliers)
             continue
-        e = calc.on_od(t, {"2": float(stream.y[item])})
+        try:
+            e = calc.on_od(t, {"2": float(stream.y[item])})
+        except ValueError:
+            if calc.normalization is not None:
+                raise
+            continue  # the warm-up's median is not positive (a blank at 0): it slides on
         if e is not None:
             est[item] = e.growth_rate
+            od_filtered[item] = e.od_filtered * calc.normalization.factors["2"]
+            held[item] = e.below_noise
             flagged[item] = bool(e.outliers)
-    return Run(est, flagged, time.perf_counter() - started)
+    return Run(est, flagged, time.perf_counter() - started, od_filtered, held)
 
 
 def grpredict_available() -> bool:
@@ -229,6 +257,7 @@ def run_grpredict(stream: Stream, with_events: bool = True, skip_first: int = 5,
     import grpredict
 
     est = np.full(len(stream.t), np.nan)
+    od_filtered = np.full(len(stream.t), np.nan)
     started = time.perf_counter()
     ekf = None
     gathered: list[float] = []
@@ -260,7 +289,8 @@ def run_grpredict(stream: Stream, with_events: bool = True, skip_first: int = 5,
         if since_dose is not None:
             since_dose += 1
         est[item] = float(state[1])
-    return Run(est, np.zeros(len(stream.t), dtype=bool), time.perf_counter() - started)
+        od_filtered[item] = math.exp(min(float(state[0]), 700.0)) * factor
+    return Run(est, np.zeros(len(stream.t), dtype=bool), time.perf_counter() - started, od_filtered)
 
 
 # ------------------------------------------------------------------------ metrics
@@ -431,6 +461,175 @@ def real_scores(estimator: Callable[[Stream], Run]) -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------------------------------ near zero
+
+
+NEAR_ZERO_BLANK_H = 3.0  # (b): hours of blank media before the inoculum
+NEAR_ZERO_REAL_OD = 0.003  # (c): the constant OD under the real noise (about the noise's SD)
+
+
+@dataclass
+class NearZeroCase:
+    """One near-zero stream kind: ``make(seed)`` gives a :class:`Stream` (``od``: true OD, ``mu``: true h⁻¹);
+    ``windows`` are ``(label, start h, end h, true rate h⁻¹)``, the last one also giving the filtered OD / true."""
+
+    name: str
+    make: Callable[[int], Stream]
+    windows: tuple[tuple[str, float, float, float], ...]
+
+
+def _near_zero_stream(name: str, seed: int, od: np.ndarray, mu: np.ndarray, noise: np.ndarray) -> Stream:
+    """Readings ``od + noise`` every ``INTERVAL_S`` from ``INTERVAL_S`` on (no spikes, no doses, no clipping)."""
+    t = INTERVAL_S * np.arange(1, len(od) + 1)
+    return Stream(name, seed, t, od + noise, mu, od, np.zeros(len(od), dtype=bool))
+
+
+def constant_od_stream(level: float, sd: float, hours: float, seed: int) -> Stream:
+    """(a) A constant OD ``level`` read with Gaussian noise of SD ``sd`` (OD units)."""
+    n = int(hours * 3600 / INTERVAL_S)
+    noise = np.random.default_rng([seed, 2, int(round(sd * 1e6))]).normal(0.0, sd, n)
+    return _near_zero_stream("constant", seed, np.full(n, level), np.zeros(n), noise)
+
+
+def blank_then_culture_stream(seed: int, sd: float = 0.002, od0: float = 0.002, mu: float = 0.5,
+                              hours_after: float = 4.0) -> Stream:
+    """(b) Blank media (true OD 0) for ``NEAR_ZERO_BLANK_H`` h, then an inoculum from ``od0`` growing at ``mu``
+    h⁻¹ for ``hours_after`` h, read with Gaussian noise of SD ``sd`` (the unit test's blank-then-culture stream)."""
+    n = int((NEAR_ZERO_BLANK_H + hours_after) * 3600 / INTERVAL_S)
+    h = INTERVAL_S * np.arange(1, n + 1) / 3600.0
+    grown = h >= NEAR_ZERO_BLANK_H
+    od = np.where(grown, od0 * np.exp(mu * (h - NEAR_ZERO_BLANK_H)), 0.0)
+    noise = np.random.default_rng([seed, 3]).normal(0.0, sd, n)
+    return _near_zero_stream("blank", seed, od, np.where(grown, mu, 0.0), noise)
+
+
+def real_noise() -> np.ndarray:
+    """The real recording's noise as the near-zero unit test builds it: each reading of its first 3 h less the
+    median of the 121 readings (10 min) around it (OD units; a robust SD of about 0.003)."""
+    t, y = real_recording()
+    ods = y[t < 3 * 3600]
+    return np.array([od - np.median(ods[max(0, i - 60):i + 61]) for i, od in enumerate(ods)])
+
+
+def real_noise_stream(noise: np.ndarray, seed: int, seeds: int) -> Stream:
+    """(c) ``NEAR_ZERO_REAL_OD`` plus the real noise, started at the ``seed``-th of ``seeds`` evenly spaced
+    points of it (a rotation: the noise wraps around)."""
+    shift = (seed - 1) * len(noise) // max(seeds, 1)
+    rotated = np.roll(noise, -shift)
+    return _near_zero_stream("real noise", seed, np.full(len(noise), NEAR_ZERO_REAL_OD), np.zeros(len(noise)),
+                             rotated)
+
+
+def near_zero_cases(seeds: int) -> list[NearZeroCase]:
+    """The near-zero streams (a), (b), (c): see :func:`near_zero_section`."""
+    b = NEAR_ZERO_BLANK_H
+    cases = [
+        NearZeroCase("(a) OD 0.002, Gaussian noise SD 0.002, 4 h", lambda s: constant_od_stream(0.002, 0.002, 4, s),
+                     (("rate 1–4 h", 1.0, 4.0, 0.0),)),
+        NearZeroCase("(a) OD 0.002, Gaussian noise SD 0.004, 4 h", lambda s: constant_od_stream(0.002, 0.004, 4, s),
+                     (("rate 1–4 h", 1.0, 4.0, 0.0),)),
+        NearZeroCase(f"(b) blank (OD 0) {b:g} h, then OD 0.002 at 0.5 h⁻¹, noise SD 0.002",
+                     blank_then_culture_stream,
+                     (("blank: rate 1–3 h", 1.0, b, 0.0), ("inoculum: rate 1–4 h after", b + 1.0, b + 4.0, 0.5))),
+    ]
+    if REAL_RECORDING.exists():
+        noise = real_noise()
+        cases.append(NearZeroCase(f"(c) OD {NEAR_ZERO_REAL_OD:g} + the real recording's noise "
+                                  f"(robust SD {1.4826 * float(np.median(np.abs(noise - np.median(noise)))):.4f}), "
+                                  f"{len(noise) * INTERVAL_S / 3600:.0f} h",
+                                  lambda s: real_noise_stream(noise, s, seeds),
+                                  (("rate 1–3 h", 1.0, 3.0, 0.0),)))
+    return cases
+
+
+def _window_means(stream: Stream, run: Run, start_h: float, end_h: float) -> tuple[float, float, float]:
+    """Mean estimate (h⁻¹), mean filtered OD over the true OD, and the share of estimates held below the
+    noise, over the readings from ``start_h`` to ``end_h`` that have an estimate (NaN if none)."""
+    h = stream.t / 3600.0
+    w = (h >= start_h) & (h < end_h) & np.isfinite(run.estimate)
+    if not w.any():
+        return math.nan, math.nan, math.nan
+    ratio = (float(np.mean(run.od_filtered[w] / stream.od[w]))
+             if run.od_filtered is not None and (stream.od[w] > 0).all() else math.nan)  # not for a blank at 0
+    held = float(np.mean(run.held[w])) if run.held is not None else math.nan
+    return float(np.mean(run.estimate[w])), ratio, held
+
+
+def _furthest(values: list[float], truth: float) -> tuple[float, float]:
+    """``(mean, worst)``: the worst is the value furthest from ``truth`` (signed); NaNs left out."""
+    vals = [v for v in values if not math.isnan(v)]
+    if not vals:
+        return math.nan, math.nan
+    return statistics.fmean(vals), max(vals, key=lambda v: abs(v - truth))
+
+
+def near_zero_section(seeds: int, peer: bool) -> None:
+    """Both estimators on the same readings near the photodiode's noise floor (OD at 0 ± noise), printed.
+
+    (a) a constant OD 0.002 with Gaussian noise of SD 0.002 and 0.004 (4 h); (b) blank media (OD 0) for 3 h,
+    then an inoculum from OD 0.002 at 0.5 h⁻¹ (noise SD 0.002); (c) OD 0.003 plus the real recording's noise
+    (:func:`real_noise`), started at ``seeds`` points of it. Per stream kind and window: the mean growth rate
+    and the mean filtered OD / true OD over the seeds, and the worst seed (the one furthest from the truth).
+    grpredict takes every reading: it clips one at or below 1e-9 of its baseline to 1e-9 before taking its
+    log (``MINIMUM_OBSERVATION_VALUE``), also in its warm-up; the share of such readings is printed. Not
+    judged: no target (the near-zero unit tests bound our side).
+    """
+    from machine import conditions  # noqa: E402 (benchmarks/ is the script's folder)
+
+    print(f"\nnear zero (readings at 0 ± noise): {seeds} seeds, readings every {INTERVAL_S:g} s, no spikes, "
+          "no dosing events; worst = the seed furthest from the truth")
+    ours_time, peer_time, ours_n, peer_n = 0.0, 0.0, 0, 0
+    for case in near_zero_cases(seeds):
+        per_window: dict[str, dict[str, list[float]]] = {w[0]: {} for w in case.windows}
+        nonpositive, ours_none, peer_errors = [], 0, []
+        for seed in range(1, seeds + 1):
+            stream = case.make(seed)
+            nonpositive.append(float(np.mean(stream.y <= 0)))
+            ours = run_ours(stream)
+            ours_time, ours_n = ours_time + ours.elapsed_s, ours_n + len(stream.t)
+            ours_none += not np.isfinite(ours.estimate).any()
+            theirs = None
+            if peer:
+                try:
+                    theirs = run_grpredict(stream)
+                    peer_time, peer_n = peer_time + theirs.elapsed_s, peer_n + len(stream.t)
+                except Exception as exc:  # noqa: BLE001 (reported, not hidden)
+                    peer_errors.append(f"seed {seed}: {type(exc).__name__}: {exc}")
+            for label, a, b, _ in case.windows:
+                rate, ratio, held = _window_means(stream, ours, a, b)
+                gr_rate, gr_ratio, _ = _window_means(stream, theirs, a, b) if theirs else (math.nan,) * 3
+                for key, value in (("rate", rate), ("ratio", ratio), ("held", held), ("gr rate", gr_rate),
+                                   ("gr ratio", gr_ratio)):
+                    per_window[label].setdefault(key, []).append(value)
+        print(f"\n{case.name}")
+        print(f"{'metric':<44} {'ours mean':>10} {'ours worst':>10} {'grpredict mean':>14} {'gr worst':>9} "
+              f"{'target':>8}  verdict")
+        for label, _, _, truth in case.windows:
+            v = per_window[label]
+            rows = [(f"{label} (1/h, true {truth:g})", "rate", "gr rate", truth, ".4f")]
+            if any(not math.isnan(x) for x in v["ratio"] + v["gr ratio"]):  # not for the blank (true OD 0)
+                rows.append(("  filtered OD / true, same hours", "ratio", "gr ratio", 1.0, ".3f"))
+            for name, ours_key, peer_key, true_value, spec in rows:
+                mean, worst = _furthest(v[ours_key], true_value)
+                pm, pw = _furthest(v[peer_key], true_value)
+                print(f"{name:<44} {_fmt(mean, spec):>10} {_fmt(worst, spec):>10} {_fmt(pm, spec):>14} "
+                      f"{_fmt(pw, spec):>9} {'':>8}")
+            held = [x for x in v["held"] if not math.isnan(x)]
+            if held and max(held) > 0:
+                print(f"  {label}: ours held below the noise (below_noise) for {100 * statistics.fmean(held):.0f} % "
+                      f"of the estimates (mean; {100 * min(held):.0f}–{100 * max(held):.0f} % by seed)")
+        print(f"  readings ≤ 0: {100 * statistics.fmean(nonpositive):.1f} % of all (mean; up to "
+              f"{100 * max(nonpositive):.1f} %)"
+              + (": grpredict clips each to 1e-9 of its baseline before ln (ln 1e-9 = −20.7)" if peer else ""))
+        if ours_none:
+            print(f"  ours gave no estimate on {ours_none} of {seeds} seeds "
+                  "(its warm-up's median never turned positive)")
+        for line in peer_errors:
+            print(f"  grpredict raised on {line}")
+    print(f"\nnear zero, time per reading: ours {_fmt(1e6 * ours_time / max(ours_n, 1), '.0f')} µs, grpredict "
+          f"{_fmt(1e6 * peer_time / peer_n if peer_n else math.nan, '.0f')} µs   [{conditions()}]")
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -442,13 +641,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10, help="streams per kind (default 10)")
     parser.add_argument("--hours", type=float, default=24.0)
-    parser.add_argument("--only", choices=("turbidostat", "chemostat"), help="one kind of stream")
+    parser.add_argument("--only", choices=("turbidostat", "chemostat", "near-zero"),
+                        help="one kind of stream, or the near-zero section alone")
+    parser.add_argument("--near-zero", action=argparse.BooleanOptionalAction, default=True,
+                        help="the near-zero section (readings at 0 ± noise; --no-near-zero skips it)")
     parser.add_argument("--no-peer", action="store_true", help="skip grpredict even if installed")
     args = parser.parse_args()
     peer = grpredict_available() and not args.no_peer
     if not peer:
         print("grpredict is not installed (pip install -e '.[bench]'): ratio columns show n/a")
-    kinds = (args.only,) if args.only else ("turbidostat", "chemostat")
+    kinds = () if args.only == "near-zero" else (args.only,) if args.only else ("turbidostat", "chemostat")
     failures: list[str] = []
     elapsed = []
     for kind in kinds:
@@ -514,7 +716,7 @@ def main() -> None:
                     failures.append(f"{kind}: {name}")
             print(f"{name:<30} {_fmt(mean, spec):>10} {_fmt(worst, spec):>10} {_fmt(pm, spec):>14} "
                   f"{_fmt(pw, spec):>9} {_fmt(target, spec) if target is not None else '':>8}  {verdict}")
-    if REAL_RECORDING.exists():
+    if REAL_RECORDING.exists() and args.only != "near-zero":
         print("\nreal recording (tests/data/real, 15.2 h, no dosing events):")
         ours_real = real_scores(run_ours)
         peer_real = real_scores(run_grpredict) if peer else None
@@ -553,8 +755,14 @@ def main() -> None:
         # 30 min is printed, not judged: the recording itself grows at ~0.2 h⁻¹ then (slopes above).
         if not (ours_real["first_in_band_min"] <= 30.0 and abs(settled_mean / first - 1) <= 0.10):  # NaN fails
             failures.append("real recording: slow start")
-    print(f"\nour estimator: {1e6 * statistics.fmean(elapsed):.0f} µs per reading")
-    print("all targets met" if not failures else "targets missed: " + "; ".join(failures))
+    if args.near_zero or args.only == "near-zero":
+        near_zero_section(args.seeds, peer)
+    if elapsed:
+        print(f"\nour estimator: {1e6 * statistics.fmean(elapsed):.0f} µs per reading")
+    if args.only == "near-zero":
+        print("the near-zero section has no targets")
+    else:
+        print("all targets met" if not failures else "targets missed: " + "; ".join(failures))
 
 
 if __name__ == "__main__":
