@@ -12,13 +12,20 @@ Config ``[api]`` (each request costs at most what these allow):
   naming its path (a profile's YAML is a string field, and fits).
 
 File uploads (state archives, plugin files) are not JSON and keep their own limits.
+
+A config saved through the API (``/api/config…``, ``/api/configs/…``, ``/unit_api/config…``) applies from the
+next request on, so a bound saved too low would refuse the save that raises it again (the config text travels in
+a JSON body) and leave only the unit's own files to edit by hand. :func:`check_save_resendable` refuses such a
+save (400, the config left as it was): the config it results in must keep ``max_body_bytes`` at least the size in
+bytes of that save's own JSON body and ``max_text_chars`` at least the length of its longest text (the config
+text it carries), so the same save can always be sent again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Iterable
 
 import falcon
 from falcon.media import BaseHandler
@@ -192,3 +199,79 @@ def install(app: falcon.App, config: Any) -> BoundedJSONHandler:
     for media_type in (falcon.MEDIA_JSON, "application/json; charset=UTF-8"):
         app.req_options.media_handlers[media_type] = handler
     return handler
+
+
+def _longest_text(value: Any) -> int:
+    """Characters of the longest string or object key anywhere in the JSON ``value`` (0 when none)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return max((max(len(k), _longest_text(v)) for k, v in value.items()), default=0)
+    if isinstance(value, list):
+        return max((_longest_text(v) for v in value), default=0)
+    return 0
+
+
+def save_size(req: falcon.Request) -> tuple[int, int]:
+    """``(bytes, characters)`` the bounds must allow for the JSON body of ``req`` to be accepted again: its
+    ``Content-Length`` (without one, the length of the parsed body written back as JSON with ASCII escapes, at
+    least as long as a compact UTF-8 encoding of it) and its longest string or key, as
+    :class:`BoundedJSONHandler` measures them. The body is the one already parsed (Falcon keeps it)."""
+    media = req.get_media(default_when_empty=None)
+    size = req.content_length
+    if size is None:
+        size = len(json.dumps(media).encode("utf-8"))
+    return size, _longest_text(media)
+
+
+def resulting_config(texts: Iterable[str]) -> Any:
+    """The built-in defaults with the INI ``texts`` read over them in order (later wins), as the unit merges its
+    files; a text that does not parse is left out (its save's own validation reports it)."""
+    import configparser
+
+    from reactorkit.core.config import DEFAULTS, Config
+
+    config = Config()
+    config.read_string(DEFAULTS)
+    for text in texts:
+        layer = Config()
+        try:
+            layer.read_string(text or "")
+        except configparser.Error:
+            continue
+        config.read_dict({section: dict(layer.items(section, raw=True)) for section in layer.sections()})
+    return config
+
+
+def check_save_resendable(stacks: Iterable[Iterable[str]], size: tuple[int, int]) -> None:
+    """Refuse a config save that would lock the API out of the same save.
+
+    Args:
+        stacks: Each config the save results in, as the INI texts merged over the defaults, in order (e.g. the
+            shared text alone, for units whose own file sets nothing, and with this unit's ``unit_config.ini``).
+        size: ``(bytes, characters)`` of the save's own JSON body (:func:`save_size`).
+
+    Raises:
+        ApiError: 400 naming ``[api] max_body_bytes`` and/or ``max_text_chars``, the value the save would
+            set and the least value that keeps the save acceptable, when a resulting config's bound
+            (as :func:`bounds_of` reads it: a value that is not a positive integer is the default) is below
+            ``size``.
+    """
+    body_bytes, text_chars = size
+    for texts in stacks:
+        max_body_bytes, _, max_text_chars = bounds_of(resulting_config(texts))
+        problems = []
+        if max_body_bytes < body_bytes:
+            problems.append((f"[api] max_body_bytes would be {max_body_bytes}, below the {body_bytes} bytes of this "
+                             "save's own JSON body", f"[api] max_body_bytes to at least {body_bytes} (default "
+                             f"{DEFAULT_MAX_BODY_BYTES})"))
+        if max_text_chars < text_chars:
+            problems.append((f"[api] max_text_chars would be {max_text_chars}, below the {text_chars} characters "
+                             "of the config text this save carries", f"[api] max_text_chars to at least "
+                             f"{text_chars} (default {DEFAULT_MAX_TEXT_CHARS})"))
+        if problems:
+            raise ApiError(falcon.HTTP_400, "Config would refuse its own save.",
+                           cause="; ".join(p[0] for p in problems) + ": the API would then refuse the save that "
+                                 "raises it again, leaving only the unit's own files to edit.",
+                           remediation="Set " + " and ".join(p[1] for p in problems) + " in the text you save, "
+                                       "or leave it unset, and save again.")

@@ -9,6 +9,9 @@
   (the leader's own file, or a synchronous proxy to the worker's
   ``/unit_api/config/specific``); validated together with the shared file;
   history ``unit_config.ini::{unit}``.
+* A save (either file) whose resulting config would set ``[api] max_body_bytes`` or ``max_text_chars`` below
+  what its own JSON body needs is refused with a 400 (so the same save can always be sent again; see
+  :func:`reactorkit.api.body_limits.check_save_resendable`).
 * ``GET /api/config/units/{unit}``: merged configs ``{"configs": {unit: {section: {key: value}}},
   "errors": {unit: error}}`` (``$broadcast``: every unit; workers through
   ``/unit_api/config/merged``, 10 s).
@@ -26,6 +29,7 @@ from typing import Any
 
 import falcon
 
+from reactorkit.api.body_limits import check_save_resendable, save_size
 from reactorkit.api.errors import ApiError, invalid_config, protected_setting
 from reactorkit.core.config_guard import ProtectedSetting, check_unchanged
 from reactorkit.api.leader.common import (
@@ -89,13 +93,19 @@ def shared_for_caller(req: falcon.Request) -> str:
     return shared_config_for(shared_text(), _scope_of(req))
 
 
-def save_shared(ctx: Context, code: str) -> str:
+def save_shared(ctx: Context, code: str, size: tuple[int, int] | None = None) -> str:
     """Validate, write atomically, record history; returns the text saved (the UI's broker user is not written
-    back, see :func:`reactorkit.core.auth.mqtt.shared_config_to_save`). Raises: ApiError 400, 403."""
+    back, see :func:`reactorkit.core.auth.mqtt.shared_config_to_save`).
+
+    ``size``: ``(bytes, characters)`` of the save's JSON body (:func:`reactorkit.api.body_limits.save_size`);
+    given, a text whose ``[api]`` body bounds would refuse that body (alone, for units whose own file sets none,
+    or merged with this unit's ``unit_config.ini``) is refused.
+
+    Raises: ApiError 400 (invalid text, bounds below ``size``), 403 (protected setting)."""
     from reactorkit.core.auth.mqtt import shared_config_to_save
 
     code = shared_config_to_save(code, shared_text())
-    from reactorkit.core.config import forget_config_files, shared_config_path
+    from reactorkit.core.config import forget_config_files, shared_config_path, unit_config_path
     from reactorkit.core.paths import atomic_write
 
     try:
@@ -105,6 +115,8 @@ def save_shared(ctx: Context, code: str) -> str:
         raise invalid_config(exc) from None
     except ProtectedSetting as exc:
         raise protected_setting(exc) from None
+    if size is not None:
+        check_save_resendable([[code], [code, _read_text(unit_config_path())]], size)
     atomic_write(shared_config_path(), code)
     _record(ctx, SHARED, code)
     forget_config_files()  # this process re-reads the files (and the clock's [simulation]) next time
@@ -123,7 +135,7 @@ class SharedConfig:
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response) -> None:
         code = _code(req)
-        code = save_shared(self.ctx, code)
+        code = save_shared(self.ctx, code, save_size(req))
         synced = sync_shared(self.ctx, code)
         success(resp, **({"sync": synced} if synced else {}))
 
@@ -190,8 +202,14 @@ def specific_text(ctx: Context, unit: str) -> str:
     return reply.text
 
 
-def save_specific(ctx: Context, unit: str, code: str) -> None:
-    """Validate with the shared file, write (locally or through the worker), record history."""
+def save_specific(ctx: Context, unit: str, code: str, size: tuple[int, int] | None = None) -> None:
+    """Validate with the shared file, write (locally or through the worker), record history.
+
+    ``size``: ``(bytes, characters)`` of the save's JSON body (:func:`reactorkit.api.body_limits.save_size`);
+    given, a text whose ``[api]`` body bounds, merged over the shared file, would refuse that body is refused
+    (a worker checks again against the body the leader sends it).
+
+    Raises: ApiError 400 (invalid text, bounds below ``size``), 403 (protected setting), 502 (worker)."""
     import httpx
 
     from reactorkit.core.auth.client import cluster_headers
@@ -208,6 +226,8 @@ def save_specific(ctx: Context, unit: str, code: str) -> None:
         raise invalid_config(exc) from None
     except ProtectedSetting as exc:
         raise protected_setting(exc) from None
+    if size is not None:
+        check_save_resendable([[shared_text(), code]], size)
     if unit == ctx.unit:
         atomic_write(unit_config_path(), code)
         forget_config_files()
@@ -237,7 +257,7 @@ class SpecificConfig:
     def on_patch(self, req: falcon.Request, resp: falcon.Response, pioreactor_unit: str) -> None:
         code = _code(req)
         _check_specific_target(self.ctx, pioreactor_unit)
-        save_specific(self.ctx, pioreactor_unit, code)
+        save_specific(self.ctx, pioreactor_unit, code, save_size(req))
         success(resp)
 
     on_put = on_patch  # the web UI saves with PUT
@@ -357,9 +377,9 @@ class ClassicConfigFile:
         code = _code(req)
         unit = _classic_target(self.ctx, filename)
         if unit is None:
-            save_shared(self.ctx, code)
+            save_shared(self.ctx, code, save_size(req))
         else:
-            save_specific(self.ctx, unit, code)
+            save_specific(self.ctx, unit, code, save_size(req))
         success(resp)
 
 

@@ -8,7 +8,9 @@
 * ``PUT /unit_api/config/shared {code}`` (beyond the contract): how the leader
   pushes the shared ``config.ini`` to its workers after ``PATCH /api/config/shared``.
 
-Files are written atomically; a refused text leaves the old file untouched.
+Files are written atomically; a refused text leaves the old file untouched. A save whose resulting config would
+set ``[api] max_body_bytes`` or ``max_text_chars`` below what its own body needs is refused (400, see
+:func:`reactorkit.api.body_limits.check_save_resendable`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import falcon
 
+from reactorkit.api.body_limits import check_save_resendable, save_size
 from reactorkit.api.errors import invalid_config, protected_setting
 from reactorkit.core.config_guard import ProtectedSetting, check_unchanged
 from reactorkit.api.unit.common import read_body
@@ -33,12 +36,16 @@ def _read(path) -> str:
         return ""
 
 
-def _save(resp: falcon.Response, path: Any, code: str, validate: Any) -> None:
-    """``validate()``, then refuse a change of a protected setting, then write ``code`` to ``path`` (temp file +
+def _save(req: falcon.Request, resp: falcon.Response, path: Any, code: str, validate: Any,
+          stacks: list[list[str]]) -> None:
+    """``validate()``, then refuse a change of a protected setting, then a config that would refuse this same
+    save (``stacks``: the INI texts of each config the save results in, see
+    :func:`reactorkit.api.body_limits.check_save_resendable`), then write ``code`` to ``path`` (temp file +
     rename) and forget the cached config and the clock built from it; answers ``{"status": "success"}``.
 
     Raises:
-        ApiError: 400 for an invalid file (:func:`invalid_config`) or a changed protected setting.
+        ApiError: 400 for an invalid file (:func:`invalid_config`) or body bounds below this save's own body;
+            403 for a changed protected setting.
     """
     try:
         validate()
@@ -47,6 +54,7 @@ def _save(resp: falcon.Response, path: Any, code: str, validate: Any) -> None:
         raise invalid_config(exc) from None
     except ProtectedSetting as exc:
         raise protected_setting(exc) from None
+    check_save_resendable(stacks, save_size(req))
     atomic_write(path, code)
     forget_config_files()
     resp.media = {"status": "success"}
@@ -79,7 +87,9 @@ class SpecificConfig:
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response) -> None:
         code = _code(req)
-        _save(resp, unit_config_path(), code, lambda: validate_specific(code, self.unit, _read(shared_config_path())))
+        shared = _read(shared_config_path())
+        _save(req, resp, unit_config_path(), code, lambda: validate_specific(code, self.unit, shared),
+              [[shared, code]])
 
     on_post = on_patch
 
@@ -89,4 +99,5 @@ class SharedConfigCopy:
 
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         code = _code(req)
-        _save(resp, shared_config_path(), code, lambda: validate_shared(code))
+        _save(req, resp, shared_config_path(), code, lambda: validate_shared(code),
+              [[code], [code, _read(unit_config_path())]])  # units whose own file sets no bound, and this one

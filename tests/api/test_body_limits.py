@@ -81,3 +81,44 @@ def test_a_bound_that_is_not_a_positive_integer_is_the_default(value):
     # a typo saved through the API must not refuse every JSON body (the save that would correct it included)
     handler = BoundedJSONHandler(config=_bounded_by(f"max_body_bytes = {value}"))
     assert handler.bounds()[0] == DEFAULT_MAX_BODY_BYTES
+
+
+SHARED = "[cluster.topology]\nleader_hostname = leader\nleader_address = 127.0.0.1\n\n[mqtt]\n"
+
+
+def test_a_save_whose_bound_is_below_its_own_body_is_refused_naming_the_field():
+    from reactorkit.api.body_limits import check_save_resendable
+    from reactorkit.api.errors import ApiError
+
+    code = SHARED + "[api]\nmax_body_bytes = 100\n"
+    with pytest.raises(ApiError) as refused:
+        check_save_resendable([[code]], (len(code) + 12, len(code)))
+    assert refused.value.status.startswith("400")
+    assert "max_body_bytes would be 100" in refused.value.description
+    assert f"at least {len(code) + 12}" in refused.value.remediation
+    code = SHARED + "[api]\nmax_text_chars = 20\n"
+    with pytest.raises(ApiError) as refused:
+        check_save_resendable([[code]], (len(code) + 12, len(code)))
+    assert "max_text_chars would be 20" in refused.value.description and "max_body_bytes" not in \
+        refused.value.description
+
+
+def test_a_save_whose_bounds_fit_its_own_body_passes():
+    from reactorkit.api.body_limits import check_save_resendable
+
+    code = SHARED + "[api]\nmax_body_bytes = 4096\nmax_text_chars = 4096\n"
+    check_save_resendable([[code]], (len(code) + 12, len(code)))
+    check_save_resendable([[code]], (4096, 4096))  # exactly at the bound: accepted again, as the handler does
+    check_save_resendable([[SHARED + "[api]\nmax_body_bytes = 1O0\n"]], (500, 400))  # a typo is the default
+
+
+def test_every_resulting_config_is_checked_and_a_later_file_wins():
+    from reactorkit.api.body_limits import check_save_resendable
+    from reactorkit.api.errors import ApiError
+
+    low, high = "[api]\nmax_body_bytes = 100\n", "[api]\nmax_body_bytes = 5000\n"
+    check_save_resendable([[SHARED + low, high]], (300, 100))  # the unit's own file raises the shared bound
+    with pytest.raises(ApiError):  # units whose own file sets nothing would be locked out
+        check_save_resendable([[SHARED + low], [SHARED + low, high]], (300, 100))
+    with pytest.raises(ApiError):  # a unit file removing its override leaves the shared low bound
+        check_save_resendable([[SHARED + low, "[leds]\nB = x\n"]], (300, 100))

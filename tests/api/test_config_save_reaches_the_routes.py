@@ -118,3 +118,24 @@ def test_a_broker_saved_in_a_worker_unit_config_is_the_one_its_health_checks(ser
     for name, sock in _each(socks):
         broker = _broker(sock)  # checked again, not the results of the old broker kept for a second
         assert broker["reachable"] is False, (name, broker)
+
+
+def test_a_saved_body_bound_never_refuses_the_same_save(serve, unit_env):
+    import json
+
+    shared = TOPOLOGY.format(leader=unit_env.unit) + MQTT.format(port=1883)
+    socks = serve(shared)
+    status, body = request_on(socks[0], "PATCH", "/api/config/shared", {"code": shared + "[api]\nmax_body_bytes = 100\n"})
+    assert status == 400 and "[api] max_body_bytes would be 100" in body["cause"], body
+    assert (unit_env.root / "config.ini").read_text() == shared  # not replaced
+    code = shared + "[api]\nmax_body_bytes = 999\n"  # a three-digit placeholder for the body's own size
+    size = len(json.dumps({"code": code}).encode())  # what request_on sends as Content-Length
+    assert 100 <= size < 1000
+    code = code.replace("999", str(size))
+    assert len(json.dumps({"code": code}).encode()) == size
+    status, body = request_on(socks[0], "PATCH", "/api/config/shared", {"code": code.replace(str(size), str(size - 1))})
+    assert status == 400 and f"at least {size}" in body["remediation"], body
+    _save_shared(socks[0], code)  # exactly its own size: accepted
+    for name, sock in _each(socks):
+        status, body = request_on(sock, "PATCH", "/api/config/shared", {"code": code})  # and again, on each worker
+        assert status == 200, (name, status, body)

@@ -92,3 +92,22 @@ def test_classic_config_aliases(api, cluster, leader_env):
     assert api.simulate_get("/api/configs/secrets.txt").status_code == 404
     assert api.simulate_get("/api/configs/config_ghost.ini").status_code == 404
     assert api.simulate_get("/api/units/leader/configuration").json["leader"]["x"] == {"y": "1"}
+
+
+def test_a_save_that_would_refuse_itself_is_a_400_and_not_saved(api, leader_env):
+    before = (leader_env / "config.ini").read_text()
+    for path, code in (("/api/config/shared", VALID + "[api]\nmax_body_bytes = 100\n"),
+                       ("/api/configs/config.ini", VALID + "[api]\nmax_text_chars = 50\n"),
+                       ("/api/config/units/leader/specific", "[stirring.config]\ninitial_target_rpm = 500\n"
+                                                             "target_rpm_tolerance = 10\n[api]\nmax_body_bytes = 100\n")):
+        result = api.simulate_patch(path, json={"code": code})
+        assert result.status_code == 400, (path, result.text)
+        field = "max_text_chars" if "max_text_chars" in code else "max_body_bytes"
+        assert f"[api] {field} would be" in result.json["cause"] and result.json["remediation"], path
+    assert (leader_env / "config.ini").read_text() == before
+    assert not (leader_env / "unit_config.ini").exists()
+    assert api.simulate_get("/api/config/shared/history").json == []
+    raised = VALID + "[api]\nmax_body_bytes = 4096\n"  # above its own body: saved, and the same save fits again
+    assert api.simulate_patch("/api/config/shared", json={"code": raised}).status_code == 200
+    assert api.simulate_patch("/api/config/shared", json={"code": raised}).status_code == 200
+    assert (leader_env / "config.ini").read_text() == raised

@@ -1,5 +1,7 @@
 """This unit's config files over /unit_api: merged view, unit-specific text, the shared copy."""
 
+import json
+
 import falcon.testing
 import pytest
 
@@ -76,3 +78,19 @@ def test_saving_the_shared_config_on_the_leader_reaches_the_workers(tmp_path):
         assert (worker.root / "config.ini").read_text() == code
         merged = httpx.get(f"{worker.url}/unit_api/config/merged", headers=cluster.headers).json()
         assert merged["stirring.config"]["initial_target_rpm"] == "444"
+
+
+def test_a_save_that_would_refuse_itself_is_a_400_and_leaves_the_files(unit):
+    client, root = unit
+    shared_before = (root / "config.ini").read_text()
+    low = "[stirring.config]\ninitial_target_rpm = 500\ntarget_rpm_tolerance = 10\n[api]\nmax_body_bytes = 100\n"
+    assert len(json.dumps({"code": low})) > 100  # the body carrying it
+    result = client.simulate_patch("/unit_api/config/specific", json={"code": low})
+    assert result.status_code == 400 and "[api] max_body_bytes would be 100" in result.json["cause"]
+    assert not (root / "unit_config.ini").exists()
+    pushed = client.simulate_put("/unit_api/config/shared", json={"code": SHARED + "[api]\nmax_body_bytes = 100\n"})
+    assert pushed.status_code == 400 and "max_body_bytes" in pushed.json["cause"]
+    assert (root / "config.ini").read_text() == shared_before
+    fits = "[api]\nmax_body_bytes = 2000\n"
+    assert client.simulate_patch("/unit_api/config/specific", json={"code": fits}).status_code == 200
+    assert (root / "unit_config.ini").read_text() == fits
