@@ -340,11 +340,14 @@ class Launcher:
 
     def serve(self) -> int:
         """Bind, serve until SIGTERM/SIGINT; returns the exit code (:data:`ANOTHER_LAUNCHER`: another launcher
-        holds the unit; :data:`UNUSABLE_LOCK`: its lock file cannot be used, see :meth:`take_lock`)."""
+        holds the unit; :data:`UNUSABLE_LOCK`: its lock file cannot be used, see :meth:`take_lock`; said on stderr
+        unless ``REACTORKIT_LAUNCHER_QUIET_LOCK`` is set, as :mod:`reactorkit.core.launcher_keeper` sets it once it
+        has logged the fault)."""
         try:
             lock = self.take_lock()
         except UnusableLock as exc:
-            print(f"launcher: {exc.strerror}", file=sys.stderr, flush=True)
+            if not os.environ.get("REACTORKIT_LAUNCHER_QUIET_LOCK"):  # set by a keeper that has logged it already
+                print(f"launcher: {exc.strerror}", file=sys.stderr, flush=True)
             return UNUSABLE_LOCK
         if lock is None:
             print(f"launcher: another launcher serves {self.path}", file=sys.stderr)
