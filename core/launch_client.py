@@ -28,6 +28,11 @@ from reactorkit.core.processes import pid_alive
 
 SOCKET_NAME = "launcher.sock"
 LOCK_NAME = "launcher.lock"  # held (flock) by the launcher serving the unit
+ANOTHER_LAUNCHER = 75  # launcher exit code: another launcher holds the unit's lock (EX_TEMPFAIL, sysexits.h)
+UNUSABLE_LOCK = 78  # launcher exit code: the unit's lock file cannot be used (a folder, …) (EX_CONFIG, sysexits.h)
+QUIET_LOCK_ENV = "REACTORKIT_LAUNCHER_QUIET_LOCK"
+"""Set (to ``1``) in a launcher's environment by :mod:`reactorkit.core.launcher_keeper` once it has logged the
+unusable lock file: that launcher does not print the error again when it exits with :data:`UNUSABLE_LOCK`."""
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 

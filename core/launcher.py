@@ -59,7 +59,7 @@ import threading
 import time
 from typing import Any, NoReturn
 
-from reactorkit.core.launch_client import LOCK_NAME, SOCKET_NAME
+from reactorkit.core.launch_client import ANOTHER_LAUNCHER, LOCK_NAME, QUIET_LOCK_ENV, SOCKET_NAME, UNUSABLE_LOCK
 
 # the framework, imported once in the launcher; the built-in jobs' modules are added from the CLI index
 FRAMEWORK = (
@@ -81,8 +81,6 @@ PARENT_ENV = "REACTORKIT_LAUNCHER_PARENT"
 WARM_RESPAWN_DELAY_S = 1.0
 # the launcher starts again once its socket or lock file has been missing this long (seconds)
 MISSING_RESTART_S = 2.0
-ANOTHER_LAUNCHER = 75  # exit code: another launcher holds the unit's lock (EX_TEMPFAIL, sysexits.h)
-UNUSABLE_LOCK = 78  # exit code: the unit's lock file cannot be used (a folder, …) (EX_CONFIG, sysexits.h)
 LOCK_ATTEMPTS = 10  # opens of the lock file before one that is replaced each time is given up on
 
 
@@ -346,7 +344,7 @@ class Launcher:
         try:
             lock = self.take_lock()
         except UnusableLock as exc:
-            if not os.environ.get("REACTORKIT_LAUNCHER_QUIET_LOCK"):  # set by a keeper that has logged it already
+            if not os.environ.get(QUIET_LOCK_ENV):  # set by a keeper that has logged it already
                 print(f"launcher: {exc.strerror}", file=sys.stderr, flush=True)
             return UNUSABLE_LOCK
         if lock is None:

@@ -23,10 +23,9 @@ import sys
 import threading
 from typing import Any, Callable
 
-from reactorkit.core.launch_client import LOCK_NAME, enabled, socket_path
+from reactorkit.core.launch_client import (ANOTHER_LAUNCHER, LOCK_NAME, QUIET_LOCK_ENV, UNUSABLE_LOCK, enabled,
+                                          socket_path)
 
-ANOTHER_LAUNCHER = 75  # the launcher's exit code when another one holds the unit
-UNUSABLE_LOCK = 78  # the launcher's exit code when storage/launcher.lock cannot be used (EX_CONFIG, sysexits.h)
 UNUSABLE_LOCK_RETRY_S = 300.0
 """Seconds between attempts to start a launcher while ``storage/launcher.lock`` cannot be used (exit code
 :data:`UNUSABLE_LOCK`): it needs someone to remove or fix it, so retrying at the restart backoff (at most 10 s)
@@ -34,9 +33,6 @@ only repeated the same error; 5 minutes keeps the recovery after a fix within mi
 UNUSABLE_LOCK_REMIND_EVERY = 12
 """Failed attempts (at :data:`UNUSABLE_LOCK_RETRY_S`, so about an hour) between two reminders that the lock file
 still cannot be used."""
-QUIET_LOCK_ENV = "REACTORKIT_LAUNCHER_QUIET_LOCK"
-"""Set (to ``1``) in a launcher's environment once the keeper has logged the unusable lock file: that launcher
-does not print the error again when it exits with :data:`UNUSABLE_LOCK`."""
 RESTART_BACKOFF_S = (0.5, 10.0)  # seconds before restarting a launcher that exited (first, most; doubles each time)
 ANSWER_POLL_S = 0.2  # seconds between looks for an answer from a launcher started after an unusable lock
 
