@@ -113,7 +113,8 @@ class WaitMiddleware:
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          params: dict[str, Any]) -> None:
-        req.context.wait_s = parse_wait(req, self.cap)
+        if PARAM in req.params:  # the cap (read from the config now) only for the requests that ask to wait
+            req.context.wait_s = parse_wait(req, self.cap)
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          req_succeeded: bool) -> None:
