@@ -70,9 +70,6 @@ def enqueue(func: Callable[..., Any] | str, *args: Any, unit: str | None = None,
     return job.id
 
 
-_RECHECKING: dict[type, type] = {}
-
-
 def rechecking_worker_class(worker_class: Any) -> Any:
     """``worker_class`` (an rq ``Worker`` class) whose every task starts with the config files as they are now:
     before the task runs (before the work horse is forked, for a forking worker),
@@ -84,17 +81,14 @@ def rechecking_worker_class(worker_class: Any) -> Any:
 
     Cost per task: one ``stat`` per config file; the files are read again only when one changed.
     """
-    made = _RECHECKING.get(worker_class)
-    if made is None:
-        from reactorkit.core.config import recheck_config_files
+    from reactorkit.core.config import recheck_config_files
 
-        def execute_job(self: Any, job: Any, queue: Any) -> Any:
+    class ConfigRecheckingWorker(worker_class):
+        def execute_job(self, job: Any, queue: Any) -> Any:
             recheck_config_files()
-            return worker_class.execute_job(self, job, queue)
+            return super().execute_job(job, queue)
 
-        made = _RECHECKING[worker_class] = type(f"ConfigRechecking{worker_class.__name__}", (worker_class,),
-                                                {"execute_job": execute_job, "__module__": __name__})
-    return made
+    return ConfigRecheckingWorker
 
 
 def run_worker(*, burst: bool = False, unit: str | None = None) -> None:
