@@ -218,8 +218,9 @@ def save_specific(ctx: Context, unit: str, code: str, size: tuple[int, int] | No
     from reactorkit.core.config import forget_config_files, unit_config_path
     from reactorkit.core.paths import atomic_write
 
+    shared = shared_text()  # one read: the validation and the body bounds judge the same shared file
     try:
-        validate_specific(code, unit, shared_text())
+        validate_specific(code, unit, shared)
         if unit == ctx.unit:  # a worker checks its own file (PATCH /unit_api/config/specific)
             check_unchanged(_read_text(unit_config_path()), code)
     except InvalidConfig as exc:
@@ -227,7 +228,7 @@ def save_specific(ctx: Context, unit: str, code: str, size: tuple[int, int] | No
     except ProtectedSetting as exc:
         raise protected_setting(exc) from None
     if size is not None:
-        check_save_resendable([[shared_text(), code]], size)
+        check_save_resendable([[shared, code]], size)
     if unit == ctx.unit:
         atomic_write(unit_config_path(), code)
         forget_config_files()
