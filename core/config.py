@@ -285,6 +285,20 @@ def recheck_config_files() -> bool:
     return True
 
 
+def current_config(config: Config | None = None) -> Config:
+    """For a long-running loop of a process whose config another process may save (the task worker's outbox
+    keeper and PWM watchdog): ``config`` when given, else this process's config once the files were rechecked
+    (:func:`recheck_config_files`, one ``stat`` per file; the files are read again only when one changed).
+
+    Raises:
+        configparser.Error: a file read again does not parse (as :func:`load_config`).
+    """
+    if config is not None:
+        return config
+    recheck_config_files()
+    return get_config()
+
+
 _override: Config | None = None
 
 

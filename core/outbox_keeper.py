@@ -53,19 +53,20 @@ def keep(stop: threading.Event, config: Any = None, interval_s: float | None = N
             of each round); 1 s while sending.
     """
     from reactorkit.core import mqtt as mq
+    from reactorkit.core.config import current_config
 
     client = None
     client_config = current = None  # the config the client was connected with; the last one read
     while True:
         try:
-            current = _current_config(config)
+            current = current_config(config)
             interval = interval_s or current.getfloat("outbox", "keeper_interval_s", fallback=10.0)
         except Exception:  # a file unreadable, a typo: the keeper goes on (with the last config read)
             interval = interval_s or 10.0
         if stop.wait((interval if interval > 0 else 10.0) if client is None else 1.0):
             break
         try:
-            current = _current_config(config)
+            current = current_config(config)
             if client is not None and client_config is not current:  # saved since: connect with the new settings
                 _close(client)
                 client = None
@@ -87,17 +88,6 @@ def keep(stop: threading.Event, config: Any = None, interval_s: float | None = N
                 client = None
     if client is not None:
         _close(client)
-
-
-def _current_config(config: Any) -> Any:
-    """``config`` when given, else this process's config once the files were rechecked
-    (:func:`reactorkit.core.config.recheck_config_files`)."""
-    if config is not None:
-        return config
-    from reactorkit.core.config import get_config, recheck_config_files
-
-    recheck_config_files()
-    return get_config()
 
 
 def _close(client: Any) -> None:

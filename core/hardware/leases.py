@@ -316,14 +316,12 @@ def watch(stop: threading.Event, config: Any = None, interval_s: float | None = 
             rechecked first, one ``stat`` each: settings saved through the API since the worker started apply).
         interval_s: Seconds between sweeps (default ``[safety] watchdog_interval_s`` of each sweep's config).
     """
-    from reactorkit.core.config import get_config, recheck_config_files
+    from reactorkit.core.config import current_config
 
     current = config
     while True:
         try:
-            if config is None:
-                recheck_config_files()
-                current = get_config()
+            current = current_config(config)
             sweep(current)
         except Exception as exc:  # a busy database, a missing backend, a file unreadable: try again next time
             logger.debug("PWM lease sweep: %s", exc)
